@@ -1,0 +1,61 @@
+"""Gunicorn settings for a small CPU machine (2 cores) serving Keras/TensorFlow models.
+
+Run: gunicorn -c gunicorn.conf.py wsgi:app
+Environment: IMAGEAPP_BIND (default 127.0.0.1:8000), IMAGEAPP_WORKERS (default: one per
+core), IMAGEAPP_THREADS (default 4), plus the app's own IMAGEAPP_* settings.
+"""
+
+import os
+import secrets
+import sys
+
+bind = os.environ.get("IMAGEAPP_BIND", "127.0.0.1:8000")
+
+# One process per core does the CPU work; a few threads per process overlap the network
+# and decoding with TensorFlow, which releases the GIL while it computes.
+workers = int(os.environ.get("IMAGEAPP_WORKERS", os.cpu_count() or 1))
+worker_class = "gthread"
+threads = int(os.environ.get("IMAGEAPP_THREADS", "4"))
+
+# TensorFlow is not fork-safe: each worker imports it and loads its models after the fork.
+preload_app = False
+
+# A worker imports TensorFlow and loads the default model before its first request.
+timeout = 120
+graceful_timeout = 30
+keepalive = 5
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"  # heartbeat file in memory: no stalls on a slow disk
+
+# No gunicornc control socket: nothing uses it, and it would be one shared path in $HOME.
+control_socket_disable = True
+
+accesslog = os.environ.get("IMAGEAPP_ACCESS_LOG")  # e.g. "-" for stdout; off by default
+errorlog = "-"
+
+# The workers already fill the cores: TensorFlow's own pools at one thread each avoid
+# oversubscription (measured: faster under load than TF's default of one thread per core).
+# Set here, in the master, so that every worker inherits them before importing TensorFlow.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# Every worker must sign forms with the same key, or a form from one fails in another.
+if not os.environ.get("IMAGEAPP_SECRET_KEY"):
+    os.environ["IMAGEAPP_SECRET_KEY"] = secrets.token_hex(32)
+    print("gunicorn.conf.py: IMAGEAPP_SECRET_KEY is not set; using a random key until restart.", file=sys.stderr)
+
+
+def post_worker_init(worker):
+    # After the fork, before the first request: load the default model in this worker.
+    app = worker.wsgi
+    app.extensions["imageapp.registry"].warm_up(app.config["DEFAULT_MODEL"])
+
+
+def when_ready(server):
+    from webapp import tunnel  # does not import TensorFlow into the master
+
+    if tunnel.requested():
+        port = server.LISTENERS[0].getsockname()[1] if server.LISTENERS else 8000
+        tunnel.open_tunnel(port)

@@ -1,0 +1,173 @@
+"""Shared fixtures: tiny real Keras models with cards, the Flask app, its test client, images.
+
+Tests never read the repository's models/ folder: they build their own models, once per
+session, and copy them into a fresh folder per test (copying is cheap, training is not).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from webapp import create_app  # noqa: E402
+
+TINY_CLASSES = ["cat", "dog", "ship"]
+SMALL_CLASSES = ["apple", "pear", "plum", "fig"]
+
+
+def build_model(folder, name: str, classes: list[str], size: int, seed: int) -> None:
+    """A small untrained CNN whose output depends on orientation (Flatten, not pooling),
+    saved with the trainer's own functions and a complete card."""
+    import keras
+
+    from trainer.card import CARD_FORMAT, now_iso, save_card, save_model
+    from trainer.metrics import classification_report
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((size, size, 3)),
+        layers.Rescaling(1 / 255),
+        layers.Conv2D(4, 3, strides=2, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(len(classes), activation="softmax"),
+    ])
+    save_model(model, folder / f"{name}.h5")
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(classes), 60)
+    probabilities = rng.dirichlet(np.ones(len(classes)), 60)
+    epochs = 6
+    card = {
+        "format": CARD_FORMAT,
+        "name": name,
+        "architecture": "scratch",
+        "dataset": "synthetic",
+        "classes": classes,
+        "input_shape": [size, size, 3],
+        "parameters": int(model.count_params()),
+        "file_size_bytes": (folder / f"{name}.h5").stat().st_size,
+        "weights": "none",
+        "hyperparameters": {"batch_size": 8, "learning_rate": 0.001, "augment": ["flip"]},
+        "epochs_run": epochs,
+        "training_seconds": 12.5 + seed,
+        "backend": "tensorflow",
+        "device": "cpu",
+        "keras_version": keras.__version__,
+        "created": now_iso(),
+        "history": {
+            "loss": list(np.linspace(1.5, 0.6, epochs)),
+            "accuracy": list(np.linspace(0.3, 0.8, epochs)),
+            "val_loss": list(np.linspace(1.6, 0.9, epochs)),
+            "val_accuracy": list(np.linspace(0.25, 0.7, epochs)),
+            "learning_rate": [0.001] * epochs,
+        },
+        "evaluation": classification_report(labels, probabilities, classes),
+    }
+    save_card(card, folder / f"{name}.json")
+
+
+@pytest.fixture(scope="session")
+def built_models(tmp_path_factory):
+    """Two models built once: "tiny" (16x16, 3 classes) and "small" (24x24, 4 classes)."""
+    folder = tmp_path_factory.mktemp("built-models")
+    build_model(folder, "tiny", TINY_CLASSES, 16, seed=1)
+    build_model(folder, "small", SMALL_CLASSES, 24, seed=2)
+    return folder
+
+
+def copy_models(source, target):
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        shutil.copy2(path, target / path.name)
+    return target
+
+
+@pytest.fixture
+def models_dir(built_models, tmp_path):
+    return copy_models(built_models, tmp_path / "models")
+
+
+def make_config(models_dir, **overrides) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "MODELS_DIR": str(models_dir),
+        "DEFAULT_MODEL": "tiny",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def app(models_dir):
+    return create_app(make_config(models_dir))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def encode_image(fmt: str = "PNG", size=(20, 20), mode: str = "RGB", seed: int = 0, **save_options) -> bytes:
+    """A small picture with some structure (a gradient and a bright square), encoded."""
+    from PIL import Image
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    pixels[..., 1] = np.linspace(255, 0, height, dtype=np.uint8)[:, None]
+    pixels[..., 2] = rng.integers(0, 255, (height, width), dtype=np.uint8)
+    pixels[: height // 3, : width // 3] = 255
+    image = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def make_image():
+    return encode_image
+
+
+@pytest.fixture
+def csrf_token(client):
+    """A valid CSRF token for the client's session, read from the upload form."""
+    import re
+
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+# --- Labelled image folders for the trainer's tests ---------------------------------------
+
+DATASET_CLASSES = ["red", "green", "blue"]
+
+
+def write_image_folder(root, per_class: int = 10, size: int = 16, fmt: str = "PNG", seed: int = 0):
+    """root/<class>/<n>.<ext>: noisy pictures tinted by their class, so a model can learn them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for index, label in enumerate(DATASET_CLASSES):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            pixels = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
+            pixels[..., index] += 120
+            Image.fromarray(pixels, "RGB").save(folder / f"{n}.{fmt.lower()}", fmt)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "data")

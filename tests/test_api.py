@@ -1,0 +1,122 @@
+"""The JSON API: predictions, model list, health, and JSON errors for everything under /api."""
+
+import io
+
+import pytest
+
+
+def predict(client, image, **fields):
+    data = {key: value for key, value in fields.items()}
+    if image is not None:
+        data["image"] = (io.BytesIO(image), "upload.bin")
+    return client.post("/api/predict", data=data, content_type="multipart/form-data")
+
+
+def test_predict_returns_ranked_predictions(client, make_image):
+    response = predict(client, make_image("JPEG"))
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["model"] == "tiny"
+    assert [p["label"] for p in body["predictions"]] != []
+    probabilities = [p["probability"] for p in body["predictions"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert len(probabilities) == 3  # top 5 of three classes
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert body["elapsed_ms"] > 0
+
+
+def test_predict_with_model_and_top_k(client, make_image):
+    body = predict(client, make_image("PNG"), model="small", top_k="2").get_json()
+    assert body["model"] == "small"
+    assert len(body["predictions"]) == 2
+    assert {p["label"] for p in body["predictions"]} <= {"apple", "pear", "plum", "fig"}
+
+
+def test_api_needs_no_csrf_token(client, make_image):
+    client.get("/")  # even with a session cookie, no token is asked for
+    assert predict(client, make_image()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"model": "nope"}, 404, "Unknown model 'nope'."),
+        ({"top_k": "0"}, 400, "top_k must be a whole number from 1 to 1000."),
+        ({"top_k": "abc"}, 400, "top_k must be"),
+        ({"top_k": "-1"}, 400, "top_k must be"),
+        ({"top_k": "1001"}, 400, "top_k must be"),
+        ({"top_k": "\u0661"}, 400, "top_k must be"),  # an Arabic-Indic digit: isdigit() but not ASCII
+    ],
+)
+def test_predict_field_errors(client, make_image, fields, status, message):
+    response = predict(client, make_image(), **fields)
+    assert response.status_code == status
+    assert response.is_json and message in response.get_json()["error"]
+
+
+def test_predict_without_image(client):
+    response = predict(client, None, model="tiny")
+    assert response.status_code == 400
+    assert "field named 'image'" in response.get_json()["error"]
+
+
+def test_unavailable_model_is_503(client, models_dir, make_image):
+    (models_dir / "tiny.h5").write_bytes(b"garbage")
+    response = predict(client, make_image(), model="tiny")
+    assert response.status_code == 503
+    assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file" == response.get_json()["error"]
+
+
+def test_no_model_at_all_is_503(client, models_dir, make_image):
+    for path in models_dir.iterdir():
+        path.unlink()
+    response = predict(client, make_image())
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "No model is available."}
+
+
+def test_models_list_without_long_arrays(client):
+    body = client.get("/api/models").get_json()
+    models = {entry["name"]: entry for entry in body["models"]}
+    assert set(models) == {"tiny", "small"}
+    card = models["small"]["card"]
+    assert models["small"]["available"] is True and models["small"]["error"] is None
+    assert card["classes"] == ["apple", "pear", "plum", "fig"]
+    assert "history" not in card
+    assert "confusion_matrix" not in card["evaluation"] and "per_class" not in card["evaluation"]
+    assert "accuracy" in card["evaluation"]
+
+
+def test_one_model_in_full(client):
+    body = client.get("/api/models/small").get_json()
+    assert body["card"]["history"]["loss"]
+    assert len(body["card"]["evaluation"]["confusion_matrix"]) == 4
+    assert client.get("/api/models/nope").get_json() == {"error": "Unknown model 'nope'."}
+
+
+def test_health(client, models_dir):
+    assert client.get("/healthz").get_json() == {"status": "ok", "models": 2}
+    (models_dir / "small.json").unlink()
+    assert client.get("/healthz").get_json() == {"status": "ok", "models": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [("GET", "/api/predict", 405), ("GET", "/api/nothing", 404), ("DELETE", "/api/models", 405),
+     ("POST", "/healthz", 405), ("GET", "/api", 404)],
+)
+def test_werkzeug_errors_under_api_are_json(client, method, url, status):
+    response = client.open(url, method=method)
+    assert response.status_code == status
+    assert response.is_json and set(response.get_json()) == {"error"}
+    assert "<" not in response.get_data(as_text=True)
+
+
+def test_too_large_under_api_is_json(models_dir, make_image):
+    from conftest import make_config
+    from webapp import create_app
+
+    client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=1024 * 1024)).test_client()
+    response = predict(client, b"\xff\xd8\xff" + bytes(2 * 1024 * 1024))
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "The request is too large: send one image of at most 1 MB."}

@@ -1,0 +1,64 @@
+import json
+
+import keras
+import pytest
+
+from trainer import card as cards
+
+
+def test_write_atomically_replaces_the_file(tmp_path):
+    target = tmp_path / "m.json"
+    cards.write_atomically(target, lambda tmp: tmp.write_text("new"))
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])
+def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path, interruption):
+    target = tmp_path / "model.h5"
+    target.write_text("the old, complete model")
+
+    def write_half_then_fail(tmp):
+        tmp.write_text("half a mod")
+        raise interruption()
+
+    with pytest.raises(interruption):
+        cards.write_atomically(target, write_half_then_fail)
+    assert target.read_text() == "the old, complete model"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_an_interrupted_model_save_publishes_nothing(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    original_save = keras.Model.save
+
+    def save_then_die(self, path, **kwargs):
+        original_save(self, path, **kwargs)  # the temporary file is complete...
+        raise KeyboardInterrupt               # ...but Ctrl-C comes before the rename
+
+    monkeypatch.setattr(keras.Model, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        cards.save_model(model, tmp_path / "m.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_files_are_hidden_from_the_web_app(tmp_path, monkeypatch):
+    seen = []
+    cards.write_atomically(tmp_path / "m.h5", lambda tmp: seen.append(tmp.name) or tmp.write_text("x"))
+    assert seen[0].startswith(".") and seen[0].endswith(".h5")
+
+
+def test_card_round_trip_and_validation(tmp_path):
+    path = tmp_path / "m.json"
+    cards.save_card({"classes": ["a", "b"], "input_shape": [8, 8, 3], "name": "m"}, path)
+    assert cards.load_card(path)["name"] == "m"
+
+    for bad, reason in [
+        ("{not json", "unreadable"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"classes": ["a"]}), "lacks input_shape"),
+        (json.dumps({"classes": [], "input_shape": [8, 8, 3]}), "class list"),
+        (json.dumps({"classes": ["a"], "input_shape": [8, 8]}), "input_shape"),
+    ]:
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=reason):
+            cards.load_card(path)

@@ -1,0 +1,75 @@
+"""The models dashboard and one model's page."""
+
+import json
+import re
+
+from conftest import SMALL_CLASSES
+
+
+def set_accuracy(models_dir, name, accuracy):
+    path = models_dir / f"{name}.json"
+    card = json.loads(path.read_text())
+    card["evaluation"]["accuracy"] = accuracy
+    path.write_text(json.dumps(card))
+
+
+def test_dashboard_lists_models_best_first(client, models_dir):
+    set_accuracy(models_dir, "tiny", 0.91)
+    set_accuracy(models_dir, "small", 0.42)
+    page = client.get("/models").get_data(as_text=True)
+    assert page.index(">tiny</a>") < page.index(">small</a>")
+    for heading in ("Architecture", "Data set", "Parameters", "File size", "Epochs", "Training time",
+                    "Accuracy", "Precision", "Recall", "F1", "Loss"):
+        assert f">{heading}</th>" in page
+    assert "91.0%" in page and "42.0%" in page
+
+    set_accuracy(models_dir, "small", 0.95)
+    page = client.get("/models").get_data(as_text=True)
+    assert page.index(">small</a>") < page.index(">tiny</a>")
+
+
+def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
+    (models_dir / "broken.h5").write_bytes(b"not hdf5")
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    (models_dir / "orphan.h5").write_bytes((models_dir / "tiny.h5").read_bytes())
+    page = client.get("/models").get_data(as_text=True)
+    assert "Unavailable" in page
+    assert "broken.h5 is not an HDF5 model file" in page
+    assert "no metrics card (orphan.json)" in page
+    assert str(models_dir) not in page
+
+
+def test_model_page_has_card_curves_per_class_and_heat_map(client):
+    response = client.get("/models/small")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count("<svg") == 2  # loss and accuracy
+    assert page.count('<polyline class="line series-') == 4  # training and validation, each
+    assert "training" in page and "validation" in page
+    for label in SMALL_CLASSES:
+        assert f'<th scope="row">{label}</th>' in page  # per-class table and matrix rows
+        assert f"<span>{label}</span>" in page  # matrix columns
+    assert len(re.findall(r'class="heat heat-\d+', page)) == len(SMALL_CLASSES) ** 2
+    assert page.count(" diagonal") == len(SMALL_CLASSES)
+    assert "batch_size" in page  # hyperparameters
+
+
+def test_model_page_for_card_without_figures(client, models_dir):
+    path = models_dir / "tiny.json"
+    path.write_text(json.dumps({"classes": ["a", "b", "c"], "input_shape": [16, 16, 3], "history": {"loss": [None, "x"]}}))
+    page = client.get("/models/tiny").get_data(as_text=True)
+    assert "<svg" not in page and "heat-" not in page
+    assert "\u2014" in page  # missing values as dashes
+    assert ">tiny</a>" in client.get("/models").get_data(as_text=True)
+
+
+def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
+    (models_dir / "tiny.json").write_text("{not json")
+    page = client.get("/models/tiny").get_data(as_text=True)
+    assert "Unavailable: metrics card tiny.json is unreadable" in page
+
+
+def test_unknown_model_page_is_404(client):
+    response = client.get("/models/nope")
+    assert response.status_code == 404
+    assert "Unknown model &#39;nope&#39;." in response.get_data(as_text=True)

@@ -1,0 +1,112 @@
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATASET_CLASSES, write_image_folder
+from trainer import data as data_module
+from trainer.data import DataError, class_weights, load_dataset, load_folder, stratified_split
+
+
+def test_folder_of_class_subfolders(image_folder):
+    data = load_folder(image_folder, 8)
+    assert data.classes == sorted(DATASET_CLASSES)
+    assert data.images.shape == (30, 8, 8, 3) and data.images.dtype == np.uint8
+    assert np.bincount(data.labels).tolist() == [10, 10, 10]
+    # The class tint survives loading: "red" images are reddest.
+    red = data.images[data.labels == data.classes.index("red")]
+    assert red[..., 0].mean() > red[..., 1].mean() + 50
+
+
+def test_zip_with_a_wrapper_folder_and_junk(tmp_path):
+    folder = write_image_folder(tmp_path / "train", per_class=3)
+    (folder / "README.txt").write_text("not a class")  # a file at class level is ignored
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in folder.rglob("*"):
+            z.write(path, path.relative_to(tmp_path).as_posix())
+        z.writestr("__MACOSX/train/red/._0.png", b"resource fork")
+        z.writestr("train/.DS_Store", b"junk")
+    data = load_folder(archive, 8)
+    assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 9 and data.skipped == 0
+    assert data.name == "photos"
+
+
+def test_italian_animals10_names_become_english(tmp_path):
+    for italian in ("cane", "gatto", "ragno"):
+        (tmp_path / "raw-img" / italian).mkdir(parents=True)
+        Image.new("RGB", (20, 30)).save(tmp_path / "raw-img" / italian / "x.jpeg")
+    assert load_folder(tmp_path / "raw-img", 8).classes == ["cat", "dog", "spider"]
+
+
+def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
+    Image.new("L", (9, 9), 80).save(image_folder / "red" / "gray.png")
+    Image.new("CMYK", (9, 9)).save(image_folder / "red" / "cmyk.jpg")
+    Image.new("P", (9, 9)).save(image_folder / "red" / "palette.gif")
+    Image.new("RGBA", (9, 9)).save(image_folder / "red" / "alpha.png")
+    Image.fromarray(np.full((9, 9), 40000, dtype=np.uint16)).save(image_folder / "red" / "deep.png")
+    (image_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (image_folder / "blue" / "notes.txt").write_text("hello")
+    data = load_folder(image_folder, 8)
+    assert len(data.labels) == 35 and data.skipped == 2
+    assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_labels_follow_a_given_class_order(image_folder):
+    data = load_folder(image_folder, 8, classes=["blue", "green", "red", "violet"])
+    assert data.classes[data.labels[0]] == "blue"  # sorted folders: blue first
+    shutil.copytree(image_folder / "red", image_folder / "mauve")
+    with pytest.raises(DataError, match="mauve"):
+        load_folder(image_folder, 8, classes=["blue", "green", "red"])
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: p / "missing", "No such"),
+    (lambda p: (p / "x.txt").write_text("hi") and p / "x.txt", "neither a folder nor a .zip"),
+    (lambda p: p, "no class subfolders"),
+])
+def test_unusable_data_gives_a_clear_error(tmp_path, setup, message):
+    with pytest.raises(DataError, match=message):
+        load_folder(setup(tmp_path), 8)
+
+
+def test_stratified_split_is_seeded_disjoint_and_per_class():
+    labels = np.repeat(np.arange(4), [50, 30, 20, 10])
+    train, held = stratified_split(labels, 0.2, seed=3)
+    assert np.bincount(labels[held]).tolist() == [10, 6, 4, 2]
+    assert not set(train) & set(held) and len(train) + len(held) == len(labels)
+    again, _ = stratified_split(labels, 0.2, seed=3)
+    other, _ = stratified_split(labels, 0.2, seed=4)
+    assert (again == train).all() and not (other == train).all()
+
+
+def test_split_refuses_a_class_too_small_to_hold_out():
+    with pytest.raises(DataError, match="too few"):
+        stratified_split(np.array([0, 0, 0, 1]), 0.2, seed=0)
+
+
+def test_class_weights_balance_an_imbalanced_set():
+    weights = class_weights(np.array([0] * 30 + [1] * 10), 2)
+    assert weights.tolist() == pytest.approx([40 / 60, 40 / 20])
+    assert class_weights(np.array([0, 1, 0, 1]), 2).tolist() == [1.0, 1.0]
+
+
+def test_cifar10_offline_names_the_folder_alternative(monkeypatch):
+    def offline():
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/: None -- [Errno -3]")
+
+    monkeypatch.setattr("keras.datasets.cifar10.load_data", offline)
+    with pytest.raises(DataError) as caught:
+        load_dataset("cifar10", 32)
+    message = str(caught.value)
+    assert "--data PATH" in message and "Traceback" not in message and message.count(".") <= 3
+
+
+def test_cifar10_online_gives_train_and_test(monkeypatch):
+    fake = (np.zeros((4, 32, 32, 3), np.uint8), np.arange(4).reshape(4, 1)), (np.zeros((2, 32, 32, 3), np.uint8), np.array([[1], [2]]))
+    monkeypatch.setattr("keras.datasets.cifar10.load_data", lambda: fake)
+    train, test = load_dataset("cifar10", 16)
+    assert train.images.shape == (4, 16, 16, 3) and test.labels.tolist() == [1, 2]
+    assert train.classes == data_module.CIFAR10_CLASSES

@@ -1,0 +1,52 @@
+"""create_app: defaults, environment settings, the generated secret key, in-memory uploads."""
+
+import logging
+
+import pytest
+
+from webapp import DEFAULTS, InMemoryRequest, ROOT, create_app, settings_from_environment
+
+
+def test_defaults(monkeypatch, caplog):
+    for name in ("SECRET_KEY", "MODELS_DIR", "DEFAULT_MODEL", "MAX_CONTENT_LENGTH"):
+        monkeypatch.delenv(f"IMAGEAPP_{name}", raising=False)
+    with caplog.at_level(logging.WARNING):
+        app = create_app()
+    assert app.config["MODELS_DIR"] == str(ROOT / "models")
+    assert app.config["DEFAULT_MODEL"] == "cifar10_scratch"
+    assert app.config["MAX_CONTENT_LENGTH"] == DEFAULTS["MAX_CONTENT_LENGTH"]
+    assert len(app.config["SECRET_KEY"]) == 64
+    assert "IMAGEAPP_SECRET_KEY is not set" in caplog.text
+    assert app.template_folder == str(ROOT / "templates") and app.static_folder == str(ROOT / "static")
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMAGEAPP_SECRET_KEY", "12345")  # stays a string, unlike a JSON parse
+    monkeypatch.setenv("IMAGEAPP_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("IMAGEAPP_DEFAULT_MODEL", "mine")
+    monkeypatch.setenv("IMAGEAPP_MAX_CONTENT_LENGTH", "2048")
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "12345"
+    assert app.config["MODELS_DIR"] == str(tmp_path)
+    assert app.config["DEFAULT_MODEL"] == "mine"
+    assert app.config["MAX_CONTENT_LENGTH"] == 2048
+
+
+def test_bad_environment_value_stops_with_a_clear_message():
+    with pytest.raises(SystemExit, match="IMAGEAPP_MAX_CONTENT_LENGTH='ten' is not a valid int"):
+        settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": "ten"})
+
+
+def test_test_config_ignores_environment(monkeypatch, models_dir):
+    monkeypatch.setenv("IMAGEAPP_DEFAULT_MODEL", "from-env")
+    app = create_app({"SECRET_KEY": "x", "MODELS_DIR": str(models_dir)})
+    assert app.config["DEFAULT_MODEL"] == DEFAULTS["DEFAULT_MODEL"]
+
+
+def test_uploads_are_kept_in_memory(app):
+    assert app.request_class is InMemoryRequest
+    with app.test_request_context("/", method="POST"):
+        from flask import request
+
+        stream = request._get_file_stream(10**9, "image/png", "a.png")
+    assert type(stream).__name__ == "BytesIO"

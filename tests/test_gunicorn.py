@@ -1,0 +1,189 @@
+"""The real thing: gunicorn with gunicorn.conf.py and wsgi:app on a free localhost port,
+driven over HTTP. One server for the whole module."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from conftest import copy_models, encode_image
+from webapp import ROOT, security
+
+LIMIT = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def multipart(fields: dict) -> tuple[bytes, str]:
+    """Encode fields (str, or (filename, bytes) for files) as multipart/form-data."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            head = f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            head += "Content-Type: application/octet-stream\r\n"
+        else:
+            head, data = f'Content-Disposition: form-data; name="{name}"\r\n', value.encode()
+        body += f"--{boundary}\r\n{head}\r\n".encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def request(url, fields=None, opener=None, method=None):
+    """(status, headers, body bytes) without raising on HTTP errors."""
+    data, headers = None, {}
+    if fields is not None:
+        data, headers["Content-Type"] = multipart(fields)
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with (opener or urllib.request.build_opener()).open(req, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
+    environ = {"IMAGEAPP_WORKERS": "3"}
+    monkeypatch.setattr(os, "environ", environ)  # the config file sets defaults in the environment
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["preload_app"] is False  # TensorFlow is imported after the fork, in each worker
+    assert config["workers"] == 3 and config["worker_class"] == "gthread" and config["threads"] == 4
+    assert config["timeout"] >= 60 and config["bind"] == "127.0.0.1:8000"
+    assert environ["TF_NUM_INTRAOP_THREADS"] == "1" and environ["TF_NUM_INTEROP_THREADS"] == "1"
+    assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
+
+
+@pytest.fixture(scope="module")
+def server(built_models, tmp_path_factory):
+    models = copy_models(built_models, tmp_path_factory.mktemp("gunicorn") / "models")
+    port = free_port()
+    env = {
+        **os.environ,
+        "IMAGEAPP_BIND": f"127.0.0.1:{port}",
+        "IMAGEAPP_MODELS_DIR": str(models),
+        "IMAGEAPP_DEFAULT_MODEL": "tiny",
+        "IMAGEAPP_MAX_CONTENT_LENGTH": str(LIMIT),
+        "IMAGEAPP_WORKERS": "2",
+    }
+    env.pop("IMAGEAPP_SECRET_KEY", None)  # gunicorn.conf.py must give both workers one key
+    log = open(tmp_path_factory.mktemp("gunicorn-log") / "gunicorn.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, "gunicorn exited: " + open(log.name).read()[-3000:]
+        try:
+            if request(base + "/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "gunicorn did not answer: " + open(log.name).read()[-3000:]
+        time.sleep(0.3)
+    yield {"url": base, "process": process, "models": models, "log": log.name}
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def test_health_and_workers(server):
+    status, _, body = request(server["url"] + "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "models": 2}
+    workers = psutil.Process(server["process"].pid).children()
+    assert len(workers) == 2
+    # Each worker imported TensorFlow itself, after the fork; the master never did.
+    assert "tensorflow" not in " ".join(m.path for m in psutil.Process(server["process"].pid).memory_maps())
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_api_predict(server, fmt):
+    status, headers, body = request(server["url"] + "/api/predict",
+                                    {"image": (f"photo.{fmt.lower()}", encode_image(fmt, size=(40, 30)))})
+    result = json.loads(body)
+    assert status == 200, result
+    assert result["model"] == "tiny" and len(result["predictions"]) == 3
+    for name, value in security.HEADERS.items():
+        assert headers[name] == value
+
+
+def test_concurrent_requests_all_succeed(server):
+    image = encode_image("JPEG")
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: request(server["url"] + "/api/predict", {"image": ("a.jpg", image)})[0],
+                                 range(64)))
+    assert statuses == [200] * 64
+
+
+def test_html_form_with_csrf_across_workers(server):
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    for _ in range(6):  # enough round trips to land on both workers
+        status, _, page = request(server["url"] + "/", opener=opener)
+        token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1).decode()
+        status, _, page = request(server["url"] + "/predict", {
+            "csrf_token": token, "model": "small", "image": ("cat.png", encode_image("PNG"))}, opener=opener)
+        assert status == 200, page[-500:]
+        assert b"data:image/png;base64," in page and b'href="/models/small"' in page
+
+
+def test_errors_over_http(server):
+    status, headers, body = request(server["url"] + "/api/predict", {"image": ("big.jpg", b"\xff\xd8\xff" + bytes(LIMIT))})
+    assert status == 413 and json.loads(body)["error"].startswith("The request is too large")
+    status, headers, body = request(server["url"] + "/api/nothing")
+    assert status == 404 and headers["Content-Type"] == "application/json"
+    status, _, body = request(server["url"] + "/api/predict", {"image": ("x.jpg", b"<html>")})
+    assert status == 415
+    status, _, body = request(server["url"] + "/nothing")
+    assert status == 404 and b"<!doctype html>" in body
+    assert request(server["url"] + "/models")[0] == 200
+
+
+def test_models_replaced_and_removed_while_serving(server):
+    models, url = server["models"], server["url"] + "/api/predict"
+    image = ("a.png", encode_image("PNG"))
+    # Replaced (as the trainer does: write a dotfile, rename over the old one).
+    for suffix in (".h5", ".json"):
+        shutil.copy2(models / f"small{suffix}", models / f".tmp{suffix}")
+        os.replace(models / f".tmp{suffix}", models / f"tiny{suffix}")
+    for _ in range(4):
+        status, _, body = request(url, {"image": image, "model": "tiny"})
+        assert status == 200 and len(json.loads(body)["predictions"]) == 4
+    # Damaged: unavailable with a reason, the other model keeps answering.
+    (models / "tiny.h5").write_bytes(b"broken")
+    status, _, body = request(url, {"image": image, "model": "tiny"})
+    assert status == 503 and "not an HDF5 model file" in json.loads(body)["error"]
+    assert b"not an HDF5 model file" in request(server["url"] + "/models")[2]
+    # Removed: gone from the list, unknown to the API.
+    (models / "tiny.h5").unlink()
+    status, _, body = request(url, {"image": image, "model": "tiny"})
+    assert status == 404
+    status, _, body = request(url, {"image": image, "model": "small"})
+    assert status == 200
+    assert json.loads(request(server["url"] + "/healthz")[2])["models"] == 1
+    assert server["process"].poll() is None
+    assert "Traceback" not in open(server["log"]).read()

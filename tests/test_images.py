@@ -1,0 +1,94 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer.images import DATASET_FORMATS, ImageError, load_rgb
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a huge canvas but carries almost no data: a decompression bomb."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "LA", "CMYK", "1", "I;16", "I", "F"])
+def test_every_mode_becomes_rgb(mode):
+    image = Image.new("RGB", (12, 8), (200, 40, 90)).convert(mode)
+    fmt = "TIFF" if mode in ("CMYK", "I", "F") else "PNG"
+    pixels = load_rgb(encode(image, fmt), formats=DATASET_FORMATS)
+    assert pixels.shape == (8, 12, 3) and pixels.dtype == np.uint8
+
+
+def test_sixteen_bit_gray_is_scaled_not_clipped():
+    values = np.full((4, 4), 32768, dtype=np.uint16)  # mid-grey in 16 bits
+    pixels = load_rgb(encode(Image.fromarray(values), "PNG"))
+    assert 120 <= pixels.mean() <= 135
+
+
+def test_transparency_is_put_on_white():
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert (load_rgb(encode(image, "PNG")) == 255).all()
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (30, 10), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 10, 10))  # white square on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    pixels = load_rgb(encode(image, "JPEG", exif=exif.tobytes(), quality=95))
+    assert pixels.shape == (30, 10, 3)
+    assert pixels[:10].mean() > 200 and pixels[20:].mean() < 50  # the square is now on top
+
+
+def test_resize_to_height_and_width():
+    assert load_rgb(encode(Image.new("RGB", (50, 20)), "PNG"), size=(8, 6)).shape == (8, 6, 3)
+
+
+def test_animated_gif_gives_its_first_frame():
+    frames = [Image.new("RGB", (6, 6), color) for color in ((255, 0, 0), (0, 0, 255))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    pixels = load_rgb(data)
+    assert pixels[..., 0].mean() > 200 and pixels[..., 2].mean() < 50
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    with pytest.raises(ImageError, match="too large"):
+        load_rgb(png_header_only(30_000, 30_000))
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\xff\xd8\xff\xe0" + b"\0" * 20])
+def test_unreadable_bytes_raise_image_error(data):
+    with pytest.raises(ImageError, match="Not a readable image"):
+        load_rgb(data)
+
+
+def test_truncated_jpeg_raises_image_error():
+    data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), "JPEG")
+    with pytest.raises(ImageError):
+        load_rgb(data[: len(data) // 2])
+
+
+def test_tiff_is_for_data_sets_not_uploads():
+    data = encode(Image.new("RGB", (4, 4)), "TIFF")
+    with pytest.raises(ImageError):
+        load_rgb(data)
+    assert load_rgb(data, formats=DATASET_FORMATS).shape == (4, 4, 3)
+
+
+def test_reads_paths_too(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (5, 7), (1, 2, 3)).save(path)
+    assert load_rgb(path)[0, 0].tolist() == [1, 2, 3]

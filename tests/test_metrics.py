@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from trainer.metrics import classification_report, confusion_matrix, format_report
+
+CLASSES = ["cat", "dog", "ship", "frog"]
+
+
+@pytest.fixture
+def predictions():
+    """Known labels and probabilities; "frog" is never predicted, to exercise zero division."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 4, 200)
+    probabilities = rng.dirichlet(np.ones(4), 200)
+    probabilities[:, 3] = 0.0
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return labels, probabilities
+
+
+def test_report_matches_scikit_learn(predictions):
+    labels, probabilities = predictions
+    predicted = probabilities.argmax(axis=1)
+    report = classification_report(labels, probabilities, CLASSES)
+
+    assert report["accuracy"] == pytest.approx(sk.accuracy_score(labels, predicted))
+    assert report["loss"] == pytest.approx(sk.log_loss(labels, np.clip(probabilities, 1e-7, 1), labels=range(4)), rel=1e-3)
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = sk.precision_recall_fscore_support(labels, predicted, average=average, zero_division=0)
+        assert report[f"precision_{average}"] == pytest.approx(precision)
+        assert report[f"recall_{average}"] == pytest.approx(recall)
+        assert report[f"f1_{average}"] == pytest.approx(f1)
+    precision, recall, f1, support = sk.precision_recall_fscore_support(labels, predicted, zero_division=0)
+    for i, label in enumerate(CLASSES):
+        row = report["per_class"][label]
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((precision[i], recall[i], f1[i]))
+        assert row["support"] == support[i]
+    assert report["confusion_matrix"] == sk.confusion_matrix(labels, predicted, labels=range(4)).tolist()
+
+
+def test_perfect_predictions():
+    labels = np.array([0, 1, 2, 2])
+    report = classification_report(labels, np.eye(3)[labels], ["a", "b", "c"])
+    assert report["accuracy"] == 1.0 and report["f1_macro"] == 1.0
+    assert report["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 2]]
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    assert confusion_matrix(np.array([0, 0, 1]), np.array([1, 0, 1]), 2).tolist() == [[1, 1], [0, 1]]
+
+
+def test_format_report_is_a_readable_table(predictions):
+    text = format_report(classification_report(*predictions, CLASSES), "Validation")
+    assert text.startswith("Validation on 200 images")
+    assert "precision" in text and "macro avg" in text and "weighted avg" in text
+    assert all(label in text for label in CLASSES)

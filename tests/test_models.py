@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+import pytest
+
+from trainer import models
+from trainer.presets import PRESETS
+
+RNG = np.random.default_rng(0)
+
+
+def raw_pixels(count, size):
+    return (RNG.random((count, size, size, 3)) * 255).astype(np.float32)
+
+
+def default_cnn(classes=10):
+    hp = PRESETS["scratch-small"]
+    return models.scratch_cnn((32, 32, 3), classes, hp["widths"], hp["stem_width"], [125.0, 122.0, 113.0], [3900.0, 3800.0, 4400.0])
+
+
+def test_default_cnn_shape_and_size():
+    model = default_cnn()
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
+    # 0.66M parameters: about 2.7 MB as float32, far under the 10 MB budget.
+    assert model.count_params() == 662_250
+
+
+def test_scratch_cnn_normalizes_raw_pixels_inside():
+    model = default_cnn()
+    normalize = model.get_layer("normalize")
+    x = raw_pixels(2, 32)
+    expected = (x - np.array([125.0, 122.0, 113.0])) / np.sqrt([3900.0, 3800.0, 4400.0])
+    assert np.allclose(keras.ops.convert_to_numpy(normalize(x)), expected, atol=1e-4)
+    probabilities = keras.ops.convert_to_numpy(model(x))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_vgg16_preprocessing_is_bgr_minus_the_imagenet_mean():
+    layer = models._vgg16_preprocess()
+    pixel = np.array([[[[10.0, 20.0, 30.0]]]], dtype=np.float32)
+    out = keras.ops.convert_to_numpy(layer(pixel))[0, 0, 0]
+    assert out == pytest.approx([30 - 103.939, 20 - 116.779, 10 - 123.68], abs=1e-4)
+    assert not layer.trainable
+
+
+def test_vgg16_transfer_model_upscales_and_unfreezes_only_the_top_block():
+    model, base = models.transfer_model("vgg16", (16, 16, 3), 4, 32, "none", dense_units=8, dropout=0.5)
+    assert model.input_shape == (None, 16, 16, 3) and model.output_shape == (None, 4)
+    assert model.get_layer("upscale").output.shape[1:3] == (32, 32)
+    base.trainable = False
+    frozen_trainable = len(model.trainable_weights)
+    assert frozen_trainable == 4  # the head's two Dense layers
+    unfrozen = models.unfreeze_top(base, ("block5",))
+    assert unfrozen == 3
+    names = {layer.name for layer in base.layers if layer.trainable and layer.weights}
+    assert names == {"block5_conv1", "block5_conv2", "block5_conv3"}
+    assert len(model.trainable_weights) == frozen_trainable + 6
+
+
+def test_flip_averaging_averages_the_image_and_its_mirror():
+    model = default_cnn(3)
+    wrapped = models.with_flip_averaging(model)
+    x = raw_pixels(3, 32)
+    expected = (keras.ops.convert_to_numpy(model(x)) + keras.ops.convert_to_numpy(model(x[:, :, ::-1]))) / 2
+    assert np.allclose(keras.ops.convert_to_numpy(wrapped(x)), expected, atol=1e-6)
+    # A mirror image now gets exactly the same prediction.
+    assert np.allclose(keras.ops.convert_to_numpy(wrapped(x[:, :, ::-1])), expected, atol=1e-6)
+    assert wrapped.count_params() == model.count_params() + 32 * 32  # the fixed mirror matrix

@@ -1,0 +1,134 @@
+"""The model registry: discovery, lazy loading, reloads, and faults that leave others working."""
+
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from webapp import registry as registry_module
+from webapp.registry import ModelUnavailable, Registry, UnknownModel
+
+
+@pytest.fixture
+def registry(models_dir):
+    return Registry(models_dir)
+
+
+def names(registry):
+    return [info.name for info in registry.models()]
+
+
+def test_finds_models_and_ignores_temporary_and_other_files(registry, models_dir):
+    (models_dir / ".tiny.abc123.h5").write_bytes(b"half written")
+    (models_dir / "notes.txt").write_text("hello")
+    assert names(registry) == ["small", "tiny"]
+    assert all(info.available for info in registry.models())
+
+
+def test_missing_folder_means_no_models(tmp_path):
+    assert Registry(tmp_path / "nowhere").models() == []
+
+
+def test_loads_lazily_and_once_across_threads(registry, monkeypatch):
+    calls = []
+    real = registry_module._load_keras_model
+    monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path) or real(path))
+    assert calls == []
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(registry.load("tiny"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert all(model is results[0] for model in results)
+    assert registry.load("tiny").predict(np.zeros((2, 16, 16, 3), np.float32)).shape == (2, 3)
+
+
+def test_replaced_file_is_reloaded(registry, models_dir):
+    first = registry.load("tiny")
+    shutil.copy2(models_dir / "small.h5", models_dir / "tiny.h5")
+    shutil.copy2(models_dir / "small.json", models_dir / "tiny.json")
+    second = registry.load("tiny")
+    assert second is not first
+    assert second.classes == ["apple", "pear", "plum", "fig"] and second.input_size == (24, 24)
+
+
+def test_new_file_is_noticed(registry, models_dir):
+    assert "copy" not in names(registry)
+    shutil.copy2(models_dir / "tiny.h5", models_dir / "copy.h5")
+    shutil.copy2(models_dir / "tiny.json", models_dir / "copy.json")
+    assert "copy" in names(registry)
+    assert registry.load("copy").classes == ["cat", "dog", "ship"]
+
+
+def test_removed_file_disappears(registry, models_dir):
+    registry.load("tiny")
+    (models_dir / "tiny.h5").unlink()
+    assert names(registry) == ["small"]
+    with pytest.raises(UnknownModel):
+        registry.load("tiny")
+    assert registry.load("small")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda d: (d / "tiny.h5").write_bytes(b"\x00" * 100), "tiny.h5 is not an HDF5 model file"),
+        (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "cannot be loaded"),
+        (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
+        (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
+        (lambda d: (d / "tiny.json").write_text('{"classes": []}'), "lacks input_shape"),
+        (lambda d: (d / "tiny.json").write_text('{"classes": [], "input_shape": [16, 16, 3]}'), "no valid class list"),
+        (lambda d: (d / "tiny.json").write_text('{"classes": ["a", "b"], "input_shape": [16, 16, 3]}'),
+         "the model has 3 outputs but its card lists 2 classes"),
+    ],
+    ids=["not-hdf5", "truncated-h5", "no-card", "bad-json", "card-lacks-keys", "no-classes", "class-count"],
+)
+def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
+    damage(models_dir)
+    with pytest.raises(ModelUnavailable) as failure:
+        registry.load("tiny")
+    assert reason in failure.value.reason
+    assert str(models_dir) not in failure.value.reason  # no server paths in messages
+    info = {info.name: info for info in registry.models()}["tiny"]
+    assert not info.available and reason in info.error
+    assert registry.load("small").classes[0] == "apple"
+
+
+def test_damaged_model_is_not_reloaded_until_it_changes(registry, models_dir, monkeypatch):
+    (models_dir / "tiny.h5").write_bytes((models_dir / "tiny.h5").read_bytes()[:3000])
+    calls = []
+    real = registry_module._load_keras_model
+    monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path) or real(path))
+    for _ in range(3):
+        with pytest.raises(ModelUnavailable):
+            registry.load("tiny")
+    assert len(calls) == 1
+    shutil.copy2(models_dir / "small.h5", models_dir / "tiny.h5")
+    shutil.copy2(models_dir / "small.json", models_dir / "tiny.json")
+    assert registry.load("tiny").classes[0] == "apple"
+
+
+def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):
+    assert registry.default_name("small") == "small"
+    best = max(registry.models(), key=lambda info: info.card["evaluation"]["accuracy"]).name
+    assert registry.default_name("absent") == best
+    os.remove(models_dir / "small.json")
+    assert registry.default_name("small") == "tiny"
+
+
+def test_warm_up_loads_the_default_model(registry, monkeypatch):
+    calls = []
+    real = registry_module._load_keras_model
+    monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path.name) or real(path))
+    registry.warm_up("small")
+    assert calls == ["small.h5"]
+
+
+def test_unknown_names_never_touch_the_file_system_outside(registry):
+    for name in ("../../etc/passwd", "/etc/passwd", "tiny/../small", "..", ""):
+        with pytest.raises(UnknownModel):
+            registry.load(name)

@@ -1,0 +1,130 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from trainer import train as train_module
+from trainer.data import load_folder
+from trainer.presets import PRESETS
+
+# A tiny version of the default recipe, so a run takes seconds on two cores.
+TINY = PRESETS["scratch-small"] | {"image_size": 16, "stem_width": 8, "widths": [8, 16], "epochs": 3,
+                                   "batch_size": 8, "learning_rate": 0.05, "validation_fraction": 0.2}
+
+
+def run(hp, image_folder, tmp_path):
+    data = load_folder(image_folder, hp["image_size"])
+    return train_module.train(hp, data, None, tmp_path / "models", "tiny", tmp_path / "runs" / "tiny")
+
+
+def reload_in_fresh_process(model_path, pixels):
+    """Load the .h5 with plain Keras in a new interpreter that cannot import this project."""
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path = [p for p in sys.path if p not in ("", {str(model_path.parents[2])!r})]
+        import keras
+        model = keras.saving.load_model({str(model_path)!r})
+        assert "trainer" not in sys.modules
+        print(keras.ops.convert_to_numpy(model(np.load(sys.argv[1]))).tolist())
+    """)
+    np.save(model_path.parent / "pixels.npy", pixels)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(model_path.parent / "pixels.npy")],
+        capture_output=True, text=True, timeout=120, cwd=model_path.parent,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path, capsys):
+    card = run(TINY, image_folder, tmp_path)
+    model_path = tmp_path / "models" / "tiny.h5"
+    saved = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert saved == json.loads(json.dumps(card))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["tiny.h5", "tiny.json"]
+    assert not (tmp_path / "runs" / "tiny").exists()  # finished: nothing left to resume
+
+    assert saved["classes"] == ["blue", "green", "red"] and saved["input_shape"] == [16, 16, 3]
+    assert saved["architecture"] == "scratch" and saved["weights"] == "none"
+    assert saved["file_size_bytes"] == model_path.stat().st_size and saved["parameters"] > 0
+    assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
+    assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert len(saved["history"][key]) == 3
+    assert saved["history"]["learning_rate"][0] > 0
+    evaluation = saved["evaluation"]
+    assert evaluation["samples"] == 6 and sum(row["support"] for row in evaluation["per_class"].values()) == 6
+    assert np.array(evaluation["confusion_matrix"]).sum() == 6
+    assert {"precision_macro", "recall_weighted", "f1_macro", "loss", "accuracy"} <= evaluation.keys()
+    assert "Validation on 6 images" in capsys.readouterr().out
+
+    # The reloaded model takes raw 0-255 pixels (uint8 or float) and gives the same answers.
+    data = load_folder(image_folder, 16)
+    import keras
+
+    here = keras.ops.convert_to_numpy(keras.saving.load_model(model_path)(data.images[:5].astype(np.float32)))
+    there = reload_in_fresh_process(model_path, data.images[:5])
+    assert np.allclose(here, there, atol=1e-5) and np.allclose(there.sum(axis=1), 1, atol=1e-5)
+
+
+def test_training_learns_the_tinted_classes(image_folder, tmp_path):
+    card = run(TINY | {"epochs": 8}, image_folder, tmp_path)
+    assert card["evaluation"]["accuracy"] >= 2 / 3  # chance is 1/3
+
+
+def watch_epochs(begun: list, interrupt_at: int | None = None):
+    """A LearningRateLogger that records the epochs begun and can raise Ctrl-C at one."""
+
+    class Watching(train_module.LearningRateLogger):
+        def on_epoch_begin(self, epoch, logs=None):
+            begun.append(epoch)
+            if epoch == interrupt_at:
+                raise KeyboardInterrupt
+
+    return Watching
+
+
+def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path, monkeypatch):
+    begun = []
+    monkeypatch.setattr(train_module, "LearningRateLogger", watch_epochs(begun, interrupt_at=2))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C as the third epoch starts
+        run(TINY, image_folder, tmp_path)
+    assert begun == [0, 1, 2]
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    assert (tmp_path / "runs" / "tiny" / "scratch" / "backup").is_dir()
+
+    begun.clear()
+    monkeypatch.setattr(train_module, "LearningRateLogger", watch_epochs(begun))
+    card = run(TINY, image_folder, tmp_path)
+    assert begun == [2]  # the same command resumed with the third epoch
+    assert card["epochs_run"] == 3 and len(card["history"]["val_loss"]) == 3
+
+
+def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
+    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
+                             "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 1, "validation_fraction": 0.2}
+    card = run(hp, image_folder, tmp_path)
+    assert card["architecture"] == "vgg16" and card["epochs_run"] == 2
+    assert card["input_shape"] == [16, 16, 3]
+    assert "Fine-tuning: 3 layers of the base unfrozen (block5)" in capsys.readouterr().out
+
+
+def test_augment_shifts_and_flips_within_the_padding():
+    rng = np.random.default_rng(0)
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(1, 4, 4, 3)
+    padded = np.pad(image, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    seen = set()
+    for _ in range(50):
+        out = train_module.augment(padded, (4, 4), 2, 0, rng)
+        assert out.shape == (1, 4, 4, 3) and out.dtype == np.float32
+        seen.add(out.tobytes())
+    assert len(seen) > 10
+
+
+def test_cutout_blanks_a_square():
+    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    out = train_module.augment(image, (8, 8), 0, 4, np.random.default_rng(0))
+    assert 1 <= (out[0, ..., 0] == 127.5).sum() <= 16

@@ -1,0 +1,68 @@
+"""The trainer's command line, run as `python -m trainer` (in-process through `main`)."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from trainer.__main__ import main
+
+
+def test_help_documents_both_commands():
+    result = subprocess.run([sys.executable, "-m", "trainer", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "trainer", "train", "--help"], capture_output=True, text=True, timeout=60)
+    for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
+                   "--validation-fraction", "--weights", "--name", "--out", "--seed"):
+        assert option in result.stdout
+
+
+def test_cifar10_offline_is_one_clear_sentence(monkeypatch, capsys):
+    def offline():
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("keras.datasets.cifar10.load_data", offline)
+    assert main(["train", "--data", "cifar10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Could not download CIFAR-10") and "--data PATH" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
+    archive = tmp_path / "colours.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in image_folder.rglob("*.png"):
+            z.write(path, path.relative_to(image_folder).as_posix())
+    out = tmp_path / "models"
+    code = main(["train", "--data", str(archive), "--epochs", "1", "--batch-size", "16", "--image-size", "16",
+                 "--validation-fraction", "0.2", "--out", str(out), "--run-dir", str(tmp_path / "runs")])
+    assert code == 0
+    card = json.loads((out / "colours_scratch.json").read_text())
+    assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
+    assert card["dataset"] == "colours"
+    capsys.readouterr()
+
+    assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
+    report = capsys.readouterr().out
+    assert "colours_scratch on data" in report and "30 images" in report and "macro avg" in report
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "No such model file"),
+    (b"this is not HDF5", "Cannot use"),
+])
+def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, capsys, content, message):
+    model = tmp_path / "broken.h5"
+    if content is not None:
+        model.write_bytes(content)
+        (tmp_path / "broken.json").write_text(json.dumps({"classes": ["red"], "input_shape": [16, 16, 3]}))
+    assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_preset_for_another_architecture_is_refused():
+    with pytest.raises(SystemExit, match="preset vgg16 is for --arch vgg16"):
+        main(["train", "--arch", "scratch", "--preset", "vgg16", "--data", "x"])

@@ -1,0 +1,49 @@
+"""The ngrok tunnel, with pyngrok replaced: nothing outside this machine is reachable."""
+
+import types
+
+import pytest
+from pyngrok import ngrok
+from pyngrok.exception import PyngrokNgrokInstallError
+
+from webapp import tunnel
+
+
+def test_requested_by_flag_or_environment():
+    assert tunnel.requested(True, {})
+    assert tunnel.requested(False, {"IMAGEAPP_NGROK": "1"})
+    assert tunnel.requested(False, {"IMAGEAPP_NGROK": "True"})
+    assert not tunnel.requested(False, {"IMAGEAPP_NGROK": "0"})
+    assert not tunnel.requested(False, {})
+
+
+def test_without_token_says_so_in_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(ngrok, "connect", lambda *a, **k: pytest.fail("must not connect"))
+    assert tunnel.open_tunnel(8000, {}) is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "NGROK_AUTHTOKEN is not set" in out and "8000" in out
+
+
+def test_connects_with_token_and_basic_auth(capsys, monkeypatch):
+    calls = []
+
+    def connect(addr, proto, pyngrok_config=None, **options):
+        calls.append((addr, proto, pyngrok_config.auth_token, options))
+        return types.SimpleNamespace(public_url="https://example.ngrok.app")
+
+    monkeypatch.setattr(ngrok, "connect", connect)
+    environ = {"NGROK_AUTHTOKEN": "tok", "IMAGEAPP_NGROK_BASIC_AUTH": "me:longpassword"}
+    assert tunnel.open_tunnel(8123, environ) == "https://example.ngrok.app"
+    assert calls == [("8123", "http", "tok", {"basic_auth": ["me:longpassword"]})]
+    assert "public URL https://example.ngrok.app -> local port 8123" in capsys.readouterr().out
+
+
+def test_failure_is_one_line_and_not_raised(capsys, monkeypatch):
+    def connect(*args, **kwargs):
+        print("Downloading ngrok ...", end="\r")  # pyngrok's own progress output
+        raise PyngrokNgrokInstallError("An error occurred while downloading ngrok\nlong details\nmore")
+
+    monkeypatch.setattr(ngrok, "connect", connect)
+    assert tunnel.open_tunnel(8000, {"NGROK_AUTHTOKEN": "tok"}) is None
+    out = capsys.readouterr().out
+    assert out == "ngrok: no tunnel (An error occurred while downloading ngrok); still serving on local port 8000.\n"

@@ -1,0 +1,132 @@
+"""Command line: `python -m trainer train ...` and `python -m trainer evaluate ...`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+
+from trainer.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+
+# Options that override a preset's value of the same name (None: keep the preset's).
+OVERRIDES = {
+    "epochs": (int, "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
+    "head_epochs": (int, "transfer models, phase 1: epochs with the base frozen"),
+    "fine_tune_epochs": (int, "transfer models, phase 2: epochs with the top blocks unfrozen"),
+    "batch_size": (int, "images per training step"),
+    "image_size": (int, "side of the square images the model takes (data is resized to it)"),
+    "upscale_size": (int, "transfer models: side the backbone sees, resized inside the model"),
+    "learning_rate": (float, "scratch: peak SGD learning rate"),
+    "head_learning_rate": (float, "transfer models: Adam learning rate of phase 1"),
+    "fine_tune_learning_rate": (float, "transfer models: Adam learning rate of phase 2"),
+    "validation_fraction": (float, "share of every class held out for validation (stratified)"),
+    "seed": (int, "random seed of the split, the initial weights and the augmentation"),
+    "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from trainer.data import DataError
+
+    try:
+        return args.command(args)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted: nothing was saved in the models folder. Run the same command "
+              "again to resume from the last finished epoch.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description="Train and evaluate image classifiers.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model and save it with its metrics card",
+                                description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.")
+    train.add_argument("--arch", choices=sorted(DEFAULT_PRESET),
+                       help="architecture (default: the preset's, else scratch)")
+    train.add_argument("--preset", choices=sorted(PRESETS),
+                       help="named recipe (default: the architecture's own: " +
+                       ", ".join(f"{a} -> {p}" for a, p in DEFAULT_PRESET.items()) + ")")
+    train.add_argument("--data", required=True,
+                       help="'cifar10' (downloads it) or a folder / .zip of class subfolders")
+    train.add_argument("--test-data", help="a separate labelled folder / .zip to score at the end")
+    for name, (kind, text) in OVERRIDES.items():
+        train.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    train.add_argument("--name", help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
+    train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
+    train.add_argument("--run-dir", type=Path, default=Path("runs"),
+                       help="where checkpoints for resuming live (default: runs)")
+    train.set_defaults(command=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on a labelled folder",
+                                   description="Score MODEL.h5 (with its card beside it) on labelled images.")
+    evaluate.add_argument("model", type=Path, help="path to a .h5 model with its .json card beside it")
+    evaluate.add_argument("--data", required=True, type=Path, help="a folder / .zip of class subfolders")
+    evaluate.set_defaults(command=_evaluate)
+    return parser
+
+
+def _train(args) -> int:
+    from trainer.data import load_dataset
+
+    preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
+    hp = dict(PRESETS[preset], preset=preset)
+    if args.arch and args.arch != hp["arch"]:
+        raise SystemExit(f"error: preset {preset} is for --arch {hp['arch']}, not {args.arch}")
+    hp.update({key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None})
+    if hp["arch"] != "scratch":
+        _check_weights(hp)
+
+    data, test = load_dataset(args.data, hp["image_size"])
+    if args.test_data:
+        from trainer.data import load_folder
+
+        test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
+    name = args.name or f"{_slug(data.name)}_{hp['arch']}"
+
+    from trainer.train import train
+
+    train(hp, data, test, args.out, name, args.run_dir / name)
+    return 0
+
+
+def _check_weights(hp):
+    weights = hp["weights"]
+    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise SystemExit(f"error: --weights must be imagenet, none or an existing file; {weights} is none of these")
+
+
+def _evaluate(args) -> int:
+    import keras
+
+    from trainer.card import load_card
+    from trainer.data import DataError, load_folder
+    from trainer.metrics import format_report
+    from trainer.train import evaluate
+
+    if not args.model.is_file():
+        raise DataError(f"No such model file: {args.model}")
+    try:
+        card = load_card(args.model.with_suffix(".json"))
+        model = keras.saving.load_model(args.model, compile=False)
+    except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
+        raise DataError(f"Cannot use {args.model}: {error}") from None
+    height = card["input_shape"][0]
+    data = load_folder(args.data, height, classes=card["classes"])
+    print(format_report(evaluate(model, data), f"{args.model.stem} on {data.name}"))
+    return 0
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "data"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Saving a trained model: `models/<name>.h5` and its metrics card `models/<name>.json`.
+
+The card is the contract between the trainer and the web app. Its keys:
+
+    format            always "image-classifier-card/1"
+    name              the file stem, e.g. "cifar10_scratch"
+    architecture      "scratch", "vgg16", "efficientnet_lite0" (preset in hyperparameters)
+    dataset           what it was trained on, e.g. "cifar10" or a folder name
+    classes           the labels, in the order of the model's outputs
+    input_shape       [height, width, 3]: raw RGB pixels 0-255 of this size go in
+    parameters        parameter count
+    file_size_bytes   size of the .h5 file
+    weights           where the starting weights came from: "imagenet", "none" or a file name
+    hyperparameters   every setting of the run
+    epochs_run        epochs actually trained (early stopping may cut them short)
+    training_seconds  wall-clock time of model.fit, all phases
+    backend, device   e.g. "tensorflow", "cpu"; "jax", "gpu: NVIDIA H100 80GB HBM3"
+    keras_version     the Keras that wrote the file
+    created           ISO 8601 time, UTC
+    history           per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate
+    evaluation        on the held-out split: see trainer.metrics.classification_report
+    test_evaluation   the same on a separate test set, when one was given
+
+Both files are written to a temporary dotfile in the same folder and renamed into place,
+so a crash or Ctrl-C never leaves a half-written model where the web app looks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+CARD_FORMAT = "image-classifier-card/1"
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a hidden temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model(model, path: Path) -> None:
+    """Save a Keras model as a portable .h5 (no optimizer state: it is for inference)."""
+    write_atomically(Path(path), lambda tmp: model.save(tmp, include_optimizer=False))
+
+
+def save_card(card: dict[str, Any], path: Path) -> None:
+    text = json.dumps(card, indent=2, allow_nan=False)
+    write_atomically(Path(path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def load_card(path: Path) -> dict[str, Any]:
+    """Read and check a card; raises ValueError with a readable reason if it is unusable."""
+    try:
+        card = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"metrics card {Path(path).name} is unreadable: {error}") from error
+    if not isinstance(card, dict):
+        raise ValueError(f"metrics card {Path(path).name} is not a JSON object")
+    missing = [key for key in ("classes", "input_shape") if key not in card]
+    if missing:
+        raise ValueError(f"metrics card {Path(path).name} lacks {', '.join(missing)}")
+    classes, shape = card["classes"], card["input_shape"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"metrics card {Path(path).name} has no valid class list")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise ValueError(f"metrics card {Path(path).name} has an invalid input_shape")
+    return card
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

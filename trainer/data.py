@@ -1,0 +1,178 @@
+"""Loading labelled images: CIFAR-10 from Keras, or any folder (or .zip) of class subfolders."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from trainer.images import DATASET_FORMATS, ImageError, load_rgb
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]
+
+# Animals-10 ships with Italian folder names; its own translation table.
+ANIMALS10_ENGLISH = {
+    "cane": "dog", "cavallo": "horse", "elefante": "elephant", "farfalla": "butterfly",
+    "gallina": "chicken", "gatto": "cat", "mucca": "cow", "pecora": "sheep",
+    "ragno": "spider", "scoiattolo": "squirrel",
+}
+
+
+class DataError(Exception):
+    """A data set that cannot be used; the message tells the user what to do."""
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # (N,) int64, indexes into classes
+    classes: list[str]
+    name: str
+    skipped: int = 0  # unreadable files left out
+
+    def subset(self, indices: np.ndarray) -> "Dataset":
+        return Dataset(self.images[indices], self.labels[indices], self.classes, self.name)
+
+
+def load_dataset(spec: str, image_size: int) -> tuple[Dataset, Dataset | None]:
+    """`spec` is "cifar10" or a path; returns (data, test set or None)."""
+    if spec == "cifar10":
+        return load_cifar10(image_size)
+    return load_folder(Path(spec), image_size), None
+
+
+def load_cifar10(image_size: int) -> tuple[Dataset, Dataset]:
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as error:  # the download fails in many ways offline
+        raise DataError(
+            f"Could not download CIFAR-10 ({type(error).__name__}); without a network, pass "
+            "--data PATH with a folder or .zip of class subfolders, such as the CIFAR-10 JPEGs."
+        ) from None
+    train = Dataset(_resized(x_train, image_size), y_train.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10")
+    test = Dataset(_resized(x_test, image_size), y_test.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10-test")
+    return train, test
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1:3] == (size, size):
+        return images
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images])
+
+
+def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -> Dataset:
+    """Read a folder or .zip whose subfolders are the classes.
+
+    Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
+    become English. With `classes` given (evaluating a trained model), labels follow that
+    order and unknown folders are an error.
+    """
+    if not path.exists():
+        raise DataError(f"No such data folder or zip: {path}")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is neither a folder nor a .zip of class subfolders")
+    with _open_tree(path) as tree:
+        members = _class_members(tree.names())
+        if not members:
+            raise DataError(f"{path} has no class subfolders with images in them")
+        found = sorted(members)
+        classes = classes or found
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(f"{path} has classes the model does not know: {', '.join(unknown)}")
+
+        images, labels, skipped = [], [], 0
+        for label in found:
+            for name in members[label]:
+                try:
+                    images.append(load_rgb(tree.read(name), (image_size, image_size), formats=DATASET_FORMATS))
+                    labels.append(classes.index(label))
+                except ImageError:
+                    skipped += 1
+    if skipped:
+        print(f"warning: skipped {skipped} unreadable file(s) in {path}", file=sys.stderr)
+    if not images:
+        raise DataError(f"{path} holds no readable images")
+    name = path.stem if path.is_file() else path.resolve().name
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, skipped)
+
+
+def _class_members(names: list[str]) -> dict[str, list[str]]:
+    """Group file names (POSIX, relative) by class folder, looking through wrapper folders."""
+    entries = [(PurePosixPath(n).parts, n) for n in names]
+    entries = [(p, n) for p, n in entries if not any(s.startswith((".", "__MACOSX")) for s in p)]
+    # Strip single wrapper folders such as "train/" until the class level is reached.
+    while entries and len({p[0] for p, _ in entries}) == 1 and any(len(p) > 2 for p, _ in entries):
+        entries = [(p[1:], n) for p, n in entries if len(p) > 2]  # stray files beside classes go
+    members: dict[str, list[str]] = {}
+    for p, name in entries:
+        if len(p) >= 2:
+            members.setdefault(ANIMALS10_ENGLISH.get(p[0], p[0]), []).append(name)
+    return {label: sorted(files) for label, files in members.items()}
+
+
+class _Folder:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def names(self) -> list[str]:
+        return [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _Zip(_Folder):
+    def __init__(self, path: Path):
+        self.zip = zipfile.ZipFile(path)
+
+    def names(self) -> list[str]:
+        return [info.filename for info in self.zip.infolist() if not info.is_dir()]
+
+    def read(self, name: str) -> bytes:
+        return self.zip.read(name)
+
+    def __exit__(self, *exc):
+        self.zip.close()
+        return False
+
+
+def _open_tree(path: Path) -> _Folder:
+    return _Zip(path) if path.is_file() else _Folder(path)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held-out) with `fraction` of every class held out, at least one each."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        count = max(1, round(len(members) * fraction)) if fraction > 0 else 0
+        if count >= len(members):
+            raise DataError(f"class {label} has too few images ({len(members)}) to hold out a validation split")
+        held.append(members[:count])
+        train.append(members[count:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-class weights that make every class count equally (1.0 when balanced)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.divide(len(labels), num_classes * counts, out=np.zeros(num_classes), where=counts > 0)
+    return weights.astype(np.float32)

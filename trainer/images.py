@@ -1,0 +1,86 @@
+"""Turning image files into RGB pixel arrays.
+
+The trainer (reading data sets) and the web app (reading uploads) both go through
+`load_rgb`, so a picture gets exactly the same pixels in evaluation and in serving.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Photo formats accepted from strangers, recognised by content, never by file name.
+# TIFF and EPS are left out on purpose: rare for photos and risky to parse (EPS runs Ghostscript).
+UPLOAD_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+
+# Data sets on one's own disk may also hold TIFFs.
+DATASET_FORMATS = UPLOAD_FORMATS + ("TIFF",)
+
+# Decompression-bomb guard: a 40-megapixel photo is fine, a 30,000 x 30,000 PNG is not.
+MAX_PIXELS = 40_000_000
+
+# Pillow's own bomb check raises at twice its limit; ours comes first with a clearer message.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message is meant for the person who sent it."""
+
+
+def load_rgb(
+    source: str | os.PathLike | bytes,
+    size: tuple[int, int] | None = None,
+    *,
+    formats: tuple[str, ...] = UPLOAD_FORMATS,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """Decode an image file (a path or its bytes) into a uint8 array of shape (H, W, 3).
+
+    EXIF orientation is applied, any mode (grayscale, palette, RGBA, CMYK, 16-bit) becomes
+    RGB, animations give their first frame, and `size=(height, width)` resizes.
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with Image.open(stream, formats=list(formats)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"Image is too large ({width} x {height} pixels); "
+                    f"the limit is {max_pixels // 1_000_000} megapixels."
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow warns about odd EXIF or palettes
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                image = _to_rgb(image)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageError("Image is too large to decode safely.") from error
+    except Exception as error:  # Pillow raises many types for broken files
+        known = ", ".join(formats)
+        raise ImageError(f"Not a readable image (accepted formats: {known}).") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB, putting transparency on white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # Pillow's own conversion clips 16-bit and float images; scale them instead.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(values / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

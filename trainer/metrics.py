@@ -1,0 +1,75 @@
+"""Classification metrics, computed with NumPy so that serving needs no scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts with true classes as rows and predicted classes as columns."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
+    """Loss, accuracy, macro and weighted precision / recall / F1, per-class figures and the
+    confusion matrix, as stored in a metrics card. Classes absent from both the labels and
+    the predictions score 0, as scikit-learn's `zero_division=0` does."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_pred = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, len(classes))
+
+    true_positives = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    support = matrix.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
+    recall = np.divide(true_positives, support, out=np.zeros_like(true_positives), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    weights = support / max(support.sum(), 1)
+
+    picked = probabilities[np.arange(len(y_true)), y_true]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if len(y_true) else 0.0
+
+    return {
+        "samples": int(len(y_true)),
+        "loss": loss,
+        "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else 0.0,
+        "precision_macro": float(precision.mean()),
+        "recall_macro": float(recall.mean()),
+        "f1_macro": float(f1.mean()),
+        "precision_weighted": float(precision @ weights),
+        "recall_weighted": float(recall @ weights),
+        "f1_weighted": float(f1 @ weights),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(classes)
+        },
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def format_report(report: dict, title: str = "Evaluation") -> str:
+    """The summary table printed at the end of training and by `trainer evaluate`."""
+    lines = [
+        f"{title} on {report['samples']} images",
+        f"  loss {report['loss']:.4f}   accuracy {report['accuracy']:.2%}",
+        f"  {'':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+    ]
+    for label, row in report["per_class"].items():
+        lines.append(
+            f"  {label[:14]:<14}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
+        )
+    for kind in ("macro", "weighted"):
+        lines.append(
+            f"  {kind + ' avg':<14}{report['precision_' + kind]:>10.3f}"
+            f"{report['recall_' + kind]:>10.3f}{report['f1_' + kind]:>10.3f}{report['samples']:>9}"
+        )
+    return "\n".join(lines)

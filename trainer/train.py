@@ -1,0 +1,238 @@
+"""Training a classifier from a preset, then saving it with its metrics card.
+
+Read top to bottom: `train` splits the data, builds the model, fits it (one phase for a
+scratch CNN; a frozen-base phase then a fine-tuning phase for a pretrained backbone),
+evaluates it and saves `<name>.h5` and `<name>.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from trainer import card as cards
+from trainer import models
+from trainer.data import Dataset, class_weights, stratified_split
+from trainer.metrics import classification_report, format_report
+
+
+def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path) -> dict:
+    keras.utils.set_random_seed(hp["seed"])
+    train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"])
+    train_set, val_set = data.subset(train_idx), data.subset(val_idx)
+    print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
+          f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
+
+    started = time.perf_counter()
+    if hp["arch"] == "scratch":
+        classifier, history = _fit_scratch(hp, train_set, val_set, run_dir)
+        weights_source = "none"
+    else:
+        classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
+        weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
+    training_seconds = time.perf_counter() - started
+
+    model = models.with_flip_averaging(classifier) if hp["flip_tta"] else classifier
+    evaluation = evaluate(model, val_set)
+    print(format_report(evaluation, "Validation"))
+    test_evaluation = None
+    if test is not None:
+        test_evaluation = evaluate(model, test)
+        print(format_report(test_evaluation, "Test"))
+
+    model_path = out_dir / f"{name}.h5"
+    cards.save_model(model, model_path)
+    card = {
+        "format": cards.CARD_FORMAT,
+        "name": name,
+        "architecture": hp["arch"],
+        "dataset": data.name,
+        "classes": data.classes,
+        "input_shape": list(model.input_shape[1:]),
+        "parameters": int(model.count_params()),
+        "file_size_bytes": model_path.stat().st_size,
+        "weights": weights_source,
+        "hyperparameters": hp,
+        "epochs_run": len(history["loss"]),
+        "training_seconds": round(training_seconds, 1),
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "keras_version": keras.__version__,
+        "created": cards.now_iso(),
+        "history": history,
+        "evaluation": evaluation,
+        "test_evaluation": test_evaluation,
+    }
+    cards.save_card(card, out_dir / f"{name}.json")
+    shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
+    print(f"\nSaved {model_path} ({card['file_size_bytes'] / 1e6:.1f} MB, {card['parameters']:,} parameters) "
+          f"after {card['epochs_run']} epochs in {training_seconds:.0f} s; "
+          f"validation accuracy {evaluation['accuracy']:.2%}")
+    return card
+
+
+def _fit_scratch(hp, train_set, val_set, run_dir):
+    mean = train_set.images.reshape(-1, 3).mean(axis=0)
+    variance = train_set.images.reshape(-1, 3).var(axis=0)
+    classifier = models.scratch_cnn(
+        train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance
+    )
+    batches = AugmentedBatches(train_set, hp)
+    total_steps = hp["epochs"] * len(batches)
+    warmup_steps = int(total_steps * hp["warmup_fraction"])
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, total_steps - warmup_steps, warmup_target=hp["learning_rate"], warmup_steps=warmup_steps
+    )
+    optimizer = keras.optimizers.SGD(
+        schedule, momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"]
+    )
+    optimizer.exclude_from_weight_decay(var_names=["_bn"])  # decaying BN scales only fights BN
+    _compile(classifier, optimizer, hp)
+    history = _fit(classifier, batches, val_set, hp["epochs"], run_dir / "scratch", [])
+    return classifier, history
+
+
+def _fit_transfer(hp, train_set, val_set, run_dir):
+    classifier, base = models.transfer_model(
+        hp["arch"], train_set.images.shape[1:], len(train_set.classes),
+        hp["upscale_size"], hp["weights"], hp["dense_units"], hp["dropout"],
+    )
+    batches = AugmentedBatches(train_set, hp)
+
+    base.trainable = False
+    _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
+    history = _fit(classifier, batches, val_set, hp["head_epochs"], run_dir / "head", _plateau_callbacks(hp))
+
+    unfrozen = models.unfreeze_top(base, tuple(hp["unfreeze_blocks"]))
+    print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
+    _compile(classifier, keras.optimizers.Adam(hp["fine_tune_learning_rate"]), hp)
+    tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune", _plateau_callbacks(hp))
+    return classifier, {key: history[key] + tuned[key] for key in history}
+
+
+def _plateau_callbacks(hp):
+    return [
+        keras.callbacks.EarlyStopping(patience=hp["patience"], restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7),
+    ]
+
+
+def _compile(model, optimizer, hp):
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp["label_smoothing"]),
+        metrics=["accuracy"],
+    )
+
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[str, list[float]]:
+    """One phase of `fit`, resumable: rerunning the same command after an interruption
+    continues from the last finished epoch (BackupAndRestore), and the per-epoch log is
+    kept in a CSV file so the card's history covers every epoch, resumed or not. The best
+    weights (by validation loss) are checkpointed and restored at the end."""
+    backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / "history.csv", phase_dir / "best.weights.h5"
+    if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
+        shutil.rmtree(phase_dir, ignore_errors=True)
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    x_val = val_set.images.astype(np.float32)
+    y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
+    model.fit(
+        batches,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        callbacks=[
+            LearningRateLogger(),  # first, so the callbacks after it see the learning rate
+            keras.callbacks.CSVLogger(str(log_path), append=True),
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True),
+            *callbacks,
+        ],
+        verbose=2 if os.environ.get("CI") else "auto",
+    )
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to each epoch's logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled training batches with random flips and shifts (and cutout) done in NumPy,
+    one-hot labels and class-balancing sample weights."""
+
+    def __init__(self, data: Dataset, hp: dict):
+        super().__init__()
+        pad = hp["translate"]
+        self.images = np.pad(data.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        self.labels = keras.utils.to_categorical(data.labels, len(data.classes)).astype(np.float32)
+        self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
+        self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
+        self.size = data.images.shape[1:3]
+        self.rng = np.random.default_rng(hp["seed"])
+        self.order = self.rng.permutation(len(self.labels))
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        batch = augment(self.images[chosen], self.size, self.pad, self.cutout, self.rng)
+        return batch, self.labels[chosen], self.sample_weights[chosen]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.labels))
+
+
+def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Generator) -> np.ndarray:
+    """Random crops of `size` from images padded by `pad` on each side, mirrored at random,
+    with an optional random square blanked to the mean grey. Returns float32."""
+    count, (height, width) = len(padded), size
+    top = rng.integers(0, 2 * pad + 1, count)
+    left = rng.integers(0, 2 * pad + 1, count)
+    flip = rng.random(count) < 0.5
+    out = np.empty((count, height, width, 3), dtype=np.float32)
+    for i in range(count):
+        crop = padded[i, top[i]:top[i] + height, left[i]:left[i] + width]
+        out[i] = crop[:, ::-1] if flip[i] else crop
+    if cutout:
+        rows = rng.integers(0, height, count)
+        cols = rng.integers(0, width, count)
+        for i in range(count):
+            out[i, max(0, rows[i] - cutout // 2):rows[i] + cutout // 2,
+                   max(0, cols[i] - cutout // 2):cols[i] + cutout // 2] = 127.5
+    return out
+
+
+def evaluate(model: keras.Model, data: Dataset, batch_size: int = 256) -> dict:
+    probabilities = model.predict(data.images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return classification_report(data.labels, probabilities, data.classes)
+
+
+def device_description() -> str:
+    devices = keras.distribution.list_devices()
+    kind = devices[0].split(":")[0] if devices else "cpu"
+    if kind == "cpu":
+        return f"cpu ({os.cpu_count()} cores)"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return f"{kind}: {jax.devices()[0].device_kind}"
+    return kind

@@ -1,0 +1,93 @@
+"""The web half of the image classifier: upload pages, model dashboard and a JSON API.
+
+Built like Flask's tutorial app: `create_app` is the factory, each area is a blueprint,
+settings come from `DEFAULTS`, then `IMAGEAPP_*` environment variables (or a test mapping).
+Nothing here imports TensorFlow: the registry does on the first model load, so a
+gunicorn master that reads this package never starts TF threads before forking workers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, Request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    "MODELS_DIR": str(ROOT / "models"),
+    "DEFAULT_MODEL": "cifar10_scratch",
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    # The forms have three fields; refuse long lists of parts or big text fields outright.
+    "MAX_FORM_PARTS": 16,
+    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "TOP_K": 5,
+}
+
+# Settings read from IMAGEAPP_<NAME>, with how to parse each one.
+ENVIRONMENT = {
+    "SECRET_KEY": str,
+    "MODELS_DIR": str,
+    "DEFAULT_MODEL": str,
+    "MAX_CONTENT_LENGTH": int,
+}
+ENV_PREFIX = "IMAGEAPP_"
+
+
+class InMemoryRequest(Request):
+    """Keeps uploaded files in memory (bounded by MAX_CONTENT_LENGTH): Werkzeug would spool
+    files over 500 kB to a temporary file, and uploads must never touch the disk."""
+
+    def _get_file_stream(self, *args, **kwargs):
+        return io.BytesIO()
+
+
+def settings_from_environment(environ=os.environ) -> dict:
+    settings = {}
+    for name, parse in ENVIRONMENT.items():
+        value = environ.get(ENV_PREFIX + name, "").strip()
+        if value:
+            try:
+                settings[name] = parse(value)
+            except ValueError:
+                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a valid {parse.__name__}") from None
+    return settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.request_class = InMemoryRequest
+    app.config.from_mapping(DEFAULTS)
+    if test_config is None:
+        app.config.from_mapping(settings_from_environment())
+        # Flask reads FLASK_DEBUG into DEBUG; a served app must never debug, whatever is set.
+        app.debug = False
+    else:
+        app.config.from_mapping(test_config)
+
+    if not app.config.get("SECRET_KEY"):
+        # Fine for one process; several workers need the same key or CSRF tokens break.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        app.logger.warning(
+            "%sSECRET_KEY is not set: using a random key, so forms break across restarts and workers.",
+            ENV_PREFIX,
+        )
+
+    from . import api, dashboard, errors, formatting, pages, registry, security
+
+    app.extensions["imageapp.registry"] = registry.Registry(app.config["MODELS_DIR"])
+    security.init_app(app)
+    errors.init_app(app)
+    formatting.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,34 @@
+"""`python -m webapp [--host H] [--port P] [--ngrok]`: one process, for trying the app out.
+
+Production serving is `gunicorn -c gunicorn.conf.py wsgi:app`. This runs Werkzeug's
+threaded server, never with the debugger or the reloader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import create_app, tunnel
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m webapp", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("IMAGEAPP_HOST", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGEAPP_PORT", "8000")))
+    parser.add_argument("--ngrok", action="store_true",
+                        help="also open an ngrok tunnel (or set IMAGEAPP_NGROK=1); token from NGROK_AUTHTOKEN")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    app = create_app()
+    if tunnel.requested(args.ngrok):
+        tunnel.open_tunnel(args.port)
+    app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

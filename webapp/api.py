@@ -1,0 +1,65 @@
+"""The JSON API, for programs: no CSRF (no cookies are needed), never an HTML answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, request
+
+from .predictor import PredictionError, classify, parse_top_k
+from .registry import ModelInfo, UnknownModel, get_registry
+
+bp = Blueprint("api", __name__)
+
+# Per-epoch and per-class arrays: in the full card, not in the model list.
+LONG_KEYS = ("history",)
+LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
+
+
+def error(status: int, message: str):
+    return jsonify(error=message), status
+
+
+def describe(info: ModelInfo, full: bool) -> dict:
+    card = dict(info.card or {})
+    if not full:
+        for key in LONG_KEYS:
+            card.pop(key, None)
+        for key in ("evaluation", "test_evaluation"):
+            if isinstance(card.get(key), dict):
+                card[key] = {k: v for k, v in card[key].items() if k not in LONG_EVALUATION_KEYS}
+    return {"name": info.name, "available": info.available, "error": info.error, "card": card}
+
+
+@bp.post("/api/predict")
+def predict():
+    upload = request.files.get("image")
+    if upload is None:
+        return error(400, "Send the image as a multipart/form-data file field named 'image'.")
+    try:
+        top_k = parse_top_k(request.form.get("top_k"))
+        result = classify(upload.read(), request.form.get("model") or None, top_k)
+    except PredictionError as failure:
+        return error(failure.status, failure.message)
+    return jsonify(
+        model=result.model,
+        predictions=[{"label": label, "probability": p} for label, p in result.predictions],
+        elapsed_ms=round(result.elapsed_ms, 3),
+    )
+
+
+@bp.get("/api/models")
+def models():
+    return jsonify(models=[describe(info, full=False) for info in get_registry().models()])
+
+
+@bp.get("/api/models/<name>")
+def model(name: str):
+    try:
+        return jsonify(describe(get_registry().info(name), full=True))
+    except UnknownModel as failure:
+        abort(404, description=str(failure))
+
+
+@bp.get("/healthz")
+def health():
+    usable = sum(info.available for info in get_registry().models())
+    return jsonify(status="ok", models=usable)

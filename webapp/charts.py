@@ -1,0 +1,93 @@
+"""Training curves as inline SVG, drawn on the server: no JavaScript chart library.
+
+This module computes the geometry; templates/_charts.html draws it, so the markup is
+escaped by Jinja like every other page. Colours come from classes in static/style.css.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 520, 280
+LEFT, RIGHT, TOP, BOTTOM = 56, WIDTH - 16, 40, HEIGHT - 40
+MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    index: int  # picks the colour
+    points: str  # for <polyline points="...">
+    dots: list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class LineChart:
+    title: str
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    series: list[Series]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = RIGHT
+    top: int = TOP
+    bottom: int = BOTTOM
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], float]:
+    """Round tick values covering [low, high], and their step."""
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    start, stop = math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
+    return [start + i * step for i in range(round((stop - start) / step) + 1)], step
+
+
+def _label(value: float, step: float, percent: bool) -> str:
+    if percent:
+        value, step = value * 100, step * 100
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{value:.{digits}f}" + ("%" if percent else "")
+
+
+def line_chart(title: str, series: dict[str, list], percent: bool = False) -> LineChart | None:
+    """One line per named list of per-epoch values; None when there is nothing to draw."""
+    clean = {
+        label: [(epoch, float(v)) for epoch, v in enumerate(values or [], start=1)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        for label, values in series.items()
+    }
+    drawn = {label: points for label, points in clean.items() if points}
+    if not drawn:
+        return None
+    epochs = max(epoch for points in drawn.values() for epoch, _ in points)
+    values = [v for points in drawn.values() for _, v in points]
+    y_values, y_step = nice_ticks(min(values), max(values))
+    y_low, y_high = y_values[0], y_values[-1]
+
+    def x(epoch: int) -> float:
+        return (LEFT + RIGHT) / 2 if epochs == 1 else LEFT + (epoch - 1) / (epochs - 1) * (RIGHT - LEFT)
+
+    def y(value: float) -> float:
+        return BOTTOM - (value - y_low) / (y_high - y_low) * (BOTTOM - TOP)
+
+    x_every = math.ceil(epochs / 10)
+    return LineChart(
+        title=title,
+        x_ticks=[(round(x(e), 1), str(e)) for e in range(1, epochs + 1, x_every)],
+        y_ticks=[(round(y(v), 1), _label(v, y_step, percent)) for v in y_values],
+        series=[
+            Series(
+                label=label,
+                index=index,
+                points=" ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in clean[label]),
+                dots=[(round(x(e), 1), round(y(v), 1)) for e, v in clean[label]] if epochs <= MAX_DOTS else [],
+            )
+            for index, label in enumerate(series)
+            if label in drawn
+        ],
+    )

@@ -1,0 +1,127 @@
+"""The models dashboard: all models compared, and one model's card in full."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, render_template
+
+from .charts import line_chart
+from .registry import ModelInfo, UnknownModel, get_registry
+
+bp = Blueprint("dashboard", __name__)
+
+HEAT_LEVELS = 10  # shades of the confusion-matrix cells, see .heat-0 ... .heat-10 in style.css
+
+EVALUATION_ROWS = [
+    ("Samples", "samples"),
+    ("Accuracy", "accuracy"),
+    ("Loss", "loss"),
+    ("Precision (macro)", "precision_macro"),
+    ("Recall (macro)", "recall_macro"),
+    ("F1 (macro)", "f1_macro"),
+    ("Precision (weighted)", "precision_weighted"),
+    ("Recall (weighted)", "recall_weighted"),
+    ("F1 (weighted)", "f1_weighted"),
+]
+
+
+def _section(card: dict, key: str) -> dict:
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def summary(info: ModelInfo) -> dict:
+    """One dashboard row. The file size is the file's own: the card may predate a copy."""
+    card = info.card or {}
+    evaluation = _section(card, "evaluation")
+    return {
+        "name": info.name,
+        "architecture": card.get("architecture"),
+        "dataset": card.get("dataset"),
+        "parameters": card.get("parameters"),
+        "file_size": info.stamp[1],
+        "epochs": card.get("epochs_run"),
+        "training_seconds": card.get("training_seconds"),
+        "accuracy": evaluation.get("accuracy"),
+        "precision": evaluation.get("precision_macro"),
+        "recall": evaluation.get("recall_macro"),
+        "f1": evaluation.get("f1_macro"),
+        "loss": evaluation.get("loss"),
+    }
+
+
+def _number(value, missing: float) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
+
+def rank(row: dict) -> tuple:
+    """Best first: highest accuracy, then lowest loss; models without figures last."""
+    return (-_number(row["accuracy"], -1.0), _number(row["loss"], float("inf")), row["name"])
+
+
+def heat_map(matrix, classes: list[str]) -> list[dict] | None:
+    """Confusion-matrix rows with a shade per cell, by the share of the true class's images."""
+    size = len(classes)
+    valid = (
+        isinstance(matrix, list)
+        and len(matrix) == size
+        and all(isinstance(row, list) and len(row) == size for row in matrix)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for row in matrix for n in row)
+    )
+    if not valid:
+        return None
+    rows = []
+    for label, counts in zip(classes, matrix):
+        total = sum(counts)
+        rows.append({
+            "label": label,
+            "total": total,
+            "cells": [(n, round(HEAT_LEVELS * n / total) if total else 0) for n in counts],
+        })
+    return rows
+
+
+@bp.get("/models")
+def index():
+    infos = get_registry().models()
+    rows = sorted((summary(info) for info in infos if info.available), key=rank)
+    unavailable = [info for info in infos if not info.available]
+    return render_template("models.html", rows=rows, unavailable=unavailable)
+
+
+@bp.get("/models/<name>")
+def detail(name: str):
+    try:
+        info = get_registry().info(name)
+    except UnknownModel as error:
+        abort(404, description=str(error))
+    card = info.card or {}
+    history = _section(card, "history")
+    evaluation = _section(card, "evaluation")
+    charts = [
+        line_chart("Loss", {"training": history.get("loss"), "validation": history.get("val_loss")}),
+        line_chart(
+            "Accuracy",
+            {"training": history.get("accuracy"), "validation": history.get("val_accuracy")},
+            percent=True,
+        ),
+    ]
+    hyperparameters = {
+        key: value if isinstance(value, (str, int, float)) else json.dumps(value)
+        for key, value in _section(card, "hyperparameters").items()
+    }
+    per_class = _section(evaluation, "per_class")
+    return render_template(
+        "model.html",
+        info=info,
+        card=card,
+        row=summary(info),
+        charts=[chart for chart in charts if chart is not None],
+        evaluations=[(title, section) for title, section in
+                     (("Held-out", evaluation), ("Test", _section(card, "test_evaluation"))) if section],
+        evaluation_rows=EVALUATION_ROWS,
+        hyperparameters=hyperparameters,
+        per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],
+        heat_map=heat_map(evaluation.get("confusion_matrix"), card.get("classes", [])),
+    )

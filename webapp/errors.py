@@ -1,0 +1,43 @@
+"""Error answers: JSON under /api (and /healthz), a page elsewhere; never a traceback or a path."""
+
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that method.",
+    500: "Something went wrong on our side. The error has been logged.",
+}
+
+
+def wants_json() -> bool:
+    return request.path == "/healthz" or request.path == "/api" or request.path.startswith("/api/")
+
+
+def message_for(error: HTTPException) -> str:
+    if error.code == 413:
+        return "The request is too large: send one image of at most {:g} MB.".format(
+            (request.max_content_length or 0) / 1024 / 1024
+        )
+    # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
+    default = type(error).description
+    if error.description and error.description != default:
+        return error.description
+    return MESSAGES.get(error.code, error.name + ".")
+
+
+def handle_http_error(error: HTTPException):
+    # Unhandled exceptions arrive here as InternalServerError; Flask has logged them already.
+    message = message_for(error)
+    if wants_json():
+        response = jsonify(error=message)
+    else:
+        response = render_template("error.html", code=error.code, name=error.name, message=message)
+    return response, error.code
+
+
+def init_app(app) -> None:
+    app.register_error_handler(HTTPException, handle_http_error)

@@ -1,0 +1,91 @@
+"""From uploaded bytes to ranked class probabilities, shared by the pages and the API."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from flask import current_app
+
+from trainer.images import ImageError, load_rgb
+
+from .registry import ModelUnavailable, UnknownModel, get_registry
+
+ACCEPTED = "JPEG, PNG, GIF, BMP or WebP"
+MAX_TOP_K = 1000
+
+
+class PredictionError(Exception):
+    """A request that cannot be answered; `message` is meant for the person who sent it."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    predictions: list[tuple[str, float]]  # (label, probability), most likely first
+    elapsed_ms: float
+    mime: str  # of the upload, known from its content
+
+
+def image_type(data: bytes) -> str | None:
+    """The MIME type of an accepted image format, from the file's first bytes.
+
+    Tells "not an image we take" (415) from "one of ours, but broken" (400); the real
+    check is trainer.images.load_rgb, which decodes with the same whitelist.
+    """
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.startswith(b"BM"):
+        return "image/bmp"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def parse_top_k(text: str | None) -> int:
+    if text is None or text == "":
+        return current_app.config["TOP_K"]
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_TOP_K):
+        raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.")
+    return int(text)
+
+
+def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
+    if not data:
+        raise PredictionError(400, "The file is empty.")
+    mime = image_type(data)
+    if mime is None:
+        raise PredictionError(415, f"Unsupported file type: send a {ACCEPTED} image.")
+
+    registry = get_registry()
+    name = model_name or registry.default_name(current_app.config["DEFAULT_MODEL"])
+    if name is None:
+        raise PredictionError(503, "No model is available.")
+    try:
+        model = registry.load(name)
+    except UnknownModel as error:
+        raise PredictionError(404, str(error)) from None
+    except ModelUnavailable as error:
+        raise PredictionError(503, str(error)) from None
+
+    # Timed from here: decoding and inference, not a model's one-time loading.
+    started = time.perf_counter()
+    try:
+        pixels = load_rgb(data, size=model.input_size)
+    except ImageError as error:
+        raise PredictionError(400, str(error)) from None
+    probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
+
+    best = np.argsort(probabilities)[::-1][:top_k]
+    predictions = [(model.classes[i], float(probabilities[i])) for i in best]
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return Result(model.name, predictions, elapsed_ms, mime)

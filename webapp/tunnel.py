@@ -1,0 +1,47 @@
+"""An optional public URL for the local server, through an ngrok tunnel (pyngrok).
+
+Asked for with `python -m webapp --ngrok` or IMAGEAPP_NGROK=1 (also under gunicorn).
+The auth token comes from NGROK_AUTHTOKEN; IMAGEAPP_NGROK_BASIC_AUTH="user:password"
+puts basic auth in front of the tunnel. When ngrok cannot start (no token, no network,
+no ngrok binary) one line says so and the server keeps serving locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+TRUE = ("1", "true", "yes", "on")
+
+
+def requested(flag: bool = False, environ=os.environ) -> bool:
+    return flag or environ.get("IMAGEAPP_NGROK", "").strip().lower() in TRUE
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def open_tunnel(port: int, environ=os.environ) -> str | None:
+    """Open an HTTP tunnel to localhost:`port`; return its public URL, or None."""
+    token = environ.get("NGROK_AUTHTOKEN", "").strip()
+    if not token:
+        _say(f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}.")
+        return None
+    options = {}
+    basic_auth = environ.get("IMAGEAPP_NGROK_BASIC_AUTH", "").strip()
+    if basic_auth:
+        options["basic_auth"] = [basic_auth]
+    try:
+        from pyngrok import conf, ngrok
+
+        # pyngrok prints download progress on first use; the outcome gets one line below.
+        with contextlib.redirect_stdout(io.StringIO()):
+            tunnel = ngrok.connect(str(port), "http", pyngrok_config=conf.PyngrokConfig(auth_token=token), **options)
+    except Exception as error:  # the tunnel is optional: whatever ngrok does, keep serving
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        _say(f"ngrok: no tunnel ({reason}); still serving on local port {port}.")
+        return None
+    _say(f"ngrok: public URL {tunnel.public_url} -> local port {port}")
+    return tunnel.public_url
