@@ -2,7 +2,8 @@
 
 Run: gunicorn -c gunicorn.conf.py wsgi:app
 Environment: IMAGEAPP_BIND (default 127.0.0.1:8000), IMAGEAPP_WORKERS (default: one per
-core), IMAGEAPP_THREADS (default 4), plus the app's own IMAGEAPP_* settings.
+core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_ACCESS_LOG (e.g. "-"), plus the
+app's own IMAGEAPP_* settings.
 """
 
 import os
@@ -12,8 +13,9 @@ import sys
 bind = os.environ.get("IMAGEAPP_BIND", "127.0.0.1:8000")
 
 # One process per core does the CPU work; a few threads per process overlap the network
-# and decoding with TensorFlow, which releases the GIL while it computes.
-workers = int(os.environ.get("IMAGEAPP_WORKERS", os.cpu_count() or 1))
+# and decoding with TensorFlow, which releases the GIL while it computes. At most 4 by
+# default: each worker holds its own TensorFlow and models (about 0.7 GB RSS).
+workers = int(os.environ.get("IMAGEAPP_WORKERS", min(os.cpu_count() or 1, 4)))
 worker_class = "gthread"
 threads = int(os.environ.get("IMAGEAPP_THREADS", "4"))
 
@@ -34,7 +36,8 @@ accesslog = os.environ.get("IMAGEAPP_ACCESS_LOG")  # e.g. "-" for stdout; off by
 errorlog = "-"
 
 # The workers already fill the cores: TensorFlow's own pools at one thread each avoid
-# oversubscription (measured: faster under load than TF's default of one thread per core).
+# oversubscription (measured with bench/serve.py on 2 cores: p50 at concurrency 16 about
+# 10-15% lower than with TF's default pools of one thread per core).
 # Set here, in the master, so that every worker inherits them before importing TensorFlow.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")

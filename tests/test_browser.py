@@ -73,31 +73,50 @@ def screenshot(driver, name):
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
+def wait_for(driver, css: str):
+    """The element, once the page that has it has loaded (a click returns before that)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 20).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
 def csp_violations(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
 
 
 def test_upload_and_see_prediction(browser, base_url, photo):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(base_url + "/")
     assert browser.title == "Classify an image · Image classifier"
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
-    preview = WebDriverWait(browser, 10).until(ready.visibility_of_element_located((By.CSS_SELECTOR, ".preview")))
+    preview = wait_for(browser, ".preview")  # drawn by app.js
     assert preview.get_attribute("src").startswith("data:image/png;base64,")
     screenshot(browser, "1-upload-form")
 
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 20).until(ready.presence_of_element_located((By.CSS_SELECTOR, ".verdict")))
-    assert "Most likely" in browser.find_element(By.CSS_SELECTOR, ".verdict").text
+    assert "Most likely" in wait_for(browser, ".verdict").text
     assert len(browser.find_elements(By.CSS_SELECTOR, ".bar-fill")) == 3
     uploaded = browser.find_element(By.CSS_SELECTOR, "img.uploaded")
     assert browser.execute_script("return arguments[0].naturalWidth", uploaded) == 160
     assert "tiny" in browser.find_element(By.CSS_SELECTOR, ".meta").text
     screenshot(browser, "2-prediction")
     assert csp_violations(browser) == []
+
+
+def test_error_is_shown_on_the_form(browser, base_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a picture at all")
+    browser.get(base_url + "/")
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(fake))
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert "Unsupported file type" in wait_for(browser, ".errors").text
+    assert browser.find_element(By.CSS_SELECTOR, "form.upload")
+    screenshot(browser, "5-form-error")
 
 
 def test_dashboard_and_model_page(browser, base_url):
@@ -109,7 +128,7 @@ def test_dashboard_and_model_page(browser, base_url):
     screenshot(browser, "3-dashboard")
 
     browser.find_element(By.LINK_TEXT, "small").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "small"
+    assert wait_for(browser, ".breadcrumb + h1").text == "small"
     assert len(browser.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "td.heat")) == 16
     screenshot(browser, "4-model")
@@ -118,16 +137,13 @@ def test_dashboard_and_model_page(browser, base_url):
 
 def test_form_works_with_javascript_off(base_url, photo):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = start_browser(javascript=False)
     try:
         driver.get(base_url + "/")
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        verdict = WebDriverWait(driver, 20).until(ready.presence_of_element_located((By.CSS_SELECTOR, ".verdict")))
-        assert "Most likely" in verdict.text
+        assert "Most likely" in wait_for(driver, ".verdict").text
         driver.get(base_url + "/models/tiny")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     finally:

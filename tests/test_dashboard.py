@@ -73,3 +73,12 @@ def test_unknown_model_page_is_404(client):
     response = client.get("/models/nope")
     assert response.status_code == 404
     assert "Unknown model &#39;nope&#39;." in response.get_data(as_text=True)
+
+
+def test_model_page_shows_test_evaluation_beside_held_out(client, models_dir):
+    path = models_dir / "tiny.json"
+    card = json.loads(path.read_text())
+    card["test_evaluation"] = dict(card["evaluation"], accuracy=0.5432)
+    path.write_text(json.dumps(card))
+    page = client.get("/models/tiny").get_data(as_text=True)
+    assert ">Held-out</th>" in page and ">Test</th>" in page and "54.3%" in page

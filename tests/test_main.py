@@ -1,7 +1,16 @@
 """`python -m webapp`: arguments, the optional tunnel, and a server that never debugs."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
 from flask import Flask
 
+from webapp import ROOT
 from webapp import __main__ as main_module
 
 
@@ -35,3 +44,28 @@ def test_no_token_keeps_serving(monkeypatch, capsys, models_dir):
     monkeypatch.setattr(Flask, "run", lambda self, **kwargs: ran.append(kwargs))
     main_module.main(["--ngrok"])
     assert ran and "NGROK_AUTHTOKEN is not set" in capsys.readouterr().out
+
+
+def test_real_process_without_token_says_one_line_and_serves(models_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "NGROK_AUTHTOKEN"}
+    env.update(IMAGEAPP_MODELS_DIR=str(models_dir), IMAGEAPP_SECRET_KEY="x", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "webapp", "--port", str(port), "--ngrok"], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    assert json.load(response) == {"status": "ok", "models": 2}
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    ngrok_lines = [line for line in output.splitlines() if "ngrok" in line]
+    assert ngrok_lines == [f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}."]

@@ -65,3 +65,12 @@ def test_flip_averaging_averages_the_image_and_its_mirror():
     # A mirror image now gets exactly the same prediction.
     assert np.allclose(keras.ops.convert_to_numpy(wrapped(x[:, :, ::-1])), expected, atol=1e-6)
     assert wrapped.count_params() == model.count_params() + 32 * 32  # the fixed mirror matrix
+
+
+def test_efficientnet_lite0_transfer_model_scales_pixels_inside():
+    model, base = models.transfer_model("efficientnet_lite0", (32, 32, 3), 3, 64, "none", dense_units=8, dropout=0.3)
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 3)
+    scale = model.get_layer("lite_preprocess")
+    assert np.allclose(keras.ops.convert_to_numpy(scale(np.array([[[[0.0, 127.0, 255.0]]]]))), [-127 / 128, 0, 1])
+    assert base.output_shape == (None, 2, 2, 1280)
+    assert models.unfreeze_top(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)

@@ -52,7 +52,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert saved["file_size_bytes"] == model_path.stat().st_size and saved["parameters"] > 0
     assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
     assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+    for key in train_module.HISTORY_KEYS:
         assert len(saved["history"][key]) == 3
     assert saved["history"]["learning_rate"][0] > 0
     evaluation = saved["evaluation"]
@@ -76,10 +76,11 @@ def test_training_learns_the_tinted_classes(image_folder, tmp_path):
 
 
 def watch_epochs(begun: list, interrupt_at: int | None = None):
-    """A LearningRateLogger that records the epochs begun and can raise Ctrl-C at one."""
+    """An EpochLogger that records the epochs begun and can raise Ctrl-C at one."""
 
-    class Watching(train_module.LearningRateLogger):
+    class Watching(train_module.EpochLogger):
         def on_epoch_begin(self, epoch, logs=None):
+            super().on_epoch_begin(epoch, logs)
             begun.append(epoch)
             if epoch == interrupt_at:
                 raise KeyboardInterrupt
@@ -89,7 +90,7 @@ def watch_epochs(begun: list, interrupt_at: int | None = None):
 
 def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path, monkeypatch):
     begun = []
-    monkeypatch.setattr(train_module, "LearningRateLogger", watch_epochs(begun, interrupt_at=2))
+    monkeypatch.setattr(train_module, "EpochLogger", watch_epochs(begun, interrupt_at=2))
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C as the third epoch starts
         run(TINY, image_folder, tmp_path)
     assert begun == [0, 1, 2]
@@ -97,7 +98,7 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path, mo
     assert (tmp_path / "runs" / "tiny" / "scratch" / "backup").is_dir()
 
     begun.clear()
-    monkeypatch.setattr(train_module, "LearningRateLogger", watch_epochs(begun))
+    monkeypatch.setattr(train_module, "EpochLogger", watch_epochs(begun))
     card = run(TINY, image_folder, tmp_path)
     assert begun == [2]  # the same command resumed with the third epoch
     assert card["epochs_run"] == 3 and len(card["history"]["val_loss"]) == 3

@@ -17,7 +17,7 @@ The card is the contract between the trainer and the web app. Its keys:
     backend, device   e.g. "tensorflow", "cpu"; "jax", "gpu: NVIDIA H100 80GB HBM3"
     keras_version     the Keras that wrote the file
     created           ISO 8601 time, UTC
-    history           per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate
+    history           per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, seconds
     evaluation        on the held-out split: see trainer.metrics.classification_report
     test_evaluation   the same on a separate test set, when one was given
 

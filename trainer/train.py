@@ -132,7 +132,7 @@ def _compile(model, optimizer, hp):
     )
 
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
 
 def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[str, list[float]]:
@@ -151,7 +151,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[st
         validation_data=(x_val, y_val),
         epochs=epochs,
         callbacks=[
-            LearningRateLogger(),  # first, so the callbacks after it see the learning rate
+            EpochLogger(),  # first, so the callbacks after it see what it adds
             keras.callbacks.CSVLogger(str(log_path), append=True),
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True),
@@ -166,12 +166,16 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[st
     return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to each epoch's logs."""
+class EpochLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate and the epoch's duration to its logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["seconds"] = time.perf_counter() - self.started
 
 
 class AugmentedBatches(keras.utils.PyDataset):

@@ -9,8 +9,7 @@ from .registry import ModelInfo, UnknownModel, get_registry
 
 bp = Blueprint("api", __name__)
 
-# Per-epoch and per-class arrays: in the full card, not in the model list.
-LONG_KEYS = ("history",)
+# Per-class arrays: in the full card (GET /api/models/<name>), not in the model list.
 LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
 
 
@@ -21,8 +20,7 @@ def error(status: int, message: str):
 def describe(info: ModelInfo, full: bool) -> dict:
     card = dict(info.card or {})
     if not full:
-        for key in LONG_KEYS:
-            card.pop(key, None)
+        card.pop("history", None)  # per-epoch arrays
         for key in ("evaluation", "test_evaluation"):
             if isinstance(card.get(key), dict):
                 card[key] = {k: v for k, v in card[key].items() if k not in LONG_EVALUATION_KEYS}

@@ -54,7 +54,8 @@ def image_type(data: bytes) -> str | None:
 def parse_top_k(text: str | None) -> int:
     if text is None or text == "":
         return current_app.config["TOP_K"]
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_TOP_K):
+    # Length first: int() of a 64 kB run of digits would itself fail (Python's digit limit).
+    if not (len(text) <= len(str(MAX_TOP_K)) and text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_TOP_K):
         raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.")
     return int(text)
 
