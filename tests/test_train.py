@@ -1,7 +1,9 @@
 import json
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -75,33 +77,30 @@ def test_training_learns_the_tinted_classes(image_folder, tmp_path):
     assert card["evaluation"]["accuracy"] >= 2 / 3  # chance is 1/3
 
 
-def watch_epochs(begun: list, interrupt_at: int | None = None):
-    """An EpochLogger that records the epochs begun and can raise Ctrl-C at one."""
+def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
+    """Ctrl-C (SIGINT) a real `python -m trainer train` after its first epoch, then run the
+    same command again: nothing is published in between, and training picks up where it was."""
+    out, runs = tmp_path / "models", tmp_path / "runs"
+    command = [sys.executable, "-m", "trainer", "train", "--data", str(image_folder), "--name", "tiny",
+               "--epochs", "5", "--batch-size", "8", "--image-size", "16", "--validation-fraction", "0.2",
+               "--out", str(out), "--run-dir", str(runs)]
+    log = runs / "tiny" / "scratch" / "history.csv"
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 2):  # header + one epoch
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130 and "Run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
 
-    class Watching(train_module.EpochLogger):
-        def on_epoch_begin(self, epoch, logs=None):
-            super().on_epoch_begin(epoch, logs)
-            begun.append(epoch)
-            if epoch == interrupt_at:
-                raise KeyboardInterrupt
-
-    return Watching
-
-
-def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path, monkeypatch):
-    begun = []
-    monkeypatch.setattr(train_module, "EpochLogger", watch_epochs(begun, interrupt_at=2))
-    with pytest.raises(KeyboardInterrupt):  # Ctrl-C as the third epoch starts
-        run(TINY, image_folder, tmp_path)
-    assert begun == [0, 1, 2]
-    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
-    assert (tmp_path / "runs" / "tiny" / "scratch" / "backup").is_dir()
-
-    begun.clear()
-    monkeypatch.setattr(train_module, "EpochLogger", watch_epochs(begun))
-    card = run(TINY, image_folder, tmp_path)
-    assert begun == [2]  # the same command resumed with the third epoch
-    assert card["epochs_run"] == 3 and len(card["history"]["val_loss"]) == 3
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "Epoch 1/5" not in second.stdout  # resumed, not restarted
+    card = json.loads((out / "tiny.json").read_text())
+    assert card["epochs_run"] == 5 and len(card["history"]["val_loss"]) == 5
 
 
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
@@ -129,3 +128,24 @@ def test_cutout_blanks_a_square():
     image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
     out = train_module.augment(image, (8, 8), 0, 4, np.random.default_rng(0))
     assert 1 <= (out[0, ..., 0] == 127.5).sum() <= 16
+
+
+def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    backup = train_module.AtomicBackupAndRestore(str(tmp_path))
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    saved = (tmp_path / "latest.weights.h5").read_bytes()
+
+    def half_written(filepath, **kwargs):
+        open(filepath, "wb").write(b"\x89HDF half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save_weights", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    assert (tmp_path / "latest.weights.h5").read_bytes() == saved
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1

@@ -152,8 +152,8 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[st
         epochs=epochs,
         callbacks=[
             EpochLogger(),  # first, so the callbacks after it see what it adds
+            AtomicBackupAndRestore(str(backup_dir)),  # before the log: a logged epoch is a saved one
             keras.callbacks.CSVLogger(str(log_path), append=True),
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
             keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True),
             *callbacks,
         ],
@@ -164,6 +164,23 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks) -> dict[st
     with open(log_path, newline="") as f:
         rows = list(csv.DictReader(f))
     return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
+    backup that cannot be resumed. This one writes beside them and renames into place."""
+
+    def _save_model(self):
+        final = self._weights_path, self._training_metadata_path
+        partial = (os.path.join(self.backup_dir, "partial.weights.h5"),
+                   os.path.join(self.backup_dir, "partial_metadata.json"))
+        self._weights_path, self._training_metadata_path = partial
+        try:
+            super()._save_model()
+        finally:
+            self._weights_path, self._training_metadata_path = final
+        for source, target in zip(partial, final):
+            os.replace(source, target)
 
 
 class EpochLogger(keras.callbacks.Callback):
