@@ -1,0 +1,45 @@
+"""webapp.predictor: the served prediction is the trainer's evaluation of the same file."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import TINY_CLASSES
+from trainer.data import load_folder
+from trainer.train import evaluate
+from webapp.predictor import image_type, parse_top_k
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_served_probabilities_equal_trainer_evaluate(client, models_dir, make_image, tmp_path, fmt):
+    # An EXIF-free photo of odd size, so decoding and resizing both matter.
+    data = make_image(fmt, size=(37, 23), seed=5)
+    (tmp_path / "labelled" / "cat").mkdir(parents=True)
+    (tmp_path / "labelled" / "cat" / f"photo.{fmt.lower()}").write_bytes(data)
+
+    served = client.post("/api/predict", data={"image": (io.BytesIO(data), "photo"), "model": "tiny", "top_k": "3"},
+                         content_type="multipart/form-data").get_json()
+    served = {p["label"]: p["probability"] for p in served["predictions"]}
+
+    model = keras.saving.load_model(models_dir / "tiny.h5")
+    folder = load_folder(tmp_path / "labelled", 16, classes=TINY_CLASSES)
+    probabilities = model.predict(folder.images.astype(np.float32), verbose=0)[0]
+    assert served == pytest.approx(dict(zip(TINY_CLASSES, probabilities.tolist())), abs=1e-6)
+    # `trainer evaluate` scores the file with those same probabilities.
+    assert evaluate(model, folder)["loss"] == pytest.approx(-np.log(served["cat"]), rel=1e-5)
+
+
+def test_image_type_is_read_from_content_not_name(make_image):
+    assert image_type(make_image("PNG")) == "image/png"
+    assert image_type(make_image("JPEG")) == "image/jpeg"
+    assert image_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+
+
+def test_top_k_bounds(app):
+    with app.app_context():
+        assert parse_top_k(None) == 5 and parse_top_k("3") == 3
+        for bad in ("0", "-1", "1.5", "abc", "9" * 5000):
+            with pytest.raises(Exception, match="top_k"):
+                parse_top_k(bad)
