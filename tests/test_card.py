@@ -10,6 +10,7 @@ def test_write_atomically_replaces_the_file(tmp_path):
     target = tmp_path / "m.json"
     cards.write_atomically(target, lambda tmp: tmp.write_text("new"))
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by the web server's user too
 
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])
