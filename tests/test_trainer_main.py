@@ -30,6 +30,18 @@ def test_cifar10_offline_is_one_clear_sentence(monkeypatch, capsys):
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, image_folder, tmp_path, capsys):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/: None -- [Errno -3]")
+
+    monkeypatch.setattr("keras.applications.VGG16", offline)
+    assert main(["train", "--arch", "vgg16", "--data", str(image_folder), "--image-size", "16",
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Cannot load the vgg16 weights 'imagenet' (URL fetch failure")
+    assert "--weights PATH" in err and len(err.splitlines()) == 1
+
+
 def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     archive = tmp_path / "colours.zip"
     with zipfile.ZipFile(archive, "w") as z:

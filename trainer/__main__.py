@@ -31,10 +31,11 @@ OVERRIDES = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from trainer.data import DataError
+    from trainer.models import WeightsError
 
     try:
         return args.command(args)
-    except DataError as error:
+    except (DataError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from PIL import Image
 
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
@@ -65,8 +66,6 @@ def load_cifar10(image_size: int) -> tuple[Dataset, Dataset]:
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
     if images.shape[1:3] == (size, size):
         return images
-    from PIL import Image
-
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images])
 
 

@@ -43,16 +43,15 @@ def transfer_model(arch, input_shape, num_classes, image_size, weights, dense_un
         x = layers.Resizing(image_size, image_size, name="upscale")(x)
     if arch == "vgg16":
         x = _vgg16_preprocess()(x)
-        base = _vgg16_base(image_size, weights)
     elif arch == "efficientnet_lite0":
         from trainer import efficientnet_lite
 
         x = layers.Rescaling(
             efficientnet_lite.PREPROCESS_SCALE, efficientnet_lite.PREPROCESS_OFFSET, name="lite_preprocess"
         )(x)
-        base = efficientnet_lite.build_base(image_size, weights)
     else:
         raise ValueError(f"unknown transfer architecture {arch!r}")
+    base = _pretrained_base(arch, image_size, weights)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
@@ -61,10 +60,25 @@ def transfer_model(arch, input_shape, num_classes, image_size, weights, dense_un
     return keras.Model(inputs, outputs, name=arch), base
 
 
-def _vgg16_base(image_size, weights):
-    # Keras reads "imagenet" (a download) or a path to a weights file itself.
-    source = None if weights == "none" else weights
-    return keras.applications.VGG16(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+class WeightsError(Exception):
+    """Pretrained weights that cannot be had; the message tells the user what to do."""
+
+
+def _pretrained_base(arch, image_size, weights):
+    try:
+        if arch == "vgg16":
+            # Keras reads "imagenet" (a download) or a path to a weights file itself.
+            source = None if weights == "none" else weights
+            return keras.applications.VGG16(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+        from trainer import efficientnet_lite
+
+        return efficientnet_lite.build_base(image_size, weights)
+    except Exception as error:  # a failed download, a missing package, a damaged file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise WeightsError(
+            f"Cannot load the {arch} weights {weights!r} ({reason}); "
+            "pass --weights PATH with a local weights file, or --weights none."
+        ) from None
 
 
 def _vgg16_preprocess() -> layers.Layer:
