@@ -49,8 +49,8 @@ def main() -> None:
     print(f"epoch (median)    {steady:8.1f} s")
     print(f"total training    {card['training_seconds']:8.1f} s for {card['epochs_run']} epochs")
     print(f"throughput        {train_images / steady:8.0f} training images/s")
-    print(f"val accuracy      {card['evaluation']['accuracy']:8.2%} on {card['evaluation']['samples']} held-out images"
-          " (with flip averaging)" * bool(hp.get("flip_tta")))
+    views = " (with flip averaging)" if hp.get("flip_tta") else ""
+    print(f"val accuracy      {card['evaluation']['accuracy']:8.2%} on {card['evaluation']['samples']} held-out images{views}")
     print(f"device            {card['device']} ({card['backend']} backend, Keras {card['keras_version']})")
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -93,6 +96,28 @@ def copy_models(source, target):
 @pytest.fixture
 def models_dir(built_models, tmp_path):
     return copy_models(built_models, tmp_path / "models")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(process, base_url: str, timeout: float, output=lambda: "") -> None:
+    """Poll /healthz until the server process answers 200; fail with its output if it dies
+    or stays silent past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, "server exited: " + output()
+        try:
+            with urllib.request.urlopen(base_url + "/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "server did not answer: " + output()
+        time.sleep(0.2)
 
 
 def make_config(models_dir, **overrides) -> dict:

@@ -10,10 +10,8 @@ import re
 import runpy
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,16 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from conftest import copy_models, encode_image
+from conftest import copy_models, encode_image, free_port, wait_until_serving
 from webapp import ROOT, security
 
 LIMIT = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def multipart(fields: dict) -> tuple[bytes, str]:
@@ -92,16 +84,7 @@ def server(built_models, tmp_path_factory):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, "gunicorn exited: " + open(log.name).read()[-3000:]
-        try:
-            if request(base + "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "gunicorn did not answer: " + open(log.name).read()[-3000:]
-        time.sleep(0.3)
+    wait_until_serving(process, base, timeout=90, output=lambda: open(log.name).read()[-3000:])
     yield {"url": base, "process": process, "models": models, "log": log.name}
     process.send_signal(signal.SIGTERM)
     try:

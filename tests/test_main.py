@@ -2,13 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 from flask import Flask
+
+from conftest import free_port, wait_until_serving
 
 from webapp import ROOT
 from webapp import __main__ as main_module
@@ -47,23 +47,15 @@ def test_no_token_keeps_serving(monkeypatch, capsys, models_dir):
 
 
 def test_real_process_without_token_says_one_line_and_serves(models_dir):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "NGROK_AUTHTOKEN"}
     env.update(IMAGEAPP_MODELS_DIR=str(models_dir), IMAGEAPP_SECRET_KEY="x", PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "-m", "webapp", "--port", str(port), "--ngrok"], cwd=ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                    assert json.load(response) == {"status": "ok", "models": 2}
-                    break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
+        wait_until_serving(process, f"http://127.0.0.1:{port}", timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert json.load(response) == {"status": "ok", "models": 2}
     finally:
         process.terminate()
         output = process.communicate(timeout=10)[0]
