@@ -3,6 +3,7 @@ driven over HTTP. One server for the whole module."""
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -134,8 +136,26 @@ def test_html_form_with_csrf_across_workers(server):
         assert b"data:image/png;base64," in page and b'href="/models/small"' in page
 
 
+def post_announcing_too_much(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    """POST that declares the whole `body` but sends only its first kilobyte, then reads the
+    answer. The server refuses an over-limit body unread and closes the connection; a client
+    still busy sending the full body would race that close (a broken pipe, not an answer)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.putrequest("POST", parts.path)
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body[:1024])
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def test_errors_over_http(server):
-    status, headers, body = request(server["url"] + "/api/predict", {"image": ("big.jpg", b"\xff\xd8\xff" + bytes(LIMIT))})
+    body, content_type = multipart({"image": ("big.jpg", b"\xff\xd8\xff" + bytes(LIMIT))})
+    status, body = post_announcing_too_much(server["url"] + "/api/predict", body, content_type)
     assert status == 413 and json.loads(body)["error"].startswith("The request is too large")
     status, headers, body = request(server["url"] + "/api/nothing")
     assert status == 404 and headers["Content-Type"] == "application/json"
