@@ -1,16 +1,19 @@
-"""Training benchmark: train a preset and print its speed and accuracy.
+"""Training benchmark: train presets and print their speed and accuracy.
 
-    python bench/train.py --preset scratch-small --data ../shared/data/cifar10-train.zip
-    KERAS_BACKEND=jax python bench/train.py --preset scratch-medium --data .data/cifar10-train.zip
+    python bench/train.py scratch-cpu --data ../shared/data/cifar10-train.zip
+    KERAS_BACKEND=jax python bench/train.py scratch-small scratch-large:epochs=30:cutout=8 --data DATA
 
-Prints time per epoch (the first one includes compilation), total training time, training
-images per second and validation accuracy, then the device. The model goes to a temporary
-folder unless --out is given. A script, not a test: figures go into BENCHMARKS.md by hand.
+Each run is a preset, optionally with overrides (`PRESET:KEY=VALUE:...`, values read as
+JSON). The data is loaded once for all runs. For each run it prints time per epoch (the
+first one includes compilation), total training time, training images per second and
+validation accuracy, then a Markdown table of all runs. Models go to a temporary folder
+unless --out is given. A script, not a test: figures go into BENCHMARKS.md by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -27,31 +30,66 @@ from trainer.train import train  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="scratch-small")
+    parser.add_argument("runs", nargs="*", default=["scratch-small"], metavar="PRESET[:KEY=VALUE:...]",
+                        help=f"runs to make, one after another (presets: {', '.join(PRESETS)})")
     parser.add_argument("--data", default="../shared/data/cifar10-train.zip", help="cifar10 or a folder / .zip")
-    parser.add_argument("--epochs", type=int, help="override the preset's epochs (scratch presets)")
-    parser.add_argument("--out", type=Path, help="keep the model in this folder")
+    parser.add_argument("--out", type=Path, help="keep the models in this folder")
     args = parser.parse_args()
 
-    hp = dict(PRESETS[args.preset], preset=args.preset)
-    if args.epochs:
-        hp["epochs"] = args.epochs
-    data, test = load_dataset(args.data, hp["image_size"])
+    runs = [parse_run(spec) for spec in args.runs]
+    datasets = {}
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch)
-        card = train(hp, data, test, out, f"bench_{args.preset}", Path(scratch) / "run")
+        out.mkdir(parents=True, exist_ok=True)
+        for index, (spec, hp) in enumerate(runs, start=1):
+            size = hp["image_size"]
+            if size not in datasets:
+                datasets[size] = load_dataset(args.data, size)
+            data, test = datasets[size]
+            print(f"\n=== run {index}/{len(runs)}: {spec}", flush=True)
+            card = train(hp, data, test, out, f"bench{index}_{hp['preset']}", Path(scratch) / f"run{index}")
+            rows.append(report(spec, hp, card, len(data.labels)))
+    print("\n| run | parameters | first epoch | epoch | total | images/s | val accuracy |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(row)
 
+
+def parse_run(spec: str) -> tuple[str, dict]:
+    preset, *overrides = spec.split(":")
+    if preset not in PRESETS:
+        raise SystemExit(f"error: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    hp = dict(PRESETS[preset], preset=preset)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in hp:
+            raise SystemExit(f"error: {preset} has no hyperparameter {key!r}")
+        try:
+            hp[key] = json.loads(value)
+        except json.JSONDecodeError:
+            hp[key] = value  # a plain string, such as a weights path
+    return spec, hp
+
+
+def report(spec: str, hp: dict, card: dict, total_images: int) -> str:
+    """Print one run's figures; return them as a Markdown table row."""
     seconds = card["history"]["seconds"]
-    train_images = len(data.labels) - card["evaluation"]["samples"]
+    train_images = total_images - card["evaluation"]["samples"]
     steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
-    print(f"\npreset {args.preset}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB")
+    accuracy = card["evaluation"]["accuracy"]
+    views = " (with flip averaging)" if hp.get("flip_tta") else ""
+    print(f"\n{spec}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
+          f"{card['training_precision']} training")
     print(f"first epoch       {seconds[0]:8.1f} s (includes compilation)")
     print(f"epoch (median)    {steady:8.1f} s")
     print(f"total training    {card['training_seconds']:8.1f} s for {card['epochs_run']} epochs")
     print(f"throughput        {train_images / steady:8.0f} training images/s")
-    views = " (with flip averaging)" if hp.get("flip_tta") else ""
-    print(f"val accuracy      {card['evaluation']['accuracy']:8.2%} on {card['evaluation']['samples']} held-out images{views}")
-    print(f"device            {card['device']} ({card['backend']} backend, Keras {card['keras_version']})")
+    print(f"val accuracy      {accuracy:8.2%} on {card['evaluation']['samples']} held-out images{views}")
+    print(f"device            {card['device']} ({card['backend']} backend, Keras {card['keras_version']})",
+          flush=True)
+    return (f"| `{spec}` | {card['parameters']:,} | {seconds[0]:.1f} s | {steady:.2f} s | "
+            f"{card['training_seconds']:.1f} s | {train_images / steady:,.0f} | {accuracy:.2%} |")
 
 
 if __name__ == "__main__":

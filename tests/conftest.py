@@ -30,7 +30,7 @@ def build_model(folder, name: str, classes: list[str], size: int, seed: int) -> 
     saved with the trainer's own functions and a complete card."""
     import keras
 
-    from trainer.card import CARD_FORMAT, now_iso, save_card, save_model
+    from trainer.card import CARD_FORMAT, now_iso, save_model_and_card
     from trainer.metrics import classification_report
 
     keras.utils.set_random_seed(seed)
@@ -42,7 +42,6 @@ def build_model(folder, name: str, classes: list[str], size: int, seed: int) -> 
         layers.Flatten(),
         layers.Dense(len(classes), activation="softmax"),
     ])
-    save_model(model, folder / f"{name}.h5")
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(classes), 60)
@@ -56,7 +55,7 @@ def build_model(folder, name: str, classes: list[str], size: int, seed: int) -> 
         "classes": classes,
         "input_shape": [size, size, 3],
         "parameters": int(model.count_params()),
-        "file_size_bytes": (folder / f"{name}.h5").stat().st_size,
+        "file_size_bytes": None,
         "weights": "none",
         "hyperparameters": {"batch_size": 8, "learning_rate": 0.001, "augment": ["flip"]},
         "epochs_run": epochs,
@@ -74,7 +73,7 @@ def build_model(folder, name: str, classes: list[str], size: int, seed: int) -> 
         },
         "evaluation": classification_report(labels, probabilities, classes),
     }
-    save_card(card, folder / f"{name}.json")
+    save_model_and_card(model, card, folder / f"{name}.h5")
 
 
 @pytest.fixture(scope="session")

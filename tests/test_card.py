@@ -28,18 +28,32 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path, interr
     assert list(tmp_path.iterdir()) == [target]
 
 
-def test_an_interrupted_model_save_publishes_nothing(tmp_path, monkeypatch):
+def test_model_and_card_are_published_together(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    original_save = keras.Model.save
+    card = cards.save_model_and_card(model, {"name": "m", "file_size_bytes": None}, tmp_path / "m.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m.json"]
+    assert card["file_size_bytes"] == (tmp_path / "m.h5").stat().st_size > 0
+    assert json.loads((tmp_path / "m.json").read_text()) == card
 
-    def save_then_die(self, path, **kwargs):
-        original_save(self, path, **kwargs)  # the temporary file is complete...
-        raise KeyboardInterrupt               # ...but Ctrl-C comes before the rename
 
-    monkeypatch.setattr(keras.Model, "save", save_then_die)
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("fail_at", ["after writing the model", "while writing the card"])
+def test_an_interrupted_save_keeps_the_old_pair_and_leaves_no_debris(tmp_path, monkeypatch, fail_at):
+    (tmp_path / "m.h5").write_text("the old model")
+    (tmp_path / "m.json").write_text("the old card")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    if fail_at == "after writing the model":
+        original_save = keras.Model.save
+        monkeypatch.setattr(keras.Model, "save", lambda self, path, **kw: original_save(self, path, **kw) or ctrl_c())
+    else:
+        monkeypatch.setattr(cards.json, "dumps", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        cards.save_model(model, tmp_path / "m.h5")
-    assert list(tmp_path.iterdir()) == []
+        cards.save_model_and_card(model, {"name": "m"}, tmp_path / "m.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m.json"]
+    assert (tmp_path / "m.h5").read_text() == "the old model" and (tmp_path / "m.json").read_text() == "the old card"
 
 
 def test_temporary_files_are_hidden_from_the_web_app(tmp_path, monkeypatch):
@@ -50,7 +64,7 @@ def test_temporary_files_are_hidden_from_the_web_app(tmp_path, monkeypatch):
 
 def test_card_round_trip_and_validation(tmp_path):
     path = tmp_path / "m.json"
-    cards.save_card({"classes": ["a", "b"], "input_shape": [8, 8, 3], "name": "m"}, path)
+    path.write_text(json.dumps({"classes": ["a", "b"], "input_shape": [8, 8, 3], "name": "m"}))
     assert cards.load_card(path)["name"] == "m"
 
     for bad, reason in [

@@ -24,6 +24,39 @@ def test_default_cnn_shape_and_size():
     assert model.count_params() == 662_250
 
 
+def scratch_preset_cnn(name, **options):
+    hp = PRESETS[name]
+    return models.scratch_cnn((32, 32, 3), 10, hp["widths"], hp["stem_width"], [120.0] * 3, [4000.0] * 3,
+                              residual=hp["residual"], **options)
+
+
+def test_gpu_presets_sizes():
+    # The medium preset is a candidate default: it must stay within a default's 10 MB.
+    assert scratch_preset_cnn("scratch-medium").count_params() * 4 < 10e6
+    large = scratch_preset_cnn("scratch-large")
+    assert 9e6 < large.count_params() < 11e6  # airbench96's size
+    assert [layer.name for layer in large.layers if isinstance(layer, keras.layers.Add)] == [
+        "block1_residual", "block2_residual", "block3_residual"]
+
+
+def test_residual_blocks_add_a_skip_around_their_last_two_convs():
+    model = models.scratch_cnn((8, 8, 3), 2, [4], 4, [0.0] * 3, [1.0] * 3, residual=True)
+    skip = model.get_layer("block1_residual")
+    assert [node.operation.name for node in skip._inbound_nodes[0].parent_nodes] == ["block1a_relu", "block1c_relu"]
+
+
+def test_float32_copy_of_a_mixed_precision_model():
+    mixed = models.scratch_cnn((16, 16, 3), 3, [8, 16], 8, [120.0] * 3, [4000.0] * 3, dtype="mixed_bfloat16")
+    assert mixed.get_layer("block1a_conv").compute_dtype == "bfloat16"
+    assert mixed.get_layer("predictions").compute_dtype == "float32"  # softmax in full precision
+    copy = models.as_float32(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    for ours, theirs in zip(copy.get_weights(), mixed.get_weights()):
+        assert np.array_equal(ours, theirs)
+    x = raw_pixels(4, 16)
+    assert np.allclose(keras.ops.convert_to_numpy(copy(x)), keras.ops.convert_to_numpy(mixed(x)), atol=0.02)
+
+
 def test_scratch_cnn_normalizes_raw_pixels_inside():
     model = default_cnn()
     normalize = model.get_layer("normalize")

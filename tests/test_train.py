@@ -77,6 +77,27 @@ def test_training_learns_the_tinted_classes(image_folder, tmp_path):
     assert card["evaluation"]["accuracy"] >= 2 / 3  # chance is 1/3
 
 
+def test_the_same_run_twice_gives_the_same_model(image_folder, tmp_path):
+    first = run(TINY | {"epochs": 2}, image_folder, tmp_path / "first")
+    second = run(TINY | {"epochs": 2}, image_folder, tmp_path / "second")
+    assert first["history"]["loss"] == pytest.approx(second["history"]["loss"], rel=1e-4)
+    assert first["evaluation"]["confusion_matrix"] == second["evaluation"]["confusion_matrix"]
+
+
+def test_mixed_precision_is_used_on_a_gpu_only_and_saved_as_float32(image_folder, tmp_path, monkeypatch):
+    assert train_module.training_precision(TINY) == "float32"  # this machine has no GPU
+    assert run(TINY | {"epochs": 1}, image_folder, tmp_path / "cpu")["training_precision"] == "float32"
+
+    monkeypatch.setattr(train_module, "_on_gpu", lambda: True)
+    card = run(TINY | {"epochs": 1}, image_folder, tmp_path / "gpu")
+    assert card["training_precision"] == "mixed_bfloat16"
+    import keras
+
+    saved = keras.saving.load_model(tmp_path / "gpu" / "models" / "tiny.h5")
+    layers = saved.layers + saved.get_layer("scratch_cnn").layers  # flip averaging wraps the classifier
+    assert {layer.dtype_policy.name for layer in layers} == {"float32"}
+
+
 def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     """Ctrl-C (SIGINT) a real `python -m trainer train` after its first epoch, then run the
     same command again: nothing is published in between, and training picks up where it was."""
@@ -122,6 +143,16 @@ def test_augment_shifts_and_flips_within_the_padding():
         assert out.shape == (1, 4, 4, 3) and out.dtype == np.float32
         seen.add(out.tobytes())
     assert len(seen) > 10
+
+
+def test_augment_takes_each_crop_from_its_own_image():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (16, 6, 6, 3), dtype=np.uint8)
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    out = train_module.augment(padded, (6, 6), 2, 0, rng)
+    for image, crop in zip(padded, out):
+        candidates = [image[t:t + 6, left:left + 6] for t in range(5) for left in range(5)]
+        assert any(np.array_equal(crop, c) or np.array_equal(crop[:, ::-1], c) for c in candidates)
 
 
 def test_cutout_blanks_a_square():

@@ -21,7 +21,7 @@ The card is the contract between the trainer and the web app. Its keys:
     evaluation        on the held-out split: see trainer.metrics.classification_report
     test_evaluation   the same on a separate test set, when one was given
 
-Both files are written to a temporary dotfile in the same folder and renamed into place,
+Both files are written to temporary dotfiles in the same folder and renamed into place,
 so a crash or Ctrl-C never leaves a half-written model where the web app looks.
 """
 
@@ -32,24 +32,29 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 CARD_FORMAT = "image-classifier-card/1"
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a hidden temporary file beside `path`, then rename it to `path`."""
-    path = Path(path)
+@contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """A hidden temporary file beside `path`, for the caller to fill and `_publish`;
+    removed if it is not published."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(handle)
     tmp = Path(tmp_name)
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model is for sharing
-        os.replace(tmp, path)
+        yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model is for sharing
+    os.replace(tmp, path)
 
 
 def _umask() -> int:
@@ -58,14 +63,30 @@ def _umask() -> int:
     return mask
 
 
-def save_model(model, path: Path) -> None:
-    """Save a Keras model as a portable .h5 (no optimizer state: it is for inference)."""
-    write_atomically(Path(path), lambda tmp: model.save(tmp, include_optimizer=False))
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a hidden temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    with _staged(path) as tmp:
+        write(tmp)
+        _publish(tmp, path)
 
 
-def save_card(card: dict[str, Any], path: Path) -> None:
-    text = json.dumps(card, indent=2, allow_nan=False)
-    write_atomically(Path(path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[str, Any]:
+    """Save `<name>.h5` (for inference: no optimizer state) and its card `<name>.json`.
+
+    Both are written in full before either is renamed into place, card first, so the web
+    app never lists a new model without its card, and an interruption while writing leaves
+    the old pair as it was. Returns the card with `file_size_bytes` filled in.
+    """
+    model_path = Path(model_path)
+    card_path = model_path.with_suffix(".json")
+    with _staged(model_path) as model_tmp, _staged(card_path) as card_tmp:
+        model.save(model_tmp, include_optimizer=False)
+        card = card | {"file_size_bytes": model_tmp.stat().st_size}
+        card_tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        _publish(card_tmp, card_path)
+        _publish(model_tmp, model_path)
+    return card
 
 
 def load_card(path: Path) -> dict[str, Any]:

@@ -12,26 +12,48 @@ from keras import layers
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance) -> keras.Model:
+def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance,
+                residual=False, dtype=None) -> keras.Model:
     """A VGG-style net in the manner of airbench: a stem conv, then blocks of
-    conv -> max-pool -> BN -> ReLU -> conv -> BN -> ReLU, then global max pooling."""
+    conv -> max-pool -> BN -> ReLU -> conv -> BN -> ReLU, then global max pooling.
+
+    `residual` adds a third conv to every block, with a skip connection around the last two
+    (airbench96's deeper blocks). `dtype` is a Keras dtype policy for the hidden layers, such
+    as "mixed_bfloat16" for training on a GPU; the output layer always computes in float32.
+    """
     inputs = keras.Input(input_shape, name="pixels")
-    x = layers.Normalization(mean=pixel_mean, variance=pixel_variance, name="normalize")(inputs)
-    x = _conv_bn_relu(x, stem_width, "stem")
+    x = layers.Normalization(mean=pixel_mean, variance=pixel_variance, name="normalize", dtype=dtype)(inputs)
+    x = _conv_bn_relu(x, stem_width, "stem", dtype)
     for index, width in enumerate(widths, start=1):
-        x = _conv_bn_relu(x, width, f"block{index}a", pool=True)
-        x = _conv_bn_relu(x, width, f"block{index}b")
-    x = layers.GlobalMaxPooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        x = _conv_bn_relu(x, width, f"block{index}a", dtype, pool=True)
+        y = _conv_bn_relu(x, width, f"block{index}b", dtype)
+        if residual:
+            y = _conv_bn_relu(y, width, f"block{index}c", dtype)
+            y = layers.Add(name=f"block{index}_residual", dtype=dtype)([x, y])
+        x = y
+    x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="scratch_cnn")
 
 
-def _conv_bn_relu(x, width, name, pool=False):
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, width, name, dtype, pool=False):
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=dtype)(x)
     if pool:  # pooling before BN halves the work of the normalisation
-        x = layers.MaxPooling2D(name=f"{name}_pool")(x)
-    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+        x = layers.MaxPooling2D(name=f"{name}_pool", dtype=dtype)(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn", dtype=dtype)(x)
+    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """A float32 copy of a mixed-precision model: the saved file then computes the same way,
+    and at full speed, on any device (bfloat16 is slow on most CPUs)."""
+
+    def float32_layer(layer):
+        return layer.__class__.from_config(layer.get_config() | {"dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def transfer_model(arch, input_shape, num_classes, image_size, weights, dense_units, dropout):
