@@ -124,6 +124,22 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     assert card["epochs_run"] == 5 and len(card["history"]["val_loss"]) == 5
 
 
+def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module.cards, "save_model_and_card", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(TINY, image_folder, tmp_path)
+    assert "Epoch 3/3" in capsys.readouterr().out and not (tmp_path / "models").exists()
+
+    card = run(TINY, image_folder, tmp_path)
+    assert "Epoch" not in capsys.readouterr().out  # nothing trained again
+    assert card["epochs_run"] == 3 and (tmp_path / "models" / "tiny.h5").exists()
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
     hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
                              "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 1, "validation_fraction": 0.2}

@@ -162,7 +162,9 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         epochs=epochs,
         callbacks=[
             EpochLogger(),  # first, so the callbacks after it see what it adds
-            AtomicBackupAndRestore(str(backup_dir)),  # before the log: a logged epoch is a saved one
+            # Before the log: a logged epoch is a saved one. Kept after the last epoch until
+            # the model is saved, so an interruption while evaluating needs no retraining.
+            AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
             keras.callbacks.CSVLogger(str(log_path), append=True),
             *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True)]
               if keep_best else []),
