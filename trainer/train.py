@@ -104,8 +104,8 @@ def _fit_scratch(hp, train_set, val_set, run_dir):
 
 
 def training_precision(hp) -> str:
-    """bfloat16 compute (float32 weights) where the preset asks for it and a GPU runs it:
-    about twice the speed there, while CPUs mostly lack fast bfloat16."""
+    """bfloat16 compute (with float32 weights) where the preset asks for it and a GPU runs
+    it: GPUs have fast bfloat16 units, most CPUs do not."""
     return "mixed_bfloat16" if hp.get("mixed_precision") and _on_gpu() else "float32"
 
 
