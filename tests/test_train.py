@@ -88,7 +88,7 @@ def test_mixed_precision_is_used_on_a_gpu_only_and_saved_as_float32(image_folder
     assert train_module.training_precision(TINY) == "float32"  # this machine has no GPU
     assert run(TINY | {"epochs": 1}, image_folder, tmp_path / "cpu")["training_precision"] == "float32"
 
-    monkeypatch.setattr(train_module, "_on_gpu", lambda: True)
+    monkeypatch.setattr(train_module, "_device_kind", lambda: "gpu")
     card = run(TINY | {"epochs": 1}, image_folder, tmp_path / "gpu")
     assert card["training_precision"] == "mixed_bfloat16"
     import keras

@@ -33,7 +33,7 @@ import os
 import tempfile
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 CARD_FORMAT = "image-classifier-card/1"
 
@@ -61,14 +61,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a hidden temporary file beside `path`, then rename it to `path`."""
-    path = Path(path)
-    with _staged(path) as tmp:
-        write(tmp)
-        _publish(tmp, path)
 
 
 def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[str, Any]:

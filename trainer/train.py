@@ -30,14 +30,14 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
 
+    precision = training_precision(hp)
     started = time.perf_counter()
     if hp["arch"] == "scratch":
-        classifier, history = _fit_scratch(hp, train_set, val_set, run_dir)
-        weights_source, precision = "none", training_precision(hp)
+        classifier, history = _fit_scratch(hp, precision, train_set, val_set, run_dir)
+        weights_source = "none"
     else:
         classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
         weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
-        precision = "float32"
     training_seconds = time.perf_counter() - started
 
     model = models.with_flip_averaging(classifier) if hp["flip_tta"] else classifier
@@ -79,12 +79,12 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     return card
 
 
-def _fit_scratch(hp, train_set, val_set, run_dir):
+def _fit_scratch(hp, precision, train_set, val_set, run_dir):
     mean = train_set.images.reshape(-1, 3).mean(axis=0)
     variance = train_set.images.reshape(-1, 3).var(axis=0)
     classifier = models.scratch_cnn(
         train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
-        residual=hp["residual"], dtype=training_precision(hp),
+        residual=hp["residual"], dtype=precision,
     )
     batches = AugmentedBatches(train_set, hp)
     total_steps = hp["epochs"] * len(batches)
@@ -100,13 +100,13 @@ def _fit_scratch(hp, train_set, val_set, run_dir):
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
     # epoch is the recipe's result (and picking by validation score would flatter it).
     history = _fit(classifier, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
-    return models.as_float32(classifier), history
+    return (classifier if precision == "float32" else models.as_float32(classifier)), history
 
 
 def training_precision(hp) -> str:
-    """bfloat16 compute (with float32 weights) where the preset asks for it and a GPU runs
-    it: GPUs have fast bfloat16 units, most CPUs do not."""
-    return "mixed_bfloat16" if hp.get("mixed_precision") and _on_gpu() else "float32"
+    """bfloat16 compute (with float32 weights) where the preset asks for it (scratch presets
+    only) and a GPU runs it: GPUs have fast bfloat16 units, most CPUs do not."""
+    return "mixed_bfloat16" if hp.get("mixed_precision") and _device_kind() == "gpu" else "float32"
 
 
 def _fit_transfer(hp, train_set, val_set, run_dir):
@@ -221,7 +221,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
         self.size = data.images.shape[1:3]
         self.seed, self.epoch = hp["seed"], 0
-        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
+        self._shuffle()
 
     def __len__(self):
         return math.ceil(len(self.labels) / self.batch_size)
@@ -235,6 +235,9 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.epoch += 1
+        self._shuffle()
+
+    def _shuffle(self):
         self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
 
 
@@ -264,14 +267,14 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int = 256) -> dict:
     return classification_report(data.labels, probabilities, data.classes)
 
 
-def _on_gpu() -> bool:
+def _device_kind() -> str:
+    """The kind of device Keras trains on: cpu, gpu or tpu."""
     devices = keras.distribution.list_devices()
-    return bool(devices) and devices[0].split(":")[0] == "gpu"
+    return devices[0].split(":")[0] if devices else "cpu"
 
 
 def device_description() -> str:
-    devices = keras.distribution.list_devices()
-    kind = devices[0].split(":")[0] if devices else "cpu"
+    kind = _device_kind()
     if kind == "cpu":
         return f"cpu ({os.cpu_count()} cores)"
     if keras.backend.backend() == "jax":
