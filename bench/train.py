@@ -1,6 +1,6 @@
 """Training benchmark: train presets and print their speed and accuracy.
 
-    python bench/train.py scratch-cpu --data ../shared/data/cifar10-train.zip
+    python bench/train.py scratch-small --data ../shared/data/cifar10-train.zip
     KERAS_BACKEND=jax python bench/train.py scratch-small scratch-large:epochs=30:cutout=8 --data DATA
 
 Each run is a preset, optionally with overrides (`PRESET:KEY=VALUE:...`, values read as

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from trainer.__main__ import main
+from trainer.presets import PRESETS
 
 
 def test_help_documents_both_commands():
@@ -15,7 +16,7 @@ def test_help_documents_both_commands():
     assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
     result = subprocess.run([sys.executable, "-m", "trainer", "train", "--help"], capture_output=True, text=True, timeout=60)
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
-                   "--validation-fraction", "--weights", "--name", "--out", "--seed"):
+                   "--validation-fraction", "--weights", "--unfreeze-blocks", "--name", "--out", "--seed"):
         assert option in result.stdout
 
 
@@ -73,6 +74,18 @@ def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, cap
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):
+    seen = {}
+    monkeypatch.setattr("trainer.train.train", lambda hp, *args: seen.update(hp))
+    assert main(["train", "--arch", "efficientnet_lite0", "--weights", "none", "--data", str(image_folder),
+                 "--head-epochs", "2", "--unfreeze-blocks", "stem,block,top", "--upscale-size", "96",
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
+    assert seen["preset"] == "efficientnet_lite0" and seen["weights"] == "none"
+    assert seen["head_epochs"] == 2 and seen["upscale_size"] == 96
+    assert seen["unfreeze_blocks"] == ["stem", "block", "top"]
+    assert seen["fine_tune_epochs"] == PRESETS["efficientnet_lite0"]["fine_tune_epochs"]  # not given: the preset's
 
 
 def test_a_preset_for_another_architecture_is_refused():

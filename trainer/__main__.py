@@ -11,11 +11,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 from trainer.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
 # Options that override a preset's value of the same name (None: keep the preset's).
 OVERRIDES = {
     "epochs": (int, "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
     "head_epochs": (int, "transfer models, phase 1: epochs with the base frozen"),
     "fine_tune_epochs": (int, "transfer models, phase 2: epochs with the top blocks unfrozen"),
+    "unfreeze_blocks": (_names, "transfer models, phase 2: comma-separated name prefixes of the base's "
+                                "layers to unfreeze (e.g. block5; stem,block,top for the whole base)"),
     "batch_size": (int, "images per training step"),
     "image_size": (int, "side of the square images the model takes (data is resized to it)"),
     "upscale_size": (int, "transfer models: side the backbone sees, resized inside the model"),
