@@ -112,8 +112,8 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.05)
     first.send_signal(signal.SIGINT)
-    _, err = first.communicate(timeout=60)
-    assert first.returncode == 130 and "Run the same command again to resume" in err
+    output, err = first.communicate(timeout=60)
+    assert first.returncode == 130 and "Run the same command again to resume" in err, (output[-3000:], err[-3000:])
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
 
