@@ -124,6 +124,34 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     assert card["epochs_run"] == 5 and len(card["history"]["val_loss"]) == 5
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_folder, tmp_path, monkeypatch,
+                                                                          capsys):
+    """TensorFlow runs finalizers between batches, and a KeyboardInterrupt raised inside one
+    is printed and ignored by Python. The trainer notes the SIGINT and stops at the epoch's end."""
+
+    class SignalledWhileCollected:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    SignalledWhileCollected()  # on its own, Python prints the interrupt and goes on
+
+    class CtrlCLostInAFinalizer(train_module.EpochLogger):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == 5:  # epoch 2 of 3 steps each
+                SignalledWhileCollected()
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(train_module, "EpochLogger", CtrlCLostInAFinalizer)
+    with pytest.raises(KeyboardInterrupt):
+        run(TINY, image_folder, tmp_path)
+    out = capsys.readouterr().out
+    assert "Epoch 2/3" in out and "Epoch 3/3" not in out
+    assert len((tmp_path / "runs" / "tiny" / "scratch" / "history.csv").read_text().splitlines()) == 1 + 2
+    assert not (tmp_path / "models").exists()
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
     def interrupted(*args):
         raise KeyboardInterrupt

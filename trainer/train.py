@@ -11,6 +11,8 @@ import csv
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -156,22 +158,24 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     phase_dir.mkdir(parents=True, exist_ok=True)
     x_val = val_set.images.astype(np.float32)
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
-    model.fit(
-        batches,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        callbacks=[
-            EpochLogger(),  # first, so the callbacks after it see what it adds
-            # Before the log: a logged epoch is a saved one. Kept after the last epoch until
-            # the model is saved, so an interruption while evaluating needs no retraining.
-            AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
-            keras.callbacks.CSVLogger(str(log_path), append=True),
-            *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True)]
-              if keep_best else []),
-            *callbacks,
-        ],
-        verbose=2 if os.environ.get("CI") else "auto",
-    )
+    with StopOnInterrupt() as stop_on_interrupt:
+        model.fit(
+            batches,
+            validation_data=(x_val, y_val),
+            epochs=epochs,
+            callbacks=[
+                EpochLogger(),  # first, so the callbacks after it see what it adds
+                # Before the log: a logged epoch is a saved one. Kept after the last epoch until
+                # the model is saved, so an interruption while evaluating needs no retraining.
+                AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
+                keras.callbacks.CSVLogger(str(log_path), append=True),
+                *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True)]
+                  if keep_best else []),
+                *callbacks,
+                stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
+            ],
+            verbose=2 if os.environ.get("CI") else "auto",
+        )
     if keep_best and best_path.exists():
         model.load_weights(str(best_path))
     with open(log_path, newline="") as f:
@@ -194,6 +198,35 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._weights_path, self._training_metadata_path = final
         for source, target in zip(partial, final):
             os.replace(source, target)
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C raises KeyboardInterrupt wherever Python is. When that is a finalizer, which
+    TensorFlow runs between batches, Python prints the exception and carries on (2 SIGINTs in
+    60 were lost so, measured), and training would run to the end. Used as a context manager
+    around `fit`, this notes every SIGINT and raises it again when the epoch ends (not at batch
+    ends: batch hooks would make Keras wait for the device after every step)."""
+
+    def __enter__(self):
+        self.interrupted, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+            self.previous = signal.signal(signal.SIGINT, self._note_and_raise)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _note_and_raise(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, logs=None):
+        self.on_epoch_end(None)
 
 
 class EpochLogger(keras.callbacks.Callback):
