@@ -5,6 +5,7 @@ import sys
 import textwrap
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -175,6 +176,14 @@ def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
     assert card["architecture"] == "vgg16" and card["epochs_run"] == 2
     assert card["input_shape"] == [16, 16, 3]
     assert "Fine-tuning: 3 layers of the base unfrozen (block5)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch, xla", [("scratch", True), ("efficientnet_lite0", False)])
+def test_xla_is_on_for_the_scratch_nets_only_on_tensorflows_cpu(arch, xla):
+    # Measured on the CPU box: XLA trains the scratch nets 1.5x faster there, EfficientNet 8x slower.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    train_module._compile(model, keras.optimizers.SGD(), {"arch": arch, "label_smoothing": 0.0})
+    assert model.jit_compile is xla
 
 
 def test_augment_shifts_and_flips_within_the_padding():
