@@ -138,7 +138,7 @@ def _plateau_callbacks(hp):
 
 def _compile(model, optimizer, hp):
     # Keras turns XLA off on TensorFlow's CPU. There XLA trains the scratch nets 1.5x faster
-    # but EfficientNet's depthwise convolutions 8x slower (BENCHMARKS.md); elsewhere "auto" is right.
+    # but EfficientNet-Lite0 8x slower (BENCHMARKS.md); elsewhere "auto" is right.
     xla = hp["arch"] == "scratch" and keras.backend.backend() == "tensorflow"
     model.compile(
         optimizer=optimizer,
