@@ -78,7 +78,9 @@ def report(spec: str, hp: dict, card: dict, total_images: int) -> str:
     train_images = total_images - card["evaluation"]["samples"]
     steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
     accuracy = card["evaluation"]["accuracy"]
-    views = " (with flip averaging)" if hp.get("flip_tta") else ""
+    views = ""
+    if hp.get("flip_tta"):
+        views = " (flip and translate averaging)" if hp.get("translate_tta") else " (flip averaging)"
     print(f"\n{spec}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
           f"{card['training_precision']} training")
     print(f"first epoch       {seconds[0]:8.1f} s (includes compilation)")

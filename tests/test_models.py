@@ -45,6 +45,32 @@ def test_residual_blocks_add_a_skip_around_their_last_two_convs():
     assert [node.operation.name for node in skip._inbound_nodes[0].parent_nodes] == ["block1a_relu", "block1c_relu"]
 
 
+def correlated_images(count, size):
+    """Normalised-looking images whose neighbouring pixels and channels are correlated."""
+    noise = RNG.normal(size=(count, size + 1, size + 1, 3))
+    return (noise[:, 1:, 1:] + 0.8 * noise[:, :-1, :-1] + 0.5 * noise[:, 1:, 1:, ::-1]).astype(np.float32)
+
+
+def test_patch_whitening_kernel_decorrelates_2x2_patches():
+    images = correlated_images(100, 16)
+    kernel = models.patch_whitening_kernel(images)
+    assert kernel.shape == (2, 2, 3, 24)  # 12 filters for 12 patch values, and their negations
+    assert np.array_equal(kernel[..., 12:], -kernel[..., :12])
+    out = keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="valid"))
+    assert out.shape == (100, 15, 15, 24)
+    flat = out[..., :12].reshape(-1, 12)
+    assert np.allclose(flat.T @ flat / len(flat), np.eye(12), atol=0.01)
+
+
+def test_a_whitened_stem_is_frozen_and_replaces_the_learned_one():
+    kernel = models.patch_whitening_kernel(correlated_images(20, 16))
+    model = models.scratch_cnn((32, 32, 3), 10, [8, 16], 8, [0.0] * 3, [1.0] * 3, whitening=kernel)
+    stem = model.get_layer("stem_whiten")
+    assert not stem.trainable and np.array_equal(stem.get_weights()[0], kernel)
+    assert "stem_conv" not in [layer.name for layer in model.layers]
+    assert model.get_layer("stem_relu").output.shape == (None, 31, 31, 24)  # 2x2 "valid" conv
+
+
 def test_float32_copy_of_a_mixed_precision_model():
     mixed = models.scratch_cnn((16, 16, 3), 3, [8, 16], 8, [120.0] * 3, [4000.0] * 3, dtype="mixed_bfloat16")
     assert mixed.get_layer("block1a_conv").compute_dtype == "bfloat16"
@@ -91,13 +117,28 @@ def test_vgg16_transfer_model_upscales_and_unfreezes_only_the_top_block():
 
 def test_flip_averaging_averages_the_image_and_its_mirror():
     model = default_cnn(3)
-    wrapped = models.with_flip_averaging(model)
+    wrapped = models.with_test_time_augmentation(model)
     x = raw_pixels(3, 32)
     expected = (keras.ops.convert_to_numpy(model(x)) + keras.ops.convert_to_numpy(model(x[:, :, ::-1]))) / 2
     assert np.allclose(keras.ops.convert_to_numpy(wrapped(x)), expected, atol=1e-6)
     # A mirror image now gets exactly the same prediction.
     assert np.allclose(keras.ops.convert_to_numpy(wrapped(x[:, :, ::-1])), expected, atol=1e-6)
     assert wrapped.count_params() == model.count_params() + 32 * 32  # the fixed mirror matrix
+
+
+def test_translate_averaging_adds_the_views_moved_one_pixel_as_in_training():
+    model = models.scratch_cnn((8, 6, 3), 3, [4], 4, [120.0] * 3, [4000.0] * 3)
+    wrapped = models.with_test_time_augmentation(model, translate=True)
+    x = raw_pixels(2, 8)[:, :, :6]  # not square, so rows and columns cannot be mixed up
+
+    def both_sides(views):
+        return (keras.ops.convert_to_numpy(model(views)) + keras.ops.convert_to_numpy(model(views[:, :, ::-1]))) / 2
+
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")  # as the training batches pad
+    down_right, up_left = padded[:, :8, :6], padded[:, 2:, 2:]
+    assert np.array_equal(down_right[:, 1:, 1:], x[:, :-1, :-1]) and np.array_equal(up_left[:, :-1, :-1], x[:, 1:, 1:])
+    expected = both_sides(x) / 2 + (both_sides(down_right) + both_sides(up_left)) / 4
+    assert np.allclose(keras.ops.convert_to_numpy(wrapped(x)), expected, atol=1e-6)
 
 
 def test_efficientnet_lite0_transfer_model_scales_pixels_inside():

@@ -99,6 +99,27 @@ def test_mixed_precision_is_used_on_a_gpu_only_and_saved_as_float32(image_folder
     assert {layer.dtype_policy.name for layer in layers} == {"float32"}
 
 
+def test_a_whitened_stem_is_computed_from_the_data_and_saved_untrained(image_folder, tmp_path, monkeypatch):
+    samples, computed, kernel_from = [], [], train_module.models.patch_whitening_kernel
+
+    def recording_kernel(images):
+        samples.append(images)
+        computed.append(kernel_from(images))
+        return computed[-1]
+
+    monkeypatch.setattr(train_module.models, "patch_whitening_kernel", recording_kernel)
+    # Room for three of the 24 training images (sorted by class): one of each class, not the first three.
+    monkeypatch.setattr(train_module, "WHITENING_PATCHES", 3 * 16 * 16)
+    card = run(TINY | {"whiten_stem": True, "epochs": 2}, image_folder, tmp_path)
+    assert card["hyperparameters"]["whiten_stem"] and len(computed) == 1
+    assert len(samples[0]) == 3
+    assert sorted(samples[0].mean(axis=(1, 2)).argmax(axis=1)) == [0, 1, 2]  # each class's tinted channel
+    import keras
+
+    saved = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("scratch_cnn")
+    assert np.array_equal(saved.get_layer("stem_whiten").get_weights()[0], computed[0])
+
+
 def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     """Ctrl-C (SIGINT) a real `python -m trainer train` after its first epoch, then run the
     same command again: nothing is published in between, and training picks up where it was."""

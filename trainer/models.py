@@ -13,17 +13,22 @@ VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance,
-                residual=False, dtype=None) -> keras.Model:
+                residual=False, whitening=None, dtype=None) -> keras.Model:
     """A VGG-style net in the manner of airbench: a stem conv, then blocks of
     conv -> max-pool -> BN -> ReLU -> conv -> BN -> ReLU, then global max pooling.
 
     `residual` adds a third conv to every block, with a skip connection around the last two
-    (airbench96's deeper blocks). `dtype` is a Keras dtype policy for the hidden layers, such
-    as "mixed_bfloat16" for training on a GPU; the output layer always computes in float32.
+    (airbench96's deeper blocks). `whitening`, a kernel from `patch_whitening_kernel`, makes
+    the stem a frozen conv with that kernel instead of a learned 3x3 conv of `stem_width`.
+    `dtype` is a Keras dtype policy for the hidden layers, such as "mixed_bfloat16" for
+    training on a GPU; the output layer always computes in float32.
     """
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Normalization(mean=pixel_mean, variance=pixel_variance, name="normalize", dtype=dtype)(inputs)
-    x = _conv_bn_relu(x, stem_width, "stem", dtype)
+    if whitening is None:
+        x = _conv_bn_relu(x, stem_width, "stem", dtype)
+    else:
+        x = _bn_relu(_frozen_conv(x, whitening, "stem_whiten", dtype), "stem", dtype)
     for index, width in enumerate(widths, start=1):
         x = _conv_bn_relu(x, width, f"block{index}a", dtype, pool=True)
         y = _conv_bn_relu(x, width, f"block{index}b", dtype)
@@ -40,8 +45,38 @@ def _conv_bn_relu(x, width, name, dtype, pool=False):
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=dtype)(x)
     if pool:  # pooling before BN halves the work of the normalisation
         x = layers.MaxPooling2D(name=f"{name}_pool", dtype=dtype)(x)
+    return _bn_relu(x, name, dtype)
+
+
+def _bn_relu(x, name, dtype):
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn", dtype=dtype)(x)
     return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+
+
+def _frozen_conv(x, kernel, name, dtype):
+    conv = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], use_bias=False, trainable=False, name=name, dtype=dtype)
+    x = conv(x)
+    conv.set_weights([kernel])
+    return x
+
+
+def patch_whitening_kernel(images: np.ndarray, size: int = 2, eps: float = 5e-4) -> np.ndarray:
+    """airbench's first layer: a conv kernel that whitens `size` x `size` pixel patches.
+
+    Its filters are the eigenvectors of the patches' covariance, each divided by the square
+    root of its eigenvalue, so the outputs are decorrelated with unit variance; each filter
+    comes with its negation, so a ReLU after it loses nothing. Fixed rather than learned, it
+    gives the net from the first step the input statistics a learned stem takes epochs to find.
+    `images` are normalised pixels, (count, height, width, channels); `eps` keeps the
+    near-zero eigenvalues of flat patches from blowing up their filters.
+    """
+    channels = images.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
+    # (count, rows, cols, channels, size, size) -> one row per patch, in Keras' kernel order.
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * channels).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
+    filters = (eigenvectors / np.sqrt(eigenvalues + eps)).reshape(size, size, channels, -1)
+    return np.concatenate([filters, -filters], axis=-1).astype(np.float32)
 
 
 def as_float32(model: keras.Model) -> keras.Model:
@@ -127,16 +162,42 @@ def unfreeze_top(base: keras.Model, prefixes: tuple[str, ...]) -> int:
     return count
 
 
-def with_flip_averaging(classifier: keras.Model) -> keras.Model:
-    """Wrap a classifier so it averages its predictions on the image and its mirror image:
-    test-time augmentation inside the saved model, so served accuracy is measured accuracy."""
+def with_test_time_augmentation(classifier: keras.Model, translate: bool = False) -> keras.Model:
+    """Wrap a classifier so it averages its predictions on the image and its mirror image and,
+    with `translate`, on both moved one pixel down-right and up-left (airbench's multi-crop
+    evaluation: the four moved views weigh half in all). Test-time augmentation inside the
+    saved model, so served accuracy is measured accuracy; it costs one pass per view."""
     height, width, channels = classifier.input_shape[1:]
     inputs = keras.Input((height, width, channels), name="pixels")
-    # Mirror with built-in layers: move the width axis last and multiply by a reversal matrix.
-    mirror = layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-    mirror.build((None, height, channels, width))
-    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])
-    flipped = layers.Permute((1, 3, 2), name="width_last")(inputs)
-    flipped = layers.Permute((1, 3, 2), name="width_back")(mirror(flipped))
-    outputs = layers.Average(name="flip_average")([classifier(inputs), classifier(flipped)])
-    return keras.Model(inputs, outputs, name=f"{classifier.name}_flip_tta")
+    mirrored = _mirror(height, width, channels)
+    outputs = layers.Average(name="flip_average")([classifier(inputs), classifier(mirrored(inputs))])
+    if translate:
+        moved = [_move_one_pixel(inputs, height, width, step) for step in ("down_right", "up_left")]
+        moved_average = layers.Average(name="moved_average")(
+            [classifier(view) for x in moved for view in (x, mirrored(x))])
+        outputs = layers.Average(name="views_average")([outputs, moved_average])
+    return keras.Model(inputs, outputs, name=f"{classifier.name}_tta")
+
+
+def _mirror(height, width, channels):
+    """Left-right mirroring from built-in layers: move the width axis last and multiply by a
+    reversal matrix. Returns a function of a tensor; its layers are shared between calls."""
+    width_last, width_back = layers.Permute((1, 3, 2), name="width_last"), layers.Permute((1, 3, 2), name="width_back")
+    reverse = layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    reverse.build((None, height, channels, width))
+    reverse.set_weights([np.eye(width, dtype=np.float32)[::-1]])
+    return lambda x: width_back(reverse(width_last(x)))
+
+
+def _move_one_pixel(x, height, width, step):
+    """The image moved one pixel along both axes, the freed edge filled by reflection (as
+    the training shifts pad), from crops and concatenations: a built-in-layers-only roll."""
+    for axis, size in ((1, height), (2, width)):
+        def crop(start, stop):  # keep indices start..stop-1 along this axis
+            cut = (start, size - stop)
+            return layers.Cropping2D((cut, (0, 0)) if axis == 1 else ((0, 0), cut))(x)
+
+        # Down-right: the reflected second row/column, then all but the last one; up-left the reverse.
+        parts = [crop(1, 2), crop(0, size - 1)] if step == "down_right" else [crop(1, size), crop(size - 2, size - 1)]
+        x = layers.Concatenate(axis=axis, name=f"{step}_{axis}")(parts)
+    return x

@@ -42,7 +42,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
     training_seconds = time.perf_counter() - started
 
-    model = models.with_flip_averaging(classifier) if hp["flip_tta"] else classifier
+    model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
     evaluation = evaluate(model, val_set)
     print(format_report(evaluation, "Validation"))
     test_evaluation = None
@@ -81,12 +81,21 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     return card
 
 
+WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
+
+
 def _fit_scratch(hp, precision, train_set, val_set, run_dir):
     mean = train_set.images.reshape(-1, 3).mean(axis=0)
     variance = train_set.images.reshape(-1, 3).var(axis=0)
+    whitening = None
+    if hp["whiten_stem"]:
+        # Every k-th image, as they come sorted by class and the first thousands are one class.
+        count, height, width = train_set.images.shape[:3]
+        sample = train_set.images[::max(1, count * height * width // WHITENING_PATCHES)]
+        whitening = models.patch_whitening_kernel((sample - mean) / np.sqrt(variance))
     classifier = models.scratch_cnn(
         train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
-        residual=hp["residual"], dtype=precision,
+        residual=hp["residual"], whitening=whitening, dtype=precision,
     )
     batches = AugmentedBatches(train_set, hp)
     total_steps = hp["epochs"] * len(batches)
