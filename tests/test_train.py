@@ -114,8 +114,6 @@ def test_a_whitened_stem_is_computed_from_the_data_and_saved_untrained(image_fol
     assert card["hyperparameters"]["whiten_stem"] and len(computed) == 1
     assert len(samples[0]) == 3
     assert sorted(samples[0].mean(axis=(1, 2)).argmax(axis=1)) == [0, 1, 2]  # each class's tinted channel
-    import keras
-
     saved = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("scratch_cnn")
     assert np.array_equal(saved.get_layer("stem_whiten").get_weights()[0], computed[0])
 
