@@ -32,12 +32,12 @@ _SCRATCH = {
 }
 
 PRESETS = {
-    # The shipped default, trained on the 2-core CPU box: 0.66M parameters (2.7 MB), 31
-    # minutes there, 87.7% held out; a web answer in about 10 ms.
+    # The shipped default, trained on the 2-core CPU box: 0.66M parameters (2.7 MB), 57
+    # minutes there, 89.1% held out; a web answer in about 10 ms.
     "scratch-small": _SCRATCH | {
         "stem_width": 32,      # channels of a learned first conv (used with whiten_stem off)
         "widths": [48, 96, 192],  # channels of the three conv blocks
-        "epochs": 20,
+        "epochs": 40,          # 89.1% held out; 20 epochs gave 87.7% in half the time
         "batch_size": 256,     # smaller steps: more updates in the few epochs a CPU affords
         "learning_rate": 0.2,  # scaled with the batch size
     },
