@@ -33,7 +33,7 @@ _SCRATCH = {
 
 PRESETS = {
     # The shipped default, trained on the 2-core CPU box: 0.66M parameters (2.7 MB), 57
-    # minutes there, 89.1% held out; a web answer in about 10 ms.
+    # minutes there, 89.1% held out; a web answer in 6-11 ms there (BENCHMARKS.md).
     "scratch-small": _SCRATCH | {
         "stem_width": 32,      # channels of a learned first conv (used with whiten_stem off)
         "widths": [48, 96, 192],  # channels of the three conv blocks
