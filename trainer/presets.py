@@ -45,16 +45,16 @@ PRESETS = {
     # The shipped default (trained with epochs 100, on an H200): airbench94's widths, about
     # 2M parameters, 8.0 MB (within the 10 MB a default may take). On an H200 with JAX:
     # 91.5% held out in 69 s (plus about 20 s of compiling in a fresh process); a web
-    # answer in 14 ms on the CPU box (BENCHMARKS.md).
+    # answer in 14-17 ms on the CPU box (BENCHMARKS.md).
     "scratch-medium": _SCRATCH | {
         "stem_width": 32,
         "widths": [64, 256, 256],
         "epochs": 60,          # 91.50%; 30 gave 90.94%, 100 gave 91.44%
         "cutout": 8,
     },
-    # The most accurate within two minutes on an H100 or H200: airbench96's residual blocks
-    # and widths, about 10M parameters; 92.2% held out in 92 s on an H200 (plus about 20 s
-    # of compiling in a fresh process).
+    # The most accurate, for a GPU: airbench96's residual blocks and widths, about 10M
+    # parameters; 92.2% held out in 92 s on an H200, plus 20-30 s of compiling in a fresh
+    # process (the recipe's budget is two minutes).
     "scratch-large": _SCRATCH | {
         "stem_width": 64,
         "widths": [128, 384, 512],
