@@ -45,6 +45,25 @@ def test_residual_blocks_add_a_skip_around_their_last_two_convs():
     assert [node.operation.name for node in skip._inbound_nodes[0].parent_nodes] == ["block1a_relu", "block1c_relu"]
 
 
+def test_airbench_options_change_the_net_as_named():
+    model = models.scratch_cnn((16, 16, 3), 3, [4, 8], 4, [0.0] * 3, [1.0] * 3, activation="gelu",
+                               batchnorm_scale=False, identity_init=True, logit_scale=1 / 9)
+    assert model.get_layer("block1a_gelu").get_config()["activation"] == "gelu"
+    assert [w.name for w in model.get_layer("block1a_bn").trainable_weights] == ["beta"]  # no learned scale
+    # A conv's first filters copy their own input channel: all 4 of block1b's (4 -> 4 channels),
+    # 4 of block2a's 8 (4 -> 8), whose other 4 keep their random start.
+    identity = np.zeros((3, 3, 4, 4), np.float32)
+    identity[1, 1, np.arange(4), np.arange(4)] = 1.0
+    assert np.array_equal(model.get_layer("block1b_conv").get_weights()[0], identity)
+    kernel = model.get_layer("block2a_conv").get_weights()[0]
+    assert np.array_equal(kernel[..., :4], identity) and np.abs(kernel[..., 4:]).min() > 0
+    # The logits are scaled before the softmax: a tenth of the logits, the same probabilities.
+    pixels = raw_pixels(2, 16)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(pixels)
+    expected = keras.ops.softmax(logits / 9)
+    assert np.allclose(keras.ops.convert_to_numpy(model(pixels)), keras.ops.convert_to_numpy(expected), atol=1e-6)
+
+
 def correlated_images(count, size):
     """Normalised-looking images whose neighbouring pixels and channels are correlated."""
     noise = RNG.normal(size=(count, size + 1, size + 1, 3))

@@ -66,8 +66,6 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
 
     # The reloaded model takes raw 0-255 pixels (uint8 or float) and gives the same answers.
     data = load_folder(image_folder, 16)
-    import keras
-
     here = keras.ops.convert_to_numpy(keras.saving.load_model(model_path)(data.images[:5].astype(np.float32)))
     there = reload_in_fresh_process(model_path, data.images[:5])
     assert np.allclose(here, there, atol=1e-5) and np.allclose(there.sum(axis=1), 1, atol=1e-5)
@@ -92,11 +90,22 @@ def test_mixed_precision_is_used_on_a_gpu_only_and_saved_as_float32(image_folder
     monkeypatch.setattr(train_module, "_device_kind", lambda: "gpu")
     card = run(TINY | {"epochs": 1}, image_folder, tmp_path / "gpu")
     assert card["training_precision"] == "mixed_bfloat16"
-    import keras
 
     saved = keras.saving.load_model(tmp_path / "gpu" / "models" / "tiny.h5")
     layers = saved.layers + saved.get_layer("scratch_cnn").layers  # flip averaging wraps the classifier
     assert {layer.dtype_policy.name for layer in layers} == {"float32"}
+
+
+def test_airbench_options_train_and_save_a_portable_float32_model(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "_device_kind", lambda: "gpu")  # the mixed-precision path too
+    hp = TINY | {"activation": "gelu", "batchnorm_scale": False, "identity_init": True, "logit_scale": 1 / 9,
+                 "bias_lr_scale": 64.0, "lookahead_every": 2}
+    card = run(hp, image_folder, tmp_path)
+    assert card["training_precision"] == "mixed_bfloat16" and card["epochs_run"] == 3
+    model_path = tmp_path / "models" / "tiny.h5"
+    pixels = load_folder(image_folder, 16).images[:5]
+    here = keras.ops.convert_to_numpy(keras.saving.load_model(model_path)(pixels.astype(np.float32)))
+    assert np.allclose(here, reload_in_fresh_process(model_path, pixels), atol=1e-5)
 
 
 def test_a_whitened_stem_is_computed_from_the_data_and_saved_untrained(image_folder, tmp_path, monkeypatch):
@@ -197,6 +206,15 @@ def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
     assert "Fine-tuning: 3 layers of the base unfrozen (block5)" in capsys.readouterr().out
 
 
+def test_fine_tuning_can_decay_the_rate_along_a_cosine(image_folder, tmp_path):
+    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
+                             "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 3, "validation_fraction": 0.2,
+                             "fine_tune_schedule": "cosine", "fine_tune_learning_rate": 1e-3, "patience": 5}
+    rates = run(hp, image_folder, tmp_path)["history"]["learning_rate"]
+    # Logged at each epoch's end: the head's constant 1e-3, then cos(pi * k / 3) decay to 0.
+    assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-7)
+
+
 @pytest.mark.parametrize("arch, xla", [("scratch", True), ("efficientnet_lite0", False)])
 def test_xla_is_on_for_the_scratch_nets_only_on_tensorflows_cpu(arch, xla):
     # Measured on the CPU box: XLA trains the scratch nets 1.5x faster there, EfficientNet 8x slower.
@@ -234,11 +252,10 @@ def test_cutout_blanks_a_square():
 
 
 def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-    import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    backup = train_module.AtomicBackupAndRestore(str(tmp_path))
+    backup = train_module.AtomicBackupAndRestore(str(tmp_path), every_seconds=0)
     backup.set_model(model)
     backup.on_epoch_end(0)
     saved = (tmp_path / "latest.weights.h5").read_bytes()
@@ -252,3 +269,29 @@ def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch)
         backup.on_epoch_end(1)
     assert (tmp_path / "latest.weights.h5").read_bytes() == saved
     assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
+
+
+def test_backups_are_made_after_the_first_and_last_epochs_and_every_so_often(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    backup = train_module.AtomicBackupAndRestore(str(tmp_path), every_seconds=10)
+    backup.set_model(model)
+    backup.set_params({"epochs": 6})
+    now = [100.0]
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: now[0])
+    backed_up = []
+    backup.on_train_begin()
+    for epoch, seconds in enumerate([1, 4, 4, 4, 1, 1]):  # each epoch's length
+        now[0] += seconds
+        backup.on_epoch_end(epoch)
+        backed_up.append(json.loads((tmp_path / "training_metadata.json").read_text())["epoch"])
+    assert backed_up == [1, 1, 1, 4, 4, 6]  # the first; 12 s later; the last
+
+
+def test_on_resuming_the_log_keeps_only_the_backed_up_epochs(tmp_path):
+    log = tmp_path / "history.csv"
+    log.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n3,1.1\n")
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    train_module._cut_log_to_backup(log, tmp_path / "backup")
+    assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"

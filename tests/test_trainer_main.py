@@ -81,10 +81,11 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     monkeypatch.setattr("trainer.train.train", lambda hp, *args: seen.update(hp))
     assert main(["train", "--arch", "efficientnet_lite0", "--weights", "none", "--data", str(image_folder),
                  "--head-epochs", "2", "--unfreeze-blocks", "stem,block,top", "--upscale-size", "96",
+                 "--fine-tune-schedule", "cosine",
                  "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
     assert seen["preset"] == "efficientnet_lite0" and seen["weights"] == "none"
     assert seen["head_epochs"] == 2 and seen["upscale_size"] == 96
-    assert seen["unfreeze_blocks"] == ["stem", "block", "top"]
+    assert seen["unfreeze_blocks"] == ["stem", "block", "top"] and seen["fine_tune_schedule"] == "cosine"
     assert seen["fine_tune_epochs"] == PRESETS["efficientnet_lite0"]["fine_tune_epochs"]  # not given: the preset's
 
 

@@ -16,6 +16,12 @@ def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
 
 
+def _schedule(text: str) -> str:
+    if text not in ("plateau", "cosine"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not plateau or cosine")
+    return text
+
+
 # Options that override a preset's value of the same name (None: keep the preset's).
 OVERRIDES = {
     "epochs": (int, "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
@@ -28,7 +34,9 @@ OVERRIDES = {
     "upscale_size": (int, "transfer models: side the backbone sees, resized inside the model"),
     "learning_rate": (float, "scratch: peak SGD learning rate"),
     "head_learning_rate": (float, "transfer models: Adam learning rate of phase 1"),
-    "fine_tune_learning_rate": (float, "transfer models: Adam learning rate of phase 2"),
+    "fine_tune_learning_rate": (float, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
+    "fine_tune_schedule": (_schedule, "transfer models, phase 2: plateau (Adam, the rate cut when validation "
+                                      "stalls) or cosine (AdamW, the rate decaying to 0)"),
     "validation_fraction": (float, "share of every class held out for validation (stratified)"),
     "seed": (int, "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
@@ -47,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("\nInterrupted: nothing was saved in the models folder. Run the same command "
-              "again to resume from the last finished epoch.", file=sys.stderr)
+              "again to resume from the last backed-up epoch.", file=sys.stderr)
         return 130
 
 

@@ -12,45 +12,69 @@ from keras import layers
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance,
-                residual=False, whitening=None, dtype=None) -> keras.Model:
+def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance, residual=False,
+                whitening=None, dtype=None, activation="relu", batchnorm_scale=True, identity_init=False,
+                logit_scale=1.0) -> keras.Model:
     """A VGG-style net in the manner of airbench: a stem conv, then blocks of
-    conv -> max-pool -> BN -> ReLU -> conv -> BN -> ReLU, then global max pooling.
+    conv -> max-pool -> BN -> activation -> conv -> BN -> activation, then global max pooling.
 
     `residual` adds a third conv to every block, with a skip connection around the last two
     (airbench96's deeper blocks). `whitening`, a kernel from `patch_whitening_kernel`, makes
     the stem a frozen conv with that kernel instead of a learned 3x3 conv of `stem_width`.
     `dtype` is a Keras dtype policy for the hidden layers, such as "mixed_bfloat16" for
     training on a GPU; the output layer always computes in float32.
+
+    airbench's other details, each optional: `activation` ("relu" or "gelu"), batch norm
+    without a learned scale (`batchnorm_scale=False`), convs that start as the identity on
+    their first input channels (`identity_init`), and logits multiplied by `logit_scale`.
     """
+    def conv_bn_act(x, width, name, pool=False):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=dtype)(x)
+        if pool:  # pooling before BN halves the work of the normalisation
+            x = layers.MaxPooling2D(name=f"{name}_pool", dtype=dtype)(x)
+        return bn_act(x, name)
+
+    def bn_act(x, name):
+        x = layers.BatchNormalization(momentum=0.9, scale=batchnorm_scale, name=f"{name}_bn", dtype=dtype)(x)
+        return layers.Activation(activation, name=f"{name}_{activation}", dtype=dtype)(x)
+
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Normalization(mean=pixel_mean, variance=pixel_variance, name="normalize", dtype=dtype)(inputs)
     if whitening is None:
-        x = _conv_bn_relu(x, stem_width, "stem", dtype)
+        x = conv_bn_act(x, stem_width, "stem")
     else:
-        x = _bn_relu(_frozen_conv(x, whitening, "stem_whiten", dtype), "stem", dtype)
+        x = bn_act(_frozen_conv(x, whitening, "stem_whiten", dtype), "stem")
     for index, width in enumerate(widths, start=1):
-        x = _conv_bn_relu(x, width, f"block{index}a", dtype, pool=True)
-        y = _conv_bn_relu(x, width, f"block{index}b", dtype)
+        x = conv_bn_act(x, width, f"block{index}a", pool=True)
+        y = conv_bn_act(x, width, f"block{index}b")
         if residual:
-            y = _conv_bn_relu(y, width, f"block{index}c", dtype)
+            y = conv_bn_act(y, width, f"block{index}c")
             y = layers.Add(name=f"block{index}_residual", dtype=dtype)([x, y])
         x = y
     x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="scratch_cnn")
+    if logit_scale == 1.0:
+        outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    else:  # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run
+        x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32")(x)
+        x = layers.Rescaling(logit_scale, name="logit_scale", dtype="float32")(x)
+        outputs = layers.Softmax(name="predictions", dtype="float32")(x)
+    model = keras.Model(inputs, outputs, name="scratch_cnn")
+    if identity_init:
+        for layer in model.layers:
+            if layer.name.endswith("_conv"):
+                _identity_init(layer)
+    return model
 
 
-def _conv_bn_relu(x, width, name, dtype, pool=False):
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=dtype)(x)
-    if pool:  # pooling before BN halves the work of the normalisation
-        x = layers.MaxPooling2D(name=f"{name}_pool", dtype=dtype)(x)
-    return _bn_relu(x, name, dtype)
-
-
-def _bn_relu(x, name, dtype):
-    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn", dtype=dtype)(x)
-    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+def _identity_init(conv: layers.Conv2D) -> None:
+    """Make the conv's first filters pass their input channel through unchanged (airbench's
+    dirac init: a deep net starts close to a shallow one and trains faster early on)."""
+    kernel = keras.ops.convert_to_numpy(conv.kernel).copy()
+    height, width, channels_in, channels_out = kernel.shape
+    count = min(channels_in, channels_out)
+    kernel[:, :, :, :count] = 0.0
+    kernel[height // 2, width // 2, np.arange(count), np.arange(count)] = 1.0
+    conv.kernel.assign(kernel)
 
 
 def _frozen_conv(x, kernel, name, dtype):

@@ -8,6 +8,7 @@ evaluates it and saves `<name>.h5` and `<name>.json`.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ from trainer import card as cards
 from trainer import models
 from trainer.data import Dataset, class_weights, stratified_split
 from trainer.metrics import classification_report, format_report
+from trainer.optimizers import AirbenchSGD
 
 
 def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path) -> dict:
@@ -95,7 +97,8 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
         whitening = models.patch_whitening_kernel((sample - mean) / np.sqrt(variance))
     classifier = models.scratch_cnn(
         train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
-        residual=hp["residual"], whitening=whitening, dtype=precision,
+        residual=hp["residual"], whitening=whitening, dtype=precision, activation=hp["activation"],
+        batchnorm_scale=hp["batchnorm_scale"], identity_init=hp["identity_init"], logit_scale=hp["logit_scale"],
     )
     batches = AugmentedBatches(train_set, hp)
     total_steps = hp["epochs"] * len(batches)
@@ -103,8 +106,9 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, total_steps - warmup_steps, warmup_target=hp["learning_rate"], warmup_steps=warmup_steps
     )
-    optimizer = keras.optimizers.SGD(
-        schedule, momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"]
+    optimizer = AirbenchSGD(
+        schedule, total_steps, hp["bias_lr_scale"], hp["lookahead_every"],
+        momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"],
     )
     optimizer.exclude_from_weight_decay(var_names=["_bn"])  # decaying BN scales only fights BN
     _compile(classifier, optimizer, hp)
@@ -133,15 +137,28 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
 
     unfrozen = models.unfreeze_top(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
-    _compile(classifier, keras.optimizers.Adam(hp["fine_tune_learning_rate"]), hp)
-    tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune", _plateau_callbacks(hp))
+    _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
+    tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
+                 _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"))
     return classifier, {key: history[key] + tuned[key] for key in history}
 
 
-def _plateau_callbacks(hp):
+def _fine_tune_optimizer(hp, steps_per_epoch):
+    """Adam at a constant rate (cut on plateaus by a callback), or for "cosine" AdamW with the
+    rate decaying to 0 along a cosine over the phase (the recipe of the EfficientNet-Lite0
+    reference run in ../shared/GPU.md)."""
+    if hp["fine_tune_schedule"] == "plateau":
+        return keras.optimizers.Adam(hp["fine_tune_learning_rate"])
+    schedule = keras.optimizers.schedules.CosineDecay(
+        hp["fine_tune_learning_rate"], hp["fine_tune_epochs"] * steps_per_epoch)
+    return keras.optimizers.AdamW(schedule, weight_decay=hp["fine_tune_weight_decay"])
+
+
+def _plateau_callbacks(hp, reduce_learning_rate=True):
     return [
         keras.callbacks.EarlyStopping(patience=hp["patience"], restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7),
+        *([keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7)]
+          if reduce_learning_rate else []),
     ]
 
 
@@ -158,17 +175,22 @@ def _compile(model, optimizer, hp):
 
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+# Back up for resuming after the first and the last epoch and at most this often in between: on
+# a GPU an epoch can take a second and a backup of the large net 0.16 s. A crash loses at most
+# this much training; on a CPU, where an epoch takes a minute, every epoch is still backed up.
+BACKUP_SECONDS = 10.0
 
 
 def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True) -> dict[str, list[float]]:
     """One phase of `fit`, resumable: rerunning the same command after an interruption
-    continues from the last finished epoch (BackupAndRestore), and the per-epoch log is
+    continues from the last backed-up epoch (BackupAndRestore), and the per-epoch log is
     kept in a CSV file so the card's history covers every epoch, resumed or not. With
     `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end."""
     backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / "history.csv", phase_dir / "best.weights.h5"
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
+    _cut_log_to_backup(log_path, backup_dir)
     x_val = val_set.images.astype(np.float32)
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     with StopOnInterrupt() as stop_on_interrupt:
@@ -178,9 +200,9 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             epochs=epochs,
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
-                # Before the log: a logged epoch is a saved one. Kept after the last epoch until
-                # the model is saved, so an interruption while evaluating needs no retraining.
-                AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
+                # Kept after the last epoch until the model is saved, so an interruption while
+                # evaluating needs no retraining.
+                AtomicBackupAndRestore(str(backup_dir), BACKUP_SECONDS),
                 keras.callbacks.CSVLogger(str(log_path), append=True),
                 *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True)]
                   if keep_best else []),
@@ -196,9 +218,40 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
 
 
+def _cut_log_to_backup(log_path: Path, backup_dir: Path) -> None:
+    """Drop the logged epochs the backup does not hold: training resumes from the backup, and
+    logs those epochs again."""
+    metadata = backup_dir / "training_metadata.json"
+    if not (log_path.exists() and metadata.exists()):
+        return
+    with open(log_path, newline="") as f:
+        lines = f.readlines()
+    kept = 1 + json.loads(metadata.read_text())["epoch"]  # the header, then an epoch a line
+    if len(lines) > kept:
+        with open(log_path, "w", newline="") as f:
+            f.writelines(lines[:kept])
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
-    backup that cannot be resumed. This one writes beside them and renames into place."""
+    backup that cannot be resumed. This one writes beside them and renames into place. It
+    backs up after the first and the last epoch and, in between, once `every_seconds` have
+    passed since the last backup; the backup is kept when training ends."""
+
+    def __init__(self, backup_dir: str, every_seconds: float):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.every_seconds, self.last_saved = every_seconds, None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.last_saved = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
+        if due or epoch + 1 == self.params["epochs"]:
+            self._save_model()
+            self.last_saved = time.monotonic()
 
     def _save_model(self):
         final = self._weights_path, self._training_metadata_path

@@ -1,0 +1,37 @@
+import keras
+import numpy as np
+from keras import layers
+
+from trainer.optimizers import LOOKAHEAD_FINAL_PULL, AirbenchSGD
+
+
+def values(variables):
+    return {v.path: keras.ops.convert_to_numpy(v).copy() for v in variables}
+
+
+def test_batchnorm_biases_step_bias_lr_scale_times_as_far():
+    inputs = keras.Input((4,))
+    x = layers.BatchNormalization(scale=False, name="block1a_bn")(inputs)  # named as the scratch nets name theirs
+    variables = keras.Model(inputs, layers.Dense(2, name="predictions")(x)).trainable_variables
+    optimizer = AirbenchSGD(0.1, total_steps=10, bias_lr_scale=64.0)
+    before = values(variables)
+    optimizer.apply([np.ones(v.shape, np.float32) for v in variables], variables)
+    after = values(variables)
+    assert np.allclose(before["block1a_bn/beta"] - after["block1a_bn/beta"], 6.4)
+    assert np.allclose(before["predictions/bias"] - after["predictions/bias"], 0.1)
+    assert np.allclose(before["predictions/kernel"] - after["predictions/kernel"], 0.1)
+
+
+def test_lookahead_pulls_the_weights_back_to_their_average_every_n_steps():
+    variable = keras.Variable(np.zeros(3, np.float32))
+    total, every, learning_rate = 8, 2, 0.5
+    optimizer = AirbenchSGD(learning_rate, total_steps=total, lookahead_every=every)
+    weights = average = 0.0  # the same computation by hand, on one number
+    for step in range(1, total + 1):
+        optimizer.apply([np.ones(3, np.float32)], [variable])
+        weights -= learning_rate
+        if step % every == 0:
+            pull = LOOKAHEAD_FINAL_PULL * (step / total) ** 3
+            weights = average = pull * average + (1 - pull) * weights
+        assert np.allclose(keras.ops.convert_to_numpy(variable), weights), step
+    assert weights > -learning_rate * total + 0.5  # the pulls held the weights back
