@@ -23,8 +23,8 @@ _SCRATCH = {
     "weight_decay": 5e-3,      # Keras decays outside the momentum (10x less effect at 0.9), so this
                                # is the usual 5e-4 of PyTorch's SGD; 5e-4 here lost 0.7-2.6 points
     "label_smoothing": 0.2,    # airbench's value: calibrates and regularises a short run
-    # airbench's finer points: off until measured at full length on a GPU (a 6-epoch CPU run of
-    # each is in BENCHMARKS.md: GELU with logit_scale 1/9 gained 1.6 points, the others none)
+    # airbench's finer points, off: on scratch-small, shortened, none helped (GELU with
+    # logit_scale 1/9 led by 1.6 points at 6 epochs, by none at 12); untried on the GPU nets
     "activation": "relu",      # or "gelu"
     "batchnorm_scale": True,   # False: batch norm learns a shift only
     "identity_init": False,    # convs start as the identity on their first channels (dirac init)
