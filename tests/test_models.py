@@ -57,7 +57,7 @@ def test_airbench_options_change_the_net_as_named():
     assert np.array_equal(model.get_layer("block1b_conv").get_weights()[0], identity)
     kernel = model.get_layer("block2a_conv").get_weights()[0]
     assert np.array_equal(kernel[..., :4], identity) and np.abs(kernel[..., 4:]).min() > 0
-    # The logits are scaled before the softmax: a tenth of the logits, the same probabilities.
+    # The logits are divided by 9 before the softmax.
     pixels = raw_pixels(2, 16)
     logits = keras.Model(model.input, model.get_layer("logits").output)(pixels)
     expected = keras.ops.softmax(logits / 9)

@@ -211,7 +211,7 @@ def test_fine_tuning_can_decay_the_rate_along_a_cosine(image_folder, tmp_path):
                              "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 3, "validation_fraction": 0.2,
                              "fine_tune_schedule": "cosine", "fine_tune_learning_rate": 1e-3, "patience": 5}
     rates = run(hp, image_folder, tmp_path)["history"]["learning_rate"]
-    # Logged at each epoch's end: the head's constant 1e-3, then cos(pi * k / 3) decay to 0.
+    # Logged at each epoch's end: the head's constant 1e-3, then 1e-3 * (1 + cos(pi * k / 3)) / 2.
     assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-7)
 
 
@@ -252,7 +252,6 @@ def test_cutout_blanks_a_square():
 
 
 def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     backup = train_module.AtomicBackupAndRestore(str(tmp_path), every_seconds=0)
