@@ -242,10 +242,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.every_seconds, self.last_saved = every_seconds, None
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.last_saved = None
-
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
         due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
