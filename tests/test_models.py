@@ -45,6 +45,14 @@ def test_residual_blocks_add_a_skip_around_their_last_two_convs():
     assert [node.operation.name for node in skip._inbound_nodes[0].parent_nodes] == ["block1a_relu", "block1c_relu"]
 
 
+def test_activation_after_sum_moves_the_last_activation_past_the_skip():
+    model = models.scratch_cnn((8, 8, 3), 2, [4], 4, [0.0] * 3, [1.0] * 3, residual=True, activation_after_sum=True)
+    skip = model.get_layer("block1_residual")
+    assert [node.operation.name for node in skip._inbound_nodes[0].parent_nodes] == ["block1a_relu", "block1c_bn"]
+    after = model.get_layer("block1_residual_relu")
+    assert after._inbound_nodes[0].parent_nodes[0].operation is skip
+
+
 def test_airbench_options_change_the_net_as_named():
     model = models.scratch_cnn((16, 16, 3), 3, [4, 8], 4, [0.0] * 3, [1.0] * 3, activation="gelu",
                                batchnorm_scale=False, identity_init=True, logit_scale=1 / 9)

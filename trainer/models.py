@@ -14,12 +14,13 @@ VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 
 def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_variance, residual=False,
                 whitening=None, dtype=None, activation="relu", batchnorm_scale=True, identity_init=False,
-                logit_scale=1.0) -> keras.Model:
+                logit_scale=1.0, activation_after_sum=False) -> keras.Model:
     """A VGG-style net in the manner of airbench: a stem conv, then blocks of
     conv -> max-pool -> BN -> activation -> conv -> BN -> activation, then global max pooling.
 
     `residual` adds a third conv to every block, with a skip connection around the last two
-    (airbench96's deeper blocks). `whitening`, a kernel from `patch_whitening_kernel`, makes
+    (airbench96's deeper blocks); with `activation_after_sum`, the activation follows the sum
+    rather than the last conv, as in airbench96 and ResNets. `whitening`, a kernel from `patch_whitening_kernel`, makes
     the stem a frozen conv with that kernel instead of a learned 3x3 conv of `stem_width`.
     `dtype` is a Keras dtype policy for the hidden layers, such as "mixed_bfloat16" for
     training on a GPU; the output layer always computes in float32.
@@ -28,14 +29,17 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
     without a learned scale (`batchnorm_scale=False`), convs that start as the identity on
     their first input channels (`identity_init`), and logits multiplied by `logit_scale`.
     """
-    def conv_bn_act(x, width, name, pool=False):
+    def conv_bn_act(x, width, name, pool=False, activate=True):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=dtype)(x)
         if pool:  # pooling before BN halves the work of the normalisation
             x = layers.MaxPooling2D(name=f"{name}_pool", dtype=dtype)(x)
-        return bn_act(x, name)
+        return bn_act(x, name, activate)
 
-    def bn_act(x, name):
+    def bn_act(x, name, activate=True):
         x = layers.BatchNormalization(momentum=0.9, scale=batchnorm_scale, name=f"{name}_bn", dtype=dtype)(x)
+        return act(x, name) if activate else x
+
+    def act(x, name):
         return layers.Activation(activation, name=f"{name}_{activation}", dtype=dtype)(x)
 
     inputs = keras.Input(input_shape, name="pixels")
@@ -48,8 +52,10 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
         x = conv_bn_act(x, width, f"block{index}a", pool=True)
         y = conv_bn_act(x, width, f"block{index}b")
         if residual:
-            y = conv_bn_act(y, width, f"block{index}c")
+            y = conv_bn_act(y, width, f"block{index}c", activate=not activation_after_sum)
             y = layers.Add(name=f"block{index}_residual", dtype=dtype)([x, y])
+            if activation_after_sum:
+                y = act(y, f"block{index}_residual")
         x = y
     x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
     if logit_scale == 1.0:

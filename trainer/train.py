@@ -99,6 +99,7 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
         train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
         residual=hp["residual"], whitening=whitening, dtype=precision, activation=hp["activation"],
         batchnorm_scale=hp["batchnorm_scale"], identity_init=hp["identity_init"], logit_scale=hp["logit_scale"],
+        activation_after_sum=hp["activation_after_sum"],
     )
     batches = AugmentedBatches(train_set, hp)
     total_steps = hp["epochs"] * len(batches)
@@ -191,12 +192,13 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
     _cut_log_to_backup(log_path, backup_dir)
-    x_val = val_set.images.astype(np.float32)
+    x_val = val_set.images
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     with StopOnInterrupt() as stop_on_interrupt:
         model.fit(
             batches,
             validation_data=(x_val, y_val),
+            validation_batch_size=batches.batch_size,  # Keras' default, 32, made 157 steps of 5,000 images
             epochs=epochs,
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
@@ -338,13 +340,14 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Generator) -> np.ndarray:
     """Random crops of `size` from images padded by `pad` on each side, mirrored at random,
-    with an optional random square blanked to the mean grey. Returns float32. (A loop of
+    with an optional random square blanked to mid grey. Keeps the pixels' dtype: uint8 batches
+    cross to the GPU in a quarter of the bytes, and the model casts them. (A loop of
     slice copies: measured three times faster than a vectorised gather over all crops.)"""
     count, (height, width) = len(padded), size
     top = rng.integers(0, 2 * pad + 1, count)
     left = rng.integers(0, 2 * pad + 1, count)
     flip = rng.random(count) < 0.5
-    out = np.empty((count, height, width, 3), dtype=np.float32)
+    out = np.empty((count, height, width, 3), dtype=padded.dtype)
     for i in range(count):
         crop = padded[i, top[i]:top[i] + height, left[i]:left[i] + width]
         out[i] = crop[:, ::-1] if flip[i] else crop
@@ -353,7 +356,7 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
         cols = rng.integers(0, width, count)
         for i in range(count):
             out[i, max(0, rows[i] - cutout // 2):rows[i] + cutout // 2,
-                   max(0, cols[i] - cutout // 2):cols[i] + cutout // 2] = 127.5
+                   max(0, cols[i] - cutout // 2):cols[i] + cutout // 2] = 128
     return out
 
 
