@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trainer import train as train_module
-from trainer.data import load_folder
+from trainer.data import Dataset, load_folder
 from trainer.presets import PRESETS
 
 # A tiny version of the default recipe, so a run takes seconds on two cores.
@@ -243,6 +243,26 @@ def test_augment_takes_each_crop_from_its_own_image():
     for image, crop in zip(padded, out):
         candidates = [image[t:t + 6, left:left + 6] for t in range(5) for left in range(5)]
         assert any(np.array_equal(crop, c) or np.array_equal(crop[:, ::-1], c) for c in candidates)
+
+
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
+    images = np.random.default_rng(2).integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
+    data = Dataset(images, np.arange(40) % 2, ["a", "b"], "toy")
+    batches = train_module.AugmentedBatches(data, TINY | {"translate": 0, "alternate_flip": True})
+
+    def mirrored_in_this_epoch():
+        mirrored = np.zeros(40, dtype=bool)
+        for index in range(len(batches)):
+            chosen = batches.order[index * batches.batch_size:(index + 1) * batches.batch_size]
+            out = batches[index][0]
+            assert all(np.array_equal(o, images[c][:, ::-1]) != np.array_equal(o, images[c]) for o, c in zip(out, chosen))
+            mirrored[chosen] = [np.array_equal(o, images[c][:, ::-1]) for o, c in zip(out, chosen)]
+        batches.on_epoch_end()
+        return mirrored
+
+    first, second, third = mirrored_in_this_epoch(), mirrored_in_this_epoch(), mirrored_in_this_epoch()
+    assert 10 < first.sum() < 30  # a random half
+    assert np.array_equal(second, ~first) and np.array_equal(third, first)
 
 
 def test_cutout_blanks_a_square():

@@ -20,8 +20,9 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
 
     `residual` adds a third conv to every block, with a skip connection around the last two
     (airbench96's deeper blocks); with `activation_after_sum`, the activation follows the sum
-    rather than the last conv, as in airbench96 and ResNets. `whitening`, a kernel from `patch_whitening_kernel`, makes
-    the stem a frozen conv with that kernel instead of a learned 3x3 conv of `stem_width`.
+    rather than the last conv, as in airbench96 and ResNets. `whitening`, a kernel from
+    `patch_whitening_kernel`, makes the stem a frozen conv with that kernel instead of a
+    learned 3x3 conv of `stem_width`.
     `dtype` is a Keras dtype policy for the hidden layers, such as "mixed_bfloat16" for
     training on a GPU; the output layer always computes in float32.
 

@@ -34,6 +34,8 @@ _SCRATCH = {
     "lookahead_every": 0,      # pull the weights toward their average every N steps (0: off; airbench: 5)
     "translate": 4,            # random shift in pixels (reflect-padded), as in most CIFAR recipes
     "cutout": 0,               # side of a random square blanked out per image (0: off)
+    "alternate_flip": False,   # mirror a fixed random half of the images in even epochs, the other
+                               # half in odd ones, so each is seen both ways (airbench); else a coin each time
     "flip_tta": True,          # average predictions on the image and its mirror image
     "translate_tta": True,     # and on both moved one pixel (+0.24-0.38 points measured; 3x the work)
     "mixed_precision": True,   # bfloat16 compute on a GPU (ignored on a CPU); saved as float32
@@ -108,6 +110,7 @@ PRESETS = {
         "patience": 3,                 # epochs without val_loss progress before stopping
         "translate": 4,
         "cutout": 0,
+        "alternate_flip": False,
         "label_smoothing": 0.0,
         "flip_tta": True,
         "translate_tta": False,        # a big backbone's work is not worth tripling
