@@ -35,7 +35,7 @@ _SCRATCH = {
     "translate": 4,            # random shift in pixels (reflect-padded), as in most CIFAR recipes
     "cutout": 0,               # side of a random square blanked out per image (0: off)
     "alternate_flip": False,   # mirror a fixed random half of the images in even epochs, the other
-                               # half in odd ones, so each is seen both ways (airbench); else a coin each time
+                               # half in odd ones (airbench), not a coin each time; scratch-small: within noise
     "flip_tta": True,          # average predictions on the image and its mirror image
     "translate_tta": True,     # and on both moved one pixel (+0.24-0.38 points measured; 3x the work)
     "mixed_precision": True,   # bfloat16 compute on a GPU (ignored on a CPU); saved as float32
