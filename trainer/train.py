@@ -192,12 +192,11 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
     _cut_log_to_backup(log_path, backup_dir)
-    x_val = val_set.images
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     with StopOnInterrupt() as stop_on_interrupt:
         model.fit(
             batches,
-            validation_data=(x_val, y_val),
+            validation_data=(val_set.images, y_val),  # uint8, as the training batches: the model casts
             validation_batch_size=batches.batch_size,  # Keras' default, 32, made 157 steps of 5,000 images
             epochs=epochs,
             callbacks=[
@@ -368,7 +367,7 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
 
 
 def evaluate(model: keras.Model, data: Dataset, batch_size: int = 256) -> dict:
-    probabilities = model.predict(data.images.astype(np.float32), batch_size=batch_size, verbose=0)
+    probabilities = model.predict(data.images, batch_size=batch_size, verbose=0)  # the model casts uint8
     return classification_report(data.labels, probabilities, data.classes)
 
 
