@@ -197,6 +197,28 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
+def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch):
+    """Same weights, optimizer state, shuffling and augmentation after the resume: the last
+    epoch's loss and the saved weights match a run that was never interrupted."""
+    monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
+    unbroken = run(TINY, image_folder, tmp_path / "unbroken")
+
+    class CtrlCAsTheSecondEpochEnds(train_module.EpochLogger):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "EpochLogger", CtrlCAsTheSecondEpochEnds)
+        with pytest.raises(KeyboardInterrupt):
+            run(TINY, image_folder, tmp_path)
+    resumed = run(TINY, image_folder, tmp_path)
+    assert resumed["history"]["loss"] == pytest.approx(unbroken["history"]["loss"], rel=1e-5)
+    weights = [keras.saving.load_model(path / "models" / "tiny.h5").get_weights() for path in (tmp_path / "unbroken", tmp_path)]
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))
+
+
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
     hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
                              "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 1, "validation_fraction": 0.2}
@@ -271,11 +293,16 @@ def test_cutout_blanks_a_square():
     assert 1 <= (out[0, ..., 0] == 128).sum() <= 16
 
 
-def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+def backup_of_a_toy_model(backup_dir, every_seconds):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    backup = train_module.AtomicBackupAndRestore(str(tmp_path), every_seconds=0)
+    backup = train_module.AtomicBackupAndRestore(str(backup_dir), every_seconds)
     backup.set_model(model)
+    return backup, model
+
+
+def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    backup, model = backup_of_a_toy_model(tmp_path, every_seconds=0)
     backup.on_epoch_end(0)
     saved = (tmp_path / "latest.weights.h5").read_bytes()
 
@@ -291,10 +318,7 @@ def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch)
 
 
 def test_backups_are_made_after_the_first_and_last_epochs_and_every_so_often(tmp_path, monkeypatch):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    backup = train_module.AtomicBackupAndRestore(str(tmp_path), every_seconds=10)
-    backup.set_model(model)
+    backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=10)
     backup.set_params({"epochs": 6})
     now = [100.0]
     monkeypatch.setattr(train_module.time, "monotonic", lambda: now[0])
@@ -312,5 +336,5 @@ def test_on_resuming_the_log_keeps_only_the_backed_up_epochs(tmp_path):
     log.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n3,1.1\n")
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
-    train_module._cut_log_to_backup(log, tmp_path / "backup")
+    train_module._cut_log(log, train_module._backed_up_epochs(tmp_path / "backup"))
     assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"

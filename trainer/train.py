@@ -140,7 +140,8 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
     tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
-                 _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"))
+                 _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
+                 first_epoch=len(history["loss"]))
     return classifier, {key: history[key] + tuned[key] for key in history}
 
 
@@ -182,16 +183,20 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
 BACKUP_SECONDS = 10.0
 
 
-def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True) -> dict[str, list[float]]:
+def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True,
+         first_epoch=0) -> dict[str, list[float]]:
     """One phase of `fit`, resumable: rerunning the same command after an interruption
     continues from the last backed-up epoch (BackupAndRestore), and the per-epoch log is
     kept in a CSV file so the card's history covers every epoch, resumed or not. With
-    `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end."""
+    `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end.
+    `first_epoch` counts the epochs of earlier phases, which the batches' randomness goes on from."""
     backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / "history.csv", phase_dir / "best.weights.h5"
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
-    _cut_log_to_backup(log_path, backup_dir)
+    backed_up = _backed_up_epochs(backup_dir)
+    _cut_log(log_path, backed_up)
+    batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     with StopOnInterrupt() as stop_on_interrupt:
         model.fit(
@@ -219,15 +224,20 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
 
 
-def _cut_log_to_backup(log_path: Path, backup_dir: Path) -> None:
-    """Drop the logged epochs the backup does not hold: training resumes from the backup, and
-    logs those epochs again."""
+def _backed_up_epochs(backup_dir: Path) -> int:
+    """How many epochs the phase's backup holds, from which `fit` resumes (0: none)."""
     metadata = backup_dir / "training_metadata.json"
-    if not (log_path.exists() and metadata.exists()):
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
+def _cut_log(log_path: Path, epochs: int) -> None:
+    """Keep the first `epochs` logged epochs: training resumes from the backup, which holds
+    that many, and logs the later ones again."""
+    if not log_path.exists():
         return
     with open(log_path, newline="") as f:
         lines = f.readlines()
-    kept = 1 + json.loads(metadata.read_text())["epoch"]  # the header, then an epoch a line
+    kept = 1 + epochs  # the header, then an epoch a line
     if len(lines) > kept:
         with open(log_path, "w", newline="") as f:
             f.writelines(lines[:kept])
@@ -317,11 +327,11 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
         self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
         self.size = data.images.shape[1:3]
-        self.seed, self.epoch = hp["seed"], 0
+        self.seed = hp["seed"]
         self.mirrored_first = None
         if hp["alternate_flip"]:
             self.mirrored_first = np.random.default_rng(self.seed).random(len(self.labels)) < 0.5
-        self._shuffle()
+        self.set_epoch(0)
 
     def __len__(self):
         return math.ceil(len(self.labels) / self.batch_size)
@@ -335,11 +345,12 @@ class AugmentedBatches(keras.utils.PyDataset):
         return batch, self.labels[chosen], self.sample_weights[chosen]
 
     def on_epoch_end(self):
-        self.epoch += 1
-        self._shuffle()
+        self.set_epoch(self.epoch + 1)
 
-    def _shuffle(self):
-        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
+    def set_epoch(self, epoch: int):
+        """Shuffle, flip and shift as for this epoch: each epoch's randomness depends on its number."""
+        self.epoch = epoch
+        self.order = np.random.default_rng((self.seed, epoch)).permutation(len(self.labels))
 
 
 def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Generator, flip=None) -> np.ndarray:
