@@ -16,7 +16,7 @@ def test_help_documents_both_commands():
     assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
     result = subprocess.run([sys.executable, "-m", "trainer", "train", "--help"], capture_output=True, text=True, timeout=60)
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
-                   "--validation-fraction", "--weights", "--unfreeze-blocks", "--name", "--out", "--seed"):
+                   "--validation-fraction", "--weights", "--unfreeze-blocks", "--teacher", "--name", "--out", "--seed"):
         assert option in result.stdout
 
 
@@ -92,3 +92,8 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
 def test_a_preset_for_another_architecture_is_refused():
     with pytest.raises(SystemExit, match="preset vgg16 is for --arch vgg16"):
         main(["train", "--arch", "scratch", "--preset", "vgg16", "--data", "x"])
+
+
+def test_a_missing_teacher_is_refused_before_loading_data():
+    with pytest.raises(SystemExit, match="--teacher must be an existing model file; nowhere.h5 is not"):
+        main(["train", "--data", "x", "--teacher", "nowhere.h5"])

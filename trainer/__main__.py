@@ -40,6 +40,8 @@ OVERRIDES = {
     "validation_fraction": (float, "share of every class held out for validation (stratified)"),
     "seed": (int, "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
+    "teacher": (str, "scratch: a trained model (.h5) whose predictions the new net learns from too"),
+    "teacher_weight": (float, "scratch, with --teacher: the teacher's share of each target (0-1)"),
 }
 
 
@@ -99,6 +101,8 @@ def _train(args) -> int:
     hp.update({key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None})
     if hp["arch"] != "scratch":
         _check_weights(hp)
+    elif hp["teacher"] and not Path(hp["teacher"]).is_file():
+        raise SystemExit(f"error: --teacher must be an existing model file; {hp['teacher']} is not")
 
     data, test = load_dataset(args.data, hp["image_size"])
     if args.test_data:

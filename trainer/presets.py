@@ -39,6 +39,8 @@ _SCRATCH = {
     "flip_tta": True,          # average predictions on the image and its mirror image
     "translate_tta": True,     # and on both moved one pixel (+0.24-0.38 points measured; 3x the work)
     "mixed_precision": True,   # bfloat16 compute on a GPU (ignored on a CPU); saved as float32
+    "teacher": None,           # path to a trained model of ours to learn from too (distillation)
+    "teacher_weight": 0.5,     # the teacher's share of each target, the labels' the rest
     "validation_fraction": 0.1,
     "seed": 0,
 }

@@ -23,6 +23,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import models
 from trainer.data import Dataset, class_weights, stratified_split
+from trainer.distillation import Distiller, load_teacher
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
 
@@ -112,10 +113,14 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
         momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"],
     )
     optimizer.exclude_from_weight_decay(var_names=["_bn"])  # decaying BN scales only fights BN
-    _compile(classifier, optimizer, hp)
+    trained = classifier
+    if hp["teacher"]:
+        teacher = load_teacher(hp["teacher"], train_set.images.shape[1:], train_set.classes)
+        trained = Distiller(classifier, teacher, hp["teacher_weight"])
+    _compile(trained, optimizer, hp)
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
     # epoch is the recipe's result (and picking by validation score would flatter it).
-    history = _fit(classifier, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
+    history = _fit(trained, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
     return (classifier if precision == "float32" else models.as_float32(classifier)), history
 
 

@@ -1,0 +1,76 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from trainer import train as train_module
+from trainer.distillation import Distiller, load_teacher
+from trainer.models import WeightsError
+
+from test_train import TINY, reload_in_fresh_process, run
+
+CLASSES = ["blue", "green", "red"]  # the image folder's classes, in load order
+
+
+def constant_model(probabilities, shape=(16, 16, 3)):
+    """A model that answers `probabilities` for every image."""
+    inputs = keras.Input(shape)
+    zeros = keras.layers.Dense(len(probabilities), kernel_initializer="zeros", use_bias=False)(
+        keras.layers.GlobalAveragePooling2D()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(
+        len(probabilities), kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(probabilities))(zeros))
+
+
+def test_the_student_learns_from_a_blend_of_labels_and_teacher_and_is_scored_on_labels():
+    student, teacher = constant_model([0.5, 0.3, 0.2]), constant_model([0.0, 0.0, 1.0])
+    distiller = Distiller(student, teacher, teacher_weight=0.25)
+    distiller.compile(loss=keras.losses.CategoricalCrossentropy())
+    x, y = np.zeros((2, 16, 16, 3), "float32"), np.array([[1.0, 0, 0], [0, 1.0, 0]], "float32")
+    y_pred = distiller(x)
+    blended = np.array([[0.75, 0, 0.25], [0, 0.75, 0.25]])
+    expected = -(blended * np.log([0.5, 0.3, 0.2])).sum(axis=1).mean()
+    assert float(distiller.compute_loss(x, y, y_pred, training=True)) == pytest.approx(expected, rel=1e-5)
+    labels_only = -np.log([0.5, 0.3]).mean()
+    assert float(distiller.compute_loss(x, y, y_pred, training=False)) == pytest.approx(labels_only, rel=1e-5)
+    assert not teacher.trainable and distiller.trainable_weights == student.trainable_weights
+
+
+def test_a_distilled_run_trains_and_saves_the_student_alone(image_folder, tmp_path):
+    teacher_path = tmp_path / "teacher.h5"
+    constant_model([0.1, 0.1, 0.8]).save(teacher_path)
+    plain = run(TINY, image_folder, tmp_path / "plain")
+    card = run(TINY | {"teacher": str(teacher_path), "teacher_weight": 0.5}, image_folder, tmp_path)
+    assert card["parameters"] == plain["parameters"] and card["epochs_run"] == 3
+    assert card["hyperparameters"]["teacher"] == str(teacher_path)
+    assert card["history"]["loss"] != plain["history"]["loss"]  # the teacher changed the targets
+    saved = keras.saving.load_model(tmp_path / "models" / "tiny.h5")
+    assert all("distiller" not in layer.name for layer in saved.layers)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("float32")
+    assert reload_in_fresh_process(tmp_path / "models" / "tiny.h5", pixels).shape == (2, 3)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "Cannot use the teacher"),
+    ("damaged", "Cannot use the teacher"),
+    ("other size", "takes (8, 8, 3) images into 3 classes; this run needs (16, 16, 3) into 3"),
+    ("other classes", "knows the classes ['red', 'green', 'blue']"),
+])
+def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, problem, message):
+    path = tmp_path / "teacher.h5"
+    if problem == "damaged":
+        path.write_bytes(b"\x89HDF not a model")
+    elif problem == "other size":
+        constant_model([0.2, 0.3, 0.5], shape=(8, 8, 3)).save(path)
+    elif problem == "other classes":
+        constant_model([0.2, 0.3, 0.5]).save(path)
+        path.with_suffix(".json").write_text(json.dumps({"classes": ["red", "green", "blue"], "input_shape": [16, 16, 3]}))
+    with pytest.raises(WeightsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_teacher(str(path), (16, 16, 3), CLASSES)
+
+
+def test_a_teacher_whose_card_matches_is_accepted(tmp_path):
+    path = tmp_path / "teacher.h5"
+    constant_model([0.2, 0.3, 0.5]).save(path)
+    path.with_suffix(".json").write_text(json.dumps({"classes": CLASSES, "input_shape": [16, 16, 3]}))
+    assert load_teacher(str(path), (16, 16, 3), CLASSES).output_shape == (None, 3)

@@ -1,0 +1,55 @@
+"""Knowledge distillation: a small net learns from a trained bigger one as well as from the
+labels (Hinton et al., 2015), as in the keras-io example "Knowledge Distillation".
+
+The teacher sees the same augmented images as the student in every step, so its predictions
+are a soft label for exactly what the student sees ("consistent" teaching, Beyer et al., 2022).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from trainer.card import load_card
+from trainer.models import WeightsError
+
+
+class Distiller(keras.Model):
+    """Trains `student` against targets blending the labels with `teacher`'s predictions,
+    `teacher_weight` of the teacher's; the compiled loss and metrics are the student's own,
+    and validation scores the student against the labels alone."""
+
+    def __init__(self, student: keras.Model, teacher: keras.Model, teacher_weight: float):
+        super().__init__(name=f"{student.name}_distiller")
+        teacher.trainable = False
+        self.student, self.teacher, self.teacher_weight = student, teacher, teacher_weight
+        self.build(student.input_shape)  # resuming from a backup needs a built model
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training:
+            taught = keras.ops.cast(self.teacher(x, training=False), y.dtype)
+            y = (1 - self.teacher_weight) * y + self.teacher_weight * taught
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+
+def load_teacher(path: str, input_shape, classes: list[str]) -> keras.Model:
+    """A saved model of this product to learn from. It must take the student's images and,
+    if its card says which classes it knows, know the same ones in the same order."""
+    card_path = Path(path).with_suffix(".json")
+    try:
+        teacher = keras.saving.load_model(path, compile=False)
+        card = load_card(card_path) if card_path.is_file() else None
+    except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise WeightsError(f"Cannot use the teacher {path} ({reason}).") from None
+    if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != len(classes):
+        raise WeightsError(
+            f"The teacher {path} takes {tuple(teacher.input_shape[1:])} images into {teacher.output_shape[-1]} "
+            f"classes; this run needs {tuple(input_shape)} into {len(classes)}.")
+    if card is not None and card["classes"] != classes:
+        raise WeightsError(f"The teacher {path} knows the classes {card['classes']}, not this data's {classes}.")
+    return teacher
