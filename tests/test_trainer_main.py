@@ -94,6 +94,10 @@ def test_a_preset_for_another_architecture_is_refused():
         main(["train", "--arch", "scratch", "--preset", "vgg16", "--data", "x"])
 
 
-def test_a_missing_teacher_is_refused_before_loading_data():
-    with pytest.raises(SystemExit, match="--teacher must be an existing model file; nowhere.h5 is not"):
-        main(["train", "--data", "x", "--teacher", "nowhere.h5"])
+@pytest.mark.parametrize("options, message", [
+    (["--teacher", "nowhere.h5"], "--teacher must be an existing model file; nowhere.h5 is not"),
+    (["--teacher-weight", "1.5"], "--teacher-weight must be between 0 and 1, not 1.5"),
+])
+def test_a_bad_teacher_option_is_refused_before_loading_data(options, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["train", "--data", "x", *options])

@@ -103,6 +103,8 @@ def _train(args) -> int:
         _check_weights(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise SystemExit(f"error: --teacher must be an existing model file; {hp['teacher']} is not")
+    elif not 0 <= hp["teacher_weight"] <= 1:
+        raise SystemExit(f"error: --teacher-weight must be between 0 and 1, not {hp['teacher_weight']}")
 
     data, test = load_dataset(args.data, hp["image_size"])
     if args.test_data:

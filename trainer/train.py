@@ -113,14 +113,14 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
         momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"],
     )
     optimizer.exclude_from_weight_decay(var_names=["_bn"])  # decaying BN scales only fights BN
-    trained = classifier
+    learner = classifier  # what `fit` trains: the classifier, or a distiller around it
     if hp["teacher"]:
         teacher = load_teacher(hp["teacher"], train_set.images.shape[1:], train_set.classes)
-        trained = Distiller(classifier, teacher, hp["teacher_weight"])
-    _compile(trained, optimizer, hp)
+        learner = Distiller(classifier, teacher, hp["teacher_weight"])
+    _compile(learner, optimizer, hp)
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
     # epoch is the recipe's result (and picking by validation score would flatter it).
-    history = _fit(trained, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
+    history = _fit(learner, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
     return (classifier if precision == "float32" else models.as_float32(classifier)), history
 
 
