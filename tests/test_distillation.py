@@ -5,7 +5,6 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import train as train_module
 from trainer.distillation import Distiller, load_teacher
 from trainer.models import WeightsError
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from trainer.card import load_card
-from trainer.models import WeightsError
+from trainer.models import WeightsError, short_reason
 
 
 class Distiller(keras.Model):
@@ -44,8 +44,7 @@ def load_teacher(path: str, input_shape, classes: list[str]) -> keras.Model:
         teacher = keras.saving.load_model(path, compile=False)
         card = load_card(card_path) if card_path.is_file() else None
     except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise WeightsError(f"Cannot use the teacher {path} ({reason}).") from None
+        raise WeightsError(f"Cannot use the teacher {path} ({short_reason(error)}).") from None
     if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != len(classes):
         raise WeightsError(
             f"The teacher {path} takes {tuple(teacher.input_shape[1:])} images into {teacher.output_shape[-1]} "

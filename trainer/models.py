@@ -152,6 +152,11 @@ class WeightsError(Exception):
     """Pretrained weights that cannot be had; the message tells the user what to do."""
 
 
+def short_reason(error: Exception) -> str:
+    """The first line of an error's message (or its type's name), for a one-sentence report."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
 def _pretrained_base(arch, image_size, weights):
     try:
         if arch == "vgg16":
@@ -162,9 +167,8 @@ def _pretrained_base(arch, image_size, weights):
 
         return efficientnet_lite.build_base(image_size, weights)
     except Exception as error:  # a failed download, a missing package, a damaged file
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise WeightsError(
-            f"Cannot load the {arch} weights {weights!r} ({reason}); "
+            f"Cannot load the {arch} weights {weights!r} ({short_reason(error)}); "
             "pass --weights PATH with a local weights file, or --weights none."
         ) from None
 
