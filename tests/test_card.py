@@ -1,4 +1,5 @@
 import json
+import logging
 
 import keras
 import pytest
@@ -17,6 +18,14 @@ def test_model_and_card_are_published_together(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == card
     for path in tmp_path.iterdir():
         assert path.stat().st_mode & 0o044 == 0o044  # readable by the web server's user too
+
+
+def test_saving_drops_only_keras_advice_against_h5(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        cards.save_model_and_card(tiny_model(), {"name": "m", "file_size_bytes": None}, tmp_path / "m.h5")
+        tiny_model().save(tmp_path / "plain.h5")  # outside the trainer Keras' advice stands
+    assert [record.name for record in caplog.records] == ["absl"]
+    assert "HDF5" in caplog.records[0].getMessage()
 
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +37,15 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 CARD_FORMAT = "image-classifier-card/1"
+
+
+class _NoHdf5Advice(logging.Filter):
+    """Keras logs on every `.h5` save that the format is legacy and to use `.keras`. The
+    product ships `.h5` on purpose (the web app and plain `load_model` take it on any
+    backend), so that advice would only mislead whoever trains."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("You are saving your model as an HDF5 file")
 
 
 @contextmanager
@@ -72,8 +82,13 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
     """
     model_path = Path(model_path)
     card_path = model_path.with_suffix(".json")
+    absl_log, no_advice = logging.getLogger("absl"), _NoHdf5Advice()
     with _staged(model_path) as model_tmp, _staged(card_path) as card_tmp:
-        model.save(model_tmp, include_optimizer=False)
+        absl_log.addFilter(no_advice)
+        try:
+            model.save(model_tmp, include_optimizer=False)
+        finally:
+            absl_log.removeFilter(no_advice)
         card = card | {"file_size_bytes": model_tmp.stat().st_size}
         card_tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         _publish(card_tmp, card_path)
