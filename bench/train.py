@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.data import load_dataset  # noqa: E402
+from trainer.data import load_dataset, natural_size  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.train import train  # noqa: E402
 
@@ -43,6 +43,8 @@ def main() -> None:
         out = args.out or Path(scratch)
         out.mkdir(parents=True, exist_ok=True)
         for index, (spec, hp) in enumerate(runs, start=1):
+            if hp["image_size"] is None:  # as the command line does it
+                hp["image_size"] = natural_size(args.data, hp["upscale_size"])
             size = hp["image_size"]
             if size not in datasets:
                 datasets[size] = load_dataset(args.data, size)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import DATASET_CLASSES, write_image_folder
 from trainer import data as data_module
-from trainer.data import DataError, class_weights, load_dataset, load_folder, stratified_split
+from trainer.data import DataError, class_weights, load_dataset, load_folder, natural_size, stratified_split
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -52,6 +52,26 @@ def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
     data = load_folder(image_folder, 8)
     assert len(data.labels) == 35 and data.skipped == 2
     assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path, image_folder):
+    assert natural_size(str(image_folder), 224) == 16  # the fixture's 16 px images are not enlarged
+    assert natural_size(str(image_folder), 24) == 24  # over half the backbone's size: loaded at it
+    photos = tmp_path / "photos"
+    for label, sizes in {"cat": [(300, 200), (640, 480)], "dog": [(500, 500), (1000, 90)]}.items():
+        (photos / label).mkdir(parents=True)
+        for n, size in enumerate(sizes):
+            Image.new("RGB", size).save(photos / label / f"{n}.jpg")
+    (photos / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    assert natural_size(str(photos), 1000) == 340  # the median shorter side of the readable ones
+    assert natural_size(str(photos), 600) == 600
+    assert natural_size(str(photos), 224) == 224
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in photos.rglob("*.jpg"):
+            z.write(path, path.relative_to(tmp_path).as_posix())
+    assert natural_size(str(archive), 1000) == 340
+    assert natural_size("cifar10", 224) == 32
 
 
 def test_labels_follow_a_given_class_order(image_folder):

@@ -85,6 +85,7 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
                  "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
     assert seen["preset"] == "efficientnet_lite0" and seen["weights"] == "none"
     assert seen["head_epochs"] == 2 and seen["upscale_size"] == 96
+    assert seen["image_size"] == 16  # not given: the images' own size, below the backbone's
     assert seen["unfreeze_blocks"] == ["stem", "block", "top"] and seen["fine_tune_schedule"] == "cosine"
     assert seen["fine_tune_epochs"] == PRESETS["efficientnet_lite0"]["fine_tune_epochs"]  # not given: the preset's
 

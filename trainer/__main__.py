@@ -30,7 +30,8 @@ OVERRIDES = {
     "unfreeze_blocks": (_names, "transfer models, phase 2: comma-separated name prefixes of the base's "
                                 "layers to unfreeze (e.g. block5; stem,block,top for the whole base)"),
     "batch_size": (int, "images per training step"),
-    "image_size": (int, "side of the square images the model takes (data is resized to it)"),
+    "image_size": (int, "side of the square images the model takes (data is resized to it); transfer "
+                          "presets: by default the backbone's size, or the images' own if under half"),
     "upscale_size": (int, "transfer models: side the backbone sees, resized inside the model"),
     "learning_rate": (float, "scratch: peak SGD learning rate"),
     "head_learning_rate": (float, "transfer models: Adam learning rate of phase 1"),
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from trainer.data import load_dataset
+    from trainer.data import load_dataset, natural_size
 
     preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
     hp = dict(PRESETS[preset], preset=preset)
@@ -106,6 +107,8 @@ def _train(args) -> int:
     elif not 0 <= hp["teacher_weight"] <= 1:
         raise SystemExit(f"error: --teacher-weight must be between 0 and 1, not {hp['teacher_weight']}")
 
+    if hp["image_size"] is None:  # the transfer presets'
+        hp["image_size"] = natural_size(args.data, hp["upscale_size"])
     data, test = load_dataset(args.data, hp["image_size"])
     if args.test_data:
         from trainer.data import load_folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -39,6 +40,36 @@ class Dataset:
 
     def subset(self, indices: np.ndarray) -> "Dataset":
         return Dataset(self.images[indices], self.labels[indices], self.classes, self.name)
+
+
+# Files whose headers give a folder's typical image size: enough for a median, quick to read.
+SIZE_SAMPLE = 100
+
+
+def natural_size(spec: str, largest: int) -> int:
+    """The side to load images at when the preset leaves it open: `largest` (the size the
+    backbone sees), so photos keep the detail a pretrained backbone can use; or the images'
+    own (their median shorter side) when that is under half of it, as CIFAR-10's 32 px are,
+    so that small images are enlarged inside the model rather than stored enlarged."""
+    if spec == "cifar10":
+        return _smaller_if_small(32, largest)
+    path = Path(spec)
+    if not path.exists() or (path.is_file() and not zipfile.is_zipfile(path)):
+        return largest  # load_folder says what is wrong
+    with _open_tree(path) as tree:
+        names = [name for files in _class_members(tree.names()).values() for name in files]
+        sides = []
+        for name in names[:: max(1, len(names) // SIZE_SAMPLE)]:
+            try:
+                with Image.open(io.BytesIO(tree.read(name)), formats=list(DATASET_FORMATS)) as image:
+                    sides.append(min(image.size))
+            except Exception:  # Pillow raises many types for broken files; load_folder skips them
+                continue
+    return _smaller_if_small(int(np.median(sides)), largest) if sides else largest
+
+
+def _smaller_if_small(side: int, largest: int) -> int:
+    return side if side <= largest // 2 else largest
 
 
 def load_dataset(spec: str, image_size: int) -> tuple[Dataset, Dataset | None]:
