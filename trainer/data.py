@@ -52,7 +52,7 @@ def natural_size(spec: str, largest: int) -> int:
     own (their median shorter side) when that is under half of it, as CIFAR-10's 32 px are,
     so that small images are enlarged inside the model rather than stored enlarged."""
     if spec == "cifar10":
-        return _smaller_if_small(32, largest)
+        return _own_if_far_smaller(32, largest)
     path = Path(spec)
     if not path.exists() or (path.is_file() and not zipfile.is_zipfile(path)):
         return largest  # load_folder says what is wrong
@@ -65,10 +65,10 @@ def natural_size(spec: str, largest: int) -> int:
                     sides.append(min(image.size))
             except Exception:  # Pillow raises many types for broken files; load_folder skips them
                 continue
-    return _smaller_if_small(int(np.median(sides)), largest) if sides else largest
+    return _own_if_far_smaller(int(np.median(sides)), largest) if sides else largest
 
 
-def _smaller_if_small(side: int, largest: int) -> int:
+def _own_if_far_smaller(side: int, largest: int) -> int:
     return side if side <= largest // 2 else largest
 
 
