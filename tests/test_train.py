@@ -197,6 +197,29 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
+def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_path, monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module.cards, "save_model_and_card", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(TINY, image_folder, tmp_path)
+    capsys.readouterr()
+
+    card = run(TINY | {"epochs": 2, "learning_rate": 0.01}, image_folder, tmp_path)
+    out = capsys.readouterr().out
+    assert "unfinished run with other settings: starting afresh" in out and "Epoch 1/2" in out
+    assert card["epochs_run"] == 2 and card["hyperparameters"]["learning_rate"] == 0.01
+
+
+def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_folder, tmp_path, capsys):
+    with pytest.raises(train_module.TrainingError, match="Training diverged.*Lower the learning rate"):
+        run(TINY | {"learning_rate": 1e30}, image_folder, tmp_path)
+    assert "Epoch 1/3" in capsys.readouterr().out
+    assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
+
+
 def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch):
     """Same weights, optimizer state, shuffling and augmentation after the resume: the last
     epoch's loss and the saved weights match a run that was never interrupted."""

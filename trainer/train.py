@@ -28,7 +28,12 @@ from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
 
 
+class TrainingError(Exception):
+    """A run that could not give a usable model; the message tells the user what to do."""
+
+
 def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path) -> dict:
+    _claim_run_dir(run_dir, hp, data)
     keras.utils.set_random_seed(hp["seed"])
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
@@ -44,6 +49,10 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
         weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
     training_seconds = time.perf_counter() - started
+    if not all(math.isfinite(loss) for loss in history["loss"]):
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
+        raise TrainingError(f"Training diverged: the loss became NaN or infinite in epoch {len(history['loss'])}. "
+                            "Lower the learning rate and run again (it will start afresh).")
 
     model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
     evaluation = evaluate(model, val_set)
@@ -82,6 +91,19 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
           f"after {card['epochs_run']} epochs in {training_seconds:.0f} s; "
           f"validation accuracy {evaluation['accuracy']:.2%}")
     return card
+
+
+def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset) -> None:
+    """Resume from `run_dir` only a run of the same recipe on the same data: checkpoints are
+    kept by model name, and a changed command must not go on from another recipe's weights."""
+    settings = run_dir / "settings.json"
+    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "images": len(data.labels),
+                         "classes": data.classes}, sort_keys=True)
+    if run_dir.exists() and (not settings.exists() or settings.read_text() != wanted):
+        print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings.write_text(wanted)
 
 
 WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
@@ -308,7 +330,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate and the epoch's duration to its logs."""
+    """Adds the optimizer's current learning rate and the epoch's duration to its logs, and
+    stops a run whose loss is no longer a number (checked per epoch: a per-batch check, as
+    in Keras' TerminateOnNaN, would make it wait for the device after every step)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -317,6 +341,8 @@ class EpochLogger(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             logs["seconds"] = time.perf_counter() - self.started
+            if not math.isfinite(logs.get("loss", 0.0)):
+                self.model.stop_training = True
 
 
 class AugmentedBatches(keras.utils.PyDataset):
