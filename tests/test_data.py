@@ -74,6 +74,28 @@ def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path
     assert natural_size("cifar10", 224) == 32
 
 
+def test_a_damaged_zip_member_is_skipped_like_a_broken_image(tmp_path, image_folder, capsys):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        for path in sorted(image_folder.rglob("*.png")):
+            z.write(path, path.relative_to(image_folder).as_posix())
+    raw = bytearray(archive.read_bytes())
+    first = zipfile.ZipFile(archive).infolist()[0]
+    raw[first.header_offset + 30 + len(first.filename) + 40] ^= 0xFF  # inside its data: a bad CRC
+    archive.write_bytes(bytes(raw))
+    data = load_folder(archive, 8)
+    assert len(data.labels) == 29 and data.skipped == 1
+    assert "skipped 1 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder):
+    for other in ("green", "blue"):
+        shutil.rmtree(image_folder / other)
+    with pytest.raises(DataError, match=r"has one class subfolder \(red\); a classifier needs two or more"):
+        load_folder(image_folder, 8)
+    assert len(load_folder(image_folder, 8, classes=DATASET_CLASSES).labels) == 10
+
+
 def test_labels_follow_a_given_class_order(image_folder):
     data = load_folder(image_folder, 8, classes=["blue", "green", "red", "violet"])
     assert data.classes[data.labels[0]] == "blue"  # sorted folders: blue first

@@ -76,6 +76,19 @@ def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, cap
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("card_change, message", [
+    ({"input_shape": [24, 24, 3]}, "it takes 16x16 images and gives 3 outputs; the card says 24x24 and 3 classes"),
+    ({"classes": ["red"]}, "it takes 16x16 images and gives 3 outputs; the card says 16x16 and 1 classes"),
+])
+def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp_path, image_folder, capsys,
+                                                               card_change, message):
+    card = json.loads((built_models / "tiny.json").read_text()) | card_change
+    (tmp_path / "tiny.h5").write_bytes((built_models / "tiny.h5").read_bytes())
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(image_folder)]) == 2
+    assert f"error: tiny.h5 does not match its card: {message}" in capsys.readouterr().err
+
+
 def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):
     seen = {}
     monkeypatch.setattr("trainer.train.train", lambda hp, *args: seen.update(hp))
@@ -88,6 +101,27 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     assert seen["image_size"] == 16  # not given: the images' own size, below the backbone's
     assert seen["unfreeze_blocks"] == ["stem", "block", "top"] and seen["fine_tune_schedule"] == "cosine"
     assert seen["fine_tune_epochs"] == PRESETS["efficientnet_lite0"]["fine_tune_epochs"]  # not given: the preset's
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "must be 1 or more, not 0"),
+    ("--batch-size", "-1", "must be 1 or more, not -1"),
+    ("--image-size", "4", "must be 16 or more, not 4"),
+    ("--validation-fraction", "0", "must be between 0 and 1"),
+    ("--learning-rate", "nan", "must be above 0, not nan"),
+    ("--seed", "-1", "must be 0 or more, not -1"),
+])
+def test_impossible_option_values_are_refused_before_anything_loads(option, value, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--data", "nowhere", option, value])
+    assert stopped.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_refused_before_training(image_folder, tmp_path):
+    (tmp_path / "models").write_text("not a folder")
+    with pytest.raises(SystemExit, match="--out must be a folder that can be written to"):
+        main(["train", "--data", str(image_folder), "--out", str(tmp_path / "models"),
+              "--run-dir", str(tmp_path / "runs")])
 
 
 def test_a_preset_for_another_architecture_is_refused():

@@ -16,30 +16,55 @@ def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
 
 
+def _at_least(least: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share held out), not {text}")
+    return value
+
+
 def _schedule(text: str) -> str:
     if text not in ("plateau", "cosine"):
         raise argparse.ArgumentTypeError(f"{text!r} is not plateau or cosine")
     return text
 
 
+MIN_IMAGE_SIZE = 16  # the scratch nets shrink it by a 2x2 stem, then halve it three times
+
 # Options that override a preset's value of the same name (None: keep the preset's).
 OVERRIDES = {
-    "epochs": (int, "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
-    "head_epochs": (int, "transfer models, phase 1: epochs with the base frozen"),
-    "fine_tune_epochs": (int, "transfer models, phase 2: epochs with the top blocks unfrozen"),
+    "epochs": (_at_least(1), "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
+    "head_epochs": (_at_least(1), "transfer models, phase 1: epochs with the base frozen"),
+    "fine_tune_epochs": (_at_least(1), "transfer models, phase 2: epochs with the top blocks unfrozen"),
     "unfreeze_blocks": (_names, "transfer models, phase 2: comma-separated name prefixes of the base's "
                                 "layers to unfreeze (e.g. block5; stem,block,top for the whole base)"),
-    "batch_size": (int, "images per training step"),
-    "image_size": (int, "side of the square images the model takes (data is resized to it); transfer "
+    "batch_size": (_at_least(1), "images per training step"),
+    "image_size": (_at_least(MIN_IMAGE_SIZE), "side of the square images the model takes (data is resized to it); transfer "
                           "presets: by default the backbone's size, or the images' own if under half"),
-    "upscale_size": (int, "transfer models: side the backbone sees, resized inside the model"),
-    "learning_rate": (float, "scratch: peak SGD learning rate"),
-    "head_learning_rate": (float, "transfer models: Adam learning rate of phase 1"),
-    "fine_tune_learning_rate": (float, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
+    "upscale_size": (_at_least(32), "transfer models: side the backbone sees, resized inside the model"),
+    "learning_rate": (_positive, "scratch: peak SGD learning rate"),
+    "head_learning_rate": (_positive, "transfer models: Adam learning rate of phase 1"),
+    "fine_tune_learning_rate": (_positive, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
     "fine_tune_schedule": (_schedule, "transfer models, phase 2: plateau (Adam, the rate cut when validation "
                                       "stalls) or cosine (AdamW, the rate decaying to 0)"),
-    "validation_fraction": (float, "share of every class held out for validation (stratified)"),
-    "seed": (int, "random seed of the split, the initial weights and the augmentation"),
+    "validation_fraction": (_fraction, "share of every class held out for validation (stratified)"),
+    "seed": (_at_least(0), "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
     "teacher": (str, "scratch: a trained model (.h5) whose predictions the new net learns from too"),
     "teacher_weight": (float, "scratch, with --teacher: the teacher's share of each target (0-1)"),
@@ -50,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from trainer.data import DataError
     from trainer.models import WeightsError
+    from trainer.train import TrainingError
 
     try:
         return args.command(args)
-    except (DataError, WeightsError) as error:
+    except (DataError, WeightsError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -107,6 +133,11 @@ def _train(args) -> int:
     elif not 0 <= hp["teacher_weight"] <= 1:
         raise SystemExit(f"error: --teacher-weight must be between 0 and 1, not {hp['teacher_weight']}")
 
+    try:  # before training, not after it
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"error: --out must be a folder that can be written to; {args.out}: {error.strerror}")
+
     if hp["image_size"] is None:  # the transfer presets'
         hp["image_size"] = natural_size(args.data, hp["upscale_size"])
     data, test = load_dataset(args.data, hp["image_size"])
@@ -143,7 +174,11 @@ def _evaluate(args) -> int:
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
         raise DataError(f"Cannot use {args.model}: {error}") from None
-    height = card["input_shape"][0]
+    height, width, _ = card["input_shape"]
+    takes, gives = tuple(model.input_shape[1:3]), model.output_shape[-1]
+    if takes != (height, width) or gives != len(card["classes"]):
+        raise DataError(f"{args.model.name} does not match its card: it takes {takes[0]}x{takes[1]} images and "
+                        f"gives {gives} outputs; the card says {height}x{width} and {len(card['classes'])} classes")
     data = load_folder(args.data, height, classes=card["classes"])
     print(format_report(evaluate(model, data), f"{args.model.stem} on {data.name}"))
     return 0

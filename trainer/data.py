@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -116,6 +117,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
+        if classes is None and len(found) < 2:  # training; evaluating on one class is fine
+            raise DataError(f"{path} has one class subfolder ({found[0]}); a classifier needs two or more "
+                            "(is --data one folder too deep?)")
         classes = classes or found
         unknown = sorted(set(found) - set(classes))
         if unknown:
@@ -127,8 +131,8 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
                 try:
                     images.append(load_rgb(tree.read(name), (image_size, image_size), formats=DATASET_FORMATS))
                     labels.append(classes.index(label))
-                except ImageError:
-                    skipped += 1
+                except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error):
+                    skipped += 1  # a broken image, or a damaged or encrypted zip member
     if skipped:
         print(f"warning: skipped {skipped} unreadable file(s) in {path}", file=sys.stderr)
     if not images:
