@@ -66,6 +66,19 @@ def test_unavailable_model_is_503(client, models_dir, make_image):
     assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file" == response.get_json()["error"]
 
 
+def test_a_model_that_answers_nan_is_503_not_invalid_json(client, models_dir, make_image):
+    import keras
+    import numpy as np
+
+    model = keras.saving.load_model(models_dir / "tiny.h5")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(models_dir / "nan.h5")
+    (models_dir / "nan.json").write_text((models_dir / "tiny.json").read_text())
+    response = predict(client, make_image(), model="nan")
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "Model 'nan' gave no valid probabilities (NaN): replace or retrain it."}
+
+
 def test_no_model_at_all_is_503(client, models_dir, make_image):
     for path in models_dir.iterdir():
         path.unlink()

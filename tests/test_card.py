@@ -67,6 +67,9 @@ def test_card_round_trip_and_validation(tmp_path):
         (json.dumps({"classes": ["a"]}), "lacks input_shape"),
         (json.dumps({"classes": [], "input_shape": [8, 8, 3]}), "class list"),
         (json.dumps({"classes": ["a"], "input_shape": [8, 8]}), "input_shape"),
+        ('{"classes": ["a"], "input_shape": [8, 8, 3], "training_seconds": NaN}', "unreadable: NaN is not a number"),
+        ('{"classes": ["a"], "input_shape": [8, 8, 3], "training_seconds": 1e400}', "unreadable: 1e400 is out of range"),
+        ('{"classes": ["a"], "input_shape": [8, 8, 3], "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "unreadable"),
     ]:
         path.write_text(bad)
         with pytest.raises(ValueError, match=reason):

@@ -30,6 +30,11 @@ def test_percent_labels_and_missing_values():
     assert line_chart("Nothing", {"training": [], "validation": ["x", True]}) is None
 
 
+def test_a_hand_edited_history_draws_nothing_rather_than_failing():
+    assert line_chart("Loss", {"training": 5, "validation": "0.3"}) is None  # not lists
+    assert line_chart("Loss", {"training": [-1.7e308, 1.7e308]}) is None  # no scale spans it
+
+
 def test_single_epoch_and_many_epochs():
     single = line_chart("Loss", {"training": [1.0]})
     assert single.series[0].points == f"{(LEFT + RIGHT) / 2:.1f},{single.series[0].dots[0][1]:.1f}"

@@ -57,7 +57,7 @@ def test_predict_uses_default_model(client, csrf_token, make_image):
     ("image", "filename", "status", "message"),
     [
         (None, None, 400, "Choose an image to classify."),
-        (b"%PDF-1.4 not a picture", "file.pdf", 400, "Choose a JPEG, PNG, GIF, BMP or WebP image."),
+        (b"%PDF-1.4 not a picture", "file.pdf", 415, "Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image."),
         (b"<html>hello</html>", "fake.jpg", 415, "Unsupported file type"),
         (b"\x89PNG\r\n\x1a\nbroken", "broken.png", 400, "Not a readable image"),
         (b"", "empty.png", 400, "The file is empty."),
@@ -69,6 +69,12 @@ def test_form_errors_rerender_form(client, csrf_token, image, filename, status, 
     assert response.status_code == status
     assert message in page
     assert 'class="errors"' in page and "<form" in page
+
+
+@pytest.mark.parametrize("filename", ["photo.jfif", "photo", "photo.JPG"])
+def test_the_content_not_the_file_name_decides(client, csrf_token, make_image, filename):
+    response = post_form(client, csrf_token, make_image("JPEG"), filename)
+    assert response.status_code == 200 and "Most likely" in response.get_data(as_text=True)
 
 
 def test_form_without_csrf_token_is_refused(client, make_image):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -99,8 +100,9 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
 def load_card(path: Path) -> dict[str, Any]:
     """Read and check a card; raises ValueError with a readable reason if it is unusable."""
     try:
-        card = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        card = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_not_a_number,
+                          parse_float=_finite_float)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise ValueError(f"metrics card {Path(path).name} is unreadable: {error}") from error
     if not isinstance(card, dict):
         raise ValueError(f"metrics card {Path(path).name} is not a JSON object")
@@ -113,6 +115,17 @@ def load_card(path: Path) -> dict[str, Any]:
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
         raise ValueError(f"metrics card {Path(path).name} has an invalid input_shape")
     return card
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")  # NaN and Infinity, which Python writes
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def now_iso() -> str:

@@ -57,15 +57,15 @@ def _label(value: float, step: float, percent: bool) -> str:
 def line_chart(title: str, series: dict[str, list], percent: bool = False) -> LineChart | None:
     """One line per named list of per-epoch values; None when there is nothing to draw."""
     clean = {
-        label: [(epoch, float(v)) for epoch, v in enumerate(values or [], start=1)
+        label: [(epoch, float(v)) for epoch, v in enumerate(values if isinstance(values, list) else [], start=1)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
         for label, values in series.items()
     }
     drawn = {label: points for label, points in clean.items() if points}
-    if not drawn:
+    values = [v for points in drawn.values() for _, v in points]
+    if not values or not math.isfinite(max(values) - min(values)):  # nothing, or no scale to draw it on
         return None
     epochs = max(epoch for points in drawn.values() for epoch, _ in points)
-    values = [v for points in drawn.values() for _, v in points]
     y_values, y_step = nice_ticks(min(values), max(values))
     y_low, y_high = y_values[0], y_values[-1]
 

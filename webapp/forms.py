@@ -1,21 +1,16 @@
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField, FileRequired
+from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField
 
-from .predictor import ACCEPTED
-
-EXTENSIONS = ["jpg", "jpeg", "png", "gif", "bmp", "webp"]
-# For the file picker; the server trusts neither this nor the file name, only the content.
+# For the file picker; the server trusts neither this nor the file name, only the content
+# (a JPEG saved as .jfif, or with no extension, is still a JPEG).
 ACCEPT_ATTRIBUTE = "image/jpeg,image/png,image/gif,image/bmp,image/webp"
 
 
 class UploadForm(FlaskForm):
     image = FileField(
         "Image",
-        validators=[
-            FileRequired("Choose an image to classify."),
-            FileAllowed(EXTENSIONS, f"Choose a {ACCEPTED} image."),
-        ],
+        validators=[FileRequired("Choose an image to classify.")],
         render_kw={"accept": ACCEPT_ATTRIBUTE},
     )
     # Unknown names are answered by the registry (404) rather than "Not a valid choice".

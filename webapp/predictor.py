@@ -85,6 +85,8 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
     except ImageError as error:
         raise PredictionError(400, str(error)) from None
     probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
+    if not np.isfinite(probabilities).all():  # damaged weights, or a training run that diverged
+        raise PredictionError(503, f"Model '{model.name}' gave no valid probabilities (NaN): replace or retrain it.")
 
     best = np.argsort(probabilities)[::-1][:top_k]
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
