@@ -191,7 +191,8 @@ def _open_tree(path: Path) -> _Folder:
     return _Zip(path) if path.is_file() else _Folder(path)
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, fraction: float, seed: int,
+                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held-out) with `fraction` of every class held out, at least one each."""
     rng = np.random.default_rng(seed)
     train, held = [], []
@@ -199,7 +200,8 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         members = rng.permutation(np.flatnonzero(labels == label))
         count = max(1, round(len(members) * fraction)) if fraction > 0 else 0
         if count >= len(members):
-            raise DataError(f"class {label} has too few images ({len(members)}) to hold out a validation split")
+            name = classes[label] if classes else label
+            raise DataError(f"class {name} has too few images ({len(members)}) to hold out a validation split")
         held.append(members[:count])
         train.append(members[count:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
