@@ -181,7 +181,8 @@ def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_
     assert signal.getsignal(signal.SIGINT) is handler
 
 
-def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
+def interrupt_while_saving(image_folder, tmp_path, monkeypatch):
+    """Run TINY to its end and stop it with Ctrl-C as the model is being saved."""
     def interrupted(*args):
         raise KeyboardInterrupt
 
@@ -189,6 +190,10 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
         patch.setattr(train_module.cards, "save_model_and_card", interrupted)
         with pytest.raises(KeyboardInterrupt):
             run(TINY, image_folder, tmp_path)
+
+
+def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
+    interrupt_while_saving(image_folder, tmp_path, monkeypatch)
     assert "Epoch 3/3" in capsys.readouterr().out and not (tmp_path / "models").exists()
 
     card = run(TINY, image_folder, tmp_path)
@@ -198,13 +203,7 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
 
 
 def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_path, monkeypatch, capsys):
-    def interrupted(*args):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module.cards, "save_model_and_card", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run(TINY, image_folder, tmp_path)
+    interrupt_while_saving(image_folder, tmp_path, monkeypatch)
     capsys.readouterr()
 
     card = run(TINY | {"epochs": 2, "learning_rate": 0.01}, image_folder, tmp_path)
