@@ -55,8 +55,9 @@ OVERRIDES = {
     "unfreeze_blocks": (_names, "transfer models, phase 2: comma-separated name prefixes of the base's "
                                 "layers to unfreeze (e.g. block5; stem,block,top for the whole base)"),
     "batch_size": (_at_least(1), "images per training step"),
-    "image_size": (_at_least(MIN_IMAGE_SIZE), "side of the square images the model takes (data is resized to it); transfer "
-                          "presets: by default the backbone's size, or the images' own if under half"),
+    "image_size": (_at_least(MIN_IMAGE_SIZE), "side of the square images the model takes (data is resized to "
+                                              "it); transfer presets: by default the backbone's size, or the "
+                                              "images' own if under half"),
     "upscale_size": (_at_least(32), "transfer models: side the backbone sees, resized inside the model"),
     "learning_rate": (_positive, "scratch: peak SGD learning rate"),
     "head_learning_rate": (_positive, "transfer models: Adam learning rate of phase 1"),

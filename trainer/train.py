@@ -49,9 +49,10 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
         weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
     training_seconds = time.perf_counter() - started
-    if not all(math.isfinite(loss) for loss in history["loss"]):
+    diverged = [epoch for epoch, loss in enumerate(history["loss"], start=1) if not math.isfinite(loss)]
+    if diverged:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
-        raise TrainingError(f"Training diverged: the loss became NaN or infinite in epoch {len(history['loss'])}. "
+        raise TrainingError(f"Training diverged: the loss became NaN or infinite in epoch {diverged[0]}. "
                             "Lower the learning rate and run again (it will start afresh).")
 
     model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
