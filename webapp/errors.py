@@ -19,9 +19,10 @@ def wants_json() -> bool:
 
 def message_for(error: HTTPException) -> str:
     if error.code == 413:
-        return "The request is too large: send one image of at most {:g} MB.".format(
-            (request.max_content_length or 0) / 1024 / 1024
-        )
+        limit = request.max_content_length or 0
+        if request.content_length is not None and request.content_length <= limit:  # within size: the fields
+            return "The request is too large: it has too many or too long form fields; send an image and a model name."
+        return f"The request is too large: send one image of at most {limit / 1024 / 1024:g} MB."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
     if error.description and error.description != default:
