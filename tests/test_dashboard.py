@@ -54,6 +54,13 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client):
     assert "batch_size" in page  # hyperparameters
 
 
+def test_a_confusion_matrix_too_big_to_read_is_left_out(client, models_dir, monkeypatch):
+    monkeypatch.setattr("webapp.dashboard.MAX_HEAT_MAP_CLASSES", len(SMALL_CLASSES) - 1)
+    page = client.get("/models/small").get_data(as_text=True)
+    assert "Confusion matrix" not in page
+    assert all(f'<th scope="row">{label}</th>' in page for label in SMALL_CLASSES)  # the per-class table
+
+
 def test_model_page_for_card_without_figures(client, models_dir):
     path = models_dir / "tiny.json"
     path.write_text(json.dumps({"classes": ["a", "b", "c"], "input_shape": [16, 16, 3], "history": {"loss": [None, "x"]}}))

@@ -42,6 +42,7 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert 'src="data:image/png;base64,' in page
     assert page.count('class="bar-fill"') == 4  # "small" has only four classes
     assert 'href="/models/small"' in page
+    assert '<option selected value="small">' in page  # the next image goes to the same model
     assert re.search(r"\d+\.\d ms", page)
     assert response.headers["Cache-Control"] == "no-store"
 

@@ -27,6 +27,13 @@ def test_finds_models_and_ignores_temporary_and_other_files(registry, models_dir
     assert all(info.available for info in registry.models())
 
 
+def test_a_file_name_that_is_not_utf8_is_left_out(registry, models_dir):
+    folder = os.fsencode(models_dir)
+    for suffix in (b".h5", b".json"):  # caf\xe9: Latin-1, as some zip tools leave names
+        shutil.copy(os.path.join(folder, b"tiny" + suffix), os.path.join(folder, b"caf\xe9" + suffix))
+    assert names(registry) == ["small", "tiny"]
+
+
 def test_missing_folder_means_no_models(tmp_path):
     assert Registry(tmp_path / "nowhere").models() == []
 

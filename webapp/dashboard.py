@@ -12,6 +12,9 @@ from .registry import ModelInfo, UnknownModel, get_registry
 bp = Blueprint("dashboard", __name__)
 
 HEAT_LEVELS = 10  # shades of the confusion-matrix cells, see .heat-0 ... .heat-10 in style.css
+# Beyond this many classes a confusion matrix is too big to read or send (1,000 classes made
+# a 48 MB page); the per-class table still shows every class.
+MAX_HEAT_MAP_CLASSES = 100
 
 EVALUATION_ROWS = [
     ("Samples", "samples"),
@@ -64,7 +67,8 @@ def heat_map(matrix, classes: list[str]) -> list[dict] | None:
     """Confusion-matrix rows with a shade per cell, by the share of the true class's images."""
     size = len(classes)
     valid = (
-        isinstance(matrix, list)
+        size <= MAX_HEAT_MAP_CLASSES
+        and isinstance(matrix, list)
         and len(matrix) == size
         and all(isinstance(row, list) and len(row) == size for row in matrix)
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for row in matrix for n in row)

@@ -49,7 +49,9 @@ def predict():
         return render_form(form, [error.message], error.status)
     # Shown from memory as a data: URI: the upload is never stored.
     image_uri = f"data:{result.mime};base64,{base64.b64encode(data).decode('ascii')}"
-    return render_template("predict.html", form=upload_form(formdata=None), result=result, image_uri=image_uri)
+    # The form below the answer keeps the model it came from, for the next image.
+    next_form = upload_form(formdata=None, data={"model": result.model})
+    return render_template("predict.html", form=next_form, result=result, image_uri=image_uri)
 
 
 @bp.errorhandler(413)

@@ -80,6 +80,16 @@ def _load_keras_model(path: Path):
     return keras.saving.load_model(path, compile=False)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a file name with bytes that are not UTF-8 (some zip tools leave such names):
+    pages and URLs could not show it, so the file is left out."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
@@ -104,7 +114,7 @@ class Registry:
             entry.name[: -len(".h5")]: Path(entry.path)
             for entry in entries
             # Dotfiles are models still being written by the trainer.
-            if entry.name.endswith(".h5") and not entry.name.startswith(".")
+            if entry.name.endswith(".h5") and not entry.name.startswith(".") and _is_utf8(entry.name)
         }
 
     def models(self) -> list[ModelInfo]:
