@@ -10,14 +10,32 @@ import os
 import secrets
 import sys
 
-bind = os.environ.get("IMAGEAPP_BIND", "127.0.0.1:8000")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
+from webapp import settings_from_environment  # noqa: E402  (no TensorFlow: safe in the master)
+
+
+def _count(name: str, default: int) -> int:
+    """A whole number above 0 from the environment; unset or empty means `default`."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise SystemExit(f"gunicorn.conf.py: {name}={text!r} is not a whole number above 0")
+    return int(text)
+
+
+# The app's own settings, checked here: a bad one stops the server with its message, where in
+# the workers it would fail each one that gunicorn starts again, without end.
+settings_from_environment(os.environ)
+
+bind = os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000"
 
 # One process per core does the CPU work; a few threads per process overlap the network
 # and decoding with TensorFlow, which releases the GIL while it computes. At most 4 by
 # default: each worker holds its own TensorFlow and models (about 0.7 GB RSS).
-workers = int(os.environ.get("IMAGEAPP_WORKERS", min(os.cpu_count() or 1, 4)))
+workers = _count("IMAGEAPP_WORKERS", min(os.cpu_count() or 1, 4))
 worker_class = "gthread"
-threads = int(os.environ.get("IMAGEAPP_THREADS", "4"))
+threads = _count("IMAGEAPP_THREADS", 4)
 
 # TensorFlow is not fork-safe: each worker imports it and loads its models after the fork.
 preload_app = False

@@ -33,8 +33,14 @@ def test_settings_from_environment(monkeypatch, tmp_path):
 
 
 def test_bad_environment_value_stops_with_a_clear_message():
-    with pytest.raises(SystemExit, match="IMAGEAPP_MAX_CONTENT_LENGTH='ten' is not a valid int"):
-        settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": "ten"})
+    for value in ("ten", "0", "10MB"):
+        with pytest.raises(SystemExit, match=f"IMAGEAPP_MAX_CONTENT_LENGTH='{value}' is not a number of bytes above 0"):
+            settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": value})
+
+
+def test_a_missing_models_folder_is_logged(tmp_path, caplog):
+    create_app({"SECRET_KEY": "x", "MODELS_DIR": str(tmp_path / "nowhere")})
+    assert f"The models folder {tmp_path / 'nowhere'} does not exist" in caplog.text
 
 
 def test_test_config_ignores_environment(monkeypatch, models_dir):

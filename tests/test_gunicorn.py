@@ -67,6 +67,23 @@ def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
 
 
+@pytest.mark.parametrize("environ, message", [
+    ({"IMAGEAPP_WORKERS": "abc"}, "IMAGEAPP_WORKERS='abc' is not a whole number above 0"),
+    ({"IMAGEAPP_THREADS": "0"}, "IMAGEAPP_THREADS='0' is not a whole number above 0"),
+    ({"IMAGEAPP_MAX_CONTENT_LENGTH": "10MB"}, "IMAGEAPP_MAX_CONTENT_LENGTH='10MB' is not a number of bytes above 0"),
+])
+def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, message):
+    monkeypatch.setattr(os, "environ", environ)
+    with pytest.raises(SystemExit, match=message):
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_empty_settings_mean_the_defaults(monkeypatch):
+    monkeypatch.setattr(os, "environ", {"IMAGEAPP_WORKERS": "", "IMAGEAPP_THREADS": " ", "IMAGEAPP_BIND": ""})
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["workers"] >= 1 and config["threads"] == 4 and config["bind"] == "127.0.0.1:8000"
+
+
 @pytest.fixture(scope="module")
 def server(built_models, tmp_path_factory):
     models = copy_models(built_models, tmp_path_factory.mktemp("gunicorn") / "models")

@@ -28,12 +28,19 @@ DEFAULTS = {
     "TOP_K": 5,
 }
 
-# Settings read from IMAGEAPP_<NAME>, with how to parse each one.
+def _bytes(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+# Settings read from IMAGEAPP_<NAME>, with how to parse each one and what it must be.
 ENVIRONMENT = {
-    "SECRET_KEY": str,
-    "MODELS_DIR": str,
-    "DEFAULT_MODEL": str,
-    "MAX_CONTENT_LENGTH": int,
+    "SECRET_KEY": (str, "text"),
+    "MODELS_DIR": (str, "path"),
+    "DEFAULT_MODEL": (str, "model name"),
+    "MAX_CONTENT_LENGTH": (_bytes, "number of bytes above 0"),
 }
 ENV_PREFIX = "IMAGEAPP_"
 
@@ -48,13 +55,13 @@ class InMemoryRequest(Request):
 
 def settings_from_environment(environ=os.environ) -> dict:
     settings = {}
-    for name, parse in ENVIRONMENT.items():
+    for name, (parse, kind) in ENVIRONMENT.items():
         value = environ.get(ENV_PREFIX + name, "").strip()
         if value:
             try:
                 settings[name] = parse(value)
             except ValueError:
-                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a valid {parse.__name__}") from None
+                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a {kind}") from None
     return settings
 
 
@@ -83,6 +90,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import api, dashboard, errors, formatting, pages, registry, security
 
+    if not os.path.isdir(app.config["MODELS_DIR"]):  # served anyway: models may be copied in later
+        app.logger.warning("The models folder %s does not exist or is not a folder: no model to serve.",
+                           app.config["MODELS_DIR"])
     app.extensions["imageapp.registry"] = registry.Registry(app.config["MODELS_DIR"])
     security.init_app(app)
     errors.init_app(app)
