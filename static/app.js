@@ -9,9 +9,18 @@ document.querySelectorAll("form.upload").forEach(function (form) {
   var text = form.querySelector(".drop-text");
   if (!zone || !input) return;
 
+  var prompt = text.innerHTML;
+
   function showPreview() {
     var file = input.files && input.files[0];
-    if (!file) return;
+    if (preview) {
+      preview.hidden = true; // never beside another file's name
+      preview.removeAttribute("src");
+    }
+    if (!file) {
+      text.innerHTML = prompt;
+      return;
+    }
     text.textContent = file.name;
     if (!preview || !/^image\//.test(file.type)) return;
     var reader = new FileReader();
@@ -22,6 +31,11 @@ document.querySelectorAll("form.upload").forEach(function (form) {
     reader.readAsDataURL(file);
   }
 
+  if (preview) {
+    preview.addEventListener("error", function () {
+      preview.hidden = true; // named like an image, but not one the browser can draw
+    });
+  }
   input.addEventListener("change", showPreview);
   ["dragenter", "dragover"].forEach(function (name) {
     zone.addEventListener(name, function (event) {

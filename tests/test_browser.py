@@ -82,6 +82,14 @@ def wait_for(driver, css: str):
     return WebDriverWait(driver, 20).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def wait_until_hidden(driver, css: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(ready.invisibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
 def csp_violations(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
 
@@ -106,13 +114,21 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     assert csp_violations(browser) == []
 
 
-def test_error_is_shown_on_the_form(browser, base_url, tmp_path):
+def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     from selenium.webdriver.common.by import By
 
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a picture at all")
     browser.get(base_url + "/")
-    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(fake))
+    file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+    file_input.send_keys(str(photo))
+    wait_for(browser, ".preview")
+    document = tmp_path / "doc.pdf"
+    document.write_bytes(b"%PDF-1.4 not a picture")
+    file_input.send_keys(str(document))  # the photo's preview must not stay beside this name
+    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "doc.pdf"
+    wait_until_hidden(browser, ".preview")
+    file_input.send_keys(str(fake))
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     assert "Unsupported file type" in wait_for(browser, ".errors").text
     assert browser.find_element(By.CSS_SELECTOR, "form.upload")
