@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,33 @@ class LoadedModel:
         # predict_on_batch runs Keras' compiled predict function directly: about 2 ms for a
         # 32x32 CNN on CPU, where model.predict() costs 70+ ms per call in its own overhead.
         return np.asarray(self.model.predict_on_batch(batch))
+
+
+# Reads every attribute and dataset of an HDF5 file. Run in a child process before a model is
+# loaded: some damaged files crash HDF5's C library, which would take the worker (and every
+# request in it) down, again on each try, and every worker at start if it is the default model.
+HDF5_READ_CHECK = """
+import sys, h5py
+def read(name, item):
+    for key in item.attrs:
+        item.attrs[key]
+    if isinstance(item, h5py.Dataset):
+        item[()]
+with h5py.File(sys.argv[1], "r") as f:
+    read("/", f)
+    f.visititems(read)
+"""
+
+
+def _crash_when_read(path: Path) -> str | None:
+    """How reading `path` with HDF5 crashes a process (None: it does not)."""
+    try:
+        result = subprocess.run([sys.executable, "-c", HDF5_READ_CHECK, str(path)], capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "reading it does not finish"
+    if result.returncode < 0:  # killed by a signal, such as SIGSEGV
+        return f"reading it crashes HDF5 (signal {-result.returncode})"
+    return None  # readable, or a Python error that loading will report in full
 
 
 def _load_keras_model(path: Path):
@@ -184,6 +213,10 @@ class Registry:
 
     def _load(self, info: ModelInfo) -> tuple[LoadedModel | None, str | None]:
         path = self.folder / f"{info.name}.h5"
+        crash = _crash_when_read(path)
+        if crash:
+            log.warning("model %s is damaged: %s", info.name, crash)
+            return None, f"{path.name} is damaged: {crash}"
         try:
             model = LoadedModel(info.name, info.card, _load_keras_model(path))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
