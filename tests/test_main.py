@@ -6,6 +6,7 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
 from flask import Flask
 
 from conftest import free_port, wait_until_serving
@@ -28,6 +29,13 @@ def test_serves_locally_without_debugger(monkeypatch, models_dir):
     calls = run_main(monkeypatch, ["--port", "8765"], {"IMAGEAPP_MODELS_DIR": str(models_dir)})
     assert calls["run"] == {"host": "127.0.0.1", "port": 8765, "debug": False, "use_reloader": False, "threaded": True}
     assert "tunnel" not in calls
+
+
+@pytest.mark.parametrize("argv, environ", [(["--port", "99999"], {}), ([], {"IMAGEAPP_PORT": "abc"})])
+def test_a_bad_port_is_one_line_not_a_traceback(monkeypatch, capsys, argv, environ):
+    with pytest.raises(SystemExit) as stopped:
+        run_main(monkeypatch, argv, environ)
+    assert stopped.value.code == 2 and "is not a port number (1-65535)" in capsys.readouterr().err
 
 
 def test_ngrok_flag_or_environment_opens_tunnel(monkeypatch, models_dir):

@@ -12,11 +12,18 @@ import os
 from . import create_app, tunnel
 
 
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m webapp", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("IMAGEAPP_HOST", "127.0.0.1"),
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGEAPP_PORT", "8000")))
+    # A string default goes through `type` too, so IMAGEAPP_PORT is checked like --port.
+    parser.add_argument("--port", type=_port, default=os.environ.get("IMAGEAPP_PORT", "").strip() or "8000")
     parser.add_argument("--ngrok", action="store_true",
                         help="also open an ngrok tunnel (or set IMAGEAPP_NGROK=1); token from NGROK_AUTHTOKEN")
     return parser.parse_args(argv)
