@@ -39,6 +39,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _weight(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
 def _schedule(text: str) -> str:
     if text not in ("plateau", "cosine"):
         raise argparse.ArgumentTypeError(f"{text!r} is not plateau or cosine")
@@ -68,7 +75,7 @@ OVERRIDES = {
     "seed": (_at_least(0), "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
     "teacher": (str, "scratch: a trained model (.h5) whose predictions the new net learns from too"),
-    "teacher_weight": (float, "scratch, with --teacher: the teacher's share of each target (0-1)"),
+    "teacher_weight": (_weight, "scratch, with --teacher: the teacher's share of each target (0-1)"),
 }
 
 
@@ -131,8 +138,6 @@ def _train(args) -> int:
         _check_weights(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise SystemExit(f"error: --teacher must be an existing model file; {hp['teacher']} is not")
-    elif not 0 <= hp["teacher_weight"] <= 1:
-        raise SystemExit(f"error: --teacher-weight must be between 0 and 1, not {hp['teacher_weight']}")
 
     try:  # before training, not after it
         args.out.mkdir(parents=True, exist_ok=True)
