@@ -6,6 +6,7 @@ chromedriver is not installed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -38,7 +39,9 @@ def base_url(built_models, tmp_path_factory):
     server.shutdown()
 
 
-def start_browser(javascript: bool = True):
+def start_browser(scratch_dir, javascript: bool = True):
+    """A headless Chromium whose temporary files (a singleton socket per run) land in
+    `scratch_dir`, which pytest cleans, not in /tmp, where they were left behind."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -49,12 +52,13 @@ def start_browser(javascript: bool = True):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if not javascript:
         options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    service = Service(CHROMEDRIVER, env=os.environ | {"TMPDIR": str(scratch_dir)})
+    return webdriver.Chrome(service=service, options=options)
 
 
 @pytest.fixture(scope="module")
-def browser():
-    driver = start_browser()
+def browser(tmp_path_factory):
+    driver = start_browser(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
@@ -151,10 +155,10 @@ def test_dashboard_and_model_page(browser, base_url):
     assert csp_violations(browser) == []
 
 
-def test_form_works_with_javascript_off(base_url, photo):
+def test_form_works_with_javascript_off(base_url, photo, tmp_path):
     from selenium.webdriver.common.by import By
 
-    driver = start_browser(javascript=False)
+    driver = start_browser(tmp_path, javascript=False)
     try:
         driver.get(base_url + "/")
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
