@@ -39,6 +39,18 @@ def test_report_matches_scikit_learn(predictions):
     assert report["confusion_matrix"] == sk.confusion_matrix(labels, predicted, labels=range(4)).tolist()
 
 
+def test_macro_averages_leave_out_classes_with_no_images_and_no_predictions():
+    # A 5-class model scored on images of 2 classes, once predicting a third.
+    labels = np.array([0, 0, 1, 1, 1])
+    predicted = np.array([0, 2, 1, 1, 1])
+    report = classification_report(labels, np.eye(5)[predicted], list("abcde"))
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = sk.precision_recall_fscore_support(labels, predicted, average=average, zero_division=0)
+        assert (report[f"precision_{average}"], report[f"recall_{average}"], report[f"f1_{average}"]) == \
+            pytest.approx((precision, recall, f1))
+    assert report["recall_macro"] == pytest.approx((0.5 + 1 + 0) / 3)
+
+
 def test_perfect_predictions():
     labels = np.array([0, 1, 2, 2])
     report = classification_report(labels, np.eye(3)[labels], ["a", "b", "c"])

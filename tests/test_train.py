@@ -223,7 +223,8 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     """Same weights, optimizer state, shuffling and augmentation after the resume: the last
     epoch's loss and the saved weights match a run that was never interrupted."""
     monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
-    unbroken = run(TINY, image_folder, tmp_path / "unbroken")
+    hp = TINY | {"batch_size": 4}  # six batches an epoch: enough orders for a changed one to show
+    unbroken = run(hp, image_folder, tmp_path / "unbroken")
 
     class CtrlCAsTheSecondEpochEnds(train_module.EpochLogger):
         def on_epoch_end(self, epoch, logs=None):
@@ -234,8 +235,8 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "EpochLogger", CtrlCAsTheSecondEpochEnds)
         with pytest.raises(KeyboardInterrupt):
-            run(TINY, image_folder, tmp_path)
-    resumed = run(TINY, image_folder, tmp_path)
+            run(hp, image_folder, tmp_path)
+    resumed = run(hp, image_folder, tmp_path)
     assert resumed["history"]["loss"] == pytest.approx(unbroken["history"]["loss"], rel=1e-5)
     weights = [keras.saving.load_model(path / "models" / "tiny.h5").get_weights() for path in (tmp_path / "unbroken", tmp_path)]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))

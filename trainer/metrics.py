@@ -14,8 +14,10 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
     """Loss, accuracy, macro and weighted precision / recall / F1, per-class figures and the
-    confusion matrix, as stored in a metrics card. Classes absent from both the labels and
-    the predictions score 0, as scikit-learn's `zero_division=0` does."""
+    confusion matrix, as stored in a metrics card. As in scikit-learn (`zero_division=0`), a
+    class never predicted has precision 0, one with no images recall 0, and the macro averages
+    leave out classes with neither: scoring a 10-class model on photos of 3 classes averages
+    over those 3 (and any others it wrongly predicts), not over 7 zeros too."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     y_pred = probabilities.argmax(axis=1)
@@ -29,6 +31,9 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
     weights = support / max(support.sum(), 1)
+    present = (support > 0) | (predicted > 0)
+    if not present.any():  # no images at all
+        present[:] = True
 
     picked = probabilities[np.arange(len(y_true)), y_true]
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if len(y_true) else 0.0
@@ -37,9 +42,9 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
         "samples": int(len(y_true)),
         "loss": loss,
         "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else 0.0,
-        "precision_macro": float(precision.mean()),
-        "recall_macro": float(recall.mean()),
-        "f1_macro": float(f1.mean()),
+        "precision_macro": float(precision[present].mean()),
+        "recall_macro": float(recall[present].mean()),
+        "f1_macro": float(f1[present].mean()),
         "precision_weighted": float(precision @ weights),
         "recall_weighted": float(recall @ weights),
         "f1_weighted": float(f1 @ weights),

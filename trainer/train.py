@@ -94,15 +94,23 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     return card
 
 
+# What the trainer writes in a run's folder: anything else there is not ours to delete.
+RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
+
+
 def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset) -> None:
     """Resume from `run_dir` only a run of the same recipe on the same data: checkpoints are
     kept by model name, and a changed command must not go on from another recipe's weights."""
     settings = run_dir / "settings.json"
     wanted = json.dumps({"hyperparameters": hp, "data": data.name, "images": len(data.labels),
                          "classes": data.classes}, sort_keys=True)
-    if run_dir.exists() and (not settings.exists() or settings.read_text() != wanted):
-        print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
-        shutil.rmtree(run_dir)
+    if run_dir.exists():
+        if not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES:
+            raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
+                                "alone: choose another --run-dir or --name.")
+        if not settings.exists() or settings.read_text() != wanted:
+            print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
+            shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.write_text(wanted)
 
@@ -223,6 +231,8 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
     backed_up = _backed_up_epochs(backup_dir)
+    if backed_up:
+        print(f"Resuming from the backup in {backup_dir}: {backed_up} of {epochs} epochs done")
     _cut_log(log_path, backed_up)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
@@ -232,6 +242,9 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             validation_data=(val_set.images, y_val),  # uint8, as the training batches: the model casts
             validation_batch_size=batches.batch_size,  # Keras' default, 32, made 157 steps of 5,000 images
             epochs=epochs,
+            # The batches shuffle themselves, by epoch number; Keras' own shuffle of their order
+            # draws from Python's global random state, which a resumed run does not restore.
+            shuffle=False,
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
                 # Kept after the last epoch until the model is saved, so an interruption while
