@@ -14,7 +14,7 @@ from . import create_app, tunnel
 
 def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+        raise argparse.ArgumentTypeError(f"{text!r} (--port or IMAGEAPP_PORT) is not a port number (1-65535)")
     return int(text)
 
 
