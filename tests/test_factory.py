@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from conftest import make_config
 from webapp import DEFAULTS, InMemoryRequest, ROOT, create_app, settings_from_environment
 
 
@@ -56,3 +57,20 @@ def test_uploads_are_kept_in_memory(app):
 
         stream = request._get_file_stream(10**9, "image/png", "a.png")
     assert type(stream).__name__ == "BytesIO"
+
+
+def test_a_default_model_that_cannot_be_used_is_logged_with_the_one_served(models_dir, tmp_path, caplog):
+    # Requests fall back to the most accurate usable model; that must not go unsaid.
+    create_app(make_config(models_dir, DEFAULT_MODEL="tiny"))
+    assert "default model" not in caplog.text
+    best = create_app(make_config(models_dir, DEFAULT_MODEL="nosuch")).extensions["imageapp.registry"].default_name()
+    assert "The default model nosuch cannot be used (nosuch.h5 is not in the models folder): " in caplog.text
+    assert f"serving {best} instead." in caplog.text
+
+    (models_dir / "tiny.json").unlink()
+    create_app(make_config(models_dir, DEFAULT_MODEL="tiny"))
+    assert "The default model tiny cannot be used (no metrics card (tiny.json)): serving small instead." in caplog.text
+
+    (tmp_path / "empty").mkdir()
+    create_app(make_config(tmp_path / "empty", DEFAULT_MODEL="tiny"))
+    assert "(tiny.h5 is not in the models folder): no model is usable." in caplog.text

@@ -4,6 +4,7 @@ import os
 import shutil
 import threading
 
+import h5py
 import numpy as np
 import pytest
 
@@ -80,11 +81,18 @@ def test_removed_file_disappears(registry, models_dir):
     assert registry.load("small")
 
 
+def write_hdf5_that_is_not_a_model(folder):
+    """A file that HDF5 reads through but Keras cannot build a model from."""
+    with h5py.File(folder / "tiny.h5", "w") as f:
+        f["numbers"] = np.arange(10)
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
         (lambda d: (d / "tiny.h5").write_bytes(b"\x00" * 100), "tiny.h5 is not an HDF5 model file"),
-        (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "cannot be loaded"),
+        (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 cannot be read"),
+        (write_hdf5_that_is_not_a_model, "cannot be loaded"),
         (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
         (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
         (lambda d: (d / "tiny.json").write_text('{"classes": []}'), "lacks input_shape"),
@@ -92,7 +100,8 @@ def test_removed_file_disappears(registry, models_dir):
         (lambda d: (d / "tiny.json").write_text('{"classes": ["a", "b"], "input_shape": [16, 16, 3]}'),
          "the model has 3 outputs but its card lists 2 classes"),
     ],
-    ids=["not-hdf5", "truncated-h5", "no-card", "bad-json", "card-lacks-keys", "no-classes", "class-count"],
+    ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
+         "class-count"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
     damage(models_dir)
@@ -105,8 +114,35 @@ def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, dama
     assert registry.load("small").classes[0] == "apple"
 
 
+def test_a_truncated_file_is_unavailable_before_any_load(models_dir, monkeypatch):
+    # Found at the first listing, so every worker lists it alike, not only those that tried it.
+    data = (models_dir / "tiny.h5").read_bytes()
+    (models_dir / "broken.h5").write_bytes(data[: len(data) // 2])
+    shutil.copy2(models_dir / "tiny.json", models_dir / "broken.json")
+    monkeypatch.setattr(registry_module, "_load_keras_model", pytest.fail)
+    info = {info.name: info for info in Registry(models_dir).models()}
+    assert not info["broken"].available
+    assert info["broken"].error.startswith("broken.h5 cannot be read: ") and "truncated file" in info["broken"].error
+    assert str(models_dir) not in info["broken"].error
+    assert info["tiny"].available and info["small"].available
+
+
+def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypatch):
+    checks = []
+    real = registry_module._read_error
+    monkeypatch.setattr(registry_module, "_read_error", lambda path: checks.append(path.name) or real(path))
+    for _ in range(3):
+        registry.models()
+        registry.load("tiny")
+    assert sorted(checks) == ["small.h5", "tiny.h5"]
+    shutil.copy2(models_dir / "small.h5", models_dir / "tiny.h5")
+    shutil.copy2(models_dir / "small.json", models_dir / "tiny.json")
+    registry.models()
+    assert sorted(checks) == ["small.h5", "tiny.h5", "tiny.h5"]
+
+
 def test_damaged_model_is_not_reloaded_until_it_changes(registry, models_dir, monkeypatch):
-    (models_dir / "tiny.h5").write_bytes((models_dir / "tiny.h5").read_bytes()[:3000])
+    write_hdf5_that_is_not_a_model(models_dir)
     calls = []
     real = registry_module._load_keras_model
     monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path) or real(path))
@@ -125,6 +161,8 @@ def test_a_model_whose_reading_crashes_hdf5_is_unavailable_and_the_worker_lives(
     monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     loads = []
     monkeypatch.setattr(registry_module, "_load_keras_model", loads.append)
+    info = {info.name: info for info in registry.models()}
+    assert info["tiny"].error == "tiny.h5 is damaged: reading it crashes HDF5 (signal 11)"
     with pytest.raises(ModelUnavailable, match=r"tiny.h5 is damaged: reading it crashes HDF5 \(signal 11\)"):
         registry.load("tiny")
     assert loads == []  # never opened in this process

@@ -90,10 +90,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import api, dashboard, errors, formatting, pages, registry, security
 
+    model_registry = registry.Registry(app.config["MODELS_DIR"])
+    app.extensions["imageapp.registry"] = model_registry
     if not os.path.isdir(app.config["MODELS_DIR"]):  # served anyway: models may be copied in later
         app.logger.warning("The models folder %s does not exist or is not a folder: no model to serve.",
                            app.config["MODELS_DIR"])
-    app.extensions["imageapp.registry"] = registry.Registry(app.config["MODELS_DIR"])
+    else:
+        _warn_if_default_model_unusable(app, model_registry)
     security.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)
@@ -101,3 +104,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     return app
+
+
+def _warn_if_default_model_unusable(app: Flask, model_registry) -> None:
+    """Requests fall back to the most accurate usable model while the default one cannot be
+    used (it may be copied in later: the folder is read on each request); say so at start."""
+    from .registry import UnknownModel
+
+    default = app.config["DEFAULT_MODEL"]
+    try:
+        problem = model_registry.info(default).error
+    except UnknownModel:
+        problem = f"{default}.h5 is not in the models folder"
+    if problem:
+        served = model_registry.default_name(default)
+        app.logger.warning("The default model %s cannot be used (%s): %s.", default, problem,
+                           f"serving {served} instead" if served else "no model is usable")

@@ -2,7 +2,8 @@
 
 Each worker loads a model lazily, once, on first use. Files are checked on every lookup
 (a stat, cheap), so models added, replaced or removed while the server runs are noticed
-without a restart. A model that cannot be used is listed with the reason; the others
+without a restart; each new version of a file is read through once, in a child process,
+when it is first seen. A model that cannot be used is listed with the reason; the others
 keep working.
 """
 
@@ -74,9 +75,10 @@ class LoadedModel:
         return np.asarray(self.model.predict_on_batch(batch))
 
 
-# Reads every attribute and dataset of an HDF5 file. Run in a child process before a model is
-# loaded: some damaged files crash HDF5's C library, which would take the worker (and every
-# request in it) down, again on each try, and every worker at start if it is the default model.
+# Reads every attribute and dataset of an HDF5 file; a file h5py refuses (truncated, say) exits
+# with code 1 and the reason on one line. Run in a child process when a file is first seen, so
+# that every worker lists it the same way before any load: some damaged files crash HDF5's C
+# library, which would take the worker (and every request in it) down, again on each try.
 HDF5_READ_CHECK = """
 import sys, h5py
 def read(name, item):
@@ -84,21 +86,29 @@ def read(name, item):
         item.attrs[key]
     if isinstance(item, h5py.Dataset):
         item[()]
-with h5py.File(sys.argv[1], "r") as f:
-    read("/", f)
-    f.visititems(read)
+try:
+    with h5py.File(sys.argv[1], "r") as f:
+        read("/", f)
+        f.visititems(read)
+except Exception as error:
+    sys.exit(" ".join(str(error).split()) or type(error).__name__)
 """
 
 
-def _crash_when_read(path: Path) -> str | None:
-    """How reading `path` with HDF5 crashes a process (None: it does not)."""
+def _read_error(path: Path) -> str | None:
+    """Why HDF5 cannot read `path` through, read in a child process (None: it can)."""
     try:
         result = subprocess.run([sys.executable, "-c", HDF5_READ_CHECK, str(path)], capture_output=True, timeout=60)
     except subprocess.TimeoutExpired:
-        return "reading it does not finish"
+        return f"{path.name} is damaged: reading it does not finish"
     if result.returncode < 0:  # killed by a signal, such as SIGSEGV
-        return f"reading it crashes HDF5 (signal {-result.returncode})"
-    return None  # readable, or a Python error that loading will report in full
+        return f"{path.name} is damaged: reading it crashes HDF5 (signal {-result.returncode})"
+    if result.returncode > 0:
+        lines = result.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {result.returncode}"]
+        # The last line is the reason; messages may quote the file's full path: keep only the name.
+        reason = lines[-1].replace(str(path), path.name).replace(str(path.parent), "models")
+        return f"{path.name} cannot be read: {reason[:200]}"
+    return None
 
 
 def _load_keras_model(path: Path):
@@ -131,6 +141,7 @@ class Registry:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self._lock = threading.Lock()
+        self._cards_lock = threading.Lock()  # a new file version is read once, not by every thread
         self._cards: dict[str, tuple[Stamp, dict | None, str | None]] = {}
         self._models: dict[str, tuple[Stamp, LoadedModel | None, str | None]] = {}
 
@@ -169,8 +180,11 @@ class Registry:
         stamp = h5_stat + (_stat(path.with_suffix(".json")) or (0, -1))
         cached = self._cards.get(name)
         if cached is None or cached[0] != stamp:
-            cached = (stamp, *self._read_card(name, path))
-            self._cards[name] = cached
+            with self._cards_lock:
+                cached = self._cards.get(name)
+                if cached is None or cached[0] != stamp:
+                    cached = (stamp, *self._read_card(name, path))
+                    self._cards[name] = cached
         _, card, error = cached
         loaded = self._models.get(name)
         if error is None and loaded is not None and loaded[0] == stamp:
@@ -192,7 +206,10 @@ class Registry:
                     return card, f"{path.name} is not an HDF5 model file"
         except OSError:
             return card, f"{path.name} cannot be read"
-        return card, None
+        error = _read_error(path)
+        if error:
+            log.warning("model %s is unavailable: %s", name, error)
+        return card, error
 
     def load(self, name: str) -> LoadedModel:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
@@ -213,10 +230,6 @@ class Registry:
 
     def _load(self, info: ModelInfo) -> tuple[LoadedModel | None, str | None]:
         path = self.folder / f"{info.name}.h5"
-        crash = _crash_when_read(path)
-        if crash:
-            log.warning("model %s is damaged: %s", info.name, crash)
-            return None, f"{path.name} is damaged: {crash}"
         try:
             model = LoadedModel(info.name, info.card, _load_keras_model(path))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
