@@ -219,7 +219,7 @@ def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_fo
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
 
 
-def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch):
+def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys):
     """Same weights, optimizer state, shuffling and augmentation after the resume: the last
     epoch's loss and the saved weights match a run that was never interrupted."""
     monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
@@ -236,7 +236,10 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
         patch.setattr(train_module, "EpochLogger", CtrlCAsTheSecondEpochEnds)
         with pytest.raises(KeyboardInterrupt):
             run(hp, image_folder, tmp_path)
+    capsys.readouterr()
     resumed = run(hp, image_folder, tmp_path)
+    assert f"Resuming from the backup in {tmp_path / 'runs' / 'tiny' / 'scratch' / 'backup'}: 1 of 3 epochs done" \
+        in capsys.readouterr().out
     assert resumed["history"]["loss"] == pytest.approx(unbroken["history"]["loss"], rel=1e-5)
     weights = [keras.saving.load_model(path / "models" / "tiny.h5").get_weights() for path in (tmp_path / "unbroken", tmp_path)]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))
