@@ -105,10 +105,13 @@ def _read_error(path: Path) -> str | None:
         return f"{path.name} is damaged: reading it crashes HDF5 (signal {-result.returncode})"
     if result.returncode > 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {result.returncode}"]
-        # The last line is the reason; messages may quote the file's full path: keep only the name.
-        reason = lines[-1].replace(str(path), path.name).replace(str(path.parent), "models")
-        return f"{path.name} cannot be read: {reason[:200]}"
+        return f"{path.name} cannot be read: {_without_folder(lines[-1], path)[:200]}"  # the last line: the reason
     return None
+
+
+def _without_folder(message: str, path: Path) -> str:
+    """An error message shown to users, with the file's full path cut to its name."""
+    return message.replace(str(path), path.name).replace(str(path.parent), "models")
 
 
 def _load_keras_model(path: Path):
@@ -234,9 +237,7 @@ class Registry:
             model = LoadedModel(info.name, info.card, _load_keras_model(path))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
-            # Messages may quote the file's full path: keep only the name.
-            reason = str(error).replace(str(path), path.name).replace(str(self.folder), "models")
-            return None, f"cannot be loaded ({type(error).__name__}: {reason[:300]})"
+            return None, f"cannot be loaded ({type(error).__name__}: {_without_folder(str(error), path)[:300]})"
         log.info("model %s loaded", info.name)
         return model, None
 
