@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import types
 import zipfile
 
 import pytest
@@ -41,6 +42,7 @@ def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, imag
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: Cannot load the vgg16 weights 'imagenet' (URL fetch failure")
     assert "--weights PATH" in err and len(err.splitlines()) == 1
+    assert not list((tmp_path / "runs").iterdir())  # refused before any epoch: nothing left to resume
 
 
 def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
@@ -178,3 +180,34 @@ def test_a_foreign_folder_in_place_of_a_run_is_left_alone(image_folder, tmp_path
 def test_evaluate_asks_for_the_h5_not_the_card(built_models, image_folder, capsys):
     err = refused(["evaluate", str(built_models / "tiny.json"), "--data", str(image_folder)], capsys)
     assert "tiny.json is not a .h5 model file" in err
+
+
+@pytest.mark.parametrize("argv, usage, message", [
+    (["train", "--data", "x", "--epohcs", "3"], "usage: python -m trainer train",
+     "unrecognized arguments: --epohcs 3 (did you mean --epochs?)"),
+    (["evaluate", "m.h5", "--data", "x", "stray"], "usage: python -m trainer evaluate",
+     "unrecognized arguments: stray"),
+])
+def test_a_misspelled_option_is_answered_with_its_commands_usage(argv, usage, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith(usage) and message in err
+
+
+class InterruptedImport(types.ModuleType):
+    """Stands for a module whose import the user stops with Ctrl-C (Keras takes seconds)."""
+
+    def __getattr__(self, name):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "x"], "Run the same command again to resume"),
+    (["evaluate", "m.h5", "--data", "x"], "Interrupted."),
+])
+def test_ctrl_c_while_keras_imports_is_one_message_not_a_traceback(monkeypatch, argv, message, capsys):
+    monkeypatch.setitem(sys.modules, "trainer.train", InterruptedImport("trainer.train"))
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Interrupted") and message in err and "Traceback" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -93,7 +94,22 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would answer with the top-level usage, not the command's
+        args.parser.error(_unrecognized(unknown, args.parser))
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # also while Keras imports, which takes seconds
+        if args.command is _train:
+            print("\nInterrupted: nothing was saved in the models folder. Run the same command again to "
+                  "resume from the last backed-up epoch (or to start over, if none had ended).", file=sys.stderr)
+        else:
+            print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from trainer.data import DataError
     from trainer.models import WeightsError
     from trainer.train import TrainingError
@@ -103,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError, WeightsError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\nInterrupted: nothing was saved in the models folder. Run the same command "
-              "again to resume from the last backed-up epoch (or to start over, if none had ended).",
-              file=sys.stderr)
-        return 130
+
+
+def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
+    message = "unrecognized arguments: " + " ".join(unknown)
+    options = [option for action in parser._actions for option in action.option_strings]
+    guesses = difflib.get_close_matches(unknown[0].split("=")[0], options, n=1)
+    return message + (f" (did you mean {guesses[0]}?)" if guesses else "")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,13 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
     train.add_argument("--run-dir", type=Path, default=Path("runs"),
                        help="where checkpoints for resuming live (default: runs)")
-    train.set_defaults(command=_train)
+    train.set_defaults(command=_train, parser=train)
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a labelled folder",
                                    description="Score MODEL.h5 (with its card beside it) on labelled images.")
     evaluate.add_argument("model", type=Path, help="path to a .h5 model with its .json card beside it")
     evaluate.add_argument("--data", required=True, type=Path, help="a folder / .zip of class subfolders")
-    evaluate.set_defaults(command=_evaluate)
+    evaluate.set_defaults(command=_evaluate, parser=evaluate)
     return parser
 
 

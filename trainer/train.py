@@ -42,12 +42,17 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
 
     precision = training_precision(hp)
     started = time.perf_counter()
-    if hp["arch"] == "scratch":
-        classifier, history = _fit_scratch(hp, precision, train_set, val_set, run_dir)
-        weights_source = "none"
-    else:
-        classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
-        weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
+    try:
+        if hp["arch"] == "scratch":
+            classifier, history = _fit_scratch(hp, precision, train_set, val_set, run_dir)
+            weights_source = "none"
+        else:
+            classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
+            weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
+    except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
+        if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
+            shutil.rmtree(run_dir)  # nothing to resume
+        raise
     training_seconds = time.perf_counter() - started
     diverged = [epoch for epoch, loss in enumerate(history["loss"], start=1) if not math.isfinite(loss)]
     if diverged:
