@@ -135,7 +135,7 @@ def test_vgg16_transfer_model_upscales_and_unfreezes_only_the_top_block():
     base.trainable = False
     frozen_trainable = len(model.trainable_weights)
     assert frozen_trainable == 4  # the head's two Dense layers
-    unfrozen = models.unfreeze_top(base, ("block5",))
+    unfrozen = models.unfreeze(base, ("block5",))
     assert unfrozen == 3
     names = {layer.name for layer in base.layers if layer.trainable and layer.weights}
     assert names == {"block5_conv1", "block5_conv2", "block5_conv3"}
@@ -174,4 +174,4 @@ def test_efficientnet_lite0_transfer_model_scales_pixels_inside():
     scale = model.get_layer("lite_preprocess")
     assert np.allclose(keras.ops.convert_to_numpy(scale(np.array([[[[0.0, 127.0, 255.0]]]]))), [-127 / 128, 0, 1])
     assert base.output_shape == (None, 2, 2, 1280)
-    assert models.unfreeze_top(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)
+    assert models.unfreeze(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)

@@ -245,6 +245,41 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))
 
 
+def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, tmp_path, monkeypatch):
+    """Transfer phases end on their best epoch by validation loss. After a resume, a worse
+    epoch must not take the place of a better one from before the interruption."""
+    monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
+    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
+                             "batch_size": 8, "head_epochs": 3, "fine_tune_epochs": 1, "validation_fraction": 0.2,
+                             "fine_tune_learning_rate": 1e-12}  # phase 2 leaves the weights as they are
+
+    class CtrlCAsTheThirdEpochEnds(train_module.EpochLogger):  # before its backup: two epochs kept
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    class ScrambledThirdEpoch(keras.callbacks.Callback):  # the resumed epoch: the worst
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                layer = self.model.get_layer("predictions")
+                rng = np.random.default_rng(0)
+                layer.set_weights([rng.normal(0, 1000, w.shape) for w in layer.get_weights()])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "EpochLogger", CtrlCAsTheThirdEpochEnds)
+        with pytest.raises(KeyboardInterrupt):
+            run(hp, image_folder, tmp_path)
+    plateau_callbacks = train_module._plateau_callbacks
+    monkeypatch.setattr(train_module, "_plateau_callbacks", lambda *a, **k: [*plateau_callbacks(*a, **k),
+                                                                             ScrambledThirdEpoch()])
+    card = run(hp, image_folder, tmp_path)
+    val_loss = card["history"]["val_loss"]
+    assert val_loss[2] > max(val_loss[:2])  # the scrambled epoch was the worst
+    kernel = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("vgg16").get_layer("predictions")
+    assert np.abs(kernel.get_weights()[0]).max() < 100  # not the scrambled weights
+
+
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
     hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
                              "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 1, "validation_fraction": 0.2}

@@ -122,13 +122,13 @@ def as_float32(model: keras.Model) -> keras.Model:
     return copy
 
 
-def transfer_model(arch, input_shape, num_classes, image_size, weights, dense_units, dropout):
+def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_units, dropout):
     """A pretrained backbone with a new head. Returns (model, base) so training can freeze
-    and unfreeze the base. Inputs are upscaled inside the model to `image_size`."""
+    and unfreeze the base. Inputs are resized inside the model to the backbone's `upscale_size`."""
     inputs = keras.Input(input_shape, name="pixels")
     x = inputs
-    if tuple(input_shape[:2]) != (image_size, image_size):
-        x = layers.Resizing(image_size, image_size, name="upscale")(x)
+    if tuple(input_shape[:2]) != (upscale_size, upscale_size):
+        x = layers.Resizing(upscale_size, upscale_size, name="upscale")(x)
     if arch == "vgg16":
         x = _vgg16_preprocess()(x)
     elif arch == "efficientnet_lite0":
@@ -139,7 +139,7 @@ def transfer_model(arch, input_shape, num_classes, image_size, weights, dense_un
         )(x)
     else:
         raise ValueError(f"unknown transfer architecture {arch!r}")
-    base = _pretrained_base(arch, image_size, weights)
+    base = _pretrained_base(arch, upscale_size, weights)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
@@ -157,15 +157,15 @@ def short_reason(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
-def _pretrained_base(arch, image_size, weights):
+def _pretrained_base(arch, size, weights):
     try:
         if arch == "vgg16":
             # Keras reads "imagenet" (a download) or a path to a weights file itself.
             source = None if weights == "none" else weights
-            return keras.applications.VGG16(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+            return keras.applications.VGG16(include_top=False, weights=source, input_shape=(size, size, 3))
         from trainer import efficientnet_lite
 
-        return efficientnet_lite.build_base(image_size, weights)
+        return efficientnet_lite.build_base(size, weights)
     except Exception as error:  # a failed download, a missing package, a damaged file
         raise WeightsError(
             f"Cannot load the {arch} weights {weights!r} ({short_reason(error)}); "
@@ -185,7 +185,7 @@ def _vgg16_preprocess() -> layers.Layer:
     return conv
 
 
-def unfreeze_top(base: keras.Model, prefixes: tuple[str, ...]) -> int:
+def unfreeze(base: keras.Model, prefixes: tuple[str, ...]) -> int:
     """Make the base's layers whose names start with one of `prefixes` trainable, keeping
     batch-norm statistics frozen (standard for fine-tuning). Returns how many layers with
     weights were unfrozen."""

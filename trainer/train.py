@@ -40,11 +40,11 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
 
-    precision = training_precision(hp)
+    dtype_policy = training_precision(hp)
     started = time.perf_counter()
     try:
         if hp["arch"] == "scratch":
-            classifier, history = _fit_scratch(hp, precision, train_set, val_set, run_dir)
+            classifier, history = _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir)
             weights_source = "none"
         else:
             classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
@@ -82,7 +82,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         "hyperparameters": hp,
         "epochs_run": len(history["loss"]),
         "training_seconds": round(training_seconds, 1),
-        "training_precision": precision,
+        "training_precision": dtype_policy,
         "backend": keras.backend.backend(),
         "device": device_description(),
         "keras_version": keras.__version__,
@@ -123,7 +123,7 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset) -> None:
 WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
 
 
-def _fit_scratch(hp, precision, train_set, val_set, run_dir):
+def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
     mean = train_set.images.reshape(-1, 3).mean(axis=0)
     variance = train_set.images.reshape(-1, 3).var(axis=0)
     whitening = None
@@ -134,7 +134,7 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
         whitening = models.patch_whitening_kernel((sample - mean) / np.sqrt(variance))
     classifier = models.scratch_cnn(
         train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
-        residual=hp["residual"], whitening=whitening, dtype=precision, activation=hp["activation"],
+        residual=hp["residual"], whitening=whitening, dtype=dtype_policy, activation=hp["activation"],
         batchnorm_scale=hp["batchnorm_scale"], identity_init=hp["identity_init"], logit_scale=hp["logit_scale"],
         activation_after_sum=hp["activation_after_sum"],
     )
@@ -157,7 +157,7 @@ def _fit_scratch(hp, precision, train_set, val_set, run_dir):
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
     # epoch is the recipe's result (and picking by validation score would flatter it).
     history = _fit(learner, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
-    return (classifier if precision == "float32" else models.as_float32(classifier)), history
+    return (classifier if dtype_policy == "float32" else models.as_float32(classifier)), history
 
 
 def training_precision(hp) -> str:
@@ -177,7 +177,7 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
     _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
     history = _fit(classifier, batches, val_set, hp["head_epochs"], run_dir / "head", _plateau_callbacks(hp))
 
-    unfrozen = models.unfreeze_top(base, tuple(hp["unfreeze_blocks"]))
+    unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
     tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
@@ -199,7 +199,7 @@ def _fine_tune_optimizer(hp, steps_per_epoch):
 
 def _plateau_callbacks(hp, reduce_learning_rate=True):
     return [
-        keras.callbacks.EarlyStopping(patience=hp["patience"], restore_best_weights=True),
+        keras.callbacks.EarlyStopping(patience=hp["patience"]),  # `_fit` restores the best weights
         *([keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7)]
           if reduce_learning_rate else []),
     ]
@@ -239,6 +239,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     if backed_up:
         print(f"Resuming from the backup in {backup_dir}: {backed_up} of {epochs} epochs done")
     _cut_log(log_path, backed_up)
+    best_logged = min(_read_log(log_path)["val_loss"], default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     with StopOnInterrupt() as stop_on_interrupt:
@@ -252,11 +253,13 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             shuffle=False,
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
+                StopOnNaN(),
                 # Kept after the last epoch until the model is saved, so an interruption while
                 # evaluating needs no retraining.
                 AtomicBackupAndRestore(str(backup_dir), BACKUP_SECONDS),
                 keras.callbacks.CSVLogger(str(log_path), append=True),
-                *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True)]
+                *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True,
+                                                   initial_value_threshold=best_logged)]  # resumed: the bar so far
                   if keep_best else []),
                 *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
@@ -265,8 +268,14 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         )
     if keep_best and best_path.exists():
         model.load_weights(str(best_path))
-    with open(log_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    return _read_log(log_path)
+
+
+def _read_log(log_path: Path) -> dict[str, list[float]]:
+    rows = []
+    if log_path.exists():
+        with open(log_path, newline="") as f:
+            rows = list(csv.DictReader(f))
     return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
 
 
@@ -349,9 +358,7 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate and the epoch's duration to its logs, and
-    stops a run whose loss is no longer a number (checked per epoch: a per-batch check, as
-    in Keras' TerminateOnNaN, would make it wait for the device after every step)."""
+    """Adds the optimizer's current learning rate and the epoch's duration to its logs."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -360,8 +367,15 @@ class EpochLogger(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             logs["seconds"] = time.perf_counter() - self.started
-            if not math.isfinite(logs.get("loss", 0.0)):
-                self.model.stop_training = True
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops a run whose loss is no longer a number, checked per epoch: a per-batch check, as
+    in Keras' TerminateOnNaN, would make it wait for the device after every step."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite((logs or {}).get("loss", 0.0)):
+            self.model.stop_training = True
 
 
 class AugmentedBatches(keras.utils.PyDataset):
@@ -372,7 +386,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __init__(self, data: Dataset, hp: dict):
         super().__init__(workers=2)  # the next batch is augmented while this one trains
         pad = hp["translate"]
-        self.images = np.pad(data.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        self.padded = np.pad(data.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
         self.labels = keras.utils.to_categorical(data.labels, len(data.classes)).astype(np.float32)
         self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
         self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
@@ -391,7 +405,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         # A generator per batch: batches made by parallel workers stay reproducible.
         rng = np.random.default_rng((self.seed, self.epoch, index))
         flip = None if self.mirrored_first is None else self.mirrored_first[chosen] ^ bool(self.epoch % 2)
-        batch = augment(self.images[chosen], self.size, self.pad, self.cutout, rng, flip)
+        batch = augment(self.padded[chosen], self.size, self.pad, self.cutout, rng, flip)
         return batch, self.labels[chosen], self.sample_weights[chosen]
 
     def on_epoch_end(self):
@@ -427,8 +441,8 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
     return out
 
 
-def evaluate(model: keras.Model, data: Dataset, batch_size: int = 256) -> dict:
-    probabilities = model.predict(data.images, batch_size=batch_size, verbose=0)  # the model casts uint8
+def evaluate(model: keras.Model, data: Dataset) -> dict:
+    probabilities = model.predict(data.images, batch_size=256, verbose=0)  # the model casts uint8
     return classification_report(data.labels, probabilities, data.classes)
 
 
