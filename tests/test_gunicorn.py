@@ -123,10 +123,10 @@ def test_health_and_workers(server):
     assert "tensorflow" not in " ".join(m.path for m in psutil.Process(server["process"].pid).memory_maps())
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-def test_api_predict(server, fmt):
-    status, headers, body = request(server["url"] + "/api/predict",
-                                    {"image": (f"photo.{fmt.lower()}", encode_image(fmt, size=(40, 30)))})
+@pytest.mark.parametrize("fmt, size", [("JPEG", (40, 30)), ("PNG", (40, 30)), ("JPEG", (1200, 900))])  # 617 kB
+def test_api_predict(server, fmt, size):
+    image = encode_image(fmt, size=size, quality=95) if fmt == "JPEG" else encode_image(fmt, size=size)
+    status, headers, body = request(server["url"] + "/api/predict", {"image": (f"photo.{fmt.lower()}", image)})
     result = json.loads(body)
     assert status == 200, result
     assert result["model"] == "tiny" and len(result["predictions"]) == 3

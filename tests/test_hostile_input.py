@@ -103,7 +103,8 @@ UPLOADS = [
     ("top-k-zero", encode_image, {"top_k": "0"}, 400, "top_k must be"),
     ("top-k-huge-number", encode_image, {"top_k": "9" * 5000}, 400, "top_k must be"),
     ("top-k-float", encode_image, {"top_k": "2.5"}, 400, "top_k must be"),
-    ("long-text-field", encode_image, {"model": "x" * 100_000}, 413, "too many or too long form fields"),
+    ("long-text-field", encode_image, {"model": "x" * 300_000}, 413, "too many or too long form fields"),
+    ("photo-of-600-kilobytes", lambda: encode_image("JPEG", size=(1200, 900), quality=95), {}, 200, None),
 ]
 
 

@@ -23,7 +23,10 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     # The forms have three fields; refuse long lists of parts or big text fields outright.
     "MAX_FORM_PARTS": 16,
-    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    # Werkzeug counts its parser's buffer against this for files too: 64 KiB reads plus a few
+    # bytes left over, so at 64 KiB most photos over a few hundred kB were refused.
+    "MAX_FORM_MEMORY_SIZE": 256 * 1024,
+    "WTF_CSRF_TIME_LIMIT": None,  # a token lasts as long as the session: a form left open a while still works
     "SESSION_COOKIE_SAMESITE": "Lax",
     "TOP_K": 5,
 }
