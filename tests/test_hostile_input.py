@@ -66,16 +66,17 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x02\x00\x3e\x00" + bytes(200)
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\n%%EOF\n"
 
 UNSUPPORTED = "Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image."
-UNREADABLE = "Not a readable image"
 TOO_LARGE = "Image is too large"
 
 # (id, image bytes or None, extra form fields, expected status, expected message part)
 UPLOADS = [
     ("zero-bytes", lambda: b"", {}, 400, "The file is empty."),
     ("random-bytes", random_bytes, {}, 415, UNSUPPORTED),
-    ("truncated-jpeg", lambda: encode_image("JPEG", size=(64, 64))[:300], {}, 400, UNREADABLE),
-    ("truncated-png", lambda: encode_image("PNG", size=(64, 64))[:200], {}, 400, UNREADABLE),
-    ("jpeg-header-only", lambda: b"\xff\xd8\xff\xe0", {}, 400, UNREADABLE),
+    ("truncated-jpeg", lambda: encode_image("JPEG", size=(64, 64))[:300], {}, 400,
+     "The JPEG file is damaged or incomplete."),
+    ("truncated-png", lambda: encode_image("PNG", size=(64, 64))[:200], {}, 400,
+     "The PNG file is damaged or incomplete."),
+    ("jpeg-header-only", lambda: b"\xff\xd8\xff\xe0", {}, 400, "The JPEG file is damaged or incomplete."),
     ("text-as-jpg", lambda: b"just some text, honestly\n" * 20, {}, 415, UNSUPPORTED),
     ("html-as-jpg", lambda: b"<!doctype html><script>alert(1)</script>", {}, 415, UNSUPPORTED),
     ("svg-as-jpg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', {}, 415, UNSUPPORTED),

@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
@@ -69,16 +69,49 @@ def test_decompression_bomb_is_refused_before_decoding():
         load_rgb(png_header_only(30_000, 30_000))
 
 
-@pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\xff\xd8\xff\xe0" + b"\0" * 20])
+@pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n"])
 def test_unreadable_bytes_raise_image_error(data):
     with pytest.raises(ImageError, match="Not a readable image"):
         load_rgb(data)
 
 
-def test_truncated_jpeg_raises_image_error():
-    data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), "JPEG")
-    with pytest.raises(ImageError):
-        load_rgb(data[: len(data) // 2])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
+@pytest.mark.parametrize("cut", [12, 0.5])  # 12: just the bytes that say the format
+def test_a_cut_short_image_is_called_damaged_not_unreadable(fmt, cut):
+    data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), fmt)
+    with pytest.raises(ImageError, match=f"The {fmt} file is damaged or incomplete."):
+        load_rgb(data[:cut] if isinstance(cut, int) else data[:int(len(data) * cut)])
+
+
+def test_a_missing_file_is_not_readable(tmp_path):
+    with pytest.raises(ImageError, match="Not a readable image"):
+        load_rgb(tmp_path / "gone.jpg")
+
+
+def test_a_bomb_past_pillows_own_limit_is_told_the_limit():
+    with pytest.raises(ImageError, match="Image is too large; the limit is 50 megapixels."):
+        load_rgb(png_header_only(12_000, 12_000))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_big_jpeg_is_decoded_at_reduced_scale_to_nearly_the_same_pixels(mode, monkeypatch):
+    decoded_sizes = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def recorded_draft(image, *args):
+        result = draft(image, *args)
+        decoded_sizes.append(image.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recorded_draft)
+    rng = np.random.default_rng(3)
+    smooth = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((1600, 1200))
+    data = encode(smooth.convert(mode), "JPEG", quality=95)
+    with Image.open(io.BytesIO(data)) as image:
+        full = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), dtype=int)
+    reduced = load_rgb(data, (32, 32)).astype(int)
+    assert decoded_sizes == [(200, 150)]  # an eighth of 1600 x 1200: the smallest scale still over 32 px
+    assert reduced.shape == (32, 32, 3) and np.abs(reduced - full).mean() < 1.0
 
 
 def test_tiff_is_for_data_sets_not_uploads():

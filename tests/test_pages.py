@@ -60,7 +60,7 @@ def test_predict_uses_default_model(client, csrf_token, make_image):
         (None, None, 400, "Choose an image to classify."),
         (b"%PDF-1.4 not a picture", "file.pdf", 415, "Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image."),
         (b"<html>hello</html>", "fake.jpg", 415, "Unsupported file type"),
-        (b"\x89PNG\r\n\x1a\nbroken", "broken.png", 400, "Not a readable image"),
+        (b"\x89PNG\r\n\x1a\nbroken", "broken.png", 400, "The PNG file is damaged or incomplete."),
         (b"", "empty.png", 400, "The file is empty."),
     ],
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app
 
-from trainer.images import ImageError, load_rgb
+from trainer.images import UPLOAD_FORMATS, ImageError, load_rgb, upload_format
 
 from .registry import ModelUnavailable, UnknownModel, get_registry
 
@@ -38,17 +38,8 @@ def image_type(data: bytes) -> str | None:
     Tells "not an image we take" (415) from "one of ours, but broken" (400); the real
     check is trainer.images.load_rgb, which decodes with the same whitelist.
     """
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data.startswith(b"BM"):
-        return "image/bmp"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    kind = upload_format(data)
+    return UPLOAD_FORMATS[kind][0] if kind else None
 
 
 def parse_top_k(text: str | None) -> int:
