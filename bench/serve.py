@@ -33,6 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from webapp import DEFAULTS  # noqa: E402
 from webapp.registry import Registry  # noqa: E402  (reads cards only: no TensorFlow here)
 
 
@@ -154,7 +155,8 @@ def model_ceiling(folder: Path, name: str) -> None:
 def main() -> None:
     args = parse_args()
     args.models = str(Path(args.models).resolve())
-    name = args.model or Registry(args.models).default_name(os.environ.get("IMAGEAPP_DEFAULT_MODEL", "cifar10_scratch"))
+    name = args.model or Registry(args.models).default_name(os.environ.get("IMAGEAPP_DEFAULT_MODEL",
+                                                                           DEFAULTS["DEFAULT_MODEL"]))
     if name is None:
         raise SystemExit(f"no usable model in {args.models}")
     images = {"photo.jpg": photo("JPEG"), "photo.png": photo("PNG")}

@@ -1,6 +1,6 @@
 """Training benchmark: train presets and print their speed and accuracy.
 
-    python bench/train.py scratch-small --data ../shared/data/cifar10-train.zip
+    python bench/train.py scratch-small --data cifar10-train.zip
     KERAS_BACKEND=jax python bench/train.py scratch-small scratch-large:epochs=30:cutout=8 --data DATA
 
 Each run is a preset, optionally with overrides (`PRESET:KEY=VALUE:...`, values read as
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", default=["scratch-small"], metavar="PRESET[:KEY=VALUE:...]",
                         help=f"runs to make, one after another (presets: {', '.join(PRESETS)})")
-    parser.add_argument("--data", default="../shared/data/cifar10-train.zip", help="cifar10 or a folder / .zip")
+    parser.add_argument("--data", required=True, help="cifar10, or a folder / .zip of class subfolders")
     parser.add_argument("--out", type=Path, help="keep the models in this folder")
     args = parser.parse_args()
 

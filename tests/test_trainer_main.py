@@ -113,6 +113,7 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--learning-rate", "nan", "must be above 0, not nan"),
     ("--seed", "-1", "must be 0 or more, not -1"),
     ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),
+    ("--fine-tune-schedule", "linear", "invalid choice: 'linear'"),
 ])
 def test_impossible_option_values_are_refused_before_anything_loads(option, value, message, capsys):
     with pytest.raises(SystemExit) as stopped:

@@ -17,6 +17,12 @@ def test_requested_by_flag_or_environment():
     assert not tunnel.requested(False, {})
 
 
+@pytest.mark.parametrize("value", ["2", "maybe", "ture"])
+def test_a_value_that_is_neither_yes_nor_no_stops_with_one_sentence(value):
+    with pytest.raises(SystemExit, match=f"IMAGEAPP_NGROK='{value}' is not 1 or 0"):
+        tunnel.requested(False, {"IMAGEAPP_NGROK": value})
+
+
 def test_without_token_says_so_in_one_line(capsys, monkeypatch):
     monkeypatch.setattr(ngrok, "connect", lambda *a, **k: pytest.fail("must not connect"))
     assert tunnel.open_tunnel(8000, {}) is None

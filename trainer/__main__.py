@@ -56,15 +56,10 @@ def _model_name(text: str) -> str:
     return text
 
 
-def _schedule(text: str) -> str:
-    if text not in ("plateau", "cosine"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not plateau or cosine")
-    return text
-
-
 MIN_IMAGE_SIZE = 16  # the scratch nets shrink it by a 2x2 stem, then halve it three times
 
-# Options that override a preset's value of the same name (None: keep the preset's).
+# Options that override a preset's value of the same name (None: keep the preset's), with
+# how to read each (a function, or the choices) and its help.
 OVERRIDES = {
     "epochs": (_at_least(1), "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
     "head_epochs": (_at_least(1), "transfer models, phase 1: epochs with the base frozen"),
@@ -79,11 +74,12 @@ OVERRIDES = {
     "learning_rate": (_positive, "scratch: peak SGD learning rate"),
     "head_learning_rate": (_positive, "transfer models: Adam learning rate of phase 1"),
     "fine_tune_learning_rate": (_positive, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
-    "fine_tune_schedule": (_schedule, "transfer models, phase 2: plateau (Adam, the rate cut when validation "
+    "fine_tune_schedule": (("plateau", "cosine"), "transfer models, phase 2: plateau (Adam, the rate cut when validation "
                                       "stalls) or cosine (AdamW, the rate decaying to 0)"),
     "validation_fraction": (_fraction, "share of every class held out for validation (stratified)"),
     "seed": (_at_least(0), "random seed of the split, the initial weights and the augmentation"),
-    "weights": (str, "transfer models: imagenet, none, or a path to a weights file"),
+    "weights": (str, "transfer models: imagenet, none, or a path to a weights file (VGG16: Keras' .h5 "
+                     "without top; EfficientNet-Lite0: the .pth of its weights package)"),
     "teacher": (str, "scratch: a trained model (.h5) whose predictions the new net learns from too"),
     "teacher_weight": (_weight, "scratch, with --teacher: the teacher's share of each target (0-1)"),
 }
@@ -133,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model and save it with its metrics card",
-                                description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.")
+                                description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.",
+                                epilog="Options left out keep the preset's values (trainer/presets.py).")
     train.add_argument("--arch", choices=sorted(DEFAULT_PRESET),
                        help="architecture (default: the preset's, else scratch)")
     train.add_argument("--preset", choices=sorted(PRESETS),
@@ -143,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="'cifar10' (downloads it) or a folder / .zip of class subfolders")
     train.add_argument("--test-data", help="a separate labelled folder / .zip to score at the end")
     for name, (kind, text) in OVERRIDES.items():
-        train.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+        read = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
+        train.add_argument("--" + name.replace("_", "-"), help=text, **read)
     train.add_argument("--name", type=_model_name, help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
     train.add_argument("--run-dir", type=Path, default=Path("runs"),

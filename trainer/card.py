@@ -13,7 +13,9 @@ The card is the contract between the trainer and the web app. Its keys:
     weights           where the starting weights came from: "imagenet", "none" or a file name
     hyperparameters   every setting of the run
     epochs_run        epochs actually trained (early stopping may cut them short)
-    training_seconds  wall-clock time of model.fit, all phases
+    training_seconds  wall-clock time from building the model to the end of its last phase
+                      (a first download of pretrained weights included)
+    training_precision  "float32", or "mixed_bfloat16" for the scratch presets on a GPU
     backend, device   e.g. "tensorflow", "cpu"; "jax", "gpu: NVIDIA H100 80GB HBM3"
     keras_version     the Keras that wrote the file
     created           ISO 8601 time, UTC

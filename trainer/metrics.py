@@ -1,4 +1,5 @@
-"""Classification metrics, computed with NumPy so that serving needs no scikit-learn."""
+"""Classification metrics, computed with NumPy so that the product needs no scikit-learn
+(the tests compare against it)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""Every hyperparameter of the trainer, in one place.
+"""Every hyperparameter of the trainer's recipes, in one place.
 
 A preset is a named recipe (`python -m trainer train --preset NAME`); command-line options
-override single values. Each architecture has a default preset.
+override the main values (`--help` lists them), and `bench/train.py PRESET:KEY=VALUE` any
+of them. Each architecture has a default preset. Fixed details that no recipe varies (batch
+norm's momentum, the whitening's patch size, the plateau cut's factor) sit with a comment
+beside the code that uses them.
 """
 
 # Recipe for scratch CNNs, after airbench (Keller Jordan, 2024) and the DAWNBench ResNets:
@@ -41,8 +44,8 @@ _SCRATCH = {
     "mixed_precision": True,   # bfloat16 compute on a GPU (ignored on a CPU); saved as float32
     "teacher": None,           # path to a trained model of ours to learn from too (distillation)
     "teacher_weight": 0.5,     # the teacher's share of each target, the labels' the rest
-    "validation_fraction": 0.1,
-    "seed": 0,
+    "validation_fraction": 0.1,  # share of every class held out and scored (stratified)
+    "seed": 0,                 # picks the held-out share, the initial weights and the augmentation
 }
 
 # airbench's finer points and optimizer settings (airbench96's, in Keras' terms), for the GPU
@@ -54,10 +57,10 @@ _AIRBENCH = {
     "identity_init": True,
     "logit_scale": 1 / 9,
     "bias_lr_scale": 64.0,
-    "lookahead_every": 5,
+    "lookahead_every": 5,      # (each of these six is explained in _SCRATCH above)
     "batch_size": 1024,        # half the steps of 512: same accuracy, less time
     "learning_rate": 1.2,      # airbench96's 9.0 per 1024 images, for a mean loss
-    "momentum": 0.85,
+    "momentum": 0.85,          # airbench96's: with the larger steps, less carried over
     "weight_decay": 9e-3,      # airbench96's decay per step, outside the momentum as Keras applies it
     "warmup_fraction": 0.1,
 }
@@ -66,7 +69,8 @@ PRESETS = {
     # The default preset, for a CPU: 0.66M parameters (2.7 MB), 50 minutes on the 2-core CPU
     # box, 89.8% held out; a web answer in 6-11 ms there (BENCHMARKS.md).
     "scratch-small": _SCRATCH | {
-        "stem_width": 32,      # channels of a learned first conv (used with whiten_stem off)
+        "stem_width": 32,      # channels of a learned first conv, used only with whiten_stem off
+                               # (kept for that comparison in bench/train.py)
         "widths": [48, 96, 192],  # channels of the three conv blocks
         "epochs": 40,          # 89.8% held out; 20 gave 87.7% (with weight decay 5e-4)
         "batch_size": 256,     # smaller steps: more updates in the few epochs a CPU affords
@@ -79,7 +83,7 @@ PRESETS = {
         "stem_width": 32,
         "widths": [64, 256, 256],
         "epochs": 60,          # 91.48-92.02% in three runs; 80 gave 91.44%, 100 92.02%
-        "cutout": 8,
+        "cutout": 8,           # 12 gave 91.90%, within noise
     },
     # The most accurate, for a GPU: airbench96's net, about 10M parameters; 93.1-93.3% held
     # out, 90 s on an H200 from a fresh process, compiling included (BENCHMARKS.md).
@@ -89,7 +93,7 @@ PRESETS = {
         "residual": True,
         "activation_after_sum": True,
         "epochs": 60,          # 93.10-93.26% in three runs; 40 gave 93.18%, 80 93.26%
-        "cutout": 12,
+        "cutout": 12,          # airbench96's
     },
     # Transfer learning: phase 1 trains the new head on a frozen base, phase 2 unfreezes
     # the top blocks at a lower learning rate (Adam in both).
@@ -98,20 +102,21 @@ PRESETS = {
         "image_size": None,            # side of the images the model takes (its input); None: the
                                        # upscale size, or the images' own if under half (CIFAR-10: 32)
         "upscale_size": 64,            # size the backbone sees, resized inside the model
-        "weights": "imagenet",         # or "none", or a path to a Keras weights file
+        "weights": "imagenet",         # or "none", or a path to a weights file: VGG16 Keras' .h5
+                                       # without top; EfficientNet-Lite0 the package's .pth
         "dense_units": 256,            # width of the new head's hidden layer
         "dropout": 0.5,                # before the output layer of the head
-        "batch_size": 64,
+        "batch_size": 64,              # images per step, in both phases
         "head_epochs": 5,              # phase 1: base frozen
-        "head_learning_rate": 1e-3,
+        "head_learning_rate": 1e-3,    # Adam, phase 1: a new head learns fast
         "fine_tune_epochs": 10,        # phase 2: top blocks unfrozen
-        "fine_tune_learning_rate": 1e-5,
+        "fine_tune_learning_rate": 1e-5,  # Adam, phase 2: small steps keep the pretrained features
         "fine_tune_schedule": "plateau",  # Adam, the rate cut 5x when val_loss stalls; or "cosine":
                                           # AdamW decaying to 0 over the phase
         "fine_tune_weight_decay": 0.05,   # AdamW's decoupled weight decay (with "cosine" only)
         "unfreeze_blocks": ["block5"],  # layer-name prefixes made trainable in phase 2
         "patience": 3,                 # epochs without val_loss progress before stopping
-        "translate": 4,
+        "translate": 4,                # augmentation and test-time views as for the scratch nets
         "cutout": 0,
         "alternate_flip": False,
         "label_smoothing": 0.0,
@@ -126,12 +131,9 @@ PRESETS["efficientnet_lite0"] = PRESETS["vgg16"] | {
     "arch": "efficientnet_lite0",
     "upscale_size": 224,               # its ImageNet size: on the 320 Animals-10 photos 91.3% against
                                        # 83.0% at 128 px (five splits); on CIFAR-10 92.8% against 92.6%
-    "dense_units": 256,
-    "dropout": 0.3,
-    "batch_size": 64,
-    "head_learning_rate": 1e-3,
+    "dropout": 0.3,                    # before the head's output layer; not tuned
     "fine_tune_learning_rate": 1e-4,   # Adam at 1e-4 suits its batch-norm-frozen blocks
-    "unfreeze_blocks": ["top_", "block7", "block6"],
+    "unfreeze_blocks": ["top_", "block7", "block6"],  # its last stages, as block5 is VGG16's
 }
 
 DEFAULT_PRESET = {"scratch": "scratch-small", "vgg16": "vgg16", "efficientnet_lite0": "efficientnet_lite0"}

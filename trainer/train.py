@@ -139,7 +139,20 @@ def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
         activation_after_sum=hp["activation_after_sum"],
     )
     batches = AugmentedBatches(train_set, hp)
-    total_steps = hp["epochs"] * len(batches)
+    learner = classifier  # what `fit` trains: the classifier, or a distiller around it
+    if hp["teacher"]:
+        teacher = load_teacher(hp["teacher"], train_set.images.shape[1:], train_set.classes)
+        learner = Distiller(classifier, teacher, hp["teacher_weight"])
+    _compile(learner, _scratch_optimizer(hp, hp["epochs"] * len(batches)), hp)
+    # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
+    # epoch is the recipe's result (and picking by validation score would flatter it).
+    history = _fit(learner, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
+    return (classifier if dtype_policy == "float32" else models.as_float32(classifier)), history
+
+
+def _scratch_optimizer(hp, total_steps):
+    """SGD with Nesterov momentum along a warm-up then a cosine decay to 0, with airbench's
+    faster batch-norm biases and lookahead when the preset asks for them."""
     warmup_steps = int(total_steps * hp["warmup_fraction"])
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, total_steps - warmup_steps, warmup_target=hp["learning_rate"], warmup_steps=warmup_steps
@@ -149,15 +162,7 @@ def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
         momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"],
     )
     optimizer.exclude_from_weight_decay(var_names=["_bn"])  # decaying BN scales only fights BN
-    learner = classifier  # what `fit` trains: the classifier, or a distiller around it
-    if hp["teacher"]:
-        teacher = load_teacher(hp["teacher"], train_set.images.shape[1:], train_set.classes)
-        learner = Distiller(classifier, teacher, hp["teacher_weight"])
-    _compile(learner, optimizer, hp)
-    # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
-    # epoch is the recipe's result (and picking by validation score would flatter it).
-    history = _fit(learner, batches, val_set, hp["epochs"], run_dir / "scratch", [], keep_best=False)
-    return (classifier if dtype_policy == "float32" else models.as_float32(classifier)), history
+    return optimizer
 
 
 def training_precision(hp) -> str:
@@ -188,8 +193,7 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
 
 def _fine_tune_optimizer(hp, steps_per_epoch):
     """Adam at a constant rate (cut on plateaus by a callback), or for "cosine" AdamW with the
-    rate decaying to 0 along a cosine over the phase (the recipe of the EfficientNet-Lite0
-    reference run in ../shared/GPU.md)."""
+    rate decaying to 0 along a cosine over the phase (a common EfficientNet fine-tuning recipe)."""
     if hp["fine_tune_schedule"] == "plateau":
         return keras.optimizers.Adam(hp["fine_tune_learning_rate"])
     schedule = keras.optimizers.schedules.CosineDecay(

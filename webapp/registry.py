@@ -53,12 +53,16 @@ class ModelInfo:
     def available(self) -> bool:
         return self.error is None
 
+    @property
+    def file_size(self) -> int:
+        return self.stamp[1]
+
 
 class LoadedModel:
     """A Keras model ready to classify batches of raw RGB pixels."""
 
     def __init__(self, name: str, card: dict[str, Any], model):
-        self.name, self.card, self.model = name, card, model
+        self.name, self.model = name, model
         self.classes: list[str] = card["classes"]
         height, width, _ = card["input_shape"]
         self.input_size = (height, width)
@@ -143,9 +147,9 @@ def _stat(path: Path) -> tuple[int, int] | None:
 class Registry:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self._lock = threading.Lock()
-        self._cards_lock = threading.Lock()  # a new file version is read once, not by every thread
-        self._cards: dict[str, tuple[Stamp, dict | None, str | None]] = {}
+        self._load_lock = threading.Lock()
+        self._check_lock = threading.Lock()  # a new file version is checked once, not by every thread
+        self._checked: dict[str, tuple[Stamp, dict | None, str | None]] = {}
         self._models: dict[str, tuple[Stamp, LoadedModel | None, str | None]] = {}
 
     def _files(self) -> dict[str, Path]:
@@ -163,9 +167,9 @@ class Registry:
     def models(self) -> list[ModelInfo]:
         """Every model in the folder, by name, usable or not."""
         files = self._files()
-        for stale in (set(self._models) | set(self._cards)) - set(files):
+        for stale in (set(self._models) | set(self._checked)) - set(files):
             self._models.pop(stale, None)  # frees a removed model's memory
-            self._cards.pop(stale, None)
+            self._checked.pop(stale, None)
         infos = (self._info(name, path) for name, path in sorted(files.items()))
         return [info for info in infos if info is not None]
 
@@ -181,13 +185,13 @@ class Registry:
         if h5_stat is None:
             return None  # removed since the folder was listed
         stamp = h5_stat + (_stat(path.with_suffix(".json")) or (0, -1))
-        cached = self._cards.get(name)
+        cached = self._checked.get(name)
         if cached is None or cached[0] != stamp:
-            with self._cards_lock:
-                cached = self._cards.get(name)
+            with self._check_lock:
+                cached = self._checked.get(name)
                 if cached is None or cached[0] != stamp:
-                    cached = (stamp, *self._read_card(name, path))
-                    self._cards[name] = cached
+                    cached = (stamp, *self._check_files(name, path))
+                    self._checked[name] = cached
         _, card, error = cached
         loaded = self._models.get(name)
         if error is None and loaded is not None and loaded[0] == stamp:
@@ -195,7 +199,9 @@ class Registry:
         return ModelInfo(name, card, error, stamp)
 
     @staticmethod
-    def _read_card(name: str, path: Path) -> tuple[dict | None, str | None]:
+    def _check_files(name: str, path: Path) -> tuple[dict | None, str | None]:
+        """The model's card, and why the model cannot be used (None: no reason found): its card
+        is missing or unreadable, or its .h5 is not an HDF5 file that reads through."""
         card_path = path.with_suffix(".json")
         if not card_path.exists():
             return None, f"no metrics card ({card_path.name})"
@@ -221,7 +227,7 @@ class Registry:
             raise ModelUnavailable(name, info.error)
         cached = self._models.get(name)
         if cached is None or cached[0] != info.stamp:
-            with self._lock:
+            with self._load_lock:
                 cached = self._models.get(name)
                 if cached is None or cached[0] != info.stamp:
                     cached = (info.stamp, *self._load(info))

@@ -12,11 +12,14 @@ import contextlib
 import io
 import os
 
-TRUE = ("1", "true", "yes", "on")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def requested(flag: bool = False, environ=os.environ) -> bool:
-    return flag or environ.get("IMAGEAPP_NGROK", "").strip().lower() in TRUE
+    value = environ.get("IMAGEAPP_NGROK", "").strip().lower()
+    if value not in TRUE + FALSE:  # a typo must not quietly mean "no tunnel"
+        raise SystemExit(f"IMAGEAPP_NGROK={value!r} is not 1 or 0 (nor true/false, yes/no, on/off)")
+    return flag or value in TRUE
 
 
 def _say(line: str) -> None:
