@@ -19,11 +19,13 @@ def _port(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m webapp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m webapp", description="Serve the web app in one process, "
+                                     "for trying it out; gunicorn (make serve) is the production server.")
     parser.add_argument("--host", default=os.environ.get("IMAGEAPP_HOST", "127.0.0.1"),
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+                        help="address to listen on (default IMAGEAPP_HOST or 127.0.0.1; 0.0.0.0 for every interface)")
     # A string default goes through `type` too, so IMAGEAPP_PORT is checked like --port.
-    parser.add_argument("--port", type=_port, default=os.environ.get("IMAGEAPP_PORT", "").strip() or "8000")
+    parser.add_argument("--port", type=_port, default=os.environ.get("IMAGEAPP_PORT", "").strip() or "8000",
+                        help="port to listen on (default IMAGEAPP_PORT or 8000)")
     parser.add_argument("--ngrok", action="store_true",
                         help="also open an ngrok tunnel (or set IMAGEAPP_NGROK=1); token from NGROK_AUTHTOKEN")
     return parser.parse_args(argv)
