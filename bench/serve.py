@@ -2,6 +2,7 @@
 
     python bench/serve.py [--models models/] [--model NAME] [--requests 1000]
                           [--concurrency 1 4 16] [--workers N] [--threads N]
+                          [--side 128] [--formats JPEG PNG]
 
 Sends JPEG and PNG uploads to POST /api/predict at each concurrency (keep-alive
 connections, one per client thread), then prints latency percentiles, throughput,
@@ -45,6 +46,10 @@ def parse_args():
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--workers", help="IMAGEAPP_WORKERS for gunicorn (default: its config)")
     parser.add_argument("--threads", help="IMAGEAPP_THREADS for gunicorn (default: its config)")
+    parser.add_argument("--side", type=int, default=128,
+                        help="side of the square uploads in pixels (default 128; 3464 is a 12-megapixel photo)")
+    parser.add_argument("--formats", nargs="+", choices=["JPEG", "PNG"], default=["JPEG", "PNG"],
+                        help="upload formats, sent in turn (default both; a 12-megapixel PNG is over 10 MB)")
     return parser.parse_args()
 
 
@@ -159,7 +164,7 @@ def main() -> None:
                                                                            DEFAULTS["DEFAULT_MODEL"]))
     if name is None:
         raise SystemExit(f"no usable model in {args.models}")
-    images = {"photo.jpg": photo("JPEG"), "photo.png": photo("PNG")}
+    images = {f"photo.{fmt.lower()}": photo(fmt, args.side) for fmt in args.formats}
     bodies = [multipart(data, filename, name) for filename, data in images.items()]
     print(f"Model {name}; uploads: " + ", ".join(f"{f} {len(d) / 1000:.1f} kB" for f, d in images.items()))
 

@@ -1,18 +1,57 @@
-// Progressive enhancement of the upload form: drag and drop, and a preview of the chosen
-// picture. Without JavaScript the plain file input and submit button do the same job.
+// Progressive enhancement of the upload form: drag and drop anywhere on the page, a preview
+// of the chosen picture, checks before uploading, the chosen model's classes and a busy
+// button. Without JavaScript the plain file input, select and submit button do the same job,
+// and the server makes every check itself.
 "use strict";
 
-document.querySelectorAll("form.upload").forEach(function (form) {
+function enhance(form) {
   var zone = form.querySelector(".drop-zone");
   var input = form.querySelector("input[type=file]");
   var preview = form.querySelector(".preview");
   var text = form.querySelector(".drop-text");
-  if (!zone || !input) return;
+  var errors = form.querySelector(".errors");
+  var select = form.querySelector("select");
+  var classes = form.querySelector(".model-classes");
+  var button = form.querySelector("button[type=submit]");
 
   var prompt = text.innerHTML;
+  var buttonText = button.textContent;
+  var maxBytes = Number(input.dataset.maxBytes);
+  // The request also carries the multipart headers, the CSRF token and the model's name.
+  var overhead = 4096;
 
-  function showPreview() {
-    var file = input.files && input.files[0];
+  function megabytes(bytes) {
+    return String(Math.round(bytes / 1024 / 1024 * 10) / 10);
+  }
+
+  // The server refuses a too-large request unread, and its answer could not keep the model
+  // chosen; so the size (and that it is an image at all) is checked before uploading.
+  function problem(file) {
+    if (file.type && !/^image\//.test(file.type)) {
+      return file.name + " is not an image.";
+    }
+    if (file.size + overhead > maxBytes) {
+      return file.name + " is " + megabytes(file.size) + " MB: choose an image of at most " + megabytes(maxBytes) + " MB.";
+    }
+    return "";
+  }
+
+  function showError(message) {
+    errors.textContent = "";
+    errors.hidden = !message;
+    if (message) {
+      var line = document.createElement("p");
+      line.textContent = message;
+      errors.appendChild(line);
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", errors.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+
+  function showPreview(file) {
     if (preview) {
       preview.hidden = true; // never beside another file's name
       preview.removeAttribute("src");
@@ -31,28 +70,71 @@ document.querySelectorAll("form.upload").forEach(function (form) {
     reader.readAsDataURL(file);
   }
 
+  function chosen() {
+    var file = input.files && input.files[0];
+    showPreview(file);
+    showError(file ? problem(file) : ""); // an earlier answer's error is about another file
+  }
+
   if (preview) {
     preview.addEventListener("error", function () {
       preview.hidden = true; // named like an image, but not one the browser can draw
     });
   }
-  input.addEventListener("change", showPreview);
+  input.addEventListener("change", chosen);
+
+  // A drop anywhere on the page is a drop on the form: the browser would otherwise open
+  // the file itself and leave the app.
   ["dragenter", "dragover"].forEach(function (name) {
-    zone.addEventListener(name, function (event) {
+    document.addEventListener(name, function (event) {
       event.preventDefault();
       zone.classList.add("dragging");
     });
   });
-  ["dragleave", "drop"].forEach(function (name) {
-    zone.addEventListener(name, function () {
-      zone.classList.remove("dragging");
-    });
+  document.addEventListener("dragleave", function () {
+    zone.classList.remove("dragging"); // the next dragover, if still over the page, puts it back
   });
-  zone.addEventListener("drop", function (event) {
+  document.addEventListener("drop", function (event) {
     event.preventDefault();
-    if (event.dataTransfer && event.dataTransfer.files.length) {
-      input.files = event.dataTransfer.files;
-      showPreview();
+    zone.classList.remove("dragging");
+    var files = event.dataTransfer ? event.dataTransfer.files : [];
+    if (files.length === 1) {
+      input.files = files;
+      chosen();
+    } else if (files.length > 1) {
+      showError("Drop one image at a time.");
+    } else {
+      showError("Drop the image file itself: a link or text cannot be classified.");
     }
   });
-});
+
+  if (select && classes) {
+    var showClasses = function () {
+      var option = select.options[select.selectedIndex];
+      classes.textContent = option ? option.dataset.classes : "";
+    };
+    select.addEventListener("change", showClasses);
+    showClasses(); // the browser may have restored another choice than the page was sent with
+  }
+
+  form.addEventListener("submit", function (event) {
+    var message = input.files.length ? problem(input.files[0]) : "";
+    if (message) {
+      event.preventDefault();
+      showError(message);
+      return;
+    }
+    button.disabled = true;
+    button.textContent = "Classifying\u2026";
+    form.setAttribute("aria-busy", "true");
+  });
+  // Back from the answer, the back/forward cache restores the page as it was left: busy.
+  window.addEventListener("pageshow", function () {
+    button.disabled = false;
+    button.textContent = buttonText;
+    form.removeAttribute("aria-busy");
+  });
+}
+
+var uploadForm = document.querySelector("form.upload");
+if (uploadForm) enhance(uploadForm);

@@ -6,13 +6,14 @@ chromedriver is not installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 
 import pytest
 
-from conftest import copy_models, encode_image, make_config
+from conftest import TINY_CLASSES, copy_models, encode_image, make_config
 from webapp import ROOT, create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -31,6 +32,10 @@ def base_url(built_models, tmp_path_factory):
     from werkzeug.serving import make_server
 
     models = copy_models(built_models, tmp_path_factory.mktemp("browser") / "models")
+    # Long names and values, as a real training run's card has, for the phone-width page.
+    card = json.loads((models / "small.json").read_text())
+    card["hyperparameters"].update(activation_after_sum=False, logit_scale=1 / 9)
+    (models / "small.json").write_text(json.dumps(card))
     app = create_app(make_config(models, TESTING=False))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -70,10 +75,11 @@ def photo(tmp_path_factory):
     return path
 
 
-def screenshot(driver, name):
+def screenshot(driver, name, width=1280):
     SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(width, 800)  # the page's own height, not the last screenshot's window
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(800, min(height + 100, 4000)))
+    driver.set_window_size(width, max(800, min(height + 100, 4000)))
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
@@ -109,13 +115,24 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     screenshot(browser, "1-upload-form")
 
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    assert "Most likely" in wait_for(browser, ".verdict").text
+    verdict = wait_for(browser, ".verdict").text
+    assert browser.find_element(By.CSS_SELECTOR, ".verdict strong").text in TINY_CLASSES
     assert len(browser.find_elements(By.CSS_SELECTOR, ".bar-fill")) == 3
     uploaded = browser.find_element(By.CSS_SELECTOR, "img.uploaded")
     assert browser.execute_script("return arguments[0].naturalWidth", uploaded) == 160
     assert "tiny" in browser.find_element(By.CSS_SELECTOR, ".meta").text
     screenshot(browser, "2-prediction")
     assert csp_violations(browser) == []
+
+    # Back to the answer from a link on it: shown again, not "Confirm Form Resubmission".
+    browser.find_element(By.CSS_SELECTOR, ".meta a").click()
+    wait_for(browser, ".breadcrumb")
+    browser.back()
+    assert wait_for(browser, ".verdict").text == verdict
+    # Back to the form, which the back/forward cache restores as it was left (uploading): usable again.
+    browser.back()
+    button = wait_for(browser, "button[type=submit]")
+    assert button.text == "Classify" and button.is_enabled()
 
 
 def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
@@ -132,10 +149,12 @@ def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     file_input.send_keys(str(document))  # the photo's preview must not stay beside this name
     assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "doc.pdf"
     wait_until_hidden(browser, ".preview")
-    file_input.send_keys(str(fake))
+    assert wait_for(browser, ".errors").text == "doc.pdf is not an image."  # said before uploading
+    file_input.send_keys(str(fake))  # named like a JPEG: only the server can tell
+    wait_until_hidden(browser, ".errors")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     assert "Unsupported file type" in wait_for(browser, ".errors").text
-    assert browser.find_element(By.CSS_SELECTOR, "form.upload")
+    assert browser.find_element(By.CSS_SELECTOR, "input[type=file]").get_attribute("aria-invalid") == "true"
     screenshot(browser, "5-form-error")
 
 
@@ -163,8 +182,100 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path):
         driver.get(base_url + "/")
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "Most likely" in wait_for(driver, ".verdict").text
+        wait_for(driver, ".verdict")
         driver.get(base_url + "/models/tiny")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     finally:
         driver.quit()
+
+
+# Drops files made in the page (name, size in bytes, type) on the page's body, not the drop
+# zone; no files: a link. Returns false when the page cancelled the drop (kept it for itself).
+DROP = """
+var data = new DataTransfer();
+arguments[0].forEach(function (spec) {
+  data.items.add(new File([new Uint8Array(spec[1])], spec[0], {type: spec[2]}));
+});
+if (!arguments[0].length) data.setData("text/uri-list", "http://example.com/cat.jpg");
+return document.body.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: data}));
+"""
+
+
+def test_drops_and_checks_before_uploading(browser, base_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(base_url + "/")
+    model = Select(browser.find_element(By.ID, "model"))
+    model.select_by_value("small")
+    assert browser.find_element(By.ID, "model-classes").text == "Recognises 4 classes: apple, pear, plum, fig."
+    file_input = browser.find_element(By.ID, "image")
+    limit = int(file_input.get_attribute("data-max-bytes"))
+
+    def drop(*files):
+        assert browser.execute_script(DROP, [list(file) for file in files]) is False
+        return wait_for(browser, ".errors").text
+
+    assert drop(("a.png", 10, "image/png"), ("b.png", 10, "image/png")) == "Drop one image at a time."
+    assert drop().startswith("Drop the image file itself")
+    assert drop(("notes.pdf", 10, "application/pdf")) == "notes.pdf is not an image."
+    too_big = limit + 1024 * 1024
+    message = f"huge.png is {too_big / 1024 / 1024:g} MB: choose an image of at most {limit / 1024 / 1024:g} MB."
+    assert drop(("huge.png", too_big, "image/png")) == message
+    assert browser.execute_script("return arguments[0].files[0].name", file_input) == "huge.png"
+    assert file_input.get_attribute("aria-invalid") == "true"
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert browser.find_element(By.CSS_SELECTOR, ".errors").text == message  # not uploaded: no 413
+    assert browser.current_url == base_url + "/" and model.first_selected_option.text == "small"
+    screenshot(browser, "6-drop-refused")
+
+    browser.execute_script(DROP, [["photo.png", 1000, "image/png"]])
+    wait_until_hidden(browser, ".errors")
+    assert file_input.get_attribute("aria-invalid") is None
+    # Held back after app.js has seen it, to look at the button while "uploading".
+    browser.execute_script("arguments[0].form.addEventListener('submit', e => e.preventDefault())", file_input)
+    button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    button.click()
+    assert button.text == "Classifying\u2026" and not button.is_enabled()
+    assert browser.find_element(By.CSS_SELECTOR, "form.upload").get_attribute("aria-busy") == "true"
+
+
+def test_phone_width(browser, base_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    def visible_width():
+        return browser.execute_script("return document.documentElement.clientWidth")
+
+    tall = tmp_path / "tall.png"
+    tall.write_bytes(encode_image("PNG", size=(600, 1100)))
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(base_url + "/models")
+        accuracy = browser.find_element(By.XPATH, "//thead//th[text()='Accuracy']")
+        assert accuracy.rect["x"] + accuracy.rect["width"] <= visible_width()  # seen without scrolling
+        screenshot(browser, "7-phone-dashboard", width=390)
+
+        browser.set_window_size(390, 844)
+        browser.get(base_url + "/models/small")
+        # Nothing sticks out of its card: tables scroll in it, long values wrap.
+        assert browser.execute_script("""return Array.from(document.querySelectorAll('.card'))
+            .filter(card => card.scrollWidth > card.clientWidth)
+            .map(card => card.querySelector('h2').textContent)""") == []
+        tick_pixels = browser.execute_script("""
+            var svg = document.querySelector('.chart svg');
+            var font = parseFloat(getComputedStyle(svg.querySelector('.tick')).fontSize);
+            return font * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;""")
+        assert tick_pixels >= 10.5  # the chart's text as drawn on the screen
+        screenshot(browser, "8-phone-model", width=390)
+
+        browser.set_window_size(390, 844)
+        browser.get(base_url + "/")
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(tall))
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(browser, ".verdict")
+        # A tall picture leaves the answer on the first screen.
+        bars = browser.find_element(By.CSS_SELECTOR, ".bars")
+        assert bars.rect["y"] + bars.rect["height"] <= browser.execute_script("return innerHeight")
+        browser.save_screenshot(str(SHOTS / "9-phone-prediction.png"))  # that first screen only
+    finally:
+        browser.set_window_size(1280, 1000)

@@ -2,7 +2,7 @@
 
 import math
 
-from webapp.charts import BOTTOM, LEFT, RIGHT, TOP, line_chart, nice_ticks
+from webapp.charts import BOTTOM, LEFT, RIGHT, TOP, epoch_ticks, line_chart, nice_ticks
 
 
 def test_nice_ticks_cover_the_range_with_round_steps():
@@ -39,4 +39,20 @@ def test_single_epoch_and_many_epochs():
     single = line_chart("Loss", {"training": [1.0]})
     assert single.series[0].points == f"{(LEFT + RIGHT) / 2:.1f},{single.series[0].dots[0][1]:.1f}"
     many = line_chart("Loss", {"training": list(range(100, 0, -1))})
-    assert many.series[0].dots == [] and len(many.x_ticks) == 10
+    assert many.series[0].dots == [] and [label for _, label in many.x_ticks] == ["1", "20", "40", "60", "80", "100"]
+    assert many.x_ticks[-1][0] == RIGHT
+
+
+def test_epoch_ticks_are_round_and_label_the_last_epoch():
+    assert epoch_ticks(1) == [1] and epoch_ticks(6) == [1, 2, 3, 4, 5, 6]
+    assert epoch_ticks(60) == [1, 10, 20, 30, 40, 50, 60]
+    assert epoch_ticks(12) == [1, 2, 4, 6, 8, 10, 12]
+    assert epoch_ticks(37) == [1, 10, 20, 30, 37]
+    assert epoch_ticks(101) == [1, 20, 40, 60, 80, 101]  # 100 would crowd 101
+
+
+def test_best_and_final_values_for_the_text_summary():
+    loss = line_chart("Loss", {"validation": [2.0, 0.9, 1.1, 0.9, 1.2]})
+    assert loss.series[0].best == (2, 0.9) and loss.series[0].final == (5, 1.2)  # the first of equal bests
+    accuracy = line_chart("Accuracy", {"validation": [0.5, None, 0.8, 0.7]}, percent=True, best=max)
+    assert accuracy.series[0].best == (3, 0.8) and accuracy.series[0].final == (4, 0.7)

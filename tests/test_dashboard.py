@@ -4,6 +4,8 @@ import json
 import re
 
 from conftest import SMALL_CLASSES
+from test_pages import contrast, css_rules
+from webapp.dashboard import HEAT_LEVELS
 
 
 def set_accuracy(models_dir, name, accuracy):
@@ -22,6 +24,9 @@ def test_dashboard_lists_models_best_first(client, models_dir):
                     "Accuracy", "Precision", "Recall", "F1", "Loss"):
         assert f">{heading}</th>" in page
     assert "91.0%" in page and "42.0%" in page
+    # The figures first, where a phone shows them without scrolling sideways.
+    headings = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', page)
+    assert headings[:3] == ["Model", "Accuracy", "Loss"]
 
     set_accuracy(models_dir, "small", 0.95)
     page = client.get("/models").get_data(as_text=True)
@@ -52,6 +57,21 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client):
     assert len(re.findall(r'class="heat heat-\d+', page)) == len(SMALL_CLASSES) ** 2
     assert page.count(" diagonal") == len(SMALL_CLASSES)
     assert "batch_size" in page  # hyperparameters
+    # Tables scroll inside their card rather than widen a phone's page.
+    assert page.count('<div class="table-scroll">\n  <table') == page.count("<table") == 3
+    # A text alternative to each chart, and why its loss is not the Evaluation table's.
+    text = " ".join(page.split())
+    assert "Training: best and final 0.6000 at epoch 6. Validation: best and final 0.9000 at epoch 6." in text
+    assert "Training: best and final 80.0% at epoch 6. Validation: best and final 70.0% at epoch 6." in text
+    assert "The Evaluation table's loss is plain cross-entropy" in text
+
+
+def test_every_heat_level_has_readable_text():
+    rules = css_rules()
+    for level in range(HEAT_LEVELS + 1):
+        shade = rules[f".heat-{level}"]
+        text = shade.get("color", rules[".heat"]["color"])
+        assert contrast(text, shade["background"]) >= 4.5, level
 
 
 def test_a_confusion_matrix_too_big_to_read_is_left_out(client, models_dir, monkeypatch):

@@ -1,9 +1,12 @@
-"""The HTML pages: upload form, prediction page, errors shown on the form."""
+"""The HTML pages: upload form, prediction page, errors shown on the form, the stylesheet's colours."""
 
 import io
 import re
 
 import pytest
+
+from trainer.images import MAX_PIXELS
+from webapp import ROOT
 
 
 def post_form(client, token, image=None, filename="photo.png", model="tiny"):
@@ -21,9 +24,21 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     assert response.status_code == 200
     assert 'enctype="multipart/form-data"' in page
     assert 'name="csrf_token"' in page
-    assert '<option selected value="tiny">tiny</option>' in page
-    assert '<option value="small">small</option>' in page
+    # Each option carries its classes for app.js; the selected model's are on the page.
+    assert '<option data-classes="Recognises 3 classes: cat, dog, ship." selected value="tiny">tiny</option>' in page
+    assert '<option data-classes="Recognises 4 classes: apple, pear, plum, fig." value="small">small</option>' in page
+    assert 'id="model-classes">Recognises 3 classes: cat, dog, ship.</p>' in page
     assert 'accept="image/jpeg,image/png,image/gif,image/bmp,image/webp"' in page
+    assert f"up to 10 MB and {MAX_PIXELS / 1e6:g} megapixels" in page and 'data-max-bytes="10485760"' in page
+    assert 'aria-invalid' not in page and "<title>Classify an image" in page
+
+
+def test_a_long_list_of_classes_is_cut_short():
+    from webapp.pages import MAX_LISTED_CLASSES, classes_text
+
+    text = classes_text([f"class{n}" for n in range(1000)])
+    assert text.startswith("Recognises 1,000 classes: class0, class1,")
+    assert text.endswith(f"class{MAX_LISTED_CLASSES - 1} and {1000 - MAX_LISTED_CLASSES} more.")
 
 
 def test_pages_have_no_inline_scripts_or_styles(client):
@@ -42,9 +57,20 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert 'src="data:image/png;base64,' in page
     assert page.count('class="bar-fill"') == 4  # "small" has only four classes
     assert 'href="/models/small"' in page
-    assert '<option selected value="small">' in page  # the next image goes to the same model
+    assert re.search(r'<option [^>]*selected value="small">', page)  # the next image goes to the same model
+    assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
     assert re.search(r"\d+\.\d ms", page)
-    assert response.headers["Cache-Control"] == "no-store"
+    # Kept out of shared caches, but not "no-store": Back to this page must not resend the form.
+    assert response.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, monkeypatch):
+    monkeypatch.setattr("webapp.pages.CONFIDENT", 0.0)
+    page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
+    assert re.search(r'<p class="verdict">Most likely\s+<strong>(cat|dog|ship)</strong> \(\d+\.\d%\)', page)
+    monkeypatch.setattr("webapp.pages.CONFIDENT", 1.01)
+    page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
+    assert re.search(r'<p class="verdict">Not sure: best guess\s+<strong>(cat|dog|ship)</strong>', page)
 
 
 def test_predict_uses_default_model(client, csrf_token, make_image):
@@ -68,21 +94,25 @@ def test_form_errors_rerender_form(client, csrf_token, image, filename, status, 
     response = post_form(client, csrf_token, image, filename)
     page = response.get_data(as_text=True)
     assert response.status_code == status
-    assert message in page
-    assert 'class="errors"' in page and "<form" in page
+    assert message in page and "<form" in page
+    # Tied to the file input, which comes back empty; and said in the title.
+    assert '<div class="errors" id="upload-errors" role="alert">' in page
+    assert 'aria-describedby="upload-errors" aria-invalid="true"' in page
+    assert "<title>Error: Classify an image" in page
 
 
 @pytest.mark.parametrize("filename", ["photo.jfif", "photo", "photo.JPG"])
 def test_the_content_not_the_file_name_decides(client, csrf_token, make_image, filename):
     response = post_form(client, csrf_token, make_image("JPEG"), filename)
-    assert response.status_code == 200 and "Most likely" in response.get_data(as_text=True)
+    assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
 
 
 def test_form_without_csrf_token_is_refused(client, make_image):
     response = post_form(client, None, make_image())
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "The CSRF token is missing. Reload the page and try again." in page
+    # Not "reload": this page is at /predict, and reloading would send the same stale token.
+    assert "The CSRF token is missing. Choose the image again and press Classify." in page
 
 
 def test_form_with_unknown_model(client, csrf_token, make_image):
@@ -102,13 +132,12 @@ def test_form_over_size_limit_rerenders_form(models_dir, make_image):
     page = response.get_data(as_text=True)
     assert response.status_code == 413
     assert "The request is too large" in page and "<form" in page
+    assert 'data-max-bytes="2000"' in page  # app.js checks the size before uploading
 
 
-def test_get_predict_is_an_error_page_not_a_traceback(client):
+def test_get_predict_goes_to_the_form(client):
     response = client.get("/predict")
-    assert response.status_code == 405
-    assert "text/html" in response.content_type
-    assert "Traceback" not in response.get_data(as_text=True)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 def test_unknown_page_is_a_styled_404(client):
@@ -123,3 +152,47 @@ def test_no_models_shows_a_notice(app, models_dir):
         path.unlink()
     page = app.test_client().get("/").get_data(as_text=True)
     assert "No model is available yet" in page
+
+
+# --- The stylesheet's colours, against WCAG 2's contrast ratios -----------------------------
+
+def css_rules() -> dict[str, dict[str, str]]:
+    """style.css's declarations by selector (media queries flattened), custom properties resolved."""
+    text = re.sub(r"/\*.*?\*/", "", (ROOT / "static" / "style.css").read_text(), flags=re.S)
+    rules: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", text):
+        declarations = dict(
+            (name.strip(), value.strip())
+            for name, value in (line.split(":", 1) for line in body.split(";") if ":" in line)
+        )
+        for selector in selectors.split(","):
+            rules.setdefault(selector.strip(), {}).update(declarations)
+    variables = rules[":root"]
+    return {
+        selector: {name: re.sub(r"var\((--[\w-]+)\)", lambda m: variables[m.group(1)], value)
+                   for name, value in declarations.items()}
+        for selector, declarations in rules.items()
+    }
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2's contrast ratio of the colours in two declarations' values ("2px dashed #858e9e")."""
+    def luminance(value: str) -> float:
+        digits = re.search(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})\b", value).group(1)
+        digits = digits if len(digits) == 6 else "".join(c * 2 for c in digits)
+        channels = [int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        red, green, blue = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_links_and_form_controls_stand_out_enough():
+    rules = css_rules()
+    page, card = rules["body"]["background"], rules[".card"]["background"]
+    assert contrast(rules["a"]["color"], page) >= 4.5 and contrast(rules["a"]["color"], card) >= 4.5
+    assert contrast(rules[".button"]["color"], rules[".button"]["background"]) >= 4.5
+    # WCAG 1.4.11: a control's boundary at least 3:1 against what is around it, the form's card.
+    assert contrast(rules[".drop-zone"]["border"], card) >= 3
+    assert contrast(rules["select"]["border"], card) >= 3

@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 520, 280
-LEFT, RIGHT, TOP, BOTTOM = 56, WIDTH - 16, 40, HEIGHT - 40
+LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 40
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
+X_TICKS = 6  # about this many epochs labelled: room for the larger text of a phone's chart
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Series:
     index: int  # picks the colour
     points: str  # for <polyline points="...">
     dots: list[tuple[float, float]]
+    best: tuple[int, float]  # (epoch, value), for the text summary
+    final: tuple[int, float]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class LineChart:
     x_ticks: list[tuple[float, str]]
     y_ticks: list[tuple[float, str]]
     series: list[Series]
+    percent: bool
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -36,13 +40,17 @@ class LineChart:
     bottom: int = BOTTOM
 
 
+def nice_step(raw: float) -> float:
+    """The round step (1, 2 or 5 times a power of ten) at least `raw`."""
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+
+
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], float]:
     """Round tick values covering [low, high], and their step."""
     if high - low < 1e-12:
         low, high = low - 0.5, high + 0.5
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    step = nice_step((high - low) / count)
     start, stop = math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
     return [start + i * step for i in range(round((stop - start) / step) + 1)], step
 
@@ -54,8 +62,17 @@ def _label(value: float, step: float, percent: bool) -> str:
     return f"{value:.{digits}f}" + ("%" if percent else "")
 
 
-def line_chart(title: str, series: dict[str, list], percent: bool = False) -> LineChart | None:
-    """One line per named list of per-epoch values; None when there is nothing to draw."""
+def epoch_ticks(epochs: int) -> list[int]:
+    """The first and last epochs and round ones between, none within half a step of either end."""
+    if epochs <= X_TICKS:
+        return list(range(1, epochs + 1))
+    step = int(nice_step((epochs - 1) / X_TICKS))
+    return [1, *(e for e in range(step, epochs, step) if e - 1 >= step / 2 and epochs - e >= step / 2), epochs]
+
+
+def line_chart(title: str, series: dict[str, list], percent: bool = False, best=min) -> LineChart | None:
+    """One line per named list of per-epoch values; None when there is nothing to draw.
+    `best` picks the best value of a line (min for a loss, max for an accuracy)."""
     clean = {
         label: [(epoch, float(v)) for epoch, v in enumerate(values if isinstance(values, list) else [], start=1)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
@@ -75,10 +92,9 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False) -> Li
     def y(value: float) -> float:
         return BOTTOM - (value - y_low) / (y_high - y_low) * (BOTTOM - TOP)
 
-    x_every = math.ceil(epochs / 10)
     return LineChart(
         title=title,
-        x_ticks=[(round(x(e), 1), str(e)) for e in range(1, epochs + 1, x_every)],
+        x_ticks=[(round(x(e), 1), str(e)) for e in epoch_ticks(epochs)],
         y_ticks=[(round(y(v), 1), _label(v, y_step, percent)) for v in y_values],
         series=[
             Series(
@@ -86,8 +102,11 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False) -> Li
                 index=index,
                 points=" ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in clean[label]),
                 dots=[(round(x(e), 1), round(y(v), 1)) for e, v in clean[label]] if epochs <= MAX_DOTS else [],
+                best=best(clean[label], key=lambda point: point[1]),
+                final=clean[label][-1],
             )
             for index, label in enumerate(series)
             if label in drawn
         ],
+        percent=percent,
     )

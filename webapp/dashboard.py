@@ -43,7 +43,7 @@ def summary(info: ModelInfo) -> dict:
         "architecture": card.get("architecture"),
         "dataset": card.get("dataset"),
         "parameters": card.get("parameters"),
-        "file_size": info.stamp[1],
+        "file_size": info.file_size,
         "epochs": card.get("epochs_run"),
         "training_seconds": card.get("training_seconds"),
         "accuracy": evaluation.get("accuracy"),
@@ -109,6 +109,7 @@ def detail(name: str):
             "Accuracy",
             {"training": history.get("accuracy"), "validation": history.get("val_accuracy")},
             percent=True,
+            best=max,
         ),
     ]
     hyperparameters = {

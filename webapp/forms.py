@@ -2,12 +2,20 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField
 
+from trainer.images import MAX_PIXELS, UPLOAD_FORMATS
+
+from .predictor import ACCEPTED
+
 # For the file picker; the server trusts neither this nor the file name, only the content
 # (a JPEG saved as .jfif, or with no extension, is still a JPEG).
-ACCEPT_ATTRIBUTE = "image/jpeg,image/png,image/gif,image/bmp,image/webp"
+ACCEPT_ATTRIBUTE = ",".join(mime for mime, _ in UPLOAD_FORMATS.values())
 
 
 class UploadForm(FlaskForm):
+    # For the form's hint: what the server takes.
+    formats = ACCEPTED
+    max_megapixels = MAX_PIXELS / 1_000_000
+
     image = FileField(
         "Image",
         validators=[FileRequired("Choose an image to classify.")],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, redirect, render_template, url_for
+from wtforms import SelectChoice
 
 from .errors import message_for
 from .forms import UploadForm
@@ -13,13 +14,27 @@ from .registry import get_registry
 
 bp = Blueprint("pages", __name__)
 
+# Below this top probability the answer is worded as a guess.
+CONFIDENT = 0.5
+# ImageNet's 1,000 classes would be a wall of text under the model selector.
+MAX_LISTED_CLASSES = 20
+
+
+def classes_text(classes: list[str]) -> str:
+    listed = ", ".join(classes[:MAX_LISTED_CLASSES])
+    more = len(classes) - MAX_LISTED_CLASSES
+    return f"Recognises {len(classes):,} classes: {listed}" + (f" and {more:,} more." if more > 0 else ".")
+
 
 def upload_form(**kwargs) -> UploadForm:
     form = UploadForm(**kwargs)
     registry = get_registry()
-    form.model.choices = [info.name for info in registry.models() if info.available]
+    classes = {info.name: classes_text(info.card["classes"]) for info in registry.models() if info.available}
+    # app.js shows the chosen model's classes from data-classes; the page has the selected one's.
+    form.model.choices = [SelectChoice(name, render_kw={"data-classes": text}) for name, text in classes.items()]
     if not form.model.data:
         form.model.data = registry.default_name(current_app.config["DEFAULT_MODEL"])
+    form.model.description = classes.get(form.model.data, "")
     return form
 
 
@@ -32,12 +47,20 @@ def index():
     return render_template("index.html", form=upload_form())
 
 
+@bp.get("/predict")
+def predict_address():
+    # A prediction's address opened directly (typed, bookmarked): the form is at /.
+    return redirect(url_for("pages.index"))
+
+
 @bp.post("/predict")
 def predict():
     form = upload_form()
     if not form.validate_on_submit():
+        # A token error page is at /predict, where reloading sends the stale token again;
+        # the form on it has a fresh one.
         errors = [
-            message + (" Reload the page and try again." if field == "csrf_token" else "")
+            message + (" Choose the image again and press Classify." if field == "csrf_token" else "")
             for field, messages in form.errors.items()
             for message in messages
         ]
@@ -51,7 +74,8 @@ def predict():
     image_uri = f"data:{result.mime};base64,{base64.b64encode(data).decode('ascii')}"
     # The form below the answer keeps the model it came from, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model})
-    return render_template("predict.html", form=next_form, result=result, image_uri=image_uri)
+    return render_template("predict.html", form=next_form, result=result, image_uri=image_uri,
+                           confident=result.predictions[0][1] >= CONFIDENT)
 
 
 @bp.errorhandler(413)

@@ -29,11 +29,17 @@ HEADERS = {
 }
 
 
+# Prediction pages embed the uploaded picture: "private" keeps them out of shared caches.
+# "no-store" kept them off the user's own disk too, but then Back to one (from a link on it)
+# asked to send the form again. The trade: the browser keeps its copy, so someone else at
+# that browser could go back to the picture.
+CACHE_CONTROL = "private, no-cache"
+
+
 def set_headers(response):
     response.headers.update(HEADERS)
     if request.endpoint != "static":
-        # Prediction pages embed the uploaded picture: keep them out of caches.
-        response.headers["Cache-Control"] = "no-store"
+        response.headers["Cache-Control"] = CACHE_CONTROL
     return response
 
 
