@@ -2,6 +2,7 @@
 
 import io
 import re
+import time
 
 import pytest
 
@@ -113,6 +114,19 @@ def test_form_without_csrf_token_is_refused(client, make_image):
     assert response.status_code == 400
     # Not "reload": this page is at /predict, and reloading would send the same stale token.
     assert "The CSRF token is missing. Choose the image again and press Classify." in page
+
+
+def test_a_photo_of_several_megabytes_is_classified(client, csrf_token, make_image):
+    photo = make_image("JPEG", size=(2000, 1500), quality=95)  # 1.7 MB; Werkzeug once refused these
+    response = post_form(client, csrf_token, photo, "photo.jpg")
+    assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
+
+
+def test_a_form_left_open_for_hours_still_works(client, csrf_token, make_image, monkeypatch):
+    hours_later = time.time() + 6 * 3600
+    monkeypatch.setattr(time, "time", lambda: hours_later)  # what the token's timestamp is checked against
+    response = post_form(client, csrf_token, make_image())
+    assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
 
 
 def test_form_with_unknown_model(client, csrf_token, make_image):
