@@ -74,8 +74,8 @@ OVERRIDES = {
     "learning_rate": (_positive, "scratch: peak SGD learning rate"),
     "head_learning_rate": (_positive, "transfer models: Adam learning rate of phase 1"),
     "fine_tune_learning_rate": (_positive, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
-    "fine_tune_schedule": (("plateau", "cosine"), "transfer models, phase 2: plateau (Adam, the rate cut when validation "
-                                      "stalls) or cosine (AdamW, the rate decaying to 0)"),
+    "fine_tune_schedule": (("plateau", "cosine"), "transfer models, phase 2: plateau (Adam, the rate cut when "
+                                                  "validation stalls) or cosine (AdamW, the rate decaying to 0)"),
     "validation_fraction": (_fraction, "share of every class held out for validation (stratified)"),
     "seed": (_at_least(0), "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file (VGG16: Keras' .h5 "

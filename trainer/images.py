@@ -68,7 +68,7 @@ def load_rgb(
                 raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
             if size is not None:
                 # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
-                # a 12-megapixel photo bound for 32 px decodes three times faster.
+                # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
                 image.draft(None, (max(size), max(size)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Pillow warns about odd EXIF or palettes

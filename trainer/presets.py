@@ -60,7 +60,7 @@ _AIRBENCH = {
     "lookahead_every": 5,      # (each of these six is explained in _SCRATCH above)
     "batch_size": 1024,        # half the steps of 512: same accuracy, less time
     "learning_rate": 1.2,      # airbench96's 9.0 per 1024 images, for a mean loss
-    "momentum": 0.85,          # airbench96's: with the larger steps, less carried over
+    "momentum": 0.85,          # airbench96's
     "weight_decay": 9e-3,      # airbench96's decay per step, outside the momentum as Keras applies it
     "warmup_fraction": 0.1,
 }
