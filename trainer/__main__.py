@@ -213,23 +213,23 @@ def _evaluate(args) -> int:
     import keras
 
     from trainer.card import load_card
-    from trainer.data import DataError, load_folder
+    from trainer.data import load_folder
     from trainer.metrics import format_report
     from trainer.train import evaluate
 
     if not args.model.is_file():
-        raise DataError(f"No such model file: {args.model}")
+        raise UsageError(f"No such model file: {args.model}")
     if args.model.suffix.lower() != ".h5":
-        raise DataError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
+        raise UsageError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
     try:
         card = load_card(args.model.with_suffix(".json"))
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
-        raise DataError(f"Cannot use {args.model}: {error}") from None
+        raise UsageError(f"Cannot use {args.model}: {error}") from None
     height, width, _ = card["input_shape"]
     takes, gives = tuple(model.input_shape[1:3]), model.output_shape[-1]
     if takes != (height, width) or gives != len(card["classes"]):
-        raise DataError(f"{args.model.name} does not match its card: it takes {takes[0]}x{takes[1]} images and "
+        raise UsageError(f"{args.model.name} does not match its card: it takes {takes[0]}x{takes[1]} images and "
                         f"gives {gives} outputs; the card says {height}x{width} and {len(card['classes'])} classes")
     data = load_folder(args.data, height, classes=card["classes"])
     print(format_report(evaluate(model, data), f"{args.model.stem} on {data.name}"))

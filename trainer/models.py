@@ -149,7 +149,8 @@ def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_
 
 
 class WeightsError(Exception):
-    """Pretrained weights that cannot be had; the message tells the user what to do."""
+    """Weights that cannot be had: a backbone's pretrained ones, or a teacher model's; the
+    message tells the user what to do."""
 
 
 def short_reason(error: Exception) -> str:
