@@ -1,24 +1,33 @@
 """Shared fixtures: tiny real Keras models with cards, the Flask app, its test client, images.
 
-Tests never read the repository's models/ folder: they build their own models, once per
-session, and copy them into a fresh folder per test (copying is cheap, training is not).
+Tests build their own models, once per session, and copy them into a fresh folder per test
+(copying is cheap, training is not); only test_shipped_model.py reads the repository's models/.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 import urllib.request
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The suite runs on the backend requirements.txt installs, whatever the shell has exported
+# (the README's GPU recipe exports jax); and the web app's settings are the tests' own.
+os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+for name in [name for name in os.environ if name.startswith(("IMAGEAPP_", "NGROK_"))]:
+    del os.environ[name]
 
+from trainer.presets import PRESETS  # noqa: E402
 from webapp import create_app  # noqa: E402
 
 TINY_CLASSES = ["cat", "dog", "ship"]
@@ -195,3 +204,38 @@ def write_image_folder(root, per_class: int = 10, size: int = 16, fmt: str = "PN
 @pytest.fixture
 def image_folder(tmp_path):
     return write_image_folder(tmp_path / "data")
+
+
+# --- Training runs for the trainer's tests ------------------------------------------------
+
+# A tiny version of the default recipe, so a run takes seconds on two cores.
+TINY = PRESETS["scratch-small"] | {"image_size": 16, "stem_width": 8, "widths": [8, 16], "epochs": 3,
+                                   "batch_size": 8, "learning_rate": 0.05, "validation_fraction": 0.2}
+
+
+def run(hp, image_folder, tmp_path):
+    """Train `hp` on the image folder: models in tmp_path/models, checkpoints in tmp_path/runs."""
+    from trainer import train as train_module
+    from trainer.data import load_folder
+
+    data = load_folder(image_folder, hp["image_size"])
+    return train_module.train(hp, data, None, tmp_path / "models", "tiny", tmp_path / "runs" / "tiny")
+
+
+def reload_in_fresh_process(model_path, pixels):
+    """Load the .h5 with plain Keras in a new interpreter that cannot import this project."""
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path = [p for p in sys.path if p not in ("", {str(model_path.parents[2])!r})]
+        import keras
+        model = keras.saving.load_model({str(model_path)!r})
+        assert "trainer" not in sys.modules
+        print(keras.ops.convert_to_numpy(model(np.load(sys.argv[1]))).tolist())
+    """)
+    np.save(model_path.parent / "pixels.npy", pixels)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(model_path.parent / "pixels.npy")],
+        capture_output=True, text=True, timeout=120, cwd=model_path.parent,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.array(json.loads(result.stdout.strip().splitlines()[-1]))

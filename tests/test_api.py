@@ -66,6 +66,12 @@ def test_unavailable_model_is_503(client, models_dir, make_image):
     assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file" == response.get_json()["error"]
 
 
+def test_a_damaged_default_model_gives_way_to_a_usable_one(client, models_dir, make_image):
+    (models_dir / "tiny.h5").write_bytes(b"garbage")  # the app's default
+    response = predict(client, make_image())
+    assert response.status_code == 200 and response.get_json()["model"] == "small"
+
+
 def test_a_model_that_answers_nan_is_503_not_invalid_json(client, models_dir, make_image):
     import keras
     import numpy as np

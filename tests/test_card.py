@@ -20,6 +20,16 @@ def test_model_and_card_are_published_together(tmp_path):
         assert path.stat().st_mode & 0o044 == 0o044  # readable by the web server's user too
 
 
+def test_the_card_is_in_place_before_its_model(tmp_path, monkeypatch):
+    # The web app lists .h5 files: a new model must never be seen without its card.
+    published = []
+    replace = cards.os.replace
+    monkeypatch.setattr(cards.os, "replace", lambda source, target: published.append(target.name) or
+                        replace(source, target))
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert published == ["m.json", "m.h5"]
+
+
 def test_saving_drops_only_keras_advice_against_h5(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         cards.save_model_and_card(tiny_model(), {"name": "m", "file_size_bytes": None}, tmp_path / "m.h5")

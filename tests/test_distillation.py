@@ -5,10 +5,9 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import TINY, reload_in_fresh_process, run
 from trainer.distillation import Distiller, load_teacher
 from trainer.models import WeightsError
-
-from test_train import TINY, reload_in_fresh_process, run
 
 CLASSES = ["blue", "green", "red"]  # the image folder's classes, in load order
 

@@ -78,10 +78,13 @@ def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, m
         runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
-def test_empty_settings_mean_the_defaults(monkeypatch):
+@pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (16, 4)])
+def test_empty_settings_mean_the_defaults(monkeypatch, cores, workers):
     monkeypatch.setattr(os, "environ", {"IMAGEAPP_WORKERS": "", "IMAGEAPP_THREADS": " ", "IMAGEAPP_BIND": ""})
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert config["workers"] >= 1 and config["threads"] == 4 and config["bind"] == "127.0.0.1:8000"
+    # One worker per core, at most 4: each holds its own TensorFlow.
+    assert config["workers"] == workers and config["threads"] == 4 and config["bind"] == "127.0.0.1:8000"
 
 
 @pytest.fixture(scope="module")
@@ -183,27 +186,36 @@ def test_errors_over_http(server):
     assert request(server["url"] + "/models")[0] == 200
 
 
-def test_models_replaced_and_removed_while_serving(server):
+def publish(models, source: str, name: str) -> None:
+    """Put a copy of model `source` in place as `name`, as the trainer does: a dotfile, renamed."""
+    for suffix in (".h5", ".json"):
+        shutil.copy2(models / f"{source}{suffix}", models / f".tmp{suffix}")
+        os.replace(models / f".tmp{suffix}", models / f"{name}{suffix}")
+
+
+def test_models_added_replaced_and_removed_while_serving(server):
+    # On a model of its own, "spare": the module's other tests keep theirs, in any order.
     models, url = server["models"], server["url"] + "/api/predict"
     image = ("a.png", encode_image("PNG"))
-    # Replaced (as the trainer does: write a dotfile, rename over the old one).
-    for suffix in (".h5", ".json"):
-        shutil.copy2(models / f"small{suffix}", models / f".tmp{suffix}")
-        os.replace(models / f".tmp{suffix}", models / f"tiny{suffix}")
+    publish(models, "tiny", "spare")
+    status, _, body = request(url, {"image": image, "model": "spare"})
+    assert status == 200 and len(json.loads(body)["predictions"]) == 3
+    publish(models, "small", "spare")  # replaced: every worker answers with the new one
     for _ in range(4):
-        status, _, body = request(url, {"image": image, "model": "tiny"})
+        status, _, body = request(url, {"image": image, "model": "spare"})
         assert status == 200 and len(json.loads(body)["predictions"]) == 4
-    # Damaged: unavailable with a reason, the other model keeps answering.
-    (models / "tiny.h5").write_bytes(b"broken")
-    status, _, body = request(url, {"image": image, "model": "tiny"})
+    # Damaged: unavailable with a reason, the other models keep answering.
+    (models / "spare.h5").write_bytes(b"broken")
+    status, _, body = request(url, {"image": image, "model": "spare"})
     assert status == 503 and "not an HDF5 model file" in json.loads(body)["error"]
     assert b"not an HDF5 model file" in request(server["url"] + "/models")[2]
     # Removed: gone from the list, unknown to the API.
-    (models / "tiny.h5").unlink()
-    status, _, body = request(url, {"image": image, "model": "tiny"})
+    (models / "spare.h5").unlink()
+    (models / "spare.json").unlink()
+    status, _, body = request(url, {"image": image, "model": "spare"})
     assert status == 404
     status, _, body = request(url, {"image": image, "model": "small"})
     assert status == 200
-    assert json.loads(request(server["url"] + "/healthz")[2])["models"] == 1
+    assert json.loads(request(server["url"] + "/healthz")[2])["models"] == 2
     assert server["process"].poll() is None
     assert "Traceback" not in open(server["log"]).read()

@@ -2,44 +2,22 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import TINY, reload_in_fresh_process, run
 from trainer import train as train_module
 from trainer.data import Dataset, load_folder
 from trainer.presets import PRESETS
 
-# A tiny version of the default recipe, so a run takes seconds on two cores.
-TINY = PRESETS["scratch-small"] | {"image_size": 16, "stem_width": 8, "widths": [8, 16], "epochs": 3,
-                                   "batch_size": 8, "learning_rate": 0.05, "validation_fraction": 0.2}
-
-
-def run(hp, image_folder, tmp_path):
-    data = load_folder(image_folder, hp["image_size"])
-    return train_module.train(hp, data, None, tmp_path / "models", "tiny", tmp_path / "runs" / "tiny")
-
-
-def reload_in_fresh_process(model_path, pixels):
-    """Load the .h5 with plain Keras in a new interpreter that cannot import this project."""
-    script = textwrap.dedent(f"""
-        import sys, numpy as np
-        sys.path = [p for p in sys.path if p not in ("", {str(model_path.parents[2])!r})]
-        import keras
-        model = keras.saving.load_model({str(model_path)!r})
-        assert "trainer" not in sys.modules
-        print(keras.ops.convert_to_numpy(model(np.load(sys.argv[1]))).tolist())
-    """)
-    np.save(model_path.parent / "pixels.npy", pixels)
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(model_path.parent / "pixels.npy")],
-        capture_output=True, text=True, timeout=120, cwd=model_path.parent,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+@pytest.fixture(autouse=True)
+def on_a_cpu(monkeypatch):
+    """These tests expect a CPU's float32 training (and its same-weights reruns) even on a GPU
+    machine; the tests of the GPU path say so themselves."""
+    monkeypatch.setattr(train_module, "_device_kind", lambda: "cpu")
 
 
 def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path, capsys):
@@ -54,6 +32,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert saved["architecture"] == "scratch" and saved["weights"] == "none"
     assert saved["file_size_bytes"] == model_path.stat().st_size and saved["parameters"] > 0
     assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
+    assert saved["training_precision"] == "float32"
     assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
     for key in train_module.HISTORY_KEYS:
         assert len(saved["history"][key]) == 3
@@ -84,9 +63,7 @@ def test_the_same_run_twice_gives_the_same_model(image_folder, tmp_path):
 
 
 def test_mixed_precision_is_used_on_a_gpu_only_and_saved_as_float32(image_folder, tmp_path, monkeypatch):
-    assert train_module.training_precision(TINY) == "float32"  # this machine has no GPU
-    assert run(TINY | {"epochs": 1}, image_folder, tmp_path / "cpu")["training_precision"] == "float32"
-
+    assert train_module.training_precision(TINY) == "float32"  # on a CPU
     monkeypatch.setattr(train_module, "_device_kind", lambda: "gpu")
     card = run(TINY | {"epochs": 1}, image_folder, tmp_path / "gpu")
     assert card["training_precision"] == "mixed_bfloat16"
@@ -326,6 +303,14 @@ def test_augment_takes_each_crop_from_its_own_image():
     for image, crop in zip(padded, out):
         candidates = [image[t:t + 6, left:left + 6] for t in range(5) for left in range(5)]
         assert any(np.array_equal(crop, c) or np.array_equal(crop[:, ::-1], c) for c in candidates)
+
+
+def test_the_batches_weigh_a_rare_class_up():
+    images = np.zeros((40, 4, 4, 3), dtype=np.uint8)
+    data = Dataset(images, np.array([0] * 30 + [1] * 10), ["common", "rare"], "toy")
+    batches = train_module.AugmentedBatches(data, TINY | {"batch_size": 40})
+    _, labels, weights = batches[0]
+    assert np.allclose(weights[labels[:, 1] == 1], 2.0) and np.allclose(weights[labels[:, 0] == 1], 2 / 3)
 
 
 def test_alternate_flip_mirrors_each_image_in_every_other_epoch():

@@ -51,10 +51,12 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
         for path in image_folder.rglob("*.png"):
             z.write(path, path.relative_to(image_folder).as_posix())
     out = tmp_path / "models"
-    code = main(["train", "--data", str(archive), "--epochs", "1", "--batch-size", "16", "--image-size", "16",
-                 "--validation-fraction", "0.2", "--out", str(out), "--run-dir", str(tmp_path / "runs")])
+    code = main(["train", "--data", str(archive), "--test-data", str(image_folder), "--epochs", "1",
+                 "--batch-size", "16", "--image-size", "16", "--validation-fraction", "0.2",
+                 "--out", str(out), "--run-dir", str(tmp_path / "runs")])
     assert code == 0
     card = json.loads((out / "colours_scratch.json").read_text())
+    assert card["test_evaluation"]["samples"] == 30  # every image of the separate test folder
     assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
     assert card["dataset"] == "colours"
     capsys.readouterr()
