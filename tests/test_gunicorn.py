@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +24,7 @@ import psutil
 import pytest
 
 from conftest import copy_models, encode_image, free_port, wait_until_serving
-from webapp import ROOT, security
+from webapp import ROOT, security, tunnel
 
 LIMIT = 1024 * 1024
 
@@ -65,6 +66,24 @@ def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
     assert config["timeout"] >= 60 and config["bind"] == "127.0.0.1:8000"
     assert environ["TF_NUM_INTRAOP_THREADS"] == "1" and environ["TF_NUM_INTEROP_THREADS"] == "1"
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
+
+
+def test_access_log_on_request(monkeypatch):
+    monkeypatch.setattr(os, "environ", {})
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] is None
+    monkeypatch.setattr(os, "environ", {"IMAGEAPP_ACCESS_LOG": "-"})
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] == "-"
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked):
+    opened = []
+    monkeypatch.setattr(tunnel, "requested", lambda: asked)  # IMAGEAPP_NGROK's reading: test_tunnel.py
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda port: opened.append(port))
+    monkeypatch.setattr(os, "environ", {})
+    listener = types.SimpleNamespace(getsockname=lambda: ("127.0.0.1", 8123))
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["when_ready"](types.SimpleNamespace(LISTENERS=[listener]))
+    assert opened == ([8123] if asked else [])
 
 
 @pytest.mark.parametrize("environ, message", [
