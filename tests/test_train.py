@@ -13,6 +13,11 @@ from trainer import train as train_module
 from trainer.data import Dataset, load_folder
 from trainer.presets import PRESETS
 
+# VGG16 from random weights, small enough for a run in seconds.
+TINY_VGG16 = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
+                                 "batch_size": 8, "validation_fraction": 0.2}
+
+
 @pytest.fixture(autouse=True)
 def on_a_cpu(monkeypatch):
     """These tests expect a CPU's float32 training (and its same-weights reruns) even on a GPU
@@ -196,6 +201,20 @@ def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_fo
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
 
 
+def interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends: int):
+    """Run `hp` and stop it with Ctrl-C as epoch `as_epoch_ends` (from 1) ends."""
+    class CtrlC(train_module.EpochLogger):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch + 1 == as_epoch_ends:
+                raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "EpochLogger", CtrlC)
+        with pytest.raises(KeyboardInterrupt):
+            run(hp, image_folder, tmp_path)
+
+
 def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys):
     """Same weights, optimizer state, shuffling and augmentation after the resume: the last
     epoch's loss and the saved weights match a run that was never interrupted."""
@@ -203,16 +222,7 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     hp = TINY | {"batch_size": 4}  # six batches an epoch: enough orders for a changed one to show
     unbroken = run(hp, image_folder, tmp_path / "unbroken")
 
-    class CtrlCAsTheSecondEpochEnds(train_module.EpochLogger):
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "EpochLogger", CtrlCAsTheSecondEpochEnds)
-        with pytest.raises(KeyboardInterrupt):
-            run(hp, image_folder, tmp_path)
+    interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=2)
     capsys.readouterr()
     resumed = run(hp, image_folder, tmp_path)
     assert f"Resuming from the backup in {tmp_path / 'runs' / 'tiny' / 'scratch' / 'backup'}: 1 of 3 epochs done" \
@@ -226,15 +236,8 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
     """Transfer phases end on their best epoch by validation loss. After a resume, a worse
     epoch must not take the place of a better one from before the interruption."""
     monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
-    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
-                             "batch_size": 8, "head_epochs": 3, "fine_tune_epochs": 1, "validation_fraction": 0.2,
-                             "fine_tune_learning_rate": 1e-12}  # phase 2 leaves the weights as they are
-
-    class CtrlCAsTheThirdEpochEnds(train_module.EpochLogger):  # before its backup: two epochs kept
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if epoch == 2:
-                raise KeyboardInterrupt
+    # Phase 2 leaves the weights as they are.
+    hp = TINY_VGG16 | {"head_epochs": 3, "fine_tune_epochs": 1, "fine_tune_learning_rate": 1e-12}
 
     class ScrambledThirdEpoch(keras.callbacks.Callback):  # the resumed epoch: the worst
         def on_epoch_begin(self, epoch, logs=None):
@@ -243,10 +246,7 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
                 rng = np.random.default_rng(0)
                 layer.set_weights([rng.normal(0, 1000, w.shape) for w in layer.get_weights()])
 
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "EpochLogger", CtrlCAsTheThirdEpochEnds)
-        with pytest.raises(KeyboardInterrupt):
-            run(hp, image_folder, tmp_path)
+    interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=3)  # before its backup: 2 kept
     plateau_callbacks = train_module._plateau_callbacks
     monkeypatch.setattr(train_module, "_plateau_callbacks", lambda *a, **k: [*plateau_callbacks(*a, **k),
                                                                              ScrambledThirdEpoch()])
@@ -258,8 +258,7 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
 
 
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
-    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
-                             "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 1, "validation_fraction": 0.2}
+    hp = TINY_VGG16 | {"head_epochs": 1, "fine_tune_epochs": 1}
     card = run(hp, image_folder, tmp_path)
     assert card["architecture"] == "vgg16" and card["epochs_run"] == 2
     assert card["input_shape"] == [16, 16, 3]
@@ -267,9 +266,8 @@ def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
 
 
 def test_fine_tuning_can_decay_the_rate_along_a_cosine(image_folder, tmp_path):
-    hp = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights": "none", "dense_units": 8,
-                             "batch_size": 8, "head_epochs": 1, "fine_tune_epochs": 3, "validation_fraction": 0.2,
-                             "fine_tune_schedule": "cosine", "fine_tune_learning_rate": 1e-3, "patience": 5}
+    hp = TINY_VGG16 | {"head_epochs": 1, "fine_tune_epochs": 3, "fine_tune_schedule": "cosine",
+                       "fine_tune_learning_rate": 1e-3, "patience": 5}
     rates = run(hp, image_folder, tmp_path)["history"]["learning_rate"]
     # Logged at each epoch's end: the head's constant 1e-3, then 1e-3 * (1 + cos(pi * k / 3)) / 2.
     assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-7)
