@@ -80,6 +80,19 @@ def test_model_page_for_card_without_figures(client, models_dir):
     assert ">tiny</a>" in client.get("/models").get_data(as_text=True)
 
 
+def test_pages_for_a_card_with_figures_beyond_any_float(client, models_dir):
+    path = models_dir / "tiny.json"
+    card = json.loads(path.read_text())
+    huge = 10**400  # JSON allows it and Python reads it as an int, which no float holds
+    card["evaluation"]["accuracy"] = card["training_seconds"] = huge
+    card["history"]["loss"][0] = huge
+    card["evaluation"]["confusion_matrix"][0] = [huge, 1, 2]
+    path.write_text(json.dumps(card))
+    for url in ("/models", "/models/tiny"):
+        response = client.get(url)
+        assert response.status_code == 200 and "\u2014" in response.get_data(as_text=True)
+
+
 def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
     (models_dir / "tiny.json").write_text("{not json")
     page = client.get("/models/tiny").get_data(as_text=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .formatting import is_number
+
 WIDTH, HEIGHT = 520, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 40
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
@@ -75,7 +77,7 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
     `best` picks the best value of a line (min for a loss, max for an accuracy)."""
     clean = {
         label: [(epoch, float(v)) for epoch, v in enumerate(values if isinstance(values, list) else [], start=1)
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+                if is_number(v)]
         for label, values in series.items()
     }
     drawn = {label: points for label, points in clean.items() if points}

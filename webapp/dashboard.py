@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, abort, render_template
 
 from .charts import line_chart
+from .formatting import is_number
 from .registry import ModelInfo, UnknownModel, get_registry
 
 bp = Blueprint("dashboard", __name__)
@@ -55,7 +56,7 @@ def summary(info: ModelInfo) -> dict:
 
 
 def _number(value, missing: float) -> float:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+    return value if is_number(value) else missing
 
 
 def rank(row: dict) -> tuple:

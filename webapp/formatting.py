@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 DASH = "\u2014"
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def is_number(value) -> bool:
+    """A card value to show, rank or plot: a finite number, and not a bool (JSON's true is
+    an int to Python)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float, which no format or plot takes
+        return False
 
 
 def percent(value, digits: int = 1) -> str:
-    return f"{value:.{digits}%}" if _is_number(value) else DASH
+    return f"{value:.{digits}%}" if is_number(value) else DASH
 
 
 def decimal(value, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if _is_number(value) else DASH
+    return f"{value:.{digits}f}" if is_number(value) else DASH
 
 
 def thousands(value) -> str:
-    return f"{value:,}" if _is_number(value) else DASH
+    return f"{value:,}" if is_number(value) else DASH
 
 
 def filesize(value) -> str:
-    if not _is_number(value):
+    if not is_number(value):
         return DASH
     for unit in ("bytes", "kB", "MB"):
         if value < 1000:
@@ -32,7 +41,7 @@ def filesize(value) -> str:
 
 
 def duration(seconds) -> str:
-    if not _is_number(seconds):
+    if not is_number(seconds):
         return DASH
     if seconds < 60:
         return f"{seconds:.1f} s"

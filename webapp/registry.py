@@ -23,6 +23,8 @@ from flask import current_app
 
 from trainer.card import load_card
 
+from .formatting import is_number
+
 log = logging.getLogger(__name__)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -267,7 +269,7 @@ class Registry:
 def _accuracy(info: ModelInfo) -> float:
     evaluation = (info.card or {}).get("evaluation") or {}
     accuracy = evaluation.get("accuracy")
-    return accuracy if isinstance(accuracy, (int, float)) else -1.0
+    return accuracy if is_number(accuracy) else -1.0
 
 
 def get_registry() -> Registry:
