@@ -8,6 +8,7 @@ app's own IMAGEAPP_* settings.
 
 import os
 import secrets
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
@@ -28,7 +29,22 @@ def _count(name: str, default: int) -> int:
 # the workers it would fail each one that gunicorn starts again, without end.
 settings_from_environment(os.environ)
 
-bind = os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000"
+def _bind(text: str) -> str:
+    """HOST:PORT or unix:PATH, checked here: gunicorn would print a traceback for a bad port
+    and retry an unknown host five times."""
+    if text.startswith("unix:"):
+        return text
+    host, _, port = text.rpartition(":")
+    if not (host and port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise SystemExit(f"gunicorn.conf.py: IMAGEAPP_BIND={text!r} is not HOST:PORT (a port up to 65535) or unix:PATH")
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port))
+    except OSError:
+        raise SystemExit(f"gunicorn.conf.py: IMAGEAPP_BIND={text!r}: no such host as {host!r}") from None
+    return text
+
+
+bind = _bind(os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000")
 
 # One process per core does the CPU work; a few threads per process overlap the network
 # and decoding with TensorFlow, which releases the GIL while it computes. At most 4 by
@@ -50,7 +66,7 @@ if os.path.isdir("/dev/shm"):
 # No gunicornc control socket: nothing uses it, and it would be one shared path in $HOME.
 control_socket_disable = True
 
-accesslog = os.environ.get("IMAGEAPP_ACCESS_LOG")  # e.g. "-" for stdout; off by default
+accesslog = os.environ.get("IMAGEAPP_ACCESS_LOG", "").strip() or None  # e.g. "-" for stdout; off by default
 errorlog = "-"
 
 # The workers already fill the cores: TensorFlow's own pools at one thread each avoid
@@ -63,7 +79,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Every worker must sign forms with the same key, or a form from one fails in another.
-if not os.environ.get("IMAGEAPP_SECRET_KEY"):
+if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as unset, as in the app
     os.environ["IMAGEAPP_SECRET_KEY"] = secrets.token_hex(32)
     print("gunicorn.conf.py: IMAGEAPP_SECRET_KEY is not set; using a random key until restart.", file=sys.stderr)
 

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pytest
 
 
@@ -66,23 +67,48 @@ def test_unavailable_model_is_503(client, models_dir, make_image):
     assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file" == response.get_json()["error"]
 
 
-def test_a_damaged_default_model_gives_way_to_a_usable_one(client, models_dir, make_image):
-    (models_dir / "tiny.h5").write_bytes(b"garbage")  # the app's default
+@pytest.mark.parametrize("damage", ["file", "load"])
+def test_a_damaged_default_model_gives_way_to_a_usable_one(client, models_dir, make_image, damage):
+    import keras
+
+    if damage == "file":
+        (models_dir / "tiny.h5").write_bytes(b"garbage")  # the app's default
+    else:  # passes the file checks, fails when loaded: its head gives no probabilities
+        keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(
+            models_dir / "tiny.h5")
     response = predict(client, make_image())
     assert response.status_code == 200 and response.get_json()["model"] == "small"
 
 
-def test_a_model_that_answers_nan_is_503_not_invalid_json(client, models_dir, make_image):
+def save_as(models_dir, model, name):
+    model.save(models_dir / f"{name}.h5")
+    (models_dir / f"{name}.json").write_text((models_dir / "tiny.json").read_text())
+
+
+def test_a_model_that_gives_nan_is_listed_unavailable(client, models_dir, make_image):
     import keras
-    import numpy as np
 
     model = keras.saving.load_model(models_dir / "tiny.h5")
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
-    model.save(models_dir / "nan.h5")
-    (models_dir / "nan.json").write_text((models_dir / "tiny.json").read_text())
+    save_as(models_dir, model, "nan")
+    reason = "it gives NaN or infinite outputs (damaged weights, or a training run that diverged)"
     response = predict(client, make_image(), model="nan")
     assert response.status_code == 503
-    assert response.get_json() == {"error": "Model 'nan' gave no valid probabilities (NaN): replace or retrain it."}
+    assert response.get_json() == {"error": f"Model 'nan' is unavailable: {reason}"}
+    assert {"name": "nan", "available": False, "error": reason}.items() <= client.get("/api/models/nan").get_json().items()
+
+
+def test_a_model_that_gives_nan_for_one_image_is_503_not_invalid_json(client, models_dir, make_image):
+    import keras
+
+    # Fine on the blank image it is tried on when loaded; a picture's pixels overflow its sums.
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([np.full((768, 3), 1e38, np.float32), np.zeros(3, np.float32)])
+    save_as(models_dir, model, "overflow")
+    response = predict(client, make_image(), model="overflow")
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, or a "
+                                            "training run that diverged): replace or retrain it."}
 
 
 def test_no_model_at_all_is_503(client, models_dir, make_image):
@@ -130,11 +156,12 @@ def test_werkzeug_errors_under_api_are_json(client, method, url, status):
     assert "<" not in response.get_data(as_text=True)
 
 
-def test_too_large_under_api_is_json(models_dir, make_image):
+@pytest.mark.parametrize("limit, said", [(1024 * 1024, "1 MB"), (300_000, "293 kB"), (1000, "1000 bytes")])
+def test_too_large_under_api_is_json(models_dir, limit, said):
     from conftest import make_config
     from webapp import create_app
 
-    client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=1024 * 1024)).test_client()
-    response = predict(client, b"\xff\xd8\xff" + bytes(2 * 1024 * 1024))
+    client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=limit)).test_client()
+    response = predict(client, b"\xff\xd8\xff" + bytes(2 * limit))
     assert response.status_code == 413
-    assert response.get_json() == {"error": "The request is too large: send one image of at most 1 MB."}
+    assert response.get_json() == {"error": f"The request is too large: send one image of at most {said}."}

@@ -90,6 +90,9 @@ def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked)
     ({"IMAGEAPP_WORKERS": "abc"}, "IMAGEAPP_WORKERS='abc' is not a whole number above 0"),
     ({"IMAGEAPP_THREADS": "0"}, "IMAGEAPP_THREADS='0' is not a whole number above 0"),
     ({"IMAGEAPP_MAX_CONTENT_LENGTH": "10MB"}, "IMAGEAPP_MAX_CONTENT_LENGTH='10MB' is not a number of bytes above 0"),
+    ({"IMAGEAPP_BIND": "127.0.0.1:99999"}, r"IMAGEAPP_BIND='127.0.0.1:99999' is not HOST:PORT \(a port up to 65535\)"),
+    ({"IMAGEAPP_BIND": "nonsense"}, "IMAGEAPP_BIND='nonsense' is not HOST:PORT"),
+    ({"IMAGEAPP_BIND": "nonsense.invalid:8000"}, "IMAGEAPP_BIND='nonsense.invalid:8000': no such host as 'nonsense.invalid'"),
 ])
 def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, message):
     monkeypatch.setattr(os, "environ", environ)
@@ -99,11 +102,21 @@ def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, m
 
 @pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (16, 4)])
 def test_empty_settings_mean_the_defaults(monkeypatch, cores, workers):
-    monkeypatch.setattr(os, "environ", {"IMAGEAPP_WORKERS": "", "IMAGEAPP_THREADS": " ", "IMAGEAPP_BIND": ""})
+    environ = {"IMAGEAPP_WORKERS": "", "IMAGEAPP_THREADS": " ", "IMAGEAPP_BIND": "", "IMAGEAPP_ACCESS_LOG": "",
+               "IMAGEAPP_SECRET_KEY": " "}
+    monkeypatch.setattr(os, "environ", environ)
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     # One worker per core, at most 4: each holds its own TensorFlow.
     assert config["workers"] == workers and config["threads"] == 4 and config["bind"] == "127.0.0.1:8000"
+    assert config["accesslog"] is None
+    assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # a blank key is none: one key for all workers
+
+
+def test_addresses_gunicorn_takes(monkeypatch):
+    for bind in ("0.0.0.0:8000", "localhost:80", "[::1]:8000", "unix:/tmp/imageapp.sock"):
+        monkeypatch.setattr(os, "environ", {"IMAGEAPP_BIND": bind})
+        assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == bind
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The model registry: discovery, lazy loading, reloads, and faults that leave others working."""
 
+import json
 import os
 import shutil
 import threading
@@ -87,6 +88,19 @@ def write_hdf5_that_is_not_a_model(folder):
         f["numbers"] = np.arange(10)
 
 
+def write_model_without_softmax(folder):
+    """A model that loads and runs, but gives scores, not probabilities."""
+    import keras
+
+    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(folder / "tiny.h5")
+
+
+def set_input_shape(folder, shape):
+    card = json.loads((folder / "tiny.json").read_text())
+    card["input_shape"] = shape
+    (folder / "tiny.json").write_text(json.dumps(card))
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
@@ -99,9 +113,14 @@ def write_hdf5_that_is_not_a_model(folder):
         (lambda d: (d / "tiny.json").write_text('{"classes": [], "input_shape": [16, 16, 3]}'), "no valid class list"),
         (lambda d: (d / "tiny.json").write_text('{"classes": ["a", "b"], "input_shape": [16, 16, 3]}'),
          "the model has 3 outputs but its card lists 2 classes"),
+        (lambda d: set_input_shape(d, [20, 20, 3]),
+         "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (20 x 20 x 3)"),
+        (lambda d: set_input_shape(d, [16, 16, 1]),
+         "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (16 x 16 x 3)"),
+        (write_model_without_softmax, "it gives outputs that are not probabilities (its last layer needs a softmax)"),
     ],
     ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
-         "class-count"],
+         "class-count", "input-size", "input-channels", "no-softmax"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
     damage(models_dir)
@@ -168,12 +187,42 @@ def test_a_model_whose_reading_crashes_hdf5_is_unavailable_and_the_worker_lives(
     assert loads == []  # never opened in this process
 
 
+def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry, models_dir):
+    import keras
+
+    first = registry.load("tiny")
+    retrained = keras.saving.load_model(models_dir / "tiny.h5", compile=False)
+    retrained.set_weights([w + 0.5 for w in retrained.get_weights()])
+    new, old = models_dir / ".tiny.new.h5", models_dir / "tiny.h5"
+    retrained.save(new)
+    assert new.stat().st_size == old.stat().st_size
+    os.utime(new, ns=(old.stat().st_atime_ns, old.stat().st_mtime_ns))
+    os.replace(new, old)
+    assert registry.load("tiny") is not first
+
+
 def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):
     assert registry.default_name("small") == "small"
     best = max(registry.models(), key=lambda info: info.card["evaluation"]["accuracy"]).name
     assert registry.default_name("absent") == best
     os.remove(models_dir / "small.json")
     assert registry.default_name("small") == "tiny"
+
+
+def test_default_name_reads_past_a_card_whose_evaluation_is_not_an_object(registry, models_dir):
+    card = json.loads((models_dir / "small.json").read_text())
+    card["evaluation"] = "n/a"
+    (models_dir / "small.json").write_text(json.dumps(card))
+    assert registry.default_name("absent") == "tiny"
+
+
+def test_load_default_passes_over_models_that_fail_to_load(registry, models_dir):
+    write_model_without_softmax(models_dir)  # "tiny" passes the file checks, fails at load
+    assert registry.default_name("tiny") == "tiny"
+    assert registry.load_default("tiny").name == "small"
+    assert registry.default_name("tiny") == "small"  # now known
+    (models_dir / "small.json").unlink()
+    assert registry.load_default("tiny") is None
 
 
 def test_warm_up_loads_the_default_model(registry, monkeypatch):

@@ -10,7 +10,7 @@ from flask import current_app
 
 from trainer.images import UPLOAD_FORMATS, ImageError, load_rgb, upload_format
 
-from .registry import ModelUnavailable, UnknownModel, get_registry
+from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = "JPEG, PNG, GIF, BMP or WebP"
 MAX_TOP_K = 1000
@@ -59,15 +59,14 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
         raise PredictionError(415, f"Unsupported file type: send a {ACCEPTED} image.")
 
     registry = get_registry()
-    name = model_name or registry.default_name(current_app.config["DEFAULT_MODEL"])
-    if name is None:
-        raise PredictionError(503, "No model is available.")
     try:
-        model = registry.load(name)
+        model = registry.load(model_name) if model_name else registry.load_default(current_app.config["DEFAULT_MODEL"])
     except UnknownModel as error:
         raise PredictionError(404, str(error)) from None
     except ModelUnavailable as error:
         raise PredictionError(503, str(error)) from None
+    if model is None:
+        raise PredictionError(503, "No model is available.")
 
     # Timed from here: decoding and inference, not a model's one-time loading.
     started = time.perf_counter()
@@ -75,9 +74,10 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
         pixels = load_rgb(data, size=model.input_size)
     except ImageError as error:
         raise PredictionError(400, str(error)) from None
-    probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
-    if not np.isfinite(probabilities).all():  # damaged weights, or a training run that diverged
-        raise PredictionError(503, f"Model '{model.name}' gave no valid probabilities (NaN): replace or retrain it.")
+    try:
+        probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
+    except BadOutput as error:  # found at load for most models; this image found it first
+        raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
 
     best = np.argsort(probabilities)[::-1][:top_k]
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]

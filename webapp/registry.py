@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-# (mtime_ns, size) of the .h5 and of the card: any change means "reload".
-Stamp = tuple[int, int, int, int]
+# (size, mtime_ns, ctime_ns, inode) of the .h5, then of the card: any change means "check
+# and load again". ctime and inode see what mtime and size miss: a chmod that makes a file
+# readable, a file of the same size and mtime moved over the old one.
+Stamp = tuple[int, ...]
+NO_CARD = (-1, 0, 0, 0)
 
 
 class UnknownModel(LookupError):
@@ -57,7 +61,15 @@ class ModelInfo:
 
     @property
     def file_size(self) -> int:
-        return self.stamp[1]
+        return self.stamp[0]
+
+
+class BadOutput(ValueError):
+    """A model's answer that is not class probabilities; the message says what it gave."""
+
+
+class ModelMismatch(ValueError):
+    """A model file that loads but cannot serve as its card describes; the message says why."""
 
 
 class LoadedModel:
@@ -66,19 +78,36 @@ class LoadedModel:
     def __init__(self, name: str, card: dict[str, Any], model):
         self.name, self.model = name, model
         self.classes: list[str] = card["classes"]
-        height, width, _ = card["input_shape"]
+        height, width, channels = card["input_shape"]
         self.input_size = (height, width)
+        taken = model.input_shape  # (None, height, width, 3) for one image input; None: any size
+        sent = (height, width, 3)  # the card's size, in RGB: what the app sends
+        if channels != 3 or not (isinstance(taken, tuple) and len(taken) == 4
+                                 and all(n in (None, m) for n, m in zip(taken[1:], sent))):
+            shape = " x ".join("any" if n is None else str(n) for n in taken[1:]) if isinstance(taken, tuple) else taken
+            raise ModelMismatch(f"the model takes inputs of shape {shape}, not the RGB images of its card's "
+                                f"size ({height} x {width} x 3)")
         outputs = model.output_shape[-1]
         if outputs != len(self.classes):
-            raise ValueError(f"the model has {outputs} outputs but its card lists {len(self.classes)} classes")
+            raise ModelMismatch(f"the model has {outputs} outputs but its card lists {len(self.classes)} classes")
         # The first call traces and compiles the predict function; do it now, under the
         # registry lock, rather than in the first request (and in several threads at once).
-        self.predict(np.zeros((1, height, width, 3), dtype=np.float32))
+        # It also finds weights that give NaN, or a head without a softmax, before any request.
+        try:
+            self.predict(np.zeros((1, *sent), dtype=np.float32))
+        except BadOutput as error:
+            raise ModelMismatch(f"it gives {error}") from None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities, a row per image; raises BadOutput when the model gives none."""
         # predict_on_batch runs Keras' compiled predict function directly: about 2 ms for a
         # 32x32 CNN on CPU, where model.predict() costs 70+ ms per call in its own overhead.
-        return np.asarray(self.model.predict_on_batch(batch))
+        probabilities = np.asarray(self.model.predict_on_batch(batch), dtype=np.float64)
+        if not np.isfinite(probabilities).all():
+            raise BadOutput("NaN or infinite outputs (damaged weights, or a training run that diverged)")
+        if probabilities.min() < -1e-6 or np.abs(probabilities.sum(axis=-1) - 1).max() > 1e-3:
+            raise BadOutput("outputs that are not probabilities (its last layer needs a softmax)")
+        return probabilities
 
 
 # Reads every attribute and dataset of an HDF5 file; a file h5py refuses (truncated, say) exits
@@ -120,6 +149,32 @@ def _without_folder(message: str, path: Path) -> str:
     return message.replace(str(path), path.name).replace(str(path.parent), "models")
 
 
+def _check_card(card_path: Path) -> tuple[dict | None, str | None]:
+    if not card_path.exists():
+        return None, f"no metrics card ({card_path.name})"
+    try:
+        return load_card(card_path), None
+    except ValueError as error:
+        return None, _without_folder(str(error), card_path)
+
+
+def _check_h5(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return f"{path.name} is not an HDF5 model file"
+    except OSError as error:
+        return f"{path.name} cannot be read ({error.strerror or type(error).__name__})"
+    return _read_error(path)
+
+
+def _first_line(message: str) -> str:
+    """A library's error as one line of plain text: Keras colours its messages with terminal
+    escapes and adds lines of arguments."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", message).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
 def _load_keras_model(path: Path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -138,12 +193,12 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def _stat(path: Path) -> tuple[int, int, int, int] | None:
     try:
         info = path.stat()
     except OSError:
         return None
-    return info.st_mtime_ns, info.st_size
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
 class Registry:
@@ -186,7 +241,7 @@ class Registry:
         h5_stat = _stat(path)
         if h5_stat is None:
             return None  # removed since the folder was listed
-        stamp = h5_stat + (_stat(path.with_suffix(".json")) or (0, -1))
+        stamp = h5_stat + (_stat(path.with_suffix(".json")) or NO_CARD)
         cached = self._checked.get(name)
         if cached is None or cached[0] != stamp:
             with self._check_lock:
@@ -204,20 +259,9 @@ class Registry:
     def _check_files(name: str, path: Path) -> tuple[dict | None, str | None]:
         """The model's card, and why the model cannot be used (None: no reason found): its card
         is missing or unreadable, or its .h5 is not an HDF5 file that reads through."""
-        card_path = path.with_suffix(".json")
-        if not card_path.exists():
-            return None, f"no metrics card ({card_path.name})"
-        try:
-            card = load_card(card_path)
-        except ValueError as error:
-            return None, str(error)
-        try:
-            with open(path, "rb") as handle:
-                if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                    return card, f"{path.name} is not an HDF5 model file"
-        except OSError:
-            return card, f"{path.name} cannot be read"
-        error = _read_error(path)
+        card, error = _check_card(path.with_suffix(".json"))
+        if card is not None:
+            error = _check_h5(path)
         if error:
             log.warning("model %s is unavailable: %s", name, error)
         return card, error
@@ -243,9 +287,12 @@ class Registry:
         path = self.folder / f"{info.name}.h5"
         try:
             model = LoadedModel(info.name, info.card, _load_keras_model(path))
+        except ModelMismatch as error:
+            log.warning("model %s cannot be used: %s", info.name, error)
+            return None, str(error)
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
-            return None, f"cannot be loaded ({type(error).__name__}: {_without_folder(str(error), path)[:300]})"
+            return None, f"cannot be loaded ({type(error).__name__}: {_first_line(_without_folder(str(error), path))})"
         log.info("model %s loaded", info.name)
         return model, None
 
@@ -256,19 +303,23 @@ class Registry:
             return preferred
         return max(usable, key=_accuracy).name if usable else None
 
+    def load_default(self, preferred: str | None = None) -> LoadedModel | None:
+        """`preferred` when it loads, else the most accurate model that does (None: none does)."""
+        while (name := self.default_name(preferred)) is not None:
+            try:
+                return self.load(name)
+            except (ModelUnavailable, UnknownModel):
+                continue  # now known unusable (logged), or gone: the next pick passes over it
+        return None
+
     def warm_up(self, preferred: str | None = None) -> None:
         """Load the default model now, so that a worker's first request is fast."""
-        name = self.default_name(preferred)
-        if name is not None:
-            try:
-                self.load(name)
-            except ModelUnavailable as error:
-                log.warning("%s", error)
+        self.load_default(preferred)
 
 
 def _accuracy(info: ModelInfo) -> float:
-    evaluation = (info.card or {}).get("evaluation") or {}
-    accuracy = evaluation.get("accuracy")
+    evaluation = (info.card or {}).get("evaluation")
+    accuracy = evaluation.get("accuracy") if isinstance(evaluation, dict) else None  # a card may hold anything
     return accuracy if is_number(accuracy) else -1.0
 
 
