@@ -10,7 +10,7 @@ import pytest
 
 from conftest import TINY, reload_in_fresh_process, run
 from trainer import train as train_module
-from trainer.data import Dataset, load_folder
+from trainer.data import Dataset, load_folder, stratified_split
 from trainer.presets import PRESETS
 
 # VGG16 from random weights, small enough for a run in seconds.
@@ -239,22 +239,65 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
     # Phase 2 leaves the weights as they are.
     hp = TINY_VGG16 | {"head_epochs": 3, "fine_tune_epochs": 1, "fine_tune_learning_rate": 1e-12}
 
-    class ScrambledThirdEpoch(keras.callbacks.Callback):  # the resumed epoch: the worst
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
+    interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=3)  # before its backup: 2 kept
+    scramble_in(monkeypatch, phase=1, epoch=2)  # the resumed epoch: the worst
+    card = run(hp, image_folder, tmp_path)
+    assert card["epochs_run"] == 4  # the fine-tuning epoch too: phase 2 starts at its own first epoch
+    val_loss = card["history"]["val_loss"]
+    assert val_loss[2] > max(val_loss[:2])  # the scrambled epoch was the worst
+    assert not scrambled_weights_saved(tmp_path)
+
+
+def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(image_folder, tmp_path, monkeypatch):
+    passed = {}
+    fit_transfer = train_module._fit_transfer
+
+    def spy(hp, train_set, val_set, run_dir):
+        passed.update(fit=train_set, pick=val_set)
+        return fit_transfer(hp, train_set, val_set, run_dir)
+
+    monkeypatch.setattr(train_module, "_fit_transfer", spy)
+    hp = TINY_VGG16 | {"head_epochs": 1, "fine_tune_epochs": 1}
+    card = run(hp, image_folder, tmp_path)
+    data = load_folder(image_folder, hp["image_size"])
+    _, held_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"])
+    held_out = {image.tobytes() for image in data.images[held_idx]}
+    picking = {image.tobytes() for image in passed["pick"].images}
+    assert picking and not picking & held_out and not picking & {i.tobytes() for i in passed["fit"].images}
+    assert len(passed["fit"].labels) + len(picking) + len(held_out) == len(data.labels) == 30
+    assert card["evaluation"]["samples"] == len(held_out)
+
+
+def test_fine_tuning_that_never_beats_the_head_phase_leaves_its_weights(image_folder, tmp_path, monkeypatch):
+    scramble_in(monkeypatch, phase=2, epoch=0)
+    card = run(TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 1}, image_folder, tmp_path)
+    val_loss = card["history"]["val_loss"]
+    assert val_loss[2] > min(val_loss[:2]) and card["epochs_run"] == 3
+    assert not scrambled_weights_saved(tmp_path)
+
+
+def scramble_in(monkeypatch, phase: int, epoch: int):
+    """Set the head's output weights to huge random values as `epoch` of transfer `phase` begins."""
+    class Scramble(keras.callbacks.Callback):
+        def on_epoch_begin(self, at, logs=None):
+            if at == epoch:
                 layer = self.model.get_layer("predictions")
                 rng = np.random.default_rng(0)
                 layer.set_weights([rng.normal(0, 1000, w.shape) for w in layer.get_weights()])
 
-    interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=3)  # before its backup: 2 kept
+    phases = []
     plateau_callbacks = train_module._plateau_callbacks
-    monkeypatch.setattr(train_module, "_plateau_callbacks", lambda *a, **k: [*plateau_callbacks(*a, **k),
-                                                                             ScrambledThirdEpoch()])
-    card = run(hp, image_folder, tmp_path)
-    val_loss = card["history"]["val_loss"]
-    assert val_loss[2] > max(val_loss[:2])  # the scrambled epoch was the worst
+
+    def callbacks(*args, **kwargs):
+        phases.append(None)
+        return [*plateau_callbacks(*args, **kwargs), *([Scramble()] if len(phases) == phase else [])]
+
+    monkeypatch.setattr(train_module, "_plateau_callbacks", callbacks)
+
+
+def scrambled_weights_saved(tmp_path) -> bool:
     kernel = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("vgg16").get_layer("predictions")
-    assert np.abs(kernel.get_weights()[0]).max() < 100  # not the scrambled weights
+    return np.abs(kernel.get_weights()[0]).max() > 100
 
 
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):

@@ -123,6 +123,8 @@ PRESETS = {
         "flip_tta": True,
         "translate_tta": False,        # a big backbone's work is not worth tripling
         "validation_fraction": 0.1,
+        "selection_fraction": 0.1,     # share of the training images that picks the epoch to keep,
+                                       # stops early and cuts the rate: never the held-out images
         "seed": 0,
     },
 }

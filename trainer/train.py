@@ -47,7 +47,11 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
             classifier, history = _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir)
             weights_source = "none"
         else:
-            classifier, history = _fit_transfer(hp, train_set, val_set, run_dir)
+            # The epoch to keep, early stopping and the rate cuts go by a share of the training
+            # images, so that the held-out ones score a model that was not picked on them.
+            fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"], data.classes)
+            print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
+            classifier, history = _fit_transfer(hp, train_set.subset(fit_idx), train_set.subset(pick_idx), run_dir)
             weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
     except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
         if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
@@ -188,7 +192,7 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
     _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
     tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
                  _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
-                 first_epoch=len(history["loss"]))
+                 first_epoch=len(history["loss"]), earlier_phase=run_dir / "head")
     return classifier, {key: history[key] + tuned[key] for key in history}
 
 
@@ -223,6 +227,7 @@ def _compile(model, optimizer, hp):
 
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
 # Back up for resuming after the first and the last epoch and at most this often in between: on
 # a GPU an epoch can take a second and a backup of the large net 0.16 s. A crash loses at most
 # this much training; on a CPU, where an epoch takes a minute, every epoch is still backed up.
@@ -230,13 +235,14 @@ BACKUP_SECONDS = 10.0
 
 
 def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True,
-         first_epoch=0) -> dict[str, list[float]]:
+         first_epoch=0, earlier_phase: Path | None = None) -> dict[str, list[float]]:
     """One phase of `fit`, resumable: rerunning the same command after an interruption
     continues from the last backed-up epoch (BackupAndRestore), and the per-epoch log is
     kept in a CSV file so the card's history covers every epoch, resumed or not. With
-    `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end.
+    `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end,
+    the earlier phase's best among them: a phase that never beats it leaves its weights.
     `first_epoch` counts the epochs of earlier phases, which the batches' randomness goes on from."""
-    backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / "history.csv", phase_dir / "best.weights.h5"
+    backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / LOG, phase_dir / BEST_WEIGHTS
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -244,9 +250,13 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     if backed_up:
         print(f"Resuming from the backup in {backup_dir}: {backed_up} of {epochs} epochs done")
     _cut_log(log_path, backed_up)
-    best_logged = min(_read_log(log_path)["val_loss"], default=None)
+    earlier_losses = _read_log(earlier_phase / LOG)["val_loss"] if earlier_phase else []
+    best_logged = min(_read_log(log_path)["val_loss"] + earlier_losses, default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
+    # BackupAndRestore leaves the epoch it restored on the model, where `fit` starts from it:
+    # after a resumed first phase, the second would skip as many epochs.
+    model._initial_epoch = None
     with StopOnInterrupt() as stop_on_interrupt:
         model.fit(
             batches,
@@ -271,8 +281,10 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             ],
             verbose=2 if os.environ.get("CI") else "auto",
         )
-    if keep_best and best_path.exists():
-        model.load_weights(str(best_path))
+    if keep_best:
+        best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / BEST_WEIGHTS
+        if best.exists():
+            model.load_weights(str(best))
     return _read_log(log_path)
 
 
