@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATASET_CLASSES, write_image_folder
+from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
 from trainer.data import DataError, class_weights, load_dataset, load_folder, natural_size, stratified_split
 
@@ -41,6 +41,55 @@ def test_italian_animals10_names_become_english(tmp_path):
     assert load_folder(tmp_path / "raw-img", 8).classes == ["cat", "dog", "spider"]
 
 
+def test_zip_with_a_wrapper_folder_and_a_loose_file_at_its_root(tmp_path):
+    archive = tmp_path / "myphotos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for italian in ("cane", "gatto"):
+            z.writestr(f"myphotos/{italian}/x.jpeg", encode_image("JPEG"))
+        z.writestr("LICENSE.txt", "not a class member")
+    assert load_folder(archive, 8).classes == ["cat", "dog"]
+
+
+def test_zip_with_windows_backslash_names(tmp_path, image_folder):
+    archive = tmp_path / "photos.zip"  # as PowerShell 5's Compress-Archive writes them
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in image_folder.rglob("*.png"):
+            z.write(path, "photos\\" + str(path.relative_to(image_folder)).replace("/", "\\"))
+    data = load_folder(archive, 8)
+    assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 30
+
+
+def test_italian_names_become_english_only_in_an_all_animals10_set(tmp_path):
+    for labels in (["cane", "dog"], ["cane", "ship"]):
+        for label in labels:
+            (tmp_path / "-".join(labels) / label).mkdir(parents=True)
+            Image.new("RGB", (20, 30)).save(tmp_path / "-".join(labels) / label / "x.jpeg")
+        assert load_folder(tmp_path / "-".join(labels), 8).classes == labels
+
+
+def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
+    for other in ("green", "blue"):
+        shutil.rmtree(image_folder / other)
+    (image_folder / "misc").mkdir()
+    (image_folder / "misc" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    with pytest.raises(DataError, match=r"classes with no readable images: misc \(1 unreadable file\(s\)\)"):
+        load_folder(image_folder, 8)
+
+
+def test_empty_class_folders_are_left_out_with_a_warning(tmp_path, image_folder, capsys):
+    (image_folder / "empty").mkdir()
+    (image_folder / "hidden").mkdir()
+    (image_folder / "hidden" / ".DS_Store").write_bytes(b"junk")
+    assert load_folder(image_folder, 8).classes == sorted(DATASET_CLASSES)
+    assert capsys.readouterr().err == f"warning: left out empty class folder(s) in {image_folder}: empty, hidden\n"
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(image_folder.rglob("*")):
+            z.write(path, "photos/" + path.relative_to(image_folder).as_posix())
+    assert load_folder(archive, 8).classes == sorted(DATASET_CLASSES)
+    assert capsys.readouterr().err.endswith(": empty, hidden\n")
+
+
 def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
     Image.new("L", (9, 9), 80).save(image_folder / "red" / "gray.png")
     Image.new("CMYK", (9, 9)).save(image_folder / "red" / "cmyk.jpg")
@@ -52,6 +101,17 @@ def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
     data = load_folder(image_folder, 8)
     assert len(data.labels) == 35 and data.skipped == 2
     assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
+    for name in ("blue/Thumbs.db", "blue/desktop.ini", "green/notes.txt", "red/a.txt", "red/b.txt"):
+        (image_folder / name).write_text("not an image")
+    (image_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    assert load_folder(image_folder, 8).skipped == 6
+    err = capsys.readouterr().err
+    assert "skipped 6 unreadable file(s)" in err and "and 1 more" in err and "red/b.txt" not in err
+    assert "\n  blue/Thumbs.db: Not a readable image (accepted formats: JPEG," in err
+    assert "\n  green/broken.jpg: The JPEG file is damaged or incomplete.\n" in err
 
 
 def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path, image_folder):
@@ -85,7 +145,8 @@ def test_a_damaged_zip_member_is_skipped_like_a_broken_image(tmp_path, image_fol
     archive.write_bytes(bytes(raw))
     data = load_folder(archive, 8)
     assert len(data.labels) == 29 and data.skipped == 1
-    assert "skipped 1 unreadable file(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"skipped 1 unreadable file(s) in {archive}:\n  {first.filename}: The zip entry is damaged" in err
 
 
 def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder):

@@ -1,5 +1,6 @@
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -67,6 +68,14 @@ def test_animated_gif_gives_its_first_frame():
 def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(ImageError, match="too large"):
         load_rgb(png_header_only(30_000, 30_000))
+
+
+def test_an_image_just_over_the_limit_is_refused_without_pillows_warning():
+    # Past MAX_PIXELS but under Pillow's error at twice it: Pillow would warn, with its own path.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageError, match=r"Image is too large \(9000 x 7000 pixels\)"):
+            load_rgb(png_header_only(9000, 7000))
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n"])

@@ -105,8 +105,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     """Read a folder or .zip whose subfolders are the classes.
 
     Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
-    become English. With `classes` given (evaluating a trained model), labels follow that
-    order and unknown folders are an error.
+    become English when every class has one; empty folders are left out, and a class whose
+    files are all unreadable is an error. With `classes` given (evaluating a trained model),
+    labels follow that order and unknown folders are an error.
     """
     if not path.exists():
         raise DataError(f"No such data folder or zip: {path}")
@@ -114,6 +115,10 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         raise DataError(f"{path} is neither a folder nor a .zip of class subfolders")
     with _open_tree(path) as tree:
         members = _class_members(tree.names())
+        empty = sorted(label for label, files in members.items() if not files)
+        if empty:
+            print(f"warning: left out empty class folder(s) in {path}: {', '.join(empty)}", file=sys.stderr)
+        members = _in_english({label: files for label, files in members.items() if files})
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
@@ -125,34 +130,72 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if unknown:
             raise DataError(f"{path} has classes the model does not know: {', '.join(unknown)}")
 
-        images, labels, skipped = [], [], 0
+        images, labels, skipped = [], [], []  # skipped: (class, file, why)
         for label in found:
             for name in members[label]:
                 try:
                     images.append(load_rgb(tree.read(name), (image_size, image_size), formats=DATASET_FORMATS))
                     labels.append(classes.index(label))
-                except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error):
-                    skipped += 1  # a broken image, or a damaged or encrypted zip member
+                except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error) as error:
+                    skipped.append((label, name, _why_unreadable(error)))
     if skipped:
-        print(f"warning: skipped {skipped} unreadable file(s) in {path}", file=sys.stderr)
+        _warn_skipped(skipped, path)
     if not images:
         raise DataError(f"{path} holds no readable images")
+    # A class without images would still be an output of the model, one it can never learn.
+    hollow = sorted(set(found) - {classes[index] for index in set(labels)})
+    if hollow:
+        counts = ", ".join(f"{label} ({sum(s[0] == label for s in skipped)} unreadable file(s))" for label in hollow)
+        raise DataError(f"{path} has classes with no readable images: {counts}; add images to them or remove "
+                        "their folders")
     name = path.stem if path.is_file() else path.resolve().name
-    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, skipped)
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, len(skipped))
+
+
+# Skipped files named in the warning; the rest are counted.
+SKIPPED_NAMED = 5
+
+
+def _warn_skipped(skipped: list[tuple[str, str, str]], path: Path) -> None:
+    lines = [f"warning: skipped {len(skipped)} unreadable file(s) in {path}:"]
+    lines += [f"  {name}: {why}" for _, name, why in skipped[:SKIPPED_NAMED]]
+    if len(skipped) > SKIPPED_NAMED:
+        lines.append(f"  and {len(skipped) - SKIPPED_NAMED} more")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _why_unreadable(error: Exception) -> str:
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, OSError):  # a file on disk we may not read
+        return f"It could not be read ({error.strerror or error})."
+    return "The zip entry is damaged or encrypted."
 
 
 def _class_members(names: list[str]) -> dict[str, list[str]]:
-    """Group file names (POSIX, relative) by class folder, looking through wrapper folders."""
-    entries = [(PurePosixPath(n).parts, n) for n in names]
+    """Group file names (relative, "/" between folders, a folder's own name ending in "/") by
+    class folder, looking through wrapper folders; an empty class folder gets no files."""
+    # A folder is given an empty-named entry, so that empty ones take part in finding the class level.
+    entries = [(PurePosixPath(n).parts + (("",) if n.endswith("/") else ()), n) for n in names]
     entries = [(p, n) for p, n in entries if not any(s.startswith((".", "__MACOSX")) for s in p)]
+    entries = [(p, n) for p, n in entries if len(p) > 1]  # a file at the root (LICENSE.txt) is in no class
     # Strip single wrapper folders such as "train/" until the class level is reached.
     while entries and len({p[0] for p, _ in entries}) == 1 and any(len(p) > 2 for p, _ in entries):
         entries = [(p[1:], n) for p, n in entries if len(p) > 2]  # stray files beside classes go
     members: dict[str, list[str]] = {}
     for p, name in entries:
-        if len(p) >= 2:
-            members.setdefault(ANIMALS10_ENGLISH.get(p[0], p[0]), []).append(name)
+        files = members.setdefault(p[0], [])
+        if not name.endswith("/"):
+            files.append(name)
     return {label: sorted(files) for label, files in members.items()}
+
+
+def _in_english(members: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Animals-10's Italian class names in English, when every class is one of them: a `cane`
+    beside `dog` or `ship` is someone's own class."""
+    if not set(members) <= ANIMALS10_ENGLISH.keys():
+        return members
+    return {ANIMALS10_ENGLISH[folder]: files for folder, files in members.items()}
 
 
 class _Folder:
@@ -160,7 +203,9 @@ class _Folder:
         self.root = root
 
     def names(self) -> list[str]:
-        return [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
+        """Files, and folders with a "/" after their name (an empty one may be a class)."""
+        paths = [p for p in self.root.rglob("*") if p.is_file() or p.is_dir()]
+        return [p.relative_to(self.root).as_posix() + ("/" if p.is_dir() else "") for p in paths]
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
@@ -175,12 +220,14 @@ class _Folder:
 class _Zip(_Folder):
     def __init__(self, path: Path):
         self.zip = zipfile.ZipFile(path)
+        # Windows tools (PowerShell 5's Compress-Archive) write "\\" between folders.
+        self.members = {info.filename.replace("\\", "/"): info for info in self.zip.infolist()}
 
     def names(self) -> list[str]:
-        return [info.filename for info in self.zip.infolist() if not info.is_dir()]
+        return list(self.members)
 
     def read(self, name: str) -> bytes:
-        return self.zip.read(name)
+        return self.zip.read(self.members[name])
 
     def __exit__(self, *exc):
         self.zip.close()

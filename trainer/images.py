@@ -62,22 +62,23 @@ def load_rgb(
     data = b""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        with Image.open(io.BytesIO(data), formats=list(formats)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
-            if size is not None:
-                # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
-                # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
-                image.draft(None, (max(size), max(size)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Pillow warns about odd EXIF or palettes
+        with warnings.catch_warnings():
+            # Pillow warns about odd EXIF or palettes, and about sizes our own check refuses.
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=list(formats)) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
+                if size is not None:
+                    # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
+                    # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
+                    image.draft(None, (max(size), max(size)))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 image = _to_rgb(image)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(image, dtype=np.uint8)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
