@@ -112,7 +112,10 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--batch-size", "-1", "must be 1 or more, not -1"),
     ("--image-size", "4", "must be 16 or more, not 4"),
     ("--validation-fraction", "0", "must be between 0 and 1"),
-    ("--learning-rate", "nan", "must be above 0, not nan"),
+    ("--learning-rate", "nan", "must be a finite number, not nan"),
+    ("--learning-rate", "inf", "must be a finite number, not inf"),
+    ("--epochs", "abc", "must be a whole number, not 'abc'"),
+    ("--head-learning-rate", "fast", "must be a number, not 'fast'"),
     ("--seed", "-1", "must be 0 or more, not -1"),
     ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),
     ("--fine-tune-schedule", "linear", "invalid choice: 'linear'"),
@@ -131,11 +134,25 @@ def refused(argv, capsys) -> str:
     return err
 
 
-def test_an_out_that_is_a_file_is_refused_before_training(image_folder, tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--out", "--run-dir"])
+def test_an_out_or_run_dir_that_is_a_file_is_refused_before_training(option, image_folder, tmp_path, capsys):
     (tmp_path / "models").write_text("not a folder")
-    err = refused(["train", "--data", str(image_folder), "--out", str(tmp_path / "models"),
-                   "--run-dir", str(tmp_path / "runs")], capsys)
-    assert "--out must be a folder that can be written to" in err
+    folders = {"--out": tmp_path / "out", "--run-dir": tmp_path / "runs"} | {option: tmp_path / "models"}
+    err = refused(["train", "--data", str(image_folder), *(str(x) for pair in folders.items() for x in pair)], capsys)
+    assert f"{option} must be a folder that can be written to; {tmp_path / 'models'}: " in err
+
+
+def test_a_model_of_the_same_name_is_replaced_only_when_asked(monkeypatch, image_folder, tmp_path, capsys):
+    trained = []
+    monkeypatch.setattr("trainer.train.train", lambda *args: trained.append(args))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny.h5").write_bytes(b"an hour's work")
+    argv = ["train", "--data", str(image_folder), "--name", "tiny", "--out", str(tmp_path / "models"),
+            "--run-dir", str(tmp_path / "runs")]
+    err = refused(argv, capsys)
+    assert "tiny.h5 exists: pass --replace to train a new one in its place, or --name to save beside it" in err
+    assert trained == []
+    assert main([*argv, "--replace"]) == 0 and len(trained) == 1
 
 
 def test_a_preset_for_another_architecture_is_refused(capsys):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -17,9 +19,20 @@ def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
 
 
+def _read(text: str, kind=float):
+    """`text` as a number of `kind`, or argparse's error in words (not "invalid parse value")."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a {'whole ' if kind is int else ''}number, not {text!r}") from None
+    if not math.isfinite(value):  # nan and inf; also refused by every check below
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
 def _at_least(least: int):
     def parse(text: str) -> int:
-        value = int(text)
+        value = _read(text, int)
         if value < least:
             raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
         return value
@@ -27,22 +40,22 @@ def _at_least(least: int):
 
 
 def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # also refuses nan
+    value = _read(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _read(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share held out), not {text}")
     return value
 
 
 def _weight(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:  # also refuses nan
+    value = _read(text)
+    if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
 
@@ -146,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
     train.add_argument("--run-dir", type=Path, default=Path("runs"),
                        help="where checkpoints for resuming live (default: runs)")
+    train.add_argument("--replace", action="store_true",
+                       help="replace MODELS/NAME.h5 if it exists (without it, the run is refused)")
     train.set_defaults(command=_train, parser=train)
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a labelled folder",
@@ -177,10 +192,8 @@ def _train(args) -> int:
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
 
-    try:  # before training, not after it
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--out must be a folder that can be written to; {args.out}: {error.strerror}") from None
+    for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
+        _check_writable(option, folder)  # before training, not after it
 
     if hp["image_size"] is None:  # the transfer presets'
         hp["image_size"] = natural_size(args.data, hp["upscale_size"])
@@ -190,11 +203,22 @@ def _train(args) -> int:
 
         test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
     name = args.name or f"{_slug(data.name)}_{hp['arch']}"
+    if (args.out / f"{name}.h5").exists() and not (args.run_dir / name).exists() and not args.replace:
+        raise UsageError(f"{args.out / name}.h5 exists: pass --replace to train a new one in its place, "
+                         "or --name to save beside it")
 
     from trainer.train import train
 
     train(hp, data, test, args.out, name, args.run_dir / name)
     return 0
+
+
+def _check_writable(option: str, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise UsageError(f"{option} must be a folder that can be written to; {folder}: {error.strerror}") from None
 
 
 def _check_weights(hp):

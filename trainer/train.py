@@ -33,9 +33,10 @@ class TrainingError(Exception):
 
 
 def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path) -> dict:
+    # Split first: data too small to split leaves no run folder behind.
+    train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     _claim_run_dir(run_dir, hp, data)
     keras.utils.set_random_seed(hp["seed"])
-    train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
