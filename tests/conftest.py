@@ -94,6 +94,13 @@ def built_models(tmp_path_factory):
     return folder
 
 
+def save_model_without_softmax(path) -> None:
+    """A 16x16 model that loads and runs but gives three scores, not probabilities."""
+    import keras
+
+    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(path)
+
+
 def copy_models(source, target):
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():

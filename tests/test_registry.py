@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import save_model_without_softmax
 from webapp import registry as registry_module
 from webapp.registry import ModelUnavailable, Registry, UnknownModel
 
@@ -88,13 +89,6 @@ def write_hdf5_that_is_not_a_model(folder):
         f["numbers"] = np.arange(10)
 
 
-def write_model_without_softmax(folder):
-    """A model that loads and runs, but gives scores, not probabilities."""
-    import keras
-
-    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(folder / "tiny.h5")
-
-
 def set_input_shape(folder, shape):
     card = json.loads((folder / "tiny.json").read_text())
     card["input_shape"] = shape
@@ -117,7 +111,7 @@ def set_input_shape(folder, shape):
          "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (20 x 20 x 3)"),
         (lambda d: set_input_shape(d, [16, 16, 1]),
          "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (16 x 16 x 3)"),
-        (write_model_without_softmax, "it gives outputs that are not probabilities (its last layer needs a softmax)"),
+        (lambda d: save_model_without_softmax(d / "tiny.h5"), "it gives outputs that are not probabilities (its last layer needs a softmax)"),
     ],
     ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
          "class-count", "input-size", "input-channels", "no-softmax"],
@@ -217,7 +211,7 @@ def test_default_name_reads_past_a_card_whose_evaluation_is_not_an_object(regist
 
 
 def test_load_default_passes_over_models_that_fail_to_load(registry, models_dir):
-    write_model_without_softmax(models_dir)  # "tiny" passes the file checks, fails at load
+    save_model_without_softmax(models_dir / "tiny.h5")  # "tiny" passes the file checks, fails at load
     assert registry.default_name("tiny") == "tiny"
     assert registry.load_default("tiny").name == "small"
     assert registry.default_name("tiny") == "small"  # now known

@@ -186,14 +186,15 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
 
     base.trainable = False
     _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
-    history = _fit(classifier, batches, val_set, hp["head_epochs"], run_dir / "head", _plateau_callbacks(hp))
+    head_dir = run_dir / "head"
+    history = _fit(classifier, batches, val_set, hp["head_epochs"], head_dir, _plateau_callbacks(hp))
 
     unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
     tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
                  _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
-                 first_epoch=len(history["loss"]), earlier_phase=run_dir / "head")
+                 first_epoch=len(history["loss"]), earlier_phase=head_dir)
     return classifier, {key: history[key] + tuned[key] for key in history}
 
 

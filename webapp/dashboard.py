@@ -8,7 +8,7 @@ from flask import Blueprint, abort, render_template
 
 from .charts import line_chart
 from .formatting import is_number
-from .registry import ModelInfo, UnknownModel, get_registry
+from .registry import ModelInfo, UnknownModel, get_registry, section
 
 bp = Blueprint("dashboard", __name__)
 
@@ -30,15 +30,10 @@ EVALUATION_ROWS = [
 ]
 
 
-def _section(card: dict, key: str) -> dict:
-    value = card.get(key)
-    return value if isinstance(value, dict) else {}
-
-
 def summary(info: ModelInfo) -> dict:
     """One dashboard row. The file size is the file's own: the card may predate a copy."""
     card = info.card or {}
-    evaluation = _section(card, "evaluation")
+    evaluation = section(card, "evaluation")
     return {
         "name": info.name,
         "architecture": card.get("architecture"),
@@ -102,8 +97,8 @@ def detail(name: str):
     except UnknownModel as error:
         abort(404, description=str(error))
     card = info.card or {}
-    history = _section(card, "history")
-    evaluation = _section(card, "evaluation")
+    history = section(card, "history")
+    evaluation = section(card, "evaluation")
     charts = [
         line_chart("Loss", {"training": history.get("loss"), "validation": history.get("val_loss")}),
         line_chart(
@@ -115,17 +110,17 @@ def detail(name: str):
     ]
     hyperparameters = {
         key: value if isinstance(value, (str, int, float)) else json.dumps(value)
-        for key, value in _section(card, "hyperparameters").items()
+        for key, value in section(card, "hyperparameters").items()
     }
-    per_class = _section(evaluation, "per_class")
+    per_class = section(evaluation, "per_class")
     return render_template(
         "model.html",
         info=info,
         card=card,
         row=summary(info),
         charts=[chart for chart in charts if chart is not None],
-        evaluations=[(title, section) for title, section in
-                     (("Held-out", evaluation), ("Test", _section(card, "test_evaluation"))) if section],
+        evaluations=[(title, figures) for title, figures in
+                     (("Held-out", evaluation), ("Test", section(card, "test_evaluation"))) if figures],
         evaluation_rows=EVALUATION_ROWS,
         hyperparameters=hyperparameters,
         per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],

@@ -317,9 +317,14 @@ class Registry:
         self.load_default(preferred)
 
 
+def section(card: dict, key: str) -> dict:
+    """A part of a card that should be an object; {} when it is missing or is not one."""
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _accuracy(info: ModelInfo) -> float:
-    evaluation = (info.card or {}).get("evaluation")
-    accuracy = evaluation.get("accuracy") if isinstance(evaluation, dict) else None  # a card may hold anything
+    accuracy = section(info.card or {}, "evaluation").get("accuracy")
     return accuracy if is_number(accuracy) else -1.0
 
 
