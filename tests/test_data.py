@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
-from trainer.data import DataError, class_weights, load_dataset, load_folder, natural_size, stratified_split
+from trainer.data import DataError, class_weights, digest, load_dataset, load_folder, natural_size, stratified_split
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -32,6 +32,16 @@ def test_zip_with_a_wrapper_folder_and_junk(tmp_path):
     data = load_folder(archive, 8)
     assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 9 and data.skipped == 0
     assert data.name == "photos"
+    # Each image is known by its class and path in the class folder, as in the unzipped folder.
+    assert data.files.tolist()[:3] == ["blue/0.png", "blue/1.png", "blue/2.png"]
+    unzipped = load_folder(folder, 8)
+    assert digest(data.files) == digest(unzipped.files) and np.array_equal(data.labels, unzipped.labels)
+
+
+def test_the_digest_tells_sets_of_images_apart_in_any_order(image_folder):
+    files = load_folder(image_folder, 8).files
+    assert digest(files) == digest(files[::-1])
+    assert digest(files[1:]) != digest(files) != digest(np.char.replace(files, "0.png", "00.png"))
 
 
 def test_italian_animals10_names_become_english(tmp_path):
@@ -213,3 +223,4 @@ def test_cifar10_online_gives_train_and_test(monkeypatch):
     train, test = load_dataset("cifar10", 16)
     assert train.images.shape == (4, 16, 16, 3) and test.labels.tolist() == [1, 2]
     assert train.classes == data_module.CIFAR10_CLASSES
+    assert train.files.tolist() == ["0", "1", "2", "3"]  # by index: the download's order is fixed

@@ -6,10 +6,19 @@ import numpy as np
 import pytest
 
 from conftest import TINY, reload_in_fresh_process, run
+from trainer.data import load_folder, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.models import WeightsError
 
 CLASSES = ["blue", "green", "red"]  # the image folder's classes, in load order
+
+
+@pytest.fixture
+def split(image_folder):
+    """The image folder split as TINY splits it: (training images, held-out images)."""
+    data = load_folder(image_folder, 16)
+    train, held_out = stratified_split(data.labels, TINY["validation_fraction"], TINY["seed"])
+    return data.subset(train), data.subset(held_out)
 
 
 def constant_model(probabilities, shape=(16, 16, 3)):
@@ -55,7 +64,7 @@ def test_a_distilled_run_trains_and_saves_the_student_alone(image_folder, tmp_pa
     ("other size", "takes (8, 8, 3) images into 3 classes; this run needs (16, 16, 3) into 3"),
     ("other classes", "knows the classes ['red', 'green', 'blue']"),
 ])
-def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, problem, message):
+def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, split, problem, message):
     path = tmp_path / "teacher.h5"
     if problem == "damaged":
         path.write_bytes(b"\x89HDF not a model")
@@ -65,11 +74,25 @@ def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, problem, message):
         constant_model([0.2, 0.3, 0.5]).save(path)
         path.with_suffix(".json").write_text(json.dumps({"classes": ["red", "green", "blue"], "input_shape": [16, 16, 3]}))
     with pytest.raises(WeightsError, match=re.escape(message)):
-        load_teacher(str(path), (16, 16, 3), CLASSES)
+        load_teacher(str(path), *split)
 
 
-def test_a_teacher_whose_card_matches_is_accepted(tmp_path):
+def test_a_teacher_whose_card_matches_is_accepted(tmp_path, split):
     path = tmp_path / "teacher.h5"
     constant_model([0.2, 0.3, 0.5]).save(path)
     path.with_suffix(".json").write_text(json.dumps({"classes": CLASSES, "input_shape": [16, 16, 3]}))
-    assert load_teacher(str(path), (16, 16, 3), CLASSES).output_shape == (None, 3)
+    assert load_teacher(str(path), *split).output_shape == (None, 3)
+
+
+def test_a_teacher_that_trained_on_the_students_held_out_images_is_refused(image_folder, tmp_path):
+    teacher = run(TINY | {"epochs": 1, "seed": 1}, image_folder, tmp_path / "teacher")  # seed 1: another split
+    teacher_path = str(tmp_path / "teacher" / "models" / "tiny.h5")
+    with pytest.raises(WeightsError, match="trained on this data with other images held out"):
+        run(TINY | {"teacher": teacher_path}, image_folder, tmp_path)
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+    # The same split as the teacher's is accepted, as is a teacher trained on other data.
+    assert run(TINY | {"teacher": teacher_path, "seed": 1, "epochs": 1}, image_folder, tmp_path)["epochs_run"] == 1
+    card_path = tmp_path / "teacher" / "models" / "tiny.json"
+    card_path.write_text(json.dumps(teacher | {"data_digest": "0123456789abcdef"}))
+    assert run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")["epochs_run"] == 1

@@ -181,6 +181,7 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     card = run(TINY, image_folder, tmp_path)
     assert "Epoch" not in capsys.readouterr().out  # nothing trained again
     assert card["epochs_run"] == 3 and (tmp_path / "models" / "tiny.h5").exists()
+    assert card["training_seconds"] >= round(sum(card["history"]["seconds"]), 1)  # the first process's epochs count
     assert not (tmp_path / "runs" / "tiny").exists()
 
 

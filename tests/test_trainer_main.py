@@ -1,10 +1,12 @@
 """The trainer's command line, run as `python -m trainer` (in-process through `main`)."""
 
 import json
+import shutil
 import subprocess
 import sys
 import types
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +67,51 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     report = capsys.readouterr().out
     assert "colours_scratch on data" in report and "30 images" in report and "macro avg" in report
 
+    # The card's own evaluation again, from the unzipped folder: the same images held out.
+    assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder), "--held-out"]) == 0
+    report = capsys.readouterr().out
+    assert "colours_scratch on data (held out) on 6 images" in report
+    assert f"loss {card['evaluation']['loss']:.4f}   accuracy {card['evaluation']['accuracy']:.2%}" in report
+
+
+def trained_model(image_folder, tmp_path) -> Path:
+    """A model trained for an epoch on the image folder, with its card."""
+    assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
+                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(tmp_path / "models"),
+                 "--run-dir", str(tmp_path / "runs")]) == 0
+    return tmp_path / "models" / "tiny.h5"
+
+
+@pytest.mark.parametrize("change, message", [
+    ("another image", "data is not the data tiny.h5 was trained on: its images differ"),
+    ("another split", "This trainer splits data unlike the one that trained tiny.h5"),
+    ("no split settings", "The card of tiny.h5 does not say how its run split its data"),
+])
+def test_held_out_images_are_not_guessed(change, message, image_folder, tmp_path, capsys):
+    model = trained_model(image_folder, tmp_path)
+    card = json.loads(model.with_suffix(".json").read_text())
+    if change == "another image":
+        shutil.copy(image_folder / "red" / "0.png", image_folder / "red" / "copy.png")
+    elif change == "another split":
+        card["held_out_digest"] = "0123456789abcdef"
+    else:
+        del card["hyperparameters"]
+    model.with_suffix(".json").write_text(json.dumps(card))
+    capsys.readouterr()
+    assert message in refused(["evaluate", str(model), "--data", str(image_folder), "--held-out"], capsys)
+
+
+def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(image_folder, tmp_path, capsys):
+    model = trained_model(image_folder, tmp_path)
+    card = json.loads(model.with_suffix(".json").read_text())
+    older = {key: value for key, value in card.items() if not key.endswith("_digest")}
+    model.with_suffix(".json").write_text(json.dumps(older))
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(image_folder), "--held-out"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: the card of tiny.h5 has no data_digest" in err
+    assert f"accuracy {card['evaluation']['accuracy']:.2%}" in out and "on 6 images" in out
+
 
 @pytest.mark.parametrize("content, message", [
     (None, "No such model file"),
@@ -114,6 +161,8 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--validation-fraction", "0", "must be between 0 and 1"),
     ("--learning-rate", "nan", "must be a finite number, not nan"),
     ("--learning-rate", "inf", "must be a finite number, not inf"),
+    ("--learning-rate", "0", "must be above 0 and at most 3.403e+38, not 0"),
+    ("--fine-tune-learning-rate", "1e308", "must be above 0 and at most 3.403e+38, not 1e308"),
     ("--epochs", "abc", "must be a whole number, not 'abc'"),
     ("--head-learning-rate", "fast", "must be a number, not 'fast'"),
     ("--seed", "-1", "must be 0 or more, not -1"),

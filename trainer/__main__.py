@@ -39,10 +39,13 @@ def _at_least(least: int):
     return parse
 
 
-def _positive(text: str) -> float:
+FLOAT32_MAX = 3.4028234663852886e38  # the largest learning rate the optimizers can hold
+
+
+def _learning_rate(text: str) -> float:
     value = _read(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    if not 0 < value <= FLOAT32_MAX:  # a larger one became infinite and failed in Keras with a traceback
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {FLOAT32_MAX:.4g}, not {text}")
     return value
 
 
@@ -84,9 +87,9 @@ OVERRIDES = {
                                               "it); transfer presets: by default the backbone's size, or the "
                                               "images' own if under half"),
     "upscale_size": (_at_least(32), "transfer models: side the backbone sees, resized inside the model"),
-    "learning_rate": (_positive, "scratch: peak SGD learning rate"),
-    "head_learning_rate": (_positive, "transfer models: Adam learning rate of phase 1"),
-    "fine_tune_learning_rate": (_positive, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
+    "learning_rate": (_learning_rate, "scratch: peak SGD learning rate"),
+    "head_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 1"),
+    "fine_tune_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
     "fine_tune_schedule": (("plateau", "cosine"), "transfer models, phase 2: plateau (Adam, the rate cut when "
                                                   "validation stalls) or cosine (AdamW, the rate decaying to 0)"),
     "validation_fraction": (_fraction, "share of every class held out for validation (stratified)"),
@@ -167,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
                                    description="Score MODEL.h5 (with its card beside it) on labelled images.")
     evaluate.add_argument("model", type=Path, help="path to a .h5 model with its .json card beside it")
     evaluate.add_argument("--data", required=True, type=Path, help="a folder / .zip of class subfolders")
+    evaluate.add_argument("--held-out", action="store_true",
+                          help="score only the images the model's run held out of DATA (DATA being its "
+                               "training data): the card's evaluation, measured again")
     evaluate.set_defaults(command=_evaluate, parser=evaluate)
     return parser
 
@@ -256,8 +262,33 @@ def _evaluate(args) -> int:
         raise UsageError(f"{args.model.name} does not match its card: it takes {takes[0]}x{takes[1]} images and "
                         f"gives {gives} outputs; the card says {height}x{width} and {len(card['classes'])} classes")
     data = load_folder(args.data, height, classes=card["classes"])
-    print(format_report(evaluate(model, data), f"{args.model.stem} on {data.name}"))
+    title = f"{args.model.stem} on {data.name}"
+    if args.held_out:
+        data, title = _held_out(data, card, args.model.name), title + " (held out)"
+    print(format_report(evaluate(model, data), title))
     return 0
+
+
+def _held_out(data, card: dict, model_name: str):
+    """The images of `data` that the model's run held out, found by the split the card records."""
+    from trainer.data import digest, stratified_split
+
+    settings = card.get("hyperparameters")
+    fraction, seed = (settings.get("validation_fraction"), settings.get("seed")) if isinstance(settings, dict) else (None, None)
+    if not (isinstance(fraction, float) and 0 < fraction < 1 and isinstance(seed, int) and seed >= 0):
+        raise UsageError(f"The card of {model_name} does not say how its run split its data "
+                         "(hyperparameters validation_fraction and seed)")
+    if "data_digest" not in card:  # cards of runs before digests were kept
+        print(f"warning: the card of {model_name} has no data_digest, so nothing checks that {data.name} holds "
+              "the very images it was trained on", file=sys.stderr)
+    elif card["data_digest"] != digest(data.files):
+        raise UsageError(f"{data.name} is not the data {model_name} was trained on: its images differ from those the "
+                         "card's data_digest records, so the held-out ones cannot be found in it")
+    held_out = data.subset(stratified_split(data.labels, fraction, seed, data.classes)[1])
+    if card.get("held_out_digest", digest(held_out.files)) != digest(held_out.files):
+        raise UsageError(f"This trainer splits {data.name} unlike the one that trained {model_name}: the images it "
+                         "holds out differ from those the card's held_out_digest records")
+    return held_out
 
 
 def _slug(text: str) -> str:

@@ -6,6 +6,9 @@ The card is the contract between the trainer and the web app. Its keys:
     name              the file stem, e.g. "cifar10_scratch"
     architecture      "scratch", "vgg16", "efficientnet_lite0" (preset in hyperparameters)
     dataset           what it was trained on, e.g. "cifar10" or a folder name
+    data_digest       a fingerprint of the images read (trainer.data.digest): of their class
+                      and path in the class folder, so a zip and its unzipped folder match
+    held_out_digest   the same of the held-out images, which `evaluate --held-out` finds again
     classes           the labels, in the order of the model's outputs
     input_shape       [height, width, 3]: raw RGB pixels 0-255 of this size go in
     parameters        parameter count
@@ -14,7 +17,8 @@ The card is the contract between the trainer and the web app. Its keys:
     hyperparameters   every setting of the run
     epochs_run        epochs actually trained (early stopping may cut them short)
     training_seconds  wall-clock time from building the model to the end of its last phase
-                      (a first download of pretrained weights included)
+                      (a first download of pretrained weights included); for a resumed
+                      run, plus the time of the epochs it resumed from
     training_precision  "float32", or "mixed_bfloat16" for the scratch presets on a GPU
     backend, device   e.g. "tensorflow", "cpu"; "jax", "gpu: NVIDIA H100 80GB HBM3"
     keras_version     the Keras that wrote the file

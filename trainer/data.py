@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 import zipfile
@@ -38,9 +39,20 @@ class Dataset:
     classes: list[str]
     name: str
     skipped: int = 0  # unreadable files left out
+    # (N,) str: each image's class and its path in the class folder (an index for downloaded
+    # data), which `digest` fingerprints: the same in a zip and in its unzipped folder.
+    files: np.ndarray | None = None
 
     def subset(self, indices: np.ndarray) -> "Dataset":
-        return Dataset(self.images[indices], self.labels[indices], self.classes, self.name)
+        files = None if self.files is None else self.files[indices]
+        return Dataset(self.images[indices], self.labels[indices], self.classes, self.name, files=files)
+
+
+def digest(files: np.ndarray) -> str:
+    """A fingerprint of a set of images by their `Dataset.files` entries, in any order: a card
+    keeps those of its data and of its held-out images, to find the same split again."""
+    text = "\n".join(sorted(files)).encode("utf-8", "surrogateescape")  # undecodable names included
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 # Files whose headers give a folder's typical image size: enough for a median, quick to read.
@@ -58,7 +70,7 @@ def natural_size(spec: str, largest: int) -> int:
     if not path.exists() or (path.is_file() and not zipfile.is_zipfile(path)):
         return largest  # load_folder says what is wrong
     with _open_tree(path) as tree:
-        names = [name for files in _class_members(tree.names()).values() for name in files]
+        names = [name for files in _class_members(tree.names()).values() for name, _ in files]
         sides = []
         for name in names[:: max(1, len(names) // SIZE_SAMPLE)]:
             try:
@@ -90,9 +102,15 @@ def load_cifar10(image_size: int) -> tuple[Dataset, Dataset]:
             f"Could not download CIFAR-10 ({type(error).__name__}); without a network, pass "
             "--data PATH with a folder or .zip of class subfolders, such as the CIFAR-10 JPEGs."
         ) from None
-    train = Dataset(_resized(x_train, image_size), y_train.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10")
-    test = Dataset(_resized(x_test, image_size), y_test.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10-test")
+    train = Dataset(_resized(x_train, image_size), y_train.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10",
+                    files=_indexes(len(x_train)))
+    test = Dataset(_resized(x_test, image_size), y_test.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10-test",
+                   files=_indexes(len(x_test)))
     return train, test
+
+
+def _indexes(count: int) -> np.ndarray:
+    return np.arange(count).astype(str)
 
 
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
@@ -130,12 +148,13 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if unknown:
             raise DataError(f"{path} has classes the model does not know: {', '.join(unknown)}")
 
-        images, labels, skipped = [], [], []  # skipped: (class, file, why)
+        images, labels, files, skipped = [], [], [], []  # skipped: (class, file, why)
         for label in found:
-            for name in members[label]:
+            for name, inside in members[label]:
                 try:
                     images.append(load_rgb(tree.read(name), (image_size, image_size), formats=DATASET_FORMATS))
                     labels.append(classes.index(label))
+                    files.append(f"{label}/{inside}")
                 except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error) as error:
                     skipped.append((label, name, _why_unreadable(error)))
     if skipped:
@@ -149,7 +168,8 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         raise DataError(f"{path} has classes with no readable images: {counts}; add images to them or remove "
                         "their folders")
     name = path.stem if path.is_file() else path.resolve().name
-    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, len(skipped))
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, len(skipped),
+                   np.asarray(files))
 
 
 # Skipped files named in the warning; the rest are counted.
@@ -172,9 +192,10 @@ def _why_unreadable(error: Exception) -> str:
     return "The zip entry is damaged or encrypted."
 
 
-def _class_members(names: list[str]) -> dict[str, list[str]]:
+def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     """Group file names (relative, "/" between folders, a folder's own name ending in "/") by
-    class folder, looking through wrapper folders; an empty class folder gets no files."""
+    class folder, looking through wrapper folders, as (name, path in the class folder); an
+    empty class folder gets no files."""
     # A folder is given an empty-named entry, so that empty ones take part in finding the class level.
     entries = [(PurePosixPath(n).parts + (("",) if n.endswith("/") else ()), n) for n in names]
     entries = [(p, n) for p, n in entries if not any(s.startswith((".", "__MACOSX")) for s in p)]
@@ -186,7 +207,7 @@ def _class_members(names: list[str]) -> dict[str, list[str]]:
     for p, name in entries:
         files = members.setdefault(p[0], [])
         if not name.endswith("/"):
-            files.append(name)
+            files.append((name, "/".join(p[1:])))
     return {label: sorted(files) for label, files in members.items()}
 
 

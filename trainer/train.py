@@ -22,7 +22,7 @@ import numpy as np
 
 from trainer import card as cards
 from trainer import models
-from trainer.data import Dataset, class_weights, stratified_split
+from trainer.data import Dataset, class_weights, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
@@ -42,6 +42,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
           f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
 
     dtype_policy = training_precision(hp)
+    earlier_seconds = _seconds_kept_from_earlier_processes(run_dir)
     started = time.perf_counter()
     try:
         if hp["arch"] == "scratch":
@@ -58,7 +59,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
             shutil.rmtree(run_dir)  # nothing to resume
         raise
-    training_seconds = time.perf_counter() - started
+    training_seconds = earlier_seconds + time.perf_counter() - started
     diverged = [epoch for epoch, loss in enumerate(history["loss"], start=1) if not math.isfinite(loss)]
     if diverged:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
@@ -79,6 +80,8 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         "name": name,
         "architecture": hp["arch"],
         "dataset": data.name,
+        "data_digest": digest(data.files),
+        "held_out_digest": digest(val_set.files),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),
@@ -125,6 +128,13 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset) -> None:
     settings.write_text(wanted)
 
 
+def _seconds_kept_from_earlier_processes(run_dir: Path) -> float:
+    """The training time a resumed run carries over: the logged seconds of the epochs that its
+    phases' backups hold, which this process will not train again."""
+    phases = [entry for entry in run_dir.iterdir() if entry.is_dir()]
+    return sum(sum(_read_log(phase / LOG)["seconds"][:_backed_up_epochs(phase / "backup")]) for phase in phases)
+
+
 WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
 
 
@@ -146,7 +156,7 @@ def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
     batches = AugmentedBatches(train_set, hp)
     learner = classifier  # what `fit` trains: the classifier, or a distiller around it
     if hp["teacher"]:
-        teacher = load_teacher(hp["teacher"], train_set.images.shape[1:], train_set.classes)
+        teacher = load_teacher(hp["teacher"], train_set, val_set)
         learner = Distiller(classifier, teacher, hp["teacher_weight"])
     _compile(learner, _scratch_optimizer(hp, hp["epochs"] * len(batches)), hp)
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
