@@ -3,7 +3,10 @@
 import json
 import os
 import shutil
+import subprocess
+import textwrap
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -142,8 +145,9 @@ def test_a_truncated_file_is_unavailable_before_any_load(models_dir, monkeypatch
 
 def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypatch):
     checks = []
-    real = registry_module._read_error
-    monkeypatch.setattr(registry_module, "_read_error", lambda path: checks.append(path.name) or real(path))
+    real = registry_module._read_errors
+    monkeypatch.setattr(registry_module, "_read_errors",
+                        lambda paths: checks.extend(path.name for path in paths) or real(paths))
     for _ in range(3):
         registry.models()
         registry.load("tiny")
@@ -179,6 +183,101 @@ def test_a_model_whose_reading_crashes_hdf5_is_unavailable_and_the_worker_lives(
     with pytest.raises(ModelUnavailable, match=r"tiny.h5 is damaged: reading it crashes HDF5 \(signal 11\)"):
         registry.load("tiny")
     assert loads == []  # never opened in this process
+
+
+def children_started(monkeypatch):
+    """The files each child process started from now on was given to read, by name."""
+    started = []
+    real = subprocess.Popen
+
+    def popen(args, *rest, **options):
+        started.append([Path(arg).name for arg in args[3:]])  # after python -c <script>
+        return real(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return started
+
+
+def copy_model(folder, source, target):
+    for suffix in (".h5", ".json"):
+        shutil.copy2(folder / f"{source}{suffix}", folder / f"{target}{suffix}")
+
+
+def test_the_first_listing_reads_all_new_files_in_one_child_process(registry, models_dir, monkeypatch):
+    # A child costs a Python start and an h5py import (0.2 s): one per file made a first
+    # listing of 20 models take 3 s.
+    for n in range(5):
+        copy_model(models_dir, "tiny", f"copy{n}")
+    started = children_started(monkeypatch)
+    infos = registry.models()
+    new = ["copy0", "copy1", "copy2", "copy3", "copy4", "small", "tiny"]
+    assert [info.name for info in infos] == new and all(info.available for info in infos)
+    assert started == [[f"{name}.h5" for name in new]]
+    registry.models()
+    assert len(started) == 1
+    copy_model(models_dir, "small", "copy2")
+    assert {info.name: info for info in registry.models()}["copy2"].card["classes"][0] == "apple"
+    assert started[1:] == [["copy2.h5"]]  # only the new version
+
+
+def test_the_info_of_one_model_reads_only_its_file(models_dir, monkeypatch):
+    started = children_started(monkeypatch)
+    registry = Registry(models_dir)
+    assert registry.info("tiny").available
+    assert names(registry) == ["small", "tiny"]
+    assert started == [["tiny.h5"], ["small.h5"]]
+
+
+def check_that_breaks(condition, action):
+    """The read check, in a child that does `action` when it opens a file whose name meets `condition`."""
+    return textwrap.dedent(f"""
+        import os, signal, time, h5py
+        open_file = h5py.File
+        def breaking_open(path, *args, **options):
+            if {condition}:
+                {action}
+            return open_file(path, *args, **options)
+        h5py.File = breaking_open
+    """) + registry_module.HDF5_READ_CHECK
+
+
+def test_a_file_that_crashes_the_child_is_reported_and_the_others_are_read(registry, models_dir, monkeypatch):
+    copy_model(models_dir, "tiny", "a_copy")
+    copy_model(models_dir, "tiny", "crash")
+    copy_model(models_dir, "tiny", "truncated")
+    data = (models_dir / "tiny.h5").read_bytes()
+    (models_dir / "truncated.h5").write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", check_that_breaks(
+        "'crash' in os.path.basename(path)", "os.kill(os.getpid(), signal.SIGSEGV)"))
+    started = children_started(monkeypatch)
+    info = {info.name: info for info in registry.models()}
+    assert info["crash"].error == "crash.h5 is damaged: reading it crashes HDF5 (signal 11)"
+    assert info["truncated"].error.startswith("truncated.h5 cannot be read: ")  # read after the crash
+    assert "truncated file" in info["truncated"].error and str(models_dir) not in info["truncated"].error
+    assert info["a_copy"].available and info["small"].available and info["tiny"].available
+    # Files read before the crash keep their results; those after it go to a fresh child.
+    assert started == [["a_copy.h5", "crash.h5", "small.h5", "tiny.h5", "truncated.h5"],
+                       ["small.h5", "tiny.h5", "truncated.h5"]]
+    assert names(registry) == ["a_copy", "crash", "small", "tiny", "truncated"] and len(started) == 2
+
+
+def test_a_file_whose_reading_does_not_finish_is_reported_and_the_others_are_read(registry, models_dir, monkeypatch):
+    copy_model(models_dir, "tiny", "hang")
+    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", check_that_breaks(
+        "'hang' in os.path.basename(path)", "time.sleep(600)"))
+    monkeypatch.setattr(registry_module, "READ_TIMEOUT", 3)
+    started = children_started(monkeypatch)
+    info = {info.name: info for info in registry.models()}
+    assert info["hang"].error == "hang.h5 is damaged: reading it does not finish"
+    assert info["small"].available and info["tiny"].available
+    assert started == [["hang.h5", "small.h5", "tiny.h5"], ["small.h5", "tiny.h5"]]
+
+
+def test_a_check_that_exits_with_an_error_gives_its_last_line_as_the_reason(registry, models_dir, monkeypatch):
+    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", "import sys; sys.exit('cannot open ' + sys.argv[1])")
+    info = {info.name: info for info in registry.models()}
+    assert info["small"].error == "small.h5 cannot be read: cannot open small.h5"  # no server paths
+    assert info["tiny"].error == "tiny.h5 cannot be read: cannot open tiny.h5"
 
 
 def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry, models_dir):
