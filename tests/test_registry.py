@@ -102,7 +102,7 @@ def set_input_shape(folder, shape):
     ("damage", "reason"),
     [
         (lambda d: (d / "tiny.h5").write_bytes(b"\x00" * 100), "tiny.h5 is not an HDF5 model file"),
-        (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 cannot be read"),
+        (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 is incomplete: 3.0 kB of"),
         (write_hdf5_that_is_not_a_model, "cannot be loaded"),
         (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
         (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
@@ -134,13 +134,25 @@ def test_a_truncated_file_is_unavailable_before_any_load(models_dir, monkeypatch
     # Found at the first listing, so every worker lists it alike, not only those that tried it.
     data = (models_dir / "tiny.h5").read_bytes()
     (models_dir / "broken.h5").write_bytes(data[: len(data) // 2])
-    shutil.copy2(models_dir / "tiny.json", models_dir / "broken.json")
+    card = json.loads((models_dir / "tiny.json").read_text())
+    del card["file_size_bytes"]  # nothing to compare the size with: HDF5's reason is given
+    (models_dir / "broken.json").write_text(json.dumps(card))
     monkeypatch.setattr(registry_module, "_load_keras_model", pytest.fail)
     info = {info.name: info for info in Registry(models_dir).models()}
     assert not info["broken"].available
     assert info["broken"].error.startswith("broken.h5 cannot be read: ") and "truncated file" in info["broken"].error
     assert str(models_dir) not in info["broken"].error
     assert info["tiny"].available and info["small"].available
+
+
+def test_a_file_smaller_than_its_card_records_is_called_incomplete(models_dir):
+    data = (models_dir / "tiny.h5").read_bytes()
+    (models_dir / "cut.h5").write_bytes(data[:1000])
+    card = json.loads((models_dir / "tiny.json").read_text()) | {"file_size_bytes": len(data)}
+    (models_dir / "cut.json").write_text(json.dumps(card))
+    error = Registry(models_dir).info("cut").error
+    assert error == (f"cut.h5 is incomplete: 1.0 kB of the {len(data) / 1000:.1f} kB its card records; "
+                     "copy it again, or train it again")
 
 
 def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypatch):
@@ -252,8 +264,7 @@ def test_a_file_that_crashes_the_child_is_reported_and_the_others_are_read(regis
     started = children_started(monkeypatch)
     info = {info.name: info for info in registry.models()}
     assert info["crash"].error == "crash.h5 is damaged: reading it crashes HDF5 (signal 11)"
-    assert info["truncated"].error.startswith("truncated.h5 cannot be read: ")  # read after the crash
-    assert "truncated file" in info["truncated"].error and str(models_dir) not in info["truncated"].error
+    assert info["truncated"].error.startswith("truncated.h5 is incomplete: ")  # read after the crash
     assert info["a_copy"].available and info["small"].available and info["tiny"].available
     # Files read before the crash keep their results; those after it go to a fresh child.
     assert started == [["a_copy.h5", "crash.h5", "small.h5", "tiny.h5", "truncated.h5"],

@@ -27,7 +27,7 @@ from flask import current_app
 
 from trainer.card import load_card
 
-from .formatting import is_number
+from .formatting import filesize, is_number
 
 log = logging.getLogger(__name__)
 
@@ -208,25 +208,33 @@ def _signature_error(path: Path) -> str | None:
     return None
 
 
-def _check_h5(paths: list[Path]) -> dict[Path, str | None]:
-    """Why each file is not an HDF5 file that reads through (None: it is one)."""
-    errors = {path: _signature_error(path) for path in paths}
-    return errors | _read_errors([path for path, error in errors.items() if error is None])
-
-
 def _check_files(files: dict[str, Path]) -> dict[str, tuple[dict | None, str | None]]:
     """Each model's card, and why the model cannot be used (None: no reason found): its card
     is missing or unreadable, or its .h5 is not an HDF5 file that reads through."""
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
-    h5_errors = _check_h5([files[name] for name, (card, _) in cards.items() if card is not None])
+    not_hdf5 = {files[name]: _signature_error(files[name]) for name, (card, _) in cards.items() if card is not None}
+    unread = _read_errors([path for path, error in not_hdf5.items() if error is None])
     checks = {}
     for name, (card, error) in cards.items():
-        if card is not None:
-            error = h5_errors[files[name]]
+        path = files[name]
+        if card is not None and not_hdf5[path]:
+            error = not_hdf5[path]
+        elif card is not None and unread[path]:
+            error = _cut_short(path, card) or unread[path]
         if error:
             log.warning("model %s is unavailable: %s", name, error)
         checks[name] = card, error
     return checks
+
+
+def _cut_short(path: Path, card: dict) -> str | None:
+    """For a file that does not read through: that it is smaller than its card records, if it
+    is. A copy or download cut short is the usual cause, said more plainly than HDF5 says it."""
+    recorded, size = card.get("file_size_bytes"), _stat(path)
+    if is_number(recorded) and size is not None and size[0] < recorded:
+        return (f"{path.name} is incomplete: {filesize(size[0])} of the {filesize(recorded)} its card records; "
+                "copy it again, or train it again")
+    return None
 
 
 def _first_line(message: str) -> str:
