@@ -163,15 +163,15 @@ def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_
     assert signal.getsignal(signal.SIGINT) is handler
 
 
-def interrupt_while_saving(image_folder, tmp_path, monkeypatch):
-    """Run TINY to its end and stop it with Ctrl-C as the model is being saved."""
+def interrupt_while_saving(image_folder, tmp_path, monkeypatch, hp=TINY):
+    """Run `hp` to its end and stop it with Ctrl-C as the model is being saved."""
     def interrupted(*args):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module.cards, "save_model_and_card", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            run(TINY, image_folder, tmp_path)
+            run(hp, image_folder, tmp_path)
 
 
 def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
@@ -183,6 +183,37 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     assert card["epochs_run"] == 3 and (tmp_path / "models" / "tiny.h5").exists()
     assert card["training_seconds"] >= round(sum(card["history"]["seconds"]), 1)  # the first process's epochs count
     assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_phases_that_stopped_early_are_not_trained_again_on_resuming(image_folder, tmp_path, monkeypatch, capsys):
+    class StopAfterTwoEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    monkeypatch.setattr(train_module, "_plateau_callbacks", lambda *args, **kwargs: [StopAfterTwoEpochs()])
+    hp = TINY_VGG16 | {"head_epochs": 4, "fine_tune_epochs": 4}
+    interrupt_while_saving(image_folder, tmp_path, monkeypatch, hp)
+    assert capsys.readouterr().out.count("Epoch 2/4") == 2
+
+    card = run(hp, image_folder, tmp_path)
+    out = capsys.readouterr().out
+    assert "Epoch" not in out and out.count("the phase ended after 2 epochs") == 2
+    assert card["epochs_run"] == 4
+
+
+def test_a_run_left_by_other_settings_does_not_get_around_replace(image_folder, tmp_path, monkeypatch, capsys):
+    interrupt_while_saving(image_folder, tmp_path, monkeypatch)  # an unfinished run of TINY
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny.h5").write_bytes(b"an hour's work")
+    data = load_folder(image_folder, TINY["image_size"])
+    with pytest.raises(train_module.TrainingError, match="tiny.h5 exists: pass --replace"):
+        train_module.train(TINY | {"seed": 3}, data, None, tmp_path / "models", "tiny", tmp_path / "runs" / "tiny",
+                           replace=False)
+    assert (tmp_path / "models" / "tiny.h5").read_bytes() == b"an hour's work"
+    assert (tmp_path / "runs" / "tiny" / "scratch" / "backup").exists()  # the other run is left as it was
+    # The same settings resume that run, which was started when no model was in the way.
+    card = train_module.train(TINY, data, None, tmp_path / "models", "tiny", tmp_path / "runs" / "tiny", replace=False)
+    assert card["epochs_run"] == 3
 
 
 def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_path, monkeypatch, capsys):
@@ -200,6 +231,13 @@ def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_fo
         run(TINY | {"learning_rate": 1e30}, image_folder, tmp_path)
     assert "Epoch 1/3" in capsys.readouterr().out
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
+
+
+def test_a_transfer_run_whose_first_phase_diverges_does_not_go_on_to_the_second(image_folder, tmp_path, capsys):
+    with pytest.raises(train_module.TrainingError, match="diverged: the loss became NaN or infinite in epoch 1"):
+        run(TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 2, "head_learning_rate": 1e30}, image_folder, tmp_path)
+    assert "Fine-tuning" not in capsys.readouterr().out
+    assert not (tmp_path / "runs" / "tiny").exists()
 
 
 def interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends: int):
@@ -299,6 +337,12 @@ def scramble_in(monkeypatch, phase: int, epoch: int):
 def scrambled_weights_saved(tmp_path) -> bool:
     kernel = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("vgg16").get_layer("predictions")
     return np.abs(kernel.get_weights()[0]).max() > 100
+
+
+def test_cards_name_a_weights_file_without_its_folder():
+    settings = train_module._without_folders(TINY_VGG16 | {"weights": "/home/alice/keras/vgg16_notop.h5"})
+    assert settings["weights"] == "vgg16_notop.h5"
+    assert train_module._without_folders(TINY_VGG16 | {"weights": "imagenet"})["weights"] == "imagenet"
 
 
 def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):

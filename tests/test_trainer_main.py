@@ -23,12 +23,12 @@ def test_help_documents_both_commands():
         assert option in result.stdout
 
 
-def test_cifar10_offline_is_one_clear_sentence(monkeypatch, capsys):
+def test_cifar10_offline_is_one_clear_sentence(monkeypatch, tmp_path, capsys):
     def offline():
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("keras.datasets.cifar10.load_data", offline)
-    assert main(["train", "--data", "cifar10"]) == 2
+    assert main(["train", "--data", "cifar10", "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: Could not download CIFAR-10") and "--data PATH" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
@@ -142,7 +142,7 @@ def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp
 
 def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):
     seen = {}
-    monkeypatch.setattr("trainer.train.train", lambda hp, *args: seen.update(hp))
+    monkeypatch.setattr("trainer.train.train", lambda hp, *args, **kwargs: seen.update(hp))
     assert main(["train", "--arch", "efficientnet_lite0", "--weights", "none", "--data", str(image_folder),
                  "--head-epochs", "2", "--unfreeze-blocks", "stem,block,top", "--upscale-size", "96",
                  "--fine-tune-schedule", "cosine",
@@ -191,17 +191,21 @@ def test_an_out_or_run_dir_that_is_a_file_is_refused_before_training(option, ima
     assert f"{option} must be a folder that can be written to; {tmp_path / 'models'}: " in err
 
 
-def test_a_model_of_the_same_name_is_replaced_only_when_asked(monkeypatch, image_folder, tmp_path, capsys):
+@pytest.mark.parametrize("name", [["--name", "tiny"], []])
+def test_a_model_of_the_same_name_is_replaced_only_when_asked(name, monkeypatch, image_folder, tmp_path, capsys):
     trained = []
-    monkeypatch.setattr("trainer.train.train", lambda *args: trained.append(args))
+    monkeypatch.setattr("trainer.train.train", lambda *args, **kwargs: trained.append(kwargs))
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "tiny.h5").write_bytes(b"an hour's work")
-    argv = ["train", "--data", str(image_folder), "--name", "tiny", "--out", str(tmp_path / "models"),
+    saved = tmp_path / "models" / ("tiny.h5" if name else "data_scratch.h5")  # by default: DATA_ARCH
+    saved.write_bytes(b"an hour's work")
+    argv = ["train", "--data", str(image_folder), *name, "--out", str(tmp_path / "models"),
             "--run-dir", str(tmp_path / "runs")]
-    err = refused(argv, capsys)
-    assert "tiny.h5 exists: pass --replace to train a new one in its place, or --name to save beside it" in err
+    with monkeypatch.context() as patch:
+        patch.setattr("trainer.data.load_dataset", pytest.fail)  # refused before the data loads
+        err = refused(argv, capsys)
+    assert f"{saved.name} exists: pass --replace to train a new one in its place, or --name to save beside it" in err
     assert trained == []
-    assert main([*argv, "--replace"]) == 0 and len(trained) == 1
+    assert main([*argv, "--replace"]) == 0 and trained == [{"replace": True}]
 
 
 def test_a_preset_for_another_architecture_is_refused(capsys):

@@ -178,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from trainer.data import load_dataset, natural_size
+    from trainer.card import taken
+    from trainer.data import data_name, load_dataset, natural_size
 
     preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
     hp = dict(PRESETS[preset], preset=preset)
@@ -200,6 +201,10 @@ def _train(args) -> int:
 
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
+    name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"
+    model_path = args.out / f"{name}.h5"
+    if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
+        raise UsageError(taken(model_path))  # said now, not after the data has loaded; train() checks a resume
 
     if hp["image_size"] is None:  # the transfer presets'
         hp["image_size"] = natural_size(args.data, hp["upscale_size"])
@@ -208,14 +213,10 @@ def _train(args) -> int:
         from trainer.data import load_folder
 
         test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
-    name = args.name or f"{_slug(data.name)}_{hp['arch']}"
-    if (args.out / f"{name}.h5").exists() and not (args.run_dir / name).exists() and not args.replace:
-        raise UsageError(f"{args.out / name}.h5 exists: pass --replace to train a new one in its place, "
-                         "or --name to save beside it")
 
     from trainer.train import train
 
-    train(hp, data, test, args.out, name, args.run_dir / name)
+    train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 
 

@@ -103,6 +103,11 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
     return card
 
 
+def taken(model_path: Path) -> str:
+    """Why a run does not save over an existing model unless told to."""
+    return f"{model_path} exists: pass --replace to train a new one in its place, or --name to save beside it"
+
+
 def load_card(path: Path) -> dict[str, Any]:
     """Read and check a card; raises ValueError with a readable reason if it is unusable."""
     try:

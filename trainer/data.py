@@ -85,6 +85,15 @@ def _own_if_far_smaller(side: int, largest: int) -> int:
     return side if side <= largest // 2 else largest
 
 
+def data_name(spec: str) -> str:
+    """The name a data set goes by (in cards, and in default model names): "cifar10", a
+    zip's stem or a folder's name."""
+    if spec == "cifar10":
+        return spec
+    path = Path(spec)
+    return path.stem if path.is_file() else path.resolve().name
+
+
 def load_dataset(spec: str, image_size: int) -> tuple[Dataset, Dataset | None]:
     """`spec` is "cifar10" or a path; returns (data, test set or None)."""
     if spec == "cifar10":
@@ -167,8 +176,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         counts = ", ".join(f"{label} ({sum(s[0] == label for s in skipped)} unreadable file(s))" for label in hollow)
         raise DataError(f"{path} has classes with no readable images: {counts}; add images to them or remove "
                         "their folders")
-    name = path.stem if path.is_file() else path.resolve().name
-    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), name, len(skipped),
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), data_name(str(path)), len(skipped),
                    np.asarray(files))
 
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -32,10 +33,21 @@ class TrainingError(Exception):
     """A run that could not give a usable model; the message tells the user what to do."""
 
 
-def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path) -> dict:
+class Diverged(TrainingError):
+    def __init__(self, epoch: int):
+        super().__init__(f"Training diverged: the loss became NaN or infinite in epoch {epoch}. "
+                         "Lower the learning rate and run again (it will start afresh).")
+
+
+def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: str, run_dir: Path,
+          replace: bool = True) -> dict:
+    """Train, evaluate and save `out_dir/name.h5` with its card, resuming from `run_dir` a run
+    of the same settings; without `replace`, a run that starts afresh refuses to save over an
+    existing model."""
+    model_path = out_dir / f"{name}.h5"
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
-    _claim_run_dir(run_dir, hp, data)
+    _claim_run_dir(run_dir, hp, data, model_path, replace)
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
@@ -47,24 +59,20 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     try:
         if hp["arch"] == "scratch":
             classifier, history = _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir)
-            weights_source = "none"
         else:
             # The epoch to keep, early stopping and the rate cuts go by a share of the training
             # images, so that the held-out ones score a model that was not picked on them.
             fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"], data.classes)
             print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
             classifier, history = _fit_transfer(hp, train_set.subset(fit_idx), train_set.subset(pick_idx), run_dir)
-            weights_source = hp["weights"] if hp["weights"] in ("imagenet", "none") else Path(hp["weights"]).name
+    except Diverged:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
+        raise
     except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
         if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
             shutil.rmtree(run_dir)  # nothing to resume
         raise
     training_seconds = earlier_seconds + time.perf_counter() - started
-    diverged = [epoch for epoch, loss in enumerate(history["loss"], start=1) if not math.isfinite(loss)]
-    if diverged:
-        shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
-        raise TrainingError(f"Training diverged: the loss became NaN or infinite in epoch {diverged[0]}. "
-                            "Lower the learning rate and run again (it will start afresh).")
 
     model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
     evaluation = evaluate(model, val_set)
@@ -74,7 +82,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         test_evaluation = evaluate(model, test)
         print(format_report(test_evaluation, "Test"))
 
-    model_path = out_dir / f"{name}.h5"
+    settings = _without_folders(hp)
     card = {
         "format": cards.CARD_FORMAT,
         "name": name,
@@ -86,8 +94,8 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),
         "file_size_bytes": None,  # filled in once the file is written
-        "weights": weights_source,
-        "hyperparameters": hp,
+        "weights": settings.get("weights", "none"),
+        "hyperparameters": settings,
         "epochs_run": len(history["loss"]),
         "training_seconds": round(training_seconds, 1),
         "training_precision": dtype_policy,
@@ -107,23 +115,33 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     return card
 
 
+def _without_folders(hp: dict) -> dict:
+    """The settings as the card keeps them: files (starting weights, a teacher) by name alone,
+    as the web app shows cards to anyone, and a path would tell where and whose they are."""
+    files = {key: Path(hp[key]).name for key in ("weights", "teacher") if hp.get(key) not in (None, "imagenet", "none")}
+    return hp | files
+
+
 # What the trainer writes in a run's folder: anything else there is not ours to delete.
 RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
 
 
-def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset) -> None:
+def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, replace: bool) -> None:
     """Resume from `run_dir` only a run of the same recipe on the same data: checkpoints are
-    kept by model name, and a changed command must not go on from another recipe's weights."""
+    kept by model name, and a changed command must not go on from another recipe's weights.
+    A run that starts afresh saves over an existing model only if told to `replace` it."""
     settings = run_dir / "settings.json"
     wanted = json.dumps({"hyperparameters": hp, "data": data.name, "images": len(data.labels),
                          "classes": data.classes}, sort_keys=True)
-    if run_dir.exists():
-        if not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES:
-            raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
-                                "alone: choose another --run-dir or --name.")
-        if not settings.exists() or settings.read_text() != wanted:
-            print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
-            shutil.rmtree(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES):
+        raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
+                            "alone: choose another --run-dir or --name.")
+    resuming = settings.exists() and settings.read_text() == wanted
+    if not resuming and model_path.exists() and not replace:
+        raise TrainingError(cards.taken(model_path))
+    if run_dir.exists() and not resuming:
+        print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.write_text(wanted)
 
@@ -259,9 +277,11 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
     backed_up = _backed_up_epochs(backup_dir)
-    if backed_up:
-        print(f"Resuming from the backup in {backup_dir}: {backed_up} of {epochs} epochs done")
     _cut_log(log_path, backed_up)
+    if backed_up:
+        done = (f"{backed_up} of {epochs} epochs done" if backed_up < epochs
+                else f"the phase ended after {len(_read_log(log_path)['loss'])} epochs")
+        print(f"Resuming from the backup in {backup_dir}: {done}")
     earlier_losses = _read_log(earlier_phase / LOG)["val_loss"] if earlier_phase else []
     best_logged = min(_read_log(log_path)["val_loss"] + earlier_losses, default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
@@ -293,11 +313,17 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             ],
             verbose=2 if os.environ.get("CI") else "auto",
         )
+    history = _read_log(log_path)
+    diverged = [epoch for epoch, loss in enumerate(history["loss"], start=first_epoch + 1) if not math.isfinite(loss)]
+    if diverged:  # checked here, so that a diverged first phase does not go on to the second
+        raise Diverged(diverged[0])
     if keep_best:
         best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / BEST_WEIGHTS
         if best.exists():
-            model.load_weights(str(best))
-    return _read_log(log_path)
+            with warnings.catch_warnings():  # an earlier phase's file holds that phase's optimizer, since replaced
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                model.load_weights(str(best))
+    return history
 
 
 def _read_log(log_path: Path) -> dict[str, list[float]]:
@@ -331,7 +357,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
     backup that cannot be resumed. This one writes beside them and renames into place. It
     backs up after the first and the last epoch and, in between, once `every_seconds` have
-    passed since the last backup; the backup is kept when training ends."""
+    passed since the last backup, and when training stops early; the backup is kept when
+    training ends."""
 
     def __init__(self, backup_dir: str, every_seconds: float):
         super().__init__(backup_dir, delete_checkpoint=False)
@@ -343,6 +370,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if due or epoch + 1 == self.params["epochs"]:
             self._save_model()
             self.last_saved = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        # A phase that stopped early has ended: backed up as if every epoch had run, a rerun
+        # (after an interruption while saving, say) trains it no further.
+        if self.model.stop_training:
+            self._current_epoch = self.params["epochs"]
+            self._save_model()
 
     def _save_model(self):
         final = self._weights_path, self._training_metadata_path
