@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY, reload_in_fresh_process, run
-from trainer import train as train_module
-from trainer.data import Dataset, load_folder, stratified_split
+from trainer import resume, train as train_module
+from trainer.data import load_folder, stratified_split
 from trainer.presets import PRESETS
 
 # VGG16 from random weights, small enough for a run in seconds.
@@ -39,7 +39,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
     assert saved["training_precision"] == "float32"
     assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
-    for key in train_module.HISTORY_KEYS:
+    for key in resume.HISTORY_KEYS:
         assert len(saved["history"][key]) == 3
     assert saved["history"]["learning_rate"][0] > 0
     evaluation = saved["evaluation"]
@@ -257,7 +257,7 @@ def interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends: int)
 def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys):
     """Same weights, optimizer state, shuffling and augmentation after the resume: the last
     epoch's loss and the saved weights match a run that was never interrupted."""
-    monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
+    monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
     hp = TINY | {"batch_size": 4}  # six batches an epoch: enough orders for a changed one to show
     unbroken = run(hp, image_folder, tmp_path / "unbroken")
 
@@ -274,7 +274,7 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
 def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, tmp_path, monkeypatch):
     """Transfer phases end on their best epoch by validation loss. After a resume, a worse
     epoch must not take the place of a better one from before the interruption."""
-    monkeypatch.setattr(train_module, "BACKUP_SECONDS", 0.0)  # back up every epoch
+    monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
     # Phase 2 leaves the weights as they are.
     hp = TINY_VGG16 | {"head_epochs": 3, "fine_tune_epochs": 1, "fine_tune_learning_rate": 1e-12}
 
@@ -382,106 +382,3 @@ def test_weight_decay_reaches_the_batch_norm_shifts_on_every_backend():
     optimizer = train_module._scratch_optimizer(hp, total_steps=10)
     optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in (shift, kernel)])
     assert np.all(shift.numpy() < 1) and np.allclose(shift.numpy(), kernel.numpy()[0])
-
-
-def test_augment_shifts_and_flips_within_the_padding():
-    rng = np.random.default_rng(0)
-    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(1, 4, 4, 3)
-    padded = np.pad(image, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
-    seen = set()
-    for _ in range(50):
-        out = train_module.augment(padded, (4, 4), 2, 0, rng)
-        assert out.shape == (1, 4, 4, 3) and out.dtype == np.uint8
-        seen.add(out.tobytes())
-    assert len(seen) > 10
-
-
-def test_augment_takes_each_crop_from_its_own_image():
-    rng = np.random.default_rng(1)
-    images = rng.integers(0, 256, (16, 6, 6, 3), dtype=np.uint8)
-    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
-    out = train_module.augment(padded, (6, 6), 2, 0, rng)
-    for image, crop in zip(padded, out):
-        candidates = [image[t:t + 6, left:left + 6] for t in range(5) for left in range(5)]
-        assert any(np.array_equal(crop, c) or np.array_equal(crop[:, ::-1], c) for c in candidates)
-
-
-def test_the_batches_weigh_a_rare_class_up():
-    images = np.zeros((40, 4, 4, 3), dtype=np.uint8)
-    data = Dataset(images, np.array([0] * 30 + [1] * 10), ["common", "rare"], "toy")
-    batches = train_module.AugmentedBatches(data, TINY | {"batch_size": 40})
-    _, labels, weights = batches[0]
-    assert np.allclose(weights[labels[:, 1] == 1], 2.0) and np.allclose(weights[labels[:, 0] == 1], 2 / 3)
-
-
-def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
-    images = np.random.default_rng(2).integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
-    data = Dataset(images, np.arange(40) % 2, ["a", "b"], "toy")
-    batches = train_module.AugmentedBatches(data, TINY | {"translate": 0, "alternate_flip": True})
-
-    def mirrored_in_this_epoch():
-        mirrored = np.zeros(40, dtype=bool)
-        for index in range(len(batches)):
-            chosen = batches.order[index * batches.batch_size:(index + 1) * batches.batch_size]
-            out = batches[index][0]
-            assert all(np.array_equal(o, images[c][:, ::-1]) != np.array_equal(o, images[c]) for o, c in zip(out, chosen))
-            mirrored[chosen] = [np.array_equal(o, images[c][:, ::-1]) for o, c in zip(out, chosen)]
-        batches.on_epoch_end()
-        return mirrored
-
-    first, second, third = mirrored_in_this_epoch(), mirrored_in_this_epoch(), mirrored_in_this_epoch()
-    assert 10 < first.sum() < 30  # a random half
-    assert np.array_equal(second, ~first) and np.array_equal(third, first)
-
-
-def test_cutout_blanks_a_square():
-    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-    out = train_module.augment(image, (8, 8), 0, 4, np.random.default_rng(0))
-    assert 1 <= (out[0, ..., 0] == 128).sum() <= 16
-
-
-def backup_of_a_toy_model(backup_dir, every_seconds):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    backup = train_module.AtomicBackupAndRestore(str(backup_dir), every_seconds)
-    backup.set_model(model)
-    return backup, model
-
-
-def test_a_backup_cut_short_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-    backup, model = backup_of_a_toy_model(tmp_path, every_seconds=0)
-    backup.on_epoch_end(0)
-    saved = (tmp_path / "latest.weights.h5").read_bytes()
-
-    def half_written(filepath, **kwargs):
-        open(filepath, "wb").write(b"\x89HDF half a file")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(model, "save_weights", half_written)
-    with pytest.raises(KeyboardInterrupt):
-        backup.on_epoch_end(1)
-    assert (tmp_path / "latest.weights.h5").read_bytes() == saved
-    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
-
-
-def test_backups_are_made_after_the_first_and_last_epochs_and_every_so_often(tmp_path, monkeypatch):
-    backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=10)
-    backup.set_params({"epochs": 6})
-    now = [100.0]
-    monkeypatch.setattr(train_module.time, "monotonic", lambda: now[0])
-    backed_up = []
-    backup.on_train_begin()
-    for epoch, seconds in enumerate([1, 4, 4, 4, 1, 1]):  # each epoch's length
-        now[0] += seconds
-        backup.on_epoch_end(epoch)
-        backed_up.append(json.loads((tmp_path / "training_metadata.json").read_text())["epoch"])
-    assert backed_up == [1, 1, 1, 4, 4, 6]  # the first; 12 s later; the last
-
-
-def test_on_resuming_the_log_keeps_only_the_backed_up_epochs(tmp_path):
-    log = tmp_path / "history.csv"
-    log.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n3,1.1\n")
-    (tmp_path / "backup").mkdir()
-    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
-    train_module._cut_log(log, train_module._backed_up_epochs(tmp_path / "backup"))
-    assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"

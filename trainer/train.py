@@ -7,13 +7,10 @@ evaluates it and saves `<name>.h5` and `<name>.json`.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -22,8 +19,9 @@ import keras
 import numpy as np
 
 from trainer import card as cards
-from trainer import models
-from trainer.data import Dataset, class_weights, digest, stratified_split
+from trainer import models, resume
+from trainer.augment import AugmentedBatches
+from trainer.data import Dataset, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
@@ -54,7 +52,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
           f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
 
     dtype_policy = training_precision(hp)
-    earlier_seconds = _seconds_kept_from_earlier_processes(run_dir)
+    earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
     started = time.perf_counter()
     try:
         if hp["arch"] == "scratch":
@@ -144,13 +142,6 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, rep
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.write_text(wanted)
-
-
-def _seconds_kept_from_earlier_processes(run_dir: Path) -> float:
-    """The training time a resumed run carries over: the logged seconds of the epochs that its
-    phases' backups hold, which this process will not train again."""
-    phases = [entry for entry in run_dir.iterdir() if entry.is_dir()]
-    return sum(sum(_read_log(phase / LOG)["seconds"][:_backed_up_epochs(phase / "backup")]) for phase in phases)
 
 
 WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
@@ -256,14 +247,6 @@ def _compile(model, optimizer, hp):
     )
 
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
-# Back up for resuming after the first and the last epoch and at most this often in between: on
-# a GPU an epoch can take a second and a backup of the large net 0.16 s. A crash loses at most
-# this much training; on a CPU, where an epoch takes a minute, every epoch is still backed up.
-BACKUP_SECONDS = 10.0
-
-
 def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True,
          first_epoch=0, earlier_phase: Path | None = None) -> dict[str, list[float]]:
     """One phase of `fit`, resumable: rerunning the same command after an interruption
@@ -272,24 +255,24 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end,
     the earlier phase's best among them: a phase that never beats it leaves its weights.
     `first_epoch` counts the epochs of earlier phases, which the batches' randomness goes on from."""
-    backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / LOG, phase_dir / BEST_WEIGHTS
+    backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / resume.LOG, phase_dir / resume.BEST_WEIGHTS
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
     phase_dir.mkdir(parents=True, exist_ok=True)
-    backed_up = _backed_up_epochs(backup_dir)
-    _cut_log(log_path, backed_up)
+    backed_up = resume.backed_up_epochs(backup_dir)
+    resume.cut_log(log_path, backed_up)
     if backed_up:
         done = (f"{backed_up} of {epochs} epochs done" if backed_up < epochs
-                else f"the phase ended after {len(_read_log(log_path)['loss'])} epochs")
+                else f"the phase ended after {len(resume.read_log(log_path)['loss'])} epochs")
         print(f"Resuming from the backup in {backup_dir}: {done}")
-    earlier_losses = _read_log(earlier_phase / LOG)["val_loss"] if earlier_phase else []
-    best_logged = min(_read_log(log_path)["val_loss"] + earlier_losses, default=None)
+    earlier_losses = resume.read_log(earlier_phase / resume.LOG)["val_loss"] if earlier_phase else []
+    best_logged = min(resume.read_log(log_path)["val_loss"] + earlier_losses, default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     # BackupAndRestore leaves the epoch it restored on the model, where `fit` starts from it:
     # after a resumed first phase, the second would skip as many epochs.
     model._initial_epoch = None
-    with StopOnInterrupt() as stop_on_interrupt:
+    with resume.StopOnInterrupt() as stop_on_interrupt:
         model.fit(
             batches,
             validation_data=(val_set.images, y_val),  # uint8, as the training batches: the model casts
@@ -303,7 +286,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
                 StopOnNaN(),
                 # Kept after the last epoch until the model is saved, so an interruption while
                 # evaluating needs no retraining.
-                AtomicBackupAndRestore(str(backup_dir), BACKUP_SECONDS),
+                resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS),
                 keras.callbacks.CSVLogger(str(log_path), append=True),
                 *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True,
                                                    initial_value_threshold=best_logged)]  # resumed: the bar so far
@@ -313,111 +296,17 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             ],
             verbose=2 if os.environ.get("CI") else "auto",
         )
-    history = _read_log(log_path)
+    history = resume.read_log(log_path)
     diverged = [epoch for epoch, loss in enumerate(history["loss"], start=first_epoch + 1) if not math.isfinite(loss)]
     if diverged:  # checked here, so that a diverged first phase does not go on to the second
         raise Diverged(diverged[0])
     if keep_best:
-        best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / BEST_WEIGHTS
+        best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / resume.BEST_WEIGHTS
         if best.exists():
             with warnings.catch_warnings():  # an earlier phase's file holds that phase's optimizer, since replaced
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
                 model.load_weights(str(best))
     return history
-
-
-def _read_log(log_path: Path) -> dict[str, list[float]]:
-    rows = []
-    if log_path.exists():
-        with open(log_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
-
-
-def _backed_up_epochs(backup_dir: Path) -> int:
-    """How many epochs the phase's backup holds, from which `fit` resumes (0: none)."""
-    metadata = backup_dir / "training_metadata.json"
-    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
-
-
-def _cut_log(log_path: Path, epochs: int) -> None:
-    """Keep the first `epochs` logged epochs: training resumes from the backup, which holds
-    that many, and logs the later ones again."""
-    if not log_path.exists():
-        return
-    with open(log_path, newline="") as f:
-        lines = f.readlines()
-    kept = 1 + epochs  # the header, then an epoch a line
-    if len(lines) > kept:
-        with open(log_path, "w", newline="") as f:
-            f.writelines(lines[:kept])
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
-    backup that cannot be resumed. This one writes beside them and renames into place. It
-    backs up after the first and the last epoch and, in between, once `every_seconds` have
-    passed since the last backup, and when training stops early; the backup is kept when
-    training ends."""
-
-    def __init__(self, backup_dir: str, every_seconds: float):
-        super().__init__(backup_dir, delete_checkpoint=False)
-        self.every_seconds, self.last_saved = every_seconds, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
-        if due or epoch + 1 == self.params["epochs"]:
-            self._save_model()
-            self.last_saved = time.monotonic()
-
-    def on_train_end(self, logs=None):
-        # A phase that stopped early has ended: backed up as if every epoch had run, a rerun
-        # (after an interruption while saving, say) trains it no further.
-        if self.model.stop_training:
-            self._current_epoch = self.params["epochs"]
-            self._save_model()
-
-    def _save_model(self):
-        final = self._weights_path, self._training_metadata_path
-        partial = (os.path.join(self.backup_dir, "partial.weights.h5"),
-                   os.path.join(self.backup_dir, "partial_metadata.json"))
-        self._weights_path, self._training_metadata_path = partial
-        try:
-            super()._save_model()
-        finally:
-            self._weights_path, self._training_metadata_path = final
-        for source, target in zip(partial, final):
-            os.replace(source, target)
-
-
-class StopOnInterrupt(keras.callbacks.Callback):
-    """Ctrl-C raises KeyboardInterrupt wherever Python is. When that is a finalizer, which
-    TensorFlow runs between batches, Python prints the exception and carries on (2 SIGINTs in
-    60 were lost so, measured), and training would run to the end. Used as a context manager
-    around `fit`, this notes every SIGINT and raises it again when the epoch ends (not at batch
-    ends: batch hooks would make Keras wait for the device after every step)."""
-
-    def __enter__(self):
-        self.interrupted, self.previous = False, None
-        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
-            self.previous = signal.signal(signal.SIGINT, self._note_and_raise)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _note_and_raise(self, signum, frame):
-        self.interrupted = True
-        raise KeyboardInterrupt
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.interrupted:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, logs=None):
-        self.on_epoch_end(None)
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -439,69 +328,6 @@ class StopOnNaN(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not math.isfinite((logs or {}).get("loss", 0.0)):
             self.model.stop_training = True
-
-
-class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled training batches with random flips and shifts (and cutout) done in NumPy,
-    one-hot labels and class-balancing sample weights. With `alternate_flip`, an image is
-    mirrored in every other epoch, starting in the first or the second at random."""
-
-    def __init__(self, data: Dataset, hp: dict):
-        super().__init__(workers=2)  # the next batch is augmented while this one trains
-        pad = hp["translate"]
-        self.padded = np.pad(data.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        self.labels = keras.utils.to_categorical(data.labels, len(data.classes)).astype(np.float32)
-        self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
-        self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
-        self.size = data.images.shape[1:3]
-        self.seed = hp["seed"]
-        self.mirrored_first = None
-        if hp["alternate_flip"]:
-            self.mirrored_first = np.random.default_rng(self.seed).random(len(self.labels)) < 0.5
-        self.set_epoch(0)
-
-    def __len__(self):
-        return math.ceil(len(self.labels) / self.batch_size)
-
-    def __getitem__(self, index):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        # A generator per batch: batches made by parallel workers stay reproducible.
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        flip = None if self.mirrored_first is None else self.mirrored_first[chosen] ^ bool(self.epoch % 2)
-        batch = augment(self.padded[chosen], self.size, self.pad, self.cutout, rng, flip)
-        return batch, self.labels[chosen], self.sample_weights[chosen]
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
-
-    def set_epoch(self, epoch: int):
-        """Shuffle, flip and shift as for this epoch: each epoch's randomness depends on its number."""
-        self.epoch = epoch
-        self.order = np.random.default_rng((self.seed, epoch)).permutation(len(self.labels))
-
-
-def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Generator, flip=None) -> np.ndarray:
-    """Random crops of `size` from images padded by `pad` on each side, mirrored at random (or
-    where the boolean array `flip` says), with an optional random square blanked to mid grey.
-    Keeps the pixels' dtype: uint8 batches cross to the GPU in a quarter of the bytes, and the
-    model casts them. (A loop of slice copies: measured three times faster than a vectorised
-    gather over all crops.)"""
-    count, (height, width) = len(padded), size
-    top = rng.integers(0, 2 * pad + 1, count)
-    left = rng.integers(0, 2 * pad + 1, count)
-    if flip is None:
-        flip = rng.random(count) < 0.5
-    out = np.empty((count, height, width, 3), dtype=padded.dtype)
-    for i in range(count):
-        crop = padded[i, top[i]:top[i] + height, left[i]:left[i] + width]
-        out[i] = crop[:, ::-1] if flip[i] else crop
-    if cutout:
-        rows = rng.integers(0, height, count)
-        cols = rng.integers(0, width, count)
-        for i in range(count):
-            out[i, max(0, rows[i] - cutout // 2):rows[i] + cutout // 2,
-                   max(0, cols[i] - cutout // 2):cols[i] + cutout // 2] = 128
-    return out
 
 
 def evaluate(model: keras.Model, data: Dataset) -> dict:

@@ -1,0 +1,128 @@
+"""What makes a training run resumable: a backup of the model and optimizer that an
+interruption never leaves half-written, a per-epoch log kept in step with it, and Ctrl-C
+honoured at the end of an epoch.
+
+A run's folder (`runs/NAME/`) holds its settings and a folder per phase of training; each
+phase's holds `backup/`, the log `history.csv` and, for phases that keep their best epoch,
+`best.weights.h5`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import keras
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
+# Back up for resuming after the first and the last epoch and at most this often in between: on
+# a GPU an epoch can take a second and a backup of the large net 0.16 s. A crash loses at most
+# this much training; on a CPU, where an epoch takes a minute, every epoch is still backed up.
+BACKUP_SECONDS = 10.0
+
+
+def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
+    """The training time a resumed run carries over: the logged seconds of the epochs that its
+    phases' backups hold, which this process will not train again."""
+    phases = [entry for entry in run_dir.iterdir() if entry.is_dir()]
+    return sum(sum(read_log(phase / LOG)["seconds"][:backed_up_epochs(phase / "backup")]) for phase in phases)
+
+
+def read_log(log_path: Path) -> dict[str, list[float]]:
+    rows = []
+    if log_path.exists():
+        with open(log_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
+
+
+def backed_up_epochs(backup_dir: Path) -> int:
+    """How many epochs the phase's backup holds, from which `fit` resumes (0: none)."""
+    metadata = backup_dir / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
+def cut_log(log_path: Path, epochs: int) -> None:
+    """Keep the first `epochs` logged epochs: training resumes from the backup, which holds
+    that many, and logs the later ones again."""
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as f:
+        lines = f.readlines()
+    kept = 1 + epochs  # the header, then an epoch a line
+    if len(lines) > kept:
+        with open(log_path, "w", newline="") as f:
+            f.writelines(lines[:kept])
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
+    backup that cannot be resumed. This one writes beside them and renames into place. It
+    backs up after the first and the last epoch and, in between, once `every_seconds` have
+    passed since the last backup, and when training stops early; the backup is kept when
+    training ends."""
+
+    def __init__(self, backup_dir: str, every_seconds: float):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.every_seconds, self.last_saved = every_seconds, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
+        if due or epoch + 1 == self.params["epochs"]:
+            self._save_model()
+            self.last_saved = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        # A phase that stopped early has ended: backed up as if every epoch had run, a rerun
+        # (after an interruption while saving, say) trains it no further.
+        if self.model.stop_training:
+            self._current_epoch = self.params["epochs"]
+            self._save_model()
+
+    def _save_model(self):
+        final = self._weights_path, self._training_metadata_path
+        partial = (os.path.join(self.backup_dir, "partial.weights.h5"),
+                   os.path.join(self.backup_dir, "partial_metadata.json"))
+        self._weights_path, self._training_metadata_path = partial
+        try:
+            super()._save_model()
+        finally:
+            self._weights_path, self._training_metadata_path = final
+        for source, target in zip(partial, final):
+            os.replace(source, target)
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C raises KeyboardInterrupt wherever Python is. When that is a finalizer, which
+    TensorFlow runs between batches, Python prints the exception and carries on (2 SIGINTs in
+    60 were lost so, measured), and training would run to the end. Used as a context manager
+    around `fit`, this notes every SIGINT and raises it again when the epoch ends (not at batch
+    ends: batch hooks would make Keras wait for the device after every step)."""
+
+    def __enter__(self):
+        self.interrupted, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+            self.previous = signal.signal(signal.SIGINT, self._note_and_raise)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _note_and_raise(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, logs=None):
+        self.on_epoch_end(None)
