@@ -14,6 +14,8 @@ function enhance(form) {
   var classes = form.querySelector(".model-classes");
   var button = form.querySelector("button[type=submit]");
 
+  // From here the zone shows the chosen file: style.css hides the native input from sight.
+  form.classList.add("enhanced");
   var prompt = text.innerHTML;
   var buttonText = button.textContent;
   var maxBytes = Number(input.dataset.maxBytes);
@@ -62,6 +64,7 @@ function enhance(form) {
     }
     text.textContent = file.name;
     if (!preview || !/^image\//.test(file.type)) return;
+    preview.alt = "Preview of " + file.name;
     var reader = new FileReader();
     reader.onload = function () {
       preview.src = reader.result; // a data: URI, which the Content-Security-Policy allows

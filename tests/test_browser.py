@@ -22,6 +22,10 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="chromium and chromedriver are not installed")
 
 SHOTS = ROOT / "artifacts" / "screenshots"
+# A real training run's kind of names: one long word each, which must wrap on a phone.
+LONG_NAME = "efficientnet_lite0_animals10_finetuned_224px_seed0_v2"
+LONG_CLASSES = ["domestic_short_haired_cat", "golden_retriever_dog_puppy", "great_crested_grebe_bird",
+                "container_ship_or_freighter"]
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--window-size=1280,1000"]
@@ -36,6 +40,8 @@ def base_url(built_models, tmp_path_factory):
     card = json.loads((models / "small.json").read_text())
     card["hyperparameters"].update(activation_after_sum=False, logit_scale=1 / 9)
     (models / "small.json").write_text(json.dumps(card))
+    (models / f"{LONG_NAME}.json").write_text(json.dumps(card | {"name": LONG_NAME, "classes": LONG_CLASSES}))
+    shutil.copy(models / "small.h5", models / f"{LONG_NAME}.h5")
     app = create_app(make_config(models, TESTING=False))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -163,7 +169,7 @@ def test_dashboard_and_model_page(browser, base_url):
 
     browser.get(base_url + "/models")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.data tbody tr")
-    assert len(rows) == 2
+    assert len(rows) == 3
     screenshot(browser, "3-dashboard")
 
     browser.find_element(By.LINK_TEXT, "small").click()
@@ -277,5 +283,47 @@ def test_phone_width(browser, base_url, tmp_path):
         bars = browser.find_element(By.CSS_SELECTOR, ".bars")
         assert bars.rect["y"] + bars.rect["height"] <= browser.execute_script("return innerHeight")
         browser.save_screenshot(str(SHOTS / "9-phone-prediction.png"))  # that first screen only
+    finally:
+        browser.set_window_size(1280, 1000)
+
+
+def test_long_names_fit_a_phone(browser, base_url, photo):
+    from selenium.webdriver.common.by import By
+
+    def assert_no_sideways_scrolling(page):
+        width, visible = browser.execute_script(
+            "return [document.scrollingElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width <= visible, page
+
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(f"{base_url}/?model={LONG_NAME}")  # as the models page's "Try it" link asks
+        assert_no_sideways_scrolling("form")
+        file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+        # Hidden from sight, the input still stops a form without a file, and takes the focus.
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert browser.current_url == f"{base_url}/?model={LONG_NAME}"
+        assert browser.execute_script("return document.activeElement") == file_input
+        file_input.send_keys(str(photo))
+        wait_for(browser, ".preview")
+        # The zone names the file; the browser's own "Choose File" control is out of sight.
+        assert file_input.size["width"] <= 1 and browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "photo.png"
+        assert_no_sideways_scrolling("form with a file chosen")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(browser, ".verdict")
+        assert LONG_NAME in browser.find_element(By.CSS_SELECTOR, ".meta").text
+        assert_no_sideways_scrolling("prediction")
+        screenshot(browser, "10-phone-long-names-prediction", width=390)
+
+        browser.set_window_size(390, 844)
+        browser.get(f"{base_url}/models/{LONG_NAME}")
+        assert_no_sideways_scrolling("model page")
+        # Below each chart, the epoch numbers and the word "epoch" do not run into each other.
+        assert browser.execute_script("""return Array.from(document.querySelectorAll('.chart svg')).every(svg => {
+            var label = svg.querySelector('.axis-label').getBoundingClientRect();
+            return Array.from(svg.querySelectorAll('text.tick[text-anchor=middle]'))
+                .every(tick => tick.getBoundingClientRect().bottom <= label.top);
+        })""")
+        screenshot(browser, "11-phone-long-names-model", width=390)
     finally:
         browser.set_window_size(1280, 1000)

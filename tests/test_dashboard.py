@@ -6,6 +6,11 @@ import re
 from conftest import SMALL_CLASSES
 
 
+def text_of(page: str) -> str:
+    """The page with each run of spaces and line breaks as one space (no-break spaces kept)."""
+    return re.sub(r"[ \n]+", " ", page)
+
+
 def set_accuracy(models_dir, name, accuracy):
     path = models_dir / f"{name}.json"
     card = json.loads(path.read_text())
@@ -29,6 +34,20 @@ def test_dashboard_lists_models_best_first(client, models_dir):
     set_accuracy(models_dir, "small", 0.95)
     page = client.get("/models").get_data(as_text=True)
     assert page.index(">small</a>") < page.index(">tiny</a>")
+    assert "Best first, by accuracy" in page and "within each data set" not in page
+    # Each usable model can be tried straight away.
+    assert '<a class="try-it" href="/?model=small" aria-label="Try it: small">Try it</a>' in page
+
+
+def test_models_of_different_data_sets_are_ranked_within_each(client, models_dir):
+    set_accuracy(models_dir, "tiny", 0.91)
+    set_accuracy(models_dir, "small", 0.42)
+    path = models_dir / "small.json"
+    path.write_text(path.read_text().replace('"dataset": "synthetic"', '"dataset": "apples"'))
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert "Best first within each data set, by accuracy" in page
+    assert page.index(">small</a>") < page.index(">tiny</a>")  # "apples" before "synthetic"
+    assert '<td class="nowrap">apples</td>' in page
 
 
 def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
@@ -40,6 +59,17 @@ def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
     assert "broken.h5 is not an HDF5 model file" in page
     assert "no metrics card (orphan.json)" in page
     assert str(models_dir) not in page
+    assert "try-it" not in page.split("<h2>Unavailable</h2>")[1]  # only usable models are offered
+
+
+def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
+    from webapp.dashboard import reason
+
+    library = "cannot be loaded (ValueError: " + "a library's long account of the layer it could not build " * 3 + ")"
+    assert reason(library) == ("cannot be loaded", library)
+    assert reason("tiny.h5 is not an HDF5 model file") == ("tiny.h5 is not an HDF5 model file", None)
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert "Technical details" not in page
 
 
 def test_model_page_has_card_curves_per_class_and_heat_map(client):
@@ -55,13 +85,37 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client):
     assert len(re.findall(r'class="heat heat-\d+', page)) == len(SMALL_CLASSES) ** 2
     assert page.count(" diagonal") == len(SMALL_CLASSES)
     assert "batch_size" in page  # hyperparameters
-    # Tables scroll inside their card rather than widen a phone's page.
-    assert page.count('<div class="table-scroll">\n  <table') == page.count("<table") == 3
+    # Tables scroll inside their card rather than widen a phone's page, and a keyboard can scroll them.
+    scrollers = re.findall(r'<div class="table-scroll" tabindex="0" role="region" aria-label="[^"]+">\s*<table', page)
+    assert len(scrollers) == page.count("<table") == 4  # evaluation, its weighted averages, per class, matrix
     # A text alternative to each chart, and why its loss is not the Evaluation table's.
     text = " ".join(page.split())
     assert "Training: best and final 0.6000 at epoch 6. Validation: best and final 0.9000 at epoch 6." in text
     assert "Training: best and final 80.0% at epoch 6. Validation: best and final 70.0% at epoch 6." in text
-    assert "The Evaluation table's loss is plain cross-entropy" in text
+    assert "so the last point can differ a little from the final scores above" in text
+    assert '<span aria-current="page">small</span></nav>' in text  # the breadcrumb ends with this model
+
+
+def test_model_page_speaks_plainly(client, models_dir):
+    path = models_dir / "tiny.json"
+    card = json.loads(path.read_text())
+    card.update(backend="jax", device="gpu: NVIDIA H200", keras_version="3.15.1", training_precision="mixed_bfloat16",
+                created="2026-11-26T08:53:08+00:00")
+    card["hyperparameters"].update(logit_scale=1 / 9, flip_tta=True, residual=False)
+    path.write_text(json.dumps(card))
+    page = text_of(client.get("/models/tiny").get_data(as_text=True))
+    assert "<h2>About this model</h2>" in page and '<a class="button" href="/?model=tiny">Try it</a>' in page
+    assert "<dt>Trained with</dt><dd>JAX on an NVIDIA H200 GPU (Keras 3.15.1)</dd>" in page
+    assert "<dt>Number format in training</dt><dd>mixed bfloat16</dd>" in page
+    assert "<dt>Created</dt><dd>26\u00a0Nov\u00a02026, 08:53\u00a0UTC</dd>" in page
+    assert "<dt>Starting weights</dt><dd>none (trained from scratch)</dd>" in page
+    # The weighted averages and the settings are there on request.
+    assert re.search(r"<details>\s*<summary>Weighted averages.*F1 \(weighted\).*</details>", page)
+    assert page.index("F1 (macro)") < page.index("<summary>Weighted averages")
+    assert "<summary><h2>Training settings (6)</h2></summary>" in page
+    for key, shown in [("logit_scale", "0.1111"), ("flip_tta", "yes"), ("residual", "no"), ("augment", "flip")]:
+        assert f"<dt>{key}</dt><dd><code>{shown}</code></dd>" in page
+    assert "recorded at training time" not in page
 
 
 def test_a_confusion_matrix_too_big_to_read_is_left_out(client, models_dir, monkeypatch):
@@ -96,13 +150,31 @@ def test_pages_for_a_card_with_figures_beyond_any_float(client, models_dir):
 def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
     (models_dir / "tiny.json").write_text("{not json")
     page = client.get("/models/tiny").get_data(as_text=True)
-    assert "Unavailable: metrics card tiny.json is unreadable" in page
+    assert "<p>This model cannot be used: metrics card tiny.json is unreadable" in page
+    assert "Try it" not in page
+
+
+def test_an_unavailable_models_figures_are_said_to_be_from_training(client, models_dir, monkeypatch):
+    (models_dir / "tiny.h5").write_bytes(b"not hdf5")
+    page = text_of(client.get("/models/tiny").get_data(as_text=True))
+    assert "<p>This model cannot be used: tiny.h5 is not an HDF5 model file</p>" in page
+    assert "<h2>Evaluation (recorded at training time)</h2>" in page
+    assert "<h2>Training curves (recorded at training time)</h2>" in page
+    assert "Technical details" not in page and "Try it" not in page
+
+    # A long reason, such as a library's error, is folded away behind its first clause.
+    monkeypatch.setattr("webapp.dashboard.SHORT_REASON", 10)
+    for url in ("/models/tiny", "/models"):
+        page = text_of(client.get(url).get_data(as_text=True))
+        assert "<summary>Technical details</summary><p>tiny.h5 is not an HDF5 model file</p>" in page
 
 
 def test_unknown_model_page_is_404(client):
     response = client.get("/models/nope")
+    page = response.get_data(as_text=True)
     assert response.status_code == 404
-    assert "Unknown model &#39;nope&#39;." in response.get_data(as_text=True)
+    assert "Unknown model &#39;nope&#39;." in page
+    assert '<a class="button" href="/models">See all models</a>' in page
 
 
 def test_model_page_shows_test_evaluation_beside_held_out(client, models_dir):
@@ -111,4 +183,4 @@ def test_model_page_shows_test_evaluation_beside_held_out(client, models_dir):
     card["test_evaluation"] = dict(card["evaluation"], accuracy=0.5432)
     path.write_text(json.dumps(card))
     page = client.get("/models/tiny").get_data(as_text=True)
-    assert ">Held-out</th>" in page and ">Test</th>" in page and "54.3%" in page
+    assert ">Held-out images</th>" in page and ">Test images</th>" in page and "54.3%" in page

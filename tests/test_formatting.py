@@ -9,3 +9,28 @@ def test_filters_format_values_and_dash_missing_ones():
     assert filesize(512) == "512 bytes" and filesize(2_345_678) == "2.3 MB" and filesize(3e9) == "3.0 GB"
     assert duration(12.34) == "12.3 s" and duration(192) == "3 min 12 s" and duration(7380) == "2 h 03 min"
     assert text(None) == DASH and text("") == DASH and text(3) == "3"
+
+
+def test_card_values_in_plain_words():
+    from webapp.formatting import milliseconds, setting, timestamp, trained_with
+
+    assert timestamp("2026-11-26T08:53:08+00:00") == "26\u00a0Nov\u00a02026, 08:53\u00a0UTC"
+    assert timestamp("2026-11-06T10:03:00+02:00") == "6\u00a0Nov\u00a02026, 08:03\u00a0UTC"
+    assert timestamp("last week") == "last week" and timestamp(None) == DASH and timestamp(5) == "5"
+    assert trained_with({"backend": "jax", "device": "gpu: NVIDIA H200", "keras_version": "3.15.1"}) == \
+        "JAX on an NVIDIA H200 GPU (Keras 3.15.1)"
+    assert trained_with({"backend": "tensorflow", "device": "cpu (16 cores)", "keras_version": "3.4.1"}) == \
+        "TensorFlow on a CPU with 16 cores (Keras 3.4.1)"
+    assert trained_with({"backend": "tensorflow", "device": "gpu"}) == "TensorFlow on a GPU"
+    assert trained_with({"backend": "jax", "device": "gpu: Tesla T4"}) == "JAX on a Tesla T4 GPU"
+    assert trained_with({}) == DASH and trained_with({"backend": ["x"], "device": 5}) == DASH
+    assert [setting(v) for v in (1 / 9, 64.0, 1e-05, True, False, 8, "gelu", ["flip", 4], {"a": 1})] == \
+        ["0.1111", "64", "1e-05", "yes", "no", "8", "gelu", "flip, 4", '{"a": 1}']
+    assert milliseconds(43.2) == "43 ms" and milliseconds(2.345) == "2.3 ms" and milliseconds(None) == DASH
+
+
+def test_long_names_may_wrap_after_underscores_and_stay_escaped():
+    from webapp.formatting import breakable
+
+    assert breakable("golden_retriever-dog.v2") == "golden_<wbr>retriever-<wbr>dog.<wbr>v2"
+    assert breakable("<b>_x") == "&lt;b&gt;_<wbr>x" and breakable("cat_") == "cat_"

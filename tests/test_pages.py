@@ -7,6 +7,7 @@ import time
 import pytest
 
 from trainer.images import MAX_PIXELS
+from webapp.pages import EXPIRED
 
 
 def post_form(client, token, image=None, filename="photo.png", model="tiny"):
@@ -59,7 +60,8 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert 'href="/models/small"' in page
     assert re.search(r'<option [^>]*selected value="small">', page)  # the next image goes to the same model
     assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
-    assert re.search(r"\d+\.\d ms", page)
+    assert re.search(r'Answered by <a href="/models/small">small</a>\s+in \d+(\.\d)? ms', page)
+    assert "always picks one of its 4 classes" in page
     # Kept out of shared caches, but not "no-store": Back to this page must not resend the form.
     assert response.headers["Cache-Control"] == "private, no-cache"
 
@@ -67,10 +69,12 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
 def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, monkeypatch):
     monkeypatch.setattr("webapp.pages.CONFIDENT", 0.0)
     page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
-    assert re.search(r'<p class="verdict">Most likely\s+<strong>(cat|dog|ship)</strong> \(\d+\.\d%\)', page)
+    verdict = r'<h1 class="verdict">{} <strong>(cat|dog|ship)</strong>\s+<span class="confidence">\d+\.\d% confident'
+    assert re.search(verdict.format("Most likely:"), page)
+    assert re.search(r"<title>(cat|dog|ship) \(\d+\.\d%\)", page)  # the answer, in the tab and history too
     monkeypatch.setattr("webapp.pages.CONFIDENT", 1.01)
     page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
-    assert re.search(r'<p class="verdict">Not sure: best guess\s+<strong>(cat|dog|ship)</strong>', page)
+    assert re.search(verdict.format("Not sure: best guess"), page)
 
 
 def test_predict_uses_default_model(client, csrf_token, make_image):
@@ -107,12 +111,14 @@ def test_the_content_not_the_file_name_decides(client, csrf_token, make_image, f
     assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
 
 
-def test_form_without_csrf_token_is_refused(client, make_image):
-    response = post_form(client, None, make_image())
+@pytest.mark.parametrize("token", [None, "stale-token-from-before-a-restart"])
+def test_form_with_a_missing_or_stale_token_says_the_page_expired(client, make_image, token):
+    response = post_form(client, token, make_image())
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     # Not "reload": this page is at /predict, and reloading would send the same stale token.
-    assert "The CSRF token is missing. Choose the image again and press Classify." in page
+    assert f"<p>{EXPIRED}</p>" in page.replace("&#39;", "'")
+    assert "CSRF" not in page
 
 
 def test_a_photo_of_several_megabytes_is_classified(client, csrf_token, make_image):
@@ -157,11 +163,59 @@ def test_unknown_page_is_a_styled_404(client):
     response = client.get("/no/such/page")
     page = response.get_data(as_text=True)
     assert response.status_code == 404
-    assert "404" in page and "style.css" in page
+    assert '<h1>Page not found <small class="status-code">Error 404</small></h1>' in page and "style.css" in page
+    assert "<title>Page not found" in page and "Not Found" not in page  # not Werkzeug's wording
+    assert 'href="/">Back to the upload form</a>' in page
 
 
-def test_no_models_shows_a_notice(app, models_dir):
+@pytest.mark.parametrize("url", ["/", "/models"])
+def test_no_models_says_how_to_get_one_and_offers_no_form(app, models_dir, url):
     for path in models_dir.iterdir():
         path.unlink()
-    page = app.test_client().get("/").get_data(as_text=True)
+    page = " ".join(app.test_client().get(url).get_data(as_text=True).split())
     assert "No model is available yet" in page
+    assert "drop-zone" not in page and 'type="submit"' not in page and 'type="file"' not in page
+    # The test's folder is outside the project: not named (the page is open to anyone), but its setting is.
+    assert "side by side in the models folder, the folder that <code>IMAGEAPP_MODELS_DIR</code> names" in page
+    assert str(models_dir) not in page
+    assert "<code>python -m trainer train --data my-photos/ --out $IMAGEAPP_MODELS_DIR</code>" in page
+    assert "no need to restart the server" in page
+
+
+def test_no_model_notice_names_the_default_folder_as_the_readme_does(app):
+    from webapp import ROOT
+
+    app.config["MODELS_DIR"] = str(ROOT / "models")
+    with app.test_request_context("/"):
+        from flask import render_template
+
+        page = " ".join(render_template("_no_models.html").split())
+    assert "<code>models/</code>" in page and "--data my-photos/</code>" in page and "--out" not in page
+
+
+def test_a_model_can_be_preselected_from_the_address(client):
+    page = client.get("/?model=small").get_data(as_text=True)
+    assert re.search(r'<option [^>]*selected value="small">', page)
+    assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
+    for ignored in ("nope", "", "../tiny"):  # not a usable model: the default, without complaint
+        page = client.get("/?model=" + ignored).get_data(as_text=True)
+        assert re.search(r'<option [^>]*selected value="tiny">', page) and 'class="errors" id="upload-errors" role="alert" hidden' in page
+
+
+def test_api_page_documents_the_api_and_only_it_is_html(client):
+    response = client.get("/api")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "<title>JSON API" in page and 'class="site-header"' in page  # the site's own page
+    for field in ("image", "model", "top_k"):
+        assert f"<dt><code>{field}</code></dt>" in page
+    assert "from 1 to 1000; 5 by default" in " ".join(page.split())
+    assert "curl -F image=@cat.jpg -F top_k=3 http://localhost/api/predict" in page
+    for status in (400, 404, 413, 415, 503):
+        assert f'<th scope="row" class="number">{status}</th>' in page
+    assert "GET /api/models" in page and "GET /healthz" in page
+    # Linked from every page's footer.
+    assert 'Developers: <a href="/api">JSON API</a>' in client.get("/").get_data(as_text=True)
+    for url in ("/api/", "/api/nope"):
+        assert client.get(url).is_json
+    assert client.post("/api").status_code == 405 and not client.post("/api").is_json

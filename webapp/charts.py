@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from .formatting import is_number
 
-WIDTH, HEIGHT = 520, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 40
+WIDTH, HEIGHT = 520, 296
+# Below the plot: two lines of text (tick labels, then "epoch"), placed in em by
+# _charts.html, with room for the larger text of a phone's chart.
+LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 56
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
 X_TICKS = 6  # about this many epochs labelled: room for the larger text of a phone's chart
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 
 from flask import Blueprint, abort, render_template
 
@@ -24,10 +24,15 @@ EVALUATION_ROWS = [
     ("Precision (macro)", "precision_macro"),
     ("Recall (macro)", "recall_macro"),
     ("F1 (macro)", "f1_macro"),
+]
+# Shown on request: with classes of similar size they read the same as the macro ones.
+WEIGHTED_ROWS = [
     ("Precision (weighted)", "precision_weighted"),
     ("Recall (weighted)", "recall_weighted"),
     ("F1 (weighted)", "f1_weighted"),
 ]
+# A reason for an unavailable model longer than this carries a library's own text.
+SHORT_REASON = 120
 
 
 def summary(info: ModelInfo) -> dict:
@@ -59,6 +64,15 @@ def rank(row: dict) -> tuple:
     return (-_number(row["accuracy"], -1.0), _number(row["loss"], float("inf")), row["name"])
 
 
+@bp.app_template_filter()
+def reason(error: str) -> tuple[str, str | None]:
+    """Why a model is unavailable, as (a plain lead, the full text for "Technical details" or
+    None): a long reason leads with its first clause, before the library's own words."""
+    if len(error) <= SHORT_REASON:
+        return error, None
+    return re.split(r": | \(", error, maxsplit=1)[0], error
+
+
 def heat_map(matrix, classes: list[str]) -> list[dict] | None:
     """Confusion-matrix rows with a shade per cell, by the share of the true class's images."""
     size = len(classes)
@@ -86,8 +100,12 @@ def heat_map(matrix, classes: list[str]) -> list[dict] | None:
 def index():
     infos = get_registry().models()
     rows = sorted((summary(info) for info in infos if info.available), key=rank)
+    # Accuracies on different data sets do not compare: each data set's models together.
+    by_dataset = len({str(row["dataset"]) for row in rows}) > 1
+    if by_dataset:
+        rows.sort(key=lambda row: str(row["dataset"]))  # stable: best first within each
     unavailable = [info for info in infos if not info.available]
-    return render_template("models.html", rows=rows, unavailable=unavailable)
+    return render_template("models.html", rows=rows, by_dataset=by_dataset, unavailable=unavailable)
 
 
 @bp.get("/models/<name>")
@@ -108,10 +126,6 @@ def detail(name: str):
             best=max,
         ),
     ]
-    hyperparameters = {
-        key: value if isinstance(value, (str, int, float)) else json.dumps(value)
-        for key, value in section(card, "hyperparameters").items()
-    }
     per_class = section(evaluation, "per_class")
     return render_template(
         "model.html",
@@ -120,9 +134,10 @@ def detail(name: str):
         row=summary(info),
         charts=[chart for chart in charts if chart is not None],
         evaluations=[(title, figures) for title, figures in
-                     (("Held-out", evaluation), ("Test", section(card, "test_evaluation"))) if figures],
+                     (("Held-out images", evaluation), ("Test images", section(card, "test_evaluation"))) if figures],
         evaluation_rows=EVALUATION_ROWS,
-        hyperparameters=hyperparameters,
+        weighted_rows=WEIGHTED_ROWS,
+        hyperparameters=section(card, "hyperparameters"),
         per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],
         heat_map=heat_map(evaluation.get("confusion_matrix"), card.get("classes", [])),
     )

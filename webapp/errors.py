@@ -5,6 +5,14 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+# Headings in plain words; the status code is shown beside them, small.
+TITLES = {
+    400: "Bad request",
+    404: "Page not found",
+    405: "Not allowed here",
+    413: "Request too large",
+    500: "Something went wrong",
+}
 MESSAGES = {
     400: "The request could not be understood.",
     404: "There is nothing at this address.",
@@ -14,7 +22,8 @@ MESSAGES = {
 
 
 def wants_json() -> bool:
-    return request.path == "/healthz" or request.path == "/api" or request.path.startswith("/api/")
+    # /api itself is the API's documentation page, for people.
+    return request.path == "/healthz" or request.path.startswith("/api/")
 
 
 def message_for(error: HTTPException) -> str:
@@ -43,7 +52,8 @@ def handle_http_error(error: HTTPException):
     if wants_json():
         response = jsonify(error=message)
     else:
-        response = render_template("error.html", code=error.code, name=error.name, message=message)
+        response = render_template("error.html", code=error.code, title=TITLES.get(error.code, error.name),
+                                   message=message)
     return response, error.code
 
 

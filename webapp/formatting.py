@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+import re
+
+from markupsafe import Markup
 
 DASH = "\u2014"
 
@@ -52,11 +57,82 @@ def duration(seconds) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def milliseconds(value) -> str:
+    # Whole milliseconds read best; a small model's answer in under 10 ms keeps a decimal.
+    if not is_number(value):
+        return DASH
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def timestamp(value) -> str:
+    """A card's ISO 8601 time as "26 Nov 2026, 08:53 UTC", with no-break spaces inside the
+    date and the time so that a narrow page breaks the line only after the comma."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return text(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    zone = "\u00a0UTC" if moment.tzinfo is not None else ""  # a time written without a zone claims none
+    return moment.strftime("%d\u00a0%b\u00a0%Y, %H:%M").lstrip("0") + zone
+
+
+BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
+
+
+def _with_article(noun: str) -> str:
+    # "an NVIDIA", "an H100", "a Tesla": by the sound of the first letter, spelt out for
+    # an upper-case name.
+    first_word = noun.split()[0]
+    vowel_sound = "AEFHILMNORSX" if first_word.isupper() else "AEIOU"
+    return ("an " if noun[0].upper() in vowel_sound else "a ") + noun
+
+
+def device(value) -> str:
+    """The card's device as a phrase: "gpu: NVIDIA H200" is "an NVIDIA H200 GPU", "cpu (16
+    cores)" is "a CPU with 16 cores"."""
+    if not isinstance(value, str) or not value.strip():
+        return DASH
+    kind, _, name = value.partition(":")
+    kind, _, detail = kind.strip().partition(" ")
+    noun = f"{name.strip()} {kind.upper()}" if name.strip() else kind.upper()
+    return _with_article(noun) + (" with " + detail.strip("()") if detail else "")
+
+
+def trained_with(card: dict) -> str:
+    """"JAX on an NVIDIA H200 GPU (Keras 3.15.1)", from the card's backend, device and keras_version."""
+    backend, place, keras = card.get("backend"), device(card.get("device")), card.get("keras_version")
+    words = BACKENDS.get(backend, backend) if isinstance(backend, str) and backend else DASH
+    if place != DASH:
+        words += " on " + place
+    if keras:
+        words += f" (Keras {keras})"
+    return words
+
+
+def setting(value) -> str:
+    """A training setting: floats to four significant digits, booleans as yes/no, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
+        return ", ".join(map(setting, value))
+    return str(value) if isinstance(value, (str, int)) else json.dumps(value)
+
+
 def text(value) -> str:
     return DASH if value is None or value == "" else str(value)
 
 
-FILTERS = {f.__name__: f for f in (percent, decimal, thousands, filesize, duration, text)}
+def breakable(value) -> Markup:
+    """A model or class name that a narrow page may wrap after its underscores, hyphens and
+    dots ("golden_<wbr>retriever"), rather than at any letter; escaped like any other text."""
+    return Markup("<wbr>").join(re.split(r"(?<=[_.-])(?=.)", str(value)))
+
+
+FILTERS = {f.__name__: f for f in (percent, decimal, thousands, filesize, duration, milliseconds, timestamp,
+                                   trained_with, setting, text, breakable)}
 
 
 def init_app(app) -> None:

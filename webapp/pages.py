@@ -1,16 +1,18 @@
-"""The upload form and the prediction page."""
+"""The upload form, the prediction page and the JSON API's documentation page."""
 
 from __future__ import annotations
 
 import base64
+import os
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
+from . import ENV_PREFIX, ROOT
 from .errors import message_for
 from .forms import UploadForm
-from .predictor import PredictionError, classify
-from .registry import get_registry
+from .predictor import MAX_TOP_K, PredictionError, classify
+from .registry import UnknownModel, get_registry
 
 bp = Blueprint("pages", __name__)
 
@@ -18,6 +20,9 @@ bp = Blueprint("pages", __name__)
 CONFIDENT = 0.5
 # ImageNet's 1,000 classes would be a wall of text under the model selector.
 MAX_LISTED_CLASSES = 20
+# Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
+# form, left open across a restart of the server, is the usual cause.
+EXPIRED = "This page had expired (for example, the server restarted). Choose the image again and press Classify."
 
 
 def classes_text(classes: list[str]) -> str:
@@ -26,14 +31,16 @@ def classes_text(classes: list[str]) -> str:
     return f"Recognises {len(classes):,} classes: {listed}" + (f" and {more:,} more." if more > 0 else ".")
 
 
-def upload_form(**kwargs) -> UploadForm:
+def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
+    """The form, its model preselected: the one posted, else `requested` if it is usable,
+    else the default."""
     form = UploadForm(**kwargs)
     registry = get_registry()
     classes = {info.name: classes_text(info.card["classes"]) for info in registry.models() if info.available}
     # app.js shows the chosen model's classes from data-classes; the page has the selected one's.
     form.model.choices = [SelectChoice(name, render_kw={"data-classes": text}) for name, text in classes.items()]
     if not form.model.data:
-        form.model.data = registry.default_name(current_app.config["DEFAULT_MODEL"])
+        form.model.data = requested if requested in classes else registry.default_name(current_app.config["DEFAULT_MODEL"])
     form.model.description = classes.get(form.model.data, "")
     return form
 
@@ -42,9 +49,23 @@ def render_form(form: UploadForm, errors: list[str], status: int):
     return render_template("index.html", form=form, errors=errors), status
 
 
+@bp.app_template_global()
+def models_folder() -> str | None:
+    """The models folder as the no-model notice names it, relative to the project; None when
+    outside it, as a page open to anyone should not tell where the server keeps its files."""
+    folder = os.path.abspath(current_app.config["MODELS_DIR"])
+    inside = os.path.commonpath([folder, str(ROOT)]) == str(ROOT)
+    return os.path.relpath(folder, ROOT) + "/" if inside else None
+
+
+# The environment variable that moves the models folder, for the same notice.
+bp.add_app_template_global(ENV_PREFIX + "MODELS_DIR", "models_folder_variable")
+
+
 @bp.get("/")
 def index():
-    return render_template("index.html", form=upload_form())
+    # "Try it" links on the models pages ask for a model with ?model=<name>.
+    return render_template("index.html", form=upload_form(requested=request.args.get("model")))
 
 
 @bp.get("/predict")
@@ -59,11 +80,10 @@ def predict():
     if not form.validate_on_submit():
         # A token error page is at /predict, where reloading sends the stale token again;
         # the form on it has a fresh one.
-        errors = [
-            message + (" Choose the image again and press Classify." if field == "csrf_token" else "")
-            for field, messages in form.errors.items()
-            for message in messages
-        ]
+        if "csrf_token" in form.errors:
+            errors = [EXPIRED]
+        else:
+            errors = [message for messages in form.errors.values() for message in messages]
         return render_form(form, errors, 400)
     data = form.image.data.read()
     try:
@@ -75,7 +95,23 @@ def predict():
     # The form below the answer keeps the model it came from, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model})
     return render_template("predict.html", form=next_form, result=result, image_uri=image_uri,
-                           confident=result.predictions[0][1] >= CONFIDENT)
+                           confident=result.predictions[0][1] >= CONFIDENT,
+                           class_count=class_count(result.model))
+
+
+def class_count(model: str) -> int | None:
+    """How many classes the model chooses among; None if its files went since it answered."""
+    try:
+        card = get_registry().info(model).card
+    except UnknownModel:
+        return None
+    return len(card["classes"]) if card else None
+
+
+@bp.get("/api")
+def api_help():
+    return render_template("api.html", top_k=current_app.config["TOP_K"], max_top_k=MAX_TOP_K,
+                           formats=UploadForm.formats, max_megapixels=UploadForm.max_megapixels)
 
 
 @bp.errorhandler(413)
