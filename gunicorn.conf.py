@@ -87,7 +87,7 @@ if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as uns
 def post_worker_init(worker):
     # After the fork, before the first request: load the default model in this worker.
     app = worker.wsgi
-    app.extensions["imageapp.registry"].warm_up(app.config["DEFAULT_MODEL"])
+    app.extensions["imageapp.registry"].load_default(app.config["DEFAULT_MODEL"])
 
 
 def when_ready(server):

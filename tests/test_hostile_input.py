@@ -112,7 +112,7 @@ UPLOADS = [
 def hostile_app(built_models, tmp_path_factory):
     models = copy_models(built_models, tmp_path_factory.mktemp("hostile") / "models")
     app = create_app(make_config(models, MAX_CONTENT_LENGTH=LIMIT))
-    app.extensions["imageapp.registry"].warm_up("tiny")
+    app.extensions["imageapp.registry"].load_default("tiny")
     return app
 
 

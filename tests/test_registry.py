@@ -313,6 +313,16 @@ def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):
     assert registry.default_name("small") == "tiny"
 
 
+def test_on_equal_accuracy_the_default_is_the_dashboards_first_the_lower_loss(registry, client, models_dir):
+    for name, loss in (("small", 0.9), ("tiny", 0.5)):  # "tiny" is second by name, first by loss
+        card = json.loads((models_dir / f"{name}.json").read_text())
+        card["evaluation"] |= {"accuracy": 0.8, "loss": loss}
+        (models_dir / f"{name}.json").write_text(json.dumps(card))
+    assert registry.default_name("absent") == "tiny"
+    page = client.get("/models").get_data(as_text=True)
+    assert page.index(">tiny</a>") < page.index(">small</a>")
+
+
 def test_default_name_reads_past_a_card_whose_evaluation_is_not_an_object(registry, models_dir):
     card = json.loads((models_dir / "small.json").read_text())
     card["evaluation"] = "n/a"
@@ -329,11 +339,11 @@ def test_load_default_passes_over_models_that_fail_to_load(registry, models_dir)
     assert registry.load_default("tiny") is None
 
 
-def test_warm_up_loads_the_default_model(registry, monkeypatch):
+def test_loading_the_default_model_loads_only_it(registry, monkeypatch):
     calls = []
     real = registry_module._load_keras_model
     monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path.name) or real(path))
-    registry.warm_up("small")
+    registry.load_default("small")
     assert calls == ["small.h5"]
 
 

@@ -7,8 +7,7 @@ import re
 from flask import Blueprint, abort, render_template
 
 from .charts import line_chart
-from .formatting import is_number
-from .registry import ModelInfo, UnknownModel, get_registry, section
+from .registry import ModelInfo, UnknownModel, get_registry, rank, section
 
 bp = Blueprint("dashboard", __name__)
 
@@ -55,15 +54,6 @@ def summary(info: ModelInfo) -> dict:
     }
 
 
-def _number(value, missing: float) -> float:
-    return value if is_number(value) else missing
-
-
-def rank(row: dict) -> tuple:
-    """Best first: highest accuracy, then lowest loss; models without figures last."""
-    return (-_number(row["accuracy"], -1.0), _number(row["loss"], float("inf")), row["name"])
-
-
 @bp.app_template_filter()
 def reason(error: str) -> tuple[str, str | None]:
     """Why a model is unavailable, as (a plain lead, the full text for "Technical details" or
@@ -99,7 +89,7 @@ def heat_map(matrix, classes: list[str]) -> list[dict] | None:
 @bp.get("/models")
 def index():
     infos = get_registry().models()
-    rows = sorted((summary(info) for info in infos if info.available), key=rank)
+    rows = [summary(info) for info in sorted((info for info in infos if info.available), key=rank)]
     # Accuracies on different data sets do not compare: each data set's models together.
     by_dataset = len({str(row["dataset"]) for row in rows}) > 1
     if by_dataset:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import selectors
@@ -20,7 +21,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 from flask import current_app
@@ -38,7 +39,6 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # readable, a file of the same size and mtime moved over the old one.
 Stamp = tuple[int, ...]
 NO_CARD = (-1, 0, 0, 0)
-Check = tuple[Stamp, dict | None, str | None]  # a file version's stamp, its card, why it cannot be used
 
 
 class UnknownModel(LookupError):
@@ -74,6 +74,13 @@ class BadOutput(ValueError):
 
 class ModelMismatch(ValueError):
     """A model file that loads but cannot serve as its card describes; the message says why."""
+
+
+class Checked(NamedTuple):
+    """What the registry knows of a model's files from reading them, for one version of them."""
+    stamp: Stamp
+    card: dict | None
+    error: str | None  # why the model cannot be used; None when no reason was found
 
 
 class LoadedModel:
@@ -112,6 +119,13 @@ class LoadedModel:
         if probabilities.min() < -1e-6 or np.abs(probabilities.sum(axis=-1) - 1).max() > 1e-3:
             raise BadOutput("outputs that are not probabilities (its last layer needs a softmax)")
         return probabilities
+
+
+class Loaded(NamedTuple):
+    """A worker's load of one version of a model's files: the model, or why it failed."""
+    stamp: Stamp
+    model: LoadedModel | None
+    error: str | None
 
 
 # Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
@@ -282,8 +296,8 @@ class Registry:
         self.folder = Path(folder)
         self._load_lock = threading.Lock()
         self._check_lock = threading.Lock()  # a new file version is checked once, not by every thread
-        self._checked: dict[str, Check] = {}
-        self._models: dict[str, tuple[Stamp, LoadedModel | None, str | None]] = {}
+        self._checked: dict[str, Checked] = {}
+        self._models: dict[str, Loaded] = {}
 
     def _files(self) -> dict[str, Path]:
         try:
@@ -313,7 +327,7 @@ class Registry:
             raise UnknownModel(name)
         return self._info(name, checks[name])
 
-    def _checks(self, files: dict[str, Path]) -> dict[str, Check]:
+    def _checks(self, files: dict[str, Path]) -> dict[str, Checked]:
         """The check of each file's current version, by name (files removed meanwhile left out).
         Versions not checked yet are checked now, together: their .h5 files read by one child."""
         stamps = {name: stamp for name, path in files.items() if (stamp := _stamp(path)) is not None}
@@ -323,59 +337,59 @@ class Registry:
                 checks = self._cached_checks(stamps)  # other threads may have checked some meanwhile
                 new = {name: files[name] for name in sorted(stamps) if name not in checks}
                 for name, (card, error) in _check_files(new).items():
-                    checks[name] = self._checked[name] = (stamps[name], card, error)
+                    checks[name] = self._checked[name] = Checked(stamps[name], card, error)
         return checks
 
-    def _cached_checks(self, stamps: dict[str, Stamp]) -> dict[str, Check]:
+    def _cached_checks(self, stamps: dict[str, Stamp]) -> dict[str, Checked]:
         return {name: cached for name, stamp in stamps.items()
-                if (cached := self._checked.get(name)) is not None and cached[0] == stamp}
+                if (cached := self._checked.get(name)) is not None and cached.stamp == stamp}
 
-    def _info(self, name: str, check: Check) -> ModelInfo:
-        stamp, card, error = check
+    def _info(self, name: str, checked: Checked) -> ModelInfo:
+        error = checked.error
         loaded = self._models.get(name)
-        if error is None and loaded is not None and loaded[0] == stamp:
-            error = loaded[2]
-        return ModelInfo(name, card, error, stamp)
+        if error is None and loaded is not None and loaded.stamp == checked.stamp:
+            error = loaded.error  # found on loading it
+        return ModelInfo(name, checked.card, error, checked.stamp)
 
     def load(self, name: str) -> LoadedModel:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
         info = self.info(name)
         if info.error:
             raise ModelUnavailable(name, info.error)
-        cached = self._models.get(name)
-        if cached is None or cached[0] != info.stamp:
+        loaded = self._models.get(name)
+        if loaded is None or loaded.stamp != info.stamp:
             with self._load_lock:
-                cached = self._models.get(name)
-                if cached is None or cached[0] != info.stamp:
-                    cached = (info.stamp, *self._load(info))
-                    self._models[name] = cached
-        _, model, error = cached
-        if model is None:
-            raise ModelUnavailable(name, error)
-        return model
+                loaded = self._models.get(name)
+                if loaded is None or loaded.stamp != info.stamp:
+                    loaded = self._models[name] = self._load(info)
+        if loaded.model is None:
+            raise ModelUnavailable(name, loaded.error)
+        return loaded.model
 
-    def _load(self, info: ModelInfo) -> tuple[LoadedModel | None, str | None]:
+    def _load(self, info: ModelInfo) -> Loaded:
         path = self.folder / f"{info.name}.h5"
         try:
             model = LoadedModel(info.name, info.card, _load_keras_model(path))
         except ModelMismatch as error:
             log.warning("model %s cannot be used: %s", info.name, error)
-            return None, str(error)
+            return Loaded(info.stamp, None, str(error))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
-            return None, f"cannot be loaded ({type(error).__name__}: {_first_line(_without_folder(str(error), path))})"
+            reason = _first_line(_without_folder(str(error), path))
+            return Loaded(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
-        return model, None
+        return Loaded(info.stamp, model, None)
 
     def default_name(self, preferred: str | None = None) -> str | None:
-        """`preferred` when usable, else the most accurate usable model."""
+        """`preferred` when usable, else the best usable model (by `rank`)."""
         usable = [info for info in self.models() if info.available]
         if any(info.name == preferred for info in usable):
             return preferred
-        return max(usable, key=_accuracy).name if usable else None
+        return min(usable, key=rank).name if usable else None
 
     def load_default(self, preferred: str | None = None) -> LoadedModel | None:
-        """`preferred` when it loads, else the most accurate model that does (None: none does)."""
+        """`preferred` when it loads, else the best model that does (None: none does). Called
+        by gunicorn in each new worker, so that its first request does not wait for a load."""
         while (name := self.default_name(preferred)) is not None:
             try:
                 return self.load(name)
@@ -383,9 +397,6 @@ class Registry:
                 continue  # now known unusable (logged), or gone: the next pick passes over it
         return None
 
-    def warm_up(self, preferred: str | None = None) -> None:
-        """Load the default model now, so that a worker's first request is fast."""
-        self.load_default(preferred)
 
 
 def section(card: dict, key: str) -> dict:
@@ -394,9 +405,12 @@ def section(card: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _accuracy(info: ModelInfo) -> float:
-    accuracy = section(info.card or {}, "evaluation").get("accuracy")
-    return accuracy if is_number(accuracy) else -1.0
+def rank(info: ModelInfo) -> tuple:
+    """Best first: highest held-out accuracy, then lowest loss, then by name; models without
+    figures last. The default model and the dashboard's order both go by it."""
+    evaluation = section(info.card or {}, "evaluation")
+    accuracy, loss = evaluation.get("accuracy"), evaluation.get("loss")
+    return (-accuracy if is_number(accuracy) else 1.0, loss if is_number(loss) else math.inf, info.name)
 
 
 def get_registry() -> Registry:
