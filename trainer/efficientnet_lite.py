@@ -52,8 +52,8 @@ TOP_CHANNELS = 1280
 DROP_CONNECT_RATE = 0.2  # stochastic depth of the reference, growing with block depth
 HEAD_DROPOUT = 0.2
 
-# Layer-name prefixes from the top of the network down: unfreezing the layers
-# whose names start with the first N prefixes fine-tunes the top N parts.
+# Layer-name prefixes from the top of the network down, for `--unfreeze-blocks`: the first N
+# unfreeze the top N parts, and every layer's name starts with one of them (a test checks it).
 TOP_BLOCKS = ("top_",) + tuple(f"block{stage[0]}" for stage in reversed(STAGES)) + ("stem_",)
 
 

@@ -10,8 +10,8 @@ beside the code that uses them.
 # Recipe for scratch CNNs, after airbench (Keller Jordan, 2024) and the DAWNBench ResNets:
 # a patch-whitening first layer, SGD with Nesterov momentum, a warm-up then cosine decay,
 # label smoothing, flip + translate augmentation in NumPy (Keras' random-transform layers
-# slow a GPU a hundredfold), and flip + translate averaging at test time, built into the
-# saved model.
+# made a GPU step 100 times slower: trainer/augment.py), and flip + translate averaging at
+# test time, built into the saved model.
 _SCRATCH = {
     "arch": "scratch",
     "image_size": 32,          # CIFAR-10's own size; other data is resized to it when loaded
