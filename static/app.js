@@ -22,8 +22,10 @@ function enhance(form) {
   // The request also carries the multipart headers, the CSRF token and the model's name.
   var overhead = 4096;
 
+  // In decimal units, with a decimal only under 10, as the server states sizes.
   function megabytes(bytes) {
-    return String(Math.round(bytes / 1024 / 1024 * 10) / 10);
+    var mb = bytes / 1e6;
+    return mb >= 10 ? String(Math.round(mb)) : mb.toFixed(1);
   }
 
   // The server refuses a too-large request unread, and its answer could not keep the model

@@ -155,7 +155,7 @@ def test_werkzeug_errors_under_api_are_json(client, method, url, status):
     assert "<" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("limit, said", [(1024 * 1024, "1 MB"), (300_000, "293 kB"), (1000, "1000 bytes")])
+@pytest.mark.parametrize("limit, said", [(1_000_000, "1.0 MB"), (300_000, "300 kB"), (999, "999 bytes")])
 def test_too_large_under_api_is_json(models_dir, limit, said):
     from conftest import make_config
     from webapp import create_app

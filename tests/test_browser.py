@@ -15,6 +15,7 @@ import pytest
 
 from conftest import TINY_CLASSES, copy_models, encode_image, make_config
 from webapp import ROOT, create_app
+from webapp.formatting import filesize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -225,8 +226,8 @@ def test_drops_and_checks_before_uploading(browser, base_url):
     assert drop(("a.png", 10, "image/png"), ("b.png", 10, "image/png")) == "Drop one image at a time."
     assert drop().startswith("Drop the image file itself")
     assert drop(("notes.pdf", 10, "application/pdf")) == "notes.pdf is not an image."
-    too_big = limit + 1024 * 1024
-    message = f"huge.png is {too_big / 1024 / 1024:g} MB: choose an image of at most {limit / 1024 / 1024:g} MB."
+    too_big = limit + 3_900_000
+    message = f"huge.png is {filesize(too_big)}: choose an image of at most {filesize(limit)}."  # as the server says sizes
     assert drop(("huge.png", too_big, "image/png")) == message
     assert browser.execute_script("return arguments[0].files[0].name", file_input) == "huge.png"
     assert file_input.get_attribute("aria-invalid") == "true"

@@ -30,7 +30,7 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     assert '<option data-classes="Recognises 4 classes: apple, pear, plum, fig." value="small">small</option>' in page
     assert 'id="model-classes">Recognises 3 classes: cat, dog, ship.</p>' in page
     assert 'accept="image/jpeg,image/png,image/gif,image/bmp,image/webp"' in page
-    assert f"up to 10 MB and {MAX_PIXELS / 1e6:g} megapixels" in page and 'data-max-bytes="10485760"' in page
+    assert f"up to 10 MB and {MAX_PIXELS / 1e6:g} megapixels" in page and 'data-max-bytes="10000000"' in page
     assert 'aria-invalid' not in page and "<title>Classify an image" in page
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import save_model_without_softmax
 from webapp import registry as registry_module
+from webapp.formatting import filesize
 from webapp.registry import ModelUnavailable, Registry, UnknownModel
 
 
@@ -151,7 +152,7 @@ def test_a_file_smaller_than_its_card_records_is_called_incomplete(models_dir):
     card = json.loads((models_dir / "tiny.json").read_text()) | {"file_size_bytes": len(data)}
     (models_dir / "cut.json").write_text(json.dumps(card))
     error = Registry(models_dir).info("cut").error
-    assert error == (f"cut.h5 is incomplete: 1.0 kB of the {len(data) / 1000:.1f} kB its card records; "
+    assert error == (f"cut.h5 is incomplete: 1.0 kB of the {filesize(len(data))} its card records; "
                      "copy it again, or train it again")
 
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
     "MODELS_DIR": str(ROOT / "models"),
     "DEFAULT_MODEL": "cifar10_scratch",
-    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 10_000_000,  # 10 MB, in decimal units as every size the app states
     # The forms have three fields; refuse long lists of parts or big text fields outright.
     "MAX_FORM_PARTS": 16,
     # Werkzeug counts its parser's buffer against this for files too: 64 KiB reads plus a few

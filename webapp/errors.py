@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .formatting import filesize
+
 # Headings in plain words; the status code is shown beside them, small.
 TITLES = {
     400: "Bad request",
@@ -31,19 +33,12 @@ def message_for(error: HTTPException) -> str:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
             return "The request is too large: it has too many or too long form fields; send an image and a model name."
-        return f"The request is too large: send one image of at most {_size(limit)}."
+        return f"The request is too large: send one image of at most {filesize(limit)}."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
     if error.description and error.description != default:
         return error.description
     return MESSAGES.get(error.code, error.name + ".")
-
-
-def _size(limit: int) -> str:
-    """The upload limit as the README states it: 10485760 is "10 MB"."""
-    if limit >= 2**20:
-        return f"{limit / 2**20:.3g} MB"
-    return f"{limit / 2**10:.3g} kB" if limit >= 2**10 else f"{limit} bytes"
 
 
 def handle_http_error(error: HTTPException):

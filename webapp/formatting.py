@@ -36,11 +36,13 @@ def thousands(value) -> str:
 
 
 def filesize(value) -> str:
+    """In decimal units, as the project states sizes everywhere (a model's 8.0 MB, the 10 MB
+    upload limit), with a decimal only under 10."""
     if not is_number(value):
         return DASH
     for unit in ("bytes", "kB", "MB"):
         if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+            return f"{value:.0f} {unit}" if unit == "bytes" or value >= 10 else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
 
