@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_CLASSES
 from trainer.data import load_folder
 from trainer.train import evaluate
-from webapp.predictor import image_type, parse_top_k
+from webapp.predictor import PredictionError, image_type, parse_top_k
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -41,5 +41,6 @@ def test_top_k_bounds(app):
     with app.app_context():
         assert parse_top_k(None) == 5 and parse_top_k("3") == 3
         for bad in ("0", "-1", "1.5", "abc", "9" * 5000):
-            with pytest.raises(Exception, match="top_k"):
+            with pytest.raises(PredictionError, match="top_k") as refused:
                 parse_top_k(bad)
+            assert refused.value.status == 400

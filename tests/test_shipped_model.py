@@ -2,18 +2,17 @@
 usable, it is what its card says (CIFAR-10, 32 px, small enough for a default), and it
 recognises a photo of a cat."""
 
+from trainer.data import CIFAR10_CLASSES
 from trainer.images import load_rgb
 from webapp import DEFAULTS, ROOT
 from webapp.registry import Registry
-
-CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def test_the_shipped_default_model_is_usable_and_as_its_card_says():
     registry = Registry(ROOT / "models")
     info = registry.info(DEFAULTS["DEFAULT_MODEL"])
     assert info.available, info.error
-    assert info.card["classes"] == CIFAR10 and info.card["input_shape"] == [32, 32, 3]
+    assert info.card["classes"] == CIFAR10_CLASSES and info.card["input_shape"] == [32, 32, 3]
     assert info.file_size == info.card["file_size_bytes"] <= 10_000_000  # a default takes at most 10 MB
     assert info.card["evaluation"]["accuracy"] >= 0.9 and info.card["evaluation"]["samples"] == 5000
 
