@@ -67,7 +67,8 @@ _AIRBENCH = {
 
 PRESETS = {
     # The default preset, for a CPU: 0.66M parameters (2.7 MB), 50 minutes on the 2-core CPU
-    # box, 89.8% held out; a web answer in 6-11 ms there (BENCHMARKS.md).
+    # box, 89.8% held out (before weight decay reached batch-norm shifts on TensorFlow too: not
+    # rerun); a web answer in 6-11 ms there (BENCHMARKS.md).
     "scratch-small": _SCRATCH | {
         "stem_width": 32,      # channels of a learned first conv, used only with whiten_stem off
                                # (kept for that comparison in bench/train.py)
