@@ -286,7 +286,7 @@ def _held_out(data, card: dict, model_name: str):
         raise UsageError(f"{data.name} is not the data {model_name} was trained on: its images differ from those the "
                          "card's data_digest records, so the held-out ones cannot be found in it")
     held_out = data.subset(stratified_split(data.labels, fraction, seed, data.classes)[1])
-    if card.get("held_out_digest", digest(held_out.files)) != digest(held_out.files):
+    if card.get("held_out_digest", found := digest(held_out.files)) != found:
         raise UsageError(f"This trainer splits {data.name} unlike the one that trained {model_name}: the images it "
                          "holds out differ from those the card's held_out_digest records")
     return held_out

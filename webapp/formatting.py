@@ -123,6 +123,13 @@ def setting(value) -> str:
     return str(value) if isinstance(value, (str, int)) else json.dumps(value)
 
 
+def first_line(message: str) -> str:
+    """A library's error as one line of plain text: Keras colours its messages with terminal
+    escapes and adds lines of arguments."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", message).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
 def text(value) -> str:
     return DASH if value is None or value == "" else str(value)
 

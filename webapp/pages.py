@@ -12,7 +12,7 @@ from . import ENV_PREFIX, ROOT
 from .errors import message_for
 from .forms import UploadForm
 from .predictor import MAX_TOP_K, PredictionError, classify
-from .registry import UnknownModel, get_registry
+from .registry import get_registry
 
 bp = Blueprint("pages", __name__)
 
@@ -95,17 +95,7 @@ def predict():
     # The form below the answer keeps the model it came from, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model})
     return render_template("predict.html", form=next_form, result=result, image_uri=image_uri,
-                           confident=result.predictions[0][1] >= CONFIDENT,
-                           class_count=class_count(result.model))
-
-
-def class_count(model: str) -> int | None:
-    """How many classes the model chooses among; None if its files went since it answered."""
-    try:
-        card = get_registry().info(model).card
-    except UnknownModel:
-        return None
-    return len(card["classes"]) if card else None
+                           confident=result.predictions[0][1] >= CONFIDENT)
 
 
 @bp.get("/api")

@@ -30,6 +30,7 @@ class Result:
     predictions: list[tuple[str, float]]  # (label, probability), most likely first
     elapsed_ms: float
     mime: str  # of the upload, known from its content
+    class_count: int  # how many classes the model chose among
 
 
 def image_type(data: bytes) -> str | None:
@@ -82,4 +83,4 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
     best = np.argsort(probabilities)[::-1][:top_k]
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, mime)
+    return Result(model.name, predictions, elapsed_ms, mime, len(model.classes))

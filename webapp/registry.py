@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import selectors
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from flask import current_app
 
 from trainer.card import load_card
 
-from .formatting import filesize, is_number
+from .formatting import filesize, first_line, is_number
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +250,6 @@ def _cut_short(path: Path, card: dict) -> str | None:
     return None
 
 
-def _first_line(message: str) -> str:
-    """A library's error as one line of plain text: Keras colours its messages with terminal
-    escapes and adds lines of arguments."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", message).strip().splitlines()
-    return lines[0][:300] if lines else ""
-
-
 def _load_keras_model(path: Path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -375,7 +367,7 @@ class Registry:
             return Loaded(info.stamp, None, str(error))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
-            reason = _first_line(_without_folder(str(error), path))
+            reason = first_line(_without_folder(str(error), path))
             return Loaded(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
         return Loaded(info.stamp, model, None)
