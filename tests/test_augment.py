@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from conftest import TINY
 from trainer.augment import AugmentedBatches, augment
@@ -29,7 +30,7 @@ def test_augment_takes_each_crop_from_its_own_image():
 
 def test_the_batches_weigh_a_rare_class_up():
     images = np.zeros((40, 4, 4, 3), dtype=np.uint8)
-    data = Dataset(images, np.array([0] * 30 + [1] * 10), ["common", "rare"], "toy")
+    data = Dataset(images, np.array([0] * 30 + [1] * 10), ["common", "rare"], "toy", np.arange(40).astype(str))
     batches = AugmentedBatches(data, TINY | {"batch_size": 40})
     _, labels, weights = batches[0]
     assert np.allclose(weights[labels[:, 1] == 1], 2.0) and np.allclose(weights[labels[:, 0] == 1], 2 / 3)
@@ -37,7 +38,7 @@ def test_the_batches_weigh_a_rare_class_up():
 
 def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
     images = np.random.default_rng(2).integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
-    data = Dataset(images, np.arange(40) % 2, ["a", "b"], "toy")
+    data = Dataset(images, np.arange(40) % 2, ["a", "b"], "toy", np.arange(40).astype(str))
     batches = AugmentedBatches(data, TINY | {"translate": 0, "alternate_flip": True})
 
     def mirrored_in_this_epoch():
@@ -55,7 +56,14 @@ def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
     assert np.array_equal(second, ~first) and np.array_equal(third, first)
 
 
-def test_cutout_blanks_a_square():
-    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-    out = augment(image, (8, 8), 0, 4, np.random.default_rng(0))
-    assert 1 <= (out[0, ..., 0] == 128).sum() <= 16
+@pytest.mark.parametrize("side", [5, 8])
+def test_cutout_blanks_a_square_of_its_side_cut_only_by_the_edges(side):
+    images = np.zeros((500, 16, 16, 3), dtype=np.uint8)
+    blanked = augment(images, (16, 16), 0, side, np.random.default_rng(0))[..., 0] == 128
+    for mask in blanked:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask.sum() == len(rows) * len(cols)  # one rectangle
+        assert len(rows) <= side and len(cols) <= side
+        assert len(rows) == side or rows[0] == 0 or rows[-1] == 15  # shorter only at an edge
+        assert len(cols) == side or cols[0] == 0 or cols[-1] == 15
+    assert max(mask.sum() for mask in blanked) == side * side

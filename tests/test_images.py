@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from trainer.images import DATASET_FORMATS, ImageError, load_rgb
+from trainer.images import DATASET_FORMATS, UPLOAD_FORMATS, ImageError, format_names, load_rgb
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -80,15 +80,21 @@ def test_an_image_just_over_the_limit_is_refused_without_pillows_warning():
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n"])
 def test_unreadable_bytes_raise_image_error(data):
-    with pytest.raises(ImageError, match="Not a readable image"):
+    with pytest.raises(ImageError, match=r"Not a readable image \(accepted formats: JPEG, PNG, GIF, BMP or WebP\)"):
         load_rgb(data)
+
+
+def test_format_names_are_written_as_people_write_them():
+    assert format_names(tuple(UPLOAD_FORMATS)) == "JPEG, PNG, GIF, BMP or WebP"
+    assert format_names(DATASET_FORMATS).endswith("WebP or TIFF")
+    assert format_names(("PNG",)) == "PNG"
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
 @pytest.mark.parametrize("cut", [12, 0.5])  # 12: just the bytes that say the format
 def test_a_cut_short_image_is_called_damaged_not_unreadable(fmt, cut):
     data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), fmt)
-    with pytest.raises(ImageError, match=f"The {fmt} file is damaged or incomplete."):
+    with pytest.raises(ImageError, match=f"The {format_names((fmt,))} file is damaged or incomplete."):
         load_rgb(data[:cut] if isinstance(cut, int) else data[:int(len(data) * cut)])
 
 

@@ -37,6 +37,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert saved["architecture"] == "scratch" and saved["weights"] == "none"
     assert saved["file_size_bytes"] == model_path.stat().st_size and saved["parameters"] > 0
     assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
+    assert saved["training_images"] + saved["evaluation"]["samples"] == 30  # the image folder's
     assert saved["training_precision"] == "float32"
     assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
     for key in resume.HISTORY_KEYS:
@@ -190,7 +191,7 @@ def test_phases_that_stopped_early_are_not_trained_again_on_resuming(image_folde
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = epoch == 1
 
-    monkeypatch.setattr(train_module, "_plateau_callbacks", lambda *args, **kwargs: [StopAfterTwoEpochs()])
+    monkeypatch.setattr(train_module, "_stopping_callbacks", lambda *args, **kwargs: [StopAfterTwoEpochs()])
     hp = TINY_VGG16 | {"head_epochs": 4, "fine_tune_epochs": 4}
     interrupt_while_saving(image_folder, tmp_path, monkeypatch, hp)
     assert capsys.readouterr().out.count("Epoch 2/4") == 2
@@ -222,8 +223,20 @@ def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_
 
     card = run(TINY | {"epochs": 2, "learning_rate": 0.01}, image_folder, tmp_path)
     out = capsys.readouterr().out
-    assert "unfinished run with other settings: starting afresh" in out and "Epoch 1/2" in out
+    assert "unfinished run with other settings or data: starting afresh" in out and "Epoch 1/2" in out
     assert card["epochs_run"] == 2 and card["hyperparameters"]["learning_rate"] == 0.01
+
+
+def test_other_images_under_the_same_names_count_and_classes_start_afresh(image_folder, tmp_path, monkeypatch,
+                                                                          capsys):
+    interrupt_while_saving(image_folder, tmp_path, monkeypatch)
+    capsys.readouterr()
+    photo = sorted(path for path in image_folder.rglob("*") if path.is_file())[0]
+    photo.rename(photo.with_name("renamed" + photo.suffix))  # another image in its place
+
+    run(TINY, image_folder, tmp_path)
+    out = capsys.readouterr().out
+    assert "unfinished run with other settings or data: starting afresh" in out and "Epoch 1/3" in out
 
 
 def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_folder, tmp_path, capsys):
@@ -305,6 +318,7 @@ def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(i
     assert picking and not picking & held_out and not picking & {i.tobytes() for i in passed["fit"].images}
     assert len(passed["fit"].labels) + len(picking) + len(held_out) == len(data.labels) == 30
     assert card["evaluation"]["samples"] == len(held_out)
+    assert card["training_images"] == len(passed["fit"].labels)
 
 
 def test_fine_tuning_that_never_beats_the_head_phase_leaves_its_weights(image_folder, tmp_path, monkeypatch):
@@ -325,13 +339,13 @@ def scramble_in(monkeypatch, phase: int, epoch: int):
                 layer.set_weights([rng.normal(0, 1000, w.shape) for w in layer.get_weights()])
 
     phases = []
-    plateau_callbacks = train_module._plateau_callbacks
+    plateau_callbacks = train_module._stopping_callbacks
 
     def callbacks(*args, **kwargs):
         phases.append(None)
         return [*plateau_callbacks(*args, **kwargs), *([Scramble()] if len(phases) == phase else [])]
 
-    monkeypatch.setattr(train_module, "_plateau_callbacks", callbacks)
+    monkeypatch.setattr(train_module, "_stopping_callbacks", callbacks)
 
 
 def scrambled_weights_saved(tmp_path) -> bool:

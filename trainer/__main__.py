@@ -73,6 +73,7 @@ def _model_name(text: str) -> str:
 
 
 MIN_IMAGE_SIZE = 16  # the scratch nets shrink it by a 2x2 stem, then halve it three times
+MIN_UPSCALE_SIZE = 32  # VGG16's five poolings need at least 32 px (Keras refuses less)
 
 # Options that override a preset's value of the same name (None: keep the preset's), with
 # how to read each (a function, or the choices) and its help.
@@ -86,7 +87,7 @@ OVERRIDES = {
     "image_size": (_at_least(MIN_IMAGE_SIZE), "side of the square images the model takes (data is resized to "
                                               "it); transfer presets: by default the backbone's size, or the "
                                               "images' own if under half"),
-    "upscale_size": (_at_least(32), "transfer models: side the backbone sees, resized inside the model"),
+    "upscale_size": (_at_least(MIN_UPSCALE_SIZE), "transfer models: side the backbone sees, resized inside the model"),
     "learning_rate": (_learning_rate, "scratch: peak SGD learning rate"),
     "head_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 1"),
     "fine_tune_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
@@ -181,24 +182,7 @@ def _train(args) -> int:
     from trainer.card import taken
     from trainer.data import data_name, load_dataset, natural_size
 
-    preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
-    hp = dict(PRESETS[preset], preset=preset)
-    if args.arch and args.arch != hp["arch"]:
-        raise UsageError(f"preset {preset} is for --arch {hp['arch']}, not {args.arch}")
-    given = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
-    foreign = [key for key in given if key not in hp]
-    if foreign:  # silently ignored, --epochs 2 would leave a transfer model its 15 epochs
-        kind = "a scratch CNN" if hp["arch"] == "scratch" else "a transfer model"
-        options = ", ".join("--" + key.replace("_", "-") for key in foreign)
-        verb = "does" if len(foreign) == 1 else "do"
-        raise UsageError(f"{options} {verb} not apply to preset {preset} ({kind}); --help says which "
-                         "options each kind of model takes")
-    hp.update(given)
-    if hp["arch"] != "scratch":
-        _check_weights(hp)
-    elif hp["teacher"] and not Path(hp["teacher"]).is_file():
-        raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
-
+    hp = _recipe(args)
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
     name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"
@@ -218,6 +202,28 @@ def _train(args) -> int:
 
     train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
+
+
+def _recipe(args) -> dict:
+    """The preset's hyperparameters with the options given, once they are known to fit it."""
+    preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
+    hp = dict(PRESETS[preset], preset=preset)
+    if args.arch and args.arch != hp["arch"]:
+        raise UsageError(f"preset {preset} is for --arch {hp['arch']}, not {args.arch}")
+    given = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
+    foreign = [key for key in given if key not in hp]
+    if foreign:  # silently ignored, --epochs 2 would leave a transfer model its 15 epochs
+        kind = "a scratch CNN" if hp["arch"] == "scratch" else "a transfer model"
+        options = ", ".join("--" + key.replace("_", "-") for key in foreign)
+        verb = "does" if len(foreign) == 1 else "do"
+        raise UsageError(f"{options} {verb} not apply to preset {preset} ({kind}); --help says which "
+                         "options each kind of model takes")
+    hp.update(given)
+    if hp["arch"] != "scratch":
+        _check_weights(hp)
+    elif hp["teacher"] and not Path(hp["teacher"]).is_file():
+        raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
+    return hp
 
 
 def _check_writable(option: str, folder: Path) -> None:
@@ -246,6 +252,7 @@ def _evaluate(args) -> int:
     from trainer.card import load_card
     from trainer.data import load_folder
     from trainer.metrics import format_report
+    from trainer.models import short_reason
     from trainer.train import evaluate
 
     if not args.model.is_file():
@@ -256,7 +263,7 @@ def _evaluate(args) -> int:
         card = load_card(args.model.with_suffix(".json"))
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
-        raise UsageError(f"Cannot use {args.model}: {error}") from None
+        raise UsageError(f"Cannot use {args.model}: {short_reason(error)}") from None
     height, width, _ = card["input_shape"]
     takes, gives = tuple(model.input_shape[1:3]), model.output_shape[-1]
     if takes != (height, width) or gives != len(card["classes"]):
@@ -286,7 +293,8 @@ def _held_out(data, card: dict, model_name: str):
         raise UsageError(f"{data.name} is not the data {model_name} was trained on: its images differ from those the "
                          "card's data_digest records, so the held-out ones cannot be found in it")
     held_out = data.subset(stratified_split(data.labels, fraction, seed, data.classes)[1])
-    if card.get("held_out_digest", found := digest(held_out.files)) != found:
+    found = digest(held_out.files)
+    if card.get("held_out_digest", found) != found:
         raise UsageError(f"This trainer splits {data.name} unlike the one that trained {model_name}: the images it "
                          "holds out differ from those the card's held_out_digest records")
     return held_out

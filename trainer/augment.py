@@ -1,6 +1,7 @@
 """Training batches: shuffled, flipped and shifted (and cut out) in NumPy, on the CPU, while
 the device trains on the previous batch. (Keras' RandomFlip and RandomTranslation layers in
-the model took a GPU step from 2-3 ms to 300 ms, as the GPU machine's notes measured.)"""
+the model took a GPU step from 2-3 ms to 300 ms, as the GPU machine's notes measured: see
+BENCHMARKS.md.)"""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         pad = hp["translate"]
         self.padded = np.pad(data.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
         self.labels = keras.utils.to_categorical(data.labels, len(data.classes)).astype(np.float32)
+        # Every class weighs the same in the loss however many images it has (all 1 when balanced).
         self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
         self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
         self.size = data.images.shape[1:3]
@@ -67,9 +69,10 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
         crop = padded[i, top[i]:top[i] + height, left[i]:left[i] + width]
         out[i] = crop[:, ::-1] if flip[i] else crop
     if cutout:
-        rows = rng.integers(0, height, count)
-        cols = rng.integers(0, width, count)
+        # Centred anywhere, so near an edge less is cut (DeVries and Taylor's cutout; airbench
+        # keeps the whole square inside).
+        tops = rng.integers(0, height, count) - cutout // 2
+        lefts = rng.integers(0, width, count) - cutout // 2
         for i in range(count):
-            out[i, max(0, rows[i] - cutout // 2):rows[i] + cutout // 2,
-                   max(0, cols[i] - cutout // 2):cols[i] + cutout // 2] = 128
+            out[i, max(0, tops[i]):tops[i] + cutout, max(0, lefts[i]):lefts[i] + cutout] = 128
     return out

@@ -15,16 +15,22 @@ The card is the contract between the trainer and the web app. Its keys:
     file_size_bytes   size of the .h5 file
     weights           where the starting weights came from: "imagenet", "none" or a file name
     hyperparameters   every setting of the run
+    training_images   how many images the weights learned from: all but the held-out ones,
+                      and for transfer models but the epoch-picking share too (absent from
+                      cards written before this field)
     epochs_run        epochs actually trained (early stopping may cut them short)
     training_seconds  wall-clock time from building the model to the end of its last phase
                       (a first download of pretrained weights included); for a resumed
                       run, plus the time of the epochs it resumed from
     training_precision  "float32", or "mixed_bfloat16" for the scratch presets on a GPU
-    backend, device   e.g. "tensorflow", "cpu"; "jax", "gpu: NVIDIA H100 80GB HBM3"
+    backend, device   e.g. "tensorflow", "cpu (2 cores)"; "jax", "gpu: NVIDIA H100 80GB HBM3"
     keras_version     the Keras that wrote the file
     created           ISO 8601 time, UTC
     history           per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, seconds
-    evaluation        on the held-out split: see trainer.metrics.classification_report
+                      as Keras logs them: losses label-smoothed, one view scored, val_* on
+                      the held-out images (scratch) or the epoch-picking share (transfer)
+    evaluation        on the held-out split, of the saved model (test-time views averaged;
+                      plain cross-entropy): see trainer.metrics.classification_report
     test_evaluation   the same on a separate test set, when one was given
 
 Both files are written to temporary dotfiles in the same folder and renamed into place,

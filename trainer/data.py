@@ -38,14 +38,12 @@ class Dataset:
     labels: np.ndarray  # (N,) int64, indexes into classes
     classes: list[str]
     name: str
-    skipped: int = 0  # unreadable files left out
     # (N,) str: each image's class and its path in the class folder (an index for downloaded
     # data), which `digest` fingerprints: the same in a zip and in its unzipped folder.
-    files: np.ndarray | None = None
+    files: np.ndarray
 
     def subset(self, indices: np.ndarray) -> "Dataset":
-        files = None if self.files is None else self.files[indices]
-        return Dataset(self.images[indices], self.labels[indices], self.classes, self.name, files=files)
+        return Dataset(self.images[indices], self.labels[indices], self.classes, self.name, self.files[indices])
 
 
 def digest(files: np.ndarray) -> str:
@@ -176,7 +174,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         counts = ", ".join(f"{label} ({sum(s[0] == label for s in skipped)} unreadable file(s))" for label in hollow)
         raise DataError(f"{path} has classes with no readable images: {counts}; add images to them or remove "
                         "their folders")
-    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), data_name(str(path)), len(skipped),
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), data_name(str(path)),
                    np.asarray(files))
 
 
@@ -211,7 +209,7 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     # Strip single wrapper folders such as "train/" until the class level is reached.
     while entries and len({p[0] for p, _ in entries}) == 1 and any(len(p) > 2 for p, _ in entries):
         entries = [(p[1:], n) for p, n in entries if len(p) > 2]  # stray files beside classes go
-    members: dict[str, list[str]] = {}
+    members: dict[str, list[tuple[str, str]]] = {}
     for p, name in entries:
         files = members.setdefault(p[0], [])
         if not name.endswith("/"):
@@ -219,7 +217,7 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     return {label: sorted(files) for label, files in members.items()}
 
 
-def _in_english(members: dict[str, list[str]]) -> dict[str, list[str]]:
+def _in_english(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
     """Animals-10's Italian class names in English, when every class is one of them: a `cane`
     beside `dog` or `ship` is someone's own class."""
     if not set(members) <= ANIMALS10_ENGLISH.keys():

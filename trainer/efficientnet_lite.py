@@ -52,8 +52,8 @@ TOP_CHANNELS = 1280
 DROP_CONNECT_RATE = 0.2  # stochastic depth of the reference, growing with block depth
 HEAD_DROPOUT = 0.2
 
-# Layer-name prefixes from the top of the network down, for `--unfreeze-blocks`: the first N
-# unfreeze the top N parts, and every layer's name starts with one of them (a test checks it).
+# Layer-name prefixes from the top of the network down, as `--unfreeze-blocks` takes them (the
+# preset unfreezes the first three); every layer's name starts with one of them (a test checks it).
 TOP_BLOCKS = ("top_",) + tuple(f"block{stage[0]}" for stage in reversed(STAGES)) + ("stem_",)
 
 
@@ -154,7 +154,7 @@ def missing_package_message() -> str | None:
 
 def _read_weights(weights):
     """The checkpoint named by ``weights`` as ``{name: array}``, or None for "none"."""
-    if weights in ("none", None):
+    if weights == "none":
         return None
     if weights != "imagenet":
         return load_state_dict(weights)

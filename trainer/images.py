@@ -29,6 +29,12 @@ UPLOAD_FORMATS = {
 # Data sets on one's own disk may also hold TIFFs.
 DATASET_FORMATS = (*UPLOAD_FORMATS, "TIFF")
 
+
+def format_names(formats: tuple[str, ...]) -> str:
+    """Pillow's format names as people write them: "JPEG, PNG or WebP"."""
+    names = [name.replace("WEBP", "WebP") for name in formats]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
 # Decompression-bomb guard: a phone's full-resolution 50-megapixel photo (8160 x 6120) is
 # fine, a 30,000 x 30,000 PNG is not.
 MAX_PIXELS = 50_000_000
@@ -86,9 +92,8 @@ def load_rgb(
     except Exception as error:  # Pillow raises many types for broken files
         kind = upload_format(data)
         if kind in formats:  # one of ours by its first bytes, so cut short or corrupted
-            raise ImageError(f"The {kind} file is damaged or incomplete.") from error
-        known = ", ".join(formats)
-        raise ImageError(f"Not a readable image (accepted formats: {known}).") from error
+            raise ImageError(f"The {format_names((kind,))} file is damaged or incomplete.") from error
+        raise ImageError(f"Not a readable image (accepted formats: {format_names(formats)}).") from error
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -37,6 +37,7 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
         present[:] = True
 
     picked = probabilities[np.arange(len(y_true)), y_true]
+    # Clipped at Keras' epsilon, as its cross-entropy is: one confident miss stays finite.
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if len(y_true) else 0.0
 
     return {

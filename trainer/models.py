@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from trainer import efficientnet_lite
+
 # VGG16's ImageNet weights expect BGR pixels minus these per-channel means ("caffe" mode).
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 
@@ -37,6 +39,7 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
         return bn_act(x, name, activate)
 
     def bn_act(x, name, activate=True):
+        # Keras' default momentum (0.99) follows the weights of a short, fast run too slowly.
         x = layers.BatchNormalization(momentum=0.9, scale=batchnorm_scale, name=f"{name}_bn", dtype=dtype)(x)
         return act(x, name) if activate else x
 
@@ -61,7 +64,8 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
     x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
     if logit_scale == 1.0:
         outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
-    else:  # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run
+    else:  # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run;
+        # its output layer has no bias either, so a scale other than 1 also drops the bias
         x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32")(x)
         x = layers.Rescaling(logit_scale, name="logit_scale", dtype="float32")(x)
         outputs = layers.Softmax(name="predictions", dtype="float32")(x)
@@ -132,8 +136,6 @@ def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_
     if arch == "vgg16":
         x = _vgg16_preprocess()(x)
     elif arch == "efficientnet_lite0":
-        from trainer import efficientnet_lite
-
         x = layers.Rescaling(
             efficientnet_lite.PREPROCESS_SCALE, efficientnet_lite.PREPROCESS_OFFSET, name="lite_preprocess"
         )(x)
@@ -164,8 +166,6 @@ def _pretrained_base(arch, size, weights):
             # Keras reads "imagenet" (a download) or a path to a weights file itself.
             source = None if weights == "none" else weights
             return keras.applications.VGG16(include_top=False, weights=source, input_shape=(size, size, 3))
-        from trainer import efficientnet_lite
-
         return efficientnet_lite.build_base(size, weights)
     except Exception as error:  # a failed download, a missing package, a damaged file
         raise WeightsError(
@@ -229,11 +229,13 @@ def _move_one_pixel(x, height, width, step):
     """The image moved one pixel along both axes, the freed edge filled by reflection (as
     the training shifts pad), from crops and concatenations: a built-in-layers-only roll."""
     for axis, size in ((1, height), (2, width)):
-        def crop(start, stop):  # keep indices start..stop-1 along this axis
-            cut = (start, size - stop)
-            return layers.Cropping2D((cut, (0, 0)) if axis == 1 else ((0, 0), cut))(x)
-
         # Down-right: the reflected second row/column, then all but the last one; up-left the reverse.
-        parts = [crop(1, 2), crop(0, size - 1)] if step == "down_right" else [crop(1, size), crop(size - 2, size - 1)]
-        x = layers.Concatenate(axis=axis, name=f"{step}_{axis}")(parts)
+        spans = [(1, 2), (0, size - 1)] if step == "down_right" else [(1, size), (size - 2, size - 1)]
+        x = layers.Concatenate(axis=axis, name=f"{step}_{axis}")([_crop(x, axis, size, *span) for span in spans])
     return x
+
+
+def _crop(x, axis: int, size: int, start: int, stop: int):
+    """Indices start..stop-1 of `x` along `axis` (1: rows, 2: columns) of `size`."""
+    cut = (start, size - stop)
+    return layers.Cropping2D((cut, (0, 0)) if axis == 1 else ((0, 0), cut))(x)

@@ -32,7 +32,7 @@ _SCRATCH = {
     "activation": "relu",      # or "gelu"
     "batchnorm_scale": True,   # False: batch norm learns a shift only
     "identity_init": False,    # convs start as the identity on their first channels (dirac init)
-    "logit_scale": 1.0,        # logits multiplied by this (airbench: 1/9)
+    "logit_scale": 1.0,        # logits multiplied by this (airbench: 1/9, with no output bias, as any value but 1 here)
     "bias_lr_scale": 1.0,      # batch-norm biases step this many times as far (airbench: 64)
     "lookahead_every": 0,      # pull the weights toward their average every N steps (0: off; airbench: 5)
     "translate": 4,            # random shift in pixels (reflect-padded), as in most CIFAR recipes
@@ -94,10 +94,11 @@ PRESETS = {
         "residual": True,
         "activation_after_sum": True,
         "epochs": 60,          # 93.10-93.26% in three runs; 40 gave 93.18%, 80 93.26%
-        "cutout": 12,          # airbench96's
+        "cutout": 12,          # airbench96's size (its square stays whole inside the image, ours
+                               # may run off an edge: trainer/augment.py)
     },
     # Transfer learning: phase 1 trains the new head on a frozen base, phase 2 unfreezes
-    # the top blocks at a lower learning rate (Adam in both).
+    # the top blocks at a lower learning rate (Adam in both; AdamW in phase 2 with "cosine").
     "vgg16": {
         "arch": "vgg16",
         "image_size": None,            # side of the images the model takes (its input); None: the
@@ -116,7 +117,8 @@ PRESETS = {
                                           # AdamW decaying to 0 over the phase
         "fine_tune_weight_decay": 0.05,   # AdamW's decoupled weight decay (with "cosine" only)
         "unfreeze_blocks": ["block5"],  # layer-name prefixes made trainable in phase 2
-        "patience": 3,                 # epochs without val_loss progress before stopping
+        "patience": 3,                 # epochs without val_loss progress before stopping (the
+                                       # plateau rate cut waits one fewer)
         "translate": 4,                # augmentation and test-time views as for the scratch nets
         "cutout": 0,
         "alternate_flip": False,

@@ -56,12 +56,14 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     started = time.perf_counter()
     try:
         if hp["arch"] == "scratch":
+            fit_images = len(train_set.labels)
             classifier, history = _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir)
         else:
             # The epoch to keep, early stopping and the rate cuts go by a share of the training
             # images, so that the held-out ones score a model that was not picked on them.
             fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"], data.classes)
             print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
+            fit_images = len(fit_idx)
             classifier, history = _fit_transfer(hp, train_set.subset(fit_idx), train_set.subset(pick_idx), run_dir)
     except Diverged:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
@@ -94,6 +96,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         "file_size_bytes": None,  # filled in once the file is written
         "weights": settings.get("weights", "none"),
         "hyperparameters": settings,
+        "training_images": fit_images,
         "epochs_run": len(history["loss"]),
         "training_seconds": round(training_seconds, 1),
         "training_precision": dtype_policy,
@@ -129,7 +132,7 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, rep
     kept by model name, and a changed command must not go on from another recipe's weights.
     A run that starts afresh saves over an existing model only if told to `replace` it."""
     settings = run_dir / "settings.json"
-    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "images": len(data.labels),
+    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": digest(data.files),
                          "classes": data.classes}, sort_keys=True)
     if run_dir.exists() and (not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES):
         raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
@@ -138,7 +141,7 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, rep
     if not resuming and model_path.exists() and not replace:
         raise TrainingError(cards.taken(model_path))
     if run_dir.exists() and not resuming:
-        print(f"{run_dir} holds an unfinished run with other settings: starting afresh")
+        print(f"{run_dir} holds an unfinished run with other settings or data: starting afresh")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.write_text(wanted)
@@ -152,7 +155,7 @@ def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
     variance = train_set.images.reshape(-1, 3).var(axis=0)
     whitening = None
     if hp["whiten_stem"]:
-        # Every k-th image, as they come sorted by class and the first thousands are one class.
+        # Every k-th image: folder data comes sorted by class, the first thousands all one class.
         count, height, width = train_set.images.shape[:3]
         sample = train_set.images[::max(1, count * height * width // WHITENING_PATCHES)]
         whitening = models.patch_whitening_kernel((sample - mean) / np.sqrt(variance))
@@ -206,13 +209,13 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
     base.trainable = False
     _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
     head_dir = run_dir / "head"
-    history = _fit(classifier, batches, val_set, hp["head_epochs"], head_dir, _plateau_callbacks(hp))
+    history = _fit(classifier, batches, val_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
 
     unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
     tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
-                 _plateau_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
+                 _stopping_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
                  first_epoch=len(history["loss"]), earlier_phase=head_dir)
     return classifier, {key: history[key] + tuned[key] for key in history}
 
@@ -227,7 +230,9 @@ def _fine_tune_optimizer(hp, steps_per_epoch):
     return keras.optimizers.AdamW(schedule, weight_decay=hp["fine_tune_weight_decay"])
 
 
-def _plateau_callbacks(hp, reduce_learning_rate=True):
+def _stopping_callbacks(hp, reduce_learning_rate=True):
+    """Early stopping, and unless told otherwise a learning-rate cut on plateaus: by 5x (Keras'
+    example value), one epoch before the stop would come, so a cut gets its chance first."""
     return [
         keras.callbacks.EarlyStopping(patience=hp["patience"]),  # `_fit` restores the best weights
         *([keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7)]
@@ -302,12 +307,17 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     if diverged:  # checked here, so that a diverged first phase does not go on to the second
         raise Diverged(diverged[0])
     if keep_best:
-        best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / resume.BEST_WEIGHTS
-        if best.exists():
-            with warnings.catch_warnings():  # an earlier phase's file holds that phase's optimizer, since replaced
-                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-                model.load_weights(str(best))
+        _restore_best(model, best_path, earlier_phase)
     return history
+
+
+def _restore_best(model, best_path: Path, earlier_phase: Path | None) -> None:
+    """Load the phase's best weights, or if it never beat the earlier phase, that one's."""
+    best = best_path if best_path.exists() or earlier_phase is None else earlier_phase / resume.BEST_WEIGHTS
+    if best.exists():
+        with warnings.catch_warnings():  # an earlier phase's file holds that phase's optimizer, since replaced
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(str(best))
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -332,7 +342,8 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 def evaluate(model: keras.Model, data: Dataset) -> dict:
-    probabilities = model.predict(data.images, batch_size=256, verbose=0)  # the model casts uint8
+    # The model casts the uint8 pixels; 256 at a time keeps a 224 px backbone's activations small.
+    probabilities = model.predict(data.images, batch_size=256, verbose=0)
     return classification_report(data.labels, probabilities, data.classes)
 
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app
 
-from trainer.images import UPLOAD_FORMATS, ImageError, load_rgb, upload_format
+from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
 from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
-ACCEPTED = "JPEG, PNG, GIF, BMP or WebP"
+ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
 MAX_TOP_K = 1000
 
 
