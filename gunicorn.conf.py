@@ -12,7 +12,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
-from webapp import settings_from_environment  # noqa: E402  (no TensorFlow: safe in the master)
+from webapp import settings_from_environment, tunnel  # noqa: E402  (no TensorFlow: safe in the master)
 
 
 def _count(name: str, default: int) -> int:
@@ -28,6 +28,7 @@ def _count(name: str, default: int) -> int:
 # The app's own settings, checked here: a bad one stops the server with its message, where in
 # the workers it would fail each one that gunicorn starts again, without end.
 settings_from_environment(os.environ)
+_ngrok = tunnel.requested(environ=os.environ)  # the tunnel itself opens in when_ready, once bound
 
 def _bind(text: str) -> str:
     """HOST:PORT or unix:PATH, checked here: gunicorn would print a traceback for a bad port
@@ -91,8 +92,10 @@ def post_worker_init(worker):
 
 
 def when_ready(server):
-    from webapp import tunnel  # does not import TensorFlow into the master
-
-    if tunnel.requested():
-        port = server.LISTENERS[0].getsockname()[1] if server.LISTENERS else 8000
-        tunnel.open_tunnel(port)
+    if not _ngrok:
+        return
+    address = server.LISTENERS[0].getsockname()
+    if isinstance(address, tuple):  # (host, port, ...) for TCP; a unix socket's is its path
+        tunnel.open_tunnel(address[1])
+    else:
+        print(f"ngrok: no tunnel, as ngrok needs a TCP port; still serving on the unix socket {address}.", flush=True)

@@ -7,35 +7,37 @@
 function enhance(form) {
   var zone = form.querySelector(".drop-zone");
   var input = form.querySelector("input[type=file]");
-  var preview = form.querySelector(".preview");
   var text = form.querySelector(".drop-text");
   var errors = form.querySelector(".errors");
   var select = form.querySelector("select");
   var classes = form.querySelector(".model-classes");
   var button = form.querySelector("button[type=submit]");
 
-  // From here the zone shows the chosen file: style.css hides the native input from sight.
+  // From here the zone shows the chosen file and offers dropping one (style.css): the native
+  // input is hidden from sight.
   form.classList.add("enhanced");
   var prompt = text.innerHTML;
   var buttonText = button.textContent;
   var maxBytes = Number(input.dataset.maxBytes);
+  var maxSize = input.dataset.maxSize; // the limit in the server's words, such as "10 MB"
   // The request also carries the multipart headers, the CSRF token and the model's name.
   var overhead = 4096;
 
-  // In decimal units, with a decimal only under 10, as the server states sizes.
-  function megabytes(bytes) {
-    var mb = bytes / 1e6;
-    return mb >= 10 ? String(Math.round(mb)) : mb.toFixed(1);
-  }
+  // Only a chosen picture has a preview: an <img> without a src is not valid HTML.
+  var preview = document.createElement("img");
+  preview.className = "preview";
+  preview.hidden = true;
+  zone.insertBefore(preview, text);
 
   // The server refuses a too-large request unread, and its answer could not keep the model
-  // chosen; so the size (and that it is an image at all) is checked before uploading.
+  // chosen; so the size (and that it is an image at all) is checked before uploading. The
+  // file's own size is not said: one just under the limit is refused for the form around it.
   function problem(file) {
     if (file.type && !/^image\//.test(file.type)) {
       return file.name + " is not an image.";
     }
     if (file.size + overhead > maxBytes) {
-      return file.name + " is " + megabytes(file.size) + " MB: choose an image of at most " + megabytes(maxBytes) + " MB.";
+      return file.name + " is too large to send (the limit is " + maxSize + "): choose a smaller image.";
     }
     return "";
   }
@@ -56,16 +58,14 @@ function enhance(form) {
   }
 
   function showPreview(file) {
-    if (preview) {
-      preview.hidden = true; // never beside another file's name
-      preview.removeAttribute("src");
-    }
+    preview.hidden = true; // never beside another file's name
+    preview.removeAttribute("src");
     if (!file) {
       text.innerHTML = prompt;
       return;
     }
     text.textContent = file.name;
-    if (!preview || !/^image\//.test(file.type)) return;
+    if (!/^image\//.test(file.type)) return;
     preview.alt = "Preview of " + file.name;
     var reader = new FileReader();
     reader.onload = function () {
@@ -81,11 +81,9 @@ function enhance(form) {
     showError(file ? problem(file) : ""); // an earlier answer's error is about another file
   }
 
-  if (preview) {
-    preview.addEventListener("error", function () {
-      preview.hidden = true; // named like an image, but not one the browser can draw
-    });
-  }
+  preview.addEventListener("error", function () {
+    preview.hidden = true; // named like an image, but not one the browser can draw
+  });
   input.addEventListener("change", chosen);
 
   // A drop anywhere on the page is a drop on the form: the browser would otherwise open

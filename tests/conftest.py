@@ -1,7 +1,8 @@
 """Shared fixtures: tiny real Keras models with cards, the Flask app, its test client, images.
 
 Tests build their own models, once per session, and copy them into a fresh folder per test
-(copying is cheap, training is not); only test_shipped_model.py reads the repository's models/.
+(copying is cheap, training is not); only test_shipped_model.py and test_factory.py's
+test_defaults read the repository's models/.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def save_model_without_softmax(path) -> None:
     keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(path)
 
 
+def save_as(models_dir, model, name) -> None:
+    """Save a Keras model as `name` in the models folder, with tiny's card."""
+    model.save(models_dir / f"{name}.h5")
+    (models_dir / f"{name}.json").write_text((models_dir / "tiny.json").read_text())
+
+
 def copy_models(source, target):
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
@@ -177,6 +184,24 @@ def encode_image(fmt: str = "PNG", size=(20, 20), mode: str = "RGB", seed: int =
 @pytest.fixture
 def make_image():
     return encode_image
+
+
+def post_form(client, token, image=None, filename="photo.png", model="tiny"):
+    """The upload form, posted to /predict; no token or no image: that field left out."""
+    data = {"model": model}
+    if token is not None:
+        data["csrf_token"] = token
+    if image is not None:
+        data["image"] = (io.BytesIO(image), filename)
+    return client.post("/predict", data=data, content_type="multipart/form-data")
+
+
+def post_api(client, image, **fields):
+    """POST /api/predict with the image (None: no file) and other form fields."""
+    data = dict(fields)
+    if image is not None:
+        data["image"] = (io.BytesIO(image), "upload.bin")
+    return client.post("/api/predict", data=data, content_type="multipart/form-data")
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 import json
 import re
+import shutil
+
+import pytest
 
 from conftest import SMALL_CLASSES
 
@@ -63,13 +66,23 @@ def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
 
 
 def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
-    from webapp.dashboard import reason
+    from webapp.dashboard import SHORT_REASON, reason
 
     library = "cannot be loaded (ValueError: " + "a library's long account of the layer it could not build " * 3 + ")"
     assert reason(library) == ("cannot be loaded", library)
     assert reason("tiny.h5 is not an HDF5 model file") == ("tiny.h5 is not an HDF5 model file", None)
+    # On the page: a short reason whole; a long one, with Python's JSON error, behind its first clause.
+    (models_dir / "tiny.h5").write_bytes(b"not hdf5")
+    name = "cifar10_efficientnet_lite0"
+    shutil.copy(models_dir / "small.h5", models_dir / f"{name}.h5")
+    (models_dir / f"{name}.json").write_text("{oops")
+    long = f"metrics card {name}.json is unreadable: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    assert len(long) > SHORT_REASON
     page = text_of(client.get("/models").get_data(as_text=True))
-    assert "Technical details" not in page
+    assert "<td> <p>tiny.h5 is not an HDF5 model file</p> </td>" in page
+    assert (f"<td> <p>metrics card {name}.json is unreadable</p> <details class=\"technical\"><summary>Technical details"
+            f"</summary><p>{long}</p></details> </td>") in page
+    assert page.count("Technical details") == 1
 
 
 def test_model_page_has_card_curves_per_class_and_heat_map(client):
@@ -112,7 +125,8 @@ def test_model_page_speaks_plainly(client, models_dir):
     # The weighted averages and the settings are there on request.
     assert re.search(r"<details>\s*<summary>Weighted averages.*F1 \(weighted\).*</details>", page)
     assert page.index("F1 (macro)") < page.index("<summary>Weighted averages")
-    assert "<summary><h2>Training settings (6)</h2></summary>" in page
+    # A heading of its own, not inside the summary (a button, whose headings screen readers do not list).
+    assert "<h2>Training settings</h2> <details> <summary>All 6 settings</summary>" in page
     for key, shown in [("logit_scale", "0.1111"), ("flip_tta", "yes"), ("residual", "no"), ("augment", "flip")]:
         assert f"<dt>{key}</dt><dd><code>{shown}</code></dd>" in page
     assert "recorded at training time" not in page
@@ -132,6 +146,18 @@ def test_model_page_for_card_without_figures(client, models_dir):
     assert "<svg" not in page and "heat-" not in page
     assert "\u2014" in page  # missing values as dashes
     assert ">tiny</a>" in client.get("/models").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("device", ":", "<dt>Trained with</dt><dd>TensorFlow (Keras 3.4.1)</dd>"),
+    ("device", " : ", "<dt>Trained with</dt><dd>TensorFlow (Keras 3.4.1)</dd>"),
+    ("created", "0001-01-01T00:00:00+14:00", "<dt>Created</dt><dd>0001-01-01T00:00:00+14:00</dd>"),
+])
+def test_a_hand_edited_card_value_is_shown_not_a_500(client, models_dir, key, value, shown):
+    path = models_dir / "tiny.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"keras_version": "3.4.1", key: value}))
+    response = client.get("/models/tiny")
+    assert response.status_code == 200 and shown in text_of(response.get_data(as_text=True))
 
 
 def test_pages_for_a_card_with_figures_beyond_any_float(client, models_dir):

@@ -1,16 +1,18 @@
-"""create_app: defaults, environment settings, the generated secret key, in-memory uploads."""
+"""create_app: defaults, environment settings, the generated secret key, what the defaults allow.
+
+In-memory uploads are checked for real, with every write watched, in test_hostile_input.py.
+"""
 
 import logging
+import time
 
 import pytest
 
-from conftest import make_config
-from webapp import DEFAULTS, InMemoryRequest, ROOT, create_app, settings_from_environment
+from conftest import make_config, post_form
+from webapp import DEFAULTS, ROOT, create_app, settings_from_environment
 
 
-def test_defaults(monkeypatch, caplog):
-    for name in ("SECRET_KEY", "MODELS_DIR", "DEFAULT_MODEL", "MAX_CONTENT_LENGTH"):
-        monkeypatch.delenv(f"IMAGEAPP_{name}", raising=False)
+def test_defaults(caplog):
     with caplog.at_level(logging.WARNING):
         app = create_app()
     assert app.config["MODELS_DIR"] == str(ROOT / "models")
@@ -50,15 +52,6 @@ def test_test_config_ignores_environment(monkeypatch, models_dir):
     assert app.config["DEFAULT_MODEL"] == DEFAULTS["DEFAULT_MODEL"]
 
 
-def test_uploads_are_kept_in_memory(app):
-    assert app.request_class is InMemoryRequest
-    with app.test_request_context("/", method="POST"):
-        from flask import request
-
-        stream = request._get_file_stream(10**9, "image/png", "a.png")
-    assert type(stream).__name__ == "BytesIO"
-
-
 def test_a_default_model_that_cannot_be_used_is_logged_with_the_one_served(models_dir, tmp_path, caplog):
     # Requests fall back to the most accurate usable model; that must not go unsaid.
     create_app(make_config(models_dir, DEFAULT_MODEL="tiny"))
@@ -74,3 +67,28 @@ def test_a_default_model_that_cannot_be_used_is_logged_with_the_one_served(model
     (tmp_path / "empty").mkdir()
     create_app(make_config(tmp_path / "empty", DEFAULT_MODEL="tiny"))
     assert "(tiny.h5 is not in the models folder): no model is usable." in caplog.text
+
+
+def test_production_app_never_debugs(monkeypatch, models_dir):
+    monkeypatch.setenv("IMAGEAPP_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("FLASK_DEBUG", "1")  # Flask reads it into DEBUG; the factory turns that off again
+    app = create_app()
+    assert app.debug is False and app.testing is False
+
+
+def test_session_cookie_is_http_only_and_same_site(client):
+    cookie = client.get("/").headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_photo_of_several_megabytes_is_classified(client, csrf_token, make_image):
+    photo = make_image("JPEG", size=(2000, 1500), quality=95)  # 1.7 MB; Werkzeug once refused these
+    response = post_form(client, csrf_token, photo, "photo.jpg")
+    assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
+
+
+def test_a_form_left_open_for_hours_still_works(client, csrf_token, make_image, monkeypatch):
+    hours_later = time.time() + 6 * 3600
+    monkeypatch.setattr(time, "time", lambda: hours_later)  # what the token's timestamp is checked against
+    response = post_form(client, csrf_token, make_image())
+    assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)

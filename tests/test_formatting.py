@@ -25,6 +25,10 @@ def test_card_values_in_plain_words():
     assert trained_with({"backend": "tensorflow", "device": "gpu"}) == "TensorFlow on a GPU"
     assert trained_with({"backend": "jax", "device": "gpu: Tesla T4"}) == "JAX on a Tesla T4 GPU"
     assert trained_with({}) == DASH and trained_with({"backend": ["x"], "device": 5}) == DASH
+    # A hand-edited card's device that names nothing, and a time beyond datetime's years once in UTC.
+    assert trained_with({"backend": "jax", "device": ":"}) == "JAX" and trained_with({"device": " : "}) == DASH
+    for beyond in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        assert timestamp(beyond) == beyond
     assert [setting(v) for v in (1 / 9, 64.0, 1e-05, True, False, 8, "gelu", ["flip", 4], {"a": 1})] == \
         ["0.1111", "64", "1e-05", "yes", "no", "8", "gelu", "flip, 4", '{"a": 1}']
     assert milliseconds(43.2) == "43 ms" and milliseconds(2.345) == "2.3 ms" and milliseconds(None) == DASH

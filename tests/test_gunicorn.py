@@ -75,15 +75,27 @@ def test_access_log_on_request(monkeypatch):
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] == "-"
 
 
+def when_ready(monkeypatch, environ, address) -> list[int]:
+    """The ports gunicorn.conf.py's when_ready opens a tunnel to, listening on `address`."""
+    opened = []
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda port: opened.append(port))
+    monkeypatch.setattr(os, "environ", environ)
+    listener = types.SimpleNamespace(getsockname=lambda: address)
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["when_ready"](types.SimpleNamespace(LISTENERS=[listener]))
+    return opened
+
+
 @pytest.mark.parametrize("asked", [False, True])
 def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked):
-    opened = []
-    monkeypatch.setattr(tunnel, "requested", lambda: asked)  # IMAGEAPP_NGROK's reading: test_tunnel.py
-    monkeypatch.setattr(tunnel, "open_tunnel", lambda port: opened.append(port))
-    monkeypatch.setattr(os, "environ", {})
-    listener = types.SimpleNamespace(getsockname=lambda: ("127.0.0.1", 8123))
-    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["when_ready"](types.SimpleNamespace(LISTENERS=[listener]))
-    assert opened == ([8123] if asked else [])
+    environ = {"IMAGEAPP_NGROK": "1"} if asked else {}  # the values it takes: test_tunnel.py
+    assert when_ready(monkeypatch, environ, ("127.0.0.1", 8123)) == ([8123] if asked else [])
+
+
+def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):
+    # Its address is a path, not (host, port): its second character is no port.
+    assert when_ready(monkeypatch, {"IMAGEAPP_NGROK": "1", "IMAGEAPP_BIND": "unix:/tmp/app.sock"}, "/tmp/app.sock") == []
+    assert capsys.readouterr().out == \
+        "ngrok: no tunnel, as ngrok needs a TCP port; still serving on the unix socket /tmp/app.sock.\n"
 
 
 @pytest.mark.parametrize("environ, message", [
@@ -93,6 +105,7 @@ def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked)
     ({"IMAGEAPP_BIND": "127.0.0.1:99999"}, r"IMAGEAPP_BIND='127.0.0.1:99999' is not HOST:PORT \(a port up to 65535\)"),
     ({"IMAGEAPP_BIND": "nonsense"}, "IMAGEAPP_BIND='nonsense' is not HOST:PORT"),
     ({"IMAGEAPP_BIND": "nonsense.invalid:8000"}, "IMAGEAPP_BIND='nonsense.invalid:8000': no such host as 'nonsense.invalid'"),
+    ({"IMAGEAPP_NGROK": "maybe"}, "IMAGEAPP_NGROK='maybe' is not 1 or 0"),  # before binding, not once bound
 ])
 def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, message):
     monkeypatch.setattr(os, "environ", environ)

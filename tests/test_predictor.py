@@ -40,7 +40,8 @@ def test_image_type_is_read_from_content_not_name(make_image):
 def test_top_k_bounds(app):
     with app.app_context():
         assert parse_top_k(None) == 5 and parse_top_k("3") == 3
-        for bad in ("0", "-1", "1.5", "abc", "9" * 5000):
+        # "\u0661": an Arabic-Indic digit, isdigit() but not ASCII; int() of 5000 digits would itself fail.
+        for bad in ("0", "-1", "1001", "1.5", "2.5", "abc", "\u0661", "9" * 5000):
             with pytest.raises(PredictionError, match="top_k") as refused:
                 parse_top_k(bad)
             assert refused.value.status == 400

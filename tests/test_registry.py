@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import save_model_without_softmax
+from conftest import post_api, save_as, save_model_without_softmax
 from webapp import registry as registry_module
 from webapp.formatting import filesize
 from webapp.registry import ModelUnavailable, Registry, UnknownModel
@@ -49,7 +49,7 @@ def test_loads_lazily_and_once_across_threads(registry, monkeypatch):
     calls = []
     real = registry_module._load_keras_model
     monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path) or real(path))
-    assert calls == []
+    assert names(registry) == ["small", "tiny"] and calls == []  # listed, not loaded
     results = []
     threads = [threading.Thread(target=lambda: results.append(registry.load("tiny"))) for _ in range(8)]
     for thread in threads:
@@ -183,6 +183,19 @@ def test_damaged_model_is_not_reloaded_until_it_changes(registry, models_dir, mo
     shutil.copy2(models_dir / "small.h5", models_dir / "tiny.h5")
     shutil.copy2(models_dir / "small.json", models_dir / "tiny.json")
     assert registry.load("tiny").classes[0] == "apple"
+
+
+def test_a_model_that_gives_nan_is_listed_unavailable(client, models_dir, make_image):
+    import keras
+
+    model = keras.saving.load_model(models_dir / "tiny.h5")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    save_as(models_dir, model, "nan")
+    reason = "it gives NaN or infinite outputs (damaged weights, or a training run that diverged)"
+    response = post_api(client, make_image(), model="nan")
+    assert response.status_code == 503
+    assert response.get_json() == {"error": f"Model 'nan' is unavailable: {reason}"}
+    assert {"name": "nan", "available": False, "error": reason}.items() <= client.get("/api/models/nan").get_json().items()
 
 
 def test_a_model_whose_reading_crashes_hdf5_is_unavailable_and_the_worker_lives(registry, monkeypatch):

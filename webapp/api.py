@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from .predictor import PredictionError, classify, parse_top_k
-from .registry import ModelInfo, UnknownModel, get_registry
+from .registry import ModelInfo, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
 
@@ -22,8 +22,8 @@ def describe(info: ModelInfo, full: bool) -> dict:
     if not full:
         card.pop("history", None)  # per-epoch arrays
         for key in ("evaluation", "test_evaluation"):
-            if isinstance(card.get(key), dict):
-                card[key] = {k: v for k, v in card[key].items() if k not in LONG_EVALUATION_KEYS}
+            if figures := section(card, key):  # a value that is not an object is left as it is
+                card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
     return {"name": info.name, "available": info.available, "error": info.error, "card": card}
 
 
@@ -51,10 +51,7 @@ def models():
 
 @bp.get("/api/models/<name>")
 def model(name: str):
-    try:
-        return jsonify(describe(get_registry().info(name), full=True))
-    except UnknownModel as failure:
-        abort(404, description=str(failure))
+    return jsonify(describe(get_info_or_404(name), full=True))
 
 
 @bp.get("/healthz")

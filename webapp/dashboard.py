@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, render_template
 
 from .charts import line_chart
-from .registry import ModelInfo, UnknownModel, get_registry, rank, section
+from .registry import ModelInfo, get_info_or_404, get_registry, rank, section
 
 bp = Blueprint("dashboard", __name__)
 
@@ -100,10 +100,7 @@ def index():
 
 @bp.get("/models/<name>")
 def detail(name: str):
-    try:
-        info = get_registry().info(name)
-    except UnknownModel as error:
-        abort(404, description=str(error))
+    info = get_info_or_404(name)
     card = info.card or {}
     history = section(card, "history")
     evaluation = section(card, "evaluation")
@@ -121,7 +118,6 @@ def detail(name: str):
         "model.html",
         info=info,
         card=card,
-        row=summary(info),
         charts=[chart for chart in charts if chart is not None],
         evaluations=[(title, figures) for title, figures in
                      (("Held-out images", evaluation), ("Test images", section(card, "test_evaluation"))) if figures],

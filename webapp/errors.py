@@ -7,12 +7,12 @@ from werkzeug.exceptions import HTTPException
 
 from .formatting import filesize
 
-# Headings in plain words; the status code is shown beside them, small.
+# Headings in plain words; the status code is shown beside them, small. No 413: the API answers
+# it in JSON and the upload form (pages.too_large) on the form itself.
 TITLES = {
     400: "Bad request",
     404: "Page not found",
     405: "Not allowed here",
-    413: "Request too large",
     500: "Something went wrong",
 }
 MESSAGES = {

@@ -74,7 +74,10 @@ def timestamp(value) -> str:
     except (TypeError, ValueError):
         return text(value)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
+        try:
+            moment = moment.astimezone(dt.timezone.utc)
+        except OverflowError:  # year 1 east of UTC, or 9999 west of it: beyond datetime's years
+            return text(value)
     zone = "\u00a0UTC" if moment.tzinfo is not None else ""  # a time written without a zone claims none
     return moment.strftime("%d\u00a0%b\u00a0%Y, %H:%M").lstrip("0") + zone
 
@@ -97,7 +100,9 @@ def device(value) -> str:
         return DASH
     kind, _, name = value.partition(":")
     kind, _, detail = kind.strip().partition(" ")
-    noun = f"{name.strip()} {kind.upper()}" if name.strip() else kind.upper()
+    noun = f"{name.strip()} {kind.upper()}".strip()
+    if not noun:  # ":" names neither a kind nor a device
+        return DASH
     return _with_article(noun) + (" with " + detail.strip("()") if detail else "")
 
 

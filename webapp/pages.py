@@ -76,6 +76,9 @@ def predict_address():
 
 @bp.post("/predict")
 def predict():
+    # Read before upload_form shows the default selected: with no model named, classify picks
+    # it as for the API, and passes over it to a usable one if it fails to load.
+    chosen = request.form.get("model") or None
     form = upload_form()
     if not form.validate_on_submit():
         # A token error page is at /predict, where reloading sends the stale token again;
@@ -87,7 +90,7 @@ def predict():
         return render_form(form, errors, 400)
     data = form.image.data.read()
     try:
-        result = classify(data, form.model.data, current_app.config["TOP_K"])
+        result = classify(data, chosen, current_app.config["TOP_K"])
     except PredictionError as error:
         return render_form(form, [error.message], error.status)
     # Shown from memory as a data: URI: the upload is never stored.

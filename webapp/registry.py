@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
-from flask import current_app
+from flask import abort, current_app
 
 from trainer.card import load_card
 
@@ -407,3 +407,11 @@ def rank(info: ModelInfo) -> tuple:
 
 def get_registry() -> Registry:
     return current_app.extensions["imageapp.registry"]
+
+
+def get_info_or_404(name: str) -> ModelInfo:
+    """The model a page or an API answer is about; an unknown name is a 404 that says so."""
+    try:
+        return get_registry().info(name)
+    except UnknownModel as error:
+        abort(404, description=str(error))
