@@ -12,7 +12,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
-from webapp import settings_from_environment, tunnel  # noqa: E402  (no TensorFlow: safe in the master)
+from webapp import settings_from_environment, tunnel, whole_number  # noqa: E402  (no TensorFlow: safe in the master)
 
 
 def _count(name: str, default: int) -> int:
@@ -20,9 +20,10 @@ def _count(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        raise SystemExit(f"gunicorn.conf.py: {name}={text!r} is not a whole number above 0")
-    return int(text)
+    try:
+        return whole_number(text)
+    except ValueError:
+        raise SystemExit(f"gunicorn.conf.py: {name}={text!r} is not a whole number above 0") from None
 
 
 # The app's own settings, checked here: a bad one stops the server with its message, where in
@@ -36,10 +37,14 @@ def _bind(text: str) -> str:
     if text.startswith("unix:"):
         return text
     host, _, port = text.rpartition(":")
-    if not (host and port.isascii() and port.isdigit() and int(port) <= 65535):
+    try:
+        number = whole_number(port, 0, 65535)  # 0: any free port
+    except ValueError:
+        number = None
+    if not host or number is None:
         raise SystemExit(f"gunicorn.conf.py: IMAGEAPP_BIND={text!r} is not HOST:PORT (a port up to 65535) or unix:PATH")
     try:
-        socket.getaddrinfo(host.strip("[]"), int(port))
+        socket.getaddrinfo(host.strip("[]"), number)
     except OSError:
         raise SystemExit(f"gunicorn.conf.py: IMAGEAPP_BIND={text!r}: no such host as {host!r}") from None
     return text

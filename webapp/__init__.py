@@ -31,9 +31,14 @@ DEFAULTS = {
     "TOP_K": 5,
 }
 
-def _bytes(text: str) -> int:
+def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
+    """A setting or field as a whole number from `least` to `most`, written in ASCII digits:
+    int() alone would take "1_000", "+5" or other scripts' digits. ValueError otherwise (also
+    from int() itself for thousands of digits)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
     value = int(text)
-    if value <= 0:
+    if value < least or (most is not None and value > most):
         raise ValueError(text)
     return value
 
@@ -43,7 +48,7 @@ ENVIRONMENT = {
     "SECRET_KEY": (str, "text"),
     "MODELS_DIR": (str, "path"),
     "DEFAULT_MODEL": (str, "model name"),
-    "MAX_CONTENT_LENGTH": (_bytes, "number of bytes above 0"),
+    "MAX_CONTENT_LENGTH": (whole_number, "number of bytes above 0"),
 }
 ENV_PREFIX = "IMAGEAPP_"
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import create_app, tunnel
+from . import create_app, tunnel, whole_number
 
 
 def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-        raise argparse.ArgumentTypeError(f"{text!r} (--port or IMAGEAPP_PORT) is not a port number (1-65535)")
-    return int(text)
+    try:
+        return whole_number(text, 1, 65535)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} (--port or IMAGEAPP_PORT) is not a port number (1-65535)") from None
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -10,6 +10,7 @@ from flask import current_app
 
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
+from . import whole_number
 from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
@@ -46,10 +47,10 @@ def image_type(data: bytes) -> str | None:
 def parse_top_k(text: str | None) -> int:
     if text is None or text == "":
         return current_app.config["TOP_K"]
-    # Length first: int() of a 64 kB run of digits would itself fail (Python's digit limit).
-    if not (len(text) <= len(str(MAX_TOP_K)) and text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_TOP_K):
-        raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.")
-    return int(text)
+    try:
+        return whole_number(text, 1, MAX_TOP_K)
+    except ValueError:
+        raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.") from None
 
 
 def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
