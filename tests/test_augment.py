@@ -67,3 +67,26 @@ def test_cutout_blanks_a_square_of_its_side_cut_only_by_the_edges(side):
         assert len(rows) == side or rows[0] == 0 or rows[-1] == 15  # shorter only at an edge
         assert len(cols) == side or cols[0] == 0 or cols[-1] == 15
     assert max(mask.sum() for mask in blanked) == side * side
+
+
+def test_cutmix_pastes_a_box_from_another_image_and_mixes_the_labels_by_its_area():
+    # Black images of class "dark", white ones of class "light": a target's "light" share must
+    # be the share of white pixels in its image.
+    images = np.zeros((64, 8, 8, 3), dtype=np.uint8)
+    images[32:] = 255
+    labels = np.array([0] * 32 + [1] * 32)
+    data = Dataset(images, labels, ["dark", "light"], "toy", np.arange(64).astype(str))
+    batches = AugmentedBatches(data, TINY | {"batch_size": 16, "translate": 0, "cutout": 0, "cutmix": 1.0})
+    mixed = 0
+    for epoch in range(3):
+        batches.set_epoch(epoch)
+        for index in range(len(batches)):
+            batch, targets, weights = batches[index]
+            white = (batch[..., 0] == 255).mean(axis=(1, 2))
+            assert np.allclose(targets[:, 1], white) and np.allclose(targets.sum(axis=1), 1)
+            assert np.allclose(weights, 1)  # balanced classes: mixing keeps the weight
+            mixed += int(((white > 0) & (white < 1)).sum())
+    assert mixed > 0  # some image got a box of the other class
+
+    plain = AugmentedBatches(data, TINY | {"batch_size": 16, "translate": 0, "cutout": 0})
+    assert all(set(np.unique(plain[i][1])) <= {0.0, 1.0} for i in range(len(plain)))

@@ -14,8 +14,8 @@ from trainer.data import Dataset, class_weights
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled training batches with random flips and shifts (and cutout) done in NumPy,
-    one-hot labels and class-balancing sample weights. With `alternate_flip`, an image is
+    """Shuffled training batches with random flips and shifts (and cutout, and CutMix) done in
+    NumPy, one-hot labels and class-balancing sample weights. With `alternate_flip`, an image is
     mirrored in every other epoch, starting in the first or the second at random."""
 
     def __init__(self, data: Dataset, hp: dict):
@@ -25,7 +25,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.labels = keras.utils.to_categorical(data.labels, len(data.classes)).astype(np.float32)
         # Every class weighs the same in the loss however many images it has (all 1 when balanced).
         self.sample_weights = class_weights(data.labels, len(data.classes))[data.labels]
-        self.batch_size, self.pad, self.cutout = hp["batch_size"], pad, hp["cutout"]
+        self.batch_size, self.pad, self.cutout, self.cutmix = hp["batch_size"], pad, hp["cutout"], hp["cutmix"]
         self.size = data.images.shape[1:3]
         self.seed = hp["seed"]
         self.mirrored_first = None
@@ -42,7 +42,10 @@ class AugmentedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         flip = None if self.mirrored_first is None else self.mirrored_first[chosen] ^ bool(self.epoch % 2)
         batch = augment(self.padded[chosen], self.size, self.pad, self.cutout, rng, flip)
-        return batch, self.labels[chosen], self.sample_weights[chosen]
+        labels, weights = self.labels[chosen], self.sample_weights[chosen]
+        if self.cutmix and rng.random() < self.cutmix:
+            labels, weights = cut_mix(batch, labels, weights, rng)
+        return batch, labels, weights
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)
@@ -76,3 +79,22 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
         for i in range(count):
             out[i, max(0, tops[i]):tops[i] + cutout, max(0, lefts[i]):lefts[i] + cutout] = 128
     return out
+
+
+def cut_mix(images: np.ndarray, labels: np.ndarray, weights: np.ndarray, rng: np.random.Generator):
+    """CutMix (Yun et al., 2019), in place: one random box of every image is replaced by the same
+    box of another image of the batch, and each target becomes the two labels (and sample
+    weights) mixed by area. Returns the mixed labels and weights. The box's share of the image
+    is uniform from 0 to 1 before the edges clip it, the paper's setting for CIFAR."""
+    count, height, width = images.shape[:3]
+    partner = rng.permutation(count)
+    side = np.sqrt(rng.random())
+    box_height, box_width = int(height * side), int(width * side)
+    top = rng.integers(0, height) - box_height // 2
+    left = rng.integers(0, width) - box_width // 2
+    rows = slice(max(top, 0), min(top + box_height, height))
+    cols = slice(max(left, 0), min(left + box_width, width))
+    images[:, rows, cols] = images[partner, rows, cols]  # the right side is a copy: safe in place
+    taken = (rows.stop - rows.start) * (cols.stop - cols.start) / (height * width)
+    mixed_labels = ((1 - taken) * labels + taken * labels[partner]).astype(labels.dtype)
+    return mixed_labels, (1 - taken) * weights + taken * weights[partner]

@@ -37,6 +37,8 @@ _SCRATCH = {
     "lookahead_every": 0,      # pull the weights toward their average every N steps (0: off; airbench: 5)
     "translate": 4,            # random shift in pixels (reflect-padded), as in most CIFAR recipes
     "cutout": 0,               # side of a random square blanked out per image (0: off)
+    "cutmix": 0.0,             # share of batches given CutMix (a box pasted from another image, the
+                               # labels mixed by area: trainer/augment.py); 0: off
     "alternate_flip": False,   # mirror a fixed random half of the images in even epochs, the other
                                # half in odd ones (airbench), not a coin each time; scratch-small: within noise
     "flip_tta": True,          # average predictions on the image and its mirror image
@@ -121,6 +123,7 @@ PRESETS = {
                                        # plateau rate cut waits one fewer)
         "translate": 4,                # augmentation and test-time views as for the scratch nets
         "cutout": 0,
+        "cutmix": 0.0,                 # against over-fitting in long fine-tuning; not yet measured
         "alternate_flip": False,
         "label_smoothing": 0.0,
         "flip_tta": True,
