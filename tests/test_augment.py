@@ -3,7 +3,7 @@ import pytest
 
 from conftest import TINY
 from trainer.augment import AugmentedBatches, augment
-from trainer.data import Dataset
+from trainer.data import Dataset, class_weights
 
 
 def test_augment_shifts_and_flips_within_the_padding():
@@ -69,24 +69,32 @@ def test_cutout_blanks_a_square_of_its_side_cut_only_by_the_edges(side):
     assert max(mask.sum() for mask in blanked) == side * side
 
 
-def test_cutmix_pastes_a_box_from_another_image_and_mixes_the_labels_by_its_area():
-    # Black images of class "dark", white ones of class "light": a target's "light" share must
-    # be the share of white pixels in its image.
+def test_cutmix_pastes_a_box_from_another_image_and_mixes_the_loss_by_its_area():
+    # Black images of the common class "dark", white ones of the rare class "light": each loss
+    # term must weigh a class by its class weight times its share of the image's pixels.
     images = np.zeros((64, 8, 8, 3), dtype=np.uint8)
-    images[32:] = 255
-    labels = np.array([0] * 32 + [1] * 32)
+    images[48:] = 255
+    labels = np.array([0] * 48 + [1] * 16)
     data = Dataset(images, labels, ["dark", "light"], "toy", np.arange(64).astype(str))
-    batches = AugmentedBatches(data, TINY | {"batch_size": 16, "translate": 0, "cutout": 0, "cutmix": 1.0})
+    hp = TINY | {"batch_size": 16, "translate": 0, "cutout": 0, "cutmix": 1.0}
+    batches = AugmentedBatches(data, hp)
+    dark_weight, light_weight = class_weights(labels, 2)
     mixed = 0
     for epoch in range(3):
         batches.set_epoch(epoch)
         for index in range(len(batches)):
             batch, targets, weights = batches[index]
+            assert batch.dtype == np.uint8 and targets.dtype == np.float32 and weights.dtype == batches.sample_weights.dtype
             white = (batch[..., 0] == 255).mean(axis=(1, 2))
-            assert np.allclose(targets[:, 1], white) and np.allclose(targets.sum(axis=1), 1)
-            assert np.allclose(weights, 1)  # balanced classes: mixing keeps the weight
+            assert np.allclose(weights * targets[:, 1], white * light_weight)
+            assert np.allclose(weights * targets[:, 0], (1 - white) * dark_weight)
+            assert np.allclose(targets.sum(axis=1), 1)
             mixed += int(((white > 0) & (white < 1)).sum())
     assert mixed > 0  # some image got a box of the other class
+
+    again = AugmentedBatches(data, hp)  # the same seed and epoch give the same batch
+    again.set_epoch(2)
+    assert all(np.array_equal(a, b) for a, b in zip(again[1], batches[1]))
 
     plain = AugmentedBatches(data, TINY | {"batch_size": 16, "translate": 0, "cutout": 0})
     assert all(set(np.unique(plain[i][1])) <= {0.0, 1.0} for i in range(len(plain)))

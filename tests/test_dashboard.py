@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from conftest import SMALL_CLASSES
+from webapp.formatting import filesize
 
 
 def text_of(page: str) -> str:
@@ -85,10 +86,11 @@ def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
     assert page.count("Technical details") == 1
 
 
-def test_model_page_has_card_curves_per_class_and_heat_map(client):
+def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     response = client.get("/models/small")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
+    assert f"<dt>File size</dt><dd>{filesize((models_dir / 'small.h5').stat().st_size)}</dd>" in page
     assert page.count("<svg") == 2  # loss and accuracy
     assert page.count('<polyline class="line series-') == 4  # training and validation, each
     assert "training" in page and "validation" in page

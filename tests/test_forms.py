@@ -15,7 +15,11 @@ def test_a_form_without_an_image_asks_for_one(client, csrf_token):
     response = post_form(client, csrf_token)
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "Choose an image to classify." in page and "<form" in page  # shown as the other errors: test_pages.py
+    assert "Choose an image to classify." in page and "<form" in page
+    # Tied to the file input, which comes back empty; and said in the title.
+    assert '<div class="errors" id="upload-errors" role="alert">' in page
+    assert 'aria-describedby="upload-errors" aria-invalid="true"' in page
+    assert "<title>Error: Classify an image" in page
 
 
 def test_form_with_unknown_model(client, csrf_token, make_image):

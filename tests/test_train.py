@@ -227,8 +227,8 @@ def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_
     assert card["epochs_run"] == 2 and card["hyperparameters"]["learning_rate"] == 0.01
 
 
-def test_other_images_under_the_same_names_count_and_classes_start_afresh(image_folder, tmp_path, monkeypatch,
-                                                                          capsys):
+def test_a_renamed_image_starts_afresh_though_count_and_classes_are_the_same(image_folder, tmp_path, monkeypatch,
+                                                                             capsys):
     interrupt_while_saving(image_folder, tmp_path, monkeypatch)
     capsys.readouterr()
     photo = sorted(path for path in image_folder.rglob("*") if path.is_file())[0]

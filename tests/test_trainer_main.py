@@ -164,6 +164,8 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--learning-rate", "0", "must be above 0 and at most 3.403e+38, not 0"),
     ("--fine-tune-learning-rate", "1e308", "must be above 0 and at most 3.403e+38, not 1e308"),
     ("--epochs", "abc", "must be a whole number, not 'abc'"),
+    ("--epochs", "1_000", "must be a whole number, not '1_000'"),
+    ("--seed", "+5", "must be a whole number, not '+5'"),
     ("--head-learning-rate", "fast", "must be a number, not 'fast'"),
     ("--seed", "-1", "must be 0 or more, not -1"),
     ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),

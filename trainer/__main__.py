@@ -22,6 +22,9 @@ def _names(text: str) -> list[str]:
 def _read(text: str, kind=float):
     """`text` as a number of `kind`, or argparse's error in words (not "invalid parse value")."""
     try:
+        # int() alone would take "1_000", "+5" or other scripts' digits
+        if kind is int and not (text.isascii() and text.removeprefix("-").isdigit()):
+            raise ValueError(text)
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a {'whole ' if kind is int else ''}number, not {text!r}") from None

@@ -83,9 +83,11 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
 
 def cut_mix(images: np.ndarray, labels: np.ndarray, weights: np.ndarray, rng: np.random.Generator):
     """CutMix (Yun et al., 2019), in place: one random box of every image is replaced by the same
-    box of another image of the batch, and each target becomes the two labels (and sample
-    weights) mixed by area. Returns the mixed labels and weights. The box's share of the image
-    is uniform from 0 to 1 before the edges clip it, the paper's setting for CIFAR."""
+    box of another image of the batch, and each loss term becomes the two images' terms, class
+    weights included, mixed by area: weight (1-t) w_a + t w_b times the cross-entropy against
+    ((1-t) w_a y_a + t w_b y_b) / that weight, so a pasted rare class keeps its weight. Returns
+    the mixed labels and weights. The box's share of the image is uniform from 0 to 1 before
+    the edges clip it, the paper's setting for CIFAR."""
     count, height, width = images.shape[:3]
     partner = rng.permutation(count)
     side = np.sqrt(rng.random())
@@ -96,5 +98,7 @@ def cut_mix(images: np.ndarray, labels: np.ndarray, weights: np.ndarray, rng: np
     cols = slice(max(left, 0), min(left + box_width, width))
     images[:, rows, cols] = images[partner, rows, cols]  # the right side is a copy: safe in place
     taken = (rows.stop - rows.start) * (cols.stop - cols.start) / (height * width)
-    mixed_labels = ((1 - taken) * labels + taken * labels[partner]).astype(labels.dtype)
-    return mixed_labels, (1 - taken) * weights + taken * weights[partner]
+    own, pasted = (1 - taken) * weights[:, None], taken * weights[partner, None]
+    mixed_weights = own + pasted
+    mixed_labels = (own * labels + pasted * labels[partner]) / mixed_weights
+    return mixed_labels.astype(labels.dtype), mixed_weights[:, 0].astype(weights.dtype)

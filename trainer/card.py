@@ -27,7 +27,8 @@ The card is the contract between the trainer and the web app. Its keys:
     keras_version     the Keras that wrote the file
     created           ISO 8601 time, UTC
     history           per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, seconds
-                      as Keras logs them: losses label-smoothed, one view scored, val_* on
+                      as Keras logs them: losses label-smoothed (and with cutmix, training
+                      figures on mixed images), one view scored, val_* on
                       the held-out images (scratch) or the epoch-picking share (transfer)
     evaluation        on the held-out split, of the saved model (test-time views averaged;
                       plain cross-entropy): see trainer.metrics.classification_report

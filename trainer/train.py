@@ -128,8 +128,10 @@ RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
 
 
 def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, replace: bool) -> None:
-    """Resume from `run_dir` only a run of the same recipe on the same data: checkpoints are
-    kept by model name, and a changed command must not go on from another recipe's weights.
+    """Resume from `run_dir` only a run of the same recipe on the same data (the same classes
+    and image files by name, as `digest` knows them; a file changed in place goes unseen):
+    checkpoints are kept by model name, and a changed command must not go on from another
+    recipe's weights.
     A run that starts afresh saves over an existing model only if told to `replace` it."""
     settings = run_dir / "settings.json"
     wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": digest(data.files),
