@@ -31,6 +31,7 @@ def _count(name: str, default: int) -> int:
 settings_from_environment(os.environ)
 _ngrok = tunnel.requested(environ=os.environ)  # the tunnel itself opens in when_ready, once bound
 
+
 def _bind(text: str) -> str:
     """HOST:PORT or unix:PATH, checked here: gunicorn would print a traceback for a bad port
     and retry an unknown host five times."""

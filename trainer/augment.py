@@ -77,8 +77,13 @@ def augment(padded: np.ndarray, size, pad: int, cutout: int, rng: np.random.Gene
         tops = rng.integers(0, height, count) - cutout // 2
         lefts = rng.integers(0, width, count) - cutout // 2
         for i in range(count):
-            out[i, max(0, tops[i]):tops[i] + cutout, max(0, lefts[i]):lefts[i] + cutout] = 128
+            out[i, _clipped(tops[i], cutout, height), _clipped(lefts[i], cutout, width)] = 128
     return out
+
+
+def _clipped(start: int, length: int, size: int) -> slice:
+    """Indices start..start+length-1 that fall within 0..size-1: a box's side, cut by the edges."""
+    return slice(max(start, 0), min(start + length, size))
 
 
 def cut_mix(images: np.ndarray, labels: np.ndarray, weights: np.ndarray, rng: np.random.Generator):
@@ -94,8 +99,7 @@ def cut_mix(images: np.ndarray, labels: np.ndarray, weights: np.ndarray, rng: np
     box_height, box_width = int(height * side), int(width * side)
     top = rng.integers(0, height) - box_height // 2
     left = rng.integers(0, width) - box_width // 2
-    rows = slice(max(top, 0), min(top + box_height, height))
-    cols = slice(max(left, 0), min(left + box_width, width))
+    rows, cols = _clipped(top, box_height, height), _clipped(left, box_width, width)
     images[:, rows, cols] = images[partner, rows, cols]  # the right side is a copy: safe in place
     taken = (rows.stop - rows.start) * (cols.stop - cols.start) / (height * width)
     own, pasted = (1 - taken) * weights[:, None], taken * weights[partner, None]

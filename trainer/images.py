@@ -35,6 +35,7 @@ def format_names(formats: tuple[str, ...]) -> str:
     names = [name.replace("WEBP", "WebP") for name in formats]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
+
 # Decompression-bomb guard: a phone's full-resolution 50-megapixel photo (8160 x 6120) is
 # fine, a 30,000 x 30,000 PNG is not.
 MAX_PIXELS = 50_000_000

@@ -45,7 +45,8 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     model_path = out_dir / f"{name}.h5"
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
-    _claim_run_dir(run_dir, hp, data, model_path, replace)
+    data_digest = digest(data.files)
+    _claim_run_dir(run_dir, hp, data, data_digest, model_path, replace)
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
@@ -88,7 +89,7 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         "name": name,
         "architecture": hp["arch"],
         "dataset": data.name,
-        "data_digest": digest(data.files),
+        "data_digest": data_digest,
         "held_out_digest": digest(val_set.files),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
@@ -127,14 +128,15 @@ def _without_folders(hp: dict) -> dict:
 RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
 
 
-def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, model_path: Path, replace: bool) -> None:
+def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, model_path: Path,
+                   replace: bool) -> None:
     """Resume from `run_dir` only a run of the same recipe on the same data (the same classes
     and image files by name, as `digest` knows them; a file changed in place goes unseen):
     checkpoints are kept by model name, and a changed command must not go on from another
     recipe's weights.
     A run that starts afresh saves over an existing model only if told to `replace` it."""
     settings = run_dir / "settings.json"
-    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": digest(data.files),
+    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": data_digest,
                          "classes": data.classes}, sort_keys=True)
     if run_dir.exists() and (not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES):
         raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "

@@ -221,9 +221,10 @@ def _signature_error(path: Path) -> str | None:
     return None
 
 
-def _check_files(files: dict[str, Path]) -> dict[str, tuple[dict | None, str | None]]:
+def _check_files(files: dict[str, Path], sizes: dict[str, int]) -> dict[str, tuple[dict | None, str | None]]:
     """Each model's card, and why the model cannot be used (None: no reason found): its card
-    is missing or unreadable, or its .h5 is not an HDF5 file that reads through."""
+    is missing or unreadable, or its .h5 (of the size in `sizes`) is not an HDF5 file that
+    reads through."""
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
     not_hdf5 = {files[name]: _signature_error(files[name]) for name, (card, _) in cards.items() if card is not None}
     unread = _read_errors([path for path, error in not_hdf5.items() if error is None])
@@ -233,19 +234,19 @@ def _check_files(files: dict[str, Path]) -> dict[str, tuple[dict | None, str | N
         if card is not None and not_hdf5[path]:
             error = not_hdf5[path]
         elif card is not None and unread[path]:
-            error = _cut_short(path, card) or unread[path]
+            error = _cut_short(path, sizes[name], card) or unread[path]
         if error:
             log.warning("model %s is unavailable: %s", name, error)
         checks[name] = card, error
     return checks
 
 
-def _cut_short(path: Path, card: dict) -> str | None:
+def _cut_short(path: Path, size: int, card: dict) -> str | None:
     """For a file that does not read through: that it is smaller than its card records, if it
     is. A copy or download cut short is the usual cause, said more plainly than HDF5 says it."""
-    recorded, size = card.get("file_size_bytes"), _stat(path)
-    if is_number(recorded) and size is not None and size[0] < recorded:
-        return (f"{path.name} is incomplete: {filesize(size[0])} of the {filesize(recorded)} its card records; "
+    recorded = card.get("file_size_bytes")
+    if is_number(recorded) and size < recorded:
+        return (f"{path.name} is incomplete: {filesize(size)} of the {filesize(recorded)} its card records; "
                 "copy it again, or train it again")
     return None
 
@@ -328,7 +329,8 @@ class Registry:
             with self._check_lock:
                 checks = self._cached_checks(stamps)  # other threads may have checked some meanwhile
                 new = {name: files[name] for name in sorted(stamps) if name not in checks}
-                for name, (card, error) in _check_files(new).items():
+                sizes = {name: stamps[name][0] for name in new}  # the .h5's, first in its stamp
+                for name, (card, error) in _check_files(new, sizes).items():
                     checks[name] = self._checked[name] = Checked(stamps[name], card, error)
         return checks
 
@@ -388,7 +390,6 @@ class Registry:
             except (ModelUnavailable, UnknownModel):
                 continue  # now known unusable (logged), or gone: the next pick passes over it
         return None
-
 
 
 def section(card: dict, key: str) -> dict:
