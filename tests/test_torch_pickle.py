@@ -147,3 +147,19 @@ def test_refuses_other_pickles(tmp_path):
     path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     with pytest.raises(ValueError, match="magic number"):
         load_state_dict(path)
+
+
+@pytest.mark.parametrize("offset, size, stride", [
+    (-1, (4,), (1,)),          # starts before the storage
+    (7, (2,), (1,)),           # ends past it
+    (0, (2,), (-100_000_000,)),  # walks backwards out of the process's memory
+    (0, (2, 2), (1,)),         # more sizes than strides
+    (0.5, (2,), (1,)),         # not a whole number
+])
+def test_refuses_tensors_outside_their_storage(tmp_path, fake_torch, offset, size, stride):
+    floats = FakeStorage(fake_torch.FloatStorage, "1", np.arange(8, dtype="<f4"))
+    state = collections.OrderedDict(weight=FakeTensor(floats, offset, size, stride))
+    path = tmp_path / "hostile.pth"
+    write_legacy(path, main_pickle(state), [floats])
+    with pytest.raises(ValueError, match="storage|whole numbers"):
+        load_state_dict(path)

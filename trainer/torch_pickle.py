@@ -68,10 +68,17 @@ class _Tensor:
         self.size, self.stride = tuple(size), tuple(stride)
 
     def to_numpy(self):
-        storage, offset = self.storage, self.offset
+        storage, offsets = self.storage, [self.offset]
         if isinstance(storage, _StorageView):
-            storage, offset = storage.storage, offset + storage.offset
-        flat = storage.array
+            storage, offsets = storage.storage, offsets + [storage.offset]
+        # as_strided reads whatever memory these numbers point at, so a hostile file's negative
+        # offset or stride would read outside the storage, or crash the process.
+        numbers = (*offsets, *self.size, *self.stride)
+        if len(self.size) != len(self.stride) or not all(_whole(n) and n >= 0 for n in numbers):
+            raise ValueError("a tensor's offset, sizes and strides must be whole numbers, not negative")
+        if not isinstance(storage, _Storage) or storage.array is None:
+            raise ValueError("a tensor's storage is missing from the file")
+        flat, offset = storage.array, sum(offsets)
         if all(self.size):  # an empty tensor touches no element
             last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
             if last >= flat.size:
@@ -81,6 +88,10 @@ class _Tensor:
             flat[offset:], shape=self.size,
             strides=[s * itemsize for s in self.stride], writeable=False)
         return np.array(view, dtype=flat.dtype.newbyteorder("="))  # own, native-order copy
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride):
