@@ -1,15 +1,17 @@
 import json
+import os
 
 import keras
+import numpy as np
 import pytest
 
 from trainer import resume
 
 
-def backup_of_a_toy_model(backup_dir, every_seconds):
+def backup_of_a_toy_model(backup_dir, every_seconds, best_path=None):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    backup = resume.AtomicBackupAndRestore(str(backup_dir), every_seconds)
+    backup = resume.AtomicBackupAndRestore(str(backup_dir), every_seconds, best_path)
     backup.set_model(model)
     return backup, model
 
@@ -51,3 +53,39 @@ def test_on_resuming_the_log_keeps_only_the_backed_up_epochs(tmp_path):
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     resume.cut_log(log, resume.backed_up_epochs(tmp_path / "backup"))
     assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"
+
+
+def test_best_weights_are_written_whole_and_only_with_a_backup_of_their_epoch(tmp_path, monkeypatch):
+    """A resumed run trains again the epochs after its backup, so the best weights must never
+    come from one of those: an epoch that improves is backed up first, due or not."""
+    best_path = tmp_path / "best.weights.h5"
+    backup, model = backup_of_a_toy_model(tmp_path / "backup", every_seconds=3600, best_path=best_path)
+    backup.set_params({"epochs": 9})
+
+    def epoch_end(epoch, val_loss, kernel):
+        model.layers[0].set_weights([np.full((2, 1), kernel), np.zeros(1)])
+        backup.on_epoch_end(epoch, {"val_loss": val_loss})
+        return json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"]
+
+    def best_kernel():
+        model.load_weights(best_path)
+        return model.layers[0].get_weights()[0][0, 0]
+
+    assert epoch_end(0, 1.0, kernel=1.0) == 1 and best_kernel() == 1.0  # the first epoch
+    assert epoch_end(1, 2.0, kernel=2.0) == 1 and best_kernel() == 1.0  # worse, backup not due
+    assert epoch_end(2, 0.5, kernel=3.0) == 3 and best_kernel() == 3.0  # better: backed up too
+    assert epoch_end(3, float("nan"), kernel=4.0) == 3 and best_kernel() == 3.0
+
+    save_weights = model.save_weights
+
+    def cut_short_if_best(filepath, **kwargs):
+        if "best" not in os.path.basename(filepath):
+            return save_weights(filepath, **kwargs)
+        open(filepath, "wb").write(b"\x89HDF half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save_weights", cut_short_if_best)
+    with pytest.raises(KeyboardInterrupt):
+        epoch_end(4, 0.1, kernel=5.0)
+    monkeypatch.undo()
+    assert best_kernel() == 3.0

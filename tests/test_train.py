@@ -300,6 +300,15 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
     assert not scrambled_weights_saved(tmp_path)
 
 
+def test_best_weights_damaged_on_disk_are_reported_not_a_traceback(image_folder, tmp_path, monkeypatch):
+    hp = TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 3}
+    interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=3)  # fine-tuning's third
+    best = tmp_path / "runs" / "tiny" / "head" / resume.BEST_WEIGHTS
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.raises(train_module.TrainingError, match=f"{best}, cannot be read .*Delete {tmp_path / 'runs' / 'tiny'}"):
+        run(hp, image_folder, tmp_path)
+
+
 def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(image_folder, tmp_path, monkeypatch):
     passed = {}
     fit_transfer = train_module._fit_transfer

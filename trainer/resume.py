@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import threading
@@ -66,18 +67,32 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     backup that cannot be resumed. This one writes beside them and renames into place. It
     backs up after the first and the last epoch and, in between, once `every_seconds` have
     passed since the last backup, and when training stops early; the backup is kept when
-    training ends."""
+    training ends.
 
-    def __init__(self, backup_dir: str, every_seconds: float):
+    With `best_path`, it also keeps there the weights of the epoch with the lowest val_loss
+    (below `best`, the lowest logged so far), written the same way and only after a backup of
+    that epoch: a resumed run, which trains again the epochs after its backup, never finds
+    best weights from one of those."""
+
+    def __init__(self, backup_dir: str, every_seconds: float, best_path: Path | None = None,
+                 best: float | None = None):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.every_seconds, self.last_saved = every_seconds, None
+        self.best_path, self.best = best_path, best
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
+        val_loss = (logs or {}).get("val_loss", math.nan)
+        improved = self.best_path is not None and (self.best is None or val_loss < self.best)
         due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
-        if due or epoch + 1 == self.params["epochs"]:
+        if due or improved or epoch + 1 == self.params["epochs"]:
             self._save_model()
             self.last_saved = time.monotonic()
+        if improved:
+            self.best = val_loss
+            partial = self.best_path.with_name("partial_" + self.best_path.name)
+            self.model.save_weights(str(partial))
+            os.replace(partial, self.best_path)
 
     def on_train_end(self, logs=None):
         # A phase that stopped early has ended: backed up as if every epoch had run, a rerun

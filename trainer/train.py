@@ -295,12 +295,10 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
                 EpochLogger(),  # first, so the callbacks after it see what it adds
                 StopOnNaN(),
                 # Kept after the last epoch until the model is saved, so an interruption while
-                # evaluating needs no retraining.
-                resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS),
+                # evaluating needs no retraining. Resumed, the best weights must beat the best so far.
+                resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
+                                              best_path if keep_best else None, best_logged),
                 keras.callbacks.CSVLogger(str(log_path), append=True),
-                *([keras.callbacks.ModelCheckpoint(str(best_path), save_best_only=True, save_weights_only=True,
-                                                   initial_value_threshold=best_logged)]  # resumed: the bar so far
-                  if keep_best else []),
                 *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
             ],
@@ -321,7 +319,12 @@ def _restore_best(model, best_path: Path, earlier_phase: Path | None) -> None:
     if best.exists():
         with warnings.catch_warnings():  # an earlier phase's file holds that phase's optimizer, since replaced
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            model.load_weights(str(best))
+            try:
+                model.load_weights(str(best))
+            except (OSError, ValueError) as error:  # damaged on disk since it was written
+                raise TrainingError(f"The run's best weights so far, {best}, cannot be read "
+                                    f"({models.short_reason(error)}). Delete {best.parent.parent} "
+                                    "to train afresh.") from None
 
 
 class EpochLogger(keras.callbacks.Callback):
