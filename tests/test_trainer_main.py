@@ -8,6 +8,7 @@ import types
 import zipfile
 from pathlib import Path
 
+import keras
 import pytest
 
 from trainer.__main__ import main
@@ -35,8 +36,12 @@ def test_cifar10_offline_is_one_clear_sentence(monkeypatch, tmp_path, capsys):
 
 
 def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, image_folder, tmp_path, capsys):
-    def offline(**kwargs):
-        raise Exception("URL fetch failure on https://storage.googleapis.com/: None -- [Errno -3]")
+    vgg16 = keras.applications.VGG16
+
+    def offline(weights="imagenet", **kwargs):
+        if weights is not None:
+            raise Exception("URL fetch failure on https://storage.googleapis.com/: None -- [Errno -3]")
+        return vgg16(weights=None, **kwargs)
 
     monkeypatch.setattr("keras.applications.VGG16", offline)
     assert main(["train", "--arch", "vgg16", "--data", str(image_folder), "--image-size", "16",
@@ -170,6 +175,7 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--seed", "-1", "must be 0 or more, not -1"),
     ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),
     ("--fine-tune-schedule", "linear", "invalid choice: 'linear'"),
+    ("--unfreeze-blocks", ",", "must name at least one layer-name prefix, such as block5"),
 ])
 def test_impossible_option_values_are_refused_before_anything_loads(option, value, message, capsys):
     with pytest.raises(SystemExit) as stopped:
@@ -227,6 +233,16 @@ def test_a_missing_teacher_is_refused_before_loading_data(capsys):
 ])
 def test_options_of_another_kind_of_model_are_refused_not_ignored(argv, message, capsys):
     assert message in refused(["train", "--data", "x", *argv], capsys)
+
+
+@pytest.mark.parametrize("arch, blocks, message", [
+    ("vgg16", "block5,blok4", "no layer of the vgg16 base that can be unfrozen has a name starting with blok4 "
+                              "(their names run from block1_conv1 to block5_conv3)"),
+    ("efficientnet_lite0", "top_bn,block9", "starting with top_bn, block9 (their names run from stem_conv to top_conv)"),
+])
+def test_unfreeze_blocks_that_name_no_layer_are_refused_before_the_data_loads(arch, blocks, message, capsys):
+    err = refused(["train", "--arch", arch, "--weights", "none", "--data", "nowhere", "--unfreeze-blocks", blocks], capsys)
+    assert message in err
 
 
 def test_missing_efficientnet_weights_are_said_before_the_data_loads(monkeypatch, capsys):

@@ -16,7 +16,10 @@ from trainer.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 
 
 def _names(text: str) -> list[str]:
-    return [name for name in text.split(",") if name]
+    names = [name for name in text.split(",") if name]
+    if not names:
+        raise argparse.ArgumentTypeError("must name at least one layer-name prefix, such as block5")
+    return names
 
 
 def _read(text: str, kind=float):
@@ -224,6 +227,7 @@ def _recipe(args) -> dict:
     hp.update(given)
     if hp["arch"] != "scratch":
         _check_weights(hp)
+        _check_unfreeze_blocks(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
     return hp
@@ -235,6 +239,17 @@ def _check_writable(option: str, folder: Path) -> None:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
         raise UsageError(f"{option} must be a folder that can be written to; {folder}: {error.strerror}") from None
+
+
+def _check_unfreeze_blocks(hp):
+    """A misspelt prefix would unfreeze nothing, and phase 2 would train the head alone."""
+    from trainer.models import unfreezable_layer_names
+
+    names = unfreezable_layer_names(hp["arch"])
+    idle = [prefix for prefix in hp["unfreeze_blocks"] if not any(name.startswith(prefix) for name in names)]
+    if idle:
+        raise UsageError(f"--unfreeze-blocks: no layer of the {hp['arch']} base that can be unfrozen has a name "
+                         f"starting with {', '.join(idle)} (their names run from {names[0]} to {names[-1]})")
 
 
 def _check_weights(hp):

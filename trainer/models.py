@@ -186,6 +186,17 @@ def _vgg16_preprocess() -> layers.Layer:
     return conv
 
 
+def unfreezable_layer_names(arch: str) -> list[str]:
+    """Names of the layers of the pretrained base that `unfreeze` can make trainable (those with
+    weights, batch norm aside), read off a small untrained copy."""
+    if arch == "vgg16":
+        base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    else:
+        base = efficientnet_lite.build_base(32, "none")
+    return [layer.name for layer in base.layers
+            if layer.weights and not isinstance(layer, layers.BatchNormalization)]
+
+
 def unfreeze(base: keras.Model, prefixes: tuple[str, ...]) -> int:
     """Make the base's layers whose names start with one of `prefixes` trainable, keeping
     batch-norm statistics frozen (standard for fine-tuning). Returns how many layers with
