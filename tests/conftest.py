@@ -255,10 +255,10 @@ def run(hp, image_folder, tmp_path):
 
 
 def reload_in_fresh_process(model_path, pixels):
-    """Load the .h5 with plain Keras in a new interpreter that cannot import this project."""
+    """Load the .h5 with plain Keras in a new interpreter that cannot import this project
+    (-I: isolated, so neither the repository, the working folder nor PYTHONPATH is on sys.path)."""
     script = textwrap.dedent(f"""
         import sys, numpy as np
-        sys.path = [p for p in sys.path if p not in ("", {str(model_path.parents[2])!r})]
         import keras
         model = keras.saving.load_model({str(model_path)!r})
         assert "trainer" not in sys.modules

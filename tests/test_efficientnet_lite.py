@@ -1,7 +1,6 @@
 """EfficientNet-Lite0: architecture, ImageNet weights without network, portable saving."""
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import reload_in_fresh_process
 from trainer import efficientnet_lite
 from trainer.efficientnet_lite import (PREPROCESS_OFFSET, PREPROCESS_SCALE, TOP_BLOCKS,
                                        build_base, build_imagenet_classifier)
@@ -56,17 +56,7 @@ def test_saved_h5_loads_without_this_project(tmp_path):
     model = keras.Model(inputs, outputs)
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     model.save(tmp_path / "model.h5")
-    np.save(tmp_path / "images.npy", images)
-
-    # -I: isolated, so neither the repository nor PYTHONPATH is on sys.path.
-    script = (
-        "import sys, keras, numpy as np\n"
-        "model = keras.saving.load_model('model.h5')\n"
-        "np.save('reloaded.npy', model.predict(np.load('images.npy'), verbose=0))\n"
-        "assert not any(name.startswith('trainer') for name in sys.modules)\n"
-    )
-    subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, check=True)
-    np.testing.assert_allclose(np.load(tmp_path / "reloaded.npy"),
+    np.testing.assert_allclose(reload_in_fresh_process(tmp_path / "model.h5", images),
                                model.predict(images, verbose=0), rtol=0, atol=1e-6)
 
 

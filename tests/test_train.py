@@ -384,6 +384,16 @@ def test_fine_tuning_can_decay_the_rate_along_a_cosine(image_folder, tmp_path):
     assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-7)
 
 
+def test_the_scratch_rate_warms_up_then_decays_to_zero_along_a_cosine():
+    optimizer = train_module._scratch_optimizer(TINY | {"learning_rate": 0.4, "warmup_fraction": 0.25}, 100)
+    rates = []
+    for step in (0, 10, 25, 50, 100):
+        optimizer.iterations.assign(step)
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    # Up in a line to 0.4 over the first 25 steps, then 0.4 * (1 + cos(pi * k / 75)) / 2 for step 25 + k.
+    assert rates == pytest.approx([0.0, 0.16, 0.4, 0.3, 0.0], abs=1e-6)
+
+
 @pytest.mark.parametrize("arch, xla", [("scratch", True), ("efficientnet_lite0", False)])
 def test_xla_is_on_for_the_scratch_nets_only_on_tensorflows_cpu(arch, xla):
     # Measured on the CPU box: XLA trains the scratch nets 1.5x faster there, EfficientNet 8x slower.

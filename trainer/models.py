@@ -108,7 +108,7 @@ def patch_whitening_kernel(images: np.ndarray, size: int = 2, eps: float = 5e-4)
     channels = images.shape[-1]
     windows = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
     # (count, rows, cols, channels, size, size) -> one row per patch, in Keras' kernel order.
-    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * channels).astype(np.float64)
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * channels).astype(np.float64, copy=False)
     eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
     filters = (eigenvectors / np.sqrt(eigenvalues + eps)).reshape(size, size, channels, -1)
     return np.concatenate([filters, -filters], axis=-1).astype(np.float32)
