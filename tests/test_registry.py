@@ -70,6 +70,42 @@ def test_replaced_file_is_reloaded(registry, models_dir):
     assert second.classes == ["apple", "pear", "plum", "fig"] and second.input_size == (24, 24)
 
 
+def test_a_file_replaced_while_a_load_waits_is_checked_before_it_is_opened(registry, models_dir, monkeypatch):
+    class Gate:
+        """The load lock, held by the test until the waiting load's file has been replaced."""
+
+        def __init__(self):
+            self.lock, self.waiting = threading.Lock(), threading.Event()
+
+        def __enter__(self):
+            self.waiting.set()
+            self.lock.acquire()
+
+        def __exit__(self, *exc_info):
+            self.lock.release()
+
+    opened = []
+    monkeypatch.setattr(registry_module, "_load_keras_model", opened.append)
+    gate = registry._load_lock = Gate()
+    gate.lock.acquire()
+    errors = []
+
+    def load():
+        try:
+            registry.load("tiny")
+        except ModelUnavailable as error:
+            errors.append(str(error))
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    assert gate.waiting.wait(30)
+    (models_dir / "garbage").write_bytes(b"not HDF5 at all")
+    os.replace(models_dir / "garbage", models_dir / "tiny.h5")
+    gate.lock.release()
+    thread.join(60)
+    assert opened == [] and errors == ["Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file"]
+
+
 def test_new_file_is_noticed(registry, models_dir):
     assert "copy" not in names(registry)
     shutil.copy2(models_dir / "tiny.h5", models_dir / "copy.h5")

@@ -348,16 +348,17 @@ class Registry:
     def load(self, name: str) -> LoadedModel:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
         info = self.info(name)
-        if info.error:
-            raise ModelUnavailable(name, info.error)
         loaded = self._models.get(name)
-        if loaded is None or loaded.stamp != info.stamp:
+        if not info.error and (loaded is None or loaded.stamp != info.stamp):
             with self._load_lock:
+                # Again: the file may have been replaced while this thread waited, and a new
+                # version must be read through in a child before this process opens it.
+                info = self.info(name)
                 loaded = self._models.get(name)
-                if loaded is None or loaded.stamp != info.stamp:
+                if not info.error and (loaded is None or loaded.stamp != info.stamp):
                     loaded = self._models[name] = self._load(info)
-        if loaded.model is None:
-            raise ModelUnavailable(name, loaded.error)
+        if info.error or loaded.model is None:
+            raise ModelUnavailable(name, info.error or loaded.error)
         return loaded.model
 
     def _load(self, info: ModelInfo) -> Loaded:
