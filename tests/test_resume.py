@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -89,3 +90,19 @@ def test_best_weights_are_written_whole_and_only_with_a_backup_of_their_epoch(tm
         epoch_end(4, 0.1, kernel=5.0)
     monkeypatch.undo()
     assert best_kernel() == 3.0
+
+
+def test_ctrl_c_backs_up_the_epoch_that_ended_before_stopping(tmp_path):
+    backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=3600)
+    backup.set_params({"epochs": 9})
+    with resume.StopOnInterrupt(backup) as stop:
+        for epoch in range(3):
+            backup.on_epoch_end(epoch)
+            stop.on_epoch_end(epoch)
+        assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1  # the next not due
+        with pytest.raises(KeyboardInterrupt):  # raised at once, but Python may swallow it in a finalizer
+            os.kill(os.getpid(), signal.SIGINT)
+        backup.on_epoch_end(3)
+        with pytest.raises(KeyboardInterrupt):
+            stop.on_epoch_end(3)
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 4

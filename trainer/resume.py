@@ -86,8 +86,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         improved = self.best_path is not None and (self.best is None or val_loss < self.best)
         due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
         if due or improved or epoch + 1 == self.params["epochs"]:
-            self._save_model()
-            self.last_saved = time.monotonic()
+            self.back_up()
         if improved:
             self.best = val_loss
             partial = self.best_path.with_name("partial_" + self.best_path.name)
@@ -100,6 +99,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.stop_training:
             self._current_epoch = self.params["epochs"]
             self._save_model()
+
+    def back_up(self):
+        """Back up the epoch that ended last."""
+        self._save_model()
+        self.last_saved = time.monotonic()
 
     def _save_model(self):
         final = self._weights_path, self._training_metadata_path
@@ -119,7 +123,12 @@ class StopOnInterrupt(keras.callbacks.Callback):
     TensorFlow runs between batches, Python prints the exception and carries on (2 SIGINTs in
     60 were lost so, measured), and training would run to the end. Used as a context manager
     around `fit`, this notes every SIGINT and raises it again when the epoch ends (not at batch
-    ends: batch hooks would make Keras wait for the device after every step)."""
+    ends: batch hooks would make Keras wait for the device after every step), once `backup`
+    holds that epoch: its backups, seconds apart, would lose the epochs since the last one."""
+
+    def __init__(self, backup: AtomicBackupAndRestore):
+        super().__init__()
+        self.backup = backup
 
     def __enter__(self):
         self.interrupted, self.previous = False, None
@@ -137,7 +146,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.interrupted:
+            self.backup.back_up()
             raise KeyboardInterrupt
 
     def on_train_end(self, logs=None):
-        self.on_epoch_end(None)
+        if self.interrupted:  # the last epoch is backed up already
+            raise KeyboardInterrupt

@@ -282,7 +282,11 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     # BackupAndRestore leaves the epoch it restored on the model, where `fit` starts from it:
     # after a resumed first phase, the second would skip as many epochs.
     model._initial_epoch = None
-    with resume.StopOnInterrupt() as stop_on_interrupt:
+    # Kept after the last epoch until the model is saved, so an interruption while evaluating
+    # needs no retraining. Resumed, the best weights must beat the best so far.
+    backup = resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
+                                           best_path if keep_best else None, best_logged)
+    with resume.StopOnInterrupt(backup) as stop_on_interrupt:
         model.fit(
             batches,
             validation_data=(val_set.images, y_val),  # uint8, as the training batches: the model casts
@@ -294,10 +298,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
                 StopOnNaN(),
-                # Kept after the last epoch until the model is saved, so an interruption while
-                # evaluating needs no retraining. Resumed, the best weights must beat the best so far.
-                resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
-                                              best_path if keep_best else None, best_logged),
+                backup,
                 keras.callbacks.CSVLogger(str(log_path), append=True),
                 *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
