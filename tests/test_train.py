@@ -1,3 +1,4 @@
+import fcntl
 import json
 import signal
 import subprocess
@@ -137,6 +138,16 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_second_run_on_the_same_run_folder_is_refused_while_the_first_trains(image_folder, tmp_path):
+    (tmp_path / "runs").mkdir()
+    with open(tmp_path / "runs" / ".tiny.lock", "w") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)  # as a first run holds it while it trains
+        with pytest.raises(train_module.TrainingError, match="Another training run is using .*tiny: wait"):
+            run(TINY, image_folder, tmp_path)
+        assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
+    assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3  # once the first has ended
+
+
 def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_folder, tmp_path, monkeypatch,
                                                                           capsys):
     """TensorFlow runs finalizers between batches, and a KeyboardInterrupt raised inside one

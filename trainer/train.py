@@ -7,6 +7,8 @@ evaluates it and saves `<name>.h5` and `<name>.json`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -42,6 +44,25 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     """Train, evaluate and save `out_dir/name.h5` with its card, resuming from `run_dir` a run
     of the same settings; without `replace`, a run that starts afresh refuses to save over an
     existing model."""
+    with _run_lock(run_dir):
+        return _train(hp, data, test, out_dir, name, run_dir, replace)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """Held for the whole run: a second process on the same run folder would delete the first
+    one's checkpoints, and both would save over one model. The lock file stays, empty."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+        except BlockingIOError:
+            raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
+                                "this one another --name.") from None
+        yield
+
+
+def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
