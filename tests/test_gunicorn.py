@@ -198,7 +198,7 @@ def test_html_form_with_csrf_across_workers(server):
         status, _, page = request(server["url"] + "/predict", {
             "csrf_token": token, "model": "small", "image": ("cat.png", encode_image("PNG"))}, opener=opener)
         assert status == 200, page[-500:]
-        assert b"data:image/png;base64," in page and b'href="/models/small"' in page
+        assert b"data:image/jpeg;base64," in page and b'href="/models/small"' in page
 
 
 def post_announcing_too_much(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from trainer.images import DATASET_FORMATS, UPLOAD_FORMATS, ImageError, format_names, load_rgb
+from trainer.images import DATASET_FORMATS, UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -140,3 +140,14 @@ def test_reads_paths_too(tmp_path):
     path = tmp_path / "photo.png"
     Image.new("RGB", (5, 7), (1, 2, 3)).save(path)
     assert load_rgb(path)[0, 0].tolist() == [1, 2, 3]
+
+
+def test_an_upload_format_is_read_from_content_not_name(make_image):
+    assert upload_format(make_image("PNG")) == "PNG"
+    assert upload_format(make_image("JPEG")) == "JPEG"
+    assert upload_format(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+
+
+def test_max_side_shrinks_keeping_proportions_and_never_enlarges():
+    assert load_rgb(encode(Image.new("RGB", (1600, 900)), "JPEG"), max_side=640).shape == (360, 640, 3)
+    assert load_rgb(encode(Image.new("RGB", (32, 20)), "PNG"), max_side=640).shape == (20, 32, 3)

@@ -1,12 +1,14 @@
 """The HTML pages: upload form, prediction page, errors shown on the form."""
 
+import base64
 import io
 import re
 
 import pytest
+from PIL import Image
 
 from conftest import post_form, save_model_without_softmax
-from webapp.pages import EXPIRED
+from webapp.pages import EXPIRED, PREVIEW_SIDE
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -33,11 +35,22 @@ def test_a_long_list_of_classes_is_cut_short():
     assert text.endswith(f"class{MAX_LISTED_CLASSES - 1} and {1000 - MAX_LISTED_CLASSES} more.")
 
 
+def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, csrf_token, make_image):
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # the camera's make, as a stand-in for any metadata (a location)
+    photo = make_image("JPEG", size=(3000, 2000), quality=95, exif=exif)
+    page = post_form(client, csrf_token, photo, model="small").get_data(as_text=True)
+    shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
+    with Image.open(io.BytesIO(shown)) as picture:
+        assert picture.size == (PREVIEW_SIDE, round(PREVIEW_SIDE * 2 / 3)) and not picture.getexif()
+    assert len(page) < len(photo) / 4
+
+
 def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make_image):
     response = post_form(client, csrf_token, make_image("PNG"), model="small")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert 'src="data:image/png;base64,' in page
+    assert 'src="data:image/jpeg;base64,' in page
     assert page.count('class="bar-fill"') == 4  # "small" has only four classes
     assert 'href="/models/small"' in page
     assert re.search(r'<option [^>]*selected value="small">', page)  # the next image goes to the same model

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_CLASSES
 from trainer.data import load_folder
 from trainer.train import evaluate
-from webapp.predictor import PredictionError, image_type, parse_top_k
+from webapp.predictor import PredictionError, parse_top_k
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -29,12 +29,6 @@ def test_served_probabilities_equal_trainer_evaluate(client, models_dir, make_im
     assert served == pytest.approx(dict(zip(TINY_CLASSES, probabilities.tolist())), abs=1e-6)
     # `trainer evaluate` scores the file with those same probabilities.
     assert evaluate(model, folder)["loss"] == pytest.approx(-np.log(served["cat"]), rel=1e-5)
-
-
-def test_image_type_is_read_from_content_not_name(make_image):
-    assert image_type(make_image("PNG")) == "image/png"
-    assert image_type(make_image("JPEG")) == "image/jpeg"
-    assert image_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
 
 
 def test_top_k_bounds(app):

@@ -57,13 +57,15 @@ def load_rgb(
     source: str | os.PathLike | bytes,
     size: tuple[int, int] | None = None,
     *,
+    max_side: int | None = None,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Decode an image file (a path or its bytes) into a uint8 array of shape (H, W, 3).
 
     EXIF orientation is applied, any mode (grayscale, palette, RGBA, CMYK, 16-bit) becomes
-    RGB, animations give their first frame, and `size=(height, width)` resizes.
+    RGB, animations give their first frame, and `size=(height, width)` resizes; `max_side`
+    instead shrinks the image, keeping its proportions, to fit a square of that side.
     """
     limit = f"the limit is {max_pixels // 1_000_000} megapixels"
     data = b""
@@ -76,15 +78,18 @@ def load_rgb(
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
-                if size is not None:
+                side = max(size) if size is not None else max_side
+                if side is not None:
                     # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
                     # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
-                    image.draft(None, (max(size), max(size)))
+                    image.draft(None, (side, side))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 image = _to_rgb(image)
                 if size is not None and image.size != (size[1], size[0]):
                     image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                elif max_side is not None:
+                    image.thumbnail((max_side, max_side))
                 return np.asarray(image, dtype=np.uint8)
     except ImageError:
         raise

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from PIL import Image
 from wtforms import SelectChoice
+
+from trainer.images import load_rgb
 
 from . import ENV_PREFIX, ROOT
 from .errors import message_for
@@ -18,6 +22,8 @@ bp = Blueprint("pages", __name__)
 
 # Below this top probability the answer is worded as a guess.
 CONFIDENT = 0.5
+# Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
+PREVIEW_SIDE = 640
 # ImageNet's 1,000 classes would be a wall of text under the model selector.
 MAX_LISTED_CLASSES = 20
 # Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
@@ -93,12 +99,19 @@ def predict():
         result = classify(data, chosen, current_app.config["TOP_K"])
     except PredictionError as error:
         return render_form(form, [error.message], error.status)
-    # Shown from memory as a data: URI: the upload is never stored.
-    image_uri = f"data:{result.mime};base64,{base64.b64encode(data).decode('ascii')}"
     # The form below the answer keeps the model it came from, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model})
-    return render_template("predict.html", form=next_form, result=result, image_uri=image_uri,
+    return render_template("predict.html", form=next_form, result=result, image_uri=preview_uri(data),
                            confident=result.predictions[0][1] >= CONFIDENT)
+
+
+def preview_uri(data: bytes) -> str:
+    """The upload as the answer shows it: shrunk to fit PREVIEW_SIDE, without its metadata (a
+    photo's location, say), as a JPEG data: URI, so that it is never stored. The upload itself,
+    up to 10 MB and a third more in base64, would make a page slow to load on a phone."""
+    buffer = io.BytesIO()
+    Image.fromarray(load_rgb(data, max_side=PREVIEW_SIDE)).save(buffer, "JPEG", quality=85)
+    return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
 @bp.get("/api")

@@ -30,18 +30,7 @@ class Result:
     model: str
     predictions: list[tuple[str, float]]  # (label, probability), most likely first
     elapsed_ms: float
-    mime: str  # of the upload, known from its content
     class_count: int  # how many classes the model chose among
-
-
-def image_type(data: bytes) -> str | None:
-    """The MIME type of an accepted image format, from the file's first bytes.
-
-    Tells "not an image we take" (415) from "one of ours, but broken" (400); the real
-    check is trainer.images.load_rgb, which decodes with the same whitelist.
-    """
-    kind = upload_format(data)
-    return UPLOAD_FORMATS[kind][0] if kind else None
 
 
 def parse_top_k(text: str | None) -> int:
@@ -56,8 +45,9 @@ def parse_top_k(text: str | None) -> int:
 def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
     if not data:
         raise PredictionError(400, "The file is empty.")
-    mime = image_type(data)
-    if mime is None:
+    # Tells "not an image we take" (415) from "one of ours, but broken" (400, from load_rgb,
+    # which decodes with the same whitelist), by the file's first bytes, never its name.
+    if upload_format(data) is None:
         raise PredictionError(415, f"Unsupported file type: send a {ACCEPTED} image.")
 
     registry = get_registry()
@@ -84,4 +74,4 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
     best = np.argsort(probabilities)[::-1][:top_k]
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, mime, len(model.classes))
+    return Result(model.name, predictions, elapsed_ms, len(model.classes))
