@@ -9,8 +9,10 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
+from conftest import TINY_CLASSES
 from trainer.__main__ import main
 from trainer.presets import PRESETS
 
@@ -144,6 +146,20 @@ def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp
     (tmp_path / "tiny.json").write_text(json.dumps(card))
     assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(image_folder)]) == 2
     assert f"error: tiny.h5 does not match its card: {message}" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_image, capsys):
+    model = keras.saving.load_model(built_models / "tiny.h5")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(tmp_path / "tiny.h5")
+    shutil.copy(built_models / "tiny.json", tmp_path)
+    for label in TINY_CLASSES:
+        (tmp_path / "data" / label).mkdir(parents=True)
+        (tmp_path / "data" / label / "1.png").write_bytes(make_image())
+    assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "data")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: The model gives NaN or infinite outputs for 3 of 3 images (damaged weights, or a training "
+        "run that diverged): retrain it.")
 
 
 def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):

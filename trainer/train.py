@@ -373,6 +373,10 @@ class StopOnNaN(keras.callbacks.Callback):
 def evaluate(model: keras.Model, data: Dataset) -> dict:
     # The model casts the uint8 pixels; 256 at a time keeps a 224 px backbone's activations small.
     probabilities = model.predict(data.images, batch_size=256, verbose=0)
+    broken = int((~np.isfinite(probabilities).all(axis=1)).sum())
+    if broken:  # scored as they are, they would read as a model that always picks one class
+        raise TrainingError(f"The model gives NaN or infinite outputs for {broken} of {len(probabilities)} images "
+                            "(damaged weights, or a training run that diverged): retrain it.")
     return classification_report(data.labels, probabilities, data.classes)
 
 
