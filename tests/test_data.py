@@ -1,5 +1,6 @@
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +185,14 @@ def test_labels_follow_a_given_class_order(image_folder):
 def test_unusable_data_gives_a_clear_error(tmp_path, setup, message):
     with pytest.raises(DataError, match=message):
         load_folder(setup(tmp_path), 8)
+
+
+def test_a_zip_cut_short_is_called_so(image_folder, tmp_path):
+    whole = shutil.make_archive(str(tmp_path / "data"), "zip", image_folder)
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(Path(whole).read_bytes()[:2000])
+    with pytest.raises(DataError, match=r"cut.zip is a .zip that ends too soon .*: copy or download it again"):
+        load_folder(cut, 8)
 
 
 def test_stratified_split_is_seeded_disjoint_and_per_class():

@@ -137,6 +137,10 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     if not path.exists():
         raise DataError(f"No such data folder or zip: {path}")
     if path.is_file() and not zipfile.is_zipfile(path):
+        with open(path, "rb") as file:
+            if file.read(4) == b"PK\x03\x04":  # a zip's first bytes, but not its directory at the end
+                raise DataError(f"{path} is a .zip that ends too soon (its list of files is missing): copy or "
+                                "download it again")
         raise DataError(f"{path} is neither a folder nor a .zip of class subfolders")
     with _open_tree(path) as tree:
         members = _class_members(tree.names())
