@@ -121,14 +121,16 @@ def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(imag
     assert f"accuracy {card['evaluation']['accuracy']:.2%}" in out and "on 6 images" in out
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "No such model file"),
-    (b"this is not HDF5", "Cannot use"),
+@pytest.mark.parametrize("content, card, message", [
+    (None, True, "No such model file"),
+    (b"this is not HDF5", True, "(file signature not found); copy it again if it was cut short or damaged, or"),
+    (b"this is not HDF5", False, "broken.h5 has no metrics card beside it (broken.json), which gives the model's"),
 ])
-def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, capsys, content, message):
+def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, capsys, content, card, message):
     model = tmp_path / "broken.h5"
     if content is not None:
         model.write_bytes(content)
+    if card:
         (tmp_path / "broken.json").write_text(json.dumps({"classes": ["red"], "input_shape": [16, 16, 3]}))
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
     err = capsys.readouterr().err

@@ -277,11 +277,16 @@ def _evaluate(args) -> int:
         raise UsageError(f"No such model file: {args.model}")
     if args.model.suffix.lower() != ".h5":
         raise UsageError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
+    card_path = args.model.with_suffix(".json")
+    if not card_path.exists():
+        raise UsageError(f"{args.model.name} has no metrics card beside it ({card_path.name}), which gives the "
+                         "model's classes and image size")
     try:
-        card = load_card(args.model.with_suffix(".json"))
+        card = load_card(card_path)
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
-        raise UsageError(f"Cannot use {args.model}: {short_reason(error)}") from None
+        raise UsageError(f"Cannot use {args.model}: {short_reason(error)}; copy it again if it was cut short "
+                         "or damaged, or train it again") from None
     height, width, _ = card["input_shape"]
     takes, gives = tuple(model.input_shape[1:3]), model.output_shape[-1]
     if takes != (height, width) or gives != len(card["classes"]):
