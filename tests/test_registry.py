@@ -389,6 +389,17 @@ def test_load_default_passes_over_models_that_fail_to_load(registry, models_dir)
     assert registry.load_default("tiny") is None
 
 
+def test_a_change_of_the_model_that_requests_without_a_name_get_is_logged(registry, models_dir, caplog):
+    assert registry.load_default("tiny").name == "tiny" and not caplog.records
+    moved = shutil.move(models_dir / "tiny.h5", models_dir.parent / "tiny.h5")
+    assert registry.load_default("tiny").name == "small"
+    shutil.move(moved, models_dir / "tiny.h5")
+    assert registry.load_default("tiny").name == "tiny"
+    said = [record.getMessage() for record in caplog.records if record.name == "webapp.registry"]
+    assert said == ["Requests that name no model now go to small, not tiny",
+                    "Requests that name no model now go to tiny, not small"]
+
+
 def test_loading_the_default_model_loads_only_it(registry, monkeypatch):
     calls = []
     real = registry_module._load_keras_model

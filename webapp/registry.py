@@ -291,6 +291,7 @@ class Registry:
         self._check_lock = threading.Lock()  # a new file version is checked once, not by every thread
         self._checked: dict[str, Checked] = {}
         self._models: dict[str, Loaded] = {}
+        self._default_served: str | None = None  # what load_default last gave, to log a change
 
     def _files(self) -> dict[str, Path]:
         try:
@@ -387,9 +388,13 @@ class Registry:
         by gunicorn in each new worker, so that its first request does not wait for a load."""
         while (name := self.default_name(preferred)) is not None:
             try:
-                return self.load(name)
+                model = self.load(name)
             except (ModelUnavailable, UnknownModel):
                 continue  # now known unusable (logged), or gone: the next pick passes over it
+            if self._default_served not in (None, name):  # the first is said at start
+                log.warning("Requests that name no model now go to %s, not %s", name, self._default_served)
+            self._default_served = name
+            return model
         return None
 
 
