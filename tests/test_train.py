@@ -137,7 +137,6 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     assert card["epochs_run"] == 5 and len(card["history"]["val_loss"]) == 5
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_second_run_on_the_same_run_folder_is_refused_while_the_first_trains(image_folder, tmp_path):
     (tmp_path / "runs").mkdir()
     with open(tmp_path / "runs" / ".tiny.lock", "w") as first:
@@ -148,6 +147,7 @@ def test_a_second_run_on_the_same_run_folder_is_refused_while_the_first_trains(i
     assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3  # once the first has ended
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_folder, tmp_path, monkeypatch,
                                                                           capsys):
     """TensorFlow runs finalizers between batches, and a KeyboardInterrupt raised inside one
