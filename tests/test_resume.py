@@ -92,7 +92,7 @@ def test_best_weights_are_written_whole_and_only_with_a_backup_of_their_epoch(tm
     assert best_kernel() == 3.0
 
 
-def test_ctrl_c_backs_up_the_epoch_that_ended_before_stopping(tmp_path):
+def test_ctrl_c_stops_once_the_epoch_has_ended_and_is_backed_up(tmp_path, capsys):
     backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=3600)
     backup.set_params({"epochs": 9})
     with resume.StopOnInterrupt(backup) as stop:
@@ -100,9 +100,21 @@ def test_ctrl_c_backs_up_the_epoch_that_ended_before_stopping(tmp_path):
             backup.on_epoch_end(epoch)
             stop.on_epoch_end(epoch)
         assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1  # the next not due
-        with pytest.raises(KeyboardInterrupt):  # raised at once, but Python may swallow it in a finalizer
-            os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # noted, training goes on to the epoch's end
+        assert "Stopping once this epoch has ended and is backed up" in capsys.readouterr().err
         backup.on_epoch_end(3)
         with pytest.raises(KeyboardInterrupt):
             stop.on_epoch_end(3)
-    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 4
+        assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 4
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_nan_validation_loss_is_never_the_best(tmp_path):
+    best_path = tmp_path / "best.weights.h5"
+    backup, _ = backup_of_a_toy_model(tmp_path / "backup", every_seconds=3600, best_path=best_path)
+    backup.set_params({"epochs": 9})
+    backup.on_epoch_end(0, {"val_loss": float("nan")})
+    assert not best_path.exists()
+    backup.on_epoch_end(1, {"val_loss": 2.0})
+    assert backup.best == 2.0 and best_path.exists()

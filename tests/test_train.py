@@ -257,6 +257,16 @@ def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_fo
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
 
 
+def test_a_trained_model_that_gives_nan_leaves_nothing_to_resume(image_folder, tmp_path, monkeypatch):
+    def nan_outputs(model, data):
+        raise train_module.TrainingError("The model gives NaN or infinite outputs")
+
+    monkeypatch.setattr(train_module, "evaluate", nan_outputs)  # a rerun would resume the same weights
+    with pytest.raises(train_module.TrainingError, match="NaN"):
+        run(TINY, image_folder, tmp_path)
+    assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
+
+
 def test_a_transfer_run_whose_first_phase_diverges_does_not_go_on_to_the_second(image_folder, tmp_path, capsys):
     with pytest.raises(train_module.TrainingError, match="diverged: the loss became NaN or infinite in epoch 1"):
         run(TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 2, "head_learning_rate": 1e30}, image_folder, tmp_path)

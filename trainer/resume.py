@@ -14,6 +14,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,13 +78,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir: str, every_seconds: float, best_path: Path | None = None,
                  best: float | None = None):
         super().__init__(backup_dir, delete_checkpoint=False)
-        self.every_seconds, self.last_saved = every_seconds, None
+        self.every_seconds, self.last_saved, self.saved_epoch = every_seconds, None, None
         self.best_path, self.best = best_path, best
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
         val_loss = (logs or {}).get("val_loss", math.nan)
-        improved = self.best_path is not None and (self.best is None or val_loss < self.best)
+        improved = (self.best_path is not None and math.isfinite(val_loss)
+                    and (self.best is None or val_loss < self.best))
         due = self.last_saved is None or time.monotonic() - self.last_saved >= self.every_seconds
         if due or improved or epoch + 1 == self.params["epochs"]:
             self.back_up()
@@ -98,12 +100,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # (after an interruption while saving, say) trains it no further.
         if self.model.stop_training:
             self._current_epoch = self.params["epochs"]
-            self._save_model()
+            self.back_up()
 
     def back_up(self):
-        """Back up the epoch that ended last."""
-        self._save_model()
-        self.last_saved = time.monotonic()
+        """Back up the epoch that ended last, unless that is done."""
+        if self.saved_epoch != self._current_epoch:
+            self._save_model()
+            self.saved_epoch, self.last_saved = self._current_epoch, time.monotonic()
 
     def _save_model(self):
         final = self._weights_path, self._training_metadata_path
@@ -119,12 +122,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
-    """Ctrl-C raises KeyboardInterrupt wherever Python is. When that is a finalizer, which
-    TensorFlow runs between batches, Python prints the exception and carries on (2 SIGINTs in
-    60 were lost so, measured), and training would run to the end. Used as a context manager
-    around `fit`, this notes every SIGINT and raises it again when the epoch ends (not at batch
-    ends: batch hooks would make Keras wait for the device after every step), once `backup`
-    holds that epoch: its backups, seconds apart, would lose the epochs since the last one."""
+    """Used as a context manager around `fit`: the first Ctrl-C stops training once the epoch
+    under way has ended and `backup` holds it (its backups, seconds apart, would lose the epochs
+    since the last one); a second stops it at once. Raising KeyboardInterrupt at the first
+    would also lose it whenever Python is in a finalizer, which TensorFlow runs between batches:
+    Python prints the exception there and carries on (2 SIGINTs in 60 were lost so, measured).
+    The check is at epoch ends, not batch ends: batch hooks would make Keras wait for the
+    device after every step."""
 
     def __init__(self, backup: AtomicBackupAndRestore):
         super().__init__()
@@ -133,16 +137,19 @@ class StopOnInterrupt(keras.callbacks.Callback):
     def __enter__(self):
         self.interrupted, self.previous = False, None
         if threading.current_thread() is threading.main_thread():  # only there can handlers be set
-            self.previous = signal.signal(signal.SIGINT, self._note_and_raise)
+            self.previous = signal.signal(signal.SIGINT, self._note)
         return self
 
     def __exit__(self, *exc_info):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
 
-    def _note_and_raise(self, signum, frame):
+    def _note(self, signum, frame):
+        if self.interrupted:
+            raise KeyboardInterrupt
         self.interrupted = True
-        raise KeyboardInterrupt
+        print("\nStopping once this epoch has ended and is backed up; Ctrl-C again stops at once, losing "
+              "the epochs since the last backup.", file=sys.stderr, flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.interrupted:

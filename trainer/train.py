@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -59,6 +60,9 @@ def _run_lock(run_dir: Path):
         except BlockingIOError:
             raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
                                 "this one another --name.") from None
+        except OSError as error:  # some network file systems lock nothing
+            print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
+                  "at the same time would not be stopped", file=sys.stderr)
         yield
 
 
@@ -97,7 +101,11 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     training_seconds = earlier_seconds + time.perf_counter() - started
 
     model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
-    evaluation = evaluate(model, val_set)
+    try:
+        evaluation = evaluate(model, val_set)
+    except TrainingError:  # NaN outputs: a rerun would resume the same weights
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     print(format_report(evaluation, "Validation"))
     test_evaluation = None
     if test is not None:
@@ -319,8 +327,9 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
             callbacks=[
                 EpochLogger(),  # first, so the callbacks after it see what it adds
                 StopOnNaN(),
-                backup,
+                # Logged before it is backed up: a resumed run cuts the log to the backup.
                 keras.callbacks.CSVLogger(str(log_path), append=True),
+                backup,
                 *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
             ],
