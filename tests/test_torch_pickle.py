@@ -155,6 +155,8 @@ def test_refuses_other_pickles(tmp_path):
     (0, (2,), (-100_000_000,)),  # walks backwards out of the process's memory
     (0, (2, 2), (1,)),         # more sizes than strides
     (0.5, (2,), (1,)),         # not a whole number
+    (0, (60_000, 60_000), (0, 0)),  # a 14 GB array made of one element
+    (0, (1,), (2 ** 70,)),     # a stride beyond any memory
 ])
 def test_refuses_tensors_outside_their_storage(tmp_path, fake_torch, offset, size, stride):
     floats = FakeStorage(fake_torch.FloatStorage, "1", np.arange(8, dtype="<f4"))

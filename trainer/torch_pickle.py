@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import zipfile
 
@@ -79,6 +80,10 @@ class _Tensor:
         if not isinstance(storage, _Storage) or storage.array is None:
             raise ValueError("a tensor's storage is missing from the file")
         flat, offset = storage.array, sum(offsets)
+        # A state dict's tensors never share elements, so no tensor has more than its storage
+        # (a zero stride would make a tiny storage a huge array), nor a number larger than it.
+        if math.prod(self.size) > flat.size or any(n > max(flat.size, 1) for n in numbers):
+            raise ValueError("a tensor reaches past the end of its storage")
         if all(self.size):  # an empty tensor touches no element
             last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
             if last >= flat.size:
