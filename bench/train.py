@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from trainer.data import load_dataset, natural_size  # noqa: E402
+from trainer.models import unfreeze_problem  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.train import train  # noqa: E402
 
@@ -71,6 +72,12 @@ def parse_run(spec: str) -> tuple[str, dict]:
             hp[key] = json.loads(value)
         except json.JSONDecodeError:
             hp[key] = value  # a plain string, such as a weights path
+        if isinstance(PRESETS[preset].get(key), list) and not isinstance(hp[key], list):
+            raise SystemExit(f'error: {key} takes a JSON list, such as ["a","b"] or [1,2] (in a shell, '
+                             "single-quote the run spec)")
+    problem = hp["arch"] != "scratch" and unfreeze_problem(hp["arch"], hp["unfreeze_blocks"])
+    if problem:  # found now, not after a GPU has trained the head
+        raise SystemExit(f"error: {problem}")
     return spec, hp
 
 

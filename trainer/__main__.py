@@ -242,14 +242,11 @@ def _check_writable(option: str, folder: Path) -> None:
 
 
 def _check_unfreeze_blocks(hp):
-    """A misspelt prefix would unfreeze nothing, and phase 2 would train the head alone."""
-    from trainer.models import unfreezable_layer_names
+    from trainer.models import unfreeze_problem
 
-    names = unfreezable_layer_names(hp["arch"])
-    idle = [prefix for prefix in hp["unfreeze_blocks"] if not any(name.startswith(prefix) for name in names)]
-    if idle:
-        raise UsageError(f"--unfreeze-blocks: no layer of the {hp['arch']} base that can be unfrozen has a name "
-                         f"starting with {', '.join(idle)} (their names run from {names[0]} to {names[-1]})")
+    problem = unfreeze_problem(hp["arch"], hp["unfreeze_blocks"])
+    if problem:
+        raise UsageError(problem)
 
 
 def _check_weights(hp):

@@ -186,15 +186,19 @@ def _vgg16_preprocess() -> layers.Layer:
     return conv
 
 
-def unfreezable_layer_names(arch: str) -> list[str]:
-    """Names of the layers of the pretrained base that `unfreeze` can make trainable (those with
-    weights, batch norm aside), read off a small untrained copy."""
-    if arch == "vgg16":
+def unfreeze_problem(arch: str, prefixes: list[str]) -> str | None:
+    """Why `unfreeze` would not do what `prefixes` ask of the pretrained base (None: it would):
+    a misspelt prefix unfreezes nothing, and phase 2 would train the head alone."""
+    if arch == "vgg16":  # the names, read off a small untrained copy
         base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     else:
         base = efficientnet_lite.build_base(32, "none")
-    return [layer.name for layer in base.layers
-            if layer.weights and not isinstance(layer, layers.BatchNormalization)]
+    names = [layer.name for layer in base.layers if layer.weights and not isinstance(layer, layers.BatchNormalization)]
+    idle = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
+    if not idle:
+        return None
+    return (f"--unfreeze-blocks: no layer of the {arch} base that can be unfrozen has a name starting with "
+            f"{', '.join(idle)} (their names run from {names[0]} to {names[-1]})")
 
 
 def unfreeze(base: keras.Model, prefixes: tuple[str, ...]) -> int:
