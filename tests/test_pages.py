@@ -5,7 +5,7 @@ import io
 import re
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from conftest import post_form, save_model_without_softmax
 from webapp.pages import EXPIRED, PREVIEW_SIDE
@@ -38,11 +38,13 @@ def test_a_long_list_of_classes_is_cut_short():
 def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, csrf_token, make_image):
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # the camera's make, as a stand-in for any metadata (a location)
-    photo = make_image("JPEG", size=(3000, 2000), quality=95, exif=exif)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # as a Display P3 one
+    photo = make_image("JPEG", size=(3000, 2000), quality=95, exif=exif, icc_profile=profile)
     page = post_form(client, csrf_token, photo, model="small").get_data(as_text=True)
     shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
     with Image.open(io.BytesIO(shown)) as picture:
         assert picture.size == (PREVIEW_SIDE, round(PREVIEW_SIDE * 2 / 3)) and not picture.getexif()
+        assert picture.info["icc_profile"] == profile  # its colours as the person saw them
     assert len(page) < len(photo) / 4
 
 

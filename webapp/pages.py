@@ -109,8 +109,11 @@ def preview_uri(data: bytes) -> str:
     """The upload as the answer shows it: shrunk to fit PREVIEW_SIDE, without its metadata (a
     photo's location, say), as a JPEG data: URI, so that it is never stored. The upload itself,
     up to 10 MB and a third more in base64, would make a page slow to load on a phone."""
+    with Image.open(io.BytesIO(data)) as upload:
+        # The colour profile stays: phones take photos in Display P3, which look duller read as sRGB.
+        profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
     buffer = io.BytesIO()
-    Image.fromarray(load_rgb(data, max_side=PREVIEW_SIDE)).save(buffer, "JPEG", quality=85)
+    Image.fromarray(load_rgb(data, max_side=PREVIEW_SIDE)).save(buffer, "JPEG", quality=85, icc_profile=profile)
     return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
