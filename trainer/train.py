@@ -305,7 +305,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
                 else f"the phase ended after {len(logged['loss'])} epochs")
         print(f"Resuming from the backup in {backup_dir}: {done}")
     earlier_losses = resume.read_log(earlier_phase / resume.LOG)["val_loss"] if earlier_phase else []
-    best_logged = min(logged["val_loss"] + earlier_losses, default=None)
+    best_logged = min((loss for loss in logged["val_loss"] + earlier_losses if math.isfinite(loss)), default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
     y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
     # BackupAndRestore leaves the epoch it restored on the model, where `fit` starts from it:
