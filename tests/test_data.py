@@ -84,7 +84,7 @@ def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
         shutil.rmtree(image_folder / other)
     (image_folder / "misc").mkdir()
     (image_folder / "misc" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
-    with pytest.raises(DataError, match=r"classes with no readable images: misc \(1 unreadable file\(s\)\)"):
+    with pytest.raises(DataError, match=r"classes with no readable images: misc \(1 unusable file\(s\)\)"):
         load_folder(image_folder, 8)
 
 
@@ -112,7 +112,7 @@ def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
     (image_folder / "blue" / "notes.txt").write_text("hello")
     data = load_folder(image_folder, 8)
     assert len(data.labels) == 35
-    assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
+    assert "skipped 2 file(s)" in capsys.readouterr().err
 
 
 def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
@@ -121,7 +121,7 @@ def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
     (image_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     load_folder(image_folder, 8)
     err = capsys.readouterr().err
-    assert "skipped 6 unreadable file(s)" in err and "and 1 more" in err and "red/b.txt" not in err
+    assert "skipped 6 file(s)" in err and "and 1 more" in err and "red/b.txt" not in err
     assert "\n  blue/Thumbs.db: Not a readable image (accepted formats: JPEG," in err
     assert "\n  green/broken.jpg: The JPEG file is damaged or incomplete.\n" in err
 
@@ -158,7 +158,7 @@ def test_a_damaged_zip_member_is_skipped_like_a_broken_image(tmp_path, image_fol
     data = load_folder(archive, 8)
     assert len(data.labels) == 29
     err = capsys.readouterr().err
-    assert f"skipped 1 unreadable file(s) in {archive}:\n  {first.filename}: The zip entry is damaged" in err
+    assert f"skipped 1 file(s) in {archive} that cannot be used:\n  {first.filename}: The zip entry is damaged" in err
 
 
 def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder):

@@ -1,5 +1,6 @@
 """The trainer's command line, run as `python -m trainer` (in-process through `main`)."""
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -233,6 +234,16 @@ def test_a_model_of_the_same_name_is_replaced_only_when_asked(name, monkeypatch,
     assert f"{saved.name} exists: pass --replace to train a new one in its place, or --name to save beside it" in err
     assert trained == []
     assert main([*argv, "--replace"]) == 0 and trained == [{"replace": True}]
+
+
+def test_a_second_run_of_the_same_name_is_refused_before_its_data_loads(monkeypatch, image_folder, tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr("trainer.data.load_dataset", pytest.fail)
+    with open(tmp_path / "runs" / ".tiny.lock", "w") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)  # as a first run holds it while it trains
+        err = refused(["train", "--data", str(image_folder), "--name", "tiny", "--out", str(tmp_path / "models"),
+                       "--run-dir", str(tmp_path / "runs")], capsys)
+    assert f"Another training run is using {tmp_path / 'runs' / 'tiny'}: wait for it to end" in err
 
 
 def test_a_preset_for_another_architecture_is_refused(capsys):

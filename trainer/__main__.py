@@ -196,17 +196,17 @@ def _train(args) -> int:
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(taken(model_path))  # said now, not after the data has loaded; train() checks a resume
 
-    if hp["image_size"] is None:  # the transfer presets'
-        hp["image_size"] = natural_size(args.data, hp["upscale_size"])
-    data, test = load_dataset(args.data, hp["image_size"])
-    if args.test_data:
-        from trainer.data import load_folder
+    from trainer.train import run_lock, train
 
-        test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
+    with run_lock(args.run_dir / name):  # a second run of this name is refused before its data loads
+        if hp["image_size"] is None:  # the transfer presets'
+            hp["image_size"] = natural_size(args.data, hp["upscale_size"])
+        data, test = load_dataset(args.data, hp["image_size"])
+        if args.test_data:
+            from trainer.data import load_folder
 
-    from trainer.train import train
-
-    train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
+            test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
+        train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 
 

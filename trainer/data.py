@@ -178,7 +178,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     # A class without images would still be an output of the model, one it can never learn.
     hollow = sorted(set(found) - {classes[index] for index in set(labels)})
     if hollow:
-        counts = ", ".join(f"{label} ({sum(s[0] == label for s in skipped)} unreadable file(s))" for label in hollow)
+        counts = ", ".join(f"{label} ({sum(s[0] == label for s in skipped)} unusable file(s))" for label in hollow)
         raise DataError(f"{path} has classes with no readable images: {counts}; add images to them or remove "
                         "their folders")
     return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), data_name(str(path)),
@@ -190,7 +190,7 @@ SKIPPED_NAMED = 5
 
 
 def _warn_skipped(skipped: list[tuple[str, str, str]], path: Path) -> None:
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s) in {path}:"]
+    lines = [f"warning: skipped {len(skipped)} file(s) in {path} that cannot be used:"]
     lines += [f"  {name}: {why}" for _, name, why in skipped[:SKIPPED_NAMED]]
     if len(skipped) > SKIPPED_NAMED:
         lines.append(f"  and {len(skipped) - SKIPPED_NAMED} more")

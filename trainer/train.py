@@ -45,14 +45,23 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     """Train, evaluate and save `out_dir/name.h5` with its card, resuming from `run_dir` a run
     of the same settings; without `replace`, a run that starts afresh refuses to save over an
     existing model."""
-    with _run_lock(run_dir):
+    with run_lock(run_dir):
         return _train(hp, data, test, out_dir, name, run_dir, replace)
 
 
+_locked_here: set[Path] = set()  # run folders this process holds the lock of
+
+
 @contextlib.contextmanager
-def _run_lock(run_dir: Path):
+def run_lock(run_dir: Path):
     """Held for the whole run: a second process on the same run folder would delete the first
-    one's checkpoints, and both would save over one model. The lock file stays, empty."""
+    one's checkpoints, and both would save over one model. The lock file stays, empty. Taken
+    again in the process that holds it, it is held already: the command line takes it before
+    the data loads, so that a second run is refused at once, and `train` again."""
+    key = run_dir.resolve()
+    if key in _locked_here:
+        yield
+        return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(run_dir.parent / f".{run_dir.name}.lock", "w") as lock:
         try:
@@ -63,7 +72,11 @@ def _run_lock(run_dir: Path):
         except OSError as error:  # some network file systems lock nothing
             print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
                   "at the same time would not be stopped", file=sys.stderr)
-        yield
+        _locked_here.add(key)
+        try:
+            yield
+        finally:
+            _locked_here.discard(key)
 
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
