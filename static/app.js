@@ -111,14 +111,12 @@ function enhance(form) {
     }
   });
 
-  if (select && classes) {
-    var showClasses = function () {
-      var option = select.options[select.selectedIndex];
-      classes.textContent = option ? option.dataset.classes : "";
-    };
-    select.addEventListener("change", showClasses);
-    showClasses(); // the browser may have restored another choice than the page was sent with
-  }
+  var showClasses = function () {
+    var option = select.options[select.selectedIndex];
+    classes.textContent = option ? option.dataset.classes : "";
+  };
+  select.addEventListener("change", showClasses);
+  showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
     var message = input.files.length ? problem(input.files[0]) : "";

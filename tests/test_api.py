@@ -1,5 +1,7 @@
 """The JSON API: predictions, model list and health."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -49,11 +51,22 @@ def test_predict_without_image(client):
     assert "field named 'image'" in response.get_json()["error"]
 
 
+def test_predict_refuses_two_images_and_fields_in_the_url(client, make_image):
+    two = {"image": [(io.BytesIO(make_image()), "a.png"), (io.BytesIO(make_image()), "b.png")]}
+    response = client.post("/api/predict", data=two)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send one image per request; this one has 2 'image' fields."}
+    image = {"image": (io.BytesIO(make_image()), "a.png")}
+    response = client.post("/api/predict?model=small&top_k=2", data=image)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send model and top_k as form fields, not in the URL."}
+
+
 def test_unavailable_model_is_503(client, models_dir, make_image):
     (models_dir / "tiny.h5").write_bytes(b"garbage")
     response = post_api(client, make_image(), model="tiny")
     assert response.status_code == 503
-    assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file" == response.get_json()["error"]
+    assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file; copy it again, or train it again" == response.get_json()["error"]
 
 
 @pytest.mark.parametrize("damage", ["file", "load"])

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import TINY_CLASSES, copy_models, encode_image, make_config
 from webapp import ROOT, create_app
-from webapp.formatting import filesize
+from trainer.formatting import filesize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

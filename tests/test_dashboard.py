@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from conftest import SMALL_CLASSES
-from webapp.formatting import filesize
+from trainer.formatting import filesize
 
 
 def text_of(page: str) -> str:
@@ -80,7 +80,7 @@ def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
     long = f"metrics card {name}.json is unreadable: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
     assert len(long) > SHORT_REASON
     page = text_of(client.get("/models").get_data(as_text=True))
-    assert "<td> <p>tiny.h5 is not an HDF5 model file</p> </td>" in page
+    assert "<td> <p>tiny.h5 is not an HDF5 model file; copy it again, or train it again</p> </td>" in page
     assert (f"<td> <p>metrics card {name}.json is unreadable</p> <details class=\"technical\"><summary>Technical details"
             f"</summary><p>{long}</p></details> </td>") in page
     assert page.count("Technical details") == 1
@@ -185,7 +185,7 @@ def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
 def test_an_unavailable_models_figures_are_said_to_be_from_training(client, models_dir, monkeypatch):
     (models_dir / "tiny.h5").write_bytes(b"not hdf5")
     page = text_of(client.get("/models/tiny").get_data(as_text=True))
-    assert "<p>This model cannot be used: tiny.h5 is not an HDF5 model file</p>" in page
+    assert "<p>This model cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
     assert "<h2>Evaluation (recorded at training time)</h2>" in page
     assert "<h2>Training curves (recorded at training time)</h2>" in page
     assert "Technical details" not in page and "Try it" not in page
@@ -194,7 +194,7 @@ def test_an_unavailable_models_figures_are_said_to_be_from_training(client, mode
     monkeypatch.setattr("webapp.dashboard.SHORT_REASON", 10)
     for url in ("/models/tiny", "/models"):
         page = text_of(client.get(url).get_data(as_text=True))
-        assert "<summary>Technical details</summary><p>tiny.h5 is not an HDF5 model file</p>" in page
+        assert "<summary>Technical details</summary><p>tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
 
 
 def test_unknown_model_page_is_404(client):

@@ -36,6 +36,20 @@ def test_werkzeug_errors_under_api_are_json(client, method, url, status):
     assert "<" not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("method", "url", "allowed"), [
+    ("PUT", "/api/predict", {"OPTIONS", "POST"}), ("POST", "/models", {"GET", "HEAD", "OPTIONS"}),
+])
+def test_a_405_lists_the_methods_allowed(client, method, url, allowed):
+    response = client.open(url, method=method)
+    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == allowed
+    assert response.is_json == url.startswith("/api/")  # the error's own HTML type is not sent
+
+
+def test_health_with_a_slash_is_still_answered_in_json(client):
+    response = client.get("/healthz/")
+    assert response.status_code == 404 and response.is_json
+
+
 @pytest.mark.parametrize("limit, said", [(1_000_000, "1.0 MB"), (300_000, "300 kB"), (999, "999 bytes")])
 def test_too_large_under_api_is_json(models_dir, limit, said):
     client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=limit)).test_client()
@@ -47,7 +61,8 @@ def test_too_large_under_api_is_json(models_dir, limit, said):
 @pytest.mark.parametrize("length, message", [
     (10_000_001, "The request is too large: send one image of at most 10 MB."),
     # Within the size limit, a request is refused for its form fields (MAX_FORM_PARTS, MAX_FORM_MEMORY_SIZE).
-    (10_000_000, "The request is too large: it has too many or too long form fields; send an image and a model name."),
+    (10_000_000, "The request is too large: it has too many or too long form fields; send one image and at most a "
+                 "model name and top_k."),
 ])
 def test_a_413_says_which_limit_the_request_passed(app, length, message):
     with app.test_request_context("/api/predict", method="POST", environ_overrides={"CONTENT_LENGTH": str(length)}):

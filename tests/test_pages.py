@@ -170,9 +170,20 @@ def test_a_model_can_be_preselected_from_the_address(client):
     page = client.get("/?model=small").get_data(as_text=True)
     assert re.search(r'<option [^>]*selected value="small">', page)
     assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
-    for ignored in ("nope", "", "../tiny"):  # not a usable model: the default, without complaint
-        page = client.get("/?model=" + ignored).get_data(as_text=True)
-        assert re.search(r'<option [^>]*selected value="tiny">', page) and 'class="errors" id="upload-errors" role="alert" hidden' in page
+    page = client.get("/?model=").get_data(as_text=True)
+    assert re.search(r'<option [^>]*selected value="tiny">', page) and 'role="status"' not in page
+
+
+def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offered(client, models_dir):
+    (models_dir / "broken.h5").write_bytes(b"not hdf5")
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    for asked, reason in (("nope", "there is no such model"), ("../tiny", "there is no such model"),
+                          ("broken", "broken.h5 is not an HDF5 model file; copy it again, or train it again")):
+        page = client.get("/", query_string={"model": asked}).get_data(as_text=True)
+        assert re.search(r'<option [^>]*selected value="tiny">', page)
+        assert (f'<p class="notice" role="status">Model &#39;{asked}&#39; cannot be used ({reason}); the form offers '
+                "tiny instead.</p>") in page
+        assert 'class="errors" id="upload-errors" role="alert" hidden' in page  # not an error of the form
 
 
 def test_api_page_documents_the_api_and_only_it_is_html(client):

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import post_api, save_as, save_model_without_softmax
+from trainer import model_file
 from webapp import registry as registry_module
-from webapp.formatting import filesize
+from trainer.formatting import filesize
 from webapp.registry import ModelUnavailable, Registry, UnknownModel
 
 
@@ -103,7 +104,7 @@ def test_a_file_replaced_while_a_load_waits_is_checked_before_it_is_opened(regis
     os.replace(models_dir / "garbage", models_dir / "tiny.h5")
     gate.lock.release()
     thread.join(60)
-    assert opened == [] and errors == ["Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file"]
+    assert opened == [] and errors == ["Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file; copy it again, or train it again"]
 
 
 def test_new_file_is_noticed(registry, models_dir):
@@ -172,12 +173,13 @@ def test_a_truncated_file_is_unavailable_before_any_load(models_dir, monkeypatch
     data = (models_dir / "tiny.h5").read_bytes()
     (models_dir / "broken.h5").write_bytes(data[: len(data) // 2])
     card = json.loads((models_dir / "tiny.json").read_text())
-    del card["file_size_bytes"]  # nothing to compare the size with: HDF5's reason is given
+    del card["file_size_bytes"]  # nothing to compare the size with: HDF5's header says the size
     (models_dir / "broken.json").write_text(json.dumps(card))
     monkeypatch.setattr(registry_module, "_load_keras_model", pytest.fail)
     info = {info.name: info for info in Registry(models_dir).models()}
     assert not info["broken"].available
-    assert info["broken"].error.startswith("broken.h5 cannot be read: ") and "truncated file" in info["broken"].error
+    assert info["broken"].error == (f"broken.h5 is incomplete: {filesize(len(data) // 2)} of the {filesize(len(data))} "
+                                    "it should hold; copy it again, or train it again")
     assert str(models_dir) not in info["broken"].error
     assert info["tiny"].available and info["small"].available
 
@@ -194,8 +196,8 @@ def test_a_file_smaller_than_its_card_records_is_called_incomplete(models_dir):
 
 def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypatch):
     checks = []
-    real = registry_module._read_errors
-    monkeypatch.setattr(registry_module, "_read_errors",
+    real = model_file._read_errors
+    monkeypatch.setattr(model_file, "_read_errors",
                         lambda paths: checks.extend(path.name for path in paths) or real(paths))
     for _ in range(3):
         registry.models()
@@ -237,11 +239,11 @@ def test_a_model_that_gives_nan_is_listed_unavailable(client, models_dir, make_i
 def test_a_model_whose_reading_crashes_hdf5_is_unavailable_and_the_worker_lives(registry, monkeypatch):
     # Some damaged files make HDF5 itself segfault (1 in 180 random corruptions did); the
     # check runs in a child process, here one that crashes as such a file makes it crash.
-    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     loads = []
     monkeypatch.setattr(registry_module, "_load_keras_model", loads.append)
     info = {info.name: info for info in registry.models()}
-    assert info["tiny"].error == "tiny.h5 is damaged: reading it crashes HDF5 (signal 11)"
+    assert info["tiny"].error == "tiny.h5 is damaged: reading it crashes HDF5 (signal 11); copy it again, or train it again"
     with pytest.raises(ModelUnavailable, match=r"tiny.h5 is damaged: reading it crashes HDF5 \(signal 11\)"):
         registry.load("tiny")
     assert loads == []  # never opened in this process
@@ -300,7 +302,7 @@ def check_that_breaks(condition, action):
                 {action}
             return open_file(path, *args, **options)
         h5py.File = breaking_open
-    """) + registry_module.HDF5_READ_CHECK
+    """) + model_file.HDF5_READ_CHECK
 
 
 def test_a_file_that_crashes_the_child_is_reported_and_the_others_are_read(registry, models_dir, monkeypatch):
@@ -309,11 +311,11 @@ def test_a_file_that_crashes_the_child_is_reported_and_the_others_are_read(regis
     copy_model(models_dir, "tiny", "truncated")
     data = (models_dir / "tiny.h5").read_bytes()
     (models_dir / "truncated.h5").write_bytes(data[: len(data) // 2])
-    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", check_that_breaks(
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", check_that_breaks(
         "'crash' in os.path.basename(path)", "os.kill(os.getpid(), signal.SIGSEGV)"))
     started = children_started(monkeypatch)
     info = {info.name: info for info in registry.models()}
-    assert info["crash"].error == "crash.h5 is damaged: reading it crashes HDF5 (signal 11)"
+    assert info["crash"].error == "crash.h5 is damaged: reading it crashes HDF5 (signal 11); copy it again, or train it again"
     assert info["truncated"].error.startswith("truncated.h5 is incomplete: ")  # read after the crash
     assert info["a_copy"].available and info["small"].available and info["tiny"].available
     # Files read before the crash keep their results; those after it go to a fresh child.
@@ -324,21 +326,21 @@ def test_a_file_that_crashes_the_child_is_reported_and_the_others_are_read(regis
 
 def test_a_file_whose_reading_does_not_finish_is_reported_and_the_others_are_read(registry, models_dir, monkeypatch):
     copy_model(models_dir, "tiny", "hang")
-    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", check_that_breaks(
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", check_that_breaks(
         "'hang' in os.path.basename(path)", "time.sleep(600)"))
-    monkeypatch.setattr(registry_module, "READ_TIMEOUT", 3)
+    monkeypatch.setattr(model_file, "READ_TIMEOUT", 3)
     started = children_started(monkeypatch)
     info = {info.name: info for info in registry.models()}
-    assert info["hang"].error == "hang.h5 is damaged: reading it does not finish"
+    assert info["hang"].error == "hang.h5 is damaged: reading it does not finish; copy it again, or train it again"
     assert info["small"].available and info["tiny"].available
     assert started == [["hang.h5", "small.h5", "tiny.h5"], ["small.h5", "tiny.h5"]]
 
 
 def test_a_check_that_exits_with_an_error_gives_its_last_line_as_the_reason(registry, models_dir, monkeypatch):
-    monkeypatch.setattr(registry_module, "HDF5_READ_CHECK", "import sys; sys.exit('cannot open ' + sys.argv[1])")
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", "import sys; sys.exit('cannot open ' + sys.argv[1])")
     info = {info.name: info for info in registry.models()}
-    assert info["small"].error == "small.h5 cannot be read: cannot open small.h5"  # no server paths
-    assert info["tiny"].error == "tiny.h5 cannot be read: cannot open tiny.h5"
+    assert info["small"].error == "small.h5 cannot be read: cannot open small.h5; copy it again, or train it again"  # no server paths
+    assert info["tiny"].error == "tiny.h5 cannot be read: cannot open tiny.h5; copy it again, or train it again"
 
 
 def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry, models_dir):

@@ -102,7 +102,7 @@ def test_a_whitened_stem_is_computed_from_the_data_and_saved_untrained(image_fol
 
     monkeypatch.setattr(train_module.models, "patch_whitening_kernel", recording_kernel)
     # Room for three of the 24 training images (sorted by class): one of each class, not the first three.
-    monkeypatch.setattr(train_module, "WHITENING_PATCHES", 3 * 16 * 16)
+    monkeypatch.setattr(train_module.models, "WHITENING_PATCHES", 3 * 16 * 16)
     card = run(TINY | {"whiten_stem": True, "epochs": 2}, image_folder, tmp_path)
     assert card["hyperparameters"]["whiten_stem"] and len(computed) == 1
     assert len(samples[0]) == 3

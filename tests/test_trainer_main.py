@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CLASSES
+from trainer.formatting import filesize
 from trainer.__main__ import main
 from trainer.presets import PRESETS
 
@@ -123,24 +124,37 @@ def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(imag
 
 
 @pytest.mark.parametrize("content, card, message", [
-    (None, True, "No such model file"),
-    (b"this is not HDF5", True, "(file signature not found); copy it again if it was cut short or damaged, or"),
-    (b"this is not HDF5", False, "broken.h5 has no metrics card beside it (broken.json), which gives the model's"),
+    (None, {}, "No such model file"),
+    (b"this is not HDF5", {}, "error: broken.h5 is not an HDF5 model file; copy it again, or train it again"),
+    (b"this is not HDF5", None, "broken.h5 has no metrics card beside it (broken.json), which gives the model's"),
+    (b"\x89HDF\r\n\x1a\n", {"input_shape": None}, "error: Cannot use broken.h5: its metrics card broken.json has an"),
 ])
 def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, capsys, content, card, message):
     model = tmp_path / "broken.h5"
     if content is not None:
         model.write_bytes(content)
-    if card:
-        (tmp_path / "broken.json").write_text(json.dumps({"classes": ["red"], "input_shape": [16, 16, 3]}))
+    if card is not None:
+        card = {"classes": ["red"], "input_shape": [16, 16, 3]} | card
+        (tmp_path / "broken.json").write_text(json.dumps(card))
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
+def test_evaluate_calls_a_model_file_cut_short_incomplete(built_models, tmp_path, image_folder, capsys):
+    data = (built_models / "tiny.h5").read_bytes()
+    (tmp_path / "tiny.h5").write_bytes(data[:2000])
+    shutil.copy(built_models / "tiny.json", tmp_path)
+    assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(image_folder)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: tiny.h5 is incomplete: 2.0 kB of the {filesize(len(data))} its card records; "
+        "copy it again, or train it again")
+
+
 @pytest.mark.parametrize("card_change, message", [
-    ({"input_shape": [24, 24, 3]}, "it takes 16x16 images and gives 3 outputs; the card says 24x24 and 3 classes"),
-    ({"classes": ["red"]}, "it takes 16x16 images and gives 3 outputs; the card says 16x16 and 1 classes"),
+    ({"input_shape": [24, 24, 3]}, "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's "
+                                   "size (24 x 24 x 3)"),
+    ({"classes": ["red"]}, "the model has 3 outputs but its card lists 1 class"),
 ])
 def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp_path, image_folder, capsys,
                                                                card_change, message):

@@ -264,10 +264,11 @@ def _check_weights(hp):
 def _evaluate(args) -> int:
     import keras
 
-    from trainer.card import load_card
+    from trainer import model_file
+    from trainer.card import load_card, mismatch
     from trainer.data import load_folder
+    from trainer.formatting import reason
     from trainer.metrics import format_report
-    from trainer.models import short_reason
     from trainer.train import evaluate
 
     if not args.model.is_file():
@@ -280,16 +281,21 @@ def _evaluate(args) -> int:
                          "model's classes and image size")
     try:
         card = load_card(card_path)
+    except ValueError as error:
+        raise UsageError(f"Cannot use {args.model.name}: its {error}") from None
+    # Read through in a child process first, as some damaged files crash HDF5 itself.
+    problem = model_file.problems({args.model: (args.model.stat().st_size, card)})[args.model]
+    if problem:
+        raise UsageError(problem)
+    try:
         model = keras.saving.load_model(args.model, compile=False)
-    except Exception as error:  # a damaged file fails inside h5py or Keras in many ways
-        raise UsageError(f"Cannot use {args.model}: {short_reason(error)}; copy it again if it was cut short "
+    except Exception as error:  # an HDF5 file that is not a Keras model fails in many ways
+        raise UsageError(f"Cannot use {args.model}: {reason(error)}; copy it again if it was cut short "
                          "or damaged, or train it again") from None
-    height, width, _ = card["input_shape"]
-    takes, gives = tuple(model.input_shape[1:3]), model.output_shape[-1]
-    if takes != (height, width) or gives != len(card["classes"]):
-        raise UsageError(f"{args.model.name} does not match its card: it takes {takes[0]}x{takes[1]} images and "
-                        f"gives {gives} outputs; the card says {height}x{width} and {len(card['classes'])} classes")
-    data = load_folder(args.data, height, classes=card["classes"])
+    problem = mismatch(model, card)
+    if problem:
+        raise UsageError(f"{args.model.name} does not match its card: {problem}")
+    data = load_folder(args.data, card["input_shape"][0], classes=card["classes"])
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
         data, title = _held_out(data, card, args.model.name), title + " (held out)"

@@ -14,7 +14,8 @@ import numpy as np
 
 from trainer.card import load_card
 from trainer.data import Dataset, digest
-from trainer.models import WeightsError, short_reason
+from trainer.formatting import reason
+from trainer.models import WeightsError
 
 
 class Distiller(keras.Model):
@@ -49,7 +50,7 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
         teacher = keras.saving.load_model(path, compile=False)
         card = load_card(card_path) if card_path.is_file() else None
     except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
-        raise WeightsError(f"Cannot use the teacher {path} ({short_reason(error)}).") from None
+        raise WeightsError(f"Cannot use the teacher {path} ({reason(error)}).") from None
     if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != len(classes):
         raise WeightsError(
             f"The teacher {path} takes {tuple(teacher.input_shape[1:])} images into {teacher.output_shape[-1]} "

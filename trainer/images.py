@@ -59,7 +59,6 @@ def load_rgb(
     *,
     max_side: int | None = None,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
-    max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Decode an image file (a path or its bytes) into a uint8 array of shape (H, W, 3).
 
@@ -67,7 +66,7 @@ def load_rgb(
     RGB, animations give their first frame, and `size=(height, width)` resizes; `max_side`
     instead shrinks the image, keeping its proportions, to fit a square of that side.
     """
-    limit = f"the limit is {max_pixels // 1_000_000} megapixels"
+    limit = f"the limit is {MAX_PIXELS // 1_000_000} megapixels"
     data = b""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
@@ -76,7 +75,7 @@ def load_rgb(
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data), formats=list(formats)) as image:
                 width, height = image.size
-                if width * height > max_pixels:
+                if width * height > MAX_PIXELS:
                     raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
                 side = max(size) if size is not None else max_side
                 if side is not None:

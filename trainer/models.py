@@ -9,6 +9,7 @@ import numpy as np
 from keras import layers
 
 from trainer import efficientnet_lite
+from trainer.formatting import reason
 
 # VGG16's ImageNet weights expect BGR pixels minus these per-channel means ("caffe" mode).
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -75,6 +76,26 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
             if layer.name.endswith("_conv"):
                 _identity_init(layer)
     return model
+
+
+WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
+
+
+def preset_cnn(hp: dict, images: np.ndarray, num_classes: int, dtype: str = "float32") -> keras.Model:
+    """The scratch net that a preset's settings `hp` describe, its input normalisation (and
+    whitened stem, if asked for) computed from the training images."""
+    mean, variance = images.reshape(-1, 3).mean(axis=0), images.reshape(-1, 3).var(axis=0)
+    whitening = None
+    if hp["whiten_stem"]:
+        # Every k-th image: folder data comes sorted by class, the first thousands all one class.
+        count, height, width = images.shape[:3]
+        sample = images[::max(1, count * height * width // WHITENING_PATCHES)]
+        whitening = patch_whitening_kernel((sample - mean) / np.sqrt(variance))
+    return scratch_cnn(
+        images.shape[1:], num_classes, hp["widths"], hp["stem_width"], mean, variance, residual=hp["residual"],
+        whitening=whitening, dtype=dtype, activation=hp["activation"], batchnorm_scale=hp["batchnorm_scale"],
+        identity_init=hp["identity_init"], logit_scale=hp["logit_scale"], activation_after_sum=hp["activation_after_sum"],
+    )
 
 
 def _identity_init(conv: layers.Conv2D) -> None:
@@ -155,11 +176,6 @@ class WeightsError(Exception):
     message tells the user what to do."""
 
 
-def short_reason(error: Exception) -> str:
-    """The first line of an error's message (or its type's name), for a one-sentence report."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-
-
 def _pretrained_base(arch, size, weights):
     try:
         if arch == "vgg16":
@@ -169,7 +185,7 @@ def _pretrained_base(arch, size, weights):
         return efficientnet_lite.build_base(size, weights)
     except Exception as error:  # a failed download, a missing package, a damaged file
         raise WeightsError(
-            f"Cannot load the {arch} weights {weights!r} ({short_reason(error)}); "
+            f"Cannot load the {arch} weights {weights!r} ({reason(error)}); "
             "pass --weights PATH with a local weights file, or --weights none."
         ) from None
 

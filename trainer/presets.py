@@ -68,7 +68,7 @@ _AIRBENCH = {
 }
 
 PRESETS = {
-    # The default preset, for a CPU: 0.66M parameters (2.7 MB), 50-68 minutes on the 2-core CPU
+    # For a CPU, and `train`'s default for --arch scratch: 0.66M parameters (2.7 MB), 50-68 minutes on the 2-core CPU
     # box, 89.56% held out; a web answer in 6-11 ms there (BENCHMARKS.md).
     "scratch-small": _SCRATCH | {
         "stem_width": 32,      # channels of a learned first conv, used only with whiten_stem off
@@ -78,7 +78,7 @@ PRESETS = {
         "batch_size": 256,     # smaller steps: more updates in the few epochs a CPU affords
         "learning_rate": 0.2,  # scaled with the batch size
     },
-    # The shipped default: airbench94's widths, about 2M parameters, 8.0 MB (within the
+    # The shipped model's recipe: airbench94's widths, about 2M parameters, 8.0 MB (within the
     # 10 MB a default may take). On an H200 with JAX, from a fresh process: 91.5-92.0% held
     # out in 67 s, compiling included (BENCHMARKS.md).
     "scratch-medium": _SCRATCH | _AIRBENCH | {

@@ -26,6 +26,7 @@ from trainer import models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
+from trainer.formatting import filesize, reason
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
 
@@ -93,24 +94,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
     started = time.perf_counter()
-    try:
-        if hp["arch"] == "scratch":
-            fit_images = len(train_set.labels)
-            classifier, history = _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir)
-        else:
-            # The epoch to keep, early stopping and the rate cuts go by a share of the training
-            # images, so that the held-out ones score a model that was not picked on them.
-            fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"], data.classes)
-            print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
-            fit_images = len(fit_idx)
-            classifier, history = _fit_transfer(hp, train_set.subset(fit_idx), train_set.subset(pick_idx), run_dir)
-    except Diverged:
-        shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming
-        raise
-    except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
-        if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
-            shutil.rmtree(run_dir)  # nothing to resume
-        raise
+    classifier, history, fit_images = _fit_model(hp, dtype_policy, train_set, val_set, run_dir)
     training_seconds = earlier_seconds + time.perf_counter() - started
 
     model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
@@ -153,10 +137,32 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     }
     card = cards.save_model_and_card(model, card, model_path)
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
-    print(f"\nSaved {model_path} ({card['file_size_bytes'] / 1e6:.1f} MB, {card['parameters']:,} parameters) "
+    print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
           f"after {card['epochs_run']} epochs in {training_seconds:.0f} s; "
           f"validation accuracy {evaluation['accuracy']:.2%}")
     return card
+
+
+def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Model, dict, int]:
+    """The trained classifier, its history, and how many images it learned from. The run
+    folder goes when nothing in it is worth resuming."""
+    try:
+        if hp["arch"] == "scratch":
+            return *_fit_scratch(hp, dtype_policy, train_set, val_set, run_dir), len(train_set.labels)
+        # The epoch to keep, early stopping and the rate cuts go by a share of the training
+        # images, so that the held-out ones score a model that was not picked on them.
+        fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"],
+                                             train_set.classes)
+        print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
+        fit_set, pick_set = train_set.subset(fit_idx), train_set.subset(pick_idx)
+        return *_fit_transfer(hp, fit_set, pick_set, run_dir), len(fit_idx)
+    except Diverged:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
+        if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
+            shutil.rmtree(run_dir)
+        raise
 
 
 def _without_folders(hp: dict) -> dict:
@@ -193,24 +199,8 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
     settings.write_text(wanted)
 
 
-WHITENING_PATCHES = 5_000_000  # pin down the whitening's 12x12 covariance, in half a GB
-
-
 def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
-    mean = train_set.images.reshape(-1, 3).mean(axis=0)
-    variance = train_set.images.reshape(-1, 3).var(axis=0)
-    whitening = None
-    if hp["whiten_stem"]:
-        # Every k-th image: folder data comes sorted by class, the first thousands all one class.
-        count, height, width = train_set.images.shape[:3]
-        sample = train_set.images[::max(1, count * height * width // WHITENING_PATCHES)]
-        whitening = models.patch_whitening_kernel((sample - mean) / np.sqrt(variance))
-    classifier = models.scratch_cnn(
-        train_set.images.shape[1:], len(train_set.classes), hp["widths"], hp["stem_width"], mean, variance,
-        residual=hp["residual"], whitening=whitening, dtype=dtype_policy, activation=hp["activation"],
-        batchnorm_scale=hp["batchnorm_scale"], identity_init=hp["identity_init"], logit_scale=hp["logit_scale"],
-        activation_after_sum=hp["activation_after_sum"],
-    )
+    classifier = models.preset_cnn(hp, train_set.images, len(train_set.classes), dtype_policy)
     batches = AugmentedBatches(train_set, hp)
     learner = classifier  # what `fit` trains: the classifier, or a distiller around it
     if hp["teacher"]:
@@ -367,7 +357,7 @@ def _restore_best(model, best_path: Path, earlier_phase: Path | None) -> None:
                 model.load_weights(str(best))
             except (OSError, ValueError) as error:  # damaged on disk since it was written
                 raise TrainingError(f"The run's best weights so far, {best}, cannot be read "
-                                    f"({models.short_reason(error)}). Delete {best.parent.parent} "
+                                    f"({reason(error)}). Delete {best.parent.parent} "
                                     "to train afresh.") from None
 
 

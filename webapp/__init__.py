@@ -31,6 +31,7 @@ DEFAULTS = {
     "TOP_K": 5,
 }
 
+
 def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
     """A setting or field as a whole number from `least` to `most`, written in ASCII digits:
     int() alone would take "1_000", "+5" or other scripts' digits. ValueError otherwise (also

@@ -29,9 +29,14 @@ def describe(info: ModelInfo, full: bool) -> dict:
 
 @bp.post("/api/predict")
 def predict():
-    upload = request.files.get("image")
-    if upload is None:
+    uploads = request.files.getlist("image")
+    if not uploads:
         return error(400, "Send the image as a multipart/form-data file field named 'image'.")
+    if len(uploads) > 1:
+        return error(400, f"Send one image per request; this one has {len(uploads)} 'image' fields.")
+    if misplaced := [field for field in ("model", "top_k") if field in request.args]:
+        return error(400, f"Send {' and '.join(misplaced)} as form fields, not in the URL.")
+    upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))
         result = classify(upload.read(), request.form.get("model") or None, top_k)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .formatting import is_number
+from trainer.formatting import is_number
 
 WIDTH, HEIGHT = 520, 296
 # Below the plot: two lines of text (tick labels, then "epoch"), placed in em by

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .formatting import filesize
+from trainer.formatting import filesize
 
 # Headings in plain words; the status code is shown beside them, small. No 413: the API answers
 # it in JSON and the upload form (pages.too_large) on the form itself.
@@ -25,14 +25,15 @@ MESSAGES = {
 
 def wants_json() -> bool:
     # /api itself is the API's documentation page, for people.
-    return request.path == "/healthz" or request.path.startswith("/api/")
+    return request.path.rstrip("/") == "/healthz" or request.path.startswith("/api/")
 
 
 def message_for(error: HTTPException) -> str:
     if error.code == 413:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
-            return "The request is too large: it has too many or too long form fields; send an image and a model name."
+            fields = "a model name and top_k" if wants_json() else "a model name"
+            return f"The request is too large: it has too many or too long form fields; send one image and at most {fields}."
         return f"The request is too large: send one image of at most {filesize(limit)}."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
@@ -49,7 +50,9 @@ def handle_http_error(error: HTTPException):
     else:
         response = render_template("error.html", code=error.code, title=TITLES.get(error.code, error.name),
                                    message=message)
-    return response, error.code
+    # The error's own headers, such as the methods a 405 must list in Allow, but not its HTML type.
+    headers = [(key, value) for key, value in error.get_headers() if key.lower() != "content-type"]
+    return response, error.code, headers
 
 
 def init_app(app) -> None:

@@ -1,26 +1,15 @@
-"""Jinja filters for card values, which may be missing: those show as a dash."""
+"""Jinja filters for card values, which may be missing: those show as a dash. Numbers, sizes
+and errors are written as the command line writes them (trainer.formatting)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 
 from markupsafe import Markup
 
-DASH = "\u2014"
-
-
-def is_number(value) -> bool:
-    """A card value to show, rank or plot: a finite number, and not a bool (JSON's true is
-    an int to Python)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond any float, which no format or plot takes
-        return False
+from trainer.formatting import DASH, filesize, is_number
 
 
 def percent(value, digits: int = 1) -> str:
@@ -33,18 +22,6 @@ def decimal(value, digits: int = 4) -> str:
 
 def thousands(value) -> str:
     return f"{value:,}" if is_number(value) else DASH
-
-
-def filesize(value) -> str:
-    """In decimal units, as the project states sizes everywhere (a model's 8.0 MB, the 10 MB
-    upload limit), with a decimal only under 10."""
-    if not is_number(value):
-        return DASH
-    for unit in ("bytes", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "bytes" or value >= 10 else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
 
 
 def duration(seconds) -> str:
@@ -126,13 +103,6 @@ def setting(value) -> str:
     if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
         return ", ".join(map(setting, value))
     return str(value) if isinstance(value, (str, int)) else json.dumps(value)
-
-
-def first_line(message: str) -> str:
-    """A library's error as one line of plain text: Keras colours its messages with terminal
-    escapes and adds lines of arguments."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", message).strip().splitlines()
-    return lines[0][:300] if lines else ""
 
 
 def text(value) -> str:

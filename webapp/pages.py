@@ -16,7 +16,7 @@ from . import ENV_PREFIX, ROOT
 from .errors import message_for
 from .forms import UploadForm
 from .predictor import MAX_TOP_K, PredictionError, classify
-from .registry import get_registry
+from .registry import UnknownModel, get_registry
 
 bp = Blueprint("pages", __name__)
 
@@ -71,7 +71,20 @@ bp.add_app_template_global(ENV_PREFIX + "MODELS_DIR", "models_folder_variable")
 @bp.get("/")
 def index():
     # "Try it" links on the models pages ask for a model with ?model=<name>.
-    return render_template("index.html", form=upload_form(requested=request.args.get("model")))
+    requested = request.args.get("model")
+    form = upload_form(requested=requested)
+    return render_template("index.html", form=form, notice=_not_offered(requested, form))
+
+
+def _not_offered(requested: str | None, form: UploadForm) -> str | None:
+    """Why the form offers another model than the one the address asks for, if it does."""
+    if not requested or requested == form.model.data or not form.model.choices:
+        return None
+    try:
+        reason = get_registry().info(requested).error
+    except UnknownModel:
+        reason = "there is no such model"
+    return f"Model '{requested[:80]}' cannot be used ({reason}); the form offers {form.model.data} instead."
 
 
 @bp.get("/predict")

@@ -9,29 +9,22 @@ used is listed with the reason; the others keep working.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import selectors
-import subprocess
-import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from flask import abort, current_app
 
-from trainer.card import load_card
-
-from .formatting import filesize, first_line, is_number
+from trainer import model_file
+from trainer.card import load_card, mismatch
+from trainer.formatting import first_line, is_number
 
 log = logging.getLogger(__name__)
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 # (size, mtime_ns, ctime_ns, inode) of the .h5, then of the card: any change means "check
 # and load again". ctime and inode see what mtime and size miss: a chmod that makes a file
@@ -88,23 +81,16 @@ class LoadedModel:
     def __init__(self, name: str, card: dict[str, Any], model):
         self.name, self.model = name, model
         self.classes: list[str] = card["classes"]
-        height, width, channels = card["input_shape"]
+        height, width, _ = card["input_shape"]
         self.input_size = (height, width)
-        taken = model.input_shape  # (None, height, width, 3) for one image input; None: any size
-        sent = (height, width, 3)  # the card's size, in RGB: what the app sends
-        if channels != 3 or not (isinstance(taken, tuple) and len(taken) == 4
-                                 and all(n in (None, m) for n, m in zip(taken[1:], sent))):
-            shape = " x ".join("any" if n is None else str(n) for n in taken[1:]) if isinstance(taken, tuple) else taken
-            raise ModelMismatch(f"the model takes inputs of shape {shape}, not the RGB images of its card's "
-                                f"size ({height} x {width} x 3)")
-        outputs = model.output_shape[-1]
-        if outputs != len(self.classes):
-            raise ModelMismatch(f"the model has {outputs} outputs but its card lists {len(self.classes)} classes")
+        problem = mismatch(model, card)
+        if problem:
+            raise ModelMismatch(problem)
         # The first call traces and compiles the predict function; do it now, under the
         # registry lock, rather than in the first request (and in several threads at once).
         # It also finds weights that give NaN, or a head without a softmax, before any request.
         try:
-            self.predict(np.zeros((1, *sent), dtype=np.float32))
+            self.predict(np.zeros((1, height, width, 3), dtype=np.float32))
         except BadOutput as error:
             raise ModelMismatch(f"it gives {error}") from None
 
@@ -127,128 +113,29 @@ class Loaded(NamedTuple):
     error: str | None
 
 
-# Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
-# prints a line per file as soon as it is done: JSON null, or why h5py refuses the file (truncated,
-# say). Run in a child process when files are first seen, so that every worker lists them the same
-# way before any load: some damaged files crash HDF5's C library, which would take the worker (and
-# every request in it) down, again on each try. One child reads all the files a listing sees first,
-# as each costs 0.2 s to start.
-HDF5_READ_CHECK = """
-import json, sys, h5py
-def read(name, item):
-    for key in item.attrs:
-        item.attrs[key]
-    if isinstance(item, h5py.Dataset):
-        item[()]
-for path in sys.argv[1:]:
-    reason = None
-    try:
-        with h5py.File(path, "r") as f:
-            read("/", f)
-            f.visititems(read)
-    except Exception as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-    print(json.dumps(reason), flush=True)
-"""
-READ_TIMEOUT = 60  # seconds a file may take to read through, the child's start included for the first
-
-
-def _read_errors(paths: list[Path]) -> dict[Path, str | None]:
-    """Why HDF5 cannot read each file through (None: it can), read in a child process; the files
-    after one that crashes the child, or hangs it, are read in a fresh one."""
-    errors: dict[Path, str | None] = {}
-    while len(errors) < len(paths):
-        errors |= _read_in_child(paths[len(errors):])
-    return errors
-
-
-def _read_in_child(paths: list[Path]) -> dict[Path, str | None]:
-    """Why HDF5 cannot read each file through, for the files one child process gets through:
-    all of them, or those before the first that crashes or hangs it, and that one."""
-    errors: dict[Path, str | None] = {}
-    # Unbuffered, the pipe's readline() reads no further than the line, so the selector sees the
-    # next one; stderr goes to a file, which never fills up as a pipe would and stop the child.
-    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
-        [sys.executable, "-c", HDF5_READ_CHECK, *map(str, paths)], stdout=subprocess.PIPE, stderr=stderr, bufsize=0
-    ) as child, selectors.DefaultSelector() as selector:
-        selector.register(child.stdout, selectors.EVENT_READ)
-        for path in paths:
-            if not selector.select(READ_TIMEOUT):
-                child.kill()
-                return errors | {path: f"{path.name} is damaged: reading it does not finish"}
-            line = child.stdout.readline()
-            if not line.endswith(b"\n"):  # the child ended while reading this file
-                return errors | {path: _end_reason(path, child.wait(), stderr)}
-            reason = json.loads(line)
-            errors[path] = _cannot_read(path, reason) if reason else None
-    return errors
-
-
-def _end_reason(path: Path, returncode: int, stderr: BinaryIO) -> str:
-    """Why a child process ended while reading `path`, from its exit status and its stderr file."""
-    if returncode < 0:  # killed by a signal, such as SIGSEGV
-        return f"{path.name} is damaged: reading it crashes HDF5 (signal {-returncode})"
-    stderr.seek(0)
-    lines = stderr.read().decode(errors="replace").strip().splitlines() or [f"exit code {returncode}"]
-    return _cannot_read(path, lines[-1])  # the last line: the reason
-
-
-def _cannot_read(path: Path, reason: str) -> str:
-    return f"{path.name} cannot be read: {_without_folder(reason, path)[:200]}"
-
-
-def _without_folder(message: str, path: Path) -> str:
-    """An error message shown to users, with the file's full path cut to its name."""
-    return message.replace(str(path), path.name).replace(str(path.parent), "models")
-
-
 def _check_card(card_path: Path) -> tuple[dict | None, str | None]:
     if not card_path.exists():
         return None, f"no metrics card ({card_path.name})"
     try:
         return load_card(card_path), None
     except ValueError as error:
-        return None, _without_folder(str(error), card_path)
-
-
-def _signature_error(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                return f"{path.name} is not an HDF5 model file"
-    except OSError as error:
-        return f"{path.name} cannot be read ({error.strerror or type(error).__name__})"
-    return None
+        return None, model_file.without_folder(str(error), card_path)
 
 
 def _check_files(files: dict[str, Path], sizes: dict[str, int]) -> dict[str, tuple[dict | None, str | None]]:
     """Each model's card, and why the model cannot be used (None: no reason found): its card
-    is missing or unreadable, or its .h5 (of the size in `sizes`) is not an HDF5 file that
-    reads through."""
+    is missing or unreadable, or its .h5 (of the size in `sizes`) fails trainer.model_file's
+    checks, which read all the files through in one child process."""
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
-    not_hdf5 = {files[name]: _signature_error(files[name]) for name, (card, _) in cards.items() if card is not None}
-    unread = _read_errors([path for path, error in not_hdf5.items() if error is None])
+    found = model_file.problems({files[name]: (sizes[name], card) for name, (card, _) in cards.items()
+                                  if card is not None})
     checks = {}
     for name, (card, error) in cards.items():
-        path = files[name]
-        if card is not None and not_hdf5[path]:
-            error = not_hdf5[path]
-        elif card is not None and unread[path]:
-            error = _cut_short(path, sizes[name], card) or unread[path]
+        error = error or found[files[name]]
         if error:
             log.warning("model %s is unavailable: %s", name, error)
         checks[name] = card, error
     return checks
-
-
-def _cut_short(path: Path, size: int, card: dict) -> str | None:
-    """For a file that does not read through: that it is smaller than its card records, if it
-    is. A copy or download cut short is the usual cause, said more plainly than HDF5 says it."""
-    recorded = card.get("file_size_bytes")
-    if is_number(recorded) and size < recorded:
-        return (f"{path.name} is incomplete: {filesize(size)} of the {filesize(recorded)} its card records; "
-                "copy it again, or train it again")
-    return None
 
 
 def _load_keras_model(path: Path):
@@ -371,7 +258,7 @@ class Registry:
             return Loaded(info.stamp, None, str(error))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
-            reason = first_line(_without_folder(str(error), path))
+            reason = first_line(model_file.without_folder(str(error), path))
             return Loaded(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
         return Loaded(info.stamp, model, None)

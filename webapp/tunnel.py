@@ -12,7 +12,7 @@ import contextlib
 import io
 import os
 
-from .formatting import first_line
+from trainer.formatting import reason
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
@@ -45,8 +45,7 @@ def open_tunnel(port: int, environ=os.environ) -> str | None:
         with contextlib.redirect_stdout(io.StringIO()):
             tunnel = ngrok.connect(str(port), "http", pyngrok_config=conf.PyngrokConfig(auth_token=token), **options)
     except Exception as error:  # the tunnel is optional: whatever ngrok does, keep serving
-        reason = first_line(str(error)) or type(error).__name__
-        _say(f"ngrok: no tunnel ({reason}); still serving on local port {port}.")
+        _say(f"ngrok: no tunnel ({reason(error)}); still serving on local port {port}.")
         return None
     _say(f"ngrok: public URL {tunnel.public_url} -> local port {port}")
     return tunnel.public_url

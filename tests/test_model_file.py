@@ -1,0 +1,60 @@
+"""trainer.model_file: what is wrong with a .h5 file, found without opening it in this process."""
+
+from pathlib import Path
+
+import pytest
+
+from trainer import model_file
+from trainer.formatting import filesize
+
+REMEDY = "copy it again, or train it again"
+
+
+@pytest.fixture
+def files(built_models, tmp_path):
+    """tiny.h5 whole, cut to 2 kB, and not HDF5 at all, each with tiny's card."""
+    from trainer.card import load_card
+
+    data, card = (built_models / "tiny.h5").read_bytes(), load_card(built_models / "tiny.json")
+    contents = {"whole.h5": data, "cut.h5": data[:2000], "text.h5": b"hello"}
+    for name, content in contents.items():
+        (tmp_path / name).write_bytes(content)
+    return {tmp_path / name: (len(content), card) for name, content in contents.items()}, len(data)
+
+
+def test_problems_of_whole_cut_and_foreign_files(files):
+    sizes_and_cards, whole = files
+    found = {path.name: problem for path, problem in model_file.problems(sizes_and_cards).items()}
+    assert found == {"whole.h5": None,
+                     "cut.h5": f"cut.h5 is incomplete: 2.0 kB of the {filesize(whole)} its card records; {REMEDY}",
+                     "text.h5": f"text.h5 is not an HDF5 model file; {REMEDY}"}
+
+
+def test_without_a_size_on_the_card_hdf5s_header_tells_a_file_cut_short(files):
+    sizes_and_cards, whole = files
+    cut = next(path for path in sizes_and_cards if path.name == "cut.h5")
+    assert model_file.problems({cut: (2000, {})})[cut] == (
+        f"cut.h5 is incomplete: 2.0 kB of the {filesize(whole)} it should hold; {REMEDY}")
+
+
+def test_a_file_damaged_inside_gives_hdf5s_reason(files, tmp_path):
+    sizes_and_cards, whole = files
+    damaged = tmp_path / "damaged.h5"
+    data = next(path for path in sizes_and_cards if path.name == "whole.h5").read_bytes()
+    damaged.write_bytes(data[:100] + bytes(1000) + data[1100:])
+    problem = model_file.problems({damaged: (whole, {"file_size_bytes": whole})})[damaged]
+    assert problem.startswith("damaged.h5 cannot be read: Unable to ") and problem.endswith(REMEDY)
+    assert str(tmp_path) not in problem
+
+
+def test_a_file_that_crashes_hdf5_is_reported_and_this_process_lives(files, monkeypatch):
+    sizes_and_cards, _ = files
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    whole = next(path for path in sizes_and_cards if path.name == "whole.h5")
+    assert model_file.problems({whole: sizes_and_cards[whole]})[whole] == (
+        f"whole.h5 is damaged: reading it crashes HDF5 (signal 11); {REMEDY}")
+
+
+def test_messages_name_files_without_their_folders():
+    path = Path("/srv/alice/models/tiny.h5")
+    assert model_file.without_folder(f"cannot open {path} in /srv/alice/models", path) == "cannot open tiny.h5 in models"

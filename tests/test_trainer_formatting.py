@@ -1,0 +1,19 @@
+from trainer.formatting import DASH, filesize, first_line, is_number, reason
+
+
+def test_numbers_to_show_are_finite_and_not_bools():
+    assert is_number(3) and is_number(0.5)
+    assert not is_number(True) and not is_number(float("nan")) and not is_number(10**400) and not is_number("3")
+
+
+def test_sizes_in_decimal_units_with_a_decimal_only_under_ten():
+    assert filesize(512) == "512 bytes" and filesize(2_345_678) == "2.3 MB" and filesize(3e9) == "3.0 GB"
+    assert filesize(7_988_728) == "8.0 MB" and filesize(10_000_000) == "10 MB" and filesize(15_500_000) == "16 MB"
+    assert filesize(None) == DASH
+
+
+def test_a_library_error_as_one_plain_line():
+    assert first_line("\x1b[1mBad layer\x1b[0m\n  Arguments: ...\n") == "Bad layer"
+    assert first_line("  \n") == "" and len(first_line("x" * 1000)) == 300
+    assert reason(ValueError("no such file\nmore")) == "no such file"
+    assert reason(KeyError()) == "KeyError"

@@ -1,0 +1,44 @@
+"""Numbers and errors as people read them, alike in the command line and the web app (whose
+Jinja filters in webapp.formatting build on these)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+DASH = "\u2014"
+
+
+def is_number(value) -> bool:
+    """A card value to show, rank or plot: a finite number, and not a bool (JSON's true is
+    an int to Python)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float, which no format or plot takes
+        return False
+
+
+def filesize(value) -> str:
+    """In decimal units, as the project states sizes everywhere (a model's 8.0 MB, the 10 MB
+    upload limit), with a decimal only under 10."""
+    if not is_number(value):
+        return DASH
+    for unit in ("bytes", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "bytes" or value >= 10 else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def first_line(message: str) -> str:
+    """A library's error as one line of plain text: Keras colours its messages with terminal
+    escapes and adds lines of arguments."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", message).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def reason(error: BaseException) -> str:
+    """Why something failed, in one line: the error's first line, or its type's name."""
+    return first_line(str(error)) or type(error).__name__

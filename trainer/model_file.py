@@ -1,0 +1,126 @@
+"""A saved model's .h5 file, checked before Keras opens it, by `trainer evaluate` and by the
+web app: that it is an HDF5 file, that HDF5 reads it through, and, for one that does not read
+through but is smaller than its card records, that it is incomplete (a copy or download cut
+short, said more plainly than HDF5 says it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import selectors
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from trainer.formatting import filesize, is_number
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+# Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
+# prints a line per file as soon as it is done: JSON null, or why h5py refuses the file (truncated,
+# say). Run in a child process, as some damaged files crash HDF5's C library, which would take
+# the process that reads them down with it (a web app worker, and every request in it, again on
+# each try). One child reads all the files it is given, as each child costs 0.2 s to start.
+HDF5_READ_CHECK = """
+import json, sys, h5py
+def read(name, item):
+    for key in item.attrs:
+        item.attrs[key]
+    if isinstance(item, h5py.Dataset):
+        item[()]
+for path in sys.argv[1:]:
+    reason = None
+    try:
+        with h5py.File(path, "r") as f:
+            read("/", f)
+            f.visititems(read)
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+    print(json.dumps(reason), flush=True)
+"""
+READ_TIMEOUT = 60  # seconds a file may take to read through, the child's start included for the first
+REMEDY = "copy it again, or train it again"  # for a file that is damaged or cut short
+# How HDF5 tells a file shorter than its own header says it is.
+TRUNCATED = re.compile(r"truncated file: eof = \d+, .*stored_eof = (\d+)")
+
+
+def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
+    """Why each .h5 file, given with its size and its card, cannot be used (None: no reason
+    found), without opening any in this process; the files are read through in one child."""
+    not_hdf5 = {path: _signature_error(path) for path in files}
+    unread = _read_errors([path for path, error in not_hdf5.items() if error is None])
+    return {path: not_hdf5[path] or (unread[path] and (_cut_short(path, size, card, unread[path]) or unread[path]))
+            for path, (size, card) in files.items()}
+
+
+def without_folder(message: str, path: Path) -> str:
+    """An error message about `path` with its folders cut to the names: messages reach people
+    (a web page, say) who have no business knowing where and whose the files are."""
+    return message.replace(str(path), path.name).replace(str(path.parent), path.parent.name)
+
+
+def _signature_error(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return f"{path.name} is not an HDF5 model file; {REMEDY}"
+    except OSError as error:
+        return f"{path.name} cannot be read ({error.strerror or type(error).__name__})"
+    return None
+
+
+def _cut_short(path: Path, size: int, card: dict, unread: str) -> str | None:
+    """For a file that does not read through: that it is smaller than its card records, or
+    than HDF5's header says, if it is."""
+    recorded = card.get("file_size_bytes")
+    if is_number(recorded) and size < recorded:
+        return f"{path.name} is incomplete: {filesize(size)} of the {filesize(recorded)} its card records; {REMEDY}"
+    if match := TRUNCATED.search(unread):
+        return f"{path.name} is incomplete: {filesize(size)} of the {filesize(int(match[1]))} it should hold; {REMEDY}"
+    return None
+
+
+def _read_errors(paths: list[Path]) -> dict[Path, str | None]:
+    """Why HDF5 cannot read each file through (None: it can), read in a child process; the files
+    after one that crashes the child, or hangs it, are read in a fresh one."""
+    errors: dict[Path, str | None] = {}
+    while len(errors) < len(paths):
+        errors |= _read_in_child(paths[len(errors):])
+    return errors
+
+
+def _read_in_child(paths: list[Path]) -> dict[Path, str | None]:
+    """Why HDF5 cannot read each file through, for the files one child process gets through:
+    all of them, or those before the first that crashes or hangs it, and that one."""
+    errors: dict[Path, str | None] = {}
+    # Unbuffered, the pipe's readline() reads no further than the line, so the selector sees the
+    # next one; stderr goes to a file, which never fills up as a pipe would and stop the child.
+    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
+        [sys.executable, "-c", HDF5_READ_CHECK, *map(str, paths)], stdout=subprocess.PIPE, stderr=stderr, bufsize=0
+    ) as child, selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        for path in paths:
+            if not selector.select(READ_TIMEOUT):
+                child.kill()
+                return errors | {path: f"{path.name} is damaged: reading it does not finish; {REMEDY}"}
+            line = child.stdout.readline()
+            if not line.endswith(b"\n"):  # the child ended while reading this file
+                return errors | {path: _end_reason(path, child.wait(), stderr)}
+            reason = json.loads(line)
+            errors[path] = _cannot_read(path, reason) if reason else None
+    return errors
+
+
+def _end_reason(path: Path, returncode: int, stderr: BinaryIO) -> str:
+    """Why a child process ended while reading `path`, from its exit status and its stderr file."""
+    if returncode < 0:  # killed by a signal, such as SIGSEGV
+        return f"{path.name} is damaged: reading it crashes HDF5 (signal {-returncode}); {REMEDY}"
+    stderr.seek(0)
+    lines = stderr.read().decode(errors="replace").strip().splitlines() or [f"exit code {returncode}"]
+    return _cannot_read(path, lines[-1])  # the last line: the reason
+
+
+def _cannot_read(path: Path, reason: str) -> str:
+    return f"{path.name} cannot be read: {without_folder(reason, path)[:200]}; {REMEDY}"
