@@ -12,7 +12,8 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
-from webapp import settings_from_environment, tunnel, whole_number  # noqa: E402  (no TensorFlow: safe in the master)
+from webapp import tunnel  # noqa: E402  (no TensorFlow: safe in the master)
+from webapp.config import settings_from_environment, whole_number  # noqa: E402
 
 
 def _count(name: str, default: int) -> int:

@@ -34,7 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webapp import DEFAULTS  # noqa: E402
+from webapp.config import DEFAULTS  # noqa: E402
 from webapp.registry import Registry  # noqa: E402  (reads cards only: no TensorFlow here)
 
 

@@ -14,7 +14,8 @@ import threading
 import pytest
 
 from conftest import TINY_CLASSES, copy_models, encode_image, make_config
-from webapp import ROOT, create_app
+from webapp import create_app
+from webapp.config import ROOT
 from trainer.formatting import filesize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

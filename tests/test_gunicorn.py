@@ -24,7 +24,8 @@ import psutil
 import pytest
 
 from conftest import copy_models, encode_image, free_port, wait_until_serving
-from webapp import ROOT, security, tunnel
+from webapp import security, tunnel
+from webapp.config import ROOT
 
 LIMIT = 1024 * 1024
 

@@ -156,7 +156,7 @@ def test_no_models_says_how_to_get_one_and_offers_no_form(app, models_dir, url):
 
 
 def test_no_model_notice_names_the_default_folder_as_the_readme_does(app):
-    from webapp import ROOT
+    from webapp.config import ROOT
 
     app.config["MODELS_DIR"] = str(ROOT / "models")
     with app.test_request_context("/"):

@@ -4,7 +4,7 @@ recognises a photo of a cat."""
 
 from trainer.data import CIFAR10_CLASSES
 from trainer.images import load_rgb
-from webapp import DEFAULTS, ROOT
+from webapp.config import DEFAULTS, ROOT
 from webapp.registry import Registry
 
 

@@ -2,7 +2,7 @@
 
 import re
 
-from webapp import ROOT
+from webapp.config import ROOT
 from webapp.dashboard import HEAT_LEVELS
 
 

@@ -11,7 +11,7 @@ from flask import Flask
 
 from conftest import free_port, wait_until_serving
 
-from webapp import ROOT
+from webapp.config import ROOT
 from webapp import __main__ as main_module
 
 

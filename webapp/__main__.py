@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import create_app, tunnel, whole_number
+from . import create_app, tunnel
+from .config import whole_number
 
 
 def _port(text: str) -> int:

@@ -12,7 +12,7 @@ from wtforms import SelectChoice
 
 from trainer.images import load_rgb
 
-from . import ENV_PREFIX, ROOT
+from .config import ENV_PREFIX, ROOT
 from .errors import message_for
 from .forms import UploadForm
 from .predictor import MAX_TOP_K, PredictionError, classify

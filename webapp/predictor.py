@@ -10,7 +10,7 @@ from flask import current_app
 
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
-from . import whole_number
+from .config import whole_number
 from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))

@@ -1,0 +1,57 @@
+"""The app's settings: `DEFAULTS`, then `IMAGEAPP_*` environment variables, each checked
+when read, so that a bad one stops the server with one sentence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    "MODELS_DIR": str(ROOT / "models"),
+    "DEFAULT_MODEL": "cifar10_scratch",
+    "MAX_CONTENT_LENGTH": 10_000_000,  # 10 MB, in decimal units as every size the app states
+    # The forms have three fields; refuse long lists of parts or big text fields outright.
+    "MAX_FORM_PARTS": 16,
+    # Werkzeug counts its parser's buffer against this for files too: 64 KiB reads plus a few
+    # bytes left over, so at 64 KiB most photos over a few hundred kB were refused.
+    "MAX_FORM_MEMORY_SIZE": 256 * 1024,
+    "WTF_CSRF_TIME_LIMIT": None,  # a token lasts as long as the session: a form left open a while still works
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "TOP_K": 5,
+}
+
+
+def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
+    """A setting or field as a whole number from `least` to `most`, written in ASCII digits:
+    int() alone would take "1_000", "+5" or other scripts' digits. ValueError otherwise (also
+    from int() itself for thousands of digits)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    value = int(text)
+    if value < least or (most is not None and value > most):
+        raise ValueError(text)
+    return value
+
+
+# Settings read from IMAGEAPP_<NAME>, with how to parse each one and what it must be.
+ENVIRONMENT = {
+    "SECRET_KEY": (str, "text"),
+    "MODELS_DIR": (str, "path"),
+    "DEFAULT_MODEL": (str, "model name"),
+    "MAX_CONTENT_LENGTH": (whole_number, "number of bytes above 0"),
+}
+ENV_PREFIX = "IMAGEAPP_"
+
+
+def settings_from_environment(environ=os.environ) -> dict:
+    settings = {}
+    for name, (parse, kind) in ENVIRONMENT.items():
+        value = environ.get(ENV_PREFIX + name, "").strip()
+        if value:
+            try:
+                settings[name] = parse(value)
+            except ValueError:
+                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a {kind}") from None
+    return settings
