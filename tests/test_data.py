@@ -169,6 +169,23 @@ def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder)
     assert len(load_folder(image_folder, 8, classes=DATASET_CLASSES).labels) == 10
 
 
+def test_a_train_and_test_split_of_class_folders_is_not_taken_for_two_classes(tmp_path):
+    write_image_folder(tmp_path / "download" / "train")
+    write_image_folder(tmp_path / "download" / "Test")
+    with pytest.raises(DataError, match=r"download holds Test and train folders of class subfolders, not classes: "
+                                        r"pass the training folder itself as --data \(and the test folder as --test-data\)"):
+        load_folder(tmp_path / "download", 8)
+    assert load_folder(tmp_path / "download" / "train", 8).classes == sorted(DATASET_CLASSES)
+
+
+def test_classes_named_like_splits_are_classes_when_they_hold_images(tmp_path):
+    for label in ("train", "test"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for n in range(3):
+            (tmp_path / "data" / label / f"{n}.png").write_bytes(encode_image())
+    assert load_folder(tmp_path / "data", 8).classes == ["test", "train"]
+
+
 def test_labels_follow_a_given_class_order(image_folder):
     data = load_folder(image_folder, 8, classes=["blue", "green", "red", "violet"])
     assert data.classes[data.labels[0]] == "blue"  # sorted folders: blue first

@@ -58,3 +58,16 @@ def test_a_file_that_crashes_hdf5_is_reported_and_this_process_lives(files, monk
 def test_messages_name_files_without_their_folders():
     path = Path("/srv/alice/models/tiny.h5")
     assert model_file.without_folder(f"cannot open {path} in /srv/alice/models", path) == "cannot open tiny.h5 in models"
+
+
+def test_a_file_with_nan_weights_is_reported(built_models, tmp_path):
+    import keras
+    import numpy as np
+
+    model = keras.saving.load_model(built_models / "tiny.h5")
+    model.set_weights([w if i else np.full_like(w, np.inf) for i, w in enumerate(model.get_weights())])
+    model.save(tmp_path / "inf.h5")
+    path = tmp_path / "inf.h5"
+    problem = model_file.problems({path: (path.stat().st_size, {})})[path]
+    assert problem.startswith("inf.h5 holds NaN or infinite weights (in model_weights/") and "conv2d" in problem
+    assert problem.endswith(f"/kernel): it is damaged, or its training diverged; {REMEDY}")

@@ -223,11 +223,28 @@ def test_damaged_model_is_not_reloaded_until_it_changes(registry, models_dir, mo
     assert registry.load("tiny").classes[0] == "apple"
 
 
-def test_a_model_that_gives_nan_is_listed_unavailable(client, models_dir, make_image):
+def test_a_model_with_nan_weights_is_listed_unavailable_before_any_load(client, models_dir, monkeypatch):
+    # Found in the child's read, so that every worker lists it alike (random bytes written over
+    # a model's middle gave NaN weights, which only the workers that loaded it found before).
     import keras
 
     model = keras.saving.load_model(models_dir / "tiny.h5")
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    save_as(models_dir, model, "nan")
+    monkeypatch.setattr(registry_module, "_load_keras_model", pytest.fail)
+    error = client.get("/api/models/nan").get_json()["error"]
+    assert error.startswith("nan.h5 holds NaN or infinite weights (in model_weights/")
+    assert error.endswith("): it is damaged, or its training diverged; copy it again, or train it again")
+
+
+def test_a_model_that_gives_nan_on_a_blank_image_is_unavailable_once_loaded(client, models_dir, make_image):
+    import keras
+
+    # Finite weights whose sums overflow: 3e38 (a float32's largest is 3.4e38) times 1e38.
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([np.zeros((768, 3), np.float32), np.full(3, 3e38, np.float32),
+                       np.full((3, 3), 1e38, np.float32), np.zeros(3, np.float32)])
     save_as(models_dir, model, "nan")
     reason = "it gives NaN or infinite outputs (damaged weights, or a training run that diverged)"
     response = post_api(client, make_image(), model="nan")

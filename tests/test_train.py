@@ -288,17 +288,21 @@ def interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends: int)
             run(hp, image_folder, tmp_path)
 
 
-def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys):
-    """Same weights, optimizer state, shuffling and augmentation after the resume: the last
-    epoch's loss and the saved weights match a run that was never interrupted."""
+@pytest.mark.parametrize("hp, phase", [
+    (TINY | {"batch_size": 4}, "scratch"),  # six batches an epoch: enough orders for a changed one to show
+    # The head's dropout draws from a random-number generator, whose state the backup keeps too.
+    (TINY_VGG16 | {"batch_size": 4, "head_epochs": 3, "fine_tune_epochs": 1, "dropout": 0.5}, "head"),
+])
+def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys, hp, phase):
+    """Same weights, optimizer state, shuffling, augmentation and dropout after the resume: the
+    last epoch's loss and the saved weights match a run that was never interrupted."""
     monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
-    hp = TINY | {"batch_size": 4}  # six batches an epoch: enough orders for a changed one to show
     unbroken = run(hp, image_folder, tmp_path / "unbroken")
 
     interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=2)
     capsys.readouterr()
     resumed = run(hp, image_folder, tmp_path)
-    assert f"Resuming from the backup in {tmp_path / 'runs' / 'tiny' / 'scratch' / 'backup'}: 1 of 3 epochs done" \
+    assert f"Resuming from the backup in {tmp_path / 'runs' / 'tiny' / phase / 'backup'}: 1 of 3 epochs done" \
         in capsys.readouterr().out
     assert resumed["history"]["loss"] == pytest.approx(unbroken["history"]["loss"], rel=1e-5)
     weights = [keras.saving.load_model(path / "models" / "tiny.h5").get_weights() for path in (tmp_path / "unbroken", tmp_path)]

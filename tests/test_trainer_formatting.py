@@ -1,4 +1,4 @@
-from trainer.formatting import DASH, filesize, first_line, is_number, reason
+from trainer.formatting import DASH, filesize, first_line, is_number, plural, reason
 
 
 def test_numbers_to_show_are_finite_and_not_bools():
@@ -10,6 +10,11 @@ def test_sizes_in_decimal_units_with_a_decimal_only_under_ten():
     assert filesize(512) == "512 bytes" and filesize(2_345_678) == "2.3 MB" and filesize(3e9) == "3.0 GB"
     assert filesize(7_988_728) == "8.0 MB" and filesize(10_000_000) == "10 MB" and filesize(15_500_000) == "16 MB"
     assert filesize(None) == DASH
+
+
+def test_counts_of_things():
+    assert [plural(1, "epoch"), plural(2, "epoch"), plural(1, "class"), plural(1000, "class")] == [
+        "1 epoch", "2 epochs", "1 class", "1,000 classes"]
 
 
 def test_a_library_error_as_one_plain_line():

@@ -74,8 +74,11 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
-    report = capsys.readouterr().out
+    report, err = capsys.readouterr()
     assert "colours_scratch on data" in report and "30 images" in report and "macro avg" in report
+    # The training data, whole, scores images the model learned from: said, with what to do instead.
+    assert err.strip() == ("warning: data is the data colours_scratch.h5 was trained on, so this score counts the "
+                           "images it learned from; --held-out scores only those its run held out")
 
     # The card's own evaluation again, from the unzipped folder: the same images held out.
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder), "--held-out"]) == 0
@@ -165,18 +168,21 @@ def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp
     assert f"error: tiny.h5 does not match its card: {message}" in capsys.readouterr().err
 
 
-def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_image, capsys):
+@pytest.mark.parametrize("weight, message", [
+    (np.nan, "error: tiny.h5 holds NaN or infinite weights (in model_weights/"),  # found before it is loaded
+    (1e30, "error: The model gives NaN or infinite outputs for 3 of 3 images (damaged weights, or a training "
+           "run that diverged): retrain it."),  # finite weights whose sums overflow
+])
+def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_image, capsys, weight, message):
     model = keras.saving.load_model(built_models / "tiny.h5")
-    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.set_weights([np.full_like(w, weight) for w in model.get_weights()])
     model.save(tmp_path / "tiny.h5")
     shutil.copy(built_models / "tiny.json", tmp_path)
     for label in TINY_CLASSES:
         (tmp_path / "data" / label).mkdir(parents=True)
         (tmp_path / "data" / label / "1.png").write_bytes(make_image())
     assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "data")]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: The model gives NaN or infinite outputs for 3 of 3 images (damaged weights, or a training "
-        "run that diverged): retrain it.")
+    assert capsys.readouterr().err.strip().startswith(message)
 
 
 def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):
@@ -268,6 +274,11 @@ def test_a_preset_for_another_architecture_is_refused(capsys):
 def test_a_missing_teacher_is_refused_before_loading_data(capsys):
     err = refused(["train", "--data", "x", "--teacher", "nowhere.h5"], capsys)
     assert "--teacher must be an existing model file; nowhere.h5 is not" in err
+
+
+def test_missing_test_data_is_refused_before_loading_the_training_data(capsys):
+    err = refused(["train", "--data", "x", "--test-data", "nowhere"], capsys)
+    assert err == "error: --test-data must be a folder or .zip of class subfolders; there is no nowhere"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -189,6 +189,8 @@ def _train(args) -> int:
     from trainer.data import data_name, load_dataset, natural_size
 
     hp = _recipe(args)
+    if args.test_data and not Path(args.test_data).exists():  # said now, not after the training data has loaded
+        raise UsageError(f"--test-data must be a folder or .zip of class subfolders; there is no {args.test_data}")
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
     name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"
@@ -266,7 +268,7 @@ def _evaluate(args) -> int:
 
     from trainer import model_file
     from trainer.card import load_card, mismatch
-    from trainer.data import load_folder
+    from trainer.data import digest, load_folder
     from trainer.formatting import reason
     from trainer.metrics import format_report
     from trainer.train import evaluate
@@ -299,6 +301,9 @@ def _evaluate(args) -> int:
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
         data, title = _held_out(data, card, args.model.name), title + " (held out)"
+    elif card.get("data_digest") == digest(data.files):
+        print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
+              "it learned from; --held-out scores only those its run held out", file=sys.stderr)
     print(format_report(evaluate(model, data), title))
     return 0
 

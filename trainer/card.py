@@ -50,6 +50,8 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from trainer.formatting import plural
+
 CARD_FORMAT = "image-classifier-card/1"
 
 
@@ -146,7 +148,7 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
         return f"the model takes inputs of shape {shape}, not the RGB images of its card's size ({height} x {width} x 3)"
     outputs, classes = model.output_shape[-1], len(card["classes"])
     if outputs != classes:
-        return f"the model has {outputs} outputs but its card lists {classes} class{'es' * (classes != 1)}"
+        return f"the model has {outputs} outputs but its card lists {plural(classes, 'class')}"
     return None
 
 

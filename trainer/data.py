@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from trainer.formatting import plural
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -151,6 +152,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
+        if _split_folders(members):
+            raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass the "
+                            "training folder itself as --data (and the test folder as --test-data)")
         if classes is None and len(found) < 2:  # training; evaluating on one class is fine
             raise DataError(f"{path} has one class subfolder ({found[0]}); a classifier needs two or more "
                             "(is --data one folder too deep?)")
@@ -161,7 +165,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
 
         count = sum(len(members[label]) for label in found)
         # Said first: 50,000 CIFAR-10 JPEGs take most of a minute to read on two cores.
-        print(f"Reading {count:,} images of {len(found)} classes from {path}...", flush=True)
+        print(f"Reading {plural(count, 'file')} of {plural(len(found), 'class')} from {path}...", flush=True)
         images, labels, files, skipped = [], [], [], []  # skipped: (class, file, why)
         for label in found:
             for name, inside in members[label]:
@@ -222,6 +226,16 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
         if not name.endswith("/"):
             files.append((name, "/".join(p[1:])))
     return {label: sorted(files) for label, files in members.items()}
+
+
+SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
+
+
+def _split_folders(members: dict[str, list[tuple[str, str]]]) -> bool:
+    """Whether the "classes" found are a data set's train/test split, each of class folders
+    (a common layout of downloaded data), which would train a model to tell the splits apart."""
+    return set(map(str.lower, members)) <= SPLIT_NAMES and all(
+        "/" in inside for files in members.values() for _, inside in files)
 
 
 def _in_english(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:

@@ -32,6 +32,12 @@ def filesize(value) -> str:
     return f"{value:.1f} GB"
 
 
+def plural(number: int, noun: str) -> str:
+    """"1 epoch", "2 epochs", "1 class", "1,000 classes"."""
+    many = noun + ("es" if noun.endswith(("s", "x")) else "s")
+    return f"{number:,} {noun if number == 1 else many}"
+
+
 def first_line(message: str) -> str:
     """A library's error as one line of plain text: Keras colours its messages with terminal
     escapes and adds lines of arguments."""

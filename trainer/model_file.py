@@ -1,7 +1,8 @@
 """A saved model's .h5 file, checked before Keras opens it, by `trainer evaluate` and by the
-web app: that it is an HDF5 file, that HDF5 reads it through, and, for one that does not read
-through but is smaller than its card records, that it is incomplete (a copy or download cut
-short, said more plainly than HDF5 says it)."""
+web app: that it is an HDF5 file, that HDF5 reads it through, that its weights are finite
+numbers, and, for one that does not read through but is smaller than its card records (or
+its own header says), that it is incomplete: a copy or download cut short, said more plainly
+than HDF5 says it."""
 
 from __future__ import annotations
 
@@ -19,26 +20,33 @@ from trainer.formatting import filesize, is_number
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 # Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
-# prints a line per file as soon as it is done: JSON null, or why h5py refuses the file (truncated,
-# say). Run in a child process, as some damaged files crash HDF5's C library, which would take
-# the process that reads them down with it (a web app worker, and every request in it, again on
-# each try). One child reads all the files it is given, as each child costs 0.2 s to start.
+# prints a line per file as soon as it is done: JSON null, {"error": why h5py refuses the file}
+# (truncated, say), or {"not_finite": the first dataset holding NaN or infinity}. Run in a child
+# process, as some damaged files crash HDF5's C library, which would take the process that reads
+# them down with it (a web app worker, and every request in it, again on each try). One child
+# reads all the files it is given, as each child costs 0.2 s to start.
 HDF5_READ_CHECK = """
-import json, sys, h5py
+import json, sys, h5py, numpy
+class NotFinite(Exception):
+    pass
 def read(name, item):
     for key in item.attrs:
         item.attrs[key]
     if isinstance(item, h5py.Dataset):
-        item[()]
+        value = item[()]
+        if isinstance(value, numpy.ndarray) and value.dtype.kind == "f" and not numpy.isfinite(value).all():
+            raise NotFinite(name)
 for path in sys.argv[1:]:
-    reason = None
+    found = None
     try:
         with h5py.File(path, "r") as f:
             read("/", f)
             f.visititems(read)
+    except NotFinite as error:
+        found = {"not_finite": str(error)}
     except Exception as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-    print(json.dumps(reason), flush=True)
+        found = {"error": " ".join(str(error).split()) or type(error).__name__}
+    print(json.dumps(found), flush=True)
 """
 READ_TIMEOUT = 60  # seconds a file may take to read through, the child's start included for the first
 REMEDY = "copy it again, or train it again"  # for a file that is damaged or cut short
@@ -108,8 +116,7 @@ def _read_in_child(paths: list[Path]) -> dict[Path, str | None]:
             line = child.stdout.readline()
             if not line.endswith(b"\n"):  # the child ended while reading this file
                 return errors | {path: _end_reason(path, child.wait(), stderr)}
-            reason = json.loads(line)
-            errors[path] = _cannot_read(path, reason) if reason else None
+            errors[path] = _reported(path, json.loads(line))
     return errors
 
 
@@ -120,6 +127,15 @@ def _end_reason(path: Path, returncode: int, stderr: BinaryIO) -> str:
     stderr.seek(0)
     lines = stderr.read().decode(errors="replace").strip().splitlines() or [f"exit code {returncode}"]
     return _cannot_read(path, lines[-1])  # the last line: the reason
+
+
+def _reported(path: Path, found: dict | None) -> str | None:
+    if found is None:
+        return None
+    if "not_finite" in found:
+        return (f"{path.name} holds NaN or infinite weights (in {found['not_finite'][:100]}): it is damaged, or its "
+                f"training diverged; {REMEDY}")
+    return _cannot_read(path, found["error"])
 
 
 def _cannot_read(path: Path, reason: str) -> str:

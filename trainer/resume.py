@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
@@ -117,8 +118,25 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             super()._save_model()
         finally:
             self._weights_path, self._training_metadata_path = final
+        metadata = json.loads(Path(partial[1]).read_text())
+        metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
+        Path(partial[1]).write_text(json.dumps(metadata))
         for source, target in zip(partial, final):
             os.replace(source, target)
+
+    def _load_model(self):
+        super()._load_model()
+        metadata = Path(self._training_metadata_path)
+        saved = json.loads(metadata.read_text()).get("seed_states", []) if metadata.exists() else []
+        for state, value in zip(_seed_states(self.model), saved):
+            state.assign(np.asarray(value, dtype=state.dtype))
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The states of the model's random-number generators (a Dropout layer's), which
+    `save_weights` leaves out: restored from a backup, they drop the units an unbroken run
+    would, so that a resumed run ends as an unbroken one."""
+    return [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
 
 
 class StopOnInterrupt(keras.callbacks.Callback):

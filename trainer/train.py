@@ -26,7 +26,7 @@ from trainer import models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
-from trainer.formatting import filesize, reason
+from trainer.formatting import filesize, plural, reason
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
 
@@ -89,7 +89,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
-          f"{len(data.classes)} classes, {data.images.shape[1]}x{data.images.shape[2]} pixels")
+          f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels")
 
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
@@ -138,7 +138,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     card = cards.save_model_and_card(model, card, model_path)
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
     print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
-          f"after {card['epochs_run']} epochs in {training_seconds:.0f} s; "
+          f"after {plural(card['epochs_run'], 'epoch')} in {training_seconds:.0f} s; "
           f"validation accuracy {evaluation['accuracy']:.2%}")
     return card
 
@@ -305,7 +305,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     logged = resume.read_log(log_path)
     if backed_up:
         done = (f"{backed_up} of {epochs} epochs done" if backed_up < epochs
-                else f"the phase ended after {len(logged['loss'])} epochs")
+                else f"the phase ended after {plural(len(logged['loss']), 'epoch')}")
         print(f"Resuming from the backup in {backup_dir}: {done}")
     earlier_losses = resume.read_log(earlier_phase / resume.LOG)["val_loss"] if earlier_phase else []
     best_logged = min((loss for loss in logged["val_loss"] + earlier_losses if math.isfinite(loss)), default=None)
