@@ -172,10 +172,17 @@ def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder)
 def test_a_train_and_test_split_of_class_folders_is_not_taken_for_two_classes(tmp_path):
     write_image_folder(tmp_path / "download" / "train")
     write_image_folder(tmp_path / "download" / "Test")
-    with pytest.raises(DataError, match=r"download holds Test and train folders of class subfolders, not classes: "
-                                        r"pass the training folder itself as --data \(and the test folder as --test-data\)"):
+    message = (r"download holds Test and train folders of class subfolders, not classes: pass one of those folders "
+               r"instead \(to train: the training one, with the test one as --test-data\)")
+    with pytest.raises(DataError, match=message):
         load_folder(tmp_path / "download", 8)
     assert load_folder(tmp_path / "download" / "train", 8).classes == sorted(DATASET_CLASSES)
+    # A test folder of unlabelled images, as some downloads have, does not hide the layout.
+    shutil.rmtree(tmp_path / "download" / "Test")
+    (tmp_path / "download" / "test").mkdir()
+    (tmp_path / "download" / "test" / "1.png").write_bytes(encode_image())
+    with pytest.raises(DataError, match="download holds test and train folders"):
+        load_folder(tmp_path / "download", 8)
 
 
 def test_classes_named_like_splits_are_classes_when_they_hold_images(tmp_path):

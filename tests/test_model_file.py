@@ -55,9 +55,21 @@ def test_a_file_that_crashes_hdf5_is_reported_and_this_process_lives(files, monk
         f"whole.h5 is damaged: reading it crashes HDF5 (signal 11); {REMEDY}")
 
 
+def test_a_single_nan_number_is_found_too(tmp_path):
+    import h5py
+
+    path = tmp_path / "scalar.h5"
+    with h5py.File(path, "w") as f:
+        f["model_weights/scale"] = float("nan")
+        f["model_weights/steps"] = 3
+    assert "holds NaN or infinite weights (in model_weights/scale)" in model_file.problems({path: (1, {})})[path]
+
+
 def test_messages_name_files_without_their_folders():
-    path = Path("/srv/alice/models/tiny.h5")
-    assert model_file.without_folder(f"cannot open {path} in /srv/alice/models", path) == "cannot open tiny.h5 in models"
+    path = Path("/home/alice/tiny.h5")
+    assert model_file.without_folder(f"cannot open {path} in /home/alice", path) == "cannot open tiny.h5 in models"
+    # A file named without a folder: nothing else in the message is taken for one.
+    assert model_file.without_folder("cannot open ./tiny.h5 (v1.2)", Path("tiny.h5")) == "cannot open ./tiny.h5 (v1.2)"
 
 
 def test_a_file_with_nan_weights_is_reported(built_models, tmp_path):

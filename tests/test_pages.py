@@ -186,6 +186,18 @@ def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offere
         assert 'class="errors" id="upload-errors" role="alert" hidden' in page  # not an error of the form
 
 
+def test_a_long_reason_in_the_notice_is_cut_to_its_lead(client, models_dir, monkeypatch):
+    (models_dir / "broken.h5").write_bytes(b"not hdf5")
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    monkeypatch.setattr("webapp.dashboard.SHORT_REASON", 10)
+    page = client.get("/", query_string={"model": "broken"}).get_data(as_text=True)
+    assert "Model &#39;broken&#39; cannot be used (broken.h5 is not an HDF5 model file; copy it again, or " \
+           "train it again); the form" in page  # no ": " or " (" to cut at: whole
+    (models_dir / "broken.json").write_text("{oops")
+    page = client.get("/", query_string={"model": "broken"}).get_data(as_text=True)
+    assert "cannot be used (metrics card broken.json is unreadable); the form offers tiny instead." in page
+
+
 def test_api_page_documents_the_api_and_only_it_is_html(client):
     response = client.get("/api")
     page = response.get_data(as_text=True)

@@ -153,8 +153,8 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
         if _split_folders(members):
-            raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass the "
-                            "training folder itself as --data (and the test folder as --test-data)")
+            raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass one "
+                            "of those folders instead (to train: the training one, with the test one as --test-data)")
         if classes is None and len(found) < 2:  # training; evaluating on one class is fine
             raise DataError(f"{path} has one class subfolder ({found[0]}); a classifier needs two or more "
                             "(is --data one folder too deep?)")
@@ -232,9 +232,10 @@ SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validati
 
 
 def _split_folders(members: dict[str, list[tuple[str, str]]]) -> bool:
-    """Whether the "classes" found are a data set's train/test split, each of class folders
-    (a common layout of downloaded data), which would train a model to tell the splits apart."""
-    return set(map(str.lower, members)) <= SPLIT_NAMES and all(
+    """Whether the "classes" found are a data set's train/test split, of class folders (a common
+    layout of downloaded data, whose test folder may hold its images unlabelled), which would
+    train a model to tell the splits apart."""
+    return set(map(str.lower, members)) <= SPLIT_NAMES and any(
         "/" in inside for files in members.values() for _, inside in files)
 
 

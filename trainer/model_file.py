@@ -33,8 +33,8 @@ def read(name, item):
     for key in item.attrs:
         item.attrs[key]
     if isinstance(item, h5py.Dataset):
-        value = item[()]
-        if isinstance(value, numpy.ndarray) and value.dtype.kind == "f" and not numpy.isfinite(value).all():
+        value = numpy.asarray(item[()])
+        if value.dtype.kind == "f" and not numpy.isfinite(value).all():
             raise NotFinite(name)
 for path in sys.argv[1:]:
     found = None
@@ -64,9 +64,12 @@ def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
 
 
 def without_folder(message: str, path: Path) -> str:
-    """An error message about `path` with its folders cut to the names: messages reach people
-    (a web page, say) who have no business knowing where and whose the files are."""
-    return message.replace(str(path), path.name).replace(str(path.parent), path.parent.name)
+    """An error message about `path` with the file named alone and its folder called "models":
+    messages reach people (a web page, say) who have no business knowing where and whose the
+    files are."""
+    message = message.replace(str(path), path.name)
+    folder = str(path.parent)
+    return message if folder in (".", "/") else message.replace(folder, "models")
 
 
 def _signature_error(path: Path) -> str | None:

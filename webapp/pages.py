@@ -13,6 +13,7 @@ from wtforms import SelectChoice
 from trainer.images import load_rgb
 
 from .config import ENV_PREFIX, ROOT
+from .dashboard import reason as short_reason
 from .errors import message_for
 from .forms import UploadForm
 from .predictor import MAX_TOP_K, PredictionError, classify
@@ -81,7 +82,7 @@ def _not_offered(requested: str | None, form: UploadForm) -> str | None:
     if not requested or requested == form.model.data or not form.model.choices:
         return None
     try:
-        reason = get_registry().info(requested).error
+        reason = short_reason(get_registry().info(requested).error)[0]  # the dashboard has the rest
     except UnknownModel:
         reason = "there is no such model"
     return f"Model '{requested[:80]}' cannot be used ({reason}); the form offers {form.model.data} instead."
