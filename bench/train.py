@@ -3,8 +3,9 @@
     python bench/train.py scratch-small --data cifar10-train.zip
     KERAS_BACKEND=jax python bench/train.py scratch-small scratch-large:epochs=30:cutout=8 --data DATA
 
-Each run is a preset, optionally with overrides (`PRESET:KEY=VALUE:...`, values read as
-JSON). The data is loaded once for all runs. For each run it prints time per epoch (the
+Each run is a preset, optionally with overrides (`PRESET:KEY=VALUE:...`): the command
+line's options in its words (epochs=30, unfreeze_blocks=block5,block6), checked as it checks
+them, and any other key of the preset in JSON (widths=[96,256,288], flip_tta=false). The data is loaded once for all runs. For each run it prints time per epoch (the
 first one includes compilation), total training time, training images per second and
 validation accuracy, then a Markdown table of all runs. Models go to a temporary folder
 unless --out is given. A script, not a test: figures go into BENCHMARKS.md by hand.
@@ -23,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from trainer.__main__ import OVERRIDES, UsageError, recipe  # noqa: E402
 from trainer.data import load_dataset, natural_size  # noqa: E402
-from trainer.models import unfreeze_problem  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.train import train  # noqa: E402
 
@@ -60,25 +61,62 @@ def main() -> None:
 
 
 def parse_run(spec: str) -> tuple[str, dict]:
+    """A run spec's hyperparameters. Those the command line takes are read and checked as it
+    does (a wrong value fails here, not after a GPU has started); the others are read as JSON
+    and must have the preset's type."""
     preset, *overrides = spec.split(":")
     if preset not in PRESETS:
         raise SystemExit(f"error: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    hp = dict(PRESETS[preset], preset=preset)
+    options = argparse.Namespace(preset=preset, arch=None, **dict.fromkeys(OVERRIDES))
+    others = {}
     for item in overrides:
-        key, _, value = item.partition("=")
-        if key not in hp:
+        key, _, text = item.partition("=")
+        if key in OVERRIDES:
+            setattr(options, key, read_option(key, text))
+        elif key in PRESETS[preset]:
+            others[key] = read_json(key, text, PRESETS[preset][key])
+        else:
             raise SystemExit(f"error: {preset} has no hyperparameter {key!r}")
+    try:
+        hp = recipe(options)
+    except UsageError as error:
+        raise SystemExit(f"error: {error}") from None
+    return spec, hp | others
+
+
+def read_option(key: str, text: str):
+    reader = OVERRIDES[key][0]
+    if text.startswith("["):  # a list in JSON, as other keys take one; the command line's is a, b
         try:
-            hp[key] = json.loads(value)
-        except json.JSONDecodeError:
-            hp[key] = value  # a plain string, such as a weights path
-        if isinstance(PRESETS[preset].get(key), list) and not isinstance(hp[key], list):
-            raise SystemExit(f'error: {key} takes a JSON list, such as ["a","b"] or [1,2] (in a shell, '
-                             "single-quote the run spec)")
-    problem = hp["arch"] != "scratch" and unfreeze_problem(hp["arch"], hp["unfreeze_blocks"])
-    if problem:  # found now, not after a GPU has trained the head
-        raise SystemExit(f"error: {problem}")
-    return spec, hp
+            text = ",".join(map(str, json.loads(text)))
+        except (json.JSONDecodeError, TypeError):
+            pass  # refused by the reader below
+    if isinstance(reader, tuple):  # the choices
+        if text not in reader:
+            raise SystemExit(f"error: {key} must be {' or '.join(reader)}, not {text!r}")
+        return text
+    try:
+        return reader(text)
+    except argparse.ArgumentTypeError as error:
+        raise SystemExit(f"error: {key} {error}") from None
+
+
+KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a word", list: "a JSON list"}
+
+
+def read_json(key: str, text: str, preset_value):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text  # a plain word, such as gelu
+    kind = type(preset_value)
+    if kind is float and type(value) is int:
+        value = float(value)
+    if type(value) is not kind:
+        hint = " (in a shell, single-quote the run spec)" if kind is list else ""
+        raise SystemExit(f"error: {key} takes {KINDS[kind]}, such as {json.dumps(preset_value)}, "
+                         f"not {text!r}{hint}")
+    return value
 
 
 def report(spec: str, hp: dict, card: dict) -> str:

@@ -188,7 +188,7 @@ def _train(args) -> int:
     from trainer.card import taken
     from trainer.data import data_name, load_dataset, natural_size
 
-    hp = _recipe(args)
+    hp = recipe(args)
     if args.test_data and not Path(args.test_data).exists():  # said now, not after the training data has loaded
         raise UsageError(f"--test-data must be a folder or .zip of class subfolders; there is no {args.test_data}")
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
@@ -212,7 +212,7 @@ def _train(args) -> int:
     return 0
 
 
-def _recipe(args) -> dict:
+def recipe(args) -> dict:
     """The preset's hyperparameters with the options given, once they are known to fit it."""
     preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]
     hp = dict(PRESETS[preset], preset=preset)

@@ -49,7 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             ENV_PREFIX,
         )
 
-    from . import api, dashboard, errors, formatting, pages, registry, security
+    from . import api, config, dashboard, errors, formatting, pages, registry, security
 
     model_registry = registry.Registry(app.config["MODELS_DIR"])
     app.extensions["imageapp.registry"] = model_registry
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                            app.config["MODELS_DIR"])
     else:
         _warn_if_default_model_unusable(app, model_registry)
+    config.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flask import current_app
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
@@ -55,3 +57,17 @@ def settings_from_environment(environ=os.environ) -> dict:
             except ValueError:
                 raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a {kind}") from None
     return settings
+
+
+def models_folder() -> str | None:
+    """The models folder as the no-model notice names it, relative to the project; None when
+    outside it, as a page open to anyone should not tell where the server keeps its files."""
+    folder = os.path.abspath(current_app.config["MODELS_DIR"])
+    inside = os.path.commonpath([folder, str(ROOT)]) == str(ROOT)
+    return os.path.relpath(folder, ROOT) + "/" if inside else None
+
+
+def init_app(app) -> None:
+    # For the no-model notice, on the upload form and on the models page alike.
+    app.add_template_global(models_folder)
+    app.add_template_global(ENV_PREFIX + "MODELS_DIR", "models_folder_variable")

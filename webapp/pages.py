@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from PIL import Image
@@ -12,7 +11,6 @@ from wtforms import SelectChoice
 
 from trainer.images import load_rgb
 
-from .config import ENV_PREFIX, ROOT
 from .dashboard import reason as short_reason
 from .errors import message_for
 from .forms import UploadForm
@@ -54,19 +52,6 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
 
 def render_form(form: UploadForm, errors: list[str], status: int):
     return render_template("index.html", form=form, errors=errors), status
-
-
-@bp.app_template_global()
-def models_folder() -> str | None:
-    """The models folder as the no-model notice names it, relative to the project; None when
-    outside it, as a page open to anyone should not tell where the server keeps its files."""
-    folder = os.path.abspath(current_app.config["MODELS_DIR"])
-    inside = os.path.commonpath([folder, str(ROOT)]) == str(ROOT)
-    return os.path.relpath(folder, ROOT) + "/" if inside else None
-
-
-# The environment variable that moves the models folder, for the same notice.
-bp.add_app_template_global(ENV_PREFIX + "MODELS_DIR", "models_folder_variable")
 
 
 @bp.get("/")

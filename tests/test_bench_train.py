@@ -1,0 +1,48 @@
+"""bench/train.py's run specs: checked as the command line checks its options, before any
+training (on a lent GPU, a typo found after the data loads costs minutes)."""
+
+import importlib.util
+
+import pytest
+
+from webapp.config import ROOT
+
+loader_spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench" / "train.py")
+bench = importlib.util.module_from_spec(loader_spec)
+loader_spec.loader.exec_module(bench)
+
+
+def test_a_spec_gives_the_preset_with_its_overrides():
+    _, hp = bench.parse_run("scratch-medium:epochs=30:learning_rate=2e-1:widths=[96,256,288]:cutmix=1:flip_tta=false")
+    assert (hp["preset"], hp["epochs"], hp["learning_rate"]) == ("scratch-medium", 30, 0.2)
+    assert hp["widths"] == [96, 256, 288]
+    assert hp["cutmix"] == 1.0 and isinstance(hp["cutmix"], float)
+    assert hp["flip_tta"] is False
+    assert hp["cutout"] == 8  # the preset's own
+
+
+@pytest.mark.parametrize("blocks", ['["block5","block4"]', "block5,block4"])
+def test_layers_to_unfreeze_are_taken_in_json_or_as_the_command_line_writes_them(blocks):
+    assert bench.parse_run(f"vgg16:weights=none:unfreeze_blocks={blocks}")[1]["unfreeze_blocks"] == ["block5", "block4"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("scratch-huge", "unknown preset 'scratch-huge'"),
+    ("scratch-small:epoch=3", "scratch-small has no hyperparameter 'epoch'"),
+    ("scratch-small:epochs=2.5", "epochs must be a whole number, not '2.5'"),
+    ("scratch-small:epochs=0", "epochs must be 1 or more, not 0"),
+    ("scratch-small:learning_rate=nan", "learning_rate must be a finite number"),
+    ("scratch-small:validation_fraction=1", "validation_fraction must be between 0 and 1"),
+    ("scratch-small:flip_tta=1", "flip_tta takes true or false, such as true, not '1'"),
+    ("scratch-small:widths=96,256", "widths takes a JSON list, such as [48, 96, 192], not '96,256' (in a shell"),
+    ("scratch-small:teacher=/no/such.h5", "--teacher must be an existing model file"),
+    ("vgg16:epochs=3", "--epochs does not apply to preset vgg16"),
+    ("vgg16:weights=none:fine_tune_schedule=linear", "fine_tune_schedule must be plateau or cosine, not 'linear'"),
+    ("vgg16:weights=none:unfreeze_blocks=blok5", "blok5"),
+    ("vgg16:weights=/no/such.h5", "--weights must be imagenet, none or an existing file"),
+])
+def test_a_wrong_spec_is_refused_in_one_sentence(spec, message):
+    with pytest.raises(SystemExit) as refused:
+        bench.parse_run(spec)
+    assert message in str(refused.value)
+    assert str(refused.value).startswith("error: ")
