@@ -52,9 +52,11 @@ def base_url(built_models, tmp_path_factory):
     server.shutdown()
 
 
-def start_browser(scratch_dir, javascript: bool = True):
-    """A headless Chromium whose temporary files (a singleton socket per run) land in
-    `scratch_dir`, which pytest cleans, not in /tmp, where they were left behind."""
+def start_browser(tmp_path_factory, javascript: bool = True):
+    """A headless Chromium whose temporary files (a singleton socket per run) land in a
+    folder that pytest cleans, not in /tmp, where they were left behind. A short-named one:
+    the socket's path must fit in 108 bytes, which a test's own tmp_path under a pytest-xdist
+    worker's folder does not."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -65,13 +67,14 @@ def start_browser(scratch_dir, javascript: bool = True):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if not javascript:
         options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    service = Service(CHROMEDRIVER, env=os.environ | {"TMPDIR": str(scratch_dir)})
+    scratch = tmp_path_factory.mktemp("chromium")
+    service = Service(CHROMEDRIVER, env=os.environ | {"TMPDIR": str(scratch)})
     return webdriver.Chrome(service=service, options=options)
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    driver = start_browser(tmp_path_factory.mktemp("chromium"))
+    driver = start_browser(tmp_path_factory)
     yield driver
     driver.quit()
 
@@ -183,10 +186,10 @@ def test_dashboard_and_model_page(browser, base_url):
     assert csp_violations(browser) == []
 
 
-def test_form_works_with_javascript_off(base_url, photo, tmp_path):
+def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
     from selenium.webdriver.common.by import By
 
-    driver = start_browser(tmp_path, javascript=False)
+    driver = start_browser(tmp_path_factory, javascript=False)
     try:
         driver.get(base_url + "/")
         # Without app.js a dropped file would open in the browser: dropping is not offered.

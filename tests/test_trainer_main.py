@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_CLASSES
+from conftest import TINY_CLASSES, write_image_folder
 from trainer.formatting import filesize
 from trainer.__main__ import main
 from trainer.presets import PRESETS
@@ -87,12 +87,23 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert f"loss {card['evaluation']['loss']:.4f}   accuracy {card['evaluation']['accuracy']:.2%}" in report
 
 
-def trained_model(image_folder, tmp_path) -> Path:
-    """A model trained for an epoch on the image folder, with its card."""
-    assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
-                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(tmp_path / "models"),
-                 "--run-dir", str(tmp_path / "runs")]) == 0
-    return tmp_path / "models" / "tiny.h5"
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Path:
+    """A model trained for an epoch by the command line on a folder of images (a tiny run is
+    mostly compiling: seconds saved for each test that needs one)."""
+    root = tmp_path_factory.mktemp("trained")
+    write_image_folder(root / "data")
+    assert main(["train", "--data", str(root / "data"), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
+                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(root / "models"),
+                 "--run-dir", str(root / "runs")]) == 0
+    return root
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path) -> tuple[Path, Path]:
+    """This test's own copy of that model, with its card and its data: (model, data folder)."""
+    shutil.copytree(trained_once, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "models" / "tiny.h5", tmp_path / "data"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -100,8 +111,8 @@ def trained_model(image_folder, tmp_path) -> Path:
     ("another split", "This trainer splits data unlike the one that trained tiny.h5"),
     ("no split settings", "The card of tiny.h5 does not say how its run split its data"),
 ])
-def test_held_out_images_are_not_guessed(change, message, image_folder, tmp_path, capsys):
-    model = trained_model(image_folder, tmp_path)
+def test_held_out_images_are_not_guessed(change, message, trained, capsys):
+    model, image_folder = trained
     card = json.loads(model.with_suffix(".json").read_text())
     if change == "another image":
         shutil.copy(image_folder / "red" / "0.png", image_folder / "red" / "copy.png")
@@ -114,8 +125,8 @@ def test_held_out_images_are_not_guessed(change, message, image_folder, tmp_path
     assert message in refused(["evaluate", str(model), "--data", str(image_folder), "--held-out"], capsys)
 
 
-def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(image_folder, tmp_path, capsys):
-    model = trained_model(image_folder, tmp_path)
+def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(trained, capsys):
+    model, image_folder = trained
     card = json.loads(model.with_suffix(".json").read_text())
     older = {key: value for key, value in card.items() if not key.endswith("_digest")}
     model.with_suffix(".json").write_text(json.dumps(older))
