@@ -86,7 +86,7 @@ def parse_run(spec: str) -> tuple[str, dict]:
 
 def read_option(key: str, text: str):
     reader = OVERRIDES[key][0]
-    if text.startswith("["):  # a list in JSON, as other keys take one; the command line's is a, b
+    if text.startswith("["):  # a list in JSON, as other keys take one; the command line writes a,b
         try:
             text = ",".join(map(str, json.loads(text)))
         except (json.JSONDecodeError, TypeError):
