@@ -374,6 +374,25 @@ def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry
     assert registry.load("tiny") is not first
 
 
+def test_a_model_copied_in_place_with_its_time_kept_is_noticed(registry, models_dir):
+    # As `cp -p new.h5 models/tiny.h5` does: same file (inode), same size, the old time kept;
+    # only the change time (ctime) tells.
+    import keras
+
+    first = registry.load("tiny")
+    retrained = keras.saving.load_model(models_dir / "tiny.h5", compile=False)
+    retrained.set_weights([w + 0.5 for w in retrained.get_weights()])
+    new, old = models_dir / ".tiny.new.h5", models_dir / "tiny.h5"
+    retrained.save(new)
+    before = old.stat()
+    with open(old, "r+b") as f:
+        f.write(new.read_bytes())
+    os.utime(old, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = old.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert registry.load("tiny") is not first
+
+
 def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):
     assert registry.default_name("small") == "small"
     best = max(registry.models(), key=lambda info: info.card["evaluation"]["accuracy"]).name

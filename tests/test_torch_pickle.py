@@ -76,10 +76,10 @@ def main_pickle(state):
     return buffer.getvalue()
 
 
-def write_legacy(path, main, storages):
+def write_legacy(path, main, storages, little_endian=True):
     with open(path, "wb") as f:
         for header in (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION,
-                       {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True,
+                       {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": little_endian,
                         "type_sizes": {"short": 2, "int": 4, "long": 8}}):
             pickle.dump(header, f, protocol=2)
         f.write(main)
@@ -107,15 +107,32 @@ def test_reads_legacy_file(tmp_path, fake_torch):
     check_sample(load_state_dict(path))
 
 
+def write_zip(path, main, storages, byteorder="little"):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", main)
+        archive.writestr("archive/byteorder", byteorder)
+        for storage in storages:
+            archive.writestr(f"archive/data/{storage.key}", storage.values.tobytes())
+
+
 def test_reads_zip_file(tmp_path, fake_torch):
     state, storages = sample_state(fake_torch)
     path = tmp_path / "zipped.pth"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", main_pickle(state))
-        archive.writestr("archive/byteorder", "little")
-        for storage in storages:
-            archive.writestr(f"archive/data/{storage.key}", storage.values.tobytes())
+    write_zip(path, main_pickle(state), storages)
     check_sample(load_state_dict(path))
+
+
+def test_refuses_big_endian_files(tmp_path, fake_torch):
+    """Their numbers would be read as little-endian garbage, so they are refused."""
+    state, storages = sample_state(fake_torch)
+    for storage in storages:
+        storage.values = storage.values.astype(storage.values.dtype.newbyteorder(">"))
+    write_legacy(tmp_path / "legacy.pth", main_pickle(state), storages, little_endian=False)
+    with pytest.raises(ValueError, match="only little-endian"):
+        load_state_dict(tmp_path / "legacy.pth")
+    write_zip(tmp_path / "zipped.pth", main_pickle(state), storages, byteorder="big")
+    with pytest.raises(ValueError, match="big-endian .pth files are not supported"):
+        load_state_dict(tmp_path / "zipped.pth")
 
 
 class Exploit:
@@ -156,6 +173,7 @@ def test_refuses_other_pickles(tmp_path):
     (0, (2, 2), (1,)),         # more sizes than strides
     (0.5, (2,), (1,)),         # not a whole number
     (0, (60_000, 60_000), (0, 0)),  # a 14 GB array made of one element
+    (0, (8, 8, 8), (0, 0, 0)),  # more elements than the storage, though no size or stride is
     (0, (1,), (2 ** 70,)),     # a stride beyond any memory
 ])
 def test_refuses_tensors_outside_their_storage(tmp_path, fake_torch, offset, size, stride):

@@ -132,7 +132,8 @@ def load_card(path: Path) -> dict[str, Any]:
     classes, shape = card["classes"], card["input_shape"]
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise ValueError(f"metrics card {Path(path).name} has no valid class list")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+    # type() rather than isinstance(): JSON's true is a Python int too.
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)):
         raise ValueError(f"metrics card {Path(path).name} has an invalid input_shape")
     return card
 
