@@ -1,6 +1,8 @@
 """The JSON API: predictions, model list and health."""
 
 import io
+import json
+import types
 
 import numpy as np
 import pytest
@@ -18,6 +20,12 @@ def test_predict_returns_ranked_predictions(client, make_image):
     assert probabilities == sorted(probabilities, reverse=True)
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
     assert body["elapsed_ms"] > 0
+
+
+def test_the_time_taken_is_given_to_the_microsecond(client, make_image, monkeypatch):
+    clock = iter([100.0, 100.0012345])  # the predictor's start and end
+    monkeypatch.setattr("webapp.predictor.time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert post_api(client, make_image()).get_json()["elapsed_ms"] == 1.234
 
 
 def test_predict_with_model_and_top_k(client, make_image):
@@ -100,7 +108,10 @@ def test_no_model_at_all_is_503(client, models_dir, make_image):
     assert response.get_json() == {"error": "No model is available."}
 
 
-def test_models_list_without_long_arrays(client):
+def test_models_list_without_long_arrays(client, models_dir):
+    card = json.loads((models_dir / "small.json").read_text())
+    card["test_evaluation"] = card["evaluation"]  # as after training with --test-data
+    (models_dir / "small.json").write_text(json.dumps(card))
     body = client.get("/api/models").get_json()
     models = {entry["name"]: entry for entry in body["models"]}
     assert set(models) == {"tiny", "small"}
@@ -108,8 +119,9 @@ def test_models_list_without_long_arrays(client):
     assert models["small"]["available"] is True and models["small"]["error"] is None
     assert card["classes"] == ["apple", "pear", "plum", "fig"]
     assert "history" not in card
-    assert "confusion_matrix" not in card["evaluation"] and "per_class" not in card["evaluation"]
-    assert "accuracy" in card["evaluation"]
+    for key in ("evaluation", "test_evaluation"):
+        assert "confusion_matrix" not in card[key] and "per_class" not in card[key]
+        assert "accuracy" in card[key]
 
 
 def test_one_model_in_full(client):

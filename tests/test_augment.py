@@ -16,6 +16,36 @@ def test_augment_shifts_and_flips_within_the_padding():
         assert out.shape == (1, 4, 4, 3) and out.dtype == np.uint8
         seen.add(out.tobytes())
     assert len(seen) > 10
+    # Every shift from -2 to +2 on both axes, and a mirror image about half the time.
+    shifts = set()
+    for _ in range(400):
+        out = augment(padded, (4, 4), 2, 0, rng, flip=np.zeros(1, dtype=bool))[0]
+        shifts |= {(t, left) for t in range(5) for left in range(5)
+                   if np.array_equal(out, padded[0, t:t + 4, left:left + 4])}
+    assert len(shifts) == 25
+    mirrored = sum(np.array_equal(augment(image, (4, 4), 0, 0, rng)[0], image[0, :, ::-1]) for _ in range(200))
+    assert 60 < mirrored < 140
+
+
+def toy_data(images):
+    count = len(images)
+    return Dataset(images, np.arange(count) % 2, ["a", "b"], "toy", np.arange(count).astype(str))
+
+
+def test_every_image_is_in_a_batch_and_each_epoch_is_shuffled_and_shifted_anew():
+    images = np.random.default_rng(3).integers(0, 256, (1, 4, 4, 3), dtype=np.uint8).repeat(41, axis=0)
+    batches = AugmentedBatches(toy_data(images), TINY | {"batch_size": 8})
+    assert len(batches) == 6 and len(batches[5][0]) == 1  # the last batch holds the 41st image
+    order, first = batches.order.copy(), batches[0][0]
+    batches.on_epoch_end()
+    assert sorted(batches.order) == sorted(order) and not np.array_equal(batches.order, order)
+    assert not np.array_equal(batches[0][0], first)  # the same images, cropped and flipped otherwise
+
+
+def test_shifts_fill_the_border_by_reflection_not_black():
+    white = np.full((16, 4, 4, 3), 255, dtype=np.uint8)
+    batches = AugmentedBatches(toy_data(white), TINY | {"batch_size": 16, "translate": 2, "cutout": 0})
+    assert (batches[0][0] == 255).all()
 
 
 def test_augment_takes_each_crop_from_its_own_image():
@@ -67,6 +97,8 @@ def test_cutout_blanks_a_square_of_its_side_cut_only_by_the_edges(side):
         assert len(rows) == side or rows[0] == 0 or rows[-1] == 15  # shorter only at an edge
         assert len(cols) == side or cols[0] == 0 or cols[-1] == 15
     assert max(mask.sum() for mask in blanked) == side * side
+    rows = [np.flatnonzero(mask.any(axis=1)) for mask in blanked]  # centred anywhere: cut by every edge
+    assert any(len(r) < side and r[0] == 0 for r in rows) and any(len(r) < side and r[-1] == 15 for r in rows)
 
 
 def test_cutmix_pastes_a_box_from_another_image_and_mixes_the_loss_by_its_area():

@@ -41,6 +41,12 @@ def test_single_epoch_and_many_epochs():
     many = line_chart("Loss", {"training": list(range(100, 0, -1))})
     assert many.series[0].dots == [] and [label for _, label in many.x_ticks] == ["1", "20", "40", "60", "80", "100"]
     assert many.x_ticks[-1][0] == RIGHT
+    assert len(line_chart("Loss", {"training": [1.0] * 40}).series[0].dots) == 40  # the most drawn with dots
+
+
+def test_whole_steps_are_labelled_without_decimals():
+    chart = line_chart("Loss", {"training": [0.0, 10.0]})
+    assert [label for _, label in chart.y_ticks] == ["0", "2", "4", "6", "8", "10"]
 
 
 def test_epoch_ticks_are_round_and_label_the_last_epoch():

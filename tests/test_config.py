@@ -13,6 +13,12 @@ def test_bad_environment_value_stops_with_a_clear_message():
             settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": value})
 
 
+def test_environment_values_are_read_without_surrounding_blanks():
+    # A value written to a file with echo ends in a newline; a blank one counts as unset.
+    settings = settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": " 5000\n", "IMAGEAPP_DEFAULT_MODEL": "  "})
+    assert settings == {"MAX_CONTENT_LENGTH": 5000}
+
+
 @pytest.mark.parametrize("text, least, most, value", [("7", 1, None, 7), ("0", 0, 10, 0), ("10", 1, 10, 10),
                                                      ("007", 1, None, 7)])
 def test_whole_number_reads_ascii_digits_within_bounds(text, least, most, value):

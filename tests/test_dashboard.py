@@ -72,6 +72,8 @@ def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
     library = "cannot be loaded (ValueError: " + "a library's long account of the layer it could not build " * 3 + ")"
     assert reason(library) == ("cannot be loaded", library)
     assert reason("tiny.h5 is not an HDF5 model file") == ("tiny.h5 is not an HDF5 model file", None)
+    just_short = "a: " + "x" * (SHORT_REASON - 3)
+    assert reason(just_short) == (just_short, None)
     # On the page: a short reason whole; a long one, with Python's JSON error, behind its first clause.
     (models_dir / "tiny.h5").write_bytes(b"not hdf5")
     name = "cifar10_efficientnet_lite0"
@@ -132,6 +134,28 @@ def test_model_page_speaks_plainly(client, models_dir):
     for key, shown in [("logit_scale", "0.1111"), ("flip_tta", "yes"), ("residual", "no"), ("augment", "flip")]:
         assert f"<dt>{key}</dt><dd><code>{shown}</code></dd>" in page
     assert "recorded at training time" not in page
+
+
+def test_a_heat_maps_shades_are_each_rows_shares(client):
+    from webapp.dashboard import HEAT_LEVELS, MAX_HEAT_MAP_CLASSES, heat_map
+
+    # Zeros are the usual cell of a real matrix; a shade is the nearest tenth of the row.
+    rows = heat_map([[2, 1, 0], [0, 3, 0], [0, 0, 1]], ["a", "b", "c"])
+    assert HEAT_LEVELS == 10 and [row["total"] for row in rows] == [3, 3, 1]
+    assert rows[0]["cells"] == [(2, 7), (1, 3), (0, 0)] and rows[2]["cells"] == [(0, 0), (0, 0), (1, 10)]
+    assert heat_map([[1] * 100] * 100, [str(n) for n in range(100)]) is not None  # CIFAR-100
+    assert MAX_HEAT_MAP_CLASSES == 100
+
+
+def test_the_summary_row_shows_the_macro_averages_the_loss_and_the_files_own_size(client, models_dir):
+    path = models_dir / "small.json"
+    card = json.loads(path.read_text())
+    card["evaluation"].update(precision_macro=0.123, precision_weighted=0.456, loss=0.3141)
+    card["file_size_bytes"] = 123  # as if the card came from before a copy
+    path.write_text(json.dumps(card))
+    page = client.get("/models").get_data(as_text=True)
+    assert "12.3%" in page and "45.6%" not in page and "0.3141" in page
+    assert filesize((models_dir / "small.h5").stat().st_size) in page and "123 bytes" not in page
 
 
 def test_a_confusion_matrix_too_big_to_read_is_left_out(client, models_dir, monkeypatch):

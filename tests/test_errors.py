@@ -69,6 +69,11 @@ def test_a_413_says_which_limit_the_request_passed(app, length, message):
         assert errors.message_for(RequestEntityTooLarge()) == message
 
 
+def test_a_form_413_names_only_the_forms_own_field(app):
+    with app.test_request_context("/predict", method="POST", environ_overrides={"CONTENT_LENGTH": "10000000"}):
+        assert errors.message_for(RequestEntityTooLarge()).endswith("send one image and at most a model name.")
+
+
 def test_unexpected_error_is_a_plain_500(app, monkeypatch, make_image):
     from webapp import predictor
 

@@ -7,6 +7,7 @@ def test_filters_format_values_and_dash_missing_ones():
     assert decimal(0.123456) == "0.1235" and decimal("x") == DASH
     assert thousands(1234567) == "1,234,567"
     assert duration(12.34) == "12.3 s" and duration(192) == "3 min 12 s" and duration(7380) == "2 h 03 min"
+    assert duration(60) == "1 min 00 s" and duration(119.6) == "2 min 00 s" and duration(3600) == "1 h 00 min"
     assert text(None) == DASH and text("") == DASH and text(3) == "3"
 
 
@@ -30,6 +31,7 @@ def test_card_values_in_plain_words():
     assert [setting(v) for v in (1 / 9, 64.0, 1e-05, True, False, 8, "gelu", ["flip", 4], {"a": 1})] == \
         ["0.1111", "64", "1e-05", "yes", "no", "8", "gelu", "flip, 4", '{"a": 1}']
     assert milliseconds(43.2) == "43 ms" and milliseconds(2.345) == "2.3 ms" and milliseconds(None) == DASH
+    assert milliseconds(10) == "10 ms"
 
 
 def test_long_names_may_wrap_after_underscores_and_stay_escaped():

@@ -37,11 +37,17 @@ def test_sixteen_bit_gray_is_scaled_not_clipped():
     values = np.full((4, 4), 32768, dtype=np.uint16)  # mid-grey in 16 bits
     pixels = load_rgb(encode(Image.fromarray(values), "PNG"))
     assert 120 <= pixels.mean() <= 135
+    # 32-bit gray (TIFF) within 0-255 is taken as 8-bit: white stays white.
+    white = Image.fromarray(np.full((4, 4), 255, dtype=np.int32), "I")
+    assert (load_rgb(encode(white, "TIFF"), formats=DATASET_FORMATS) == 255).all()
 
 
 def test_transparency_is_put_on_white():
     image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
     assert (load_rgb(encode(image, "PNG")) == 255).all()
+    palette = Image.new("P", (4, 4), 0)  # a GIF's or PNG's transparent palette entry, black beneath
+    palette.putpalette([0, 0, 0] * 256)
+    assert (load_rgb(encode(palette, "PNG", transparency=0)) == 255).all()
 
 
 def test_exif_orientation_is_applied():
@@ -76,6 +82,8 @@ def test_an_image_just_over_the_limit_is_refused_without_pillows_warning():
         warnings.simplefilter("error")
         with pytest.raises(ImageError, match=r"Image is too large \(9000 x 7000 pixels\)"):
             load_rgb(png_header_only(9000, 7000))
+    with pytest.raises(ImageError, match="damaged or incomplete"):  # at the limit: read, and found short of data
+        load_rgb(png_header_only(10_000, 5_000))
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"%!PS-Adobe-3.0 EPSF-3.0\n"])

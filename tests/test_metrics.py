@@ -67,3 +67,6 @@ def test_format_report_is_a_readable_table(predictions):
     assert text.startswith("Validation on 200 images")
     assert "precision" in text and "macro avg" in text and "weighted avg" in text
     assert all(label in text for label in CLASSES)
+    averages = text.splitlines()[-2:]
+    assert [line.split()[:2] for line in averages] == [["macro", "avg"], ["weighted", "avg"]]
+    assert all(line.split()[-1] == "200" for line in averages)  # the support: every image

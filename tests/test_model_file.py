@@ -63,6 +63,9 @@ def test_a_single_nan_number_is_found_too(tmp_path):
         f["model_weights/scale"] = float("nan")
         f["model_weights/steps"] = 3
     assert "holds NaN or infinite weights (in model_weights/scale)" in model_file.problems({path: (1, {})})[path]
+    with h5py.File(path, "w") as f:
+        f["model_weights/kernel"] = [1.0, float("nan"), 2.0]  # one among finite ones
+    assert "holds NaN or infinite weights (in model_weights/kernel)" in model_file.problems({path: (1, {})})[path]
 
 
 def test_messages_name_files_without_their_folders():
@@ -70,6 +73,7 @@ def test_messages_name_files_without_their_folders():
     assert model_file.without_folder(f"cannot open {path} in /home/alice", path) == "cannot open tiny.h5 in models"
     # A file named without a folder: nothing else in the message is taken for one.
     assert model_file.without_folder("cannot open ./tiny.h5 (v1.2)", Path("tiny.h5")) == "cannot open ./tiny.h5 (v1.2)"
+    assert model_file.without_folder("cannot open /tiny.h5: see a/b", Path("/tiny.h5")) == "cannot open tiny.h5: see a/b"
 
 
 def test_a_file_with_nan_weights_is_reported(built_models, tmp_path):

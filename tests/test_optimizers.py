@@ -35,3 +35,10 @@ def test_lookahead_pulls_the_weights_back_to_their_average_every_n_steps():
             weights = average = pull * average + (1 - pull) * weights
         assert np.allclose(keras.ops.convert_to_numpy(variable), weights), step
     assert weights > 1 - learning_rate * total + 0.5  # the pulls held the weights back
+
+
+def test_the_settings_survive_a_round_trip_through_the_config():
+    # As when Keras saves the optimizer with a model, or clones it.
+    optimizer = AirbenchSGD(0.1, total_steps=10, bias_lr_scale=32.0, lookahead_every=5)
+    again = AirbenchSGD.from_config(optimizer.get_config())
+    assert (again.total_steps, again.bias_lr_scale, again.lookahead_every) == (10, 32.0, 5)

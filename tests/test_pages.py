@@ -33,6 +33,7 @@ def test_a_long_list_of_classes_is_cut_short():
     text = classes_text([f"class{n}" for n in range(1000)])
     assert text.startswith("Recognises 1,000 classes: class0, class1,")
     assert text.endswith(f"class{MAX_LISTED_CLASSES - 1} and {1000 - MAX_LISTED_CLASSES} more.")
+    assert classes_text([f"class{n}" for n in range(MAX_LISTED_CLASSES)]).endswith(f"class{MAX_LISTED_CLASSES - 1}.")
 
 
 def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, csrf_token, make_image):
@@ -70,6 +71,22 @@ def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, m
     monkeypatch.setattr("webapp.pages.CONFIDENT", 1.01)
     page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
     assert re.search(verdict.format("Not sure: best guess"), page)
+
+
+@pytest.mark.parametrize("top, verdict", [(0.5, "Most likely:"), (0.49, "Not sure: best guess")])
+def test_an_answer_of_one_half_or_more_is_worded_as_sure(client, csrf_token, make_image, monkeypatch, top, verdict):
+    from webapp.predictor import Result
+
+    answer = Result("small", [("apple", top), ("pear", 0.3), ("fig", 0.01)], 1.0, 4)
+    monkeypatch.setattr("webapp.pages.classify", lambda *args: answer)
+    page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
+    assert f'<h1 class="verdict">{verdict} <strong>apple</strong>' in page
+
+
+def test_the_page_counts_the_models_classes_not_the_answers_shown(app, client, csrf_token, make_image):
+    app.config["TOP_K"] = 2
+    page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
+    assert page.count('class="bar-fill"') == 2 and "always picks one of its 4 classes" in page
 
 
 def test_predict_uses_default_model(client, csrf_token, make_image):
@@ -184,6 +201,18 @@ def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offere
         assert (f'<p class="notice" role="status">Model &#39;{asked}&#39; cannot be used ({reason}); the form offers '
                 "tiny instead.</p>") in page
         assert 'class="errors" id="upload-errors" role="alert" hidden' in page  # not an error of the form
+
+
+def test_a_long_name_asked_for_is_cut_in_the_notice(client):
+    page = client.get("/", query_string={"model": "x" * 500}).get_data(as_text=True)
+    assert f"Model &#39;{'x' * 80}&#39; cannot be used (there is no such model)" in page
+
+
+def test_no_notice_about_a_model_asked_for_when_there_are_none(client, models_dir):
+    for path in models_dir.iterdir():
+        path.unlink()
+    page = client.get("/?model=tiny").get_data(as_text=True)
+    assert "No model is available yet" in page and 'role="status"' not in page
 
 
 def test_a_long_reason_in_the_notice_is_cut_to_its_lead(client, models_dir, monkeypatch):

@@ -33,7 +33,8 @@ def test_served_probabilities_equal_trainer_evaluate(client, models_dir, make_im
 
 def test_top_k_bounds(app):
     with app.app_context():
-        assert parse_top_k(None) == 5 and parse_top_k("3") == 3
+        assert parse_top_k(None) == 5 and parse_top_k("") == 5 and parse_top_k("3") == 3
+        assert parse_top_k("1") == 1 and parse_top_k("1000") == 1000
         # "\u0661": an Arabic-Indic digit, isdigit() but not ASCII; int() of 5000 digits would itself fail.
         for bad in ("0", "-1", "1001", "1.5", "2.5", "abc", "\u0661", "9" * 5000):
             with pytest.raises(PredictionError, match="top_k") as refused:

@@ -54,6 +54,18 @@ def test_on_resuming_the_log_keeps_only_the_backed_up_epochs(tmp_path):
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     resume.cut_log(log, resume.backed_up_epochs(tmp_path / "backup"))
     assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"
+    log.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n")  # one epoch past the backup
+    resume.cut_log(log, 2)
+    assert log.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"
+
+
+def test_a_resumed_run_counts_the_seconds_of_the_backed_up_epochs_only(tmp_path):
+    phase = tmp_path / "scratch"
+    (phase / "backup").mkdir(parents=True)
+    rows = "".join(f"1,0.5,1,0.5,0.1,{seconds}\n" for seconds in (10, 10, 10))
+    (phase / "history.csv").write_text(",".join(resume.HISTORY_KEYS) + "\n" + rows)
+    (phase / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert resume.seconds_kept_from_earlier_processes(tmp_path) == 20  # the third is trained again
 
 
 def test_best_weights_are_written_whole_and_only_with_a_backup_of_their_epoch(tmp_path, monkeypatch):
@@ -118,3 +130,6 @@ def test_a_nan_validation_loss_is_never_the_best(tmp_path):
     assert not best_path.exists()
     backup.on_epoch_end(1, {"val_loss": 2.0})
     assert backup.best == 2.0 and best_path.exists()
+    written = best_path.stat().st_ino  # each writing is a new file renamed into place
+    backup.on_epoch_end(2, {"val_loss": 2.0})  # a tie: the earlier epoch stays the best
+    assert best_path.stat().st_ino == written

@@ -13,8 +13,8 @@ def test_sizes_in_decimal_units_with_a_decimal_only_under_ten():
 
 
 def test_counts_of_things():
-    assert [plural(1, "epoch"), plural(2, "epoch"), plural(1, "class"), plural(1000, "class")] == [
-        "1 epoch", "2 epochs", "1 class", "1,000 classes"]
+    assert [plural(0, "epoch"), plural(1, "epoch"), plural(2, "epoch"), plural(1, "class"), plural(1000, "class")] == [
+        "0 epochs", "1 epoch", "2 epochs", "1 class", "1,000 classes"]
 
 
 def test_a_library_error_as_one_plain_line():

@@ -215,6 +215,7 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--batch-size", "-1", "must be 1 or more, not -1"),
     ("--image-size", "4", "must be 16 or more, not 4"),
     ("--validation-fraction", "0", "must be between 0 and 1"),
+    ("--validation-fraction", "1", "must be between 0 and 1"),
     ("--learning-rate", "nan", "must be a finite number, not nan"),
     ("--learning-rate", "inf", "must be a finite number, not inf"),
     ("--learning-rate", "0", "must be above 0 and at most 3.403e+38, not 0"),
@@ -287,6 +288,29 @@ def test_a_missing_teacher_is_refused_before_loading_data(capsys):
     assert "--teacher must be an existing model file; nowhere.h5 is not" in err
 
 
+def test_a_folder_given_as_a_file_is_refused_before_loading_data(tmp_path, capsys):
+    err = refused(["train", "--data", "x", "--teacher", str(tmp_path)], capsys)
+    assert f"--teacher must be an existing model file; {tmp_path} is not" in err
+    err = refused(["train", "--data", "x", "--arch", "vgg16", "--weights", str(tmp_path)], capsys)
+    assert f"--weights must be imagenet, none or an existing file; {tmp_path} is none of these" in err
+
+
+@pytest.mark.parametrize("option, value", [("--teacher-weight", "0"), ("--teacher-weight", "1"),
+                                           ("--validation-fraction", "0.999"), ("--image-size", "16")])
+def test_option_values_at_their_bounds_are_taken(option, value, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr("trainer.__main__._train", lambda args: seen.append(vars(args)) or 0)
+    assert main(["train", "--data", "x", option, value]) == 0
+    assert seen[0][option[2:].replace("-", "_")] == float(value)
+
+
+def test_the_smallest_upscale_size_is_taken_for_vgg16(monkeypatch):
+    seen = []
+    monkeypatch.setattr("trainer.__main__._train", lambda args: seen.append(args.upscale_size) or 0)
+    assert main(["train", "--data", "x", "--arch", "vgg16", "--upscale-size", "32"]) == 0
+    assert seen == [32]
+
+
 def test_missing_test_data_is_refused_before_loading_the_training_data(capsys):
     err = refused(["train", "--data", "x", "--test-data", "nowhere"], capsys)
     assert err == "error: --test-data must be a folder or .zip of class subfolders; there is no nowhere"
@@ -337,6 +361,14 @@ def test_a_foreign_folder_in_place_of_a_run_is_left_alone(image_folder, tmp_path
 def test_evaluate_asks_for_the_h5_not_the_card(built_models, image_folder, capsys):
     err = refused(["evaluate", str(built_models / "tiny.json"), "--data", str(image_folder)], capsys)
     assert "tiny.json is not a .h5 model file" in err
+
+
+def test_evaluate_asks_to_rename_a_model_named_in_capitals(built_models, tmp_path, capsys):
+    # Keras' load_model refuses the name, with a message about TensorFlow's SavedModel.
+    shutil.copy(built_models / "tiny.h5", tmp_path / "TINY.H5")
+    shutil.copy(built_models / "tiny.json", tmp_path / "TINY.json")
+    err = refused(["evaluate", str(tmp_path / "TINY.H5"), "--data", str(tmp_path / "nowhere")], capsys)
+    assert err == "error: Keras reads .h5 files only by that name: rename TINY.H5 to TINY.h5"
 
 
 @pytest.mark.parametrize("argv, usage, message", [

@@ -23,9 +23,10 @@ def test_a_value_that_is_neither_yes_nor_no_stops_with_one_sentence(value):
         tunnel.requested(False, {"IMAGEAPP_NGROK": value})
 
 
-def test_without_token_says_so_in_one_line(capsys, monkeypatch):
+@pytest.mark.parametrize("environ", [{}, {"NGROK_AUTHTOKEN": "  "}])
+def test_without_token_says_so_in_one_line(capsys, monkeypatch, environ):
     monkeypatch.setattr(ngrok, "connect", lambda *a, **k: pytest.fail("must not connect"))
-    assert tunnel.open_tunnel(8000, {}) is None
+    assert tunnel.open_tunnel(8000, environ) is None
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "NGROK_AUTHTOKEN is not set" in out and "8000" in out
 
@@ -42,6 +43,8 @@ def test_connects_with_token_and_basic_auth(capsys, monkeypatch):
     assert tunnel.open_tunnel(8123, environ) == "https://example.ngrok.app"
     assert calls == [("8123", "http", "tok", {"basic_auth": ["me:longpassword"]})]
     assert "public URL https://example.ngrok.app -> local port 8123" in capsys.readouterr().out
+    tunnel.open_tunnel(8123, {"NGROK_AUTHTOKEN": "tok"})
+    assert calls[1] == ("8123", "http", "tok", {})  # no basic_auth option, not an empty one
 
 
 def test_failure_is_one_line_and_not_raised(capsys, monkeypatch):
