@@ -18,11 +18,24 @@ from trainer.formatting import filesize
 from trainer.__main__ import main
 from trainer.presets import PRESETS
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_folder(tmp_path, monkeypatch):
+    """Commands run from the test's own folder, so that the default --run-dir (runs/) and its
+    lock files land there, not in the checkout."""
+    monkeypatch.chdir(tmp_path)
+
 
 def test_help_documents_both_commands():
-    result = subprocess.run([sys.executable, "-m", "trainer", "--help"], capture_output=True, text=True, timeout=60)
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, timeout=60,
+                              cwd=CHECKOUT)
+
+    result = run("--help")
     assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "trainer", "train", "--help"], capture_output=True, text=True, timeout=60)
+    result = run("train", "--help")
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
                    "--validation-fraction", "--weights", "--unfreeze-blocks", "--teacher", "--name", "--out", "--seed"):
         assert option in result.stdout
@@ -266,6 +279,15 @@ def test_a_model_of_the_same_name_is_replaced_only_when_asked(name, monkeypatch,
     assert f"{saved.name} exists: pass --replace to train a new one in its place, or --name to save beside it" in err
     assert trained == []
     assert main([*argv, "--replace"]) == 0 and trained == [{"replace": True}]
+
+
+def test_data_named_without_letters_or_digits_gives_the_model_a_name_still(monkeypatch, image_folder, tmp_path, capsys):
+    data = shutil.copytree(image_folder, tmp_path / "!!!")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "data_scratch.h5").write_bytes(b"an hour's work")
+    monkeypatch.setattr("trainer.data.load_dataset", pytest.fail)
+    err = refused(["train", "--data", str(data), "--out", str(tmp_path / "models")], capsys)
+    assert "data_scratch.h5 exists: pass --replace" in err
 
 
 def test_a_second_run_of_the_same_name_is_refused_before_its_data_loads(monkeypatch, image_folder, tmp_path, capsys):
