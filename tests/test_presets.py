@@ -1,0 +1,32 @@
+"""The presets, as the README states them: a change of one needs the README changed too."""
+
+import re
+from pathlib import Path
+
+from trainer.presets import PRESETS
+
+TEXT = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = " ".join(TEXT.split())  # as read, whatever the line breaks
+TABLE = TEXT.split("| preset | what | meant for |")[1].split("\n\n")[0]
+SCRATCH = [name for name, hp in PRESETS.items() if hp["arch"] == "scratch"]
+TRANSFER = [name for name, hp in PRESETS.items() if hp["arch"] != "scratch"]
+
+
+def test_every_preset_is_in_the_readmes_table():
+    assert sorted(re.findall(r"^\| `([\w-]+)` \|", TABLE, re.MULTILINE)) == sorted(PRESETS)
+
+
+def test_the_scratch_presets_epochs_and_image_size_are_the_readmes():
+    for name in SCRATCH:
+        assert re.search(rf"\| `{name}` \| [^|]*\b{PRESETS[name]['epochs']} epochs\b", TABLE), name
+        assert PRESETS[name]["image_size"] == 32
+    assert "32 px for the scratch presets" in README
+
+
+def test_the_shares_held_out_and_the_transfer_sizes_are_the_readmes():
+    assert {hp["validation_fraction"] for hp in PRESETS.values()} == {0.1}
+    assert "(`--validation-fraction`, default 0.1)" in README
+    assert {PRESETS[name]["selection_fraction"] for name in TRANSFER} == {0.1}
+    assert "(`selection_fraction`, 0.1)" in README
+    sizes = PRESETS["efficientnet_lite0"]["upscale_size"], PRESETS["vgg16"]["upscale_size"]
+    assert "(`--upscale-size`; {} px for EfficientNet-Lite0, {} for VGG16)".format(*sizes) in README
