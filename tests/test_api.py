@@ -109,9 +109,9 @@ def test_no_model_at_all_is_503(client, models_dir, make_image):
 
 
 def test_models_list_without_long_arrays(client, models_dir):
-    card = json.loads((models_dir / "small.json").read_text())
-    card["test_evaluation"] = card["evaluation"]  # as after training with --test-data
-    (models_dir / "small.json").write_text(json.dumps(card))
+    written = json.loads((models_dir / "small.json").read_text())
+    written["test_evaluation"] = written["evaluation"]  # as after training with --test-data
+    (models_dir / "small.json").write_text(json.dumps(written))
     body = client.get("/api/models").get_json()
     models = {entry["name"]: entry for entry in body["models"]}
     assert set(models) == {"tiny", "small"}

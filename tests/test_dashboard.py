@@ -136,7 +136,7 @@ def test_model_page_speaks_plainly(client, models_dir):
     assert "recorded at training time" not in page
 
 
-def test_a_heat_maps_shades_are_each_rows_shares(client):
+def test_a_heat_maps_shades_are_each_rows_shares():
     from webapp.dashboard import HEAT_LEVELS, MAX_HEAT_MAP_CLASSES, heat_map
 
     # Zeros are the usual cell of a real matrix; a shade is the nearest tenth of the row.

@@ -360,14 +360,19 @@ def test_a_check_that_exits_with_an_error_gives_its_last_line_as_the_reason(regi
     assert info["tiny"].error == "tiny.h5 cannot be read: cannot open tiny.h5; copy it again, or train it again"
 
 
-def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry, models_dir):
+def save_retrained(models_dir) -> Path:
+    """tiny's model with other weights, saved beside it: a file of the same size."""
     import keras
 
-    first = registry.load("tiny")
     retrained = keras.saving.load_model(models_dir / "tiny.h5", compile=False)
     retrained.set_weights([w + 0.5 for w in retrained.get_weights()])
-    new, old = models_dir / ".tiny.new.h5", models_dir / "tiny.h5"
-    retrained.save(new)
+    retrained.save(models_dir / ".tiny.new.h5")
+    return models_dir / ".tiny.new.h5"
+
+
+def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry, models_dir):
+    first = registry.load("tiny")
+    new, old = save_retrained(models_dir), models_dir / "tiny.h5"
     assert new.stat().st_size == old.stat().st_size
     os.utime(new, ns=(old.stat().st_atime_ns, old.stat().st_mtime_ns))
     os.replace(new, old)
@@ -377,13 +382,8 @@ def test_a_file_of_the_same_size_and_time_moved_over_a_model_is_noticed(registry
 def test_a_model_copied_in_place_with_its_time_kept_is_noticed(registry, models_dir):
     # As `cp -p new.h5 models/tiny.h5` does: same file (inode), same size, the old time kept;
     # only the change time (ctime) tells.
-    import keras
-
     first = registry.load("tiny")
-    retrained = keras.saving.load_model(models_dir / "tiny.h5", compile=False)
-    retrained.set_weights([w + 0.5 for w in retrained.get_weights()])
-    new, old = models_dir / ".tiny.new.h5", models_dir / "tiny.h5"
-    retrained.save(new)
+    new, old = save_retrained(models_dir), models_dir / "tiny.h5"
     before = old.stat()
     with open(old, "r+b") as f:
         f.write(new.read_bytes())

@@ -275,10 +275,10 @@ def _evaluate(args) -> int:
 
     if not args.model.is_file():
         raise UsageError(f"No such model file: {args.model}")
-    if args.model.suffix.lower() == ".h5" and args.model.suffix != ".h5":  # Keras reads no other spelling
-        raise UsageError(f"Keras reads .h5 files only by that name: rename {args.model.name} to "
-                         f"{args.model.stem}.h5")
     if args.model.suffix != ".h5":
+        if args.model.suffix.lower() == ".h5":  # Keras reads no other spelling
+            raise UsageError(f"Keras reads .h5 files only by that name: rename {args.model.name} to "
+                             f"{args.model.stem}.h5")
         raise UsageError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
     card_path = args.model.with_suffix(".json")
     if not card_path.exists():
