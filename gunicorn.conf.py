@@ -83,7 +83,6 @@ errorlog = "-"
 # Set here, in the master, so that every worker inherits them before importing TensorFlow.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Every worker must sign forms with the same key, or a form from one fails in another.

@@ -141,8 +141,6 @@ def run_level(port: int, bodies: list[tuple[bytes, str]], concurrency: int, tota
 
 
 def model_ceiling(folder: Path, name: str) -> None:
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model = Registry(folder).load(name)
     height, width = model.input_size
     print(f"Model alone ({name}, {height}x{width}, this process, TensorFlow's default threads):")

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from trainer.keras_import import import_keras  # noqa: E402
 
+import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
 from trainer.__main__ import OVERRIDES, UsageError, recipe  # noqa: E402
 from trainer.data import load_dataset, natural_size  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402

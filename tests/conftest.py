@@ -24,9 +24,12 @@ import pytest
 # The suite runs on the backend requirements.txt installs, whatever the shell has exported
 # (the README's GPU recipe exports jax); and the web app's settings are the tests' own.
 os.environ["KERAS_BACKEND"] = "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 for name in [name for name in os.environ if name.startswith(("IMAGEAPP_", "NGROK_"))]:
     del os.environ[name]
+
+from trainer.keras_import import import_keras  # noqa: E402
+
+import_keras()  # as the trainer and the web app import it, without TensorFlow's log lines
 
 from trainer.presets import PRESETS  # noqa: E402
 from webapp import create_app  # noqa: E402

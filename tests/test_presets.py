@@ -30,3 +30,12 @@ def test_the_shares_held_out_and_the_transfer_sizes_are_the_readmes():
     assert "(`selection_fraction`, 0.1)" in README
     sizes = PRESETS["efficientnet_lite0"]["upscale_size"], PRESETS["vgg16"]["upscale_size"]
     assert "(`--upscale-size`; {} px for EfficientNet-Lite0, {} for VGG16)".format(*sizes) in README
+
+
+def test_the_test_time_views_are_the_readmes():
+    for name in SCRATCH:
+        assert PRESETS[name]["flip_tta"] and PRESETS[name]["translate_tta"], name
+    assert "averaging over the image, its mirror and both moved by one pixel" in README
+    for name in TRANSFER:
+        assert PRESETS[name]["flip_tta"] and not PRESETS[name]["translate_tta"], name
+    assert "average over the image and its mirror only" in README

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import os
 import tempfile
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
-
-from trainer.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
 def _names(text: str) -> list[str]:
@@ -129,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from trainer.keras_import import import_keras
+
+    import_keras()  # before any module of ours imports it, so that TensorFlow's start-up lines are dropped
     from trainer.data import DataError
     from trainer.models import WeightsError
     from trainer.train import TrainingError

@@ -89,7 +89,8 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
-          f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels")
+          f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
+          f"training on {device_description()}")
 
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)

@@ -23,6 +23,7 @@ from flask import abort, current_app
 from trainer import model_file
 from trainer.card import load_card, mismatch
 from trainer.formatting import first_line, is_number
+from trainer.keras_import import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,7 @@ def _check_files(files: dict[str, Path], sizes: dict[str, int]) -> dict[str, tup
 
 def _load_keras_model(path: Path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras  # imported here, in the worker, never in a forking parent
-
+    keras = import_keras()  # here, in the worker, never in a forking parent
     return keras.saving.load_model(path, compile=False)
 
 

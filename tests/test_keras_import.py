@@ -1,0 +1,76 @@
+"""Keras is imported without TensorFlow's start-up log lines, and nothing else is lost."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer.keras_import import log_lines_dropped, without_log_lines
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+# As TensorFlow 2.21 writes them on a machine without a GPU.
+ABSL = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+ONE_DNN = (b"I0000 00:00:1796283649.997754   31689 port.cc:153] oneDNN custom operations are on. You may see "
+           b"slightly different numerical results due to floating-point round-off errors from different "
+           b"computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n")
+NO_DRIVER = (b"I0000 00:00:1796283649.998102   31689 cudart_stub.cc:31] Could not find cuda drivers on your "
+             b"machine, GPU will not be used.\n")
+CU_INIT = (b"E0000 00:00:1796283654.664007   31689 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
+           b"error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+FATAL = b"F0000 00:00:1796283654.664999   31689 some_kernel.cc:10] Check failed: a FATAL line is always shown\n"
+
+
+def test_log_lines_under_the_level_go_and_everything_else_stays():
+    ours = [b"UserWarning: \xff not UTF-8\n", b"E0000 in a sentence of ours\n", b"a last line without its newline"]
+    written = [ABSL, ONE_DNN, NO_DRIVER, ours[0], ABSL, ONE_DNN, NO_DRIVER, CU_INIT, FATAL, ours[1], ours[2]]
+    assert without_log_lines(b"".join(written), below=3) == b"".join([ours[0], FATAL, ours[1], ours[2]])
+    assert without_log_lines(b"".join(written), below=2) == b"".join([ours[0], CU_INIT, FATAL, ours[1], ours[2]])
+    assert without_log_lines(b"".join(written), below=0) == b"".join(written)
+
+
+def test_held_output_comes_back_in_order_even_after_an_exception(capfd):
+    with pytest.raises(KeyboardInterrupt):
+        with log_lines_dropped(below=1):
+            os.write(2, b"first\n" + ONE_DNN + b"second\n")
+            raise KeyboardInterrupt  # as a Ctrl-C during the import would
+    os.write(2, b"after\n")  # descriptor 2 is the terminal's again
+    assert capfd.readouterr().err == "first\nsecond\nafter\n"
+
+
+@pytest.fixture
+def cifar_folder(tmp_path):
+    for label in ("cat", "ship"):
+        (tmp_path / label).mkdir()
+        for n in range(2):
+            pixels = np.random.default_rng(n).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{n}.png")
+    return tmp_path
+
+
+EVALUATE = ["-m", "trainer", "evaluate", "models/cifar10_scratch.h5", "--data", "{data}"]
+LOAD_IN_A_WORKER = ["-c", "from webapp.registry import Registry; Registry('models').load('cifar10_scratch')"]
+
+
+def run_python(command: list[str], data: Path, **environ) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"} | environ
+    result = subprocess.run([sys.executable, *(part.format(data=data) for part in command)], capture_output=True,
+                            text=True, timeout=120, cwd=CHECKOUT, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("command", [EVALUATE, LOAD_IN_A_WORKER])
+def test_the_trainer_and_the_web_app_print_no_tensorflow_log_lines(command, cifar_folder):
+    stderr = run_python(command, cifar_folder).stderr
+    for word in ("absl", "oneDNN", "cuda", "cuInit", "I0000", "E0000"):
+        assert word not in stderr
+
+
+def test_tensorflow_log_lines_show_when_asked_for(cifar_folder):
+    stderr = run_python(EVALUATE, cifar_folder, TF_CPP_MIN_LOG_LEVEL="0").stderr
+    assert "I0000" in stderr and "E0000" in stderr  # the level reaches TensorFlow, and the start-up lines stay
