@@ -74,3 +74,16 @@ def test_the_trainer_and_the_web_app_print_no_tensorflow_log_lines(command, cifa
 def test_tensorflow_log_lines_show_when_asked_for(cifar_folder):
     stderr = run_python(EVALUATE, cifar_folder, TF_CPP_MIN_LOG_LEVEL="0").stderr
     assert "I0000" in stderr and "E0000" in stderr  # the level reaches TensorFlow, and the start-up lines stay
+
+
+@pytest.mark.parametrize("backend, prelude, cause", [
+    ("nonesuch", "", "Unable to import backend : nonesuch"),
+    ("jax", "sys.modules['jax'] = None; ", "jax"),  # as where JAX is not installed
+])
+def test_a_backend_that_cannot_load_is_one_clear_sentence(backend, prelude, cause, cifar_folder):
+    code = f"import sys; {prelude}from trainer.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", "models/cifar10_scratch.h5", "--data", cifar_folder], capture_output=True,
+                            text=True, timeout=120, cwd=CHECKOUT, env=os.environ | {"KERAS_BACKEND": backend})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: Keras cannot load its backend (") and len(result.stderr.splitlines()) == 1
+    assert cause in result.stderr and 'pip install "jax[cuda12]"' in result.stderr

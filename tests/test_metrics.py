@@ -64,9 +64,24 @@ def test_confusion_matrix_rows_are_true_classes():
 
 def test_format_report_is_a_readable_table(predictions):
     text = format_report(classification_report(*predictions, CLASSES), "Validation")
-    assert text.startswith("Validation on 200 images")
+    assert text.startswith("Validation (200 images)\n")
     assert "precision" in text and "macro avg" in text and "weighted avg" in text
     assert all(label in text for label in CLASSES)
     averages = text.splitlines()[-2:]
     assert [line.split()[:2] for line in averages] == [["macro", "avg"], ["weighted", "avg"]]
     assert all(line.split()[-1] == "200" for line in averages)  # the support: every image
+
+
+def test_a_perfect_score_has_a_loss_of_zero_not_minus_zero():
+    labels = np.array([0, 1])
+    assert "loss 0.0000" in format_report(classification_report(labels, np.eye(2)[labels], ["a", "b"]))
+
+
+def test_classes_neither_shown_nor_predicted_are_left_out_of_the_table_as_of_the_averages():
+    # A 4-class model scored on photos of a and b, one b taken for c: d is left out, c stays.
+    probabilities = np.eye(4)[[0, 0, 1, 2]]
+    text = format_report(classification_report(np.array([0, 0, 1, 1]), probabilities, ["a", "b", "c", "d"]))
+    rows = [line.split()[0] for line in text.splitlines()[3:-3]]
+    assert rows == ["a", "b", "c"]
+    assert text.splitlines()[-1] == "  (1 class of the model left out: no images here, never predicted)"
+    assert text.splitlines()[-3].split()[2] == f"{(1 + 1 + 0) / 3:.3f}"  # macro precision over a, b and c

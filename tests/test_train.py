@@ -48,7 +48,10 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert evaluation["samples"] == 6 and sum(row["support"] for row in evaluation["per_class"].values()) == 6
     assert np.array(evaluation["confusion_matrix"]).sum() == 6
     assert {"precision_macro", "recall_weighted", "f1_macro", "loss", "accuracy"} <= evaluation.keys()
-    assert "Validation on 6 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Validation (6 images)" in out and "training on cpu" in out
+    # Into a pipe or file, a line per epoch: no progress bar's redraws.
+    assert out.count("Epoch 3/3\n3/3 - ") == 1 and "\x1b[" not in out and "\r" not in out
 
     # The reloaded model takes raw 0-255 pixels (uint8 or float) and gives the same answers.
     data = load_folder(image_folder, 16)
@@ -440,3 +443,17 @@ def test_weight_decay_reaches_the_batch_norm_shifts_on_every_backend():
     optimizer = train_module._scratch_optimizer(hp, total_steps=10)
     optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in (shift, kernel)])
     assert np.all(shift.numpy() < 1) and np.allclose(shift.numpy(), kernel.numpy()[0])
+
+
+@pytest.mark.parametrize("images, batch_size, advice", [
+    (81, 256, "--batch-size 16 would make it 6"), (256, 256, "--batch-size 64 would make it 4"),
+    (3, 256, "--batch-size 1 would make it 3"), (257, 256, None),
+])
+def test_a_training_set_of_one_batch_is_warned_of(images, batch_size, advice, capsys):
+    train_module._warn_if_one_batch(images, batch_size)
+    err = capsys.readouterr().err
+    if advice is None:
+        assert err == ""
+    else:
+        assert err.startswith(f"warning: the {images} training images make a single batch (--batch-size "
+                              f"{batch_size}), so an epoch is one step; ") and err.strip().endswith(advice)

@@ -36,6 +36,7 @@ def test_help_documents_both_commands():
     result = run("--help")
     assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
     result = run("train", "--help")
+    assert result.stdout.startswith("usage: python -m trainer train --data DATA [OPTION ...]\n")  # one line
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
                    "--validation-fraction", "--weights", "--unfreeze-blocks", "--teacher", "--name", "--out", "--seed"):
         assert option in result.stdout
@@ -48,7 +49,8 @@ def test_cifar10_offline_is_one_clear_sentence(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("keras.datasets.cifar10.load_data", offline)
     assert main(["train", "--data", "cifar10", "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: Could not download CIFAR-10") and "--data PATH" in err
+    assert err.startswith("error: Could not download CIFAR-10 ([Errno -3] Temporary failure in name resolution); ")
+    assert "--data PATH" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
@@ -63,9 +65,10 @@ def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, imag
     monkeypatch.setattr("keras.applications.VGG16", offline)
     assert main(["train", "--arch", "vgg16", "--data", str(image_folder), "--image-size", "16",
                  "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err.strip()
+    warning, err = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("warning: the 27 training images make a single batch")  # 30 images, 3 held out
     assert err.startswith("error: Cannot load the vgg16 weights 'imagenet' (URL fetch failure")
-    assert "--weights PATH" in err and len(err.splitlines()) == 1
+    assert "--weights PATH" in err
     left = [p.name for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")]
     assert left == []  # refused before any epoch: nothing left to resume
 
@@ -88,7 +91,7 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()
-    assert "colours_scratch on data" in report and "30 images" in report and "macro avg" in report
+    assert "colours_scratch on data (30 images)" in report and "macro avg" in report
     # The training data, whole, scores images the model learned from: said, with what to do instead.
     assert err.strip() == ("warning: data is the data colours_scratch.h5 was trained on, so this score counts the "
                            "images it learned from; --held-out scores only those its run held out")
@@ -96,7 +99,7 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     # The card's own evaluation again, from the unzipped folder: the same images held out.
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder), "--held-out"]) == 0
     report = capsys.readouterr().out
-    assert "colours_scratch on data (held out) on 6 images" in report
+    assert "colours_scratch on data, held out (6 images)" in report
     assert f"loss {card['evaluation']['loss']:.4f}   accuracy {card['evaluation']['accuracy']:.2%}" in report
 
 
@@ -147,7 +150,7 @@ def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(trai
     assert main(["evaluate", str(model), "--data", str(image_folder), "--held-out"]) == 0
     out, err = capsys.readouterr()
     assert "warning: the card of tiny.h5 has no data_digest" in err
-    assert f"accuracy {card['evaluation']['accuracy']:.2%}" in out and "on 6 images" in out
+    assert f"accuracy {card['evaluation']['accuracy']:.2%}" in out and "(6 images)" in out
 
 
 @pytest.mark.parametrize("content, card, message", [
@@ -310,6 +313,11 @@ def test_a_missing_teacher_is_refused_before_loading_data(capsys):
     assert "--teacher must be an existing model file; nowhere.h5 is not" in err
 
 
+def test_a_teacher_weight_without_a_teacher_is_refused(capsys):
+    err = refused(["train", "--data", "x", "--teacher-weight", "0.3"], capsys)
+    assert "--teacher-weight sets the teacher's share of each target, so it needs --teacher" in err
+
+
 def test_a_folder_given_as_a_file_is_refused_before_loading_data(tmp_path, capsys):
     err = refused(["train", "--data", "x", "--teacher", str(tmp_path)], capsys)
     assert f"--teacher must be an existing model file; {tmp_path} is not" in err
@@ -399,6 +407,7 @@ def test_a_misspelled_option_is_answered_with_its_commands_usage(argv, usage, me
         main(argv)
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith(usage) and message in err
+    assert len(err.splitlines()) == 2  # the usage in one line, then the error
 
 
 class InterruptedImport(types.ModuleType):

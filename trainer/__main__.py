@@ -126,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from trainer.keras_import import import_keras
+    from trainer.keras_import import BackendError, import_keras
 
-    import_keras()  # before any module of ours imports it, so that TensorFlow's start-up lines are dropped
+    try:
+        import_keras()  # before any module of ours imports it, so that TensorFlow's start-up lines are dropped
+    except BackendError as error:
+        return _error(error)
     from trainer.data import DataError
     from trainer.models import WeightsError
     from trainer.train import TrainingError
@@ -136,8 +139,12 @@ def _run(args) -> int:
     try:
         return args.command(args)
     except (UsageError, DataError, WeightsError, TrainingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _error(error)
+
+
+def _error(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
@@ -152,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model and save it with its metrics card",
+                                usage="%(prog)s --data DATA [OPTION ...]",  # argparse's own fills a screen
                                 description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.",
                                 epilog="Options left out keep the preset's values (trainer/presets.py).")
     train.add_argument("--arch", choices=sorted(DEFAULT_PRESET),
@@ -232,6 +240,8 @@ def recipe(args) -> dict:
         _check_unfreeze_blocks(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
+    elif "teacher_weight" in given and not hp["teacher"]:  # silently ignored, it would be recorded on the card
+        raise UsageError("--teacher-weight sets the teacher's share of each target, so it needs --teacher")
     return hp
 
 
@@ -303,7 +313,7 @@ def _evaluate(args) -> int:
     data = load_folder(args.data, card["input_shape"][0], classes=card["classes"])
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
-        data, title = _held_out(data, card, args.model.name), title + " (held out)"
+        data, title = _held_out(data, card, args.model.name), title + ", held out"
     elif card.get("data_digest") == digest(data.files):
         print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from trainer.formatting import plural
+from trainer.formatting import plural, reason
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -107,7 +107,7 @@ def load_cifar10(image_size: int) -> tuple[Dataset, Dataset]:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     except Exception as error:  # the download fails in many ways offline
         raise DataError(
-            f"Could not download CIFAR-10 ({type(error).__name__}); without a network, pass "
+            f"Could not download CIFAR-10 ({reason(error)}); without a network, pass "
             "--data PATH with a folder or .zip of class subfolders, such as the CIFAR-10 JPEGs."
         ) from None
     train = Dataset(_resized(x_train, image_size), y_train.ravel().astype(np.int64), CIFAR10_CLASSES, "cifar10",

@@ -35,12 +35,21 @@ def import_keras():
     with _lock:
         if "keras" not in sys.modules:
             with log_lines_dropped(below=log_level()):
-                import keras
-
+                try:
+                    import keras
+                except (ImportError, ValueError) as error:  # ValueError: a backend Keras does not know
+                    raise BackendError(
+                        f"Keras cannot load its backend ({error}): set KERAS_BACKEND to one that is installed, "
+                        "such as tensorflow (requirements.txt's); for jax on an NVIDIA GPU, "
+                        ".venv/bin/pip install \"jax[cuda12]\"") from None
                 keras.distribution.list_devices()  # where TensorFlow looks for a GPU and writes cuInit's line
     import keras
 
     return keras
+
+
+class BackendError(ImportError):
+    """KERAS_BACKEND (or ~/.keras/keras.json) names a backend that is not installed."""
 
 
 def log_level() -> int:

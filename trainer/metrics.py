@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.formatting import plural
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts with true classes as rows and predicted classes as columns."""
@@ -38,7 +40,8 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
 
     picked = probabilities[np.arange(len(y_true)), y_true]
     # Clipped at Keras' epsilon, as its cross-entropy is: one confident miss stays finite.
-    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if len(y_true) else 0.0
+    # The mean log is never positive: its absolute value is the loss, 0.0 (not -0.0) when perfect.
+    loss = abs(float(np.mean(np.log(np.clip(picked, 1e-7, 1.0))))) if len(y_true) else 0.0
 
     return {
         "samples": int(len(y_true)),
@@ -66,11 +69,16 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
 def format_report(report: dict, title: str = "Evaluation") -> str:
     """The summary table printed at the end of training and by `trainer evaluate`."""
     lines = [
-        f"{title} on {report['samples']} images",
+        f"{title} ({report['samples']:,} images)",
         f"  loss {report['loss']:.4f}   accuracy {report['accuracy']:.2%}",
         f"  {'':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
-    for label, row in report["per_class"].items():
+    predicted = np.asarray(report["confusion_matrix"]).sum(axis=0)
+    absent = 0
+    for (label, row), times_predicted in zip(report["per_class"].items(), predicted):
+        if row["support"] == 0 and times_predicted == 0 and report["samples"]:
+            absent += 1  # as in the macro averages (classification_report)
+            continue
         lines.append(
             f"  {label[:14]:<14}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
         )
@@ -79,4 +87,6 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
             f"  {kind + ' avg':<14}{report['precision_' + kind]:>10.3f}"
             f"{report['recall_' + kind]:>10.3f}{report['f1_' + kind]:>10.3f}{report['samples']:>9}"
         )
+    if absent:
+        lines.append(f"  ({plural(absent, 'class')} of the model left out: no images here, never predicted)")
     return "\n".join(lines)

@@ -91,6 +91,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device_description()}")
+    _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
 
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
@@ -230,6 +231,13 @@ def _scratch_optimizer(hp, total_steps):
     )
 
 
+def _warn_if_one_batch(images: int, batch_size: int) -> None:
+    if images <= batch_size:  # the optimizer then takes as many steps as there are epochs, and learns little
+        smaller = 2 ** int(math.log2(max(images // 4, 1)))
+        print(f"warning: the {images} training images make a single batch (--batch-size {batch_size}), so an epoch "
+              f"is one step; --batch-size {smaller} would make it {math.ceil(images / smaller)}", file=sys.stderr)
+
+
 def training_precision(hp) -> str:
     """bfloat16 compute (with float32 weights) where the preset asks for it (scratch presets
     only) and a GPU runs it: GPUs have fast bfloat16 units, most CPUs do not."""
@@ -337,7 +345,8 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
                 *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
             ],
-            verbose=2 if os.environ.get("CI") else "auto",
+            # A line per epoch into a file or pipe (a log, `| tee`, CI): a bar's redraws would fill it.
+            verbose=1 if sys.stdout.isatty() else 2,
         )
     history = resume.read_log(log_path)
     diverged = [epoch for epoch, loss in enumerate(history["loss"], start=first_epoch + 1) if not math.isfinite(loss)]
