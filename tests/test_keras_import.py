@@ -73,17 +73,34 @@ def test_the_trainer_and_the_web_app_print_no_tensorflow_log_lines(command, cifa
 
 def test_tensorflow_log_lines_show_when_asked_for(cifar_folder):
     stderr = run_python(EVALUATE, cifar_folder, TF_CPP_MIN_LOG_LEVEL="0").stderr
-    assert "I0000" in stderr and "E0000" in stderr  # the level reaches TensorFlow, and the start-up lines stay
+    assert "I0000" in stderr  # the level reaches TensorFlow, and the start-up lines stay
 
 
-@pytest.mark.parametrize("backend, prelude, cause", [
-    ("nonesuch", "", "Unable to import backend : nonesuch"),
-    ("jax", "sys.modules['jax'] = None; ", "jax"),  # as where JAX is not installed
+def test_what_is_written_before_an_abort_comes_out():
+    code = ("import os; from trainer.keras_import import log_lines_dropped\n"
+            "with log_lines_dropped(below=3):\n"
+            f"    os.write(2, {ONE_DNN + FATAL!r}); os.abort()")  # as TensorFlow stops on a FATAL check
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, cwd=CHECKOUT)
+    assert result.returncode == -6 and result.stderr == FATAL
+
+
+def test_keras_imports_without_a_descriptor_2():
+    code = "from trainer.keras_import import import_keras; import_keras(); print('imported')"
+    result = subprocess.run(f"exec {sys.executable} -c {code!r} 2>&-", shell=True, capture_output=True, text=True,
+                            timeout=120, cwd=CHECKOUT)
+    assert result.returncode == 0 and result.stdout == "imported\n"
+
+
+@pytest.mark.parametrize("backend, prelude, cause, advice", [
+    ("nonesuch", "", "(Unable to import backend : nonesuch): install it, or set KERAS_BACKEND", ""),
+    ("jax", "sys.modules['jax'] = None; ", "(import of jax halted; None in sys.modules): install it",
+     'for JAX on an NVIDIA GPU: .venv/bin/pip install "jax[cuda12]"'),  # as where JAX is not installed
 ])
-def test_a_backend_that_cannot_load_is_one_clear_sentence(backend, prelude, cause, cifar_folder):
+def test_a_backend_that_cannot_load_is_one_clear_sentence(backend, prelude, cause, advice, cifar_folder):
     code = f"import sys; {prelude}from trainer.__main__ import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", code, "evaluate", "models/cifar10_scratch.h5", "--data", cifar_folder], capture_output=True,
-                            text=True, timeout=120, cwd=CHECKOUT, env=os.environ | {"KERAS_BACKEND": backend})
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: Keras cannot load its backend (") and len(result.stderr.splitlines()) == 1
-    assert cause in result.stderr and 'pip install "jax[cuda12]"' in result.stderr
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", "models/cifar10_scratch.h5", "--data", cifar_folder],
+                            capture_output=True, text=True, timeout=120, cwd=CHECKOUT,
+                            env=os.environ | {"KERAS_BACKEND": backend})
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: Keras cannot load its backend {backend} {cause}")
+    assert ("jax[cuda12]" in result.stderr) == bool(advice) and advice in result.stderr

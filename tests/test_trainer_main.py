@@ -336,8 +336,14 @@ def test_option_values_at_their_bounds_are_taken(argv, monkeypatch):
     assert seen[0][option[2:].replace("-", "_")] == float(value)
 
 
-def test_missing_test_data_is_refused_before_loading_the_training_data(capsys):
-    err = refused(["train", "--data", "x", "--test-data", "nowhere"], capsys)
+def test_missing_data_is_refused_before_a_run_folder_or_lock_is_made(tmp_path, capsys):
+    err = refused(["train", "--data", "nowhere", "--run-dir", str(tmp_path / "runs")], capsys)
+    assert err == "error: --data must be cifar10 or a folder or .zip of class subfolders; there is no nowhere"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_test_data_is_refused_before_loading_the_training_data(image_folder, capsys):
+    err = refused(["train", "--data", str(image_folder), "--test-data", "nowhere"], capsys)
     assert err == "error: --test-data must be a folder or .zip of class subfolders; there is no nowhere"
 
 

@@ -197,6 +197,8 @@ def _train(args) -> int:
     from trainer.data import data_name, load_dataset, natural_size
 
     hp = recipe(args)
+    if args.data != "cifar10" and not Path(args.data).exists():  # said before a run folder or lock is made
+        raise UsageError(f"--data must be cifar10 or a folder or .zip of class subfolders; there is no {args.data}")
     if args.test_data and not Path(args.test_data).exists():  # said now, not after the training data has loaded
         raise UsageError(f"--test-data must be a folder or .zip of class subfolders; there is no {args.test_data}")
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
@@ -240,7 +242,7 @@ def recipe(args) -> dict:
         _check_unfreeze_blocks(hp)
     elif hp["teacher"] and not Path(hp["teacher"]).is_file():
         raise UsageError(f"--teacher must be an existing model file; {hp['teacher']} is not")
-    elif "teacher_weight" in given and not hp["teacher"]:  # silently ignored, it would be recorded on the card
+    elif "teacher_weight" in given and not hp["teacher"]:  # otherwise ignored, yet recorded on the card
         raise UsageError("--teacher-weight sets the teacher's share of each target, so it needs --teacher")
     return hp
 

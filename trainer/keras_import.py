@@ -5,16 +5,19 @@ on a CPU every training run would end with a harmless E-level "oneDNN supports D
 on platforms with AVX-512". But TensorFlow 2.21 writes its start-up lines ("oneDNN custom
 operations are on", "Could not find cuda drivers", "failed call to cuInit") before it reads
 TF_CPP_MIN_LOG_LEVEL (tensorflow/tensorflow#100442), straight to file descriptor 2, out of
-Python's reach. So the import holds descriptor 2 in a file, then writes it back without the
-lines that the level should have dropped.
+Python's reach. So while Keras imports, descriptor 2 goes through a filter that leaves out the
+lines the level should have dropped.
+
+Run as a script, this file is that filter: `python keras_import.py LEVEL` copies its input to
+its output without absl log lines of severity under LEVEL.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
-import tempfile
 import threading
 from contextlib import contextmanager
 
@@ -28,6 +31,10 @@ EARLY_LOG_BANNER = b"WARNING: All log messages before absl::InitializeLog() is c
 _lock = threading.Lock()  # descriptor 2 is the whole process's: one redirection at a time
 
 
+class BackendError(ImportError):
+    """Keras cannot load its backend: one not installed, or not one Keras knows."""
+
+
 def import_keras():
     """The keras module, imported (and its backend's devices listed) without start-up lines
     below TF_CPP_MIN_LOG_LEVEL. Call it before anything imports keras."""
@@ -38,18 +45,18 @@ def import_keras():
                 try:
                     import keras
                 except (ImportError, ValueError) as error:  # ValueError: a backend Keras does not know
-                    raise BackendError(
-                        f"Keras cannot load its backend ({error}): set KERAS_BACKEND to one that is installed, "
-                        "such as tensorflow (requirements.txt's); for jax on an NVIDIA GPU, "
-                        ".venv/bin/pip install \"jax[cuda12]\"") from None
+                    raise _backend_error(error) from None
                 keras.distribution.list_devices()  # where TensorFlow looks for a GPU and writes cuInit's line
     import keras
 
     return keras
 
 
-class BackendError(ImportError):
-    """KERAS_BACKEND (or ~/.keras/keras.json) names a backend that is not installed."""
+def _backend_error(error: Exception) -> BackendError:
+    backend = os.environ.get("KERAS_BACKEND", "").strip() or "tensorflow"
+    where = ' (for JAX on an NVIDIA GPU: .venv/bin/pip install "jax[cuda12]")' if backend == "jax" else ""
+    return BackendError(f"Keras cannot load its backend {backend} ({error}): install it{where}, or set "
+                        "KERAS_BACKEND to one that is installed (requirements.txt installs tensorflow)")
 
 
 def log_level() -> int:
@@ -61,29 +68,60 @@ def log_level() -> int:
 
 @contextmanager
 def log_lines_dropped(below: int):
-    """Within this block, what is written to descriptor 2 (Python's stderr included) is held,
-    then written back when the block ends, even by an exception, without absl log lines of
-    severity under `below`."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+    """Within this block, descriptor 2 (Python's stderr included) goes through this file run as
+    a filter. A child process, not a thread: if TensorFlow aborts, the child still passes on what
+    was written before, such as the FATAL line that says why."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    started = _start_filter(below)
+    if started is None:
+        yield
+        return
+    stderr, child = started
+    try:
+        os.dup2(child.stdin.fileno(), 2)
+        child.stdin.close()  # descriptor 2 is now the pipe's only writing end
+        yield
+    finally:
         try:
-            yield
+            if sys.stderr is not None:
+                sys.stderr.flush()
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            with open(2, "wb", closefd=False) as stderr:
-                stderr.write(without_log_lines(held.read(), below))
+            os.dup2(stderr, 2)  # closes the pipe, so the child reads to its end and stops
+            os.close(stderr)
+            child.wait()  # what the block wrote comes out before anything after it
+
+
+def _start_filter(below: int) -> tuple[int, subprocess.Popen] | None:
+    """A copy of descriptor 2, and the filter writing to it; None without a descriptor 2 (2>&-)
+    or a process to be had, when nothing is filtered."""
+    try:
+        stderr = os.dup(2)
+    except OSError:
+        return None
+    try:
+        # In a session of its own, so that the Ctrl-C meant for the import does not stop it too.
+        return stderr, subprocess.Popen([sys.executable, "-I", __file__, str(below)], stdin=subprocess.PIPE,
+                                        stdout=stderr, start_new_session=True)
+    except OSError:
+        os.close(stderr)
+        return None
 
 
 def without_log_lines(output: bytes, below: int) -> bytes:
-    def dropped(line: bytes) -> bool:
-        if line == EARLY_LOG_BANNER:
-            return below > 0
-        match = LOG_LINE.match(line)
-        return match is not None and SEVERITIES.index(match[1]) < below
+    return b"".join(line for line in output.splitlines(keepends=True) if not _dropped(line, below))
 
-    return b"".join(line for line in output.splitlines(keepends=True) if not dropped(line))
+
+def _dropped(line: bytes, below: int) -> bool:
+    if line == EARLY_LOG_BANNER:
+        return below > 0
+    match = LOG_LINE.match(line)
+    return match is not None and SEVERITIES.index(match[1]) < below
+
+
+if __name__ == "__main__":
+    level = int(sys.argv[1])
+    for line in sys.stdin.buffer:
+        if not _dropped(line, level):
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()  # at once: the process writing may be about to abort

@@ -232,7 +232,7 @@ def _scratch_optimizer(hp, total_steps):
 
 
 def _warn_if_one_batch(images: int, batch_size: int) -> None:
-    if images <= batch_size:  # the optimizer then takes as many steps as there are epochs, and learns little
+    if 1 < images <= batch_size:  # the optimizer then takes as many steps as there are epochs, and learns little
         smaller = 2 ** int(math.log2(max(images // 4, 1)))
         print(f"warning: the {images} training images make a single batch (--batch-size {batch_size}), so an epoch "
               f"is one step; --batch-size {smaller} would make it {math.ceil(images / smaller)}", file=sys.stderr)
