@@ -15,7 +15,7 @@ import pytest
 
 from conftest import TINY_CLASSES, write_image_folder
 from trainer.formatting import filesize
-from trainer.__main__ import main
+from trainer.__main__ import _presets_values, main
 from trainer.presets import PRESETS
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,15 @@ def test_help_documents_both_commands():
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
                    "--validation-fraction", "--weights", "--unfreeze-blocks", "--teacher", "--name", "--out", "--seed"):
         assert option in result.stdout
+
+
+def test_options_help_gives_the_presets_values():
+    assert _presets_values("batch_size") == " [" + ", ".join(f"{name} {hp['batch_size']}"
+                                                              for name, hp in PRESETS.items()) + "]"
+    transfer = [name for name, hp in PRESETS.items() if hp["arch"] != "scratch"]
+    assert _presets_values("head_epochs") == f" [{', '.join(transfer)}: {PRESETS['vgg16']['head_epochs']}]"
+    assert _presets_values("seed") == " [every preset: 0]" and _presets_values("teacher") == ""
+    assert _presets_values("validation_fraction") == " [every preset: 0.1]"  # as written, not 0.100000
 
 
 def test_cifar10_offline_is_one_clear_sentence(monkeypatch, tmp_path, capsys):

@@ -147,6 +147,23 @@ def _error(error: Exception) -> int:
     return 2
 
 
+def _presets_values(key: str) -> str:
+    """The presets' values of an option, for its help: " [scratch-small 40, scratch-medium 60]"."""
+    shown = {name: _shown(hp[key]) for name, hp in PRESETS.items() if hp.get(key) is not None}
+    if not shown:
+        return ""
+    if len(set(shown.values())) > 1:
+        return " [" + ", ".join(f"{name} {value}" for name, value in shown.items()) + "]"
+    names = "every preset" if len(shown) == len(PRESETS) else ", ".join(shown)
+    return f" [{names}: {next(iter(shown.values()))}]"
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return ",".join(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
     message = "unrecognized arguments: " + " ".join(unknown)
     options = [option for action in parser._actions for option in action.option_strings]
@@ -161,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and save it with its metrics card",
                                 usage="%(prog)s --data DATA [OPTION ...]",  # argparse's own fills a screen
                                 description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.",
-                                epilog="Options left out keep the preset's values (trainer/presets.py).")
+                                epilog="Options left out keep the preset's values, shown in brackets "
+                                       "(all of them in trainer/presets.py).")
     train.add_argument("--arch", choices=sorted(DEFAULT_PRESET),
                        help="architecture (default: the preset's, else scratch)")
     train.add_argument("--preset", choices=sorted(PRESETS),
@@ -172,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-data", help="a separate labelled folder / .zip to score at the end")
     for name, (kind, text) in OVERRIDES.items():
         read = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
-        train.add_argument("--" + name.replace("_", "-"), help=text, **read)
+        train.add_argument("--" + name.replace("_", "-"), help=text + _presets_values(name), **read)
     train.add_argument("--name", type=_model_name, help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
     train.add_argument("--run-dir", type=Path, default=Path("runs"),
