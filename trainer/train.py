@@ -252,6 +252,7 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
     batches = AugmentedBatches(train_set, hp)
 
     base.trainable = False
+    print("Training the new head: the base frozen")
     _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
     head_dir = run_dir / "head"
     history = _fit(classifier, batches, val_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
