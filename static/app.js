@@ -9,6 +9,7 @@ function enhance(form) {
   var input = form.querySelector("input[type=file]");
   var text = form.querySelector(".drop-text");
   var errors = form.querySelector(".errors");
+  var formats = form.querySelector("#upload-formats");
   var select = form.querySelector("select");
   var classes = form.querySelector(".model-classes");
   var button = form.querySelector("button[type=submit]");
@@ -23,9 +24,11 @@ function enhance(form) {
   // The request also carries the multipart headers, the CSRF token and the model's name.
   var overhead = 4096;
 
-  // Only a chosen picture has a preview: an <img> without a src is not valid HTML.
+  // Only a chosen picture has a preview: an <img> without a src is not valid HTML. It is
+  // decorative (alt ""): inside the label, its text would become the input's name.
   var preview = document.createElement("img");
   preview.className = "preview";
+  preview.alt = "";
   preview.hidden = true;
   zone.insertBefore(preview, text);
 
@@ -50,10 +53,10 @@ function enhance(form) {
       line.textContent = message;
       errors.appendChild(line);
       input.setAttribute("aria-invalid", "true");
-      input.setAttribute("aria-describedby", errors.id);
+      input.setAttribute("aria-describedby", errors.id + " " + formats.id);
     } else {
       input.removeAttribute("aria-invalid");
-      input.removeAttribute("aria-describedby");
+      input.setAttribute("aria-describedby", formats.id);
     }
   }
 
@@ -62,11 +65,12 @@ function enhance(form) {
     preview.removeAttribute("src");
     if (!file) {
       text.innerHTML = prompt;
+      input.removeAttribute("aria-label"); // named by its label again
       return;
     }
     text.textContent = file.name;
+    input.setAttribute("aria-label", "Image: " + file.name);
     if (!/^image\//.test(file.type)) return;
-    preview.alt = "Preview of " + file.name;
     var reader = new FileReader();
     reader.onload = function () {
       preview.src = reader.result; // a data: URI, which the Content-Security-Policy allows

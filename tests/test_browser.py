@@ -121,7 +121,9 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     browser.get(base_url + "/")
     assert browser.title == "Classify an image · Image classifier"
     assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image or drop it here"
-    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+    file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+    assert file_input.accessible_name == "Choose an image or drop it here"  # the formats are its description
+    file_input.send_keys(str(photo))
     preview = wait_for(browser, ".preview")  # drawn by app.js
     assert preview.get_attribute("src").startswith("data:image/png;base64,")
     screenshot(browser, "1-upload-form")
@@ -166,7 +168,9 @@ def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     wait_until_hidden(browser, ".errors")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     assert "Unsupported file type" in wait_for(browser, ".errors").text
-    assert browser.find_element(By.CSS_SELECTOR, "input[type=file]").get_attribute("aria-invalid") == "true"
+    file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+    assert file_input.get_attribute("aria-invalid") == "true"
+    assert browser.execute_script("return document.activeElement") == file_input  # where the error is read out
     screenshot(browser, "5-form-error")
 
 
@@ -317,16 +321,22 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         wait_for(browser, ".preview")
         # The zone names the file; the browser's own "Choose File" control is out of sight.
         assert file_input.size["width"] <= 1 and browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "photo.png"
+        # Named for what it holds; the preview and the formats hint are not part of its name.
+        assert file_input.accessible_name == "Image: photo.png"
+        assert browser.find_element(By.CSS_SELECTOR, ".preview").get_attribute("alt") == ""
         assert_no_sideways_scrolling("form with a file chosen")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_for(browser, ".verdict")
         assert LONG_NAME in browser.find_element(By.CSS_SELECTOR, ".meta").text
+        # Wrapped at its underscores on the screen, whole to a screen reader.
+        assert browser.find_element(By.CSS_SELECTOR, ".meta a").accessible_name == LONG_NAME
         assert_no_sideways_scrolling("prediction")
         screenshot(browser, "10-phone-long-names-prediction", width=390)
 
         browser.set_window_size(390, 844)
         browser.get(f"{base_url}/models/{LONG_NAME}")
         assert_no_sideways_scrolling("model page")
+        assert browser.find_element(By.TAG_NAME, "h1").accessible_name == LONG_NAME
         # Below each chart, the epoch numbers and the word "epoch" do not run into each other.
         assert browser.execute_script("""return Array.from(document.querySelectorAll('.chart svg')).every(svg => {
             var label = svg.querySelector('.axis-label').getBoundingClientRect();

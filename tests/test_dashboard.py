@@ -27,6 +27,8 @@ def test_dashboard_lists_models_best_first(client, models_dir):
     set_accuracy(models_dir, "small", 0.42)
     page = client.get("/models").get_data(as_text=True)
     assert page.index(">tiny</a>") < page.index(">small</a>")
+    # The link's name is the model's, whole, whatever <wbr> the wrapping puts in its text.
+    assert 'aria-label="tiny">tiny</a>' in page
     for heading in ("Architecture", "Data set", "Parameters", "File size", "Epochs", "Training time",
                     "Accuracy", "Precision", "Recall", "F1", "Loss"):
         assert f">{heading}</th>" in page
@@ -64,6 +66,9 @@ def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
     assert "no metrics card (orphan.json)" in page
     assert str(models_dir) not in page
     assert "try-it" not in page.split("<h2>Unavailable</h2>")[1]  # only usable models are offered
+    # Scrolled within the page, as the other tables are, rather than widening a phone's page.
+    assert re.search(r'<div class="table-scroll" tabindex="0" role="region" aria-label="Unavailable models">\s*'
+                     r'<table class="data unavailable">', page)
 
 
 def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
@@ -82,8 +87,8 @@ def test_a_long_reason_leads_with_its_first_clause(client, models_dir):
     long = f"metrics card {name}.json is unreadable: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
     assert len(long) > SHORT_REASON
     page = text_of(client.get("/models").get_data(as_text=True))
-    assert "<td> <p>tiny.h5 is not an HDF5 model file; copy it again, or train it again</p> </td>" in page
-    assert (f"<td> <p>metrics card {name}.json is unreadable</p> <details class=\"technical\"><summary>Technical details"
+    assert "<td> <p class=\"reason\">tiny.h5 is not an HDF5 model file; copy it again, or train it again</p> </td>" in page
+    assert (f"<td> <p class=\"reason\">metrics card {name}.json is unreadable</p> <details class=\"technical\"><summary>Technical details"
             f"</summary><p>{long}</p></details> </td>") in page
     assert page.count("Technical details") == 1
 
@@ -94,6 +99,8 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     assert response.status_code == 200
     assert f"<dt>File size</dt><dd>{filesize((models_dir / 'small.h5').stat().st_size)}</dd>" in page
     assert page.count("<svg") == 2  # loss and accuracy
+    for chart in ("loss", "accuracy"):  # each described by the summary under it
+        assert f'aria-describedby="{chart}-summary"' in page and f'<figcaption class="hint" id="{chart}-summary">' in page
     assert page.count('<polyline class="line series-') == 4  # training and validation, each
     assert "training" in page and "validation" in page
     for label in SMALL_CLASSES:
@@ -103,7 +110,7 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     assert page.count(" diagonal") == len(SMALL_CLASSES)
     assert "batch_size" in page  # hyperparameters
     # Tables scroll inside their card rather than widen a phone's page, and a keyboard can scroll them.
-    scrollers = re.findall(r'<div class="table-scroll" tabindex="0" role="region" aria-label="[^"]+">\s*<table', page)
+    scrollers = re.findall(r'<div class="table-scroll[^"]*" tabindex="0" role="region" aria-label="[^"]+">\s*<table', page)
     assert len(scrollers) == page.count("<table") == 4  # evaluation, its weighted averages, per class, matrix
     # A text alternative to each chart, and why its loss is not the Evaluation table's.
     text = " ".join(page.split())
@@ -202,14 +209,14 @@ def test_pages_for_a_card_with_figures_beyond_any_float(client, models_dir):
 def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
     (models_dir / "tiny.json").write_text("{not json")
     page = client.get("/models/tiny").get_data(as_text=True)
-    assert "<p>This model cannot be used: metrics card tiny.json is unreadable" in page
+    assert "<p class=\"reason\">This model cannot be used: metrics card tiny.json is unreadable" in page
     assert "Try it" not in page
 
 
 def test_an_unavailable_models_figures_are_said_to_be_from_training(client, models_dir, monkeypatch):
     (models_dir / "tiny.h5").write_bytes(b"not hdf5")
     page = text_of(client.get("/models/tiny").get_data(as_text=True))
-    assert "<p>This model cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
+    assert "<p class=\"reason\">This model cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
     assert "<h2>Evaluation (recorded at training time)</h2>" in page
     assert "<h2>Training curves (recorded at training time)</h2>" in page
     assert "Technical details" not in page and "Try it" not in page

@@ -18,7 +18,7 @@ def test_a_form_without_an_image_asks_for_one(client, csrf_token):
     assert "Choose an image to classify." in page and "<form" in page
     # Tied to the file input, which comes back empty; and said in the title.
     assert '<div class="errors" id="upload-errors" role="alert">' in page
-    assert 'aria-describedby="upload-errors" aria-invalid="true"' in page
+    assert 'aria-describedby="upload-errors upload-formats" aria-invalid="true" autofocus' in page
     assert "<title>Error: Classify an image" in page
 
 

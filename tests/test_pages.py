@@ -21,6 +21,11 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     assert '<option data-classes="Recognises 3 classes: cat, dog, ship." selected value="tiny">tiny</option>' in page
     assert '<option data-classes="Recognises 4 classes: apple, pear, plum, fig." value="small">small</option>' in page
     assert 'id="model-classes">Recognises 3 classes: cat, dog, ship.</p>' in page
+    # Without app.js that line cannot follow another choice: where the others' classes are, instead.
+    assert "<noscript><p class=\"hint model-classes\">The other models' classes are on their pages" in " ".join(page.split())
+    # The formats describe the file input; they are not part of its name.
+    assert 'aria-describedby="upload-formats"' in page and 'id="upload-formats" aria-hidden="true"' in page
+    assert '<nav aria-label="Main">' in page
     assert 'aria-invalid' not in page and "<title>Classify an image" in page
     # Dropping a file is offered only once app.js handles drops (style.css shows the words then).
     assert '<strong>Choose an image</strong><span class="drop-hint"> or drop it here</span>' in page
@@ -58,7 +63,7 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert 'href="/models/small"' in page
     assert re.search(r'<option [^>]*selected value="small">', page)  # the next image goes to the same model
     assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
-    assert re.search(r'Answered by <a href="/models/small">small</a>\s+in \d+(\.\d)? ms', page)
+    assert re.search(r'Answered by <a href="/models/small" aria-label="small">small</a>\s+in \d+(\.\d)? ms', page)
     assert "always picks one of its 4 classes" in page
 
 
@@ -119,7 +124,7 @@ def test_form_errors_rerender_form(client, csrf_token, image, filename, status, 
     assert message in page and "<form" in page
     # Tied to the file input, which comes back empty; and said in the title.
     assert '<div class="errors" id="upload-errors" role="alert">' in page
-    assert 'aria-describedby="upload-errors" aria-invalid="true"' in page
+    assert 'aria-describedby="upload-errors upload-formats" aria-invalid="true" autofocus' in page
     assert "<title>Error: Classify an image" in page
 
 
