@@ -84,6 +84,20 @@ def test_what_is_written_before_an_abort_comes_out():
     assert result.returncode == -6 and result.stderr == FATAL
 
 
+def test_a_ctrl_c_during_the_import_does_not_stop_the_filter():
+    code = ("import os, signal, time; from trainer.keras_import import log_lines_dropped\n"
+            "with log_lines_dropped(below=3):\n"
+            "    os.write(2, b'before\\n')\n"
+            "    try:\n"
+            "        os.killpg(0, signal.SIGINT)  # as Ctrl-C signals the terminal's whole process group\n"
+            "        time.sleep(5)\n"
+            "    except KeyboardInterrupt:\n"
+            "        os.write(2, b'after\\n')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, cwd=CHECKOUT,
+                            start_new_session=True)  # a group of its own, as a terminal's job is
+    assert result.returncode == 0 and result.stderr == b"before\nafter\n"
+
+
 def test_keras_imports_without_a_descriptor_2():
     code = "from trainer.keras_import import import_keras; import_keras(); print('imported')"
     result = subprocess.run(f"exec {sys.executable} -c {code!r} 2>&-", shell=True, capture_output=True, text=True,
