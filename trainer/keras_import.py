@@ -41,7 +41,7 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_LOG_LEVEL)
     with _lock:
         if "keras" not in sys.modules:
-            with log_lines_dropped(below=log_level()):
+            with log_lines_dropped(below=_log_level()):
                 try:
                     import keras
                 except (ImportError, ValueError) as error:  # ValueError: a backend Keras does not know
@@ -59,7 +59,7 @@ def _backend_error(error: Exception) -> BackendError:
                         "KERAS_BACKEND to one that is installed (requirements.txt installs tensorflow)")
 
 
-def log_level() -> int:
+def _log_level() -> int:
     try:
         return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
@@ -108,11 +108,8 @@ def _start_filter(below: int) -> tuple[int, subprocess.Popen] | None:
         return None
 
 
-def without_log_lines(output: bytes, below: int) -> bytes:
-    return b"".join(line for line in output.splitlines(keepends=True) if not _dropped(line, below))
-
-
-def _dropped(line: bytes, below: int) -> bool:
+def dropped(line: bytes, below: int) -> bool:
+    """Whether the filter leaves out `line`: an absl log line of severity under `below`."""
     if line == EARLY_LOG_BANNER:
         return below > 0
     match = LOG_LINE.match(line)
@@ -122,6 +119,6 @@ def _dropped(line: bytes, below: int) -> bool:
 if __name__ == "__main__":
     level = int(sys.argv[1])
     for line in sys.stdin.buffer:
-        if not _dropped(line, level):
+        if not dropped(line, level):
             sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()  # at once: the process writing may be about to abort
