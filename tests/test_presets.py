@@ -27,7 +27,7 @@ def test_the_shares_held_out_and_the_transfer_sizes_are_the_readmes():
     assert {hp["validation_fraction"] for hp in PRESETS.values()} == {0.1}
     assert "(`--validation-fraction`, default 0.1)" in README
     assert {PRESETS[name]["selection_fraction"] for name in TRANSFER} == {0.1}
-    assert "(`selection_fraction`, 0.1)" in README
+    assert "(`selection_fraction`, 0.1, " in README
     sizes = PRESETS["efficientnet_lite0"]["upscale_size"], PRESETS["vgg16"]["upscale_size"]
     assert "(`--upscale-size`; {} px for EfficientNet-Lite0, {} for VGG16)".format(*sizes) in README
 
@@ -35,7 +35,7 @@ def test_the_shares_held_out_and_the_transfer_sizes_are_the_readmes():
 def test_the_test_time_views_are_the_readmes():
     for name in SCRATCH:
         assert PRESETS[name]["flip_tta"] and PRESETS[name]["translate_tta"], name
-    assert "averaging over the image, its mirror and both moved by one pixel" in README
+    assert "averaging over six views (the image and its mirror, and each of them moved one pixel" in README
     for name in TRANSFER:
         assert PRESETS[name]["flip_tta"] and not PRESETS[name]["translate_tta"], name
     assert "average over the image and its mirror only" in README

@@ -1,7 +1,6 @@
 """Training batches: shuffled, flipped and shifted (and cut out) in NumPy, on the CPU, while
 the device trains on the previous batch. (Keras' RandomFlip and RandomTranslation layers in
-the model took a GPU step from 2-3 ms to 300 ms, as the GPU machine's notes measured: see
-BENCHMARKS.md.)"""
+the model took a GPU step from 2-3 ms to 300 ms, as the GPU machine's own notes measured.)"""
 
 from __future__ import annotations
 

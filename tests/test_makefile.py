@@ -1,0 +1,20 @@
+"""The README's set-up commands: `make serve` and `make test` on a fresh machine."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(CHECKOUT / name, tmp_path)
+    old_python = tmp_path / "python3.10"  # answers the version check as Python 3.10 would: false
+    old_python.write_text("#!/bin/sh\nexit 1\n")
+    old_python.chmod(0o755)
+    result = subprocess.run(["make", f"PYTHON={old_python}", "serve"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
+    assert result.stderr.startswith(f"make: {old_python} is not Python 3.11 or newer, which the pinned packages "
+                                    f"need; name one that is, as in: make PYTHON=python3.12 serve\n")
