@@ -185,6 +185,11 @@ def test_dashboard_and_model_page(browser, base_url):
     browser.find_element(By.LINK_TEXT, "small").click()
     assert wait_for(browser, ".breadcrumb + h1").text == "small"
     assert len(browser.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
+    # Training and validation told apart by more than colour: validation's line is dashed.
+    assert browser.execute_script("""return Array.from(document.querySelectorAll('.chart .series-1:not(.dot)'))
+        .map(line => getComputedStyle(line).strokeDasharray)""") == ["6px, 3px"] * 4
+    assert browser.execute_script(
+        "return getComputedStyle(document.querySelector('.chart .line.series-0')).strokeDasharray") == "none"
     assert len(browser.find_elements(By.CSS_SELECTOR, "td.heat")) == 16
     screenshot(browser, "4-model")
     assert csp_violations(browser) == []
