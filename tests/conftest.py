@@ -221,12 +221,13 @@ def csrf_token(client):
 DATASET_CLASSES = ["red", "green", "blue"]
 
 
-def write_image_folder(root, per_class: int = 10, size: int = 16, fmt: str = "PNG", seed: int = 0):
+def write_image_folder(root, per_class: int = 10, size: int = 16, fmt: str = "PNG", seed: int = 0,
+                       classes: list[str] = DATASET_CLASSES):
     """root/<class>/<n>.<ext>: noisy pictures tinted by their class, so a model can learn them."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    for index, label in enumerate(DATASET_CLASSES):
+    for index, label in enumerate(classes):
         folder = root / label
         folder.mkdir(parents=True, exist_ok=True)
         for n in range(per_class):

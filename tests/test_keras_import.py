@@ -5,10 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import write_image_folder
 from trainer.keras_import import dropped, log_lines_dropped
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -48,12 +47,7 @@ def test_held_output_comes_back_in_order_even_after_an_exception(capfd):
 
 @pytest.fixture
 def cifar_folder(tmp_path):
-    for label in ("cat", "ship"):
-        (tmp_path / label).mkdir()
-        for n in range(2):
-            pixels = np.random.default_rng(n).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / label / f"{n}.png")
-    return tmp_path
+    return write_image_folder(tmp_path, per_class=2, size=32, classes=["cat", "ship"])  # two of the model's classes
 
 
 EVALUATE = ["-m", "trainer", "evaluate", "models/cifar10_scratch.h5", "--data", "{data}"]

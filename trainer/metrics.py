@@ -15,6 +15,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return matrix
 
 
+def averaged_classes(matrix: np.ndarray) -> np.ndarray:
+    """Which classes the macro averages count: those with images or predictions (all of them
+    when there are no images at all)."""
+    present = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
+    return present if present.any() else np.ones_like(present)
+
+
 def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
     """Loss, accuracy, macro and weighted precision / recall / F1, per-class figures and the
     confusion matrix, as stored in a metrics card. As in scikit-learn (`zero_division=0`), a
@@ -34,9 +41,7 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
     weights = support / max(support.sum(), 1)
-    present = (support > 0) | (predicted > 0)
-    if not present.any():  # no images at all
-        present[:] = True
+    present = averaged_classes(matrix)
 
     picked = probabilities[np.arange(len(y_true)), y_true]
     # Clipped at Keras' epsilon, as its cross-entropy is: one confident miss stays finite.
@@ -73,11 +78,10 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
         f"  loss {report['loss']:.4f}   accuracy {report['accuracy']:.2%}",
         f"  {'':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
-    predicted = np.asarray(report["confusion_matrix"]).sum(axis=0)
-    absent = 0
-    for (label, row), times_predicted in zip(report["per_class"].items(), predicted):
-        if row["support"] == 0 and times_predicted == 0 and report["samples"]:
-            absent += 1  # as in the macro averages (classification_report)
+    # The classes the macro averages leave out are left out of the table too.
+    shown = averaged_classes(np.asarray(report["confusion_matrix"]))
+    for (label, row), show in zip(report["per_class"].items(), shown):
+        if not show:
             continue
         lines.append(
             f"  {label[:14]:<14}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
@@ -87,6 +91,7 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
             f"  {kind + ' avg':<14}{report['precision_' + kind]:>10.3f}"
             f"{report['recall_' + kind]:>10.3f}{report['f1_' + kind]:>10.3f}{report['samples']:>9}"
         )
+    absent = int((~shown).sum())
     if absent:
         lines.append(f"  ({plural(absent, 'class')} of the model left out: no images here, never predicted)")
     return "\n".join(lines)

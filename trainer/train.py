@@ -88,9 +88,10 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     _claim_run_dir(run_dir, hp, data, data_digest, model_path, replace)
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
+    device = device_description()
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
-          f"training on {device_description()}")
+          f"training on {device}")
     _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
 
     dtype_policy = training_precision(hp)
@@ -130,7 +131,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "training_seconds": round(training_seconds, 1),
         "training_precision": dtype_policy,
         "backend": keras.backend.backend(),
-        "device": device_description(),
+        "device": device,
         "keras_version": keras.__version__,
         "created": cards.now_iso(),
         "history": history,

@@ -112,8 +112,8 @@ def text(value) -> str:
 def breakable(value) -> Markup:
     """A model name that a narrow page may wrap after its underscores, hyphens and dots
     ("golden_<wbr>retriever"), rather than at any letter; escaped like any other text. For
-    links only, with the plain name as their aria-label: <wbr> reads as a space to screen
-    readers and voice control."""
+    links only (templates/_model_link.html), with the plain name as their aria-label: <wbr>
+    reads as a space to screen readers and voice control."""
     return Markup("<wbr>").join(re.split(r"(?<=[_.-])(?=.)", str(value)))
 
 
