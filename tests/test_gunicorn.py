@@ -266,3 +266,5 @@ def test_models_added_replaced_and_removed_while_serving(server):
     assert server["process"].poll() is None
     log = open(server["log"]).read()
     assert "Traceback" not in log and "oneDNN" not in log  # nor TensorFlow's start-up lines
+    # The app writes to gunicorn's log in its format: the time, the worker's pid, the level.
+    assert re.search(r"^\[[^]]+\] \[\d+\] \[WARNING\] model spare ", log, re.M), log[-2000:]

@@ -10,6 +10,7 @@ gunicorn master that reads this package never starts TF threads before forking w
 from __future__ import annotations
 
 import io
+import logging
 import os
 import secrets
 
@@ -41,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
 
+    _log_through_gunicorn(app)
     if not app.config.get("SECRET_KEY"):
         # Fine for one process; several workers need the same key or CSRF tokens break.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
@@ -66,6 +68,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     return app
+
+
+def _log_through_gunicorn(app: Flask) -> None:
+    """In a gunicorn worker, the app (and the registry, its child logger) writes to gunicorn's
+    error log at its level: one format for the whole log, with the pid of the worker that
+    speaks. Elsewhere Flask's own handler stays."""
+    gunicorn_log = logging.getLogger("gunicorn.error")
+    if gunicorn_log.handlers:
+        app.logger.handlers[:] = gunicorn_log.handlers
+        app.logger.setLevel(gunicorn_log.level)
 
 
 def _warn_if_default_model_unusable(app: Flask, model_registry) -> None:
