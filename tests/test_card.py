@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 
 import keras
 import pytest
@@ -84,7 +85,29 @@ def test_card_round_trip_and_validation(tmp_path):
         ('{"classes": ["a"], "input_shape": [8, 8, 3], "training_seconds": NaN}', "unreadable: NaN is not a number"),
         ('{"classes": ["a"], "input_shape": [8, 8, 3], "training_seconds": 1e400}', "unreadable: 1e400 is out of range"),
         ('{"classes": ["a"], "input_shape": [8, 8, 3], "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "unreadable"),
+        # Python's own refusal of a 4,300-digit number would advise sys.set_int_max_str_digits().
+        ('{"classes": ["a"], "input_shape": [8, 8, 3], "x": ' + "9" * 5000 + "}",
+         r"unreadable: 99999999999999999999\.\.\. is too long a number$"),
+        # A class folder's name that was not UTF-8, as JSON writes it: no page could show it.
+        ('{"classes": ["caf\\udce9"], "input_shape": [8, 8, 3]}', "unreadable: it holds text that is not valid Unicode"),
+        (" " * cards.MAX_CARD_BYTES + "{}", "unreadable: it is over 16 MB, more than a card holds"),
     ]:
         path.write_text(bad)
         with pytest.raises(ValueError, match=reason):
             cards.load_card(path)
+
+
+def test_a_card_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "m.json"  # as some Windows editors save it
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"classes": ["a", "b"], "input_shape": [8, 8, 3]}).encode())
+    assert cards.load_card(path)["classes"] == ["a", "b"]
+
+
+def test_a_card_that_is_not_a_regular_file_is_refused_unread(tmp_path):
+    # A FIFO would block whoever reads it until something writes; /dev/zero would never end.
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    (tmp_path / "folder.json").mkdir()
+    for name in ("fifo.json", "zero.json", "folder.json"):
+        with pytest.raises(ValueError, match=f"^metrics card {name} is unreadable: it is not a regular file$"):
+            cards.load_card(tmp_path / name)

@@ -33,6 +33,7 @@ def test_percent_labels_and_missing_values():
 def test_a_hand_edited_history_draws_nothing_rather_than_failing():
     assert line_chart("Loss", {"training": 5, "validation": "0.3"}) is None  # not lists
     assert line_chart("Loss", {"training": [-1.7e308, 1.7e308]}) is None  # no scale spans it
+    assert line_chart("Loss", {"training": [0.0, 1.7e308]}) is None  # nor round ticks above it
 
 
 def test_single_epoch_and_many_epochs():

@@ -1,3 +1,4 @@
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -167,6 +168,13 @@ def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder)
     with pytest.raises(DataError, match=r"has one class subfolder \(red\); a classifier needs two or more"):
         load_folder(image_folder, 8)
     assert len(load_folder(image_folder, 8, classes=DATASET_CLASSES).labels) == 10
+
+
+def test_a_class_folder_name_that_is_not_utf8_is_refused(image_folder):
+    # caf\xe9: Latin-1; its name would go into the card and the pages, which must be text.
+    os.rename(os.path.join(os.fsencode(image_folder), b"red"), os.path.join(os.fsencode(image_folder), b"caf\xe9"))
+    with pytest.raises(DataError, match="has class folder names that are not UTF-8: caf\ufffd; rename them$"):
+        load_folder(image_folder, 8)
 
 
 def test_a_train_and_test_split_of_class_folders_is_not_taken_for_two_classes(tmp_path):

@@ -219,6 +219,21 @@ def post_announcing_too_much(url: str, body: bytes, content_type: str) -> tuple[
         connection.close()
 
 
+def post_malformed_chunks(url: str) -> tuple[int, bytes]:
+    """POST a chunked body whose first chunk size, "zz", is not a number."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.putrequest("POST", parts.path)
+        connection.putheader("Content-Type", "multipart/form-data; boundary=X")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders(b"zz\r\nabc\r\n0\r\n\r\n")
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def test_errors_over_http(server):
     body, content_type = multipart({"image": ("big.jpg", b"\xff\xd8\xff" + bytes(LIMIT))})
     status, body = post_announcing_too_much(server["url"] + "/api/predict", body, content_type)
@@ -227,6 +242,11 @@ def test_errors_over_http(server):
     assert status == 404 and headers["Content-Type"] == "application/json"
     status, _, body = request(server["url"] + "/api/predict", {"image": ("x.jpg", b"<html>")})
     assert status == 415
+    status, body = post_malformed_chunks(server["url"] + "/api/predict")
+    assert status == 400 and json.loads(body) == {
+        "error": "The request's body is malformed (InvalidChunkSize); send it again."}
+    status, body = post_malformed_chunks(server["url"] + "/predict")
+    assert status == 400 and b"The request&#39;s body is malformed (InvalidChunkSize)" in body
     status, _, body = request(server["url"] + "/nothing")
     assert status == 404 and b"<!doctype html>" in body
     assert request(server["url"] + "/models")[0] == 200

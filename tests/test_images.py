@@ -1,11 +1,15 @@
 import io
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
+
+from webapp.config import ROOT
 
 from trainer.images import DATASET_FORMATS, UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
@@ -159,3 +163,27 @@ def test_an_upload_format_is_read_from_content_not_name(make_image):
 def test_max_side_shrinks_keeping_proportions_and_never_enlarges():
     assert load_rgb(encode(Image.new("RGB", (1600, 900)), "JPEG"), max_side=640).shape == (360, 640, 3)
     assert load_rgb(encode(Image.new("RGB", (32, 20)), "PNG"), max_side=640).shape == (20, 32, 3)
+
+
+def test_a_large_image_is_held_in_memory_once(tmp_path):
+    # A 36-megapixel PNG of 200 kB decodes to 144 MB (Pillow keeps RGB in 4 bytes a pixel): at
+    # 4 threads per web worker, each extra copy would cost hundreds of MB. Measured in a fresh
+    # process, as the growth of its peak resident memory (VmHWM: ru_maxrss would count pytest's).
+    array = np.zeros((6000, 6000, 3), np.uint8)
+    array[::7] = 200
+    path = tmp_path / "big.png"
+    Image.fromarray(array).save(path)
+    del array
+    script = """
+import sys
+from trainer.images import load_rgb
+def peak():
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+data = open(sys.argv[1], "rb").read()
+before = peak()
+load_rgb(data, size=(32, 32))
+print(peak() - before)
+"""
+    grown = int(subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout)
+    assert grown < 1.5 * 6000 * 6000 * 4, f"{grown / 1e6:.0f} MB"

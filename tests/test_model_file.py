@@ -1,5 +1,6 @@
 """trainer.model_file: what is wrong with a .h5 file, found without opening it in this process."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,14 @@ def test_problems_of_whole_cut_and_foreign_files(files):
     assert found == {"whole.h5": None,
                      "cut.h5": f"cut.h5 is incomplete: 2.0 kB of the {filesize(whole)} its card records; {REMEDY}",
                      "text.h5": f"text.h5 is not an HDF5 model file; {REMEDY}"}
+
+
+def test_a_file_that_is_not_a_regular_one_is_refused_unread(tmp_path):
+    os.mkfifo(tmp_path / "fifo.h5")  # opening it would wait for a writer
+    (tmp_path / "folder.h5").mkdir()
+    found = model_file.problems({tmp_path / name: (0, {}) for name in ("fifo.h5", "folder.h5")})
+    assert {path.name: problem for path, problem in found.items()} == {
+        "fifo.h5": f"fifo.h5 is not a regular file; {REMEDY}", "folder.h5": f"folder.h5 is not a regular file; {REMEDY}"}
 
 
 def test_without_a_size_on_the_card_hdf5s_header_tells_a_file_cut_short(files):

@@ -208,6 +208,15 @@ def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offere
         assert 'class="errors" id="upload-errors" role="alert" hidden' in page  # not an error of the form
 
 
+def test_no_notice_about_a_model_asked_for_that_became_usable_while_the_page_was_built(app, client, monkeypatch):
+    # Its file was being replaced: not offered when the form was made, usable a moment later.
+    registry = app.extensions["imageapp.registry"]
+    listed = registry.models
+    monkeypatch.setattr(registry, "models", lambda: [info for info in listed() if info.name != "small"])
+    response = client.get("/?model=small")
+    assert response.status_code == 200 and 'role="status"' not in response.get_data(as_text=True)
+
+
 def test_a_long_name_asked_for_is_cut_in_the_notice(client):
     page = client.get("/", query_string={"model": "x" * 500}).get_data(as_text=True)
     assert f"Model &#39;{'x' * 80}&#39; cannot be used (there is no such model)" in page

@@ -42,6 +42,18 @@ def test_a_file_name_that_is_not_utf8_is_left_out(registry, models_dir):
     assert names(registry) == ["small", "tiny"]
 
 
+def test_files_that_are_not_regular_ones_are_unavailable_not_waited_on(registry, models_dir):
+    # Opening a FIFO waits for a writer: every request that lists the models would hang.
+    shutil.copy(models_dir / "tiny.h5", models_dir / "pipe.h5")
+    os.mkfifo(models_dir / "pipe.json")
+    os.mkfifo(models_dir / "fifo.h5")
+    shutil.copy(models_dir / "tiny.json", models_dir / "fifo.json")
+    errors = {info.name: info.error for info in registry.models()}
+    assert errors["pipe"] == "metrics card pipe.json is unreadable: it is not a regular file"
+    assert errors["fifo"] == "fifo.h5 is not a regular file; copy it again, or train it again"
+    assert errors["tiny"] is None
+
+
 def test_missing_folder_means_no_models(tmp_path):
     assert Registry(tmp_path / "nowhere").models() == []
 

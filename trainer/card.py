@@ -50,7 +50,7 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from trainer.formatting import plural
+from trainer.formatting import filesize, is_utf8, plural
 
 CARD_FORMAT = "image-classifier-card/1"
 
@@ -119,11 +119,14 @@ def taken(model_path: Path) -> str:
 
 def load_card(path: Path) -> dict[str, Any]:
     """Read and check a card; raises ValueError with a readable reason if it is unusable."""
+    path = Path(path)
     try:
-        card = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_not_a_number,
-                          parse_float=_finite_float)
+        card = json.loads(_card_text(path), parse_constant=_not_a_number, parse_float=_finite_float,
+                          parse_int=_whole_number)
+        if not is_utf8(json.dumps(card, ensure_ascii=False)):  # "\udc80": no page or answer could show it
+            raise ValueError("it holds text that is not valid Unicode (a name that was not UTF-8?)")
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        raise ValueError(f"metrics card {Path(path).name} is unreadable: {error}") from error
+        raise ValueError(f"metrics card {path.name} is unreadable: {error}") from error
     if not isinstance(card, dict):
         raise ValueError(f"metrics card {Path(path).name} is not a JSON object")
     missing = [key for key in ("classes", "input_shape") if key not in card]
@@ -151,6 +154,28 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
     if outputs != classes:
         return f"the model has {outputs} outputs but its card lists {plural(classes, 'class')}"
     return None
+
+
+# A card is a few hundred kB at most (a 100-class matrix, a thousand epochs of history);
+# reading more, whole, could exhaust a web app worker's memory.
+MAX_CARD_BYTES = 16_000_000
+
+
+def _card_text(path: Path) -> str:
+    if not path.is_file():  # a FIFO would block its reader, a device (/dev/zero) never end
+        raise ValueError("it is not a regular file")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CARD_BYTES + 1)
+    if len(data) > MAX_CARD_BYTES:
+        raise ValueError(f"it is over {filesize(MAX_CARD_BYTES)}, more than a card holds")
+    return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is fine
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over 4,300 digits; Python's own words speak of sys.set_int_max_str_digits()
+        raise ValueError(f"{text[:20]}... is too long a number") from None
 
 
 def _not_a_number(name: str) -> float:

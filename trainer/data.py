@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from trainer.formatting import plural, reason
+from trainer.formatting import is_utf8, plural, reason
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -152,6 +152,11 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
+        undecodable = [label.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                       for label in found if not is_utf8(label)]
+        if undecodable:  # a model's classes go into its card, its pages and its JSON answers
+            raise DataError(f"{path} has class folder names that are not UTF-8: {', '.join(undecodable)}; "
+                            "rename them")
         if _split_folders(members):
             raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass one "
                             "of those folders instead (to train: the training one, with the test one as --test-data)")

@@ -20,6 +20,16 @@ def is_number(value) -> bool:
         return False
 
 
+def is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates: Python's stand-ins for a file name's bytes that
+    are not UTF-8, and what JSON's "\udc80" reads as. No page or JSON answer can carry them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def filesize(value) -> str:
     """In decimal units, as the project states sizes everywhere (a model's 8.0 MB, the 10 MB
     upload limit), with a decimal only under 10."""

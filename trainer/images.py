@@ -83,7 +83,7 @@ def load_rgb(
                     # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
                     image.draft(None, (side, side))
                 image.load()
-                image = ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # else a copy, even when none is turned
                 image = _to_rgb(image)
                 if size is not None and image.size != (size[1], size[0]):
                     image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -115,4 +115,4 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy it

@@ -17,6 +17,7 @@ WIDTH, HEIGHT = 520, 296
 LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 56
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
 X_TICKS = 6  # about this many epochs labelled: room for the larger text of a phone's chart
+MAX_VALUE = 1e300  # beyond, a diverged run's figures: no chart
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
     }
     drawn = {label: points for label, points in clean.items() if points}
     values = [v for points in drawn.values() for _, v in points]
-    if not values or not math.isfinite(max(values) - min(values)):  # nothing, or no scale to draw it on
+    # Nothing, or no scale to draw it on: round ticks around values near float's limit overflow it.
+    if not values or max(map(abs, values)) > MAX_VALUE:
         return None
     epochs = max(epoch for points in drawn.values() for epoch, _ in points)
     y_values, y_step = nice_ticks(min(values), max(values))

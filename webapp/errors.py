@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask import jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from trainer.formatting import filesize
 
@@ -55,5 +56,12 @@ def handle_http_error(error: HTTPException):
     return response, error.code, headers
 
 
+def handle_malformed_body(error: ParseException):
+    # gunicorn raises these from the body's stream as the form is read, a chunked one that breaks
+    # its own encoding, say: the client's fault, not ours.
+    return handle_http_error(BadRequest(f"The request's body is malformed ({type(error).__name__}); send it again."))
+
+
 def init_app(app) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(ParseException, handle_malformed_body)

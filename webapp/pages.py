@@ -67,9 +67,12 @@ def _not_offered(requested: str | None, form: UploadForm) -> str | None:
     if not requested or requested == form.model.data or not form.model.choices:
         return None
     try:
-        reason = short_reason(get_registry().info(requested).error)[0]  # the dashboard has the rest
+        error = get_registry().info(requested).error
     except UnknownModel:
-        reason = "there is no such model"
+        error = "there is no such model"
+    if error is None:  # usable again since the form was made: its file was being replaced
+        return None
+    reason = short_reason(error)[0]  # the dashboard has the rest
     return f"Model '{requested[:80]}' cannot be used ({reason}); the form offers {form.model.data} instead."
 
 

@@ -22,7 +22,7 @@ from flask import abort, current_app
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
-from trainer.formatting import first_line, is_number
+from trainer.formatting import first_line, is_number, is_utf8
 from trainer.keras_import import import_keras
 
 log = logging.getLogger(__name__)
@@ -145,16 +145,6 @@ def _load_keras_model(path: Path):
     return keras.saving.load_model(path, compile=False)
 
 
-def _is_utf8(name: str) -> bool:
-    """False for a file name with bytes that are not UTF-8 (some zip tools leave such names):
-    pages and URLs could not show it, so the file is left out."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _stat(path: Path) -> tuple[int, int, int, int] | None:
     try:
         info = path.stat()
@@ -187,8 +177,9 @@ class Registry:
         return {
             entry.name[: -len(".h5")]: Path(entry.path)
             for entry in entries
-            # Dotfiles are models still being written by the trainer.
-            if entry.name.endswith(".h5") and not entry.name.startswith(".") and _is_utf8(entry.name)
+            # Dotfiles are models still being written by the trainer. A name that is not UTF-8
+            # (some zip tools leave such names) could not be shown in pages or URLs.
+            if entry.name.endswith(".h5") and not entry.name.startswith(".") and is_utf8(entry.name)
         }
 
     def models(self) -> list[ModelInfo]:
