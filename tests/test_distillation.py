@@ -44,6 +44,17 @@ def test_the_student_learns_from_a_blend_of_labels_and_teacher_and_is_scored_on_
     assert not teacher.trainable and distiller.trainable_weights == student.trainable_weights
 
 
+def test_label_smoothing_softens_the_labels_not_the_teachers_predictions():
+    student, teacher = constant_model([0.5, 0.3, 0.2]), constant_model([0.1, 0.1, 0.8])
+    distiller = Distiller(student, teacher, teacher_weight=0.25)
+    distiller.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.3))
+    x, y = np.zeros((1, 16, 16, 3), "float32"), np.array([[1.0, 0, 0]], "float32")
+    smoothed_labels = np.array([0.8, 0.1, 0.1])  # 0.7 of the label, 0.3 spread over the 3 classes
+    target = 0.75 * smoothed_labels + 0.25 * np.array([0.1, 0.1, 0.8])
+    expected = -(target * np.log([0.5, 0.3, 0.2])).sum()
+    assert float(distiller.compute_loss(x, y, distiller(x), training=True)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_a_distilled_run_trains_and_saves_the_student_alone(image_folder, tmp_path):
     teacher_path = tmp_path / "teacher.h5"
     constant_model([0.1, 0.1, 0.8]).save(teacher_path)

@@ -177,3 +177,17 @@ def test_efficientnet_lite0_transfer_model_scales_pixels_inside():
     assert np.allclose(keras.ops.convert_to_numpy(scale(np.array([[[[0.0, 127.0, 255.0]]]]))), [-127 / 128, 0, 1])
     assert base.output_shape == (None, 2, 2, 1280)
     assert models.unfreeze(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)
+
+
+@pytest.mark.parametrize("build", [default_cnn, lambda: preset_cnn("scratch-medium")],
+                         ids=["bias", "scaled logits"])
+def test_training_fits_the_logits_behind_the_softmax_with_the_same_weights(build):
+    # A loss from logits: from probabilities, JAX clips them and drops the gradient of an image
+    # scored below 1e-7. The saved model is the one that ends in the softmax.
+    classifier = build()
+    learner = models.logits_of(classifier)
+    assert classifier.layers[-1].name == "predictions" and learner.weights == classifier.weights
+    pixels = raw_pixels(4, 32)
+    probabilities = keras.ops.convert_to_numpy(classifier(pixels))
+    logits = keras.ops.convert_to_numpy(learner(pixels))
+    assert np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(logits)), probabilities, atol=1e-6)

@@ -371,7 +371,7 @@ def scramble_in(monkeypatch, phase: int, epoch: int):
     class Scramble(keras.callbacks.Callback):
         def on_epoch_begin(self, at, logs=None):
             if at == epoch:
-                layer = self.model.get_layer("predictions")
+                layer = self.model.get_layer("logits")
                 rng = np.random.default_rng(0)
                 layer.set_weights([rng.normal(0, 1000, w.shape) for w in layer.get_weights()])
 
@@ -386,7 +386,7 @@ def scramble_in(monkeypatch, phase: int, epoch: int):
 
 
 def scrambled_weights_saved(tmp_path) -> bool:
-    kernel = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("vgg16").get_layer("predictions")
+    kernel = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("vgg16").get_layer("logits")
     return np.abs(kernel.get_weights()[0]).max() > 100
 
 

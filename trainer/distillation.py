@@ -21,7 +21,8 @@ from trainer.models import WeightsError
 class Distiller(keras.Model):
     """Trains `student` against targets blending the labels with `teacher`'s predictions,
     `teacher_weight` of the teacher's; the compiled loss and metrics are the student's own,
-    and validation scores the student against the labels alone."""
+    and validation scores the student against the labels alone. The student may give logits
+    (with a loss compiled `from_logits`); the teacher gives probabilities."""
 
     def __init__(self, student: keras.Model, teacher: keras.Model, teacher_weight: float):
         super().__init__(name=f"{student.name}_distiller")
@@ -35,6 +36,11 @@ class Distiller(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if training:
             taught = keras.ops.cast(self.teacher(x, training=False), y.dtype)
+            # The compiled loss smooths the targets it is given, as the labels need; the teacher's
+            # predictions are soft already. Smoothing is affine, so they go in "unsmoothed" and come
+            # out as they were: the target is (1 - w) * the smoothed labels + w * the predictions.
+            smoothing = getattr(self.loss, "label_smoothing", 0.0)
+            taught = (taught - smoothing / y.shape[-1]) / (1 - smoothing)
             y = (1 - self.teacher_weight) * y + self.teacher_weight * taught
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 

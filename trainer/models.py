@@ -64,12 +64,12 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
         x = y
     x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
     if logit_scale == 1.0:
-        outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+        x = layers.Dense(num_classes, name="logits", dtype="float32")(x)
     else:  # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run;
         # its output layer has no bias either, so a scale other than 1 also drops the bias
         x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32")(x)
         x = layers.Rescaling(logit_scale, name="logit_scale", dtype="float32")(x)
-        outputs = layers.Softmax(name="predictions", dtype="float32")(x)
+    outputs = layers.Softmax(name="predictions", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="scratch_cnn")
     if identity_init:
         for layer in model.layers:
@@ -167,8 +167,17 @@ def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Softmax(name="predictions")(x)
     return keras.Model(inputs, outputs, name=arch), base
+
+
+def logits_of(classifier: keras.Model) -> keras.Model:
+    """The classifier up to its last layer, the softmax, sharing its weights: what training fits,
+    with the loss computed from logits. From probabilities, JAX's cross-entropy clips them at
+    1e-7 and gives an image scored below that no gradient at all (TensorFlow's finds the logits
+    behind a softmax itself); the saved model still ends with the softmax."""
+    return keras.Model(classifier.input, classifier.get_layer("predictions").input, name=f"{classifier.name}_logits")
 
 
 class WeightsError(Exception):

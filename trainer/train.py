@@ -205,10 +205,10 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
 def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
     classifier = models.preset_cnn(hp, train_set.images, len(train_set.classes), dtype_policy)
     batches = AugmentedBatches(train_set, hp)
-    learner = classifier  # what `fit` trains: the classifier, or a distiller around it
+    learner = models.logits_of(classifier)  # what `fit` trains: the classifier's logits, or a distiller around them
     if hp["teacher"]:
         teacher = load_teacher(hp["teacher"], train_set, val_set)
-        learner = Distiller(classifier, teacher, hp["teacher_weight"])
+        learner = Distiller(learner, teacher, hp["teacher_weight"])
     _compile(learner, _scratch_optimizer(hp, hp["epochs"] * len(batches)), hp)
     # No best-epoch checkpoint: the schedule ends at a learning rate of 0, where the last
     # epoch is the recipe's result (and picking by validation score would flatter it).
@@ -251,17 +251,18 @@ def _fit_transfer(hp, train_set, val_set, run_dir):
         hp["upscale_size"], hp["weights"], hp["dense_units"], hp["dropout"],
     )
     batches = AugmentedBatches(train_set, hp)
+    learner = models.logits_of(classifier)
 
     base.trainable = False
     print("Training the new head: the base frozen")
-    _compile(classifier, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
+    _compile(learner, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
     head_dir = run_dir / "head"
-    history = _fit(classifier, batches, val_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
+    history = _fit(learner, batches, val_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
 
     unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
-    _compile(classifier, _fine_tune_optimizer(hp, len(batches)), hp)
-    tuned = _fit(classifier, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
+    _compile(learner, _fine_tune_optimizer(hp, len(batches)), hp)
+    tuned = _fit(learner, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
                  _stopping_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
                  first_epoch=len(history["loss"]), earlier_phase=head_dir)
     return classifier, {key: history[key] + tuned[key] for key in history}
@@ -293,7 +294,7 @@ def _compile(model, optimizer, hp):
     xla = hp["arch"] == "scratch" and keras.backend.backend() == "tensorflow"
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp["label_smoothing"]),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=hp["label_smoothing"]),
         metrics=["accuracy"],
         jit_compile=True if xla else "auto",
     )
