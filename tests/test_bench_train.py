@@ -30,7 +30,7 @@ def test_layers_to_unfreeze_are_taken_in_json_or_as_the_command_line_writes_them
     ("scratch-huge", "unknown preset 'scratch-huge'"),
     ("scratch-small:epoch=3", "scratch-small has no hyperparameter 'epoch'"),
     ("scratch-small:epochs=2.5", "epochs must be a whole number, not '2.5'"),
-    ("scratch-small:epochs=0", "epochs must be 1 or more, not 0"),
+    ("scratch-small:epochs=0", "epochs must be from 1 to 10,000, not 0"),
     ("scratch-small:learning_rate=nan", "learning_rate must be a finite number"),
     ("scratch-small:validation_fraction=1", "validation_fraction must be between 0 and 1"),
     ("scratch-small:flip_tta=1", "flip_tta takes true or false, such as true, not '1'"),

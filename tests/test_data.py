@@ -127,6 +127,27 @@ def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
     assert "\n  green/broken.jpg: The JPEG file is damaged or incomplete.\n" in err
 
 
+def test_a_file_too_large_for_an_image_is_skipped_unread(image_folder, capsys):
+    huge = image_folder / "red" / "huge.png"
+    huge.touch()
+    os.truncate(huge, 300_000_000_000)  # sparse: no disk used, but reading it would fill any memory
+    assert len(load_folder(image_folder, 8).labels) == 30
+    assert ("\n  red/huge.png: It is too large (300.0 GB) for an image; the limit is 512 MB.\n"
+            in capsys.readouterr().err)
+    assert natural_size(str(image_folder), 224) == 16
+
+
+def test_a_zip_member_too_large_for_an_image_is_skipped_unread(tmp_path, image_folder, capsys, monkeypatch):
+    monkeypatch.setattr(data_module, "MAX_FILE_BYTES", 1_000_000)  # so as not to write a huge member
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(image_folder.rglob("*.png")):
+            z.write(path, path.relative_to(image_folder).as_posix())
+        z.writestr("blue/clip.mp4", bytes(2_000_000))
+    assert len(load_folder(archive, 8).labels) == 30
+    assert "\n  blue/clip.mp4: It is too large (2.0 MB) for an image; the limit is 1.0 MB.\n" in capsys.readouterr().err
+
+
 def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path, image_folder):
     assert natural_size(str(image_folder), 224) == 16  # the fixture's 16 px images are not enlarged
     assert natural_size(str(image_folder), 24) == 24  # over half the backbone's size: loaded at it
@@ -160,6 +181,25 @@ def test_a_damaged_zip_member_is_skipped_like_a_broken_image(tmp_path, image_fol
     assert len(data.labels) == 29
     err = capsys.readouterr().err
     assert f"skipped 1 file(s) in {archive} that cannot be used:\n  {first.filename}: The zip entry is damaged" in err
+
+
+def test_symlinked_class_folders_subfolders_and_files_are_followed(tmp_path, image_folder, capsys):
+    elsewhere = write_image_folder(tmp_path / "elsewhere", per_class=2, classes=["violet", "more", "single"])
+    (image_folder / "violet").symlink_to(elsewhere / "violet", target_is_directory=True)
+    (image_folder / "red" / "more").symlink_to(elsewhere / "more", target_is_directory=True)
+    (image_folder / "red" / "single.png").symlink_to(elsewhere / "single" / "0.png")
+    data = load_folder(image_folder, 8)
+    assert data.classes == sorted(DATASET_CLASSES + ["violet"]) and len(data.labels) == 35
+    assert {"violet/0.png", "red/more/1.png", "red/single.png"} <= set(data.files.tolist())
+    assert capsys.readouterr().err == ""
+
+
+def test_a_symlink_loop_in_a_class_folder_is_walked_once(image_folder, capsys):
+    (image_folder / "red" / "self").symlink_to(".", target_is_directory=True)
+    (image_folder / "red" / "loop").symlink_to("..", target_is_directory=True)
+    data = load_folder(image_folder, 8)
+    assert len(data.labels) == 30 and len(set(data.files.tolist())) == 30
+    assert capsys.readouterr().err == ""
 
 
 def test_one_class_is_refused_for_training_but_fine_for_evaluating(image_folder):

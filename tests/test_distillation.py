@@ -72,6 +72,8 @@ def test_a_distilled_run_trains_and_saves_the_student_alone(image_folder, tmp_pa
 @pytest.mark.parametrize("problem, message", [
     ("missing", "Cannot use the teacher"),
     ("damaged", "Cannot use the teacher"),
+    # Not "training diverged": the teacher is what is broken.
+    ("not a number", "(teacher.h5 holds NaN or infinite weights (in "),
     ("other size", "takes (8, 8, 3) images into 3 classes; this run needs (16, 16, 3) into 3"),
     ("other classes", "knows the classes ['red', 'green', 'blue']"),
 ])
@@ -79,6 +81,8 @@ def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, split, problem, mes
     path = tmp_path / "teacher.h5"
     if problem == "damaged":
         path.write_bytes(b"\x89HDF not a model")
+    elif problem == "not a number":
+        constant_model([0.2, 0.3, float("nan")]).save(path)
     elif problem == "other size":
         constant_model([0.2, 0.3, 0.5], shape=(8, 8, 3)).save(path)
     elif problem == "other classes":

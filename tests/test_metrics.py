@@ -85,3 +85,12 @@ def test_classes_neither_shown_nor_predicted_are_left_out_of_the_table_as_of_the
     assert rows == ["a", "b", "c"]
     assert text.splitlines()[-1] == "  (1 class of the model left out: no images here, never predicted)"
     assert text.splitlines()[-3].split()[2] == f"{(1 + 1 + 0) / 3:.3f}"  # macro precision over a, b and c
+
+
+def test_long_class_names_stay_whole_and_the_columns_aligned():
+    names = ["golden_retriever_puppy", "golden_retriever_adult", "x" * 60]
+    text = format_report(classification_report(np.array([0, 1, 2]), np.eye(3), names))
+    rows = text.splitlines()[3:6]
+    assert [row.split()[0] for row in rows[:2]] == names[:2]
+    assert rows[2].split()[0] == "x" * 39 + "\u2026"  # cut, within the column
+    assert len({len(line) for line in text.splitlines()[2:]}) == 1  # header, classes, averages: aligned

@@ -133,3 +133,24 @@ def test_a_nan_validation_loss_is_never_the_best(tmp_path):
     written = best_path.stat().st_ino  # each writing is a new file renamed into place
     backup.on_epoch_end(2, {"val_loss": 2.0})  # a tie: the earlier epoch stays the best
     assert best_path.stat().st_ino == written
+
+
+def test_damaged_files_of_a_run_are_named_not_a_traceback(tmp_path):
+    backup, model = backup_of_a_toy_model(tmp_path / "backup", every_seconds=0)
+    backup.on_epoch_end(0)
+    metadata, weights = tmp_path / "backup" / "training_metadata.json", tmp_path / "backup" / "latest.weights.h5"
+    metadata.write_text("{cut sho")
+    with pytest.raises(resume.DamagedBackup, match=f"^The run's backup {metadata} cannot be read \\(Expecting"):
+        resume.backed_up_epochs(tmp_path / "backup")
+    metadata.write_text('{"epoch": "one"}')
+    with pytest.raises(resume.DamagedBackup, match="cannot be read \\(its epoch is 'one'\\)"):
+        resume.backed_up_epochs(tmp_path / "backup")
+
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(resume.DamagedBackup, match=f"^The run's backup in {tmp_path / 'backup'} cannot be read"):
+        backup._load_model()
+
+    log = tmp_path / resume.LOG
+    log.write_text("epoch,what\n0,1\n")
+    with pytest.raises(resume.DamagedBackup, match=f"^The run's log {log} cannot be read \\('loss' is missing\\)"):
+        resume.read_log(log)

@@ -1,3 +1,4 @@
+import errno
 import fcntl
 import json
 import signal
@@ -459,3 +460,52 @@ def test_a_training_set_of_one_batch_is_warned_of(images, batch_size, advice, ca
     else:
         assert err.startswith(f"warning: the {images} training images make a single batch (--batch-size "
                               f"{batch_size}), so an epoch is one step; ") and err.strip().endswith(advice)
+
+
+def test_a_save_that_fails_keeps_the_run_to_save_without_training_again(image_folder, tmp_path, monkeypatch, capsys):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module.cards, "save_model_and_card", full_disk)
+        with pytest.raises(train_module.TrainingError, match=(
+                r"^Cannot save .*tiny\.h5 \(No space left on device\); this run's weights are kept in .*tiny, and "
+                r"the same command saves it without training again once that is put right\.$")):
+            run(TINY, image_folder, tmp_path)
+    capsys.readouterr()
+    card = run(TINY, image_folder, tmp_path)
+    assert "the phase ended after 3 epochs" in capsys.readouterr().out and card["epochs_run"] == 3
+
+    # Its damaged backup, on another try, is named with what to do.
+    assert (tmp_path / "models" / "tiny.h5").exists()
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module.cards, "save_model_and_card", full_disk)
+        with pytest.raises(train_module.TrainingError):
+            run(TINY, image_folder, tmp_path)
+    metadata = tmp_path / "runs" / "tiny" / "scratch" / "backup" / "training_metadata.json"
+    metadata.write_text("")
+    with pytest.raises(train_module.TrainingError, match=(
+            f"^The run's backup {metadata} cannot be read .*\\. Delete {tmp_path / 'runs' / 'tiny'} to train afresh\\.$")):
+        run(TINY, image_folder, tmp_path)
+
+
+def test_a_model_another_run_saves_meanwhile_is_replaced_only_when_asked(image_folder, tmp_path, monkeypatch, capsys):
+    # Two runs of one name, each with its own --run-dir: the lock of one does not stop the other.
+    data, models = load_folder(image_folder, TINY["image_size"]), tmp_path / "models"
+    real_evaluate = train_module.evaluate
+
+    def evaluate_as_another_run_saves(model, images):
+        models.mkdir(exist_ok=True)
+        (models / "tiny.h5").write_bytes(b"the other run's model")
+        return real_evaluate(model, images)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "evaluate", evaluate_as_another_run_saves)
+        with pytest.raises(train_module.TrainingError, match=(
+                r"tiny\.h5 was saved by another run while this one trained; this run's weights are kept in .*tiny, "
+                r"and the same command with --replace saves over it without training again\.$")):
+            train_module.train(TINY, data, None, models, "tiny", tmp_path / "runs" / "tiny", replace=False)
+    assert (models / "tiny.h5").read_bytes() == b"the other run's model"
+    capsys.readouterr()
+    card = train_module.train(TINY, data, None, models, "tiny", tmp_path / "runs" / "tiny", replace=True)
+    assert "the phase ended after 3 epochs" in capsys.readouterr().out and card["epochs_run"] == 3

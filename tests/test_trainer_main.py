@@ -2,7 +2,9 @@
 
 import fcntl
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -96,7 +98,10 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert card["test_evaluation"]["samples"] == 30  # every image of the separate test folder
     assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
     assert card["dataset"] == "colours"
-    capsys.readouterr()
+    # The test images are the training ones, zipped: a test score of images it learned from.
+    assert capsys.readouterr().err.strip().endswith(
+        f"warning: --test-data {image_folder} holds the very images of --data, so its score will count images the "
+        "model learned from")
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()
@@ -236,9 +241,13 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--epochs", "0", "must be 1 or more, not 0"),
-    ("--batch-size", "-1", "must be 1 or more, not -1"),
-    ("--image-size", "4", "must be 16 or more, not 4"),
+    ("--epochs", "0", "must be from 1 to 10,000, not 0"),
+    ("--batch-size", "-1", "must be from 1 to 65,536, not -1"),
+    ("--image-size", "4", "must be from 16 to 2,048, not 4"),
+    # Past these, NumPy and Keras failed with a traceback after the data had loaded.
+    ("--epochs", "100000000000000000000", "must be from 1 to 10,000, not 100000000000000000000"),
+    ("--batch-size", "100000000000000000000", "must be from 1 to 65,536, not 100000000000000000000"),
+    ("--seed", "4294967296", "must be from 0 to 4,294,967,295, not 4294967296"),
     ("--validation-fraction", "0", "must be between 0 and 1"),
     ("--validation-fraction", "1", "must be between 0 and 1"),
     ("--learning-rate", "nan", "must be a finite number, not nan"),
@@ -249,7 +258,7 @@ def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path
     ("--epochs", "1_000", "must be a whole number, not '1_000'"),
     ("--seed", "+5", "must be a whole number, not '+5'"),
     ("--head-learning-rate", "fast", "must be a number, not 'fast'"),
-    ("--seed", "-1", "must be 0 or more, not -1"),
+    ("--seed", "-1", "must be from 0 to 4,294,967,295, not -1"),
     ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),
     ("--fine-tune-schedule", "linear", "invalid choice: 'linear'"),
     ("--unfreeze-blocks", ",", "must name at least one layer-name prefix, such as block5"),
@@ -386,6 +395,32 @@ def test_a_model_name_that_is_a_path_is_refused(name, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["train", "--data", "x", "--name", name])
     assert stopped.value.code == 2 and "argument --name: must be a plain name" in capsys.readouterr().err
+
+
+def test_a_model_name_too_long_for_its_files_is_refused(capsys):
+    # 245 letters passed every check, trained, then failed on the save's temporary file name.
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--data", "x", "--name", "é" * 51])
+    assert stopped.value.code == 2 and "argument --name: must be at most 100 bytes long in UTF-8, not 102" in \
+        capsys.readouterr().err
+
+
+def test_sigterm_during_the_save_leaves_no_temporary_files(image_folder, tmp_path, monkeypatch, capsys):
+    # As a process manager stops a run: the half-written files of the save under way go with it.
+    real_save = keras.Model.save
+
+    def save_then_terminated(self, path, **kwargs):
+        real_save(self, path, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(keras.Model, "save", save_then_terminated)
+    out = tmp_path / "models"
+    assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
+                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(out),
+                 "--run-dir", str(tmp_path / "runs")]) == 128 + signal.SIGTERM
+    assert list(out.iterdir()) == []
+    assert "Stopped (SIGTERM): nothing was saved in the models folder." in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was
 
 
 def test_a_foreign_folder_in_place_of_a_run_is_left_alone(image_folder, tmp_path, capsys):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import tempfile
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from trainer.presets import DEFAULT_PRESET, PRESETS
@@ -33,11 +34,11 @@ def _read(text: str, kind=float):
     return value
 
 
-def _at_least(least: int):
+def _in_range(least: int, most: int):
     def parse(text: str) -> int:
         value = _read(text, int)
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
+        if not least <= value <= most:  # past `most`, NumPy and Keras fail with a traceback, or never end
+            raise argparse.ArgumentTypeError(f"must be from {least} to {most:,}, not {value}")
         return value
     return parse
 
@@ -66,38 +67,48 @@ def _weight(text: str) -> float:
     return value
 
 
+MAX_NAME_BYTES = 100  # a file name holds 255; the save's temporary file adds to it
+
+
 def _model_name(text: str) -> str:
     # The name becomes MODELS/NAME.h5 and RUN_DIR/NAME/, which a changed command deletes:
     # a path (.., /home) would write or delete outside those folders. Unprintable characters
     # (undecodable bytes included) could not be shown by the web app.
     if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():
         raise argparse.ArgumentTypeError(f"must be a plain name (no / or \\, no leading dot), not {text!r}")
+    if len(text.encode("utf-8")) > MAX_NAME_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_NAME_BYTES} bytes long in UTF-8, not "
+                                         f"{len(text.encode('utf-8'))}")
     return text
 
 
 MIN_IMAGE_SIZE = 16  # the scratch nets shrink it by a 2x2 stem, then halve it three times
 MIN_UPSCALE_SIZE = 32  # VGG16's five poolings need at least 32 px (Keras refuses less)
+MAX_SIDE = 2048  # pixels: 50,000 images of this side would need 600 GB
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**32 - 1  # Keras' seeding takes no more
 
 # Options that override a preset's value of the same name (None: keep the preset's), with
 # how to read each (a function, or the choices) and its help.
 OVERRIDES = {
-    "epochs": (_at_least(1), "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
-    "head_epochs": (_at_least(1), "transfer models, phase 1: epochs with the base frozen"),
-    "fine_tune_epochs": (_at_least(1), "transfer models, phase 2: epochs with the top blocks unfrozen"),
+    "epochs": (_in_range(1, MAX_EPOCHS), "epochs (scratch); for transfer models see --head-epochs / --fine-tune-epochs"),
+    "head_epochs": (_in_range(1, MAX_EPOCHS), "transfer models, phase 1: epochs with the base frozen"),
+    "fine_tune_epochs": (_in_range(1, MAX_EPOCHS), "transfer models, phase 2: epochs with the top blocks unfrozen"),
     "unfreeze_blocks": (_names, "transfer models, phase 2: comma-separated name prefixes of the base's "
                                 "layers to unfreeze (e.g. block5; stem,block,top for the whole base)"),
-    "batch_size": (_at_least(1), "images per training step"),
-    "image_size": (_at_least(MIN_IMAGE_SIZE), "side of the square images the model takes (data is resized to "
+    "batch_size": (_in_range(1, MAX_BATCH_SIZE), "images per training step"),
+    "image_size": (_in_range(MIN_IMAGE_SIZE, MAX_SIDE), "side of the square images the model takes (data is resized to "
                                               "it); transfer presets: by default the backbone's size, or the "
                                               "images' own if under half"),
-    "upscale_size": (_at_least(MIN_UPSCALE_SIZE), "transfer models: side the backbone sees, resized inside the model"),
+    "upscale_size": (_in_range(MIN_UPSCALE_SIZE, MAX_SIDE), "transfer models: side the backbone sees, resized inside the model"),
     "learning_rate": (_learning_rate, "scratch: peak SGD learning rate"),
     "head_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 1"),
     "fine_tune_learning_rate": (_learning_rate, "transfer models: Adam learning rate of phase 2 (its peak with cosine)"),
     "fine_tune_schedule": (("plateau", "cosine"), "transfer models, phase 2: plateau (Adam, the rate cut when "
                                                   "validation stalls) or cosine (AdamW, the rate decaying to 0)"),
     "validation_fraction": (_fraction, "share of every class held out for validation (stratified)"),
-    "seed": (_at_least(0), "random seed of the split, the initial weights and the augmentation"),
+    "seed": (_in_range(0, MAX_SEED), "random seed of the split, the initial weights and the augmentation"),
     "weights": (str, "transfer models: imagenet, none, or a path to a weights file (VGG16: Keras' .h5 "
                      "without top; EfficientNet-Lite0: the .pth of its weights package)"),
     "teacher": (str, "scratch: a trained model (.h5) whose predictions the new net learns from too"),
@@ -109,20 +120,33 @@ class UsageError(Exception):
     """A command that cannot be run as given; the message says why."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a process manager or `kill` sends it: a run stops as at a second Ctrl-C, at
+    once, and a save under way removes its temporary files on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would answer with the top-level usage, not the command's
         args.parser.error(_unrecognized(unknown, args.parser))
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)
-    except KeyboardInterrupt:  # also while Keras imports, which takes seconds
+    except KeyboardInterrupt as interrupt:  # also while Keras imports, which takes seconds
+        stopped = "Stopped (SIGTERM)" if isinstance(interrupt, Terminated) else "Interrupted"
         if args.command is _train:
-            print("\nInterrupted: nothing was saved in the models folder. Run the same command again to "
+            print(f"\n{stopped}: nothing was saved in the models folder. Run the same command again to "
                   "resume from the last backed-up epoch (or to start over, if none had ended).", file=sys.stderr)
         else:
-            print("\nInterrupted.", file=sys.stderr)
-        return 130
+            print(f"\n{stopped}.", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args) -> int:
@@ -233,9 +257,12 @@ def _train(args) -> int:
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
         data, test = load_dataset(args.data, hp["image_size"])
         if args.test_data:
-            from trainer.data import load_folder
+            from trainer.data import digest, load_folder
 
             test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
+            if digest(test.files) == digest(data.files):
+                print(f"warning: --test-data {args.test_data} holds the very images of --data, so its score will "
+                      "count images the model learned from", file=sys.stderr)
         train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import zipfile
 import zlib
@@ -13,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from trainer.formatting import is_utf8, plural, reason
+from trainer.formatting import filesize, is_utf8, plural, reason
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -252,16 +253,50 @@ def _in_english(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[tup
     return {ANIMALS10_ENGLISH[folder]: files for folder, files in members.items()}
 
 
+# Larger files are skipped unread: a video or a disk image saved among the photos would be
+# read whole into memory. The largest image `load_rgb` takes, 50 megapixels (MAX_PIXELS) of
+# 16-bit RGBA stored uncompressed, is 400 MB; a phone's photo or a web upload (10 MB at most)
+# is a few MB.
+MAX_FILE_BYTES = 512_000_000
+
+
 class _Folder:
     def __init__(self, root: Path):
         self.root = root
 
     def names(self) -> list[str]:
-        """Files, and folders with a "/" after their name (an empty one may be a class)."""
-        paths = [p for p in self.root.rglob("*") if p.is_file() or p.is_dir()]
-        return [p.relative_to(self.root).as_posix() + ("/" if p.is_dir() else "") for p in paths]
+        """Files, and folders with a "/" after their name (an empty one may be a class).
+        Symlinked folders are followed (Path.rglob does not), except one that leads back to a
+        folder it is in, which would loop forever."""
+        names = []
+        # For each folder still to walk, its real path and those of the folders it is in: a link to one is a loop.
+        ancestors = {str(self.root): {os.path.realpath(self.root)}}
+        for top, folders, files in os.walk(self.root, followlinks=True):
+            above = ancestors.pop(top)
+            inside = Path(top).relative_to(self.root)
+            for folder in list(folders):
+                real = os.path.realpath(os.path.join(top, folder))
+                if real in above:
+                    folders.remove(folder)  # os.walk does not go into folders taken out here
+                    continue
+                ancestors[os.path.join(top, folder)] = above | {real}
+                names.append((inside / folder).as_posix() + "/")
+            # Broken links, sockets and pipes are no images.
+            names += [(inside / file).as_posix() for file in files if os.path.isfile(os.path.join(top, file))]
+        return names
+
+    def size(self, name: str) -> int:
+        return (self.root / name).stat().st_size
 
     def read(self, name: str) -> bytes:
+        """A file's bytes; one too large to be an image is refused before it is read."""
+        size = self.size(name)
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"It is too large ({filesize(size)}) for an image; the limit is "
+                             f"{filesize(MAX_FILE_BYTES)}.")
+        return self._bytes(name)
+
+    def _bytes(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
 
     def __enter__(self):
@@ -280,7 +315,10 @@ class _Zip(_Folder):
     def names(self) -> list[str]:
         return list(self.members)
 
-    def read(self, name: str) -> bytes:
+    def size(self, name: str) -> int:
+        return self.members[name].file_size  # zipfile unpacks no more than this
+
+    def _bytes(self, name: str) -> bytes:
         return self.zip.read(self.members[name])
 
     def __exit__(self, *exc):

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from trainer import model_file
 from trainer.card import load_card
 from trainer.data import Dataset, digest
 from trainer.formatting import reason
@@ -53,8 +54,13 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     input_shape, classes = train_set.images.shape[1:], train_set.classes
     card_path = Path(path).with_suffix(".json")
     try:
-        teacher = keras.saving.load_model(path, compile=False)
         card = load_card(card_path) if card_path.is_file() else None
+        # Read through in a child process first: some damaged files crash HDF5 itself, and NaN
+        # weights would pass for a run that diverged.
+        problem = model_file.problems({Path(path): (Path(path).stat().st_size, card or {})})[Path(path)]
+        if problem:
+            raise WeightsError(problem)
+        teacher = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
         raise WeightsError(f"Cannot use the teacher {path} ({reason(error)}).") from None
     if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != len(classes):

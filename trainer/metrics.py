@@ -71,24 +71,29 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
     }
 
 
+MAX_LABEL_WIDTH = 41  # characters of the table's class column, its space included
+
+
 def format_report(report: dict, title: str = "Evaluation") -> str:
     """The summary table printed at the end of training and by `trainer evaluate`."""
+    # The classes the macro averages leave out are left out of the table too.
+    shown = averaged_classes(np.asarray(report["confusion_matrix"]))
+    rows = [(label, row) for (label, row), show in zip(report["per_class"].items(), shown) if show]
+    # As wide as the longest name, within reason: golden_retriever_puppy and _adult must differ.
+    width = min(max([14] + [len(label) + 1 for label, _ in rows]), MAX_LABEL_WIDTH)
     lines = [
         f"{title} ({report['samples']:,} images)",
         f"  loss {report['loss']:.4f}   accuracy {report['accuracy']:.2%}",
-        f"  {'':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+        f"  {'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
-    # The classes the macro averages leave out are left out of the table too.
-    shown = averaged_classes(np.asarray(report["confusion_matrix"]))
-    for (label, row), show in zip(report["per_class"].items(), shown):
-        if not show:
-            continue
+    for label, row in rows:
+        label = label if len(label) < width else label[:width - 2] + "\u2026"
         lines.append(
-            f"  {label[:14]:<14}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
+            f"  {label:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
         )
     for kind in ("macro", "weighted"):
         lines.append(
-            f"  {kind + ' avg':<14}{report['precision_' + kind]:>10.3f}"
+            f"  {kind + ' avg':<{width}}{report['precision_' + kind]:>10.3f}"
             f"{report['recall_' + kind]:>10.3f}{report['f1_' + kind]:>10.3f}{report['samples']:>9}"
         )
     absent = int((~shown).sum())

@@ -22,12 +22,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from trainer.formatting import reason
+
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
 # Back up for resuming after the first and the last epoch and at most this often in between: on
 # a GPU an epoch can take a second and a backup of the large net 0.16 s. A crash loses at most
 # this much training; on a CPU, where an epoch takes a minute, every epoch is still backed up.
 BACKUP_SECONDS = 10.0
+
+
+class DamagedBackup(Exception):
+    """A file in a run's folder that cannot be read back; the message names it and says why."""
 
 
 def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
@@ -38,17 +44,34 @@ def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
 
 
 def read_log(log_path: Path) -> dict[str, list[float]]:
-    rows = []
-    if log_path.exists():
+    if not log_path.exists():
+        return {key: [] for key in HISTORY_KEYS}
+    try:
         with open(log_path, newline="") as f:
             rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
+        return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
+        raise DamagedBackup(f"The run's log {log_path} cannot be read ({_why(error)})") from None
 
 
 def backed_up_epochs(backup_dir: Path) -> int:
     """How many epochs the phase's backup holds, from which `fit` resumes (0: none)."""
     metadata = backup_dir / "training_metadata.json"
-    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+    if not metadata.exists():
+        return 0
+    try:
+        epoch = json.loads(metadata.read_text())["epoch"]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        raise DamagedBackup(f"The run's backup {metadata} cannot be read ({_why(error)})") from None
+    if type(epoch) is not int or epoch < 0:
+        raise DamagedBackup(f"The run's backup {metadata} cannot be read (its epoch is {epoch!r})")
+    return epoch
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, KeyError):  # its message would be the key alone
+        return f"{error} is missing"
+    return reason(error)
 
 
 def cut_log(log_path: Path, epochs: int) -> None:
@@ -125,7 +148,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             os.replace(source, target)
 
     def _load_model(self):
-        super()._load_model()
+        try:
+            super()._load_model()
+        except Exception as error:  # h5py and Keras raise many types for a damaged file
+            raise DamagedBackup(f"The run's backup in {self.backup_dir} cannot be read ({_why(error)})") from None
         metadata = Path(self._training_metadata_path)
         saved = json.loads(metadata.read_text()).get("seed_states", []) if metadata.exists() else []
         for state, value in zip(_seed_states(self.model), saved):

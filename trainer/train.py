@@ -47,7 +47,10 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
     of the same settings; without `replace`, a run that starts afresh refuses to save over an
     existing model."""
     with run_lock(run_dir):
-        return _train(hp, data, test, out_dir, name, run_dir, replace)
+        try:
+            return _train(hp, data, test, out_dir, name, run_dir, replace)
+        except resume.DamagedBackup as error:
+            raise TrainingError(f"{error}. Delete {run_dir} to train afresh.") from None
 
 
 _locked_here: set[Path] = set()  # run folders this process holds the lock of
@@ -82,6 +85,7 @@ def run_lock(run_dir: Path):
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
+    found_at_start = _identity(model_path)
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     data_digest = digest(data.files)
@@ -138,12 +142,29 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "evaluation": evaluation,
         "test_evaluation": test_evaluation,
     }
-    card = cards.save_model_and_card(model, card, model_path)
+    kept = f"this run's weights are kept in {run_dir}, and the same command"
+    if not replace and _identity(model_path) != found_at_start:  # another run's, saved meanwhile
+        raise TrainingError(f"{model_path} was saved by another run while this one trained; {kept} with --replace "
+                            "saves over it without training again.")
+    try:
+        card = cards.save_model_and_card(model, card, model_path)
+    except OSError as error:  # a full disk, a folder made read-only meanwhile
+        raise TrainingError(f"Cannot save {model_path} ({error.strerror or reason(error)}); {kept} saves it without "
+                            "training again once that is put right.") from None
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
     print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
           f"after {plural(card['epochs_run'], 'epoch')} in {training_seconds:.0f} s; "
           f"validation accuracy {evaluation['accuracy']:.2%}")
     return card
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Which file is at `path` (None: none), to tell whether another one was put there."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Model, dict, int]:
