@@ -282,7 +282,8 @@ def test_stratified_split_is_seeded_disjoint_and_per_class():
 
 
 def test_split_refuses_a_class_too_small_to_hold_out():
-    with pytest.raises(DataError, match=r"class pear has too few images \(1\)"):
+    with pytest.raises(DataError, match=r"class pear has too few images \(1\) to hold out a share of 0.2 and train "
+                                        r"on the rest: add images, or hold out less$"):
         stratified_split(np.array([0, 0, 0, 1]), 0.2, seed=0, classes=["apple", "pear"])
 
 

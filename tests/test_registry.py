@@ -163,7 +163,7 @@ def set_input_shape(folder, shape):
         (lambda d: set_input_shape(d, [20, 20, 3]),
          "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (20 x 20 x 3)"),
         (lambda d: set_input_shape(d, [16, 16, 1]),
-         "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (16 x 16 x 3)"),
+         "its card's input_shape has 1 channel, where models here take RGB images (3)"),
         (lambda d: save_model_without_softmax(d / "tiny.h5"), "it gives outputs that are not probabilities (its last layer needs a softmax)"),
     ],
     ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",

@@ -145,8 +145,10 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
     """Why a loaded Keras model cannot serve as its card describes (None: it can): it must take
     RGB images of the card's size, or of any size, and give an output per class."""
     height, width, channels = card["input_shape"]
+    if channels != 3:
+        return f"its card's input_shape has {plural(channels, 'channel')}, where models here take RGB images (3)"
     taken = model.input_shape  # (None, height, width, 3) for one image input; None: any size
-    if channels != 3 or not (isinstance(taken, tuple) and len(taken) == 4
+    if not (isinstance(taken, tuple) and len(taken) == 4
                              and all(n in (None, m) for n, m in zip(taken[1:], (height, width, 3)))):
         shape = " x ".join("any" if n is None else str(n) for n in taken[1:]) if isinstance(taken, tuple) else taken
         return f"the model takes inputs of shape {shape}, not the RGB images of its card's size ({height} x {width} x 3)"

@@ -340,7 +340,8 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int,
         count = max(1, round(len(members) * fraction)) if fraction > 0 else 0
         if count >= len(members):
             name = classes[label] if classes else label
-            raise DataError(f"class {name} has too few images ({len(members)}) to hold out a validation split")
+            raise DataError(f"class {name} has too few images ({len(members)}) to hold out a share of {fraction:g} "
+                            "and train on the rest: add images, or hold out less")
         held.append(members[:count])
         train.append(members[count:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
