@@ -423,6 +423,25 @@ def test_sigterm_during_the_save_leaves_no_temporary_files(image_folder, tmp_pat
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was
 
 
+def test_ctrl_c_once_the_model_is_saved_says_so(image_folder, tmp_path, monkeypatch, capsys):
+    # Not "nothing was saved": the same command again would then be refused, as the model exists.
+    from trainer import card
+
+    real_save = card.save_model_and_card
+
+    def saved_then_interrupted(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # as the run's folder is deleted, say
+
+    monkeypatch.setattr(card, "save_model_and_card", saved_then_interrupted)
+    out = tmp_path / "models"
+    assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
+                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(out),
+                 "--run-dir", str(tmp_path / "runs")]) == 130
+    assert capsys.readouterr().err.strip().endswith(f"Interrupted, after {out / 'tiny.h5'} was saved.")
+    assert (out / "tiny.h5").exists() and (out / "tiny.json").exists()
+
+
 def test_a_foreign_folder_in_place_of_a_run_is_left_alone(image_folder, tmp_path, capsys):
     keep = tmp_path / "runs" / "notes"
     keep.mkdir(parents=True)

@@ -250,8 +250,9 @@ def _train(args) -> int:
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(taken(model_path))  # said now, not after the data has loaded; train() checks a resume
 
-    from trainer.train import run_lock, train
+    from trainer.train import file_identity, run_lock, train
 
+    found_at_start = file_identity(model_path)
     with run_lock(args.run_dir / name):  # a second run of this name is refused before its data loads
         if hp["image_size"] is None:  # the transfer presets'
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
@@ -263,7 +264,13 @@ def _train(args) -> int:
             if digest(test.files) == digest(data.files):
                 print(f"warning: --test-data {args.test_data} holds the very images of --data, so its score will "
                       "count images the model learned from", file=sys.stderr)
-        train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
+        try:
+            train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
+        except KeyboardInterrupt:
+            if file_identity(model_path) == found_at_start:
+                raise
+            print(f"\nInterrupted, after {model_path} was saved.", file=sys.stderr)  # while tidying up
+            return 130
     return 0
 
 

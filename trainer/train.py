@@ -85,7 +85,7 @@ def run_lock(run_dir: Path):
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
-    found_at_start = _identity(model_path)
+    found_at_start = file_identity(model_path)
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     data_digest = digest(data.files)
@@ -143,7 +143,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "test_evaluation": test_evaluation,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"
-    if not replace and _identity(model_path) != found_at_start:  # another run's, saved meanwhile
+    if not replace and file_identity(model_path) != found_at_start:  # another run's, saved meanwhile
         raise TrainingError(f"{model_path} was saved by another run while this one trained; {kept} with --replace "
                             "saves over it without training again.")
     try:
@@ -158,7 +158,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     return card
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def file_identity(path: Path) -> tuple[int, int, int] | None:
     """Which file is at `path` (None: none), to tell whether another one was put there."""
     try:
         info = path.stat()
