@@ -244,7 +244,7 @@ def test_errors_over_http(server):
     assert status == 415
     status, body = post_malformed_chunks(server["url"] + "/api/predict")
     assert status == 400 and json.loads(body) == {
-        "error": "The request's body is malformed (InvalidChunkSize); send it again."}
+        "error": "The request's body is malformed (InvalidChunkSize): check how the client sends it."}
     status, body = post_malformed_chunks(server["url"] + "/predict")
     assert status == 400 and b"The request&#39;s body is malformed (InvalidChunkSize)" in body
     status, _, body = request(server["url"] + "/nothing")

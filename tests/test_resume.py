@@ -66,6 +66,9 @@ def test_a_resumed_run_counts_the_seconds_of_the_backed_up_epochs_only(tmp_path)
     (phase / "history.csv").write_text(",".join(resume.HISTORY_KEYS) + "\n" + rows)
     (phase / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     assert resume.seconds_kept_from_earlier_processes(tmp_path) == 20  # the third is trained again
+    with open(phase / "history.csv", "a") as log:
+        log.write("1,0.5,1,")  # a fourth epoch's row, cut short by the interruption
+    assert resume.seconds_kept_from_earlier_processes(tmp_path) == 20  # after the backup: not read
 
 
 def test_best_weights_are_written_whole_and_only_with_a_backup_of_their_epoch(tmp_path, monkeypatch):

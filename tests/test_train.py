@@ -509,3 +509,36 @@ def test_a_model_another_run_saves_meanwhile_is_replaced_only_when_asked(image_f
     capsys.readouterr()
     card = train_module.train(TINY, data, None, models, "tiny", tmp_path / "runs" / "tiny", replace=True)
     assert "the phase ended after 3 epochs" in capsys.readouterr().out and card["epochs_run"] == 3
+
+
+def test_a_model_deleted_while_a_resumed_run_trains_is_saved_again(image_folder, tmp_path, monkeypatch):
+    # A resume of a --replace run may go on without --replace; a model gone meanwhile is no other run's.
+    data, models = load_folder(image_folder, TINY["image_size"]), tmp_path / "models"
+    run(TINY, image_folder, tmp_path)  # the model to replace
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module.cards, "save_model_and_card", lambda *args, **kwargs: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            run(TINY | {"epochs": 2}, image_folder, tmp_path)  # its backup stays
+    real_evaluate = train_module.evaluate
+
+    def evaluate_as_the_model_is_deleted(model, images):
+        (models / "tiny.h5").unlink(missing_ok=True)
+        return real_evaluate(model, images)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate_as_the_model_is_deleted)
+    card = train_module.train(TINY | {"epochs": 2}, data, None, models, "tiny", tmp_path / "runs" / "tiny",
+                              replace=False)
+    assert card["epochs_run"] == 2 and (models / "tiny.h5").exists()
+
+
+def test_training_fits_logits_with_a_loss_from_logits(image_folder, tmp_path, monkeypatch):
+    # From probabilities, JAX's cross-entropy gives an image scored below 1e-7 no gradient.
+    compiled = []
+    real_compile = train_module._compile
+    monkeypatch.setattr(train_module, "_compile",
+                        lambda model, optimizer, hp: compiled.append(model) or real_compile(model, optimizer, hp))
+    run(TINY | {"epochs": 1}, image_folder, tmp_path)
+    (learner,) = compiled
+    assert not isinstance(learner.layers[-1], keras.layers.Softmax) and learner.loss.get_config()["from_logits"]
+    saved = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("scratch_cnn")
+    assert isinstance(saved.layers[-1], keras.layers.Softmax)  # served: probabilities

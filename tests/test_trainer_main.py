@@ -100,8 +100,8 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert card["dataset"] == "colours"
     # The test images are the training ones, zipped: a test score of images it learned from.
     assert capsys.readouterr().err.strip().endswith(
-        f"warning: --test-data {image_folder} holds the very images of --data, so its score will count images the "
-        "model learned from")
+        f"warning: --test-data {image_folder} holds the same files as --data (by class and name), so its score will "
+        "count images the model learned from")
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()
@@ -414,27 +414,27 @@ def test_sigterm_during_the_save_leaves_no_temporary_files(image_folder, tmp_pat
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(keras.Model, "save", save_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "models"
     assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
                  "--image-size", "16", "--validation-fraction", "0.2", "--out", str(out),
                  "--run-dir", str(tmp_path / "runs")]) == 128 + signal.SIGTERM
     assert list(out.iterdir()) == []
     assert "Stopped (SIGTERM): nothing was saved in the models folder." in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was
+    assert signal.getsignal(signal.SIGTERM) is before  # put back
 
 
 def test_ctrl_c_once_the_model_is_saved_says_so(image_folder, tmp_path, monkeypatch, capsys):
     # Not "nothing was saved": the same command again would then be refused, as the model exists.
-    from trainer import card
-
-    real_save = card.save_model_and_card
-
-    def saved_then_interrupted(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt  # as the run's folder is deleted, say
-
-    monkeypatch.setattr(card, "save_model_and_card", saved_then_interrupted)
     out = tmp_path / "models"
+    real_rmtree = shutil.rmtree
+
+    def interrupted_once_saved(path, **kwargs):  # as the run's folder is deleted, after the save
+        if (out / "tiny.h5").exists():
+            raise KeyboardInterrupt
+        real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr("trainer.train.shutil.rmtree", interrupted_once_saved)
     assert main(["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "1", "--batch-size", "16",
                  "--image-size", "16", "--validation-fraction", "0.2", "--out", str(out),
                  "--run-dir", str(tmp_path / "runs")]) == 130

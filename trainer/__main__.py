@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from trainer.presets import DEFAULT_PRESET, PRESETS
@@ -134,19 +135,24 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would answer with the top-level usage, not the command's
         args.parser.error(_unrecognized(unknown, args.parser))
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can handlers be set
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return _run(args)
     except KeyboardInterrupt as interrupt:  # also while Keras imports, which takes seconds
         stopped = "Stopped (SIGTERM)" if isinstance(interrupt, Terminated) else "Interrupted"
-        if args.command is _train:
+        saved = getattr(interrupt, "saved", None)  # set by training once the model is in place
+        if saved:
+            print(f"\n{stopped}, after {saved} was saved.", file=sys.stderr)
+        elif args.command is _train:
             print(f"\n{stopped}: nothing was saved in the models folder. Run the same command again to "
                   "resume from the last backed-up epoch (or to start over, if none had ended).", file=sys.stderr)
         else:
             print(f"\n{stopped}.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args) -> int:
@@ -250,9 +256,8 @@ def _train(args) -> int:
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(taken(model_path))  # said now, not after the data has loaded; train() checks a resume
 
-    from trainer.train import file_identity, run_lock, train
+    from trainer.train import run_lock, train
 
-    found_at_start = file_identity(model_path)
     with run_lock(args.run_dir / name):  # a second run of this name is refused before its data loads
         if hp["image_size"] is None:  # the transfer presets'
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
@@ -262,15 +267,9 @@ def _train(args) -> int:
 
             test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
             if digest(test.files) == digest(data.files):
-                print(f"warning: --test-data {args.test_data} holds the very images of --data, so its score will "
-                      "count images the model learned from", file=sys.stderr)
-        try:
-            train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
-        except KeyboardInterrupt:
-            if file_identity(model_path) == found_at_start:
-                raise
-            print(f"\nInterrupted, after {model_path} was saved.", file=sys.stderr)  # while tidying up
-            return 130
+                print(f"warning: --test-data {args.test_data} holds the same files as --data (by class and name), "
+                      "so its score will count images the model learned from", file=sys.stderr)
+        train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 
 

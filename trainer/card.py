@@ -128,16 +128,16 @@ def load_card(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise ValueError(f"metrics card {path.name} is unreadable: {error}") from error
     if not isinstance(card, dict):
-        raise ValueError(f"metrics card {Path(path).name} is not a JSON object")
+        raise ValueError(f"metrics card {path.name} is not a JSON object")
     missing = [key for key in ("classes", "input_shape") if key not in card]
     if missing:
-        raise ValueError(f"metrics card {Path(path).name} lacks {', '.join(missing)}")
+        raise ValueError(f"metrics card {path.name} lacks {', '.join(missing)}")
     classes, shape = card["classes"], card["input_shape"]
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
-        raise ValueError(f"metrics card {Path(path).name} has no valid class list")
+        raise ValueError(f"metrics card {path.name} has no valid class list")
     # type() rather than isinstance(): JSON's true is a Python int too.
     if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)):
-        raise ValueError(f"metrics card {Path(path).name} has an invalid input_shape")
+        raise ValueError(f"metrics card {path.name} has an invalid input_shape")
     return card
 
 
@@ -149,7 +149,7 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
         return f"its card's input_shape has {plural(channels, 'channel')}, where models here take RGB images (3)"
     taken = model.input_shape  # (None, height, width, 3) for one image input; None: any size
     if not (isinstance(taken, tuple) and len(taken) == 4
-                             and all(n in (None, m) for n, m in zip(taken[1:], (height, width, 3)))):
+            and all(n in (None, m) for n, m in zip(taken[1:], (height, width, 3)))):
         shape = " x ".join("any" if n is None else str(n) for n in taken[1:]) if isinstance(taken, tuple) else taken
         return f"the model takes inputs of shape {shape}, not the RGB images of its card's size ({height} x {width} x 3)"
     outputs, classes = model.output_shape[-1], len(card["classes"])

@@ -40,15 +40,17 @@ def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
     """The training time a resumed run carries over: the logged seconds of the epochs that its
     phases' backups hold, which this process will not train again."""
     phases = [entry for entry in run_dir.iterdir() if entry.is_dir()]
-    return sum(sum(read_log(phase / LOG)["seconds"][:backed_up_epochs(phase / "backup")]) for phase in phases)
+    return sum(sum(read_log(phase / LOG, backed_up_epochs(phase / "backup"))["seconds"]) for phase in phases)
 
 
-def read_log(log_path: Path) -> dict[str, list[float]]:
+def read_log(log_path: Path, epochs: int | None = None) -> dict[str, list[float]]:
+    """The logged figures of every epoch, or of the first `epochs` (those after a backup may
+    have been cut short by the interruption it resumes from)."""
     if not log_path.exists():
         return {key: [] for key in HISTORY_KEYS}
     try:
         with open(log_path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            rows = list(csv.DictReader(f))[:epochs]
         return {key: [float(row[key]) for row in rows] for key in HISTORY_KEYS}
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
         raise DamagedBackup(f"The run's log {log_path} cannot be read ({_why(error)})") from None

@@ -143,7 +143,8 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "test_evaluation": test_evaluation,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"
-    if not replace and file_identity(model_path) != found_at_start:  # another run's, saved meanwhile
+    now = file_identity(model_path)
+    if not replace and now is not None and now != found_at_start:  # another run's, saved meanwhile
         raise TrainingError(f"{model_path} was saved by another run while this one trained; {kept} with --replace "
                             "saves over it without training again.")
     try:
@@ -151,10 +152,14 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     except OSError as error:  # a full disk, a folder made read-only meanwhile
         raise TrainingError(f"Cannot save {model_path} ({error.strerror or reason(error)}); {kept} saves it without "
                             "training again once that is put right.") from None
-    shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
-    print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
-          f"after {plural(card['epochs_run'], 'epoch')} in {training_seconds:.0f} s; "
-          f"validation accuracy {evaluation['accuracy']:.2%}")
+    try:
+        shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
+        print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
+              f"after {plural(card['epochs_run'], 'epoch')} in {training_seconds:.0f} s; "
+              f"validation accuracy {evaluation['accuracy']:.2%}")
+    except KeyboardInterrupt as interrupt:
+        interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
+        raise
     return card
 
 

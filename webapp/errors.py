@@ -57,9 +57,10 @@ def handle_http_error(error: HTTPException):
 
 
 def handle_malformed_body(error: ParseException):
-    # gunicorn raises these from the body's stream as the form is read, a chunked one that breaks
-    # its own encoding, say: the client's fault, not ours.
-    return handle_http_error(BadRequest(f"The request's body is malformed ({type(error).__name__}); send it again."))
+    # gunicorn raises these from the body's stream as the form is read, for a chunked body that
+    # breaks its own encoding (one that ends early, Werkzeug answers itself): the client's fault.
+    return handle_http_error(BadRequest(f"The request's body is malformed ({type(error).__name__}): "
+                                        "check how the client sends it."))
 
 
 def init_app(app) -> None:
