@@ -77,9 +77,9 @@ def _model_name(text: str) -> str:
     # (undecodable bytes included) could not be shown by the web app.
     if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():
         raise argparse.ArgumentTypeError(f"must be a plain name (no / or \\, no leading dot), not {text!r}")
-    if len(text.encode("utf-8")) > MAX_NAME_BYTES:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_NAME_BYTES} bytes long in UTF-8, not "
-                                         f"{len(text.encode('utf-8'))}")
+    size = len(text.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_NAME_BYTES} bytes long in UTF-8, not {size}")
     return text
 
 
@@ -352,7 +352,7 @@ def _evaluate(args) -> int:
     except ValueError as error:
         raise UsageError(f"Cannot use {args.model.name}: its {error}") from None
     # Read through in a child process first, as some damaged files crash HDF5 itself.
-    problem = model_file.problems({args.model: (args.model.stat().st_size, card)})[args.model]
+    problem = model_file.problem(args.model, card)
     if problem:
         raise UsageError(problem)
     try:

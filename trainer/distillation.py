@@ -57,7 +57,7 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
         card = load_card(card_path) if card_path.is_file() else None
         # Read through in a child process first: some damaged files crash HDF5 itself, and NaN
         # weights would pass for a run that diverged.
-        problem = model_file.problems({Path(path): (Path(path).stat().st_size, card or {})})[Path(path)]
+        problem = model_file.problem(Path(path), card or {})
         if problem:
             raise WeightsError(problem)
         teacher = keras.saving.load_model(path, compile=False)

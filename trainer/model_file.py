@@ -63,6 +63,12 @@ def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
             for path, (size, card) in files.items()}
 
 
+def problem(path: Path, card: dict) -> str | None:
+    """Why one .h5 file, with its card, cannot be used (None: no reason found), as `problems`
+    finds it."""
+    return problems({path: (path.stat().st_size, card)})[path]
+
+
 def without_folder(message: str, path: Path) -> str:
     """An error message about `path` with the file named alone and its folder called "models":
     messages reach people (a web page, say) who have no business knowing where and whose the

@@ -63,11 +63,10 @@ def scratch_cnn(input_shape, num_classes, widths, stem_width, pixel_mean, pixel_
                 y = act(y, f"block{index}_residual")
         x = y
     x = layers.GlobalMaxPooling2D(name="pool", dtype=dtype)(x)
-    if logit_scale == 1.0:
-        x = layers.Dense(num_classes, name="logits", dtype="float32")(x)
-    else:  # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run;
-        # its output layer has no bias either, so a scale other than 1 also drops the bias
-        x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32")(x)
+    # airbench's logits are small (1/9) at first and learn slowly, steadying a fast run; its
+    # output layer has no bias either, so a scale other than 1 also drops the bias.
+    x = layers.Dense(num_classes, use_bias=logit_scale == 1.0, name="logits", dtype="float32")(x)
+    if logit_scale != 1.0:
         x = layers.Rescaling(logit_scale, name="logit_scale", dtype="float32")(x)
     outputs = layers.Softmax(name="predictions", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="scratch_cnn")
