@@ -95,12 +95,34 @@ def screenshot(driver, name, width=1280):
 
 
 def wait_for(driver, css: str):
-    """The element, once the page that has it has loaded (a click returns before that)."""
+    """The element, once it is shown (app.js can draw it after the page has loaded)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, 20).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def open_from(driver, element):
+    """Clicks a link or button that opens another page, and returns once the page it was on is
+    gone: until then, waiting for an element can find it on that page while it is being left,
+    and then fail ("Node with given id does not belong to the document")."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+
+    def left(_):
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        return False
+
+    # Other errors can come while the page is being replaced: they mean "not yet".
+    WebDriverWait(driver, 20, ignored_exceptions=[WebDriverException]).until(left)
 
 
 def wait_until_hidden(driver, css: str):
@@ -128,7 +150,7 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     assert preview.get_attribute("src").startswith("data:image/png;base64,")
     screenshot(browser, "1-upload-form")
 
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    open_from(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     verdict = wait_for(browser, ".verdict").text
     assert browser.find_element(By.CSS_SELECTOR, ".verdict strong").text in TINY_CLASSES
     assert len(browser.find_elements(By.CSS_SELECTOR, ".bar-fill")) == 3
@@ -139,7 +161,7 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     assert csp_violations(browser) == []
 
     # Back to the answer from a link on it: shown again, not "Confirm Form Resubmission".
-    browser.find_element(By.CSS_SELECTOR, ".meta a").click()
+    open_from(browser, browser.find_element(By.CSS_SELECTOR, ".meta a"))
     wait_for(browser, ".breadcrumb")
     browser.back()
     assert wait_for(browser, ".verdict").text == verdict
@@ -166,7 +188,7 @@ def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     assert wait_for(browser, ".errors").text == "doc.pdf is not an image."  # said before uploading
     file_input.send_keys(str(fake))  # named like a JPEG: only the server can tell
     wait_until_hidden(browser, ".errors")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    open_from(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert "Unsupported file type" in wait_for(browser, ".errors").text
     file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
     assert file_input.get_attribute("aria-invalid") == "true"
@@ -182,7 +204,7 @@ def test_dashboard_and_model_page(browser, base_url):
     assert len(rows) == 3
     screenshot(browser, "3-dashboard")
 
-    browser.find_element(By.LINK_TEXT, "small").click()
+    open_from(browser, browser.find_element(By.LINK_TEXT, "small"))
     assert wait_for(browser, ".breadcrumb + h1").text == "small"
     assert len(browser.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     # Training and validation told apart by more than colour: validation's line is dashed.
@@ -204,7 +226,7 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
         # Without app.js a dropped file would open in the browser: dropping is not offered.
         assert driver.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image"
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        open_from(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         wait_for(driver, ".verdict")
         driver.get(base_url + "/models/tiny")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
@@ -295,7 +317,7 @@ def test_phone_width(browser, base_url, tmp_path):
         browser.set_window_size(390, 844)
         browser.get(base_url + "/")
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(tall))
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        open_from(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         wait_for(browser, ".verdict")
         # A tall picture leaves the answer on the first screen.
         bars = browser.find_element(By.CSS_SELECTOR, ".bars")
@@ -330,7 +352,7 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         assert file_input.accessible_name == "Image: photo.png"
         assert browser.find_element(By.CSS_SELECTOR, ".preview").get_attribute("alt") == ""
         assert_no_sideways_scrolling("form with a file chosen")
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        open_from(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         wait_for(browser, ".verdict")
         assert LONG_NAME in browser.find_element(By.CSS_SELECTOR, ".meta").text
         # Wrapped at its underscores on the screen, whole to a screen reader.
