@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, JpegImagePlugin
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from webapp.config import ROOT
 
@@ -108,6 +108,15 @@ def test_a_cut_short_image_is_called_damaged_not_unreadable(fmt, cut):
     data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), fmt)
     with pytest.raises(ImageError, match=f"The {format_names((fmt,))} file is damaged or incomplete."):
         load_rgb(data[:cut] if isinstance(cut, int) else data[:int(len(data) * cut)])
+
+
+def test_a_png_with_too_much_metadata_is_told_so_not_called_damaged():
+    # Photoshop's XMP can grow to megabytes; packed, it is a few kilobytes of the file.
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_itxt("XML:com.adobe.xmp", "<x/>" * 500_000, zip=True)
+    data = encode(Image.new("RGB", (8, 8)), "PNG", pnginfo=metadata)
+    with pytest.raises(ImageError, match=r"^The PNG file's metadata is too large to read \(over 1 MB unpacked\)"):
+        load_rgb(data)
 
 
 def test_a_missing_file_is_not_readable(tmp_path):

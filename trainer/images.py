@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 
 # Photo formats accepted from strangers, recognised by content, never by file name: Pillow's
 # name for each, its MIME type and the bytes a file of it starts with. TIFF and EPS are left
@@ -96,6 +96,10 @@ def load_rgb(
         raise ImageError(f"Image is too large; {limit}.") from error
     except Exception as error:  # Pillow raises many types for broken files
         kind = upload_format(data)
+        if kind == "PNG" and "MAX_TEXT" in str(error):  # its caps on text and colour profiles, unpacked
+            raise ImageError(f"The PNG file's metadata is too large to read (over "
+                             f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB unpacked): save it without metadata."
+                             ) from error
         if kind in formats:  # one of ours by its first bytes, so cut short or corrupted
             raise ImageError(f"The {format_names((kind,))} file is damaged or incomplete.") from error
         raise ImageError(f"Not a readable image (accepted formats: {format_names(formats)}).") from error
