@@ -13,17 +13,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import types
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import copy_models, encode_image, free_port, wait_until_serving
+from conftest import copy_models, encode_image, wait_until_serving
 from webapp import security, tunnel
 from webapp.config import ROOT
 
@@ -136,10 +138,9 @@ def test_addresses_gunicorn_takes(monkeypatch):
 @pytest.fixture(scope="module")
 def server(built_models, tmp_path_factory):
     models = copy_models(built_models, tmp_path_factory.mktemp("gunicorn") / "models")
-    port = free_port()
     env = {
         **os.environ,
-        "IMAGEAPP_BIND": f"127.0.0.1:{port}",
+        "IMAGEAPP_BIND": "127.0.0.1:0",  # a free port, which gunicorn names in its log
         "IMAGEAPP_MODELS_DIR": str(models),
         "IMAGEAPP_DEFAULT_MODEL": "tiny",
         "IMAGEAPP_MAX_CONTENT_LENGTH": str(LIMIT),
@@ -151,8 +152,15 @@ def server(built_models, tmp_path_factory):
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(process, base, timeout=90, output=lambda: open(log.name).read()[-3000:])
+    def output():
+        return Path(log.name).read_text()
+
+    deadline = time.monotonic() + 90
+    while not (listening := re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", output())):
+        assert process.poll() is None and time.monotonic() < deadline, output()[-3000:]
+        time.sleep(0.2)
+    base = listening.group(1)
+    wait_until_serving(process, base, timeout=90, output=lambda: output()[-3000:])
     yield {"url": base, "process": process, "models": models, "log": log.name}
     process.send_signal(signal.SIGTERM)
     try:

@@ -357,7 +357,7 @@ def test_a_file_whose_reading_does_not_finish_is_reported_and_the_others_are_rea
     copy_model(models_dir, "tiny", "hang")
     monkeypatch.setattr(model_file, "HDF5_READ_CHECK", check_that_breaks(
         "'hang' in os.path.basename(path)", "time.sleep(600)"))
-    monkeypatch.setattr(model_file, "READ_TIMEOUT", 3)
+    monkeypatch.setattr(model_file, "READ_TIMEOUT", 10)  # also the next child's to start and read the rest: ample
     started = children_started(monkeypatch)
     info = {info.name: info for info in registry.models()}
     assert info["hang"].error == "hang.h5 is damaged: reading it does not finish; copy it again, or train it again"

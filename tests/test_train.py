@@ -115,15 +115,38 @@ def test_a_whitened_stem_is_computed_from_the_data_and_saved_untrained(image_fol
     assert np.array_equal(saved.get_layer("stem_whiten").get_weights()[0], computed[0])
 
 
+# `python -m trainer`, held at the end of its first epoch until its Ctrl-C has been noted (for a
+# minute at most): else a test machine that stalls for a second or two lets the tiny run end
+# before the Ctrl-C comes.
+HELD_AFTER_FIRST_EPOCH = """
+import runpy, time
+from trainer.keras_import import import_keras
+import_keras()
+from trainer import resume
+
+stop_at_epoch_end = resume.StopOnInterrupt.on_epoch_end
+
+def held_until_interrupted(self, epoch, logs=None):
+    deadline = time.monotonic() + 60
+    while epoch == 0 and not self.interrupted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_at_epoch_end(self, epoch, logs)
+
+resume.StopOnInterrupt.on_epoch_end = held_until_interrupted
+runpy.run_module("trainer", run_name="__main__")
+"""
+
+
 def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
     """Ctrl-C (SIGINT) a real `python -m trainer train` after its first epoch, then run the
     same command again: nothing is published in between, and training picks up where it was."""
     out, runs = tmp_path / "models", tmp_path / "runs"
-    command = [sys.executable, "-m", "trainer", "train", "--data", str(image_folder), "--name", "tiny",
-               "--epochs", "5", "--batch-size", "8", "--image-size", "16", "--validation-fraction", "0.2",
-               "--out", str(out), "--run-dir", str(runs)]
+    arguments = ["train", "--data", str(image_folder), "--name", "tiny", "--epochs", "5", "--batch-size", "8",
+                 "--image-size", "16", "--validation-fraction", "0.2", "--out", str(out), "--run-dir", str(runs)]
+    command = [sys.executable, "-m", "trainer", *arguments]
     log = runs / "tiny" / "scratch" / "history.csv"
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-c", HELD_AFTER_FIRST_EPOCH, *arguments],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (log.exists() and len(log.read_text().splitlines()) >= 2):  # header + one epoch
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
@@ -136,7 +159,7 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
 
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Epoch 1/5" not in second.stdout  # resumed, not restarted
+    assert "Epoch 1/5" not in second.stdout and "Epoch 2/5" in second.stdout  # resumed after the first epoch
     card = json.loads((out / "tiny.json").read_text())
     assert card["epochs_run"] == 5 and len(card["history"]["val_loss"]) == 5
 
