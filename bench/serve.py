@@ -169,8 +169,9 @@ def main() -> None:
     port = free_port()
     process = start_server(args, port)
     try:
-        run_level(port, bodies, 4, 40)  # warm-up: every worker and thread has served
-        print(f"gunicorn on 127.0.0.1:{port}, workers' RSS at start (MB): {workers_rss_mb(process)}")
+        print(f"gunicorn on 127.0.0.1:{port}; a warm-up, so that every worker and thread has served:")
+        run_level(port, bodies, 4, 40)
+        print(f"workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
         for concurrency in args.concurrency:
             run_level(port, bodies, concurrency, args.requests)
         print(f"workers' RSS at end (MB): {workers_rss_mb(process)}")

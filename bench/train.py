@@ -14,6 +14,7 @@ unless --out is given. A script, not a test: figures go into BENCHMARKS.md by ha
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import statistics
 import sys
@@ -76,7 +77,9 @@ def parse_run(spec: str) -> tuple[str, dict]:
         elif key in PRESETS[preset]:
             others[key] = read_json(key, text, PRESETS[preset][key])
         else:
-            raise SystemExit(f"error: {preset} has no hyperparameter {key!r}")
+            guesses = difflib.get_close_matches(key, [*OVERRIDES, *PRESETS[preset]], n=1)
+            raise SystemExit(f"error: {preset} has no hyperparameter {key!r}"
+                             + (f" (did you mean {guesses[0]}?)" if guesses else ""))
     try:
         hp = recipe(options)
     except UsageError as error:

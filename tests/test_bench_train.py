@@ -28,7 +28,7 @@ def test_layers_to_unfreeze_are_taken_in_json_or_as_the_command_line_writes_them
 
 @pytest.mark.parametrize("spec, message", [
     ("scratch-huge", "unknown preset 'scratch-huge'"),
-    ("scratch-small:epoch=3", "scratch-small has no hyperparameter 'epoch'"),
+    ("scratch-small:epoch=3", "scratch-small has no hyperparameter 'epoch' (did you mean epochs?)"),
     ("scratch-small:epochs=2.5", "epochs must be a whole number, not '2.5'"),
     ("scratch-small:epochs=0", "epochs must be from 1 to 10,000, not 0"),
     ("scratch-small:learning_rate=nan", "learning_rate must be a finite number"),

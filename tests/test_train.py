@@ -261,7 +261,8 @@ def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_
 
     card = run(TINY | {"epochs": 2, "learning_rate": 0.01}, image_folder, tmp_path)
     out = capsys.readouterr().out
-    assert "unfinished run with other settings or data: starting afresh" in out and "Epoch 1/2" in out
+    assert ("unfinished run with other settings (epochs 3, now 2; learning_rate 0.05, now 0.01): starting afresh"
+            in out and "Epoch 1/2" in out)
     assert card["epochs_run"] == 2 and card["hyperparameters"]["learning_rate"] == 0.01
 
 
@@ -274,7 +275,7 @@ def test_a_renamed_image_starts_afresh_though_count_and_classes_are_the_same(ima
 
     run(TINY, image_folder, tmp_path)
     out = capsys.readouterr().out
-    assert "unfinished run with other settings or data: starting afresh" in out and "Epoch 1/3" in out
+    assert "unfinished run with other data: starting afresh" in out and "Epoch 1/3" in out
 
 
 def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_folder, tmp_path, capsys):
@@ -483,6 +484,14 @@ def test_a_training_set_of_one_batch_is_warned_of(images, batch_size, advice, ca
     else:
         assert err.startswith(f"warning: the {images} training images make a single batch (--batch-size "
                               f"{batch_size}), so an epoch is one step; ") and err.strip().endswith(advice)
+
+
+@pytest.mark.parametrize("images, warned", [(290, True), (999, True), (1000, False)])
+def test_few_images_for_a_scratch_net_bring_advice_to_fine_tune_a_pretrained_one(images, warned, capsys):
+    train_module._warn_if_few_for_scratch(images, classes=10)
+    err = capsys.readouterr().err
+    assert (err.startswith(f"warning: {images} training images ({images // 10} a class) are few for a net trained "
+                           "from scratch.") and "try --arch efficientnet_lite0" in err) if warned else err == ""
 
 
 def test_a_save_that_fails_keeps_the_run_to_save_without_training_again(image_folder, tmp_path, monkeypatch, capsys):

@@ -99,9 +99,8 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
     assert card["dataset"] == "colours"
     # The test images are the training ones, zipped: a test score of images it learned from.
-    assert capsys.readouterr().err.strip().endswith(
-        f"warning: --test-data {image_folder} holds the same files as --data (by class and name), so its score will "
-        "count images the model learned from")
+    assert (f"warning: --test-data {image_folder} holds the same files as --data (by class and name), so its score "
+            "will count images the model learned from\n") in capsys.readouterr().err
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()
@@ -357,6 +356,16 @@ def test_option_values_at_their_bounds_are_taken(argv, monkeypatch):
 def test_missing_data_is_refused_before_a_run_folder_or_lock_is_made(tmp_path, capsys):
     err = refused(["train", "--data", "nowhere", "--run-dir", str(tmp_path / "runs")], capsys)
     assert err == "error: --data must be cifar10 or a folder or .zip of class subfolders; there is no nowhere"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option", ["--data", "--test-data"])
+def test_a_file_that_is_no_zip_is_refused_before_a_run_folder_or_lock_is_made(option, image_folder, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a data set")
+    data = str(notes) if option == "--data" else str(image_folder)
+    err = refused(["train", "--data", data, option, str(notes), "--run-dir", str(tmp_path / "runs")], capsys)
+    assert err == f"error: {notes} is neither a folder nor a .zip of class subfolders"
     assert not (tmp_path / "runs").exists()
 
 

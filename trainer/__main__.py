@@ -242,13 +242,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args) -> int:
     from trainer.card import taken
-    from trainer.data import data_name, load_dataset, natural_size
+    from trainer.data import check_tree, data_name, load_dataset, natural_size
 
     hp = recipe(args)
     if args.data != "cifar10" and not Path(args.data).exists():  # said before a run folder or lock is made
         raise UsageError(f"--data must be cifar10 or a folder or .zip of class subfolders; there is no {args.data}")
     if args.test_data and not Path(args.test_data).exists():  # said now, not after the training data has loaded
         raise UsageError(f"--test-data must be a folder or .zip of class subfolders; there is no {args.test_data}")
+    for path in (args.data, args.test_data):
+        if path and path != "cifar10":
+            check_tree(Path(path))  # a file that is no .zip: said before a run folder or lock is made
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
     name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"

@@ -128,14 +128,8 @@ def _resized(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images])
 
 
-def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -> Dataset:
-    """Read a folder or .zip whose subfolders are the classes.
-
-    Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
-    become English when every class has one; empty folders are left out, and a class whose
-    files are all unreadable is an error. With `classes` given (evaluating a trained model),
-    labels follow that order and unknown folders are an error.
-    """
+def check_tree(path: Path) -> None:
+    """Raises DataError unless `path` is a folder or a whole .zip; its contents are not read."""
     if not path.exists():
         raise DataError(f"No such data folder or zip: {path}")
     if path.is_file() and not zipfile.is_zipfile(path):
@@ -144,6 +138,17 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
                 raise DataError(f"{path} is a .zip that ends too soon (its list of files is missing): copy or "
                                 "download it again")
         raise DataError(f"{path} is neither a folder nor a .zip of class subfolders")
+
+
+def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -> Dataset:
+    """Read a folder or .zip whose subfolders are the classes.
+
+    Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
+    become English when every class has one; empty folders are left out, and a class whose
+    files are all unreadable is an error. With `classes` given (evaluating a trained model),
+    labels follow that order and unknown folders are an error.
+    """
+    check_tree(path)
     with _open_tree(path) as tree:
         members = _class_members(tree.names())
         empty = sorted(label for label, files in members.items() if not files)
