@@ -153,7 +153,8 @@ def test_an_interrupted_run_saves_nothing_and_resumes(image_folder, tmp_path):
         time.sleep(0.05)
     first.send_signal(signal.SIGINT)
     output, err = first.communicate(timeout=60)
-    assert first.returncode == 130 and "Run the same command again to resume" in err, (output[-3000:], err[-3000:])
+    assert first.returncode == 130 and "Run the same command again to resume after epoch 1 of 5." in err, (
+        output[-3000:], err[-3000:])
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
 

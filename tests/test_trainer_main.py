@@ -17,7 +17,7 @@ import pytest
 
 from conftest import TINY_CLASSES, write_image_folder
 from trainer.formatting import filesize
-from trainer.__main__ import _presets_values, main
+from trainer.__main__ import _presets_values, _resumed_from, main
 from trainer.presets import PRESETS
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -486,6 +486,17 @@ def test_a_misspelled_option_is_answered_with_its_commands_usage(argv, usage, me
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith(usage) and message in err
     assert len(err.splitlines()) == 2  # the usage in one line, then the error
+
+
+@pytest.mark.parametrize("backed_up, advice", [
+    (None, "resume from the last backed-up epoch (or to start over, if none had ended)"),
+    ((4, 12, "scratch"), "resume after epoch 4 of 12"),
+    ((3, 10, "fine_tune"), "resume after epoch 3 of 10 of the fine-tune phase"),
+    ((0, 5, "head"), "start over (no epoch had ended)"),
+    ((0, 10, "fine_tune"), "resume at the start of the fine-tune phase (none of its epochs had ended)"),
+])
+def test_a_ctrl_c_in_training_says_where_a_rerun_goes_on(backed_up, advice):
+    assert _resumed_from(backed_up) == advice
 
 
 class InterruptedImport(types.ModuleType):

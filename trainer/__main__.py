@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{stopped}, after {saved} was saved.", file=sys.stderr)
         elif args.command is _train:
             print(f"\n{stopped}: nothing was saved in the models folder. Run the same command again to "
-                  "resume from the last backed-up epoch (or to start over, if none had ended).", file=sys.stderr)
+                  f"{_resumed_from(getattr(interrupt, 'backed_up', None))}.", file=sys.stderr)
         else:
             print(f"\n{stopped}.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
@@ -199,6 +199,20 @@ def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
     options = [option for action in parser._actions for option in action.option_strings]
     guesses = difflib.get_close_matches(unknown[0].split("=")[0], options, n=1)
     return message + (f" (did you mean {guesses[0]}?)" if guesses else "")
+
+
+def _resumed_from(backed_up: tuple[int, int, str] | None) -> str:
+    """Where a rerun goes on from, given the backup of the phase interrupted in training
+    (epochs backed up, the phase's epochs, its name), or None when not interrupted there."""
+    if backed_up is None:
+        return "resume from the last backed-up epoch (or to start over, if none had ended)"
+    done, epochs, phase = backed_up
+    where = "" if phase == "scratch" else f" of the {phase.replace('_', '-')} phase"
+    if done:
+        return f"resume after epoch {done} of {epochs}{where}"
+    if phase in ("scratch", "head"):  # a run's first phase
+        return "start over (no epoch had ended)"
+    return f"resume at the start{where} (none of its epochs had ended)"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -186,9 +186,15 @@ class StopOnInterrupt(keras.callbacks.Callback):
             self.previous = signal.signal(signal.SIGINT, self._note)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, error, traceback):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+        if isinstance(error, KeyboardInterrupt) and self.params:  # for the message saying where a rerun goes on
+            backup_dir = Path(self.backup.backup_dir)
+            try:
+                error.backed_up = (backed_up_epochs(backup_dir), self.params["epochs"], backup_dir.parent.name)
+            except DamagedBackup:
+                pass  # the rerun says so
 
     def _note(self, signum, frame):
         if self.interrupted:
