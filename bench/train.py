@@ -14,7 +14,6 @@ unless --out is given. A script, not a test: figures go into BENCHMARKS.md by ha
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import statistics
 import sys
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainer.keras_import import import_keras  # noqa: E402
 
 import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
-from trainer.__main__ import OVERRIDES, UsageError, recipe  # noqa: E402
+from trainer.__main__ import OVERRIDES, UsageError, did_you_mean, recipe  # noqa: E402
 from trainer.data import load_dataset, natural_size  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.train import train  # noqa: E402
@@ -77,9 +76,8 @@ def parse_run(spec: str) -> tuple[str, dict]:
         elif key in PRESETS[preset]:
             others[key] = read_json(key, text, PRESETS[preset][key])
         else:
-            guesses = difflib.get_close_matches(key, [*OVERRIDES, *PRESETS[preset]], n=1)
             raise SystemExit(f"error: {preset} has no hyperparameter {key!r}"
-                             + (f" (did you mean {guesses[0]}?)" if guesses else ""))
+                             + did_you_mean(key, [*OVERRIDES, *PRESETS[preset]]))
     try:
         hp = recipe(options)
     except UsageError as error:

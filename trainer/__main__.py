@@ -194,11 +194,16 @@ def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def did_you_mean(word: str, known) -> str:
+    """Words to add to an error: " (did you mean X?)", X the closest of `known` to a mistyped
+    `word`; "" when none is close."""
+    guesses = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {guesses[0]}?)" if guesses else ""
+
+
 def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
-    message = "unrecognized arguments: " + " ".join(unknown)
     options = [option for action in parser._actions for option in action.option_strings]
-    guesses = difflib.get_close_matches(unknown[0].split("=")[0], options, n=1)
-    return message + (f" (did you mean {guesses[0]}?)" if guesses else "")
+    return "unrecognized arguments: " + " ".join(unknown) + did_you_mean(unknown[0].split("=")[0], options)
 
 
 def _resumed_from(backed_up: tuple[int, int, str] | None) -> str:
@@ -259,13 +264,14 @@ def _train(args) -> int:
     from trainer.data import check_tree, data_name, load_dataset, natural_size
 
     hp = recipe(args)
-    if args.data != "cifar10" and not Path(args.data).exists():  # said before a run folder or lock is made
-        raise UsageError(f"--data must be cifar10 or a folder or .zip of class subfolders; there is no {args.data}")
-    if args.test_data and not Path(args.test_data).exists():  # said now, not after the training data has loaded
-        raise UsageError(f"--test-data must be a folder or .zip of class subfolders; there is no {args.test_data}")
-    for path in (args.data, args.test_data):
-        if path and path != "cifar10":
-            check_tree(Path(path))  # a file that is no .zip: said before a run folder or lock is made
+    # Said before a run folder or lock is made, and before the training data has loaded.
+    for option, path, kinds in (("--data", args.data, "cifar10 or a folder"),
+                                ("--test-data", args.test_data, "a folder")):
+        if path is None or (option == "--data" and path == "cifar10"):
+            continue
+        if not Path(path).exists():
+            raise UsageError(f"{option} must be {kinds} or .zip of class subfolders; there is no {path}")
+        check_tree(Path(path))  # a file that is no .zip
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
     name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"

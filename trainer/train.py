@@ -233,7 +233,7 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
 def _changes(settings: Path, wanted: str) -> str:
     """What differs between a run folder's settings and this run's, in words."""
     try:
-        then, now = json.loads(settings.read_text()), json.loads(wanted)
+        then, now = json.loads(settings.read_text()), json.loads(wanted)  # both as JSON has them: lists, not tuples
         hp_then, hp_now = then["hyperparameters"], now["hyperparameters"]
     except (OSError, ValueError, TypeError, KeyError):  # none, or unreadable
         return "other settings or data"
