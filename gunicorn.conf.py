@@ -6,6 +6,7 @@ core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_ACCESS_LOG (e.g. "-"), 
 app's own IMAGEAPP_* settings.
 """
 
+import errno
 import os
 import secrets
 import socket
@@ -13,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --chdir applies
 from webapp import tunnel  # noqa: E402  (no TensorFlow: safe in the master)
-from webapp.config import settings_from_environment, whole_number  # noqa: E402
+from trainer.formatting import whole_number  # noqa: E402
+from webapp.config import settings_from_environment  # noqa: E402
 
 
 def _count(name: str, default: int) -> int:
@@ -52,6 +54,11 @@ def _bind(text: str) -> str:
     return text
 
 
+BIND_ERRORS = {
+    errno.EADDRINUSE: "another program is listening there: stop it",
+    errno.EACCES: "ports below 1024 need root",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's",
+}
 bind = _bind(os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000")
 
 # One process per core does the CPU work; a few threads per process overlap the network
@@ -89,6 +96,24 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as unset, as in the app
     os.environ["IMAGEAPP_SECRET_KEY"] = secrets.token_hex(32)
     print("gunicorn.conf.py: IMAGEAPP_SECRET_KEY is not set; using a random key until restart.", file=sys.stderr)
+
+
+def on_starting(server):
+    """Try each address before gunicorn does: it would retry a busy port for 5 s and then stop
+    without naming the setting to change. Not on a re-exec (USR2), which inherits its sockets."""
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return
+    for address in server.cfg.address:
+        if isinstance(address, str):  # a unix socket: gunicorn replaces a stale file itself
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
+            try:
+                probe.bind(address)
+            except OSError as error:
+                why = BIND_ERRORS.get(error.errno, error.strerror)
+                raise SystemExit(f"gunicorn.conf.py: cannot listen on {bind} ({why}); set IMAGEAPP_BIND to "
+                                 "another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve") from None
 
 
 def post_worker_init(worker):

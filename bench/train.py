@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainer.keras_import import import_keras  # noqa: E402
 
 import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
-from trainer.__main__ import OVERRIDES, UsageError, did_you_mean, recipe  # noqa: E402
+from trainer.options import OVERRIDES, UsageError, did_you_mean, recipe  # noqa: E402
 from trainer.data import load_dataset, natural_size  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.train import train  # noqa: E402

@@ -31,6 +31,7 @@ from trainer.keras_import import import_keras  # noqa: E402
 
 import_keras()  # as the trainer and the web app import it, without TensorFlow's log lines
 
+from trainer.__main__ import main as trainer_main  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from webapp import create_app  # noqa: E402
 
@@ -247,6 +248,14 @@ def image_folder(tmp_path):
 # A tiny version of the default recipe, so a run takes seconds on two cores.
 TINY = PRESETS["scratch-small"] | {"image_size": 16, "stem_width": 8, "widths": [8, 16], "epochs": 3,
                                    "batch_size": 8, "learning_rate": 0.05, "validation_fraction": 0.2}
+
+
+def refused(argv, capsys) -> str:
+    """The one-line error of a `python -m trainer` command refused with exit status 2."""
+    assert trainer_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    return err
 
 
 def run(hp, image_folder, tmp_path):

@@ -59,7 +59,7 @@ def test_predict_without_image(client):
     assert "field named 'image'" in response.get_json()["error"]
 
 
-def test_predict_refuses_two_images_and_fields_in_the_url(client, make_image):
+def test_predict_refuses_two_images_repeated_fields_and_fields_in_the_url(client, make_image):
     two = {"image": [(io.BytesIO(make_image()), "a.png"), (io.BytesIO(make_image()), "b.png")]}
     response = client.post("/api/predict", data=two)
     assert response.status_code == 400
@@ -68,13 +68,18 @@ def test_predict_refuses_two_images_and_fields_in_the_url(client, make_image):
     response = client.post("/api/predict?model=small&top_k=2", data=image)
     assert response.status_code == 400
     assert response.get_json() == {"error": "Send model and top_k as form fields, not in the URL."}
+    # Otherwise the first would win, silently: top_k=2 and top_k=banana gave 2 answers.
+    repeated = {"image": (io.BytesIO(make_image()), "a.png"), "model": ["tiny", "nope"], "top_k": ["2", "banana"]}
+    response = client.post("/api/predict", data=repeated)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send model and top_k once; this request has more than one."}
 
 
 def test_unavailable_model_is_503(client, models_dir, make_image):
     (models_dir / "tiny.h5").write_bytes(b"garbage")
     response = post_api(client, make_image(), model="tiny")
     assert response.status_code == 503
-    assert "Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file; copy it again, or train it again" == response.get_json()["error"]
+    assert "Model 'tiny' cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again" == response.get_json()["error"]
 
 
 @pytest.mark.parametrize("damage", ["file", "load"])

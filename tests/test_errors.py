@@ -27,7 +27,8 @@ def test_errors_under_api_are_json_but_not_on_the_api_page_itself(client):
 @pytest.mark.parametrize(
     ("method", "url", "status"),
     [("GET", "/api/predict", 405), ("GET", "/api/nothing", 404), ("DELETE", "/api/models", 405),
-     ("POST", "/healthz", 405), ("GET", "/api/", 404)],  # /api itself is the documentation page
+     ("POST", "/healthz", 405), ("GET", "/api/", 404),  # /api itself is the documentation page
+     ("GET", "/api//models", 404), ("POST", "/api//predict", 404)],  # not an HTML redirect
 )
 def test_werkzeug_errors_under_api_are_json(client, method, url, status):
     response = client.open(url, method=method)

@@ -1,4 +1,4 @@
-from webapp.formatting import DASH, decimal, duration, percent, text, thousands
+from webapp.formatting import DASH, SHORT_REASON, decimal, duration, percent, split_reason, text, thousands
 
 
 def test_filters_format_values_and_dash_missing_ones():
@@ -39,3 +39,11 @@ def test_long_names_may_wrap_after_underscores_and_stay_escaped():
 
     assert breakable("golden_retriever-dog.v2") == "golden_<wbr>retriever-<wbr>dog.<wbr>v2"
     assert breakable("<b>_x") == "&lt;b&gt;_<wbr>x" and breakable("cat_") == "cat_"
+
+
+def test_a_long_reason_leads_with_its_first_clause():
+    library = "cannot be loaded (ValueError: " + "a library's long account of the layer it could not build " * 3 + ")"
+    assert split_reason(library) == ("cannot be loaded", library)
+    assert split_reason("tiny.h5 is not an HDF5 model file") == ("tiny.h5 is not an HDF5 model file", None)
+    just_short = "a: " + "x" * (SHORT_REASON - 3)
+    assert split_reason(just_short) == (just_short, None)

@@ -1,5 +1,7 @@
 """The upload form's fields: what its file input asks for, and what it leaves to the registry."""
 
+import pytest
+
 from conftest import post_form
 from trainer.images import MAX_PIXELS
 
@@ -26,3 +28,12 @@ def test_form_with_unknown_model(client, csrf_token, make_image):
     response = post_form(client, csrf_token, make_image(), model="nope")
     assert response.status_code == 404
     assert "Unknown model &#39;nope&#39;." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body", ["123", "[1, 2]", '"text"', "[" * 100_000 + "]" * 100_000])
+def test_a_json_body_is_no_form(client, csrf_token, body):
+    # Flask-WTF read JSON as the form's fields: a body that is no object was a 500.
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 400 and "<form" in response.get_data(as_text=True)
+    response = client.post("/predict", json={"csrf_token": csrf_token, "model": "tiny"})
+    assert response.status_code == 400 and "<form" in response.get_data(as_text=True)

@@ -11,6 +11,7 @@ import re
 import runpy
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,6 +134,29 @@ def test_addresses_gunicorn_takes(monkeypatch):
     for bind in ("0.0.0.0:8000", "localhost:80", "[::1]:8000", "unix:/tmp/imageapp.sock"):
         monkeypatch.setattr(os, "environ", {"IMAGEAPP_BIND": bind})
         assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == bind
+
+
+def test_a_busy_port_stops_the_master_at_once_naming_the_setting(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as other_program:
+        bind = "127.0.0.1:%d" % other_program.getsockname()[1]
+        started = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT, env={**os.environ, "IMAGEAPP_BIND": bind}, capture_output=True, text=True, timeout=60,
+        )
+    assert started.returncode == 1
+    # Gunicorn's own lines would be "Connection in use" five times, a second apart.
+    assert started.stderr.splitlines()[-1] == (
+        f"gunicorn.conf.py: cannot listen on {bind} (another program is listening there: stop it); "
+        "set IMAGEAPP_BIND to another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve")
+    assert "Connection in use" not in started.stderr
+
+
+def test_a_restarted_master_keeps_the_sockets_it_inherits(monkeypatch):
+    # After a USR2 the new master takes over the old one's sockets: its address is in use.
+    monkeypatch.setattr(os, "environ", {"GUNICORN_FD": "5"})
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        config["on_starting"](types.SimpleNamespace(cfg=types.SimpleNamespace(address=[listening.getsockname()])))
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_a_file_replaced_while_a_load_waits_is_checked_before_it_is_opened(regis
     os.replace(models_dir / "garbage", models_dir / "tiny.h5")
     gate.lock.release()
     thread.join(60)
-    assert opened == [] and errors == ["Model 'tiny' is unavailable: tiny.h5 is not an HDF5 model file; copy it again, or train it again"]
+    assert opened == [] and errors == ["Model 'tiny' cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again"]
 
 
 def test_new_file_is_noticed(registry, models_dir):
@@ -261,7 +261,7 @@ def test_a_model_that_gives_nan_on_a_blank_image_is_unavailable_once_loaded(clie
     reason = "it gives NaN or infinite outputs (damaged weights, or a training run that diverged)"
     response = post_api(client, make_image(), model="nan")
     assert response.status_code == 503
-    assert response.get_json() == {"error": f"Model 'nan' is unavailable: {reason}"}
+    assert response.get_json() == {"error": f"Model 'nan' cannot be used: {reason}"}
     assert {"name": "nan", "available": False, "error": reason}.items() <= client.get("/api/models/nan").get_json().items()
 
 

@@ -1,10 +1,13 @@
-"""Security headers on every response; pages that need no 'unsafe-inline'."""
+"""Security headers on every response; pages that need no 'unsafe-inline'; static files
+cached at addresses that change with their content."""
 
+import hashlib
 import re
 
 import pytest
 
 from conftest import post_form
+from webapp.config import ROOT
 
 URLS = [("GET", "/"), ("GET", "/models"), ("GET", "/models/tiny"), ("GET", "/static/style.css"),
         ("GET", "/static/app.js"), ("GET", "/api/models"), ("GET", "/healthz"), ("GET", "/nowhere"),
@@ -52,3 +55,13 @@ def test_a_prediction_page_is_kept_out_of_shared_caches(client, csrf_token, make
     response = post_form(client, csrf_token, make_image("PNG"), model="small")
     # Kept out of shared caches, but not "no-store": Back to this page must not resend the form.
     assert response.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_static_files_are_cached_at_addresses_that_change_with_their_content(client):
+    page = client.get("/").get_data(as_text=True)
+    for name in ("style.css", "app.js", "favicon.svg"):
+        version = hashlib.sha256((ROOT / "static" / name).read_bytes()).hexdigest()[:12]
+        address = f"/static/{name}?v={version}"
+        assert f'"{address}"' in page
+        response = client.get(address)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "public, max-age=31536000"

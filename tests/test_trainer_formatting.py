@@ -1,4 +1,6 @@
-from trainer.formatting import DASH, filesize, first_line, is_number, plural, reason
+import pytest
+
+from trainer.formatting import DASH, filesize, first_line, is_number, plural, reason, whole_number
 
 
 def test_numbers_to_show_are_finite_and_not_bools():
@@ -22,3 +24,16 @@ def test_a_library_error_as_one_plain_line():
     assert first_line("  \n") == "" and len(first_line("x" * 1000)) == 300
     assert reason(ValueError("no such file\nmore")) == "no such file"
     assert reason(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize("text, least, most, value", [("7", 1, None, 7), ("0", 0, 10, 0), ("10", 1, 10, 10),
+                                                     ("007", 1, None, 7)])
+def test_whole_number_reads_ascii_digits_within_bounds(text, least, most, value):
+    assert whole_number(text, least, most) == value
+
+
+@pytest.mark.parametrize("text, least, most", [("0", 1, None), ("11", 1, 10), ("-1", 0, None), ("1.0", 1, None),
+                                              ("", 1, None), (" 7", 1, None), ("9" * 5000, 1, None)])
+def test_whole_number_refuses_anything_else(text, least, most):
+    with pytest.raises(ValueError):
+        whole_number(text, least, most)

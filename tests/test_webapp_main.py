@@ -31,6 +31,13 @@ def test_serves_locally_without_debugger(monkeypatch, models_dir):
     assert "tunnel" not in calls
 
 
+def test_settings_are_read_without_surrounding_blanks(monkeypatch, models_dir):
+    # As gunicorn.conf.py and the app read theirs: a blank one counts as unset.
+    calls = run_main(monkeypatch, [], {"IMAGEAPP_MODELS_DIR": str(models_dir), "IMAGEAPP_HOST": " ",
+                                       "IMAGEAPP_PORT": "8123\n"})
+    assert calls["run"]["host"] == "127.0.0.1" and calls["run"]["port"] == 8123
+
+
 @pytest.mark.parametrize("argv, environ", [(["--port", "99999"], {}), ([], {"IMAGEAPP_PORT": "abc"})])
 def test_a_bad_port_is_one_line_not_a_traceback(monkeypatch, capsys, argv, environ):
     with pytest.raises(SystemExit) as stopped:

@@ -112,7 +112,7 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
     return card
 
 
-def taken(model_path: Path) -> str:
+def exists_message(model_path: Path) -> str:
     """Why a run does not save over an existing model unless told to."""
     return f"{model_path} exists: pass --replace to train a new one in its place, or --name to save beside it"
 
@@ -122,7 +122,7 @@ def load_card(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         card = json.loads(_card_text(path), parse_constant=_not_a_number, parse_float=_finite_float,
-                          parse_int=_whole_number)
+                          parse_int=_json_int)
         if not is_utf8(json.dumps(card, ensure_ascii=False)):  # "\udc80": no page or answer could show it
             raise ValueError("it holds text that is not valid Unicode (a name that was not UTF-8?)")
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
@@ -147,10 +147,11 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
     height, width, channels = card["input_shape"]
     if channels != 3:
         return f"its card's input_shape has {plural(channels, 'channel')}, where models here take RGB images (3)"
-    taken = model.input_shape  # (None, height, width, 3) for one image input; None: any size
-    if not (isinstance(taken, tuple) and len(taken) == 4
-            and all(n in (None, m) for n, m in zip(taken[1:], (height, width, 3)))):
-        shape = " x ".join("any" if n is None else str(n) for n in taken[1:]) if isinstance(taken, tuple) else taken
+    model_shape = model.input_shape  # (None, height, width, 3) for one image input; None: any size
+    if not (isinstance(model_shape, tuple) and len(model_shape) == 4
+            and all(n in (None, m) for n, m in zip(model_shape[1:], (height, width, 3)))):
+        shape = (" x ".join("any" if n is None else str(n) for n in model_shape[1:])
+                 if isinstance(model_shape, tuple) else model_shape)
         return f"the model takes inputs of shape {shape}, not the RGB images of its card's size ({height} x {width} x 3)"
     outputs, classes = model.output_shape[-1], len(card["classes"])
     if outputs != classes:
@@ -173,7 +174,7 @@ def _card_text(path: Path) -> str:
     return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is fine
 
 
-def _whole_number(text: str) -> int:
+def _json_int(text: str) -> int:
     try:
         return int(text)
     except ValueError:  # over 4,300 digits; Python's own words speak of sys.set_int_max_str_digits()

@@ -62,7 +62,7 @@ SIZE_SAMPLE = 100
 def natural_size(spec: str, largest: int) -> int:
     """The side to load images at when the preset leaves it open: `largest` (the size the
     backbone sees), so photos keep the detail a pretrained backbone can use; or the images'
-    own (their median shorter side) when that is under half of it, as CIFAR-10's 32 px are,
+    own (their median shorter side) when that is at most half of it, as CIFAR-10's 32 px are,
     so that small images are enlarged inside the model rather than stored enlarged."""
     if spec == "cifar10":
         return _own_if_far_smaller(32, largest)

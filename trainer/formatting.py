@@ -1,4 +1,4 @@
-"""Numbers and errors as people read them, alike in the command line and the web app (whose
+"""Numbers and errors as people read and write them, alike in the command line and the web app (whose
 Jinja filters in webapp.formatting build on these)."""
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
+    """A setting or field as a whole number from `least` to `most`, written in ASCII digits:
+    int() alone would take "1_000", "+5" or other scripts' digits. ValueError otherwise (also
+    from int() itself for thousands of digits)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    value = int(text)
+    if value < least or (most is not None and value > most):
+        raise ValueError(text)
+    return value
 
 
 def filesize(value) -> str:

@@ -103,7 +103,7 @@ PRESETS = {
     "vgg16": {
         "arch": "vgg16",
         "image_size": None,            # side of the images the model takes (its input); None: the
-                                       # upscale size, or the images' own if under half (CIFAR-10: 32)
+                                       # upscale size, or the images' own if at most half (CIFAR-10: 32)
         "upscale_size": 64,            # size the backbone sees, resized inside the model
         "weights": "imagenet",         # or "none", or a path to a weights file: VGG16 Keras' .h5
                                        # without top; EfficientNet-Lite0 the package's .pth

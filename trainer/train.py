@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from trainer import card as cards
-from trainer import models, resume
+from trainer import model_file, models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
@@ -85,7 +85,7 @@ def run_lock(run_dir: Path):
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
-    found_at_start = file_identity(model_path)
+    found_at_start = model_file.stamp(model_path)
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     data_digest = digest(data.files)
@@ -145,7 +145,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "test_evaluation": test_evaluation,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"
-    now = file_identity(model_path)
+    now = model_file.stamp(model_path)
     if not replace and now is not None and now != found_at_start:  # another run's, saved meanwhile
         raise TrainingError(f"{model_path} was saved by another run while this one trained; {kept} with --replace "
                             "saves over it without training again.")
@@ -163,15 +163,6 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
         raise
     return card
-
-
-def file_identity(path: Path) -> tuple[int, int, int] | None:
-    """Which file is at `path` (None: none), to tell whether another one was put there."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Model, dict, int]:
@@ -222,7 +213,7 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
                             "alone: choose another --run-dir or --name.")
     resuming = settings.exists() and settings.read_text() == wanted
     if not resuming and model_path.exists() and not replace:
-        raise TrainingError(cards.taken(model_path))
+        raise TrainingError(cards.exists_message(model_path))
     if run_dir.exists() and not resuming:
         print(f"{run_dir} holds an unfinished run with {_changes(settings, wanted)}: starting afresh")
         shutil.rmtree(run_dir)
@@ -301,24 +292,24 @@ def training_precision(hp) -> str:
     return "mixed_bfloat16" if hp.get("mixed_precision") and _device_kind() == "gpu" else "float32"
 
 
-def _fit_transfer(hp, train_set, val_set, run_dir):
+def _fit_transfer(hp, fit_set, pick_set, run_dir):
     classifier, base = models.transfer_model(
-        hp["arch"], train_set.images.shape[1:], len(train_set.classes),
+        hp["arch"], fit_set.images.shape[1:], len(fit_set.classes),
         hp["upscale_size"], hp["weights"], hp["dense_units"], hp["dropout"],
     )
-    batches = AugmentedBatches(train_set, hp)
+    batches = AugmentedBatches(fit_set, hp)
     learner = models.logits_of(classifier)
 
     base.trainable = False
     print("Training the new head: the base frozen")
     _compile(learner, keras.optimizers.Adam(hp["head_learning_rate"]), hp)
     head_dir = run_dir / "head"
-    history = _fit(learner, batches, val_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
+    history = _fit(learner, batches, pick_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
 
     unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(learner, _fine_tune_optimizer(hp, len(batches)), hp)
-    tuned = _fit(learner, batches, val_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
+    tuned = _fit(learner, batches, pick_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
                  _stopping_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
                  first_epoch=len(history["loss"]), earlier_phase=head_dir)
     return classifier, {key: history[key] + tuned[key] for key in history}
@@ -356,14 +347,17 @@ def _compile(model, optimizer, hp):
     )
 
 
-def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=True,
+def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_best=True,
          first_epoch=0, earlier_phase: Path | None = None) -> dict[str, list[float]]:
     """One phase of `fit`, resumable: rerunning the same command after an interruption
     continues from the last backed-up epoch (BackupAndRestore), and the per-epoch log is
     kept in a CSV file so the card's history covers every epoch, resumed or not. With
     `keep_best`, the best weights (by validation loss) are checkpointed and restored at the end,
     the earlier phase's best among them: a phase that never beats it leaves its weights.
-    `first_epoch` counts the epochs of earlier phases, which the batches' randomness goes on from."""
+    `monitor_set` gives the validation figures: the held-out images for a scratch net (which
+    keeps its last epoch), the share of the training images that picks the epoch for a
+    transfer model. `first_epoch` counts the epochs of earlier phases, which the batches'
+    randomness goes on from."""
     backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / resume.LOG, phase_dir / resume.BEST_WEIGHTS
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
@@ -378,7 +372,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     earlier_losses = resume.read_log(earlier_phase / resume.LOG)["val_loss"] if earlier_phase else []
     best_logged = min((loss for loss in logged["val_loss"] + earlier_losses if math.isfinite(loss)), default=None)
     batches.set_epoch(first_epoch + backed_up)  # a resumed run shuffles and augments as an unbroken one
-    y_val = keras.utils.to_categorical(val_set.labels, len(val_set.classes))
+    y_monitor = keras.utils.to_categorical(monitor_set.labels, len(monitor_set.classes))
     # BackupAndRestore leaves the epoch it restored on the model, where `fit` starts from it:
     # after a resumed first phase, the second would skip as many epochs.
     model._initial_epoch = None
@@ -389,7 +383,7 @@ def _fit(model, batches, val_set, epochs, phase_dir: Path, callbacks, keep_best=
     with resume.StopOnInterrupt(backup) as stop_on_interrupt:
         model.fit(
             batches,
-            validation_data=(val_set.images, y_val),  # uint8, as the training batches: the model casts
+            validation_data=(monitor_set.images, y_monitor),  # uint8, as the training batches: the model casts
             validation_batch_size=batches.batch_size,  # Keras' default, 32, made 157 steps of 5,000 images
             epochs=epochs,
             # The batches shuffle themselves, by epoch number; Keras' own shuffle of their order

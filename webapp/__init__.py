@@ -9,22 +9,13 @@ gunicorn master that reads this package never starts TF threads before forking w
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import secrets
 
-from flask import Flask, Request
+from flask import Flask
 
 from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
-
-
-class InMemoryRequest(Request):
-    """Keeps uploaded files in memory (bounded by MAX_CONTENT_LENGTH): Werkzeug would spool
-    files over 500 kB to a temporary file, and uploads must never touch the disk."""
-
-    def _get_file_stream(self, *args, **kwargs):
-        return io.BytesIO()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -33,7 +24,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    app.request_class = InMemoryRequest
+    # Werkzeug would answer /api//models with an HTML redirect; an address that is no route is a 404.
+    app.url_map.merge_slashes = False
     app.config.from_mapping(DEFAULTS)
     if test_config is None:
         app.config.from_mapping(settings_from_environment())
@@ -51,7 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             ENV_PREFIX,
         )
 
-    from . import api, config, dashboard, errors, formatting, pages, registry, security
+    from . import api, config, dashboard, errors, formatting, pages, registry, security, uploads
 
     model_registry = registry.Registry(app.config["MODELS_DIR"])
     app.extensions["imageapp.registry"] = model_registry
@@ -62,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         _warn_if_default_model_unusable(app, model_registry)
     config.init_app(app)
     security.init_app(app)
+    uploads.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)
     app.register_blueprint(pages.bp)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from trainer.formatting import whole_number
+
 from . import create_app, tunnel
-from .config import whole_number
 
 
 def _port(text: str) -> int:
@@ -23,7 +24,7 @@ def _port(text: str) -> int:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m webapp", description="Serve the web app in one process, "
                                      "for trying it out; gunicorn (make serve) is the production server.")
-    parser.add_argument("--host", default=os.environ.get("IMAGEAPP_HOST", "127.0.0.1"),
+    parser.add_argument("--host", default=os.environ.get("IMAGEAPP_HOST", "").strip() or "127.0.0.1",
                         help="address to listen on (default IMAGEAPP_HOST or 127.0.0.1; 0.0.0.0 for every interface)")
     # A string default goes through `type` too, so IMAGEAPP_PORT is checked like --port.
     parser.add_argument("--port", type=_port, default=os.environ.get("IMAGEAPP_PORT", "").strip() or "8000",

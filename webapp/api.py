@@ -1,8 +1,9 @@
-"""The JSON API, for programs: no CSRF (no cookies are needed), never an HTML answer."""
+"""The JSON API, for programs: no CSRF (no cookies are needed), never an HTML answer (errors.py
+answers its errors in JSON)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 from .predictor import PredictionError, classify, parse_top_k
 from .registry import ModelInfo, get_info_or_404, get_registry, section
@@ -11,10 +12,6 @@ bp = Blueprint("api", __name__)
 
 # Per-class arrays: in the full card (GET /api/models/<name>), not in the model list.
 LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
-
-
-def error(status: int, message: str):
-    return jsonify(error=message), status
 
 
 def describe(info: ModelInfo, full: bool) -> dict:
@@ -31,17 +28,19 @@ def describe(info: ModelInfo, full: bool) -> dict:
 def predict():
     uploads = request.files.getlist("image")
     if not uploads:
-        return error(400, "Send the image as a multipart/form-data file field named 'image'.")
+        abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
     if len(uploads) > 1:
-        return error(400, f"Send one image per request; this one has {len(uploads)} 'image' fields.")
+        abort(400, description=f"Send one image per request; this one has {len(uploads)} 'image' fields.")
+    if repeated := [field for field in ("model", "top_k") if len(request.form.getlist(field)) > 1]:
+        abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in ("model", "top_k") if field in request.args]:
-        return error(400, f"Send {' and '.join(misplaced)} as form fields, not in the URL.")
+        abort(400, description=f"Send {' and '.join(misplaced)} as form fields, not in the URL.")
     upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))
         result = classify(upload.read(), request.form.get("model") or None, top_k)
     except PredictionError as failure:
-        return error(failure.status, failure.message)
+        abort(failure.status, description=failure.message)
     return jsonify(
         model=result.model,
         predictions=[{"label": label, "probability": p} for label, p in result.predictions],

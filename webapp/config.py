@@ -8,6 +8,8 @@ from pathlib import Path
 
 from flask import current_app
 
+from trainer.formatting import whole_number
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
@@ -21,20 +23,11 @@ DEFAULTS = {
     "MAX_FORM_MEMORY_SIZE": 256 * 1024,
     "WTF_CSRF_TIME_LIMIT": None,  # a token lasts as long as the session: a form left open a while still works
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # A year: static files' addresses change with their content (security.static_version), so
+    # a browser asks again only for a changed one, where each page cost a round trip per file.
+    "SEND_FILE_MAX_AGE_DEFAULT": 365 * 24 * 3600,
     "TOP_K": 5,
 }
-
-
-def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
-    """A setting or field as a whole number from `least` to `most`, written in ASCII digits:
-    int() alone would take "1_000", "+5" or other scripts' digits. ValueError otherwise (also
-    from int() itself for thousands of digits)."""
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(text)
-    value = int(text)
-    if value < least or (most is not None and value > most):
-        raise ValueError(text)
-    return value
 
 
 # Settings read from IMAGEAPP_<NAME>, with how to parse each one and what it must be.

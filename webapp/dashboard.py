@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, render_template
 
 from .charts import line_chart
@@ -30,8 +28,6 @@ WEIGHTED_ROWS = [
     ("Recall (weighted)", "recall_weighted"),
     ("F1 (weighted)", "f1_weighted"),
 ]
-# A reason for an unavailable model longer than this carries a library's own text.
-SHORT_REASON = 120
 
 
 def summary(info: ModelInfo) -> dict:
@@ -52,15 +48,6 @@ def summary(info: ModelInfo) -> dict:
         "f1": evaluation.get("f1_macro"),
         "loss": evaluation.get("loss"),
     }
-
-
-@bp.app_template_filter()
-def reason(error: str) -> tuple[str, str | None]:
-    """Why a model is unavailable, as (a plain lead, the full text for "Technical details" or
-    None): a long reason leads with its first clause, before the library's own words."""
-    if len(error) <= SHORT_REASON:
-        return error, None
-    return re.split(r": | \(", error, maxsplit=1)[0], error
 
 
 def heat_map(matrix, classes: list[str]) -> list[dict] | None:

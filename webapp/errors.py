@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import jsonify, render_template, request
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 
 from trainer.formatting import filesize
 
+from .uploads import malformed
+
 # Headings in plain words; the status code is shown beside them, small. No 413: the API answers
-# it in JSON and the upload form (pages.too_large) on the form itself.
+# it in JSON and the upload form (pages.unread_body) on the form itself.
 TITLES = {
     400: "Bad request",
     404: "Page not found",
@@ -59,8 +61,7 @@ def handle_http_error(error: HTTPException):
 def handle_malformed_body(error: ParseException):
     # gunicorn raises these from the body's stream as the form is read, for a chunked body that
     # breaks its own encoding (one that ends early, Werkzeug answers itself): the client's fault.
-    return handle_http_error(BadRequest(f"The request's body is malformed ({type(error).__name__}): "
-                                        "check how the client sends it."))
+    return handle_http_error(malformed(type(error).__name__))
 
 
 def init_app(app) -> None:

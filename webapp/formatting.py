@@ -117,8 +117,20 @@ def breakable(value) -> Markup:
     return Markup("<wbr>").join(re.split(r"(?<=[_.-])(?=.)", str(value)))
 
 
+# A reason for an unavailable model longer than this carries a library's own text.
+SHORT_REASON = 120
+
+
+def split_reason(error: str) -> tuple[str, str | None]:
+    """Why a model cannot be used, as (a plain lead, the full text for "Technical details" or
+    None): a long reason leads with its first clause, before the library's own words."""
+    if len(error) <= SHORT_REASON:
+        return error, None
+    return re.split(r": | \(", error, maxsplit=1)[0], error
+
+
 FILTERS = {f.__name__: f for f in (percent, decimal, thousands, filesize, duration, milliseconds, timestamp,
-                                   trained_with, setting, text, breakable)}
+                                   trained_with, setting, text, breakable, split_reason)}
 
 
 def init_app(app) -> None:

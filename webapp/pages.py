@@ -11,11 +11,12 @@ from wtforms import SelectChoice
 
 from trainer.images import load_rgb
 
-from .dashboard import reason as short_reason
 from .errors import message_for
 from .forms import UploadForm
+from .formatting import split_reason
 from .predictor import MAX_TOP_K, PredictionError, classify
 from .registry import UnknownModel, get_registry
+from .uploads import UnreadableBody
 
 bp = Blueprint("pages", __name__)
 
@@ -69,11 +70,12 @@ def _not_offered(requested: str | None, form: UploadForm) -> str | None:
     try:
         error = get_registry().info(requested).error
     except UnknownModel:
-        error = "there is no such model"
+        # Not repeated: the page would show, in its own voice, any words a link put there.
+        return f"The address asks for a model that does not exist; the form offers {form.model.data} instead."
     if error is None:  # usable again since the form was made: its file was being replaced
         return None
-    reason = short_reason(error)[0]  # the dashboard has the rest
-    return f"Model '{requested[:80]}' cannot be used ({reason}); the form offers {form.model.data} instead."
+    reason = split_reason(error)[0]  # the dashboard has the rest
+    return f"Model '{requested}' cannot be used ({reason}); the form offers {form.model.data} instead."
 
 
 @bp.get("/predict")
@@ -126,6 +128,7 @@ def api_help():
 
 
 @bp.errorhandler(413)
-def too_large(error):
+@bp.errorhandler(UnreadableBody)
+def unread_body(error):
     # The body was refused unread, so the form is rebuilt without it.
-    return render_form(upload_form(formdata=None), [message_for(error)], 413)
+    return render_form(upload_form(formdata=None), [message_for(error)], error.code)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app
 
+from trainer.formatting import whole_number
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
-from .config import whole_number
 from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))

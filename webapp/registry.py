@@ -27,9 +27,7 @@ from trainer.keras_import import import_keras
 
 log = logging.getLogger(__name__)
 
-# (size, mtime_ns, ctime_ns, inode) of the .h5, then of the card: any change means "check
-# and load again". ctime and inode see what mtime and size miss: a chmod that makes a file
-# readable, a file of the same size and mtime moved over the old one.
+# model_file.stamp of the .h5, then of the card: any change means "check and load again".
 Stamp = tuple[int, ...]
 NO_CARD = (-1, 0, 0, 0)
 
@@ -41,7 +39,7 @@ class UnknownModel(LookupError):
 
 class ModelUnavailable(RuntimeError):
     def __init__(self, name: str, reason: str):
-        super().__init__(f"Model '{name}' is unavailable: {reason}")
+        super().__init__(f"Model '{name}' cannot be used: {reason}")
         self.reason = reason
 
 
@@ -76,7 +74,7 @@ class Checked(NamedTuple):
     error: str | None  # why the model cannot be used; None when no reason was found
 
 
-class LoadedModel:
+class Classifier:
     """A Keras model ready to classify batches of raw RGB pixels."""
 
     def __init__(self, name: str, card: dict[str, Any], model):
@@ -107,10 +105,10 @@ class LoadedModel:
         return probabilities
 
 
-class Loaded(NamedTuple):
-    """A worker's load of one version of a model's files: the model, or why it failed."""
+class LoadAttempt(NamedTuple):
+    """A worker's load of one version of a model's files: the classifier, or why it failed."""
     stamp: Stamp
-    model: LoadedModel | None
+    classifier: Classifier | None
     error: str | None
 
 
@@ -134,7 +132,7 @@ def _check_files(files: dict[str, Path], sizes: dict[str, int]) -> dict[str, tup
     for name, (card, error) in cards.items():
         error = error or found[files[name]]
         if error:
-            log.warning("model %s is unavailable: %s", name, error)
+            log.warning("model %s cannot be used: %s", name, error)
         checks[name] = card, error
     return checks
 
@@ -145,19 +143,11 @@ def _load_keras_model(path: Path):
     return keras.saving.load_model(path, compile=False)
 
 
-def _stat(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
-
-
 def _stamp(path: Path) -> Stamp | None:
-    h5_stat = _stat(path)
+    h5_stat = model_file.stamp(path)
     if h5_stat is None:
         return None  # removed since the folder was listed
-    return h5_stat + (_stat(path.with_suffix(".json")) or NO_CARD)
+    return h5_stat + (model_file.stamp(path.with_suffix(".json")) or NO_CARD)
 
 
 class Registry:
@@ -166,7 +156,7 @@ class Registry:
         self._load_lock = threading.Lock()
         self._check_lock = threading.Lock()  # a new file version is checked once, not by every thread
         self._checked: dict[str, Checked] = {}
-        self._models: dict[str, Loaded] = {}
+        self._attempts: dict[str, LoadAttempt] = {}
         self._default_served: str | None = None  # what load_default last gave, to log a change
 
     def _files(self) -> dict[str, Path]:
@@ -185,8 +175,8 @@ class Registry:
     def models(self) -> list[ModelInfo]:
         """Every model in the folder, by name, usable or not."""
         files = self._files()
-        for stale in (set(self._models) | set(self._checked)) - set(files):
-            self._models.pop(stale, None)  # frees a removed model's memory
+        for stale in (set(self._attempts) | set(self._checked)) - set(files):
+            self._attempts.pop(stale, None)  # frees a removed model's memory
             self._checked.pop(stale, None)
         checks = self._checks(files)
         return [self._info(name, checks[name]) for name in sorted(checks)]
@@ -218,40 +208,40 @@ class Registry:
 
     def _info(self, name: str, checked: Checked) -> ModelInfo:
         error = checked.error
-        loaded = self._models.get(name)
-        if error is None and loaded is not None and loaded.stamp == checked.stamp:
-            error = loaded.error  # found on loading it
+        attempt = self._attempts.get(name)
+        if error is None and attempt is not None and attempt.stamp == checked.stamp:
+            error = attempt.error  # found on loading it
         return ModelInfo(name, checked.card, error, checked.stamp)
 
-    def load(self, name: str) -> LoadedModel:
+    def load(self, name: str) -> Classifier:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
         info = self.info(name)
-        loaded = self._models.get(name)
-        if not info.error and (loaded is None or loaded.stamp != info.stamp):
+        attempt = self._attempts.get(name)
+        if not info.error and (attempt is None or attempt.stamp != info.stamp):
             with self._load_lock:
                 # Again: the file may have been replaced while this thread waited, and a new
                 # version must be read through in a child before this process opens it.
                 info = self.info(name)
-                loaded = self._models.get(name)
-                if not info.error and (loaded is None or loaded.stamp != info.stamp):
-                    loaded = self._models[name] = self._load(info)
-        if info.error or loaded.model is None:
-            raise ModelUnavailable(name, info.error or loaded.error)
-        return loaded.model
+                attempt = self._attempts.get(name)
+                if not info.error and (attempt is None or attempt.stamp != info.stamp):
+                    attempt = self._attempts[name] = self._load(info)
+        if info.error or attempt.classifier is None:
+            raise ModelUnavailable(name, info.error or attempt.error)
+        return attempt.classifier
 
-    def _load(self, info: ModelInfo) -> Loaded:
+    def _load(self, info: ModelInfo) -> LoadAttempt:
         path = self.folder / f"{info.name}.h5"
         try:
-            model = LoadedModel(info.name, info.card, _load_keras_model(path))
+            classifier = Classifier(info.name, info.card, _load_keras_model(path))
         except ModelMismatch as error:
             log.warning("model %s cannot be used: %s", info.name, error)
-            return Loaded(info.stamp, None, str(error))
+            return LoadAttempt(info.stamp, None, str(error))
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
             reason = first_line(model_file.without_folder(str(error), path))
-            return Loaded(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
+            return LoadAttempt(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
-        return Loaded(info.stamp, model, None)
+        return LoadAttempt(info.stamp, classifier, None)
 
     def default_name(self, preferred: str | None = None) -> str | None:
         """`preferred` when usable, else the best usable model (by `rank`)."""
@@ -260,7 +250,7 @@ class Registry:
             return preferred
         return min(usable, key=rank).name if usable else None
 
-    def load_default(self, preferred: str | None = None) -> LoadedModel | None:
+    def load_default(self, preferred: str | None = None) -> Classifier | None:
         """`preferred` when it loads, else the best model that does (None: none does). Called
         by gunicorn in each new worker, so that its first request does not wait for a load."""
         while (name := self.default_name(preferred)) is not None:

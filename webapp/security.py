@@ -1,10 +1,14 @@
-"""Security headers on every response.
+"""Headers on every response: security, and caching.
 
 The pages have no inline scripts or styles, so the policy needs no 'unsafe-inline'; the
 uploaded picture is shown as a data: URI and the charts are inline SVG, hence img-src data:.
 """
 
-from flask import request
+import functools
+import hashlib
+import os
+
+from flask import current_app, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -43,5 +47,23 @@ def set_headers(response):
     return response
 
 
+def static_version(endpoint: str, values: dict) -> None:
+    """Static files' addresses carry a hash of their content (?v=...), so a browser may keep
+    them for SEND_FILE_MAX_AGE_DEFAULT without asking again, and fetches a changed one anew."""
+    if endpoint == "static" and "filename" in values:
+        path = os.path.join(current_app.static_folder, values["filename"])
+        try:
+            values["v"] = _content_hash(path, os.stat(path).st_mtime_ns)
+        except OSError:  # no such file: its address as it is, and a 404 when asked for
+            pass
+
+
+@functools.lru_cache(maxsize=32)
+def _content_hash(path: str, mtime_ns: int) -> str:
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:12]
+
+
 def init_app(app) -> None:
     app.after_request(set_headers)
+    app.url_defaults(static_version)

@@ -1,0 +1,58 @@
+"""How request bodies are read (webapp.uploads): a body that does not parse is refused with
+its reason, on the upload form or in JSON, never read as an empty form."""
+
+import gzip
+
+import pytest
+
+from conftest import encode_image
+
+BOUNDARY = "b0undary"
+
+
+def multipart(token: str | None, filename: bytes, image: bytes) -> bytes:
+    fields = [(b'name="model"', b"tiny"), (b'name="image"; filename="' + filename + b'"', image)]
+    if token:
+        fields.append((b'name="csrf_token"', token.encode()))
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n" % (BOUNDARY.encode(), head, data)
+                    for head, data in fields)
+    return body + b"--%s--\r\n" % BOUNDARY.encode()
+
+
+NOT_UTF8 = "The upload's part headers are not UTF-8 (a file name in another encoding?): rename the file, or send its name as UTF-8."
+
+
+def test_a_file_name_in_latin_1_is_said_so_not_taken_for_no_file(client, csrf_token):
+    # Werkzeug reads part headers as UTF-8, and dropped the whole body when one was not.
+    body = multipart(csrf_token, "caf\xe9.png".encode("latin-1"), encode_image())
+    response = client.post("/api/predict", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    assert response.status_code == 400 and response.get_json() == {"error": NOT_UTF8}
+    response = client.post("/predict", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "<form" in page  # the form again, to choose the file anew
+    assert f"<p>{NOT_UTF8}</p>" in page.replace("&#39;", "'")
+
+
+def test_the_same_upload_with_a_utf_8_name_is_classified(client, csrf_token):
+    body = multipart(csrf_token, "caf\xe9.png".encode("utf-8"), encode_image())
+    response = client.post("/api/predict", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    assert response.status_code == 200 and response.get_json()["model"] == "tiny"
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/predict"])
+@pytest.mark.parametrize("boundary", ["", f"; boundary={BOUNDARY}x"])
+def test_a_multipart_body_that_does_not_parse_is_said_so(client, path, boundary):
+    body = multipart(None, b"photo.png", encode_image())
+    response = client.post(path, data=body, content_type="multipart/form-data" + boundary)
+    assert response.status_code == 400
+    assert "The request's body is not valid multipart/form-data (its boundary missing or wrong?): check how the " \
+           "client sends it." in response.get_data(as_text=True).replace("&#39;", "'")
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/predict"])
+def test_a_compressed_body_is_refused_not_read_as_an_empty_form(client, path):
+    body = gzip.compress(multipart(None, b"photo.png", encode_image()))
+    response = client.post(path, data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}",
+                           headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 415
+    assert "A body in Content-Encoding gzip cannot be read: send it uncompressed." in response.get_data(as_text=True)

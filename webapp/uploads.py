@@ -1,0 +1,54 @@
+"""How a request's body is read: uploads kept in memory, and a body that does not parse
+refused with the reason, rather than read as an empty form."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Request, abort, request
+from werkzeug.exceptions import BadRequest
+from werkzeug.formparser import FormDataParser
+
+
+class UnreadableBody(BadRequest):
+    """A form body that Werkzeug's parser cannot read; the upload form answers it on itself."""
+
+
+def malformed(detail: str) -> UnreadableBody:
+    return UnreadableBody(f"The request's body is malformed ({detail}): check how the client sends it.")
+
+
+class StrictFormDataParser(FormDataParser):
+    def parse(self, *args, **kwargs):
+        # Werkzeug's parser drops a body it cannot read, silently: a file name in Latin-1 was
+        # then answered "Choose an image", about an upload that had one.
+        self.silent = False
+        try:
+            return super().parse(*args, **kwargs)
+        except UnicodeDecodeError:
+            raise UnreadableBody("The upload's part headers are not UTF-8 (a file name in another encoding?): "
+                                 "rename the file, or send its name as UTF-8.") from None
+        except ValueError:  # in Werkzeug's own words, such as "cannot parse beyond State.PREAMBLE"
+            raise UnreadableBody("The request's body is not valid multipart/form-data (its boundary missing or "
+                                 "wrong?): check how the client sends it.") from None
+
+
+class UploadRequest(Request):
+    form_data_parser_class = StrictFormDataParser
+
+    def _get_file_stream(self, *args, **kwargs):
+        # Werkzeug would spool files over 500 kB to a temporary file, and uploads must never
+        # touch the disk; memory is bounded by MAX_CONTENT_LENGTH.
+        return io.BytesIO()
+
+
+def refuse_encoded_body() -> None:
+    # Werkzeug does not decode a compressed body: it would be read as a form with no fields.
+    coding = request.content_encoding
+    if coding and coding.lower() != "identity":
+        abort(415, description=f"A body in Content-Encoding {coding[:40]} cannot be read: send it uncompressed.")
+
+
+def init_app(app) -> None:
+    app.request_class = UploadRequest
+    app.before_request(refuse_encoded_body)
