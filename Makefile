@@ -15,6 +15,9 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { \
+		echo "make: there is no $(PYTHON) here; name a Python 3.11 or newer that is installed," \
+		"as in: make PYTHON=/usr/bin/python3.11 $(MAKECMDGOALS)" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 		echo "make: $(PYTHON) is not Python 3.11 or newer, which the pinned packages need;" \
 		"name one that is, as in: make PYTHON=python3.12 $(MAKECMDGOALS)" >&2; exit 1; }

@@ -25,9 +25,10 @@ from trainer.keras_import import import_keras  # noqa: E402
 
 import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
 from trainer.options import OVERRIDES, UsageError, did_you_mean, recipe  # noqa: E402
-from trainer.data import load_dataset, natural_size  # noqa: E402
+from trainer.data import DataError, load_dataset, natural_size  # noqa: E402
+from trainer.models import WeightsError  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
-from trainer.train import train  # noqa: E402
+from trainer.train import TrainingError, train  # noqa: E402
 
 
 def main() -> None:
@@ -39,25 +40,34 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = [parse_run(spec) for spec in args.runs]
-    datasets = {}
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
-        out.mkdir(parents=True, exist_ok=True)
-        for index, (spec, hp) in enumerate(runs, start=1):
-            if hp["image_size"] is None:  # as the command line does it
-                hp["image_size"] = natural_size(args.data, hp["upscale_size"])
-            size = hp["image_size"]
-            if size not in datasets:
-                datasets[size] = load_dataset(args.data, size)
-            data, test = datasets[size]
-            print(f"\n=== run {index}/{len(runs)}: {spec}", flush=True)
-            card = train(hp, data, test, out, f"bench{index}_{hp['preset']}", Path(scratch) / f"run{index}")
-            rows.append(report(spec, hp, card))
+    try:
+        rows = train_all(runs, args.data, args.out)
+    except (DataError, WeightsError, TrainingError) as error:  # said as the command line says them
+        raise SystemExit(f"error: {error}") from None
     print("\n| run | parameters | first epoch | epoch | total | images/s | val accuracy |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(row)
+
+
+def train_all(runs: list[tuple[str, dict]], data_spec: str, out_dir: Path | None) -> list[str]:
+    """Train each run in turn, the data loaded once per image size; their table rows."""
+    datasets = {}
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        out = out_dir or Path(scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, (spec, hp) in enumerate(runs, start=1):
+            if hp["image_size"] is None:  # as the command line does it
+                hp["image_size"] = natural_size(data_spec, hp["upscale_size"])
+            size = hp["image_size"]
+            if size not in datasets:
+                datasets[size] = load_dataset(data_spec, size)
+            data, test = datasets[size]
+            print(f"\n=== run {index}/{len(runs)}: {spec}", flush=True)
+            card = train(hp, data, test, out, f"bench{index}_{hp['preset']}", Path(scratch) / f"run{index}")
+            rows.append(report(spec, hp, card))
+    return rows
 
 
 def parse_run(spec: str) -> tuple[str, dict]:

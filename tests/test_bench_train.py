@@ -46,3 +46,10 @@ def test_a_wrong_spec_is_refused_in_one_sentence(spec, message):
         bench.parse_run(spec)
     assert message in str(refused.value)
     assert str(refused.value).startswith("error: ")
+
+
+def test_missing_data_is_one_sentence_not_a_traceback(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["bench/train.py", "scratch-small:epochs=1", "--data", "/no/such/data"])
+    with pytest.raises(SystemExit) as refused:
+        bench.main()
+    assert str(refused.value) == "error: No such data folder or zip: /no/such/data"

