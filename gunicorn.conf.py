@@ -33,6 +33,9 @@ def _count(name: str, default: int) -> int:
 # the workers it would fail each one that gunicorn starts again, without end.
 settings_from_environment(os.environ)
 _ngrok = tunnel.requested(environ=os.environ)  # the tunnel itself opens in when_ready, once bound
+if _ngrok and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():
+    # ngrok's agent forwards every request: the workers believe its X-Forwarded-* headers.
+    os.environ["IMAGEAPP_PROXY_HOPS"] = "1"
 
 
 def _bind(text: str) -> str:
@@ -54,11 +57,6 @@ def _bind(text: str) -> str:
     return text
 
 
-BIND_ERRORS = {
-    errno.EADDRINUSE: "another program is listening there: stop it",
-    errno.EACCES: "ports below 1024 need root",
-    errno.EADDRNOTAVAIL: "that address is not one of this machine's",
-}
 bind = _bind(os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000")
 
 # One process per core does the CPU work; a few threads per process overlap the network
@@ -95,7 +93,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Every worker must sign forms with the same key, or a form from one fails in another.
 if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as unset, as in the app
     os.environ["IMAGEAPP_SECRET_KEY"] = secrets.token_hex(32)
-    print("gunicorn.conf.py: IMAGEAPP_SECRET_KEY is not set; using a random key until restart.", file=sys.stderr)
+    print("gunicorn.conf.py: IMAGEAPP_SECRET_KEY is not set; using a random key until restart (forms left open "
+          "then expire, and servers behind one address need the same key).", file=sys.stderr)
+
+
+# Why an address cannot be listened on, in words, by errno.
+BIND_ERRORS = {
+    errno.EADDRINUSE: "another program is listening there: stop it",
+    errno.EACCES: "ports below 1024 need root",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's",
+}
 
 
 def on_starting(server):
@@ -127,6 +134,6 @@ def when_ready(server):
         return
     address = server.LISTENERS[0].getsockname()
     if isinstance(address, tuple):  # (host, port, ...) for TCP; a unix socket's is its path
-        tunnel.open_tunnel(address[1])
+        tunnel.open_tunnel(address[1], address[0])
     else:
         print(f"ngrok: no tunnel, as ngrok needs a TCP port; still serving on the unix socket {address}.", flush=True)

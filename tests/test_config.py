@@ -17,3 +17,9 @@ def test_environment_values_are_read_without_surrounding_blanks():
     # A value written to a file with echo ends in a newline; a blank one counts as unset.
     settings = settings_from_environment({"IMAGEAPP_MAX_CONTENT_LENGTH": " 5000\n", "IMAGEAPP_DEFAULT_MODEL": "  "})
     assert settings == {"MAX_CONTENT_LENGTH": 5000}
+
+
+def test_proxy_hops_are_a_count_from_zero():
+    assert settings_from_environment({"IMAGEAPP_PROXY_HOPS": "0"}) == {"PROXY_HOPS": 0}
+    with pytest.raises(SystemExit, match=re.escape("IMAGEAPP_PROXY_HOPS='-1' is not a number of proxies (0 or more)")):
+        settings_from_environment({"IMAGEAPP_PROXY_HOPS": "-1"})

@@ -6,6 +6,9 @@ In-memory uploads are checked for real, with every write watched, in test_hostil
 import logging
 import time
 
+import pytest
+from flask import request
+
 from conftest import make_config, post_form
 from webapp import create_app
 from webapp.config import DEFAULTS, ROOT
@@ -27,11 +30,32 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IMAGEAPP_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("IMAGEAPP_DEFAULT_MODEL", "mine")
     monkeypatch.setenv("IMAGEAPP_MAX_CONTENT_LENGTH", "2048")
+    monkeypatch.setenv("IMAGEAPP_PROXY_HOPS", "2")
     app = create_app()
+    assert app.config["PROXY_HOPS"] == 2
     assert app.config["SECRET_KEY"] == "12345"
     assert app.config["MODELS_DIR"] == str(tmp_path)
     assert app.config["DEFAULT_MODEL"] == "mine"
     assert app.config["MAX_CONTENT_LENGTH"] == 2048
+
+
+PROXIED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "classifier.example", "X-Forwarded-For": "203.0.113.9",
+           "X-Forwarded-Prefix": "/tools"}
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_the_proxies_headers_are_believed_only_when_told(models_dir, hops):
+    # Behind ngrok or an HTTPS proxy, the API page's examples must give the public address; a
+    # server reached directly must not take any client's word for it.
+    app = create_app({"SECRET_KEY": "x", "MODELS_DIR": str(models_dir), "PROXY_HOPS": hops})
+    seen = {}
+    app.before_request(lambda: seen.update(client=request.remote_addr))
+    page = app.test_client().get("/api", headers=PROXIED).get_data(as_text=True)
+    if hops:
+        assert "curl https://classifier.example/tools/api/models" in page and seen["client"] == "203.0.113.9"
+        assert 'href="/tools/static/style.css?v=' in page
+    else:
+        assert "curl http://localhost/api/models" in page and seen["client"] == "127.0.0.1"
 
 
 def test_a_missing_models_folder_is_logged(tmp_path, caplog):

@@ -79,10 +79,10 @@ def test_access_log_on_request(monkeypatch):
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] == "-"
 
 
-def when_ready(monkeypatch, environ, address) -> list[int]:
-    """The ports gunicorn.conf.py's when_ready opens a tunnel to, listening on `address`."""
+def when_ready(monkeypatch, environ, address) -> list[tuple[int, str]]:
+    """The (port, host) gunicorn.conf.py's when_ready opens a tunnel to, listening on `address`."""
     opened = []
-    monkeypatch.setattr(tunnel, "open_tunnel", lambda port: opened.append(port))
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda port, host: opened.append((port, host)))
     monkeypatch.setattr(os, "environ", environ)
     listener = types.SimpleNamespace(getsockname=lambda: address)
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["when_ready"](types.SimpleNamespace(LISTENERS=[listener]))
@@ -92,7 +92,12 @@ def when_ready(monkeypatch, environ, address) -> list[int]:
 @pytest.mark.parametrize("asked", [False, True])
 def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked):
     environ = {"IMAGEAPP_NGROK": "1"} if asked else {}  # the values it takes: test_tunnel.py
-    assert when_ready(monkeypatch, environ, ("127.0.0.1", 8123)) == ([8123] if asked else [])
+    assert when_ready(monkeypatch, environ, ("127.0.0.1", 8123)) == ([(8123, "127.0.0.1")] if asked else [])
+    # The tunnel's agent is a proxy: the workers believe its X-Forwarded-* headers, unless told.
+    assert environ.get("IMAGEAPP_PROXY_HOPS") == ("1" if asked else None)
+    environ = {"IMAGEAPP_NGROK": "1", "IMAGEAPP_PROXY_HOPS": "0"}
+    when_ready(monkeypatch, environ, ("127.0.0.1", 8123))
+    assert environ["IMAGEAPP_PROXY_HOPS"] == "0"
 
 
 def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):

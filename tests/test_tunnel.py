@@ -26,7 +26,7 @@ def test_a_value_that_is_neither_yes_nor_no_stops_with_one_sentence(value):
 @pytest.mark.parametrize("environ", [{}, {"NGROK_AUTHTOKEN": "  "}])
 def test_without_token_says_so_in_one_line(capsys, monkeypatch, environ):
     monkeypatch.setattr(ngrok, "connect", lambda *a, **k: pytest.fail("must not connect"))
-    assert tunnel.open_tunnel(8000, environ) is None
+    assert tunnel.open_tunnel(8000, environ=environ) is None
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "NGROK_AUTHTOKEN is not set" in out and "8000" in out
 
@@ -40,11 +40,22 @@ def test_connects_with_token_and_basic_auth(capsys, monkeypatch):
 
     monkeypatch.setattr(ngrok, "connect", connect)
     environ = {"NGROK_AUTHTOKEN": "tok", "IMAGEAPP_NGROK_BASIC_AUTH": "me:longpassword"}
-    assert tunnel.open_tunnel(8123, environ) == "https://example.ngrok.app"
+    assert tunnel.open_tunnel(8123, environ=environ) == "https://example.ngrok.app"
     assert calls == [("8123", "http", "tok", {"basic_auth": ["me:longpassword"]})]
     assert "public URL https://example.ngrok.app -> local port 8123" in capsys.readouterr().out
-    tunnel.open_tunnel(8123, {"NGROK_AUTHTOKEN": "tok"})
+    tunnel.open_tunnel(8123, environ={"NGROK_AUTHTOKEN": "tok"})
     assert calls[1] == ("8123", "http", "tok", {})  # no basic_auth option, not an empty one
+
+
+@pytest.mark.parametrize("host, target", [("", "8000"), ("0.0.0.0", "8000"), ("::", "8000"), ("localhost", "8000"),
+                                          ("127.0.0.2", "127.0.0.2:8000"), ("::1", "[::1]:8000")])
+def test_the_tunnel_reaches_the_address_the_server_listens_on(monkeypatch, host, target):
+    # Given the port alone, ngrok dials localhost, where a server on 127.0.0.2 does not answer.
+    calls = []
+    monkeypatch.setattr(ngrok, "connect", lambda addr, *args, **kwargs: calls.append(addr) or
+                        types.SimpleNamespace(public_url="https://example.ngrok.app"))
+    tunnel.open_tunnel(8000, host, environ={"NGROK_AUTHTOKEN": "tok"})
+    assert calls == [target]
 
 
 def test_failure_is_one_line_and_not_raised(capsys, monkeypatch):
@@ -53,6 +64,6 @@ def test_failure_is_one_line_and_not_raised(capsys, monkeypatch):
         raise PyngrokNgrokInstallError("An error occurred while downloading ngrok\nlong details\nmore")
 
     monkeypatch.setattr(ngrok, "connect", connect)
-    assert tunnel.open_tunnel(8000, {"NGROK_AUTHTOKEN": "tok"}) is None
+    assert tunnel.open_tunnel(8000, environ={"NGROK_AUTHTOKEN": "tok"}) is None
     out = capsys.readouterr().out
     assert out == "ngrok: no tunnel (An error occurred while downloading ngrok); still serving on local port 8000.\n"

@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from conftest import free_port, wait_until_serving
 
@@ -19,8 +20,8 @@ def run_main(monkeypatch, argv, environ=None):
     calls = {}
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.setdefault("run", kwargs))
-    monkeypatch.setattr(main_module.tunnel, "open_tunnel", lambda port: calls.setdefault("tunnel", port))
+    monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.update(run=kwargs, app=self))
+    monkeypatch.setattr(main_module.tunnel, "open_tunnel", lambda port, host: calls.setdefault("tunnel", (port, host)))
     main_module.main(argv)
     return calls
 
@@ -47,9 +48,13 @@ def test_a_bad_port_is_one_line_not_a_traceback(monkeypatch, capsys, argv, envir
 
 def test_ngrok_flag_or_environment_opens_tunnel(monkeypatch, models_dir):
     monkeypatch.delenv("IMAGEAPP_NGROK", raising=False)
-    assert run_main(monkeypatch, ["--ngrok", "--host", "0.0.0.0"], {"IMAGEAPP_MODELS_DIR": str(models_dir)})["tunnel"] == 8000
+    calls = run_main(monkeypatch, ["--ngrok", "--host", "0.0.0.0"], {"IMAGEAPP_MODELS_DIR": str(models_dir)})
+    assert calls["tunnel"] == (8000, "0.0.0.0")
+    # The tunnel's agent is a proxy: its X-Forwarded-* headers are believed.
+    assert isinstance(calls["app"].wsgi_app, ProxyFix) and calls["app"].wsgi_app.x_proto == 1
     calls = run_main(monkeypatch, ["--port", "9001"], {"IMAGEAPP_NGROK": "1"})
-    assert calls["tunnel"] == 9001 and calls["run"]["port"] == 9001
+    assert calls["tunnel"] == (9001, "127.0.0.1") and calls["run"]["port"] == 9001
+    assert not isinstance(run_main(monkeypatch, [], {"IMAGEAPP_NGROK": "0"})["app"].wsgi_app, ProxyFix)
 
 
 def test_real_process_without_token_says_one_line_and_serves(models_dir):

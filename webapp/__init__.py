@@ -14,6 +14,7 @@ import os
 import secrets
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
 
@@ -45,6 +46,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import api, config, dashboard, errors, formatting, pages, registry, security, uploads
 
+    if app.config["PROXY_HOPS"]:
+        trust_proxies(app, app.config["PROXY_HOPS"])
+
     model_registry = registry.Registry(app.config["MODELS_DIR"])
     app.extensions["imageapp.registry"] = model_registry
     if not os.path.isdir(app.config["MODELS_DIR"]):  # served anyway: models may be copied in later
@@ -61,6 +65,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     return app
+
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Believe the X-Forwarded-* headers that the `hops` proxies in front add (ngrok's agent,
+    nginx): the client's address in the access log, https and the public host in the API
+    page's examples, a path prefix in every link. Never on a server reached directly, whose
+    clients could set them to anything."""
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
 
 def _log_through_gunicorn(app: Flask) -> None:

@@ -11,7 +11,7 @@ import os
 
 from trainer.formatting import whole_number
 
-from . import create_app, tunnel
+from . import create_app, trust_proxies, tunnel
 
 
 def _port(text: str) -> int:
@@ -38,7 +38,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     app = create_app()
     if tunnel.requested(args.ngrok):
-        tunnel.open_tunnel(args.port)
+        if not app.config["PROXY_HOPS"]:
+            trust_proxies(app, 1)  # ngrok's agent forwards every request: https, the client's address
+        tunnel.open_tunnel(args.port, args.host)
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
 
 

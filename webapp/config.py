@@ -3,6 +3,7 @@ when read, so that a bad one stops the server with one sentence."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -27,6 +28,10 @@ DEFAULTS = {
     # a browser asks again only for a changed one, where each page cost a round trip per file.
     "SEND_FILE_MAX_AGE_DEFAULT": 365 * 24 * 3600,
     "TOP_K": 5,
+    # Proxies in front whose X-Forwarded-* headers are believed (webapp.trust_proxies).
+    "PROXY_HOPS": 0,
+    # Not Flask's "session": another app on the same host, under another path, would share it.
+    "SESSION_COOKIE_NAME": "imageapp_session",
 }
 
 
@@ -36,6 +41,7 @@ ENVIRONMENT = {
     "MODELS_DIR": (str, "path"),
     "DEFAULT_MODEL": (str, "model name"),
     "MAX_CONTENT_LENGTH": (whole_number, "number of bytes above 0"),
+    "PROXY_HOPS": (functools.partial(whole_number, least=0), "number of proxies (0 or more)"),
 }
 ENV_PREFIX = "IMAGEAPP_"
 

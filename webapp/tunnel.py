@@ -28,8 +28,14 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def open_tunnel(port: int, environ=os.environ) -> str | None:
-    """Open an HTTP tunnel to localhost:`port`; return its public URL, or None."""
+# Addresses that take connections on every interface: ngrok's agent reaches them as localhost.
+EVERY_INTERFACE = ("", "0.0.0.0", "::", "localhost")
+
+
+def open_tunnel(port: int, host: str = "", environ=os.environ) -> str | None:
+    """Open an HTTP tunnel to the server listening on `host`:`port`; return its public URL,
+    or None."""
+    target = str(port) if host in EVERY_INTERFACE else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     token = environ.get("NGROK_AUTHTOKEN", "").strip()
     if not token:
         _say(f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}.")
@@ -43,7 +49,7 @@ def open_tunnel(port: int, environ=os.environ) -> str | None:
 
         # pyngrok prints download progress on first use; the outcome gets one line below.
         with contextlib.redirect_stdout(io.StringIO()):
-            tunnel = ngrok.connect(str(port), "http", pyngrok_config=conf.PyngrokConfig(auth_token=token), **options)
+            tunnel = ngrok.connect(target, "http", pyngrok_config=conf.PyngrokConfig(auth_token=token), **options)
     except Exception as error:  # the tunnel is optional: whatever ngrok does, keep serving
         _say(f"ngrok: no tunnel ({reason(error)}); still serving on local port {port}.")
         return None
