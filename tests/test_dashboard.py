@@ -147,6 +147,7 @@ def test_a_heat_maps_shades_are_each_rows_shares():
     assert HEAT_LEVELS == 10 and [row["total"] for row in rows] == [3, 3, 1]
     assert rows[0]["cells"] == [(2, 7), (1, 3), (0, 0)] and rows[2]["cells"] == [(0, 0), (0, 0), (1, 10)]
     assert heat_map([[1] * 100] * 100, [str(n) for n in range(100)]) is not None  # CIFAR-100
+    assert heat_map([[2, -1], [0, 1]], ["a", "b"]) is None  # a count below 0: a damaged card, no shades
     assert MAX_HEAT_MAP_CLASSES == 100
 
 

@@ -29,6 +29,10 @@ def test_zip_with_a_wrapper_folder_and_junk(tmp_path, capsys):
     with zipfile.ZipFile(archive, "w") as z:
         for path in folder.rglob("*"):
             z.write(path, path.relative_to(tmp_path).as_posix())
+        # As macOS's Compress writes it: folder entries too, which make __MACOSX a second top
+        # folder beside the wrapper, unless it is left out.
+        for entry in ("__MACOSX/", "__MACOSX/train/", "__MACOSX/train/red/"):
+            z.writestr(entry, b"")
         z.writestr("__MACOSX/train/red/._0.png", b"resource fork")
         z.writestr("train/.DS_Store", b"junk")
     data = load_folder(archive, 8)
@@ -151,6 +155,7 @@ def test_a_zip_member_too_large_for_an_image_is_skipped_unread(tmp_path, image_f
 def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path, image_folder):
     assert natural_size(str(image_folder), 224) == 16  # the fixture's 16 px images are not enlarged
     assert natural_size(str(image_folder), 24) == 24  # over half the backbone's size: loaded at it
+    assert natural_size(str(image_folder), 32) == 16  # exactly half: its own, as CIFAR-10's 32 px for VGG16's 64
     photos = tmp_path / "photos"
     for label, sizes in {"cat": [(300, 200), (640, 480)], "dog": [(500, 500), (1000, 90)]}.items():
         (photos / label).mkdir(parents=True)
@@ -165,7 +170,7 @@ def test_natural_size_is_the_backbones_or_the_images_own_if_far_smaller(tmp_path
         for path in photos.rglob("*.jpg"):
             z.write(path, path.relative_to(tmp_path).as_posix())
     assert natural_size(str(archive), 1000) == 340
-    assert natural_size("cifar10", 224) == 32
+    assert natural_size("cifar10", 224) == 32 and natural_size("cifar10", 64) == 32
 
 
 def test_a_damaged_zip_member_is_skipped_like_a_broken_image(tmp_path, image_folder, capsys):

@@ -1,11 +1,13 @@
 """The model registry: discovery, lazy loading, reloads, and faults that leave others working."""
 
+import gc
 import json
 import os
 import shutil
 import subprocess
 import textwrap
 import threading
+import weakref
 from pathlib import Path
 
 import h5py
@@ -128,9 +130,11 @@ def test_new_file_is_noticed(registry, models_dir):
 
 
 def test_removed_file_disappears(registry, models_dir):
-    registry.load("tiny")
+    loaded = weakref.ref(registry.load("tiny"))
     (models_dir / "tiny.h5").unlink()
     assert names(registry) == ["small"]
+    gc.collect()
+    assert loaded() is None  # its memory freed, in a worker that may serve for weeks
     with pytest.raises(UnknownModel):
         registry.load("tiny")
     assert registry.load("small")
