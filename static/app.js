@@ -17,6 +17,9 @@ function enhance(form) {
   // From here the zone shows the chosen file and offers dropping one (style.css): the native
   // input is hidden from sight.
   form.classList.add("enhanced");
+  // A required input is "invalid" to screen readers before anything is chosen; the submit
+  // handler below asks for the file instead, in the server's words.
+  input.required = false;
   var prompt = text.innerHTML;
   var buttonText = button.textContent;
   var maxBytes = Number(input.dataset.maxBytes);
@@ -123,10 +126,11 @@ function enhance(form) {
   showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
-    var message = input.files.length ? problem(input.files[0]) : "";
+    var message = input.files.length ? problem(input.files[0]) : "Choose an image to classify.";
     if (message) {
       event.preventDefault();
       showError(message);
+      input.focus();
       return;
     }
     button.disabled = true;

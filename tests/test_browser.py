@@ -139,9 +139,14 @@ def csp_violations(driver) -> list[str]:
 
 def test_upload_and_see_prediction(browser, base_url, photo):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     browser.get(base_url + "/")
     assert browser.title == "Classify an image · Image classifier"
+    # The first Tab shows a link past the header to the page's content.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    skip = browser.switch_to.active_element
+    assert skip.text == "Skip to content" and skip.rect["x"] >= 0 and skip.get_attribute("href").endswith("#content")
     assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image or drop it here"
     file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
     assert file_input.accessible_name == "Choose an image or drop it here"  # the formats are its description
@@ -342,10 +347,14 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         browser.get(f"{base_url}/?model={LONG_NAME}")  # as the models page's "Try it" link asks
         assert_no_sideways_scrolling("form")
         file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+        # Not "invalid" to a screen reader before anything is chosen, as a required input is.
+        assert browser.execute_script("return arguments[0].matches(':invalid')", file_input) is False
         # Hidden from sight, the input still stops a form without a file, and takes the focus.
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert browser.find_element(By.CSS_SELECTOR, ".errors").text == "Choose an image to classify."
         assert browser.current_url == f"{base_url}/?model={LONG_NAME}"
         assert browser.execute_script("return document.activeElement") == file_input
+        assert file_input.get_attribute("aria-invalid") == "true"
         file_input.send_keys(str(photo))
         wait_for(browser, ".preview")
         # The zone names the file; the browser's own "Choose File" control is out of sight.

@@ -100,8 +100,9 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     assert page.count('<polyline class="line series-') == 4  # training and validation, each
     assert "training" in page and "validation" in page
     for label in SMALL_CLASSES:
-        assert f'<th scope="row">{label}</th>' in page  # per-class table and matrix rows
-        assert f"<span>{label}</span>" in page  # matrix columns
+        assert f'<th scope="row"><span class="long-name">{label}</span></th>' in page  # per-class table
+        assert f'<th scope="row"><span>{label}</span></th>' in page  # matrix rows
+        assert f'<span title="{label}">{label}</span>' in page  # matrix columns, cut short if long
     assert len(re.findall(r'class="heat heat-\d+', page)) == len(SMALL_CLASSES) ** 2
     assert page.count(" diagonal") == len(SMALL_CLASSES)
     assert "batch_size" in page  # hyperparameters
@@ -166,7 +167,7 @@ def test_a_confusion_matrix_too_big_to_read_is_left_out(client, models_dir, monk
     monkeypatch.setattr("webapp.dashboard.MAX_HEAT_MAP_CLASSES", len(SMALL_CLASSES) - 1)
     page = client.get("/models/small").get_data(as_text=True)
     assert "Confusion matrix" not in page
-    assert all(f'<th scope="row">{label}</th>' in page for label in SMALL_CLASSES)  # the per-class table
+    assert all(f'<th scope="row"><span class="long-name">{label}</span></th>' in page for label in SMALL_CLASSES)
 
 
 def test_model_page_for_card_without_figures(client, models_dir):
