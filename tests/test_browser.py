@@ -268,6 +268,12 @@ def test_drops_and_checks_before_uploading(browser, base_url):
         assert browser.execute_script(DROP, [list(file) for file in files]) is False
         return wait_for(browser, ".errors").text
 
+    # Dragging over the page must be cancelled, or the browser never fires "drop" and opens
+    # the file itself, leaving the app.
+    assert browser.execute_script("""return document.body.dispatchEvent(
+        new DragEvent("dragover", {bubbles: true, cancelable: true, dataTransfer: new DataTransfer()}))""") is False
+    assert "dragging" in browser.find_element(By.CSS_SELECTOR, ".drop-zone").get_attribute("class")
+
     assert drop(("a.png", 10, "image/png"), ("b.png", 10, "image/png")) == "Drop one image at a time."
     assert drop().startswith("Drop the image file itself")
     assert drop(("notes.pdf", 10, "application/pdf")) == "notes.pdf is not an image."
@@ -282,6 +288,11 @@ def test_drops_and_checks_before_uploading(browser, base_url):
     assert browser.current_url == base_url + "/" and model.first_selected_option.text == "small"
     screenshot(browser, "6-drop-refused")
 
+    # A file whose type the browser cannot tell (no extension) is left to the server to judge.
+    browser.execute_script(DROP, [["photo", 1000, ""]])
+    wait_until_hidden(browser, ".errors")
+    browser.execute_script(DROP, [["huge.png", limit, "image/png"]])
+    wait_for(browser, ".errors")
     browser.execute_script(DROP, [["photo.png", 1000, "image/png"]])
     wait_until_hidden(browser, ".errors")
     assert file_input.get_attribute("aria-invalid") is None

@@ -44,6 +44,21 @@ def test_the_student_learns_from_a_blend_of_labels_and_teacher_and_is_scored_on_
     assert not teacher.trainable and distiller.trainable_weights == student.trainable_weights
 
 
+def test_the_teacher_answers_as_in_inference_without_its_dropout():
+    # A transfer model's head has dropout: trained with it on, its targets would be noise.
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.Dropout(0.5)(keras.layers.GlobalAveragePooling2D()(inputs))
+    head = keras.layers.Dense(3, activation="softmax", kernel_initializer=keras.initializers.Constant(4 * np.eye(3)))
+    teacher = keras.Model(inputs, head(features))
+    distiller = Distiller(constant_model([0.5, 0.3, 0.2]), teacher, teacher_weight=1.0)
+    distiller.compile(loss=keras.losses.CategoricalCrossentropy())
+    x = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32") * [1, 2, 3]
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0, 1]]
+    expected = -(keras.ops.convert_to_numpy(teacher(x, training=False)) * np.log([0.5, 0.3, 0.2])).sum(axis=1).mean()
+    losses = [float(distiller.compute_loss(x, y, distiller(x), training=True)) for _ in range(3)]
+    assert losses == pytest.approx([expected] * 3, rel=1e-5)
+
+
 def test_label_smoothing_softens_the_labels_not_the_teachers_predictions():
     student, teacher = constant_model([0.5, 0.3, 0.2]), constant_model([0.1, 0.1, 0.8])
     distiller = Distiller(student, teacher, teacher_weight=0.25)

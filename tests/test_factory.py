@@ -58,6 +58,14 @@ def test_the_proxies_headers_are_believed_only_when_told(models_dir, hops):
         assert "curl http://localhost/api/models" in page and seen["client"] == "127.0.0.1"
 
 
+def test_behind_two_proxies_the_client_is_the_address_the_outer_one_saw(models_dir):
+    app = create_app({"SECRET_KEY": "x", "MODELS_DIR": str(models_dir), "PROXY_HOPS": 2})
+    seen = {}
+    app.before_request(lambda: seen.update(client=request.remote_addr))
+    app.test_client().get("/healthz", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"})
+    assert seen["client"] == "203.0.113.9"
+
+
 def test_a_missing_models_folder_is_logged(tmp_path, caplog):
     create_app({"SECRET_KEY": "x", "MODELS_DIR": str(tmp_path / "nowhere")})
     assert f"The models folder {tmp_path / 'nowhere'} does not exist" in caplog.text

@@ -112,6 +112,7 @@ def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):
     ({"IMAGEAPP_THREADS": "0"}, "IMAGEAPP_THREADS='0' is not a whole number above 0"),
     ({"IMAGEAPP_MAX_CONTENT_LENGTH": "10MB"}, "IMAGEAPP_MAX_CONTENT_LENGTH='10MB' is not a number of bytes above 0"),
     ({"IMAGEAPP_BIND": "127.0.0.1:99999"}, r"IMAGEAPP_BIND='127.0.0.1:99999' is not HOST:PORT \(a port up to 65535\)"),
+    ({"IMAGEAPP_BIND": "127.0.0.1:65536"}, "IMAGEAPP_BIND='127.0.0.1:65536' is not HOST:PORT"),
     ({"IMAGEAPP_BIND": "nonsense"}, "IMAGEAPP_BIND='nonsense' is not HOST:PORT"),
     ({"IMAGEAPP_BIND": "nonsense.invalid:8000"}, "IMAGEAPP_BIND='nonsense.invalid:8000': no such host as 'nonsense.invalid'"),
     ({"IMAGEAPP_NGROK": "maybe"}, "IMAGEAPP_NGROK='maybe' is not 1 or 0"),  # before binding, not once bound
@@ -156,12 +157,20 @@ def test_a_busy_port_stops_the_master_at_once_naming_the_setting(tmp_path):
     assert "Connection in use" not in started.stderr
 
 
-def test_a_restarted_master_keeps_the_sockets_it_inherits(monkeypatch):
-    # After a USR2 the new master takes over the old one's sockets: its address is in use.
-    monkeypatch.setattr(os, "environ", {"GUNICORN_FD": "5"})
+@pytest.mark.parametrize("inherited", ["GUNICORN_FD", "LISTEN_FDS"])
+def test_a_master_given_its_sockets_does_not_try_their_addresses(monkeypatch, inherited):
+    # After a USR2 the new master takes over the old one's sockets, and under systemd's socket
+    # activation gunicorn is given them: their address is in use.
+    monkeypatch.setattr(os, "environ", {inherited: "5"})
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     with socket.create_server(("127.0.0.1", 0)) as listening:
         config["on_starting"](types.SimpleNamespace(cfg=types.SimpleNamespace(address=[listening.getsockname()])))
+
+
+def test_a_unix_socket_is_left_to_gunicorn(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "environ", {"IMAGEAPP_BIND": f"unix:{tmp_path / 'app.sock'}"})
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    config["on_starting"](types.SimpleNamespace(cfg=types.SimpleNamespace(address=[str(tmp_path / "app.sock")])))
 
 
 @pytest.fixture(scope="module")

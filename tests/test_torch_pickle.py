@@ -159,6 +159,19 @@ def test_refuses_pickle_that_calls_anything_else(tmp_path, where):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("module, name", [
+    ("builtins", "eval"), ("builtins", "exec"), ("builtins", "getattr"), ("subprocess", "Popen"),
+    ("collections", "Counter"), ("numpy", "frombuffer"), ("torch._utils", "_rebuild_device_tensor_from_numpy"),
+    ("torch", "load"),
+])
+def test_refuses_every_global_but_the_few_a_state_dict_needs(tmp_path, module, name):
+    # An allow-list, not a list of known dangers: a pickle may call any function it names.
+    path = tmp_path / "evil.pth"
+    path.write_bytes(b"c%s\n%s\n)R." % (module.encode(), name.encode()))  # GLOBAL, (), REDUCE, STOP
+    with pytest.raises(UnsafePickleError, match=f"refusing to load {module}.{name}:"):
+        load_state_dict(path)
+
+
 def test_refuses_other_pickles(tmp_path):
     path = tmp_path / "not_torch.pth"
     path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))

@@ -1,6 +1,7 @@
 import errno
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -173,6 +174,17 @@ def test_a_second_run_on_the_same_run_folder_is_refused_while_the_first_trains(i
             run(TINY, image_folder, tmp_path)
         assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
     assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3  # once the first has ended
+
+
+def test_a_file_system_that_cannot_lock_gets_a_warning_not_a_traceback(tmp_path, monkeypatch, capsys):
+    def no_locks(file, operation):  # as on some network file systems
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with train_module.run_lock(tmp_path / "runs" / "tiny"):
+        pass
+    assert capsys.readouterr().err.startswith(f"warning: cannot lock {tmp_path / 'runs' / '.tiny.lock'} "
+                                              "(No locks available), so a second run with this name")
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -1,5 +1,6 @@
 """The trainer's command line, run as `python -m trainer` (in-process through `main`)."""
 
+import errno
 import fcntl
 import json
 import os
@@ -7,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import types
 import zipfile
 from pathlib import Path
@@ -139,6 +141,8 @@ def trained(trained_once, tmp_path) -> tuple[Path, Path]:
     ("another image", "data is not the data tiny.h5 was trained on: its images differ"),
     ("another split", "This trainer splits data unlike the one that trained tiny.h5"),
     ("no split settings", "The card of tiny.h5 does not say how its run split its data"),
+    ("a seed below 0", "The card of tiny.h5 does not say how its run split its data"),  # hand-edited
+    ("no share held out", "The card of tiny.h5 does not say how its run split its data"),
 ])
 def test_held_out_images_are_not_guessed(change, message, trained, capsys):
     model, image_folder = trained
@@ -147,6 +151,10 @@ def test_held_out_images_are_not_guessed(change, message, trained, capsys):
         shutil.copy(image_folder / "red" / "0.png", image_folder / "red" / "copy.png")
     elif change == "another split":
         card["held_out_digest"] = "0123456789abcdef"
+    elif change == "a seed below 0":
+        card["hyperparameters"]["seed"] = -1
+    elif change == "no share held out":
+        card["hyperparameters"]["validation_fraction"] = 0.0
     else:
         del card["hyperparameters"]
     model.with_suffix(".json").write_text(json.dumps(card))
@@ -238,6 +246,16 @@ def test_an_out_or_run_dir_that_is_a_file_is_refused_before_training(option, ima
     folders = {"--out": tmp_path / "out", "--run-dir": tmp_path / "runs"} | {option: tmp_path / "models"}
     err = refused(["train", "--data", str(image_folder), *(str(x) for pair in folders.items() for x in pair)], capsys)
     assert f"{option} must be a folder that can be written to; {tmp_path / 'models'}: " in err
+
+
+def test_a_read_only_out_folder_is_refused_before_the_data_loads(monkeypatch, image_folder, tmp_path, capsys):
+    def read_only(*args, **kwargs):  # chmod would not do: the tests may run as root
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr("trainer.data.load_dataset", pytest.fail)
+    err = refused(["train", "--data", str(image_folder), "--out", str(tmp_path / "models")], capsys)
+    assert err == f"error: --out must be a folder that can be written to; {tmp_path / 'models'}: Permission denied"
 
 
 @pytest.mark.parametrize("name", [["--name", "tiny"], []])
