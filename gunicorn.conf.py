@@ -33,9 +33,6 @@ def _count(name: str, default: int) -> int:
 # the workers it would fail each one that gunicorn starts again, without end.
 settings_from_environment(os.environ)
 _ngrok = tunnel.requested(environ=os.environ)  # the tunnel itself opens in when_ready, once bound
-if _ngrok and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():
-    # ngrok's agent forwards every request: the workers believe its X-Forwarded-* headers.
-    os.environ["IMAGEAPP_PROXY_HOPS"] = "1"
 
 
 def _bind(text: str) -> str:
@@ -100,7 +97,6 @@ if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as uns
 # Why an address cannot be listened on, in words, by errno.
 BIND_ERRORS = {
     errno.EADDRINUSE: "another program is listening there: stop it",
-    errno.EACCES: "ports below 1024 need root",
     errno.EADDRNOTAVAIL: "that address is not one of this machine's",
 }
 
@@ -111,15 +107,19 @@ def on_starting(server):
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
         return
     for address in server.cfg.address:
-        if isinstance(address, str):  # a unix socket: gunicorn replaces a stale file itself
+        if not isinstance(address, tuple):  # a unix socket, which gunicorn replaces if stale, or fd://N
             continue
-        with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+        host, port = address[:2]
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
             try:
                 probe.bind(address)
             except OSError as error:
                 why = BIND_ERRORS.get(error.errno, error.strerror)
-                raise SystemExit(f"gunicorn.conf.py: cannot listen on {bind} ({why}); set IMAGEAPP_BIND to "
+                if error.errno == errno.EACCES and port < 1024:
+                    why = "ports below 1024 need root"
+                shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                raise SystemExit(f"gunicorn.conf.py: cannot listen on {shown} ({why}); set IMAGEAPP_BIND to "
                                  "another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve") from None
 
 
@@ -134,6 +134,10 @@ def when_ready(server):
         return
     address = server.LISTENERS[0].getsockname()
     if isinstance(address, tuple):  # (host, port, ...) for TCP; a unix socket's is its path
-        tunnel.open_tunnel(address[1], address[0])
+        opened = tunnel.open_tunnel(address[1], address[0])
+        if opened and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():
+            # ngrok's agent forwards every request: the workers, forked after this, believe its
+            # X-Forwarded-For and -Proto. Not before the tunnel is open: until then no proxy is.
+            os.environ["IMAGEAPP_PROXY_HOPS"] = "1"
     else:
         print(f"ngrok: no tunnel, as ngrok needs a TCP port; still serving on the unix socket {address}.", flush=True)

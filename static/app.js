@@ -18,7 +18,7 @@ function enhance(form) {
   // input is hidden from sight.
   form.classList.add("enhanced");
   // A required input is "invalid" to screen readers before anything is chosen; the submit
-  // handler below asks for the file instead, in the server's words.
+  // handler below asks for the file instead, in the server's words (data-missing).
   input.required = false;
   var prompt = text.innerHTML;
   var buttonText = button.textContent;
@@ -126,7 +126,7 @@ function enhance(form) {
   showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
-    var message = input.files.length ? problem(input.files[0]) : "Choose an image to classify.";
+    var message = input.files.length ? problem(input.files[0]) : input.dataset.missing;
     if (message) {
       event.preventDefault();
       showError(message);

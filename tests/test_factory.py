@@ -39,8 +39,10 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     assert app.config["MAX_CONTENT_LENGTH"] == 2048
 
 
-PROXIED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "classifier.example", "X-Forwarded-For": "203.0.113.9",
-           "X-Forwarded-Prefix": "/tools"}
+# As a proxy passes a request on: the public Host, and the client's address and scheme. A
+# forwarded host or prefix is never believed: ngrok sets neither, so a client could.
+PROXIED = {"Host": "classifier.example", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9",
+           "X-Forwarded-Host": "evil.example", "X-Forwarded-Prefix": "//evil.example"}
 
 
 @pytest.mark.parametrize("hops", [0, 1])
@@ -52,10 +54,10 @@ def test_the_proxies_headers_are_believed_only_when_told(models_dir, hops):
     app.before_request(lambda: seen.update(client=request.remote_addr))
     page = app.test_client().get("/api", headers=PROXIED).get_data(as_text=True)
     if hops:
-        assert "curl https://classifier.example/tools/api/models" in page and seen["client"] == "203.0.113.9"
-        assert 'href="/tools/static/style.css?v=' in page
+        assert "curl https://classifier.example/api/models" in page and seen["client"] == "203.0.113.9"
     else:
-        assert "curl http://localhost/api/models" in page and seen["client"] == "127.0.0.1"
+        assert "curl http://classifier.example/api/models" in page and seen["client"] == "127.0.0.1"
+    assert "evil" not in page and 'href="/static/style.css?v=' in page
 
 
 def test_behind_two_proxies_the_client_is_the_address_the_outer_one_saw(models_dir):

@@ -3,6 +3,7 @@
 import pytest
 
 from conftest import post_form
+from webapp.pages import NOT_THE_FORM
 from trainer.images import MAX_PIXELS
 
 
@@ -33,7 +34,8 @@ def test_form_with_unknown_model(client, csrf_token, make_image):
 @pytest.mark.parametrize("body", ["123", "[1, 2]", '"text"', "[" * 100_000 + "]" * 100_000])
 def test_a_json_body_is_no_form(client, csrf_token, body):
     # Flask-WTF read JSON as the form's fields: a body that is no object was a 500.
-    response = client.post("/predict", data=body, content_type="application/json")
-    assert response.status_code == 400 and "<form" in response.get_data(as_text=True)
-    response = client.post("/predict", json={"csrf_token": csrf_token, "model": "tiny"})
-    assert response.status_code == 400 and "<form" in response.get_data(as_text=True)
+    for response in (client.post("/predict", data=body, content_type="application/json"),
+                     client.post("/predict", json={"csrf_token": csrf_token, "model": "tiny"})):
+        page = response.get_data(as_text=True)
+        assert response.status_code == 400 and "<form" in page
+        assert f"<p>{NOT_THE_FORM}</p>" in page

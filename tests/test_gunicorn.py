@@ -79,10 +79,11 @@ def test_access_log_on_request(monkeypatch):
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] == "-"
 
 
-def when_ready(monkeypatch, environ, address) -> list[tuple[int, str]]:
-    """The (port, host) gunicorn.conf.py's when_ready opens a tunnel to, listening on `address`."""
+def when_ready(monkeypatch, environ, address, url="https://example.ngrok.app") -> list[tuple[int, str]]:
+    """The (port, host) gunicorn.conf.py's when_ready opens a tunnel to, listening on `address`;
+    the tunnel opens at `url` (None: it fails)."""
     opened = []
-    monkeypatch.setattr(tunnel, "open_tunnel", lambda port, host: opened.append((port, host)))
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda port, host: opened.append((port, host)) or url)
     monkeypatch.setattr(os, "environ", environ)
     listener = types.SimpleNamespace(getsockname=lambda: address)
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["when_ready"](types.SimpleNamespace(LISTENERS=[listener]))
@@ -98,6 +99,9 @@ def test_a_tunnel_when_asked_to_the_port_gunicorn_listens_on(monkeypatch, asked)
     environ = {"IMAGEAPP_NGROK": "1", "IMAGEAPP_PROXY_HOPS": "0"}
     when_ready(monkeypatch, environ, ("127.0.0.1", 8123))
     assert environ["IMAGEAPP_PROXY_HOPS"] == "0"
+    environ = {"IMAGEAPP_NGROK": "1"}  # no tunnel opened (no token, say): no proxy to believe
+    when_ready(monkeypatch, environ, ("127.0.0.1", 8123), url=None)
+    assert "IMAGEAPP_PROXY_HOPS" not in environ
 
 
 def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):

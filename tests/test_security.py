@@ -2,9 +2,11 @@
 cached at addresses that change with their content."""
 
 import hashlib
+import os
 import re
 
 import pytest
+from flask import url_for
 
 from conftest import post_form
 from webapp.config import ROOT
@@ -65,3 +67,16 @@ def test_static_files_are_cached_at_addresses_that_change_with_their_content(cli
         assert f'"{address}"' in page
         response = client.get(address)
         assert response.status_code == 200 and response.headers["Cache-Control"] == "public, max-age=31536000"
+
+
+def test_a_static_files_address_changes_with_its_content_even_at_the_same_mtime(app, tmp_path):
+    app.static_folder = str(tmp_path)
+    style = tmp_path / "style.css"
+    style.write_text("body { color: black; }")
+    with app.test_request_context():
+        before = url_for("static", filename="style.css")
+        mtime = style.stat().st_mtime_ns
+        style.write_text("body { color: navy; }")  # as `cp -p` or an archive would leave it
+        os.utime(style, ns=(mtime, mtime))
+        assert url_for("static", filename="style.css") != before
+        assert url_for("static", filename="nowhere.css") == "/static/nowhere.css"

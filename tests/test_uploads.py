@@ -56,3 +56,9 @@ def test_a_compressed_body_is_refused_not_read_as_an_empty_form(client, path):
                            headers={"Content-Encoding": "gzip"})
     assert response.status_code == 415
     assert "A body in Content-Encoding gzip cannot be read: send it uncompressed." in response.get_data(as_text=True)
+
+
+def test_form_fields_that_are_not_utf_8_are_said_so(client):
+    response = client.post("/api/predict", data=b"model=caf\xe9", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "The form's fields are not UTF-8 text: send them as UTF-8."}

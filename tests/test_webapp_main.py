@@ -16,12 +16,14 @@ from webapp.config import ROOT
 from webapp import __main__ as main_module
 
 
-def run_main(monkeypatch, argv, environ=None):
+def run_main(monkeypatch, argv, environ=None, url="https://example.ngrok.app"):
+    """main(argv) with `environ` set, serving nothing; a tunnel opens at `url` (None: fails)."""
     calls = {}
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.update(run=kwargs, app=self))
-    monkeypatch.setattr(main_module.tunnel, "open_tunnel", lambda port, host: calls.setdefault("tunnel", (port, host)))
+    monkeypatch.setattr(main_module.tunnel, "open_tunnel",
+                        lambda port, host: calls.setdefault("tunnel", (port, host)) and url)
     main_module.main(argv)
     return calls
 
@@ -55,6 +57,10 @@ def test_ngrok_flag_or_environment_opens_tunnel(monkeypatch, models_dir):
     calls = run_main(monkeypatch, ["--port", "9001"], {"IMAGEAPP_NGROK": "1"})
     assert calls["tunnel"] == (9001, "127.0.0.1") and calls["run"]["port"] == 9001
     assert not isinstance(run_main(monkeypatch, [], {"IMAGEAPP_NGROK": "0"})["app"].wsgi_app, ProxyFix)
+    # Without a tunnel, or told 0 proxies, the server is reached directly: no header is believed.
+    assert not isinstance(run_main(monkeypatch, [], {"IMAGEAPP_NGROK": "1"}, url=None)["app"].wsgi_app, ProxyFix)
+    calls = run_main(monkeypatch, [], {"IMAGEAPP_NGROK": "1", "IMAGEAPP_PROXY_HOPS": "0"})
+    assert "tunnel" in calls and not isinstance(calls["app"].wsgi_app, ProxyFix)
 
 
 def test_real_process_without_token_says_one_line_and_serves(models_dir):

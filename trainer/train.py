@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from trainer import card as cards
-from trainer import model_file, models, resume
+from trainer import models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, stratified_split
 from trainer.distillation import Distiller, load_teacher
@@ -85,7 +85,7 @@ def run_lock(run_dir: Path):
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
-    found_at_start = model_file.stamp(model_path)
+    found_at_start = file_identity(model_path)
     # Split first: data too small to split leaves no run folder behind.
     train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
     data_digest = digest(data.files)
@@ -145,7 +145,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "test_evaluation": test_evaluation,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"
-    now = model_file.stamp(model_path)
+    now = file_identity(model_path)
     if not replace and now is not None and now != found_at_start:  # another run's, saved meanwhile
         raise TrainingError(f"{model_path} was saved by another run while this one trained; {kept} with --replace "
                             "saves over it without training again.")
@@ -163,6 +163,16 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
         raise
     return card
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """Which file is at `path` (None: none), to tell whether another run saved one there. Not
+    model_file.stamp: its ctime changes with a chmod, which is no other run's model."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Model, dict, int]:

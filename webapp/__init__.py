@@ -68,11 +68,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def trust_proxies(app: Flask, hops: int) -> None:
-    """Believe the X-Forwarded-* headers that the `hops` proxies in front add (ngrok's agent,
-    nginx): the client's address in the access log, https and the public host in the API
-    page's examples, a path prefix in every link. Never on a server reached directly, whose
-    clients could set them to anything."""
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+    """Believe the X-Forwarded-For and -Proto headers that the `hops` proxies in front add
+    (ngrok's agent, nginx): the client's address in the access log, https in the API page's
+    examples. Never on a server reached directly, whose clients could set them to anything.
+    The host comes from the Host header, which proxies pass on; a path prefix from gunicorn's
+    SCRIPT_NAME header (README)."""
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def _log_through_gunicorn(app: Flask) -> None:

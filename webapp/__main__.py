@@ -38,9 +38,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     app = create_app()
     if tunnel.requested(args.ngrok):
-        if not app.config["PROXY_HOPS"]:
+        opened = tunnel.open_tunnel(args.port, args.host)
+        if opened and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():  # a 0 that is set stays
             trust_proxies(app, 1)  # ngrok's agent forwards every request: https, the client's address
-        tunnel.open_tunnel(args.port, args.host)
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
 
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from trainer.formatting import filesize
 
-from .uploads import malformed
+from .uploads import UnreadableBody
 
 # Headings in plain words; the status code is shown beside them, small. No 413: the API answers
 # it in JSON and the upload form (pages.unread_body) on the form itself.
@@ -61,7 +61,8 @@ def handle_http_error(error: HTTPException):
 def handle_malformed_body(error: ParseException):
     # gunicorn raises these from the body's stream as the form is read, for a chunked body that
     # breaks its own encoding (one that ends early, Werkzeug answers itself): the client's fault.
-    return handle_http_error(malformed(type(error).__name__))
+    return handle_http_error(UnreadableBody(f"The request's body is malformed ({type(error).__name__}): "
+                                            "check how the client sends it."))
 
 
 def init_app(app) -> None:

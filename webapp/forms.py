@@ -1,4 +1,3 @@
-from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField
@@ -12,21 +11,19 @@ from .predictor import ACCEPTED
 ACCEPT_ATTRIBUTE = ",".join(mime for mime, _ in UPLOAD_FORMATS.values())
 
 
-class UploadForm(FlaskForm):
-    class Meta:
-        def wrap_formdata(self, form, formdata):
-            # Flask-WTF would read a JSON body as the form's fields, and fail (a 500) on one that
-            # is no object; the form is only ever posted as multipart/form-data.
-            return None if request.is_json else super().wrap_formdata(form, formdata)
+# Said by the server, and by app.js before sending (data-missing on the file input).
+NO_IMAGE = "Choose an image to classify."
 
+
+class UploadForm(FlaskForm):
     # For the form's hint: what the server takes.
     formats = ACCEPTED
     max_megapixels = MAX_PIXELS / 1_000_000
 
     image = FileField(
         "Image",
-        validators=[FileRequired("Choose an image to classify.")],
-        render_kw={"accept": ACCEPT_ATTRIBUTE},
+        validators=[FileRequired(NO_IMAGE)],
+        render_kw={"accept": ACCEPT_ATTRIBUTE, "data-missing": NO_IMAGE},
     )
     # Unknown names are answered by the registry (404) rather than "Not a valid choice".
     model = SelectField("Model", validate_choice=False)

@@ -29,6 +29,7 @@ MAX_LISTED_CLASSES = 20
 # Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
 # form, left open across a restart of the server, is the usual cause.
 EXPIRED = "This page had expired (for example, the server restarted). Choose the image again and press Classify."
+NOT_THE_FORM = "This address takes the upload form, sent as multipart/form-data; programs can use the JSON API."
 
 
 def classes_text(classes: list[str]) -> str:
@@ -88,6 +89,8 @@ def predict_address():
 def predict():
     # Read before upload_form shows the default selected: with no model named, classify picks
     # it as for the API, and passes over it to a usable one if it fails to load.
+    if request.mimetype != "multipart/form-data":  # as the form sends it; Flask-WTF would read JSON as
+        raise UnreadableBody(NOT_THE_FORM)       # its fields, and fail (a 500) on one that is no object
     chosen = request.form.get("model") or None
     form = upload_form()
     if not form.validate_on_submit():

@@ -7,8 +7,11 @@ uploaded picture is shown as a data: URI and the charts are inline SVG, hence im
 import functools
 import hashlib
 import os
+from pathlib import Path
 
 from flask import current_app, request
+
+from trainer import model_file
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -52,14 +55,13 @@ def static_version(endpoint: str, values: dict) -> None:
     them for SEND_FILE_MAX_AGE_DEFAULT without asking again, and fetches a changed one anew."""
     if endpoint == "static" and "filename" in values:
         path = os.path.join(current_app.static_folder, values["filename"])
-        try:
-            values["v"] = _content_hash(path, os.stat(path).st_mtime_ns)
-        except OSError:  # no such file: its address as it is, and a 404 when asked for
-            pass
+        stamp = model_file.stamp(Path(path))  # not mtime alone: a copy with `cp -p` keeps it
+        if stamp is not None:  # else no such file: its address as it is, and a 404 when asked for
+            values["v"] = _content_hash(path, stamp)
 
 
 @functools.lru_cache(maxsize=32)
-def _content_hash(path: str, mtime_ns: int) -> str:
+def _content_hash(path: str, stamp: tuple) -> str:
     with open(path, "rb") as file:
         return hashlib.sha256(file.read()).hexdigest()[:12]
 

@@ -28,7 +28,7 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-# Addresses that take connections on every interface: ngrok's agent reaches them as localhost.
+# Addresses that ngrok's agent reaches as localhost: every interface's, and localhost itself.
 EVERY_INTERFACE = ("", "0.0.0.0", "::", "localhost")
 
 

@@ -14,18 +14,19 @@ class UnreadableBody(BadRequest):
     """A form body that Werkzeug's parser cannot read; the upload form answers it on itself."""
 
 
-def malformed(detail: str) -> UnreadableBody:
-    return UnreadableBody(f"The request's body is malformed ({detail}): check how the client sends it.")
-
-
 class StrictFormDataParser(FormDataParser):
-    def parse(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         # Werkzeug's parser drops a body it cannot read, silently: a file name in Latin-1 was
         # then answered "Choose an image", about an upload that had one.
         self.silent = False
+
+    def parse(self, stream, mimetype, *args, **kwargs):
         try:
-            return super().parse(*args, **kwargs)
+            return super().parse(stream, mimetype, *args, **kwargs)
         except UnicodeDecodeError:
+            if mimetype != "multipart/form-data":
+                raise UnreadableBody("The form's fields are not UTF-8 text: send them as UTF-8.") from None
             raise UnreadableBody("The upload's part headers are not UTF-8 (a file name in another encoding?): "
                                  "rename the file, or send its name as UTF-8.") from None
         except ValueError:  # in Werkzeug's own words, such as "cannot parse beyond State.PREAMBLE"
