@@ -62,3 +62,8 @@ def test_form_fields_that_are_not_utf_8_are_said_so(client):
     response = client.post("/api/predict", data=b"model=caf\xe9", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400
     assert response.get_json() == {"error": "The form's fields are not UTF-8 text: send them as UTF-8."}
+
+
+def test_a_content_encoding_on_a_request_without_a_body_is_ignored(client):
+    assert client.get("/healthz", headers={"Content-Encoding": "gzip"}).status_code == 200
+

@@ -46,7 +46,7 @@ class UploadRequest(Request):
 def refuse_encoded_body() -> None:
     # Werkzeug does not decode a compressed body: it would be read as a form with no fields.
     coding = request.content_encoding
-    if coding and coding.lower() != "identity":
+    if request.method == "POST" and coding and coding.lower() != "identity":
         abort(415, description=f"A body in Content-Encoding {coding[:40]} cannot be read: send it uncompressed.")
 
 
