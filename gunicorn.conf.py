@@ -135,9 +135,9 @@ def when_ready(server):
     address = server.LISTENERS[0].getsockname()
     if isinstance(address, tuple):  # (host, port, ...) for TCP; a unix socket's is its path
         opened = tunnel.open_tunnel(address[1], address[0])
-        if opened and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():
-            # ngrok's agent forwards every request: the workers, forked after this, believe its
-            # X-Forwarded-For and -Proto. Not before the tunnel is open: until then no proxy is.
+        if opened and tunnel.is_the_proxy(os.environ):
+            # The workers, forked after this, read it. Not before the tunnel is open: until then
+            # no proxy is in front.
             os.environ["IMAGEAPP_PROXY_HOPS"] = "1"
     else:
         print(f"ngrok: no tunnel, as ngrok needs a TCP port; still serving on the unix socket {address}.", flush=True)

@@ -1,5 +1,5 @@
-"""Numbers and errors as people read and write them, alike in the command line and the web app (whose
-Jinja filters in webapp.formatting build on these)."""
+"""Numbers and errors as people read and write them, alike in the command line and the web
+app (whose Jinja filters in webapp.formatting build on these)."""
 
 from __future__ import annotations
 

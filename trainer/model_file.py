@@ -19,17 +19,6 @@ from trainer.formatting import filesize, is_number
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-
-def stamp(path: Path) -> tuple[int, int, int, int] | None:
-    """Which version of a file is at `path` (None: none): its size, mtime, ctime and inode.
-    ctime and inode see what mtime and size miss: a chmod that makes a file readable, a file
-    of the same size and mtime moved over the old one."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
-
 # Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
 # prints a line per file as soon as it is done: JSON null, {"error": why h5py refuses the file}
 # (truncated, say), or {"not_finite": the first dataset holding NaN or infinity}. Run in a child
@@ -162,3 +151,14 @@ def _reported(path: Path, found: dict | None) -> str | None:
 
 def _cannot_read(path: Path, reason: str) -> str:
     return f"{path.name} cannot be read: {without_folder(reason, path)[:200]}; {REMEDY}"
+
+
+def stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """Which version of a file is at `path` (None: none): its size, mtime, ctime and inode.
+    ctime and inode see what mtime and size miss: a chmod that makes a file readable, a file
+    of the same size and mtime moved over the old one."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino

@@ -39,8 +39,8 @@ def main(argv=None) -> None:
     app = create_app()
     if tunnel.requested(args.ngrok):
         opened = tunnel.open_tunnel(args.port, args.host)
-        if opened and not os.environ.get("IMAGEAPP_PROXY_HOPS", "").strip():  # a 0 that is set stays
-            trust_proxies(app, 1)  # ngrok's agent forwards every request: https, the client's address
+        if opened and tunnel.is_the_proxy():
+            trust_proxies(app, 1)
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
 
 

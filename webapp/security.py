@@ -6,7 +6,6 @@ uploaded picture is shown as a data: URI and the charts are inline SVG, hence im
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 
 from flask import current_app, request
@@ -54,14 +53,14 @@ def static_version(endpoint: str, values: dict) -> None:
     """Static files' addresses carry a hash of their content (?v=...), so a browser may keep
     them for SEND_FILE_MAX_AGE_DEFAULT without asking again, and fetches a changed one anew."""
     if endpoint == "static" and "filename" in values:
-        path = os.path.join(current_app.static_folder, values["filename"])
-        stamp = model_file.stamp(Path(path))  # not mtime alone: a copy with `cp -p` keeps it
+        path = Path(current_app.static_folder, values["filename"])
+        stamp = model_file.stamp(path)  # not mtime alone: a copy with `cp -p` keeps it
         if stamp is not None:  # else no such file: its address as it is, and a 404 when asked for
             values["v"] = _content_hash(path, stamp)
 
 
 @functools.lru_cache(maxsize=32)
-def _content_hash(path: str, stamp: tuple) -> str:
+def _content_hash(path: Path, stamp: tuple) -> str:
     with open(path, "rb") as file:
         return hashlib.sha256(file.read()).hexdigest()[:12]
 

@@ -24,6 +24,12 @@ def requested(flag: bool = False, environ=os.environ) -> bool:
     return flag or value in TRUE
 
 
+def is_the_proxy(environ=os.environ) -> bool:
+    """Whether an open tunnel's agent counts as the one proxy in front, whose X-Forwarded-For
+    and -Proto are believed: unless IMAGEAPP_PROXY_HOPS says otherwise (a 0 that is set stays)."""
+    return not environ.get("IMAGEAPP_PROXY_HOPS", "").strip()
+
+
 def _say(line: str) -> None:
     print(line, flush=True)
 
