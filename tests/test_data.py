@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
-from trainer.data import DataError, class_weights, digest, load_dataset, load_folder, natural_size, stratified_split
+from trainer.data import (SKETCH_SIZE, DataError, class_weights, digest, load_dataset, load_folder, natural_size,
+                          overlap, overlap_words, sketch, stratified_split)
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -49,6 +50,31 @@ def test_the_digest_tells_sets_of_images_apart_in_any_order(image_folder):
     files = load_folder(image_folder, 8).files
     assert digest(files) == digest(files[::-1])
     assert digest(files[1:]) != digest(files) != digest(np.char.replace(files, "0.png", "00.png"))
+
+
+def test_a_small_sets_sketch_holds_it_whole_and_counts_exactly(image_folder):
+    files = load_folder(image_folder, 8).files
+    assert sketch(files) == sketch(files[::-1]) and len(sketch(files).split()) == 30
+    assert overlap(files[:12], sketch(files[5:])) == (7, 12)  # every file checked
+    assert overlap(np.char.add("copy/", files), sketch(files)) == (0, 30)
+    assert overlap_words(7, 12, 12, "of data") == "7 of the 12 images of data"
+
+
+def test_a_large_sets_sketch_estimates_what_another_set_shares():
+    files = np.array([f"class{i % 10}/{i}.jpg" for i in range(55_000)])
+    kept = sketch(files[:45_000])  # a CIFAR-10 training split
+    assert len(kept.split()) == SKETCH_SIZE
+    for shared in (10_000, 5_000, 500):  # test sets of 10,000 sharing that many images
+        found, checked = overlap(files[45_000 - shared:][:10_000], kept)
+        assert 150 < checked < 300 and abs(found / checked - shared / 10_000) < 0.05
+    assert overlap(files[45_000:], kept)[0] == 0  # apart: never a false match
+    assert overlap_words(20, 200, 10_000, "of test") == ("about 10% of the 10,000 images of test "
+                                                         "(20 of the 200 that could be checked)")
+
+
+@pytest.mark.parametrize("kept", [None, 7, "", "not hex", "0123456789abcdef  fedcba9876543210", "0123456789ABCDEF"])
+def test_what_is_no_sketch_checks_nothing(kept):  # a card from before sketches, or edited by hand
+    assert overlap(np.array(["red/0.png"]), kept) is None
 
 
 def test_italian_animals10_names_become_english(tmp_path):

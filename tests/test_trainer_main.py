@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CLASSES, refused, write_image_folder
+from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
 from trainer.__main__ import _presets_values, _resumed_from, main
 from trainer.presets import PRESETS
@@ -101,15 +102,16 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
     assert card["dataset"] == "colours"
     # The test images are the training ones, zipped: a test score of images it learned from.
-    assert (f"warning: --test-data {image_folder} holds the same files as --data (by class and name), so its score "
-            "will count images the model learned from\n") in capsys.readouterr().err
+    assert (f"warning: 30 of the 30 images of --test-data {image_folder} are in --data too (by class and name), "
+            "so its score will count images the model learned from\n") in capsys.readouterr().err
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()
     assert "colours_scratch on data (30 images)" in report and "macro avg" in report
     # The training data, whole, scores images the model learned from: said, with what to do instead.
-    assert err.strip() == ("warning: data is the data colours_scratch.h5 was trained on, so this score counts the "
-                           "images it learned from; --held-out scores only those its run held out")
+    assert err.strip() == ("warning: 24 of the 30 images of data are ones colours_scratch.h5 was trained on (by class "
+                           "and name), so this score counts images it learned from; on the data it was trained on, "
+                           "--held-out scores only those its run held out")
 
     # The card's own evaluation again, from the unzipped folder: the same images held out.
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder), "--held-out"]) == 0
@@ -135,6 +137,27 @@ def trained(trained_once, tmp_path) -> tuple[Path, Path]:
     """This test's own copy of that model, with its card and its data: (model, data folder)."""
     shutil.copytree(trained_once, tmp_path, dirs_exist_ok=True)
     return tmp_path / "models" / "tiny.h5", tmp_path / "data"
+
+
+def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, capsys):
+    model, image_folder = trained
+    split = json.loads(model.with_suffix(".json").read_text())["hyperparameters"]
+    data = load_folder(image_folder, 16)
+    held_out = data.files[stratified_split(data.labels, split["validation_fraction"], split["seed"], data.classes)[1]]
+    trained_on = [entry for entry in data.files if entry not in held_out]
+    mixed = tmp_path / "mixed"  # the 6 held-out images, and 6 the model trained on
+    for entry in [*held_out, *trained_on[:6]]:
+        (mixed / entry).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image_folder / entry, mixed / entry)
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
+    assert capsys.readouterr().err.startswith("warning: 6 of the 12 images of mixed are ones tiny.h5 was trained on")
+
+    # Images it never saw, under other names, are scored without a word.
+    for path in mixed.rglob("*.png"):
+        path.rename(path.with_name("new-" + path.name))
+    assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("change, message", [

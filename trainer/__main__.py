@@ -168,12 +168,15 @@ def _train(args) -> int:
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
         data, test = load_dataset(args.data, hp["image_size"])
         if args.test_data:
-            from trainer.data import digest, load_folder
+            import numpy as np
+
+            from trainer.data import load_folder
 
             test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
-            if digest(test.files) == digest(data.files):
-                print(f"warning: --test-data {args.test_data} holds the same files as --data (by class and name), "
-                      "so its score will count images the model learned from", file=sys.stderr)
+            if shared := np.isin(test.files, data.files).sum():
+                print(f"warning: {shared:,} of the {len(test.files):,} images of --test-data {args.test_data} are in "
+                      "--data too (by class and name), so its score will count images the model learned from",
+                      file=sys.stderr)
         train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 
@@ -199,7 +202,7 @@ def _evaluate(args) -> int:
 
     from trainer import model_file
     from trainer.card import load_card, mismatch
-    from trainer.data import digest, load_folder
+    from trainer.data import load_folder, overlap, overlap_words
     from trainer.formatting import reason
     from trainer.metrics import format_report
     from trainer.train import evaluate
@@ -238,9 +241,11 @@ def _evaluate(args) -> int:
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
         data, title = _held_out(data, card, args.model.name), title + ", held out"
-    elif card.get("data_digest") == digest(data.files):
-        print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
-              "it learned from; --held-out scores only those its run held out", file=sys.stderr)
+    elif (found := overlap(data.files, card.get("training_sketch"))) and found[0]:
+        shared = overlap_words(*found, len(data.files), f"of {data.name}")
+        print(f"warning: {shared} are ones {args.model.name} was trained on (by class and name), so this score "
+              "counts images it learned from; on the data it was trained on, --held-out scores only those its run "
+              "held out", file=sys.stderr)
     print(format_report(evaluate(model, data), title))
     return 0
 

@@ -9,6 +9,9 @@ The card is the contract between the trainer and the web app. Its keys:
     data_digest       a fingerprint of the images read (trainer.data.digest): of their class
                       and path in the class folder, so a zip and its unzipped folder match
     held_out_digest   the same of the held-out images, which `evaluate --held-out` finds again
+    training_sketch   a sample of the images the run trained on (trainer.data.sketch), by
+                      which `evaluate` and a distillation teacher's check find what another
+                      set of images shares with them (absent from cards written before it)
     classes           the labels, in the order of the model's outputs
     input_shape       [height, width, 3]: raw RGB pixels 0-255 of this size go in
     parameters        parameter count

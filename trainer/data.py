@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sys
 import zipfile
 import zlib
@@ -53,6 +54,46 @@ def digest(files: np.ndarray) -> str:
     keeps those of its data and of its held-out images, to find the same split again."""
     text = "\n".join(sorted(files)).encode("utf-8", "surrogateescape")  # undecodable names included
     return hashlib.sha256(text).hexdigest()[:16]
+
+
+# How many fingerprints of its training images a card keeps (17 kB of text): enough to find
+# that another set of images shares a few per cent of them, as `overlap` does.
+SKETCH_SIZE = 1024
+
+
+def _fingerprint(entry: str) -> str:
+    return hashlib.blake2b(entry.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def sketch(files: np.ndarray) -> str:
+    """A sample of a set of images that any other set can be checked against, so a card need
+    not keep every name (a bottom-k MinHash sketch, Broder 1997): the SKETCH_SIZE smallest
+    fingerprints of their `Dataset.files` entries, space-separated; all of them for a smaller set."""
+    return " ".join(sorted({_fingerprint(entry) for entry in files})[:SKETCH_SIZE])
+
+
+def overlap(files: np.ndarray, sketch_text: object) -> tuple[int, int] | None:
+    """How many of `files` are in the set `sketch_text` samples, as (found, checked), or None
+    if it is no sketch (a card from before sketches, or edited by hand).
+
+    Checked are the files whose fingerprints are no larger than the sketch's largest: any of
+    them in the set would be in its sketch. They are a random sample of `files`, so
+    found / checked estimates the share of `files` in the set; every file is checked, and
+    the count is exact, when the set was smaller than SKETCH_SIZE."""
+    if not (isinstance(sketch_text, str) and re.fullmatch(r"[0-9a-f]{16}( [0-9a-f]{16})*", sketch_text)):
+        return None
+    kept = set(sketch_text.split())
+    whole, largest = len(kept) < SKETCH_SIZE, max(kept)
+    checked = [f for f in map(_fingerprint, files) if whole or f <= largest]
+    return sum(f in kept for f in checked), len(checked)
+
+
+def overlap_words(found: int, checked: int, total: int, which: str) -> str:
+    """`overlap`'s count in words, as "3 of the 40 images {which}", or an estimate from a sample."""
+    share = f"of the {plural(total, 'image')} {which}"
+    if checked == total:
+        return f"{found:,} {share}"
+    return f"about {found / checked:.0%} {share} ({found:,} of the {checked:,} that could be checked)"
 
 
 # Files whose headers give a folder's typical image size: enough for a median, quick to read.

@@ -24,7 +24,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import models, resume
 from trainer.augment import AugmentedBatches
-from trainer.data import Dataset, digest, stratified_split
+from trainer.data import Dataset, digest, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.formatting import filesize, plural, reason
 from trainer.metrics import classification_report, format_report
@@ -126,6 +126,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "dataset": data.name,
         "data_digest": data_digest,
         "held_out_digest": digest(val_set.files),
+        "training_sketch": sketch(train_set.files),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),
