@@ -261,3 +261,14 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     assert "GET /api/models" in page and "GET /healthz" in page
     # Linked from every page's footer.
     assert 'Developers: <a href="/api">JSON API</a>' in client.get("/").get_data(as_text=True)
+
+
+def test_every_table_is_named_by_its_caption(client, csrf_token, models_dir, make_image):
+    # A screen reader's list of tables (NVDA's elements list, VoiceOver's rotor) names each by its
+    # caption; the scrolling region's aria-label around it does not name the table itself.
+    (models_dir / "broken.h5").write_bytes(b"not hdf5")  # for the table of unavailable models
+    pages = [client.get(path).get_data(as_text=True) for path in ("/models", "/models/small", "/api")]
+    pages.append(post_form(client, csrf_token, make_image()).get_data(as_text=True))
+    tables = [re.search(r"\s*<caption[^>]*>([^<]+)</caption>", page[match.end():])
+              for page in pages for match in re.finditer(r"<table[^>]*>", page)]
+    assert len(tables) == 8 and all(caption and caption.start() == 0 for caption in tables)
