@@ -260,7 +260,7 @@ def test_drops_and_checks_before_uploading(browser, base_url):
     browser.get(base_url + "/")
     model = Select(browser.find_element(By.ID, "model"))
     model.select_by_value("small")
-    assert browser.find_element(By.ID, "model-classes").text == "Recognises 4 classes: apple, pear, plum, fig."
+    assert browser.find_element(By.ID, "model-classes").text == "small recognises 4 classes: apple, pear, plum, fig."
     file_input = browser.find_element(By.ID, "image")
     limit = int(file_input.get_attribute("data-max-bytes"))
 
@@ -357,6 +357,8 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
     try:
         browser.get(f"{base_url}/?model={LONG_NAME}")  # as the models page's "Try it" link asks
         assert_no_sideways_scrolling("form")
+        # The closed <select> cuts the name short (it cannot wrap); the line under it names the model in full.
+        assert browser.find_element(By.ID, "model-classes").text.startswith(LONG_NAME + " recognises 4 classes:")
         file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
         # Not "invalid" to a screen reader before anything is chosen, as a required input is.
         assert browser.execute_script("return arguments[0].matches(':invalid')", file_input) is False

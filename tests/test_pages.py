@@ -18,9 +18,9 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     assert 'enctype="multipart/form-data"' in page
     assert 'name="csrf_token"' in page
     # Each option carries its classes for app.js; the selected model's are on the page.
-    assert '<option data-classes="Recognises 3 classes: cat, dog, ship." selected value="tiny">tiny</option>' in page
-    assert '<option data-classes="Recognises 4 classes: apple, pear, plum, fig." value="small">small</option>' in page
-    assert 'id="model-classes">Recognises 3 classes: cat, dog, ship.</p>' in page
+    assert '<option data-classes="tiny recognises 3 classes: cat, dog, ship." selected value="tiny">tiny</option>' in page
+    assert '<option data-classes="small recognises 4 classes: apple, pear, plum, fig." value="small">small</option>' in page
+    assert 'id="model-classes">tiny recognises 3 classes: cat, dog, ship.</p>' in page
     # Without app.js that line cannot follow another choice: where the others' classes are, instead.
     assert "<noscript><p class=\"hint model-classes\">The other models' classes are on their pages" in " ".join(page.split())
     # The formats describe the file input; they are not part of its name.
@@ -35,10 +35,10 @@ def test_index_has_form_with_csrf_and_model_selector(client):
 def test_a_long_list_of_classes_is_cut_short():
     from webapp.pages import MAX_LISTED_CLASSES, classes_text
 
-    text = classes_text([f"class{n}" for n in range(1000)])
-    assert text.startswith("Recognises 1,000 classes: class0, class1,")
+    text = classes_text("imagenet", [f"class{n}" for n in range(1000)])
+    assert text.startswith("imagenet recognises 1,000 classes: class0, class1,")
     assert text.endswith(f"class{MAX_LISTED_CLASSES - 1} and {1000 - MAX_LISTED_CLASSES} more.")
-    assert classes_text([f"class{n}" for n in range(MAX_LISTED_CLASSES)]).endswith(f"class{MAX_LISTED_CLASSES - 1}.")
+    assert classes_text("imagenet", [f"class{n}" for n in range(MAX_LISTED_CLASSES)]).endswith(f"class{MAX_LISTED_CLASSES - 1}.")
 
 
 def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, csrf_token, make_image):
@@ -62,7 +62,7 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert page.count('class="bar-fill"') == 4  # "small" has only four classes
     assert 'href="/models/small"' in page
     assert re.search(r'<option [^>]*selected value="small">', page)  # the next image goes to the same model
-    assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
+    assert 'id="model-classes">small recognises 4 classes: apple, pear, plum, fig.</p>' in page
     assert re.search(r'Answered by <a href="/models/small" aria-label="small">small</a>\s+in \d+(\.\d)? ms', page)
     assert "always picks one of its 4 classes" in page
 
@@ -191,7 +191,7 @@ def test_no_model_notice_names_the_default_folder_as_the_readme_does(app):
 def test_a_model_can_be_preselected_from_the_address(client):
     page = client.get("/?model=small").get_data(as_text=True)
     assert re.search(r'<option [^>]*selected value="small">', page)
-    assert 'id="model-classes">Recognises 4 classes: apple, pear, plum, fig.</p>' in page
+    assert 'id="model-classes">small recognises 4 classes: apple, pear, plum, fig.</p>' in page
     page = client.get("/?model=").get_data(as_text=True)
     assert re.search(r'<option [^>]*selected value="tiny">', page) and 'role="status"' not in page
 

@@ -32,10 +32,12 @@ EXPIRED = "This page had expired (for example, the server restarted). Choose the
 NOT_THE_FORM = "This address takes the upload form, sent as multipart/form-data; programs can use the JSON API."
 
 
-def classes_text(classes: list[str]) -> str:
+def classes_text(name: str, classes: list[str]) -> str:
+    """The line under the model selector. It names the model in full: a long name is cut
+    short in the closed <select>, which cannot wrap, most of all on a phone."""
     listed = ", ".join(classes[:MAX_LISTED_CLASSES])
     more = len(classes) - MAX_LISTED_CLASSES
-    return f"Recognises {len(classes):,} classes: {listed}" + (f" and {more:,} more." if more > 0 else ".")
+    return f"{name} recognises {len(classes):,} classes: {listed}" + (f" and {more:,} more." if more > 0 else ".")
 
 
 def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
@@ -43,7 +45,7 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     else the default."""
     form = UploadForm(**kwargs)
     registry = get_registry()
-    classes = {info.name: classes_text(info.card["classes"]) for info in registry.models() if info.available}
+    classes = {info.name: classes_text(info.name, info.card["classes"]) for info in registry.models() if info.available}
     # app.js shows the chosen model's classes from data-classes; the page has the selected one's.
     form.model.choices = [SelectChoice(name, render_kw={"data-classes": text}) for name, text in classes.items()]
     if not form.model.data:
