@@ -224,6 +224,24 @@ def test_dashboard_and_model_page(browser, base_url):
     assert csp_violations(browser) == []
 
 
+
+def test_chart_text_grows_with_the_readers_text_size(browser, base_url):
+    """Text made larger alone (Chromium's font size setting, Firefox's zoom text only): here the
+    root's font size at 200%. The charts' text is drawn in the SVG's own units, so it grows only
+    as the chart does."""
+    browser.get(base_url + "/models/small")
+    sizes = """var svg = document.querySelector('.chart svg');
+        var tick = parseFloat(getComputedStyle(svg.querySelector('.tick')).fontSize);
+        return [tick * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+                parseFloat(getComputedStyle(document.body).fontSize)];"""
+    tick, body = browser.execute_script(sizes)
+    browser.execute_script("document.documentElement.style.fontSize = '200%'")
+    try:
+        larger_tick, larger_body = browser.execute_script(sizes)
+        assert larger_body == 2 * body and larger_tick >= 1.8 * tick
+    finally:
+        browser.execute_script("document.documentElement.style.fontSize = ''")
+
 def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
     from selenium.webdriver.common.by import By
 
