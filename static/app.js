@@ -126,6 +126,10 @@ function enhance(form) {
   showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
+    if (form.hasAttribute("aria-busy")) {
+      event.preventDefault(); // already sending: a second press would send the image again
+      return;
+    }
     var message = input.files.length ? problem(input.files[0]) : input.dataset.missing;
     if (message) {
       event.preventDefault();
@@ -133,13 +137,15 @@ function enhance(form) {
       input.focus();
       return;
     }
-    button.disabled = true;
+    // aria-disabled, not disabled: Chromium takes the focus off a disabled button, which left
+    // a keyboard or screen reader user on nothing while the image was sent.
+    button.setAttribute("aria-disabled", "true");
     button.textContent = "Classifying\u2026";
     form.setAttribute("aria-busy", "true");
   });
   // Back from the answer, the back/forward cache restores the page as it was left: busy.
   window.addEventListener("pageshow", function () {
-    button.disabled = false;
+    button.removeAttribute("aria-disabled");
     button.textContent = buttonText;
     form.removeAttribute("aria-busy");
   });

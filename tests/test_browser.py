@@ -173,7 +173,8 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     # Back to the form, which the back/forward cache restores as it was left (uploading): usable again.
     change_page(browser, browser.back)
     button = wait_for(browser, "button[type=submit]")
-    assert button.text == "Classify" and button.is_enabled()
+    assert button.text == "Classify" and button.get_attribute("aria-disabled") is None
+    assert browser.find_element(By.CSS_SELECTOR, "form.upload").get_attribute("aria-busy") is None
 
 
 def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
@@ -273,6 +274,7 @@ return document.body.dispatchEvent(new DragEvent("drop", {bubbles: true, cancela
 
 def test_drops_and_checks_before_uploading(browser, base_url):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     browser.get(base_url + "/")
@@ -314,12 +316,21 @@ def test_drops_and_checks_before_uploading(browser, base_url):
     browser.execute_script(DROP, [["photo.png", 1000, "image/png"]])
     wait_until_hidden(browser, ".errors")
     assert file_input.get_attribute("aria-invalid") is None
-    # Held back after app.js has seen it, to look at the button while "uploading".
-    browser.execute_script("arguments[0].form.addEventListener('submit', e => e.preventDefault())", file_input)
+    # Held back after app.js has seen it, to look at the button while "uploading"; counts what
+    # app.js lets through.
+    browser.execute_script("""window.sent = 0; arguments[0].form.addEventListener('submit', e => {
+        if (!e.defaultPrevented) sent++; e.preventDefault(); })""", file_input)
     button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
-    button.click()
-    assert button.text == "Classifying\u2026" and not button.is_enabled()
+    button.send_keys(Keys.ENTER)  # from the keyboard
+    assert button.text == "Classifying\u2026"
     assert browser.find_element(By.CSS_SELECTOR, "form.upload").get_attribute("aria-busy") == "true"
+    # The button keeps the focus, where a screen reader says "Classifying…" (a disabled one loses
+    # it); it says it is unavailable, and pressed again it sends nothing.
+    assert browser.switch_to.active_element == button
+    assert button.get_attribute("aria-disabled") == "true"
+    button.send_keys(Keys.ENTER)
+    button.click()
+    assert browser.execute_script("return window.sent") == 1
 
 
 def test_phone_width(browser, base_url, tmp_path):
