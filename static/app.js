@@ -143,11 +143,16 @@ function enhance(form) {
     button.textContent = "Classifying\u2026";
     form.setAttribute("aria-busy", "true");
   });
-  // Back from the answer, the back/forward cache restores the page as it was left: busy.
-  window.addEventListener("pageshow", function () {
+  var ready = function () {
     button.removeAttribute("aria-disabled");
     button.textContent = buttonText;
     form.removeAttribute("aria-busy");
+  };
+  // Back from the answer, the back/forward cache restores the page as it was left: busy.
+  window.addEventListener("pageshow", ready);
+  // Escape stops the upload (the browser's stop button fires no event): the form can send again.
+  window.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") ready();
   });
 }
 

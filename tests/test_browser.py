@@ -331,6 +331,11 @@ def test_drops_and_checks_before_uploading(browser, base_url):
     button.send_keys(Keys.ENTER)
     button.click()
     assert browser.execute_script("return window.sent") == 1
+    # Escape stops an upload: the form is ready to send again.
+    button.send_keys(Keys.ESCAPE)
+    assert button.text == "Classify" and button.get_attribute("aria-disabled") is None
+    button.click()
+    assert browser.execute_script("return window.sent") == 2
 
 
 def test_phone_width(browser, base_url, tmp_path):
