@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, reload_in_fresh_process, run
-from trainer.data import load_folder, stratified_split
+from trainer.data import digest, load_folder, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.models import WeightsError
 
@@ -112,6 +112,21 @@ def test_a_teacher_whose_card_matches_is_accepted(tmp_path, split):
     path = tmp_path / "teacher.h5"
     constant_model([0.2, 0.3, 0.5]).save(path)
     path.with_suffix(".json").write_text(json.dumps({"classes": CLASSES, "input_shape": [16, 16, 3]}))
+    assert load_teacher(str(path), *split).output_shape == (None, 3)
+
+
+def test_a_teacher_whose_card_has_no_sketch_is_checked_by_its_digests(tmp_path, split):
+    """A card from before sketches: trained on this very data, it must have held out the same images."""
+    train_set, held_out = split
+    path = tmp_path / "teacher.h5"
+    constant_model([0.2, 0.3, 0.5]).save(path)
+    card = {"classes": CLASSES, "input_shape": [16, 16, 3],
+            "data_digest": digest(np.concatenate([train_set.files, held_out.files])),
+            "held_out_digest": digest(held_out.files[1:])}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="was trained on this data with other images held out"):
+        load_teacher(str(path), *split)
+    path.with_suffix(".json").write_text(json.dumps(card | {"held_out_digest": digest(held_out.files)}))
     assert load_teacher(str(path), *split).output_shape == (None, 3)
 
 

@@ -160,6 +160,19 @@ def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, ca
     assert capsys.readouterr().err == ""
 
 
+def test_evaluate_warns_from_the_digest_of_a_card_without_a_sketch(trained, capsys):
+    model, image_folder = trained
+    card_path = model.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    del card["training_sketch"]  # as written before cards kept one
+    card_path.write_text(json.dumps(card))
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(image_folder)]) == 0
+    assert capsys.readouterr().err.strip() == ("warning: data is the data tiny.h5 was trained on, so this score "
+                                               "counts the images it learned from; --held-out scores only those "
+                                               "its run held out")
+
+
 @pytest.mark.parametrize("change, message", [
     ("another image", "data is not the data tiny.h5 was trained on: its images differ"),
     ("another split", "This trainer splits data unlike the one that trained tiny.h5"),

@@ -202,7 +202,7 @@ def _evaluate(args) -> int:
 
     from trainer import model_file
     from trainer.card import load_card, mismatch
-    from trainer.data import load_folder, overlap, overlap_words
+    from trainer.data import digest, load_folder, overlap, overlap_words
     from trainer.formatting import reason
     from trainer.metrics import format_report
     from trainer.train import evaluate
@@ -246,6 +246,9 @@ def _evaluate(args) -> int:
         print(f"warning: {shared} are ones {args.model.name} was trained on (by class and name), so this score "
               "counts images it learned from; on the data it was trained on, --held-out scores only those its run "
               "held out", file=sys.stderr)
+    elif found is None and card.get("data_digest") == digest(data.files):  # a card from before sketches
+        print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
+              "it learned from; --held-out scores only those its run held out", file=sys.stderr)
     print(format_report(evaluate(model, data), title))
     return 0
 

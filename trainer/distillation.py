@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from trainer import model_file
 from trainer.card import load_card
-from trainer.data import Dataset, overlap, overlap_words
+from trainer.data import Dataset, digest, overlap, overlap_words
 from trainer.formatting import reason
 from trainer.models import WeightsError
 
@@ -49,7 +50,8 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     """A saved model of this product to learn from. It must take the student's images and,
     if its card says which classes it knows, know the same ones in the same order; and it must
     not have trained on the student's held-out images (as far as its card's sample of its
-    training images shows), or it would pass on what it learned of them."""
+    training images shows, or, on a card from before samples, its digests), or it would pass
+    on what it learned of them."""
     input_shape, classes = train_set.images.shape[1:], train_set.classes
     card_path = Path(path).with_suffix(".json")
     try:
@@ -68,9 +70,16 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
             f"classes; this run needs {tuple(input_shape)} into {len(classes)}.")
     if card is not None and card["classes"] != classes:
         raise WeightsError(f"The teacher {path} knows the classes {card['classes']}, not this data's {classes}.")
-    if card is not None and (found := overlap(held_out.files, card.get("training_sketch"))) and found[0]:
+    found = overlap(held_out.files, card.get("training_sketch")) if card is not None else None
+    if found and found[0]:
         shared = overlap_words(*found, len(held_out.files), "this run holds out")
         raise WeightsError(f"The teacher {path} was trained on {shared} (by class and name), and would pass on "
                            "what it learned of them; train the teacher with this run's --seed and "
                            "--validation-fraction, or on other data.")
+    # A card from before sketches has only digests: of the same data, the same images must be held out.
+    same_data = found is None and card is not None and card.get("data_digest") == digest(
+        np.concatenate([train_set.files, held_out.files]))
+    if same_data and card.get("held_out_digest") != digest(held_out.files):
+        raise WeightsError(f"The teacher {path} was trained on this data with other images held out, some of which "
+                           "this run holds out; train it with this run's --seed and --validation-fraction.")
     return teacher
