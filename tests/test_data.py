@@ -70,6 +70,9 @@ def test_a_large_sets_sketch_estimates_what_another_set_shares():
     assert overlap(files[45_000:], kept)[0] == 0  # apart: never a false match
     assert overlap_words(20, 200, 10_000, "of test") == ("about 10% of the 10,000 images of test "
                                                          "(20 of the 200 that could be checked)")
+    # Some found is never "0%", and some not found never "100%".
+    assert overlap_words(2, 1_000, 50_000, "of test").startswith("under 1% of the 50,000 images of test (2 of ")
+    assert overlap_words(999, 1_000, 50_000, "of test").startswith("over 99% of the 50,000 images of test (999 of ")
 
 
 @pytest.mark.parametrize("kept", [None, 7, "", "not hex", "0123456789abcdef  fedcba9876543210", "0123456789ABCDEF"])

@@ -93,7 +93,12 @@ def overlap_words(found: int, checked: int, total: int, which: str) -> str:
     share = f"of the {plural(total, 'image')} {which}"
     if checked == total:
         return f"{found:,} {share}"
-    return f"about {found / checked:.0%} {share} ({found:,} of the {checked:,} that could be checked)"
+    estimate = f"about {found / checked:.0%}"
+    if estimate == "about 0%" and found:  # some were found: not none
+        estimate = "under 1%"
+    elif estimate == "about 100%" and found < checked:  # some were not: not all
+        estimate = "over 99%"
+    return f"{estimate} {share} ({found:,} of the {checked:,} that could be checked)"
 
 
 # Files whose headers give a folder's typical image size: enough for a median, quick to read.
