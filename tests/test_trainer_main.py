@@ -109,8 +109,8 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     report, err = capsys.readouterr()
     assert "colours_scratch on data (30 images)" in report and "macro avg" in report
     # The training data, whole, scores images the model learned from: said, with what to do instead.
-    assert err.strip() == ("warning: 24 of the 30 images of data are ones colours_scratch.h5 was trained on (by class "
-                           "and name), so this score counts images it learned from; on the data it was trained on, "
+    assert err.strip() == ("warning: colours_scratch.h5 was trained on 24 of the 30 images of data (by class and "
+                           "name), so this score counts images it learned from; on the data it was trained on, "
                            "--held-out scores only those its run held out")
 
     # The card's own evaluation again, from the unzipped folder: the same images held out.
@@ -151,7 +151,13 @@ def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, ca
         shutil.copy(image_folder / entry, mixed / entry)
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
-    assert capsys.readouterr().err.startswith("warning: 6 of the 12 images of mixed are ones tiny.h5 was trained on")
+    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 6 of the 12 images of mixed (by class")
+    # One image reads as one.
+    shutil.rmtree(mixed)
+    (mixed / trained_on[0]).parent.mkdir(parents=True)
+    shutil.copy(image_folder / trained_on[0], mixed / trained_on[0])
+    assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
+    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 1 of the 1 image of mixed (by class")
 
     # Images it never saw, under other names, are scored without a word.
     for path in mixed.rglob("*.png"):

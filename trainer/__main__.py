@@ -243,9 +243,9 @@ def _evaluate(args) -> int:
         data, title = _held_out(data, card, args.model.name), title + ", held out"
     elif (found := overlap(data.files, card.get("training_sketch"))) and found[0]:
         shared = overlap_words(*found, len(data.files), f"of {data.name}")
-        print(f"warning: {shared} are ones {args.model.name} was trained on (by class and name), so this score "
-              "counts images it learned from; on the data it was trained on, --held-out scores only those its run "
-              "held out", file=sys.stderr)
+        print(f"warning: {args.model.name} was trained on {shared} (by class and name), so this score counts "
+              "images it learned from; on the data it was trained on, --held-out scores only those its run held out",
+              file=sys.stderr)
     elif found is None and card.get("data_digest") == digest(data.files):  # a card from before sketches
         print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)

@@ -74,8 +74,8 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     if found and found[0]:
         shared = overlap_words(*found, len(held_out.files), "this run holds out")
         raise WeightsError(f"The teacher {path} was trained on {shared} (by class and name), and would pass on "
-                           "what it learned of them; train the teacher with this run's --seed and "
-                           "--validation-fraction, or on other data.")
+                           "what it learned of them; train the teacher on this same data with this run's --seed and "
+                           "--validation-fraction, or on data without them.")
     # A card from before sketches has only digests: of the same data, the same images must be held out.
     same_data = found is None and card is not None and card.get("data_digest") == digest(
         np.concatenate([train_set.files, held_out.files]))
