@@ -68,11 +68,11 @@ def test_a_large_sets_sketch_estimates_what_another_set_shares():
         found, checked = overlap(files[45_000 - shared:][:10_000], kept)
         assert 150 < checked < 300 and abs(found / checked - shared / 10_000) < 0.05
     assert overlap(files[45_000:], kept)[0] == 0  # apart: never a false match
-    assert overlap_words(20, 200, 10_000, "of test") == ("about 10% of the 10,000 images of test "
-                                                         "(20 of the 200 that could be checked)")
+    assert overlap_words(20, 200, 10_000, "of test") == ("about 10% (20 of the 200 that could be checked) "
+                                                         "of the 10,000 images of test")
     # Some found is never "0%", and some not found never "100%".
-    assert overlap_words(2, 1_000, 50_000, "of test").startswith("under 1% of the 50,000 images of test (2 of ")
-    assert overlap_words(999, 1_000, 50_000, "of test").startswith("over 99% of the 50,000 images of test (999 of ")
+    assert overlap_words(2, 1_000, 50_000, "of test").startswith("under 1% (2 of ")
+    assert overlap_words(999, 1_000, 50_000, "of test").startswith("over 99% (999 of ")
 
 
 @pytest.mark.parametrize("kept", [None, 7, "", "not hex", "0123456789abcdef  fedcba9876543210", "0123456789ABCDEF"])

@@ -89,7 +89,8 @@ def overlap(files: np.ndarray, sketch_text: object) -> tuple[int, int] | None:
 
 
 def overlap_words(found: int, checked: int, total: int, which: str) -> str:
-    """`overlap`'s count in words, as "3 of the 40 images {which}", or an estimate from a sample."""
+    """`overlap`'s count in words, as "3 of the 40 images {which}", or an estimate from a sample:
+    "about 10% (20 of the 200 that could be checked) of the 10,000 images {which}"."""
     share = f"of the {plural(total, 'image')} {which}"
     if checked == total:
         return f"{found:,} {share}"
@@ -98,7 +99,7 @@ def overlap_words(found: int, checked: int, total: int, which: str) -> str:
         estimate = "under 1%"
     elif estimate == "about 100%" and found < checked:  # some were not: not all
         estimate = "over 99%"
-    return f"{estimate} {share} ({found:,} of the {checked:,} that could be checked)"
+    return f"{estimate} ({found:,} of the {checked:,} that could be checked) {share}"
 
 
 # Files whose headers give a folder's typical image size: enough for a median, quick to read.
