@@ -105,6 +105,23 @@ def test_zip_with_windows_backslash_names(tmp_path, image_folder):
     assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 30
 
 
+def test_zip_with_utf8_names_not_flagged_as_utf8(tmp_path):
+    folder = write_image_folder(tmp_path / "photos", per_class=2, classes=["café", "日本"])
+    archive = tmp_path / "photos.zip"  # as Linux's zip and macOS write them: UTF-8 bytes, no UTF-8 flag
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.rglob("*.png")):  # ASCII stand-ins of the names' byte lengths
+            z.write(path, str(path.relative_to(folder)).replace("café", "caf__").replace("日本", "ri_ben"))
+    raw = archive.read_bytes()
+    archive.write_bytes(raw.replace(b"caf__", "café".encode()).replace(b"ri_ben", "日本".encode()))
+    assert zipfile.ZipFile(archive).infolist()[0].flag_bits & 0x800 == 0
+    data = load_folder(archive, 8)
+    assert data.classes == ["café", "日本"] and digest(data.files) == digest(load_folder(folder, 8).files)
+
+    # A name in a legacy code page is read as the zip format says: cp437.
+    archive.write_bytes(raw.replace(b"caf__", "café".encode("cp437") + b"_"))
+    assert load_folder(archive, 8).classes[0] == "café_"
+
+
 def test_italian_names_become_english_only_in_an_all_animals10_set(tmp_path):
     for labels in (["cane", "dog"], ["cane", "ship"]):
         for label in labels:

@@ -361,8 +361,7 @@ class _Folder:
 class _Zip(_Folder):
     def __init__(self, path: Path):
         self.zip = zipfile.ZipFile(path)
-        # Windows tools (PowerShell 5's Compress-Archive) write "\\" between folders.
-        self.members = {info.filename.replace("\\", "/"): info for info in self.zip.infolist()}
+        self.members = {_member_name(info): info for info in self.zip.infolist()}
 
     def names(self) -> list[str]:
         return list(self.members)
@@ -376,6 +375,20 @@ class _Zip(_Folder):
     def __exit__(self, *exc):
         self.zip.close()
         return False
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name as the tool that wrote it meant it, so that it is the same as in
+    the unzipped folder: zipfile reads a name without the format's UTF-8 flag as cp437, as the
+    format says, but Linux's zip and macOS write UTF-8 names without that flag. Windows tools
+    (PowerShell 5's Compress-Archive) write "\\" between folders."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except UnicodeError:  # cp437 indeed, or another code page: as zipfile read it
+            pass
+    return name.replace("\\", "/")
 
 
 def _open_tree(path: Path) -> _Folder:
