@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import signal
@@ -157,3 +158,25 @@ def test_damaged_files_of_a_run_are_named_not_a_traceback(tmp_path):
     log.write_text("epoch,what\n0,1\n")
     with pytest.raises(resume.DamagedBackup, match=f"^The run's log {log} cannot be read \\('loss' is missing\\)"):
         resume.read_log(log)
+
+
+def test_a_backup_that_a_full_disk_stops_leaves_the_previous_one_and_no_partial_files(tmp_path, monkeypatch):
+    backup, model = backup_of_a_toy_model(tmp_path, every_seconds=0)
+    backup.on_epoch_end(0)
+    saved = (tmp_path / "latest.weights.h5").read_bytes()
+
+    def full_disk(filepath, **kwargs):  # as h5py reports it: HDF5's report over two lines
+        open(filepath, "wb").write(b"\x89HDF part of a file")
+        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
+                                    f"filename = '{filepath}', errno = 28)")
+
+    monkeypatch.setattr(model, "save_weights", full_disk)
+    with pytest.raises(OSError):
+        backup.on_epoch_end(1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
+    assert (tmp_path / "latest.weights.h5").read_bytes() == saved
+    assert resume.backed_up_epochs(tmp_path) == 1
+    with pytest.raises(resume.CannotWrite, match=r"^Cannot write the run's backup in .* \(No space left on device\)$"):
+        with resume.writing(tmp_path, "the run's backup"):
+            backup.on_epoch_end(1)
+

@@ -587,3 +587,50 @@ def test_training_fits_logits_with_a_loss_from_logits(image_folder, tmp_path, mo
     assert not isinstance(learner.layers[-1], keras.layers.Softmax) and learner.loss.get_config()["from_logits"]
     saved = keras.saving.load_model(tmp_path / "models" / "tiny.h5").get_layer("scratch_cnn")
     assert isinstance(saved.layers[-1], keras.layers.Softmax)  # served: probabilities
+
+
+def test_a_full_disk_while_backing_up_is_one_sentence_and_the_run_resumes(image_folder, tmp_path, monkeypatch, capsys):
+    save_weights, saves = keras.Model.save_weights, []
+
+    def full_disk_at_the_second(model, filepath, **kwargs):
+        saves.append(filepath)
+        if len(saves) == 1:
+            return save_weights(model, filepath, **kwargs)
+        open(filepath, "wb").write(b"\x89HDF part of a file")
+        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
+                                    f"filename = '{filepath}', errno = 28)")  # as h5py reports it, over two lines
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save_weights", full_disk_at_the_second)
+        with pytest.raises(train_module.TrainingError, match=(
+                r"^Cannot write the run's log and backup in .*tiny/scratch \(No space left on device\); once that is "
+                r"put right, the same command goes on from the run's last backup, or starts afresh if it has none\.$")):
+            run(TINY, image_folder, tmp_path)
+    backup = tmp_path / "runs" / "tiny" / "scratch" / "backup"
+    assert sorted(path.name for path in backup.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
+    assert not (tmp_path / "models").exists()
+    capsys.readouterr()
+    card = run(TINY, image_folder, tmp_path)
+    assert "1 of 3 epochs done" in capsys.readouterr().out and card["epochs_run"] == 3
+
+
+def test_a_full_disk_for_the_run_settings_leaves_no_folder_that_reads_as_another_run(image_folder, tmp_path,
+                                                                                      monkeypatch, capsys):
+    write_text = type(tmp_path).write_text
+
+    def full_disk_for_settings(path, text, *args, **kwargs):
+        if path.name == "settings.json":
+            write_text(path, "")  # created, then nothing fits
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_text(path, text, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(tmp_path), "write_text", full_disk_for_settings)
+        with pytest.raises(train_module.TrainingError, match=(
+                r"^Cannot write the run's settings in .*tiny \(No space left on device\); once that is put right")):
+            run(TINY, image_folder, tmp_path)
+    assert not (tmp_path / "runs" / "tiny").exists()
+    capsys.readouterr()
+    assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3
+    assert "starting afresh" not in capsys.readouterr().out  # no unfinished run of "other settings" was there
+

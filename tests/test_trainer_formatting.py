@@ -1,6 +1,8 @@
+import errno
+
 import pytest
 
-from trainer.formatting import DASH, filesize, first_line, is_number, plural, reason, whole_number
+from trainer.formatting import DASH, filesize, first_line, is_number, os_reason, plural, reason, whole_number
 
 
 def test_numbers_to_show_are_finite_and_not_bools():
@@ -37,3 +39,9 @@ def test_whole_number_reads_ascii_digits_within_bounds(text, least, most, value)
 def test_whole_number_refuses_anything_else(text, least, most):
     with pytest.raises(ValueError):
         whole_number(text, least, most)
+
+
+def test_an_os_error_is_given_in_a_few_words_also_from_h5py():
+    assert os_reason(OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
+                                           "filename = 'x.h5', errno = 28)")) == "No space left on device"
+    assert os_reason(OSError("no errno here")) == "no errno here"

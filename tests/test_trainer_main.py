@@ -458,3 +458,27 @@ def test_ctrl_c_while_keras_imports_is_one_message_not_a_traceback(monkeypatch, 
     assert main(argv) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("Interrupted") and message in err and "Traceback" not in err
+
+
+def test_a_write_that_fails_in_hdf5_while_backing_up_is_one_line_and_no_crash(image_folder, tmp_path):
+    """A file-size limit fails h5py's writes as a full disk does (EFBIG for ENOSPC): the run
+    says so in one line and leaves no partial backup, where it printed h5py's traceback (and
+    on a full tmpfs, crashed with a segfault as Python exited)."""
+    import resource
+
+    def limited():  # in the child: files up to 100 kB, under a backup of this net
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer", "train", "--data", str(image_folder), "--name", "tiny", "--epochs", "2",
+         "--batch-size", "16", "--image-size", "16", "--validation-fraction", "0.2", "--out", str(tmp_path / "models"),
+         "--run-dir", str(runs)],
+        capture_output=True, text=True, timeout=300, cwd=CHECKOUT, preexec_fn=limited)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Cannot write the run's log and backup in {runs / 'tiny' / 'scratch'} (File too large); once that "
+        "is put right, the same command goes on from the run's last backup, or starts afresh if it has none.")
+    assert not any((runs / "tiny" / "scratch" / "backup").iterdir())

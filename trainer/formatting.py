@@ -4,6 +4,7 @@ app (whose Jinja filters in webapp.formatting build on these)."""
 from __future__ import annotations
 
 import math
+import os
 import re
 
 DASH = "\u2014"
@@ -70,3 +71,9 @@ def first_line(message: str) -> str:
 def reason(error: BaseException) -> str:
     """Why something failed, in one line: the error's first line, or its type's name."""
     return first_line(str(error)) or type(error).__name__
+
+
+def os_reason(error: OSError) -> str:
+    """Why a file could not be written or read, in a few words ("No space left on device"):
+    h5py puts HDF5's whole report, over several lines, where Python puts those words."""
+    return os.strerror(error.errno) if error.errno else error.strerror or reason(error)

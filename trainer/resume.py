@@ -9,6 +9,7 @@ phase's holds `backup/`, the log `history.csv` and, for phases that keep their b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -22,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from trainer.formatting import reason
+from trainer.formatting import os_reason, reason
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
@@ -34,6 +35,30 @@ BACKUP_SECONDS = 10.0
 
 class DamagedBackup(Exception):
     """A file in a run's folder that cannot be read back; the message names it and says why."""
+
+
+class CannotWrite(Exception):
+    """A run's folder that cannot be written (a full disk, a folder made read-only); the
+    message says where and why. What was backed up before stays whole."""
+
+
+@contextlib.contextmanager
+def writing(folder: Path, what: str):
+    """OSError while writing `what` in `folder`, as CannotWrite: one sentence, not h5py's
+    traceback of several screens."""
+    try:
+        yield
+    except OSError as error:
+        raise CannotWrite(f"Cannot write {what} in {folder} ({os_reason(error)})") from None
+
+
+def discard(path: str | os.PathLike) -> None:
+    """Remove a file whose writing failed. Emptied first: h5py keeps open a file it failed to
+    write, and HDF5 writes to it again as Python exits, which on a full disk crashed the process
+    (a segfault); emptying it frees the room for that."""
+    for remove in (lambda: os.truncate(path, 0), lambda: os.unlink(path)):
+        with contextlib.suppress(OSError):
+            remove()
 
 
 def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
@@ -118,7 +143,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if improved:
             self.best = val_loss
             partial = self.best_path.with_name("partial_" + self.best_path.name)
-            self.model.save_weights(str(partial))
+            try:
+                self.model.save_weights(str(partial))
+            except OSError:  # a full disk, say: the best weights so far stay whole
+                discard(partial)
+                raise
             os.replace(partial, self.best_path)
 
     def on_train_end(self, logs=None):
@@ -141,11 +170,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._weights_path, self._training_metadata_path = partial
         try:
             super()._save_model()
+            metadata = json.loads(Path(partial[1]).read_text())
+            metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
+            Path(partial[1]).write_text(json.dumps(metadata))
+        except OSError:  # a full disk, say: the previous backup stays whole
+            for path in partial:
+                discard(path)
+            raise
         finally:
             self._weights_path, self._training_metadata_path = final
-        metadata = json.loads(Path(partial[1]).read_text())
-        metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
-        Path(partial[1]).write_text(json.dumps(metadata))
         for source, target in zip(partial, final):
             os.replace(source, target)
 

@@ -26,7 +26,7 @@ from trainer import models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
-from trainer.formatting import filesize, plural, reason
+from trainer.formatting import filesize, os_reason, plural, reason
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD
 
@@ -51,6 +51,9 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
             return _train(hp, data, test, out_dir, name, run_dir, replace)
         except resume.DamagedBackup as error:
             raise TrainingError(f"{error}. Delete {run_dir} to train afresh.") from None
+        except resume.CannotWrite as error:
+            raise TrainingError(f"{error}; once that is put right, the same command goes on from the run's last "
+                                "backup, or starts afresh if it has none.") from None
 
 
 _locked_here: set[Path] = set()  # run folders this process holds the lock of
@@ -153,7 +156,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     try:
         card = cards.save_model_and_card(model, card, model_path)
     except OSError as error:  # a full disk, a folder made read-only meanwhile
-        raise TrainingError(f"Cannot save {model_path} ({error.strerror or reason(error)}); {kept} saves it without "
+        raise TrainingError(f"Cannot save {model_path} ({os_reason(error)}); {kept} saves it without "
                             "training again once that is put right.") from None
     try:
         shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
@@ -193,8 +196,9 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     except BaseException:  # a refused teacher or weights file, or Ctrl-C while the model is built
-        if not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
-            shutil.rmtree(run_dir)
+        # (A folder deleted meanwhile, or one that cannot be written, must not hide the error.)
+        if run_dir.is_dir() and not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
@@ -228,8 +232,15 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
     if run_dir.exists() and not resuming:
         print(f"{run_dir} holds an unfinished run with {_changes(settings, wanted)}: starting afresh")
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    settings.write_text(wanted)
+    with resume.writing(run_dir, "the run's settings"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.write_text(wanted)
+        except OSError:  # left, a folder without it (or with it cut short) would read as another command's
+            settings.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # if empty: nothing to resume
+            raise
 
 
 def _changes(settings: Path, wanted: str) -> str:
@@ -372,9 +383,10 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     backup_dir, log_path, best_path = phase_dir / "backup", phase_dir / resume.LOG, phase_dir / resume.BEST_WEIGHTS
     if not backup_dir.exists():  # a fresh start: forget what an older, finished run left
         shutil.rmtree(phase_dir, ignore_errors=True)
-    phase_dir.mkdir(parents=True, exist_ok=True)
-    backed_up = resume.backed_up_epochs(backup_dir)
-    resume.cut_log(log_path, backed_up)
+    with resume.writing(phase_dir, "the run's log"):
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        backed_up = resume.backed_up_epochs(backup_dir)
+        resume.cut_log(log_path, backed_up)
     logged = resume.read_log(log_path)
     if backed_up:
         done = (f"{backed_up} of {epochs} epochs done" if backed_up < epochs
@@ -391,7 +403,7 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     # needs no retraining. Resumed, the best weights must beat the best so far.
     backup = resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
                                            best_path if keep_best else None, best_logged)
-    with resume.StopOnInterrupt(backup) as stop_on_interrupt:
+    with resume.writing(phase_dir, "the run's log and backup"), resume.StopOnInterrupt(backup) as stop_on_interrupt:
         model.fit(
             batches,
             validation_data=(monitor_set.images, y_monitor),  # uint8, as the training batches: the model casts
