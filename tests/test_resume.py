@@ -180,3 +180,21 @@ def test_a_backup_that_a_full_disk_stops_leaves_the_previous_one_and_no_partial_
         with resume.writing(tmp_path, "the run's backup"):
             backup.on_epoch_end(1)
 
+
+def test_a_backup_stopped_between_its_two_renames_is_completed(tmp_path, monkeypatch):
+    backup, model = backup_of_a_toy_model(tmp_path, every_seconds=0)
+    backup.on_epoch_end(0)
+    renamed, rename = [], os.replace
+
+    def killed_after_the_first_rename(source, target):  # as SIGKILL would leave it
+        if renamed:
+            raise KeyboardInterrupt
+        renamed.append(rename(source, target))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(resume.os, "replace", killed_after_the_first_rename)
+        with pytest.raises(KeyboardInterrupt):
+            backup.on_epoch_end(4)
+    # The weights are epoch 5's: the metadata must say so, or a resumed run would train 2-5 again.
+    assert resume.backed_up_epochs(tmp_path) == 5
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["latest.weights.h5", "training_metadata.json"]

@@ -61,6 +61,16 @@ def discard(path: str | os.PathLike) -> None:
             remove()
 
 
+def complete_backup(backup_dir: Path) -> None:
+    """Finish a backup that an interruption (SIGKILL, a power cut) stopped between its two
+    renames: the weights in place, the metadata not. Left so, the metadata would give the
+    previous backup's epoch, and a resumed run would train again epochs these weights learned."""
+    partial_metadata = backup_dir / "partial_metadata.json"
+    if partial_metadata.exists() and not (backup_dir / "partial.weights.h5").exists():
+        with writing(backup_dir, "the run's backup"):
+            os.replace(partial_metadata, backup_dir / "training_metadata.json")
+
+
 def seconds_kept_from_earlier_processes(run_dir: Path) -> float:
     """The training time a resumed run carries over: the logged seconds of the epochs that its
     phases' backups hold, which this process will not train again."""
@@ -83,6 +93,7 @@ def read_log(log_path: Path, epochs: int | None = None) -> dict[str, list[float]
 
 def backed_up_epochs(backup_dir: Path) -> int:
     """How many epochs the phase's backup holds, from which `fit` resumes (0: none)."""
+    complete_backup(backup_dir)
     metadata = backup_dir / "training_metadata.json"
     if not metadata.exists():
         return 0
@@ -174,11 +185,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
             Path(partial[1]).write_text(json.dumps(metadata))
         except OSError:  # a full disk, say: the previous backup stays whole
-            for path in partial:
+            for path in reversed(partial):  # never the metadata alone, which `complete_backup` would take
                 discard(path)
             raise
         finally:
             self._weights_path, self._training_metadata_path = final
+        # Weights first: `complete_backup` finishes a backup stopped between the two renames.
         for source, target in zip(partial, final):
             os.replace(source, target)
 
