@@ -2,6 +2,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -634,3 +635,14 @@ def test_a_full_disk_for_the_run_settings_leaves_no_folder_that_reads_as_another
     assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3
     assert "starting afresh" not in capsys.readouterr().out  # no unfinished run of "other settings" was there
 
+
+def test_a_run_folder_deleted_while_training_still_gives_a_card_of_every_epoch(image_folder, tmp_path, monkeypatch):
+    class RunFolderDeletedAfterTheFirstEpoch(train_module.EpochLogger):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch == 1:
+                shutil.rmtree(tmp_path / "runs")  # its log with it, which the card read its history from
+
+    monkeypatch.setattr(train_module, "EpochLogger", RunFolderDeletedAfterTheFirstEpoch)
+    card = run(TINY, image_folder, tmp_path)
+    assert card["epochs_run"] == 3 and all(len(values) == 3 for values in card["history"].values())

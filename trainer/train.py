@@ -404,7 +404,7 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     backup = resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
                                            best_path if keep_best else None, best_logged)
     with resume.writing(phase_dir, "the run's log and backup"), resume.StopOnInterrupt(backup) as stop_on_interrupt:
-        model.fit(
+        fitted = model.fit(
             batches,
             validation_data=(monitor_set.images, y_monitor),  # uint8, as the training batches: the model casts
             validation_batch_size=batches.batch_size,  # Keras' default, 32, made 157 steps of 5,000 images
@@ -424,7 +424,9 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
             # A line per epoch into a file or pipe (a log, `| tee`, CI): a bar's redraws would fill it.
             verbose=1 if sys.stdout.isatty() else 2,
         )
-    history = resume.read_log(log_path)
+    # The epochs trained now as `fit` recorded them, after those logged before: read back from
+    # the log, they were lost with a run folder deleted meanwhile, and the card counted none.
+    history = {key: logged[key] + fitted.history.get(key, []) for key in resume.HISTORY_KEYS}
     diverged = [epoch for epoch, loss in enumerate(history["loss"], start=first_epoch + 1) if not math.isfinite(loss)]
     if diverged:  # checked here, so that a diverged first phase does not go on to the second
         raise Diverged(diverged[0])
