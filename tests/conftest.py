@@ -7,6 +7,7 @@ test_defaults read the repository's models/.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -248,6 +249,15 @@ def image_folder(tmp_path):
 # A tiny version of the default recipe, so a run takes seconds on two cores.
 TINY = PRESETS["scratch-small"] | {"image_size": 16, "stem_width": 8, "widths": [8, 16], "epochs": 3,
                                    "batch_size": 8, "learning_rate": 0.05, "validation_fraction": 0.2}
+
+
+def full_disk_in_h5py(filepath, **kwargs):
+    """A `save_weights` on a full disk: part of the file written, then h5py's error, with
+    HDF5's whole report over two lines where Python puts "No space left on device"."""
+    with open(filepath, "wb") as part:
+        part.write(b"\x89HDF part of a file")
+    raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
+                                f"filename = '{filepath}', errno = 28)")
 
 
 def refused(argv, capsys) -> str:

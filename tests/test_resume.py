@@ -1,4 +1,3 @@
-import errno
 import json
 import os
 import signal
@@ -7,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import full_disk_in_h5py
 from trainer import resume
 
 
@@ -165,12 +165,7 @@ def test_a_backup_that_a_full_disk_stops_leaves_the_previous_one_and_no_partial_
     backup.on_epoch_end(0)
     saved = (tmp_path / "latest.weights.h5").read_bytes()
 
-    def full_disk(filepath, **kwargs):  # as h5py reports it: HDF5's report over two lines
-        open(filepath, "wb").write(b"\x89HDF part of a file")
-        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
-                                    f"filename = '{filepath}', errno = 28)")
-
-    monkeypatch.setattr(model, "save_weights", full_disk)
+    monkeypatch.setattr(model, "save_weights", full_disk_in_h5py)
     with pytest.raises(OSError):
         backup.on_epoch_end(1)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["latest.weights.h5", "training_metadata.json"]

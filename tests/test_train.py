@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY, reload_in_fresh_process, run
+from conftest import TINY, full_disk_in_h5py, reload_in_fresh_process, run
 from trainer import resume, train as train_module
 from trainer.data import load_folder, stratified_split
 from trainer.presets import PRESETS
@@ -597,9 +597,7 @@ def test_a_full_disk_while_backing_up_is_one_sentence_and_the_run_resumes(image_
         saves.append(filepath)
         if len(saves) == 1:
             return save_weights(model, filepath, **kwargs)
-        open(filepath, "wb").write(b"\x89HDF part of a file")
-        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
-                                    f"filename = '{filepath}', errno = 28)")  # as h5py reports it, over two lines
+        full_disk_in_h5py(filepath)
 
     with monkeypatch.context() as patch:
         patch.setattr(keras.Model, "save_weights", full_disk_at_the_second)
