@@ -1,3 +1,4 @@
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ def test_model_and_card_are_published_together(tmp_path):
     card = cards.save_model_and_card(tiny_model(), {"name": "m", "file_size_bytes": None}, tmp_path / "m.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m.json"]
     assert card["file_size_bytes"] == (tmp_path / "m.h5").stat().st_size > 0
+    assert card["file_sha256"] == hashlib.sha256((tmp_path / "m.h5").read_bytes()).hexdigest()
     assert json.loads((tmp_path / "m.json").read_text()) == card
     for path in tmp_path.iterdir():
         assert path.stat().st_mode & 0o044 == 0o044  # readable by the web server's user too

@@ -226,6 +226,18 @@ def test_an_unavailable_models_figures_are_said_to_be_from_training(client, mode
         assert "<summary>Technical details</summary><p>tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
 
 
+def test_a_card_beside_another_models_file_is_said_on_every_view_of_it(client, models_dir):
+    # As a kill between a save's two renames leaves it, or a card copied beside another file.
+    shutil.copy(models_dir / "small.h5", models_dir / "tiny.h5")
+    note = "tiny.json was written for another tiny.h5 (the file"
+    assert note in client.get("/models/tiny").get_data(as_text=True)
+    rows = client.get("/models").get_data(as_text=True).split("<tr>")
+    assert ["Its card may be another file's" in row for row in rows if 'href="/models/' in row] == [False, True]
+    listed = {entry["name"]: entry for entry in client.get("/api/models").get_json()["models"]}
+    assert listed["tiny"]["card_note"].startswith(note) and listed["tiny"]["available"]
+    assert listed["small"]["card_note"] is None and note not in client.get("/models/small").get_data(as_text=True)
+
+
 def test_unknown_model_page_is_404(client):
     response = client.get("/models/nope")
     page = response.get_data(as_text=True)

@@ -96,3 +96,20 @@ def test_a_file_with_nan_weights_is_reported(built_models, tmp_path):
     problem = model_file.problems({path: (path.stat().st_size, {})})[path]
     assert problem.startswith("inf.h5 holds NaN or infinite weights (in model_weights/") and "conv2d" in problem
     assert problem.endswith(f"/kernel): it is damaged, or its training diverged; {REMEDY}")
+
+
+def test_a_card_put_beside_another_file_is_told(built_models, tmp_path):
+    from trainer.card import load_card
+
+    card = load_card(built_models / "tiny.json")
+    path = tmp_path / "tiny.h5"
+    path.write_bytes((built_models / "tiny.h5").read_bytes())
+    assert model_file.card_of_another_file(path, card) is None
+    assert model_file.card_of_another_file(path, {k: v for k, v in card.items() if k != "file_sha256"}) is None  # older
+
+    path.write_bytes((built_models / "small.h5").read_bytes())  # as by a kill between the save's two renames
+    assert model_file.card_of_another_file(path, card) == (
+        "tiny.json was written for another tiny.h5 (the file's SHA-256 is not the card's file_sha256), so its "
+        "figures may be another model's: put the card that came with this file beside it, or train it again")
+    path.unlink()  # removed meanwhile: its next version is checked anew
+    assert model_file.card_of_another_file(path, card) is None

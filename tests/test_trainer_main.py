@@ -166,6 +166,15 @@ def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, ca
     assert capsys.readouterr().err == ""
 
 
+def test_evaluate_warns_of_a_card_written_for_another_file(trained, capsys):
+    model, image_folder = trained
+    card_path = model.with_suffix(".json")
+    card_path.write_text(json.dumps(json.loads(card_path.read_text()) | {"file_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(image_folder), "--held-out"]) == 0
+    assert capsys.readouterr().err.startswith("warning: tiny.json was written for another tiny.h5")
+
+
 def test_evaluate_warns_from_the_digest_of_a_card_without_a_sketch(trained, capsys):
     model, image_folder = trained
     card_path = model.with_suffix(".json")

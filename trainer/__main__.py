@@ -229,6 +229,8 @@ def _evaluate(args) -> int:
     problem = model_file.problem(args.model, card)
     if problem:
         raise UsageError(problem)
+    if note := model_file.card_of_another_file(args.model, card):
+        print(f"warning: {note}", file=sys.stderr)
     try:
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # an HDF5 file that is not a Keras model fails in many ways

@@ -16,6 +16,8 @@ The card is the contract between the trainer and the web app. Its keys:
     input_shape       [height, width, 3]: raw RGB pixels 0-255 of this size go in
     parameters        parameter count
     file_size_bytes   size of the .h5 file
+    file_sha256       its SHA-256, by which a card beside another file is told
+                      (trainer.model_file.card_of_another_file; absent from older cards)
     weights           where the starting weights came from: "imagenet", "none" or a file name
     hyperparameters   every setting of the run
     training_images   how many images the weights learned from: all but the held-out ones,
@@ -53,6 +55,7 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from trainer import model_file
 from trainer.formatting import filesize, is_utf8, plural
 
 CARD_FORMAT = "image-classifier-card/1"
@@ -97,7 +100,7 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
 
     Both are written in full before either is renamed into place, card first, so the web
     app never lists a new model without its card, and an interruption while writing leaves
-    the old pair as it was. Returns the card with `file_size_bytes` filled in.
+    the old pair as it was. Returns the card with `file_size_bytes` and `file_sha256` filled in.
     """
     model_path = Path(model_path)
     card_path = model_path.with_suffix(".json")
@@ -108,7 +111,7 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
             model.save(model_tmp, include_optimizer=False)
         finally:
             absl_log.removeFilter(no_advice)
-        card = card | {"file_size_bytes": model_tmp.stat().st_size}
+        card = card | {"file_size_bytes": model_tmp.stat().st_size, "file_sha256": model_file.sha256(model_tmp)}
         card_tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         _publish(card_tmp, card_path)
         _publish(model_tmp, model_path)

@@ -57,8 +57,9 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     try:
         card = load_card(card_path) if card_path.is_file() else None
         # Read through in a child process first: some damaged files crash HDF5 itself, and NaN
-        # weights would pass for a run that diverged.
-        problem = model_file.problem(Path(path), card or {})
+        # weights would pass for a run that diverged. Its card must be its own: the check of
+        # its training images below goes by it.
+        problem = model_file.problem(Path(path), card or {}) or model_file.card_of_another_file(Path(path), card or {})
         if problem:
             raise WeightsError(problem)
         teacher = keras.saving.load_model(path, compile=False)

@@ -6,6 +6,7 @@ than HDF5 says it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import selectors
@@ -67,6 +68,28 @@ def problem(path: Path, card: dict) -> str | None:
     """Why one .h5 file, with its card, cannot be used (None: no reason found), as `problems`
     finds it."""
     return problems({path: (path.stat().st_size, card)})[path]
+
+
+def sha256(path: Path) -> str:
+    """The file's SHA-256, which its card keeps as file_sha256."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def card_of_another_file(path: Path, card: dict) -> str | None:
+    """Why `card` may not describe the .h5 file beside it (None: it does, or its card keeps no
+    file_sha256, as cards before it did not): a card put beside another model's file, or a save
+    stopped between renaming its card and its model into place. The model can still be used;
+    the card's classes and image size are checked when it loads, its figures are not."""
+    recorded = card.get("file_sha256")
+    try:
+        if not isinstance(recorded, str) or recorded == sha256(path):
+            return None
+    except OSError:  # removed or replaced meanwhile: its next version is checked anew
+        return None
+    return (f"{path.stem}.json was written for another {path.name} (the file's SHA-256 is not the card's "
+            "file_sha256), so its figures may be another model's: put the card that came with this file beside it, "
+            "or train it again")
 
 
 def without_folder(message: str, path: Path) -> str:

@@ -133,7 +133,8 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),
-        "file_size_bytes": None,  # filled in once the file is written
+        "file_size_bytes": None,  # these two filled in once the file is written
+        "file_sha256": None,
         "weights": settings.get("weights", "none"),
         "hyperparameters": settings,
         "training_images": fit_images,

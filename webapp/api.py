@@ -22,7 +22,8 @@ def describe(info: ModelInfo, full: bool) -> dict:
         for key in ("evaluation", "test_evaluation"):
             if figures := section(card, key):  # a value that is not an object is left as it is
                 card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
-    return {"name": info.name, "available": info.available, "error": info.error, "card": card}
+    return {"name": info.name, "available": info.available, "error": info.error, "card_note": info.card_note,
+            "card": card}
 
 
 @bp.post("/api/predict")

@@ -36,6 +36,7 @@ def summary(info: ModelInfo) -> dict:
     evaluation = section(card, "evaluation")
     return {
         "name": info.name,
+        "card_note": info.card_note,
         "architecture": card.get("architecture"),
         "dataset": card.get("dataset"),
         "parameters": card.get("parameters"),

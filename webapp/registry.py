@@ -49,6 +49,7 @@ class ModelInfo:
     card: dict[str, Any] | None
     error: str | None  # why the model cannot be used; None when usable as far as known
     stamp: Stamp = field(repr=False)
+    card_note: str | None = None  # why the card may not describe the file, for a usable model
 
     @property
     def available(self) -> bool:
@@ -72,6 +73,7 @@ class Checked(NamedTuple):
     stamp: Stamp
     card: dict | None
     error: str | None  # why the model cannot be used; None when no reason was found
+    card_note: str | None  # why the card may not describe the file
 
 
 class Classifier:
@@ -121,19 +123,23 @@ def _check_card(card_path: Path) -> tuple[dict | None, str | None]:
         return None, model_file.without_folder(str(error), card_path)
 
 
-def _check_files(files: dict[str, Path], sizes: dict[str, int]) -> dict[str, tuple[dict | None, str | None]]:
-    """Each model's card, and why the model cannot be used (None: no reason found): its card
-    is missing or unreadable, or its .h5 (of the size in `sizes`) fails trainer.model_file's
-    checks, which read all the files through in one child process."""
+def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, Checked]:
+    """The check of each model's files, of the version in `stamps`: its card; why the model
+    cannot be used (its card is missing or unreadable, or its .h5 fails trainer.model_file's
+    checks, which read all the files through in one child process); and for a usable one, why
+    its card may be another file's."""
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
-    found = model_file.problems({files[name]: (sizes[name], card) for name, (card, _) in cards.items()
-                                  if card is not None})
+    found = model_file.problems({files[name]: (stamps[name][0], card)  # the .h5's size, first in its stamp
+                                 for name, (card, _) in cards.items() if card is not None})
     checks = {}
     for name, (card, error) in cards.items():
         error = error or found[files[name]]
         if error:
             log.warning("model %s cannot be used: %s", name, error)
-        checks[name] = card, error
+        note = None if error else model_file.card_of_another_file(files[name], card)
+        if note:
+            log.warning("model %s: %s", name, note)
+        checks[name] = Checked(stamps[name], card, error, note)
     return checks
 
 
@@ -197,9 +203,8 @@ class Registry:
             with self._check_lock:
                 checks = self._cached_checks(stamps)  # other threads may have checked some meanwhile
                 new = {name: files[name] for name in sorted(stamps) if name not in checks}
-                sizes = {name: stamps[name][0] for name in new}  # the .h5's, first in its stamp
-                for name, (card, error) in _check_files(new, sizes).items():
-                    checks[name] = self._checked[name] = Checked(stamps[name], card, error)
+                for name, checked in _check_files(new, stamps).items():
+                    checks[name] = self._checked[name] = checked
         return checks
 
     def _cached_checks(self, stamps: dict[str, Stamp]) -> dict[str, Checked]:
@@ -211,7 +216,7 @@ class Registry:
         attempt = self._attempts.get(name)
         if error is None and attempt is not None and attempt.stamp == checked.stamp:
             error = attempt.error  # found on loading it
-        return ModelInfo(name, checked.card, error, checked.stamp)
+        return ModelInfo(name, checked.card, error, checked.stamp, checked.card_note)
 
     def load(self, name: str) -> Classifier:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
