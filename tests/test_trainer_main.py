@@ -20,6 +20,7 @@ import pytest
 from conftest import TINY_CLASSES, refused, write_image_folder
 from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
+from trainer.model_file import sha256
 from trainer.__main__ import _presets_values, _resumed_from, main
 from trainer.presets import PRESETS
 
@@ -283,7 +284,8 @@ def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_im
     model = keras.saving.load_model(built_models / "tiny.h5")
     model.set_weights([np.full_like(w, weight) for w in model.get_weights()])
     model.save(tmp_path / "tiny.h5")
-    shutil.copy(built_models / "tiny.json", tmp_path)
+    card = json.loads((built_models / "tiny.json").read_text())  # this file's card: of its hash
+    (tmp_path / "tiny.json").write_text(json.dumps(card | {"file_sha256": sha256(tmp_path / "tiny.h5")}))
     for label in TINY_CLASSES:
         (tmp_path / "data" / label).mkdir(parents=True)
         (tmp_path / "data" / label / "1.png").write_bytes(make_image())
