@@ -109,6 +109,8 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     # Tables scroll inside their card rather than widen a phone's page, and a keyboard can scroll them.
     scrollers = re.findall(r'<div class="table-scroll[^"]*" tabindex="0" role="region" aria-label="[^"]+">\s*<table', page)
     assert len(scrollers) == page.count("<table") == 4  # evaluation, its weighted averages, per class, matrix
+    # The matrix's box is held to the screen's height (.confusion-scroll): a matrix of many classes scrolls in it.
+    assert re.search(r'<div class="table-scroll confusion-scroll"[^>]*>\s*<table class="confusion">', page)
     # A text alternative to each chart, and why its loss is not the Evaluation table's.
     text = " ".join(page.split())
     assert "Training: best and final 0.6000 at epoch 6. Validation: best and final 0.9000 at epoch 6." in text

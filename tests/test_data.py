@@ -75,6 +75,27 @@ def test_a_large_sets_sketch_estimates_what_another_set_shares():
     assert overlap_words(999, 1_000, 50_000, "of test").startswith("over 99% (999 of ")
 
 
+def test_the_sketchs_largest_fingerprint_is_checked_too():
+    """Any file whose fingerprint is no larger than the sketch's largest is checked, that one included:
+    a set sharing only that image with the training images is warned of."""
+    files = np.array([f"class{i % 10}/{i}.jpg" for i in range(3_000)])
+    kept = sketch(files)
+    (last,) = [entry for entry in files if data_module._fingerprint(entry) == max(kept.split())]
+    assert overlap(np.array([last]), kept) == (1, 1)
+    assert overlap(files, kept) == (SKETCH_SIZE, SKETCH_SIZE)
+
+
+def test_a_sample_found_whole_is_about_100_not_over_99():
+    assert overlap_words(1_000, 1_000, 50_000, "of test").startswith("about 100% (1,000 of the 1,000 ")
+    assert overlap_words(1, 1_000, 50_000, "of test").startswith("under 1% (1 of ")
+
+
+def test_undecodable_file_names_are_sketched_and_found():
+    """Linux gives a name that is not UTF-8 (a Latin-1 "café.png") as surrogate escapes, which digest keeps."""
+    files = np.array(["red/caf\udce9.png", "red/0.png"])
+    assert overlap(files[:1], sketch(files)) == (1, 1)
+
+
 @pytest.mark.parametrize("kept", [None, 7, "", "not hex", "0123456789abcdef  fedcba9876543210", "0123456789ABCDEF"])
 def test_what_is_no_sketch_checks_nothing(kept):  # a card from before sketches, or edited by hand
     assert overlap(np.array(["red/0.png"]), kept) is None

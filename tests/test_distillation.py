@@ -154,3 +154,10 @@ def test_a_teacher_that_trained_on_the_students_held_out_images_is_refused(image
         run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")
     card_path.write_text(json.dumps(teacher | {"training_sketch": "0123456789abcdef"}))
     assert run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")["epochs_run"] == 1
+
+
+def test_a_teacher_without_a_card_is_taken_on_its_shapes(tmp_path, split):
+    """A model file without its card (one made elsewhere): nothing says what it trained on."""
+    path = tmp_path / "teacher.h5"
+    constant_model([0.2, 0.3, 0.5]).save(path)
+    assert load_teacher(str(path), *split).output_shape == (None, 3)

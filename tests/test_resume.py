@@ -193,3 +193,43 @@ def test_a_backup_stopped_between_its_two_renames_is_completed(tmp_path, monkeyp
     # The weights are epoch 5's: the metadata must say so, or a resumed run would train 2-5 again.
     assert resume.backed_up_epochs(tmp_path) == 5
     assert sorted(path.name for path in tmp_path.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
+
+
+def test_discard_empties_a_file_still_held_open_before_removing_it(tmp_path):
+    """h5py keeps open a file it failed to write: removed only, its blocks stay taken until the process exits."""
+    path = tmp_path / "partial.weights.h5"
+    with open(path, "wb") as held:
+        held.write(b"\x89HDF" + bytes(100_000))
+        held.flush()
+        resume.discard(path)
+        assert not path.exists() and os.fstat(held.fileno()).st_size == 0
+    resume.discard(path)  # gone already: nothing to say
+
+
+def test_a_backup_stopped_before_its_first_rename_is_not_completed(tmp_path):
+    """Both partial files written, neither renamed: the new metadata must not go with the old weights."""
+    backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=0)
+    backup.on_epoch_end(0)
+    (tmp_path / "partial.weights.h5").write_bytes((tmp_path / "latest.weights.h5").read_bytes())
+    (tmp_path / "partial_metadata.json").write_text('{"epoch": 5, "batch": 0}')
+    assert resume.backed_up_epochs(tmp_path) == 1
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
+
+
+def test_best_weights_that_a_full_disk_stops_leave_the_previous_ones_and_no_partial_file(tmp_path, monkeypatch):
+    best_path = tmp_path / "best.weights.h5"
+    backup, model = backup_of_a_toy_model(tmp_path / "backup", every_seconds=0, best_path=best_path)
+    backup.set_params({"epochs": 9})
+    backup.on_epoch_end(0, {"val_loss": 1.0})
+    saved, save_weights = best_path.read_bytes(), model.save_weights
+
+    def full_disk_for_the_best(filepath, **kwargs):
+        if "best" not in os.path.basename(filepath):
+            return save_weights(filepath, **kwargs)
+        full_disk_in_h5py(filepath)
+
+    monkeypatch.setattr(model, "save_weights", full_disk_for_the_best)
+    with pytest.raises(OSError):
+        backup.on_epoch_end(1, {"val_loss": 0.5})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["backup", "best.weights.h5"]
+    assert best_path.read_bytes() == saved

@@ -509,8 +509,9 @@ def test_few_images_for_a_scratch_net_bring_advice_to_fine_tune_a_pretrained_one
 
 
 def test_a_save_that_fails_keeps_the_run_to_save_without_training_again(image_folder, tmp_path, monkeypatch, capsys):
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(*args, **kwargs):  # as h5py reports it: HDF5's report, over two lines, where Python's words go
+        raise OSError(errno.ENOSPC, "Unable to synchronously create file (file write failed: time = ...\n, "
+                                    "errno = 28)")
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module.cards, "save_model_and_card", full_disk)
@@ -644,3 +645,25 @@ def test_a_run_folder_deleted_while_training_still_gives_a_card_of_every_epoch(i
     monkeypatch.setattr(train_module, "EpochLogger", RunFolderDeletedAfterTheFirstEpoch)
     card = run(TINY, image_folder, tmp_path)
     assert card["epochs_run"] == 3 and all(len(values) == 3 for values in card["history"].values())
+
+
+def test_a_full_disk_as_a_phase_starts_is_one_sentence(image_folder, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):  # cutting the log back to the backup's epochs, say
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(resume, "cut_log", full_disk)
+    with pytest.raises(train_module.TrainingError, match=(
+            r"^Cannot write the run's log in .*tiny/scratch \(No space left on device\); once that is put right")):
+        run(TINY, image_folder, tmp_path)
+
+
+def test_a_run_folder_deleted_before_an_interruption_does_not_hide_it(image_folder, tmp_path, monkeypatch):
+    class RunFolderDeletedThenInterrupted(train_module.EpochLogger):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            shutil.rmtree(tmp_path / "runs")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "EpochLogger", RunFolderDeletedThenInterrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(TINY, image_folder, tmp_path)

@@ -176,6 +176,43 @@ def test_evaluate_warns_of_a_card_written_for_another_file(trained, capsys):
     assert capsys.readouterr().err.startswith("warning: tiny.json was written for another tiny.h5")
 
 
+def test_evaluate_estimates_from_a_sample_when_the_card_keeps_one(trained, monkeypatch, capsys):
+    """Trained on more images than a sketch keeps (SKETCH_SIZE made 8 here for 24): the warning gives an
+    estimate from the images that could be checked, of all the data's."""
+    from trainer import data as data_module
+
+    model, image_folder = trained
+    card = json.loads(model.with_suffix(".json").read_text())
+    data = load_folder(image_folder, 16)
+    split = card["hyperparameters"]
+    held_out = data.files[stratified_split(data.labels, split["validation_fraction"], split["seed"], data.classes)[1]]
+    monkeypatch.setattr(data_module, "SKETCH_SIZE", 8)
+    model.with_suffix(".json").write_text(json.dumps(
+        card | {"training_sketch": data_module.sketch(np.setdiff1d(data.files, held_out))}))
+    found, checked = data_module.overlap(data.files, data_module.sketch(np.setdiff1d(data.files, held_out)))
+    assert found == 8 and 8 <= checked < 30
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(image_folder)]) == 0
+    assert capsys.readouterr().err.startswith(f"warning: tiny.h5 was trained on about {found / checked:.0%} (8 of the "
+                                              f"{checked} that could be checked) of the 30 images of data (by class")
+
+
+def test_test_data_that_shares_some_images_with_the_data_is_counted_of_the_test_images(image_folder, tmp_path,
+                                                                                        monkeypatch, capsys):
+    from trainer import train as train_module
+
+    monkeypatch.setattr(train_module, "train", lambda *args, **kwargs: None)  # the warning comes before training
+    test = tmp_path / "test"
+    for entry in ("red/0.png", "red/1.png", "green/0.png"):
+        (test / entry).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image_folder / entry, test / entry)
+    shutil.copy(image_folder / "blue" / "0.png", test / "red" / "new.png")
+    assert main(["train", "--data", str(image_folder), "--test-data", str(test), "--epochs", "1",
+                 "--image-size", "16", "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
+    assert (f"warning: 3 of the 4 images of --test-data {test} are in --data too (by class and name)"
+            in capsys.readouterr().err)
+
+
 def test_evaluate_warns_from_the_digest_of_a_card_without_a_sketch(trained, capsys):
     model, image_folder = trained
     card_path = model.with_suffix(".json")
