@@ -118,9 +118,9 @@ def on_starting(server):
                 why = BIND_ERRORS.get(error.errno, error.strerror)
                 if error.errno == errno.EACCES and port < 1024:
                     why = "ports below 1024 need root"
-                shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-                raise SystemExit(f"gunicorn.conf.py: cannot listen on {shown} ({why}); set IMAGEAPP_BIND to "
-                                 "another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve") from None
+                raise SystemExit(f"gunicorn.conf.py: cannot listen on {tunnel.host_and_port(host, port)} ({why}); "
+                                 "set IMAGEAPP_BIND to another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve"
+                                 ) from None
 
 
 def post_worker_init(worker):

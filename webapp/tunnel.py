@@ -38,10 +38,15 @@ def _say(line: str) -> None:
 EVERY_INTERFACE = ("", "0.0.0.0", "::", "localhost")
 
 
+def host_and_port(host: str, port: int) -> str:
+    """"127.0.0.1:8000", or "[::1]:8000" for an IPv6 host, as URLs, ngrok and IMAGEAPP_BIND write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def open_tunnel(port: int, host: str = "", environ=os.environ) -> str | None:
     """Open an HTTP tunnel to the server listening on `host`:`port`; return its public URL,
     or None."""
-    target = str(port) if host in EVERY_INTERFACE else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    target = str(port) if host in EVERY_INTERFACE else host_and_port(host, port)
     token = environ.get("NGROK_AUTHTOKEN", "").strip()
     if not token:
         _say(f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}.")
