@@ -7,7 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from conftest import post_api, save_as, save_model_without_softmax
+from conftest import post_api, save_as, save_model_without_softmax, top_left_model
+from webapp.occlusion import STEPS
 
 
 def test_predict_returns_ranked_predictions(client, make_image):
@@ -33,6 +34,39 @@ def test_predict_with_model_and_top_k(client, make_image):
     assert body["model"] == "small"
     assert len(body["predictions"]) == 2
     assert {p["label"] for p in body["predictions"]} <= {"apple", "pear", "plum", "fig"}
+
+
+def red_top_left(size=16) -> bytes:
+    """A grey PNG with a red top-left corner: "cat" to top_left_model, because of that corner."""
+    from PIL import Image
+
+    pixels = np.full((size, size, 3), 90, dtype=np.uint8)
+    pixels[: size // 4, : size // 4] = (250, 0, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_explain_finds_the_part_the_answer_rests_on(client, models_dir):
+    save_as(models_dir, top_left_model(), "corner")
+    body = post_api(client, red_top_left(), model="corner", explain="1").get_json()
+    best = body["predictions"][0]
+    occlusion = body["occlusion"]
+    assert best["label"] == occlusion["label"] == "cat" and occlusion["probability"] == pytest.approx(best["probability"])
+    drops = np.array(occlusion["drops"])
+    assert drops.shape == (STEPS, STEPS) and drops[0, 0] == drops.max() > 0.5
+    assert np.all(drops[2:, 2:] == 0)  # squares that miss the corner the model looks at
+    for quiet in ({}, {"explain": "0"}, {"explain": ""}):
+        assert "occlusion" not in post_api(client, red_top_left(), model="corner", **quiet).get_json()
+
+
+def test_explain_takes_1_or_0_only(client, make_image):
+    for bad in ("yes", "true", "2", " 1"):
+        response = post_api(client, make_image(), explain=bad)
+        assert response.status_code == 400
+        assert response.get_json() == {"error": "explain must be 1 (show what the answer rests on) or 0."}
+    response = client.post("/api/predict?explain=1", data={"image": (io.BytesIO(make_image()), "a.png")})
+    assert response.get_json() == {"error": "Send explain in the form data, not in the URL."}
 
 
 def test_api_needs_no_csrf_token(client, make_image):
@@ -67,7 +101,7 @@ def test_predict_refuses_two_images_repeated_fields_and_fields_in_the_url(client
     image = {"image": (io.BytesIO(make_image()), "a.png")}
     response = client.post("/api/predict?model=small&top_k=2", data=image)
     assert response.status_code == 400
-    assert response.get_json() == {"error": "Send model and top_k as form fields, not in the URL."}
+    assert response.get_json() == {"error": "Send model and top_k in the form data, not in the URL."}
     # Otherwise the first would win, silently: top_k=2 and top_k=banana gave 2 answers.
     repeated = {"image": (io.BytesIO(make_image()), "a.png"), "model": ["tiny", "nope"], "top_k": ["2", "banana"]}
     response = client.post("/api/predict", data=repeated)

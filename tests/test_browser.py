@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import TINY_CLASSES, copy_models, encode_image, make_config
+from conftest import TINY_CLASSES, copy_models, encode_image, make_config, save_as, top_left_model
 from webapp import create_app
 from webapp.config import ROOT
 from trainer.formatting import filesize
@@ -34,10 +34,15 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 
 
 @pytest.fixture(scope="module")
-def base_url(built_models, tmp_path_factory):
+def served_models(built_models, tmp_path_factory):
+    return copy_models(built_models, tmp_path_factory.mktemp("browser") / "models")
+
+
+@pytest.fixture(scope="module")
+def base_url(served_models):
     from werkzeug.serving import make_server
 
-    models = copy_models(built_models, tmp_path_factory.mktemp("browser") / "models")
+    models = served_models
     # Long names and values, as a real training run's card has, for the phone-width page.
     card = json.loads((models / "small.json").read_text())
     card["hyperparameters"].update(activation_after_sum=False, logit_scale=1 / 9)
@@ -175,6 +180,33 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     button = wait_for(browser, "button[type=submit]")
     assert button.text == "Classify" and button.get_attribute("aria-disabled") is None
     assert browser.find_element(By.CSS_SELECTOR, "form.upload").get_attribute("aria-busy") is None
+
+
+def test_see_what_the_answer_rests_on(browser, base_url, served_models, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from test_api import red_top_left
+
+    save_as(served_models, top_left_model(), "corner")
+    try:
+        picture = tmp_path / "corner.png"
+        picture.write_bytes(red_top_left(120))
+        browser.get(base_url + "/?model=corner")
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+        checkbox = browser.find_element(By.ID, "explain")
+        assert checkbox.accessible_name == "Show what the answer rests on" and not checkbox.is_selected()
+        browser.find_element(By.CSS_SELECTOR, "label[for=explain]").click()
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        lit = wait_for(browser, ".occlusion img")
+        assert wait_for(browser, ".verdict strong").text == "cat"
+        assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", lit) == 120
+        assert "lowers cat from" in browser.find_element(By.CSS_SELECTOR, ".occlusion figcaption").text
+        assert browser.find_element(By.ID, "explain").is_selected()  # kept for the next image
+        screenshot(browser, "2b-what-the-answer-rests-on")
+        assert csp_violations(browser) == []
+    finally:
+        for suffix in (".h5", ".json"):
+            (served_models / f"corner{suffix}").unlink()
 
 
 def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):

@@ -4,10 +4,12 @@ import base64
 import io
 import re
 
+import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import post_form, save_model_without_softmax
+from conftest import post_form, save_as, save_model_without_softmax, top_left_model
+from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
 
@@ -83,9 +85,51 @@ def test_an_answer_of_one_half_or_more_is_worded_as_sure(client, csrf_token, mak
     from webapp.predictor import Result
 
     answer = Result("small", [("apple", top), ("pear", 0.3), ("fig", 0.01)], 1.0, 4)
-    monkeypatch.setattr("webapp.pages.classify", lambda *args: answer)
+    monkeypatch.setattr("webapp.pages.classify", lambda *args, **kwargs: answer)
     page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
     assert f'<h1 class="verdict">{verdict} <strong>apple</strong>' in page
+
+
+def test_explaining_is_offered_and_off_by_default(client):
+    page = client.get("/").get_data(as_text=True)
+    assert '<input id="explain" name="explain" type="checkbox" value="y"> <label for="explain">Show what the answer rests on</label>' in page
+
+
+def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
+    from test_api import red_top_left
+
+    save_as(models_dir, top_left_model(), "corner")
+    page = post_form(client, csrf_token, red_top_left(64), model="corner", explain="y").get_data(as_text=True)
+    assert '<h2 id="occlusion-title">What the answer rests on</h2>' in page
+    spotlight = re.search(r'<img class="uploaded" src="data:image/jpeg;base64,([^"]+)" alt="The image, lit where '
+                          r'covering it lowered cat most and dimmed elsewhere">', page)
+    with Image.open(io.BytesIO(base64.b64decode(spotlight[1]))) as lit:
+        pixels = np.asarray(lit.convert("RGB"), dtype=int)
+    # The red corner stays lit; the grey far corner is dimmed to a quarter (JPEG's rounding aside).
+    assert pixels[4, 4, 0] > 200 and abs(pixels[-5, -5] - 90 * DIM).max() < 6
+    caption = " ".join(re.search(r"<figcaption[^>]*>(.*?)</figcaption>", page, re.S)[1].split())
+    assert re.fullmatch(r"Each part of the image was covered in turn\. The lit parts are those the model needed most: "
+                        r"covering the most telling one lowers cat from \d+\.\d% to \d+\.\d%\.", caption)
+    # The form under the answer asks again, for the next image.
+    assert 'checked id="explain" name="explain" type="checkbox" value="y"' in page
+
+
+def test_an_answer_that_rests_on_no_one_part_says_so(client, csrf_token, models_dir, make_image):
+    import keras
+
+    uniform = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(),
+                                keras.layers.Dense(3, activation="softmax", kernel_initializer="zeros")])
+    save_as(models_dir, uniform, "undecided")
+    page = post_form(client, csrf_token, make_image(), model="undecided", explain="y").get_data(as_text=True)
+    # Three equal answers: which one is best is a tie.
+    assert re.search(r"No one part of the image decides it: covering each part of it in turn changes (cat|dog|ship) "
+                     r"\(33\.3%\) by less than 2 percentage points\.", " ".join(page.split()))
+    assert page.count("<img") == 1  # the upload's; no spotlight
+
+
+def test_without_explaining_the_answer_is_alone(client, csrf_token, make_image):
+    page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
+    assert "What the answer rests on" not in page and "checked" not in page
 
 
 def test_the_page_counts_the_models_classes_not_the_answers_shown(app, client, csrf_token, make_image):
@@ -249,10 +293,12 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "<title>JSON API" in page and 'class="site-header"' in page  # the site's own page
-    for field in ("image", "model", "top_k"):
+    for field in ("image", "model", "top_k", "explain"):
         assert f"<dt><code>{field}</code></dt>" in page
     text = " ".join(page.split())
     assert "from 1 to 1000; 5 by default" in text
+    assert "Each of 5 &times; 5 overlapping squares of the image, with sides 37.5% of its own," in text
+    assert "<code>drops</code>, 5 rows of 5 (top row first)" in text and "It takes 26 times the model's work." in text
     # The limit as every other page says it, in decimal units (not 9.53674 MB).
     assert "up to 10 MB for the whole request" in text and "The request is larger than 10 MB," in text
     assert "curl -F image=@cat.jpg -F top_k=3 http://localhost/api/predict" in page

@@ -10,6 +10,9 @@ from .registry import ModelInfo, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
 
+FIELDS = ("model", "top_k", "explain")  # besides the image
+EXPLAIN_VALUES = {None: False, "": False, "0": False, "1": True}
+
 # Per-class arrays: in the full card (GET /api/models/<name>), not in the model list.
 LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
 
@@ -33,21 +36,35 @@ def predict():
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
     if len(uploads) > 1:
         abort(400, description=f"Send one image per request; this one has {len(uploads)} 'image' fields.")
-    if repeated := [field for field in ("model", "top_k") if len(request.form.getlist(field)) > 1]:
+    if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
-    if misplaced := [field for field in ("model", "top_k") if field in request.args]:
-        abort(400, description=f"Send {' and '.join(misplaced)} as form fields, not in the URL.")
+    if misplaced := [field for field in FIELDS if field in request.args]:
+        abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
     upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))
-        result = classify(upload.read(), request.form.get("model") or None, top_k)
+        explain = parse_explain(request.form.get("explain"))
+        result = classify(upload.read(), request.form.get("model") or None, top_k, explain)
     except PredictionError as failure:
         abort(failure.status, description=failure.message)
-    return jsonify(
-        model=result.model,
-        predictions=[{"label": label, "probability": p} for label, p in result.predictions],
-        elapsed_ms=round(result.elapsed_ms, 3),
-    )
+    answer = {
+        "model": result.model,
+        "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
+        "elapsed_ms": round(result.elapsed_ms, 3),
+    }
+    if result.occlusion:
+        answer["occlusion"] = {
+            "label": result.occlusion.label,
+            "probability": result.occlusion.probability,
+            "drops": result.occlusion.drops.round(4).tolist(),
+        }
+    return jsonify(answer)
+
+
+def parse_explain(text: str | None) -> bool:
+    if text not in EXPLAIN_VALUES:
+        raise PredictionError(400, "explain must be 1 (show what the answer rests on) or 0.")
+    return EXPLAIN_VALUES[text]
 
 
 @bp.get("/api/models")

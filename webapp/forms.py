@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import SelectField
+from wtforms import BooleanField, SelectField
 
 from trainer.images import MAX_PIXELS, UPLOAD_FORMATS
 
@@ -27,3 +27,5 @@ class UploadForm(FlaskForm):
     )
     # Unknown names are answered by the registry (404) rather than "Not a valid choice".
     model = SelectField("Model", validate_choice=False)
+    # Off by default: it takes 26 forward passes instead of one (webapp/occlusion.py).
+    explain = BooleanField("Show what the answer rests on")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from PIL import Image
 from wtforms import SelectChoice
@@ -14,6 +15,7 @@ from trainer.images import load_rgb
 from .errors import message_for
 from .forms import UploadForm
 from .formatting import split_reason
+from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .predictor import MAX_TOP_K, PredictionError, classify
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
@@ -105,31 +107,41 @@ def predict():
         return render_form(form, errors, 400)
     data = form.image.data.read()
     try:
-        result = classify(data, chosen, current_app.config["TOP_K"])
+        result = classify(data, chosen, current_app.config["TOP_K"], explain=form.explain.data)
     except PredictionError as error:
         return render_form(form, [error.message], error.status)
-    # The form below the answer keeps the model it came from, for the next image.
-    next_form = upload_form(formdata=None, data={"model": result.model})
-    return render_template("predict.html", form=next_form, result=result, image_uri=preview_uri(data),
-                           confident=result.predictions[0][1] >= CONFIDENT)
+    # The form below the answer keeps the model it came from, and the choice to explain, for the next image.
+    next_form = upload_form(formdata=None, data={"model": result.model, "explain": form.explain.data})
+    picture, profile = preview(data)
+    spotlight_uri = None
+    if result.occlusion and result.occlusion.telling:
+        spotlight_uri = jpeg_uri(spotlight(picture, result.occlusion), profile)
+    return render_template("predict.html", form=next_form, result=result, image_uri=jpeg_uri(picture, profile),
+                           spotlight_uri=spotlight_uri, min_drop=MIN_DROP, confident=result.predictions[0][1] >= CONFIDENT)
 
 
-def preview_uri(data: bytes) -> str:
-    """The upload as the answer shows it: shrunk to fit PREVIEW_SIDE, without its metadata (a
-    photo's location, say), as a JPEG data: URI, so that it is never stored. The upload itself,
-    up to 10 MB and a third more in base64, would make a page slow to load on a phone."""
+def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
+    """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE: the upload itself, up to
+    10 MB and a third more in base64, would make a page slow to load on a phone. With its colour
+    profile: phones take photos in Display P3, which look duller read as sRGB."""
     with Image.open(io.BytesIO(data)) as upload:
-        # The colour profile stays: phones take photos in Display P3, which look duller read as sRGB.
         profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
+    return load_rgb(data, max_side=PREVIEW_SIDE), profile
+
+
+def jpeg_uri(pixels: np.ndarray, profile: bytes | None) -> str:
+    """A picture as a JPEG data: URI, so that it is never stored, and without the upload's
+    metadata (a photo's location, say)."""
     buffer = io.BytesIO()
-    Image.fromarray(load_rgb(data, max_side=PREVIEW_SIDE)).save(buffer, "JPEG", quality=85, icc_profile=profile)
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=85, icc_profile=profile)
     return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
 @bp.get("/api")
 def api_help():
     return render_template("api.html", top_k=current_app.config["TOP_K"], max_top_k=MAX_TOP_K,
-                           formats=UploadForm.formats, max_megapixels=UploadForm.max_megapixels)
+                           formats=UploadForm.formats, max_megapixels=UploadForm.max_megapixels, steps=STEPS,
+                           patch_share=PATCH_SHARE)
 
 
 @bp.errorhandler(413)

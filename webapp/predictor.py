@@ -11,6 +11,7 @@ from flask import current_app
 from trainer.formatting import whole_number
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
+from .occlusion import Occlusion, occlude
 from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
@@ -31,6 +32,7 @@ class Result:
     predictions: list[tuple[str, float]]  # (label, probability), most likely first
     elapsed_ms: float
     class_count: int  # how many classes the model chose among
+    occlusion: Occlusion | None = None  # which parts the best answer rests on, when asked
 
 
 def parse_top_k(text: str | None) -> int:
@@ -42,7 +44,7 @@ def parse_top_k(text: str | None) -> int:
         raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.") from None
 
 
-def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
+def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
     if not data:
         raise PredictionError(400, "The file is empty.")
     # Tells "not an image we take" (415) from "one of ours, but broken" (400, from load_rgb,
@@ -68,10 +70,11 @@ def classify(data: bytes, model_name: str | None, top_k: int) -> Result:
         raise PredictionError(400, str(error)) from None
     try:
         probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
+        best = np.argsort(probabilities)[::-1][:top_k]
+        occlusion = occlude(model.predict, pixels, best[0], model.classes[best[0]]) if explain else None
     except BadOutput as error:  # found at load for most models; this image found it first
         raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
 
-    best = np.argsort(probabilities)[::-1][:top_k]
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, len(model.classes))
+    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion)
