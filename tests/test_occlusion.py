@@ -76,4 +76,4 @@ def test_the_map_lines_up_with_the_picture_at_any_size():
     # Found on the 32x32 pixels the model takes, shown on the picture at its own size.
     found = occlude(red_in_top_left, picture_red_in_top_left(), 0, "red")
     lit = spotlight(np.full((480, 640, 3), 200, dtype=np.uint8), found)
-    assert lit[30, 40].min() > lit[240, 320].max() == int(200 * DIM)
+    assert lit[30, 40].min() > lit[400, 560].max() == int(200 * DIM)

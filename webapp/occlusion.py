@@ -71,11 +71,12 @@ def heat(occlusion: Occlusion, height: int, width: int) -> np.ndarray:
     for drop, (top, left, bottom, right) in zip(occlusion.drops.ravel(), _boxes(height, width)):
         total[top:bottom, left:right] += drop
         cover[top:bottom, left:right] += 1
-    mean = total / cover
-    scaled = np.clip(mean / max(mean.max(), MIN_DROP), 0, 1)
-    # Smoothed at a 16th of the size, as the squares' edges would otherwise show as steps.
-    small = Image.fromarray(np.uint8(scaled * 255)).reduce(max(1, min(height, width) // 16))
-    return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64) / 255
+    mean = np.clip(total / cover, 0, None)
+    # Smoothed through a 16th of the size, as the squares' edges would otherwise show as steps.
+    small = Image.fromarray(mean.astype(np.float32)).resize((max(1, width // 16), max(1, height // 16)),
+                                                            Image.Resampling.BOX)
+    smooth = np.asarray(small.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
+    return np.clip(smooth / max(smooth.max(), MIN_DROP), 0, 1)
 
 
 def _boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
