@@ -1,7 +1,12 @@
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -67,6 +72,110 @@ def test_temporary_files_are_hidden_from_the_web_app(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "save", lambda self, path, **kw: seen.append(path.name) or original_save(self, path, **kw))
     cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
     assert seen[0].startswith(".") and seen[0].endswith(".h5")
+
+
+# A save in a process of its own, held inside its model's save, with part of the .h5 written by
+# h5py (which holds HDF5's own lock on it), until a line comes on its standard input.
+SAVE_HELD_MIDWAY = """
+import sys, h5py
+from pathlib import Path
+from trainer import card as cards
+
+class HeldMidway:
+    def save(self, path, include_optimizer):
+        with h5py.File(path, "w") as file:
+            file["weights"] = [1.0, 2.0]
+            file.flush()
+            print("saving", flush=True)
+            sys.stdin.readline()
+
+cards.save_model_and_card(HeldMidway(), {"name": "held"}, Path(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+def save_held_midway():
+    """Starts a save of a path in another process and returns it once it is held midway."""
+    started = []
+
+    def start(path):
+        child = subprocess.Popen([sys.executable, "-c", SAVE_HELD_MIDWAY, str(path)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        started.append(child)
+        assert child.stdout.readline() == "saving\n"
+        return child
+
+    yield start
+    for child in started:
+        child.kill()
+        child.communicate()
+
+
+def test_the_files_of_a_killed_save_are_removed_by_the_next_save_of_the_name(tmp_path, save_held_midway):
+    killed = save_held_midway(tmp_path / "m.h5")
+    killed.kill()  # SIGKILL, or an out-of-memory kill: no cleaning up
+    killed.wait()
+    left = sorted(path.suffix for path in tmp_path.iterdir())
+    assert left == [".h5", ".lock"] and all(path.name.startswith(".m.") for path in tmp_path.iterdir())
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
+
+
+def test_a_save_of_the_name_going_on_in_another_process_keeps_its_files(tmp_path, save_held_midway):
+    other = save_held_midway(tmp_path / "m.h5")  # two runs of one name, each with its own --run-dir
+    its_files = sorted(path.name for path in tmp_path.iterdir())
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(its_files + ["m.h5", "m.json"])
+    other.communicate("go on\n", timeout=30)
+    assert other.returncode == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
+    card = json.loads((tmp_path / "m.json").read_text())  # the other save's, whole
+    assert card["name"] == "held"
+    assert card["file_sha256"] == hashlib.sha256((tmp_path / "m.h5").read_bytes()).hexdigest()
+
+
+def test_a_save_whose_lock_file_another_save_removed_before_it_was_locked_takes_another(tmp_path, monkeypatch):
+    real_flock, removed, held_while_saving = fcntl.flock, [], []
+
+    def as_another_save_removes_it(file, operation):
+        if not removed:  # it found the lock file not locked yet, and took it for a killed save's
+            removed.extend(tmp_path.glob(".m.*.lock"))
+            removed[0].unlink()
+        real_flock(file, operation)
+
+    def lock_file_is_held(path):
+        with open(path.with_suffix(".lock"), "r+") as lock:
+            try:
+                real_flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
+
+    monkeypatch.setattr(fcntl, "flock", as_another_save_removes_it)
+    original_save = keras.Model.save
+    monkeypatch.setattr(keras.Model, "save", lambda self, path, **kw: held_while_saving.append(
+        lock_file_is_held(path)) or original_save(self, path, **kw))
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert len(removed) == 1 and held_while_saving == [True]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
+
+
+def test_files_of_a_killed_save_that_cannot_be_removed_are_a_warning_not_a_failed_save(tmp_path, monkeypatch,
+                                                                                        capsys):
+    (tmp_path / ".m.abcd1234.lock").touch()  # as a killed save leaves them
+    (tmp_path / ".m.abcd1234.h5").write_bytes(b"part of a model")
+    unlink = Path.unlink
+
+    def not_allowed(path, missing_ok=False):  # as in a folder with the sticky bit, of another user's files
+        if "abcd1234" in path.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", not_allowed)
+    card = cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert card["file_size_bytes"] == (tmp_path / "m.h5").stat().st_size
+    assert capsys.readouterr().err == (f"warning: cannot remove the files that killed saves of m may have left in "
+                                       f"{tmp_path} (Permission denied)\n")
 
 
 def test_card_round_trip_and_validation(tmp_path):

@@ -40,23 +40,27 @@ The card is the contract between the trainer and the web app. Its keys:
     test_evaluation   the same on a separate test set, when one was given
 
 Both files are written to temporary dotfiles in the same folder and renamed into place,
-so a crash or Ctrl-C never leaves a half-written model where the web app looks.
+so a crash or Ctrl-C never leaves a half-written model where the web app looks; those that a
+killed save leaves (SIGKILL, a power cut) go with the next save of the name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import math
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Any, Iterator
+from contextlib import contextmanager, suppress
+from typing import IO, Any, Iterator
 
-from trainer import model_file
-from trainer.formatting import filesize, is_utf8, plural
+from trainer import locks, model_file
+from trainer.formatting import filesize, is_utf8, os_reason, plural
 
 CARD_FORMAT = "image-classifier-card/1"
 
@@ -71,28 +75,73 @@ class _NoHdf5Advice(logging.Filter):
 
 
 @contextmanager
-def _staged(path: Path) -> Iterator[Path]:
-    """A hidden temporary file beside `path`, for the caller to fill and `_publish`;
-    removed if it is not published."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    tmp = Path(tmp_name)
+def _staged(model_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Hidden temporary files beside the model and its card, for the caller to fill and rename
+    into place; removed if they are not published, as are those of earlier saves of the name
+    that were killed."""
+    folder = model_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, lock_path = _save_lock(folder, model_path.stem)
+    staged = _staged_files(lock_path, model_path.suffix)
+    with lock:
+        try:
+            _remove_killed_saves(folder, model_path.stem, model_path.suffix, lock_path)
+            yield staged
+        finally:
+            for tmp in staged:
+                tmp.unlink(missing_ok=True)
+            lock_path.unlink(missing_ok=True)  # while locked: no other save takes it for a killed one's
+
+
+# A save holds an flock on a lock file of its own from before its temporary files exist until
+# after they are gone, so that a later save tells a killed save's files (their lock file free)
+# from those of a save going on. Not a process id in their names: it may be another process's by
+# now, or one in another container. Not a lock on the .h5 itself: HDF5 locks a file it writes,
+# and refuses to write one locked already.
+def _save_lock(folder: Path, stem: str) -> tuple[IO, Path]:
+    """A new lock file `.<stem>.<random>.lock`, open and locked, and its path."""
+    while True:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".lock")
+        lock = open(handle, "w")
+        with suppress(OSError):  # a file system without locks: then no save removes another's files
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if locks.still_names(Path(name), lock):
+            return lock, Path(name)
+        lock.close()  # another save found it before it was locked, and removed it as a killed save's
+
+
+def _staged_files(lock_path: Path, suffix: str) -> tuple[Path, Path]:
+    """The temporary model and card of the save that holds `lock_path`."""
+    return lock_path.with_suffix(suffix), lock_path.with_suffix(".json")
+
+
+def _remove_killed_saves(folder: Path, stem: str, suffix: str, own_lock: Path) -> None:
+    """Remove the files of earlier saves of `stem` in `folder` that were killed during the save,
+    which nothing else ever would; a failure is a warning, as the save itself can go on."""
+    pattern = re.compile(rf"\.{re.escape(stem)}\.[^.]+\.lock")  # not another name's: ".m.b.x.lock" is m.b's
     try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
+        for lock_path in folder.iterdir():
+            if lock_path != own_lock and pattern.fullmatch(lock_path.name):
+                _remove_if_killed(lock_path, suffix)
+    except OSError as error:
+        print(f"warning: cannot remove the files that killed saves of {stem} may have left in {folder} "
+              f"({os_reason(error)})", file=sys.stderr)
 
 
-def _publish(tmp: Path, path: Path) -> None:
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model is for sharing
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _remove_if_killed(lock_path: Path, suffix: str) -> None:
+    try:
+        lock = open(lock_path, "r+")  # not "w": a lock file removed meanwhile must not be made again
+    except FileNotFoundError:  # its save ended, or another save removed it
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a save going on
+            return
+        if locks.still_names(lock_path, lock):  # else another save removed it meanwhile
+            for tmp in _staged_files(lock_path, suffix):
+                tmp.unlink(missing_ok=True)
+            lock_path.unlink()
 
 
 def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[str, Any]:
@@ -105,7 +154,7 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
     model_path = Path(model_path)
     card_path = model_path.with_suffix(".json")
     absl_log, no_advice = logging.getLogger("absl"), _NoHdf5Advice()
-    with _staged(model_path) as model_tmp, _staged(card_path) as card_tmp:
+    with _staged(model_path) as (model_tmp, card_tmp):
         absl_log.addFilter(no_advice)
         try:
             model.save(model_tmp, include_optimizer=False)
@@ -113,8 +162,8 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
             absl_log.removeFilter(no_advice)
         card = card | {"file_size_bytes": model_tmp.stat().st_size, "file_sha256": model_file.sha256(model_tmp)}
         card_tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        _publish(card_tmp, card_path)
-        _publish(model_tmp, model_path)
+        os.replace(card_tmp, card_path)
+        os.replace(model_tmp, model_path)
     return card
 
 
