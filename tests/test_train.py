@@ -174,7 +174,29 @@ def test_a_second_run_on_the_same_run_folder_is_refused_while_the_first_trains(i
         with pytest.raises(train_module.TrainingError, match="Another training run is using .*tiny: wait"):
             run(TINY, image_folder, tmp_path)
         assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
+        assert (tmp_path / "runs" / ".tiny.lock").exists()  # the first run's, left to it
     assert run(TINY, image_folder, tmp_path)["epochs_run"] == 3  # once the first has ended
+    assert list((tmp_path / "runs").iterdir()) == []  # its checkpoints gone, and its lock file
+
+
+def test_a_run_that_opens_the_lock_file_as_the_last_run_removes_it_locks_the_new_one(tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    path, real_flock = tmp_path / "runs" / ".tiny.lock", fcntl.flock
+    last = open(path, "w")
+    real_flock(last, fcntl.LOCK_EX)
+
+    def as_the_last_run_ends(file, operation):
+        if not last.closed:  # it removes its lock file and lets go after this run opened the file
+            path.unlink()
+            last.close()
+        real_flock(file, operation)
+
+    monkeypatch.setattr(fcntl, "flock", as_the_last_run_ends)
+    with train_module.run_lock(tmp_path / "runs" / "tiny"):
+        with open(path, "a") as another:  # as a third run would open it now
+            with pytest.raises(BlockingIOError):
+                real_flock(another, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not path.exists()
 
 
 def test_a_file_system_that_cannot_lock_gets_a_warning_not_a_traceback(tmp_path, monkeypatch, capsys):

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from trainer import card as cards
-from trainer import models, resume
+from trainer import locks, models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
@@ -62,28 +62,42 @@ _locked_here: set[Path] = set()  # run folders this process holds the lock of
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
     """Held for the whole run: a second process on the same run folder would delete the first
-    one's checkpoints, and both would save over one model. The lock file stays, empty. Taken
-    again in the process that holds it, it is held already: the command line takes it before
-    the data loads, so that a second run is refused at once, and `train` again."""
+    one's checkpoints, and both would save over one model. The lock file goes with the run.
+    Taken again in the process that holds it, it is held already: the command line takes it
+    before the data loads, so that a second run is refused at once, and `train` again."""
     key = run_dir.resolve()
     if key in _locked_here:
         yield
         return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
-        except BlockingIOError:
-            raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
-                                "this one another --name.") from None
-        except OSError as error:  # some network file systems lock nothing
-            print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
-                  "at the same time would not be stopped", file=sys.stderr)
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    with _open_locked(path, run_dir):
         _locked_here.add(key)
         try:
             yield
         finally:
             _locked_here.discard(key)
+            with contextlib.suppress(OSError):  # left, an empty file does no harm
+                path.unlink()  # while locked: a run that opened it meanwhile finds it gone (locks.still_names)
+
+
+def _open_locked(path: Path, run_dir: Path):
+    """The lock file, open and locked (released when it closes)."""
+    while True:
+        lock = open(path, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
+                                "this one another --name.") from None
+        except OSError as error:  # some network file systems lock nothing
+            print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
+                  "at the same time would not be stopped", file=sys.stderr)
+            return lock
+        if locks.still_names(path, lock):
+            return lock
+        lock.close()  # the run that held it removed it as it ended: lock the file now there
 
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
