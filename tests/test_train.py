@@ -43,6 +43,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert saved["epochs_run"] == 3 and saved["backend"] == "tensorflow" and saved["device"].startswith("cpu")
     assert saved["training_images"] + saved["evaluation"]["samples"] == 30  # the image folder's
     assert saved["training_precision"] == "float32"
+    assert saved["test_digest"] is None and saved["test_evaluation"] is None  # no test set given
     assert saved["hyperparameters"]["widths"] == [8, 16] and saved["training_seconds"] > 0
     for key in resume.HISTORY_KEYS:
         assert len(saved["history"][key]) == 3

@@ -99,6 +99,7 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     assert code == 0
     card = json.loads((out / "colours_scratch.json").read_text())
     assert card["test_evaluation"]["samples"] == 30  # every image of the separate test folder
+    assert card["test_digest"] == card["data_digest"]  # the test folder holds the zip's images, as below
     assert card["hyperparameters"]["preset"] == "scratch-small" and card["hyperparameters"]["epochs"] == 1
     assert card["dataset"] == "colours"
     # The test images are the training ones, zipped: a test score of images it learned from.

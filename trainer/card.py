@@ -9,6 +9,9 @@ The card is the contract between the trainer and the web app. Its keys:
     data_digest       a fingerprint of the images read (trainer.data.digest): of their class
                       and path in the class folder, so a zip and its unzipped folder match
     held_out_digest   the same of the held-out images, which `evaluate --held-out` finds again
+    test_digest       the same of the test images of test_evaluation, by which the dashboard
+                      finds models scored on the same ones (None without a test set; absent
+                      from cards written before this field)
     training_sketch   a sample of the images the run trained on (trainer.data.sketch), by
                       which `evaluate` and a distillation teacher's check find what another
                       set of images shares with them (absent from cards written before it)

@@ -143,6 +143,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "dataset": data.name,
         "data_digest": data_digest,
         "held_out_digest": digest(val_set.files),
+        "test_digest": None if test is None else digest(test.files),
         "training_sketch": sketch(train_set.files),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
