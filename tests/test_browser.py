@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
 SHOTS = ROOT / "artifacts" / "screenshots"
 # A real training run's kind of names: one long word each, which must wrap on a phone.
 LONG_NAME = "efficientnet_lite0_animals10_finetuned_224px_seed0_v2"
+LONG_DATA_SET = "animals10_photos_of_the_2024_holidays_resized"
 LONG_CLASSES = ["domestic_short_haired_cat", "golden_retriever_dog_puppy", "great_crested_grebe_bird",
                 "container_ship_or_freighter"]
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -47,7 +48,8 @@ def base_url(served_models):
     card = json.loads((models / "small.json").read_text())
     card["hyperparameters"].update(activation_after_sum=False, logit_scale=1 / 9)
     (models / "small.json").write_text(json.dumps(card))
-    (models / f"{LONG_NAME}.json").write_text(json.dumps(card | {"name": LONG_NAME, "classes": LONG_CLASSES}))
+    long_card = card | {"name": LONG_NAME, "classes": LONG_CLASSES, "dataset": LONG_DATA_SET}
+    (models / f"{LONG_NAME}.json").write_text(json.dumps(long_card))
     shutil.copy(models / "small.h5", models / f"{LONG_NAME}.h5")
     app = create_app(make_config(models, TESTING=False))
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -461,5 +463,9 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
                 .every(tick => tick.getBoundingClientRect().bottom <= label.top);
         })""")
         screenshot(browser, "11-phone-long-names-model", width=390)
+
+        browser.get(f"{base_url}/models")
+        assert LONG_DATA_SET in browser.find_element(By.CSS_SELECTOR, "h2.data-set").text  # headed by it
+        assert_no_sideways_scrolling("dashboard")
     finally:
         browser.set_window_size(1280, 1000)

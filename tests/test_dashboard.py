@@ -15,16 +15,20 @@ def text_of(page: str) -> str:
     return re.sub(r"[ \n]+", " ", page)
 
 
-def set_accuracy(models_dir, name, accuracy):
+def update_card(models_dir, name, evaluation=None, **fields):
     path = models_dir / f"{name}.json"
-    card = json.loads(path.read_text())
-    card["evaluation"]["accuracy"] = accuracy
+    card = json.loads(path.read_text()) | fields
+    card["evaluation"].update(evaluation or {})
     path.write_text(json.dumps(card))
 
 
+def data_set_headings(page: str) -> list[str]:
+    return re.findall(r'<h2 class="data-set">([^<]+)</h2>', page)
+
+
 def test_dashboard_lists_models_best_first(client, models_dir):
-    set_accuracy(models_dir, "tiny", 0.91)
-    set_accuracy(models_dir, "small", 0.42)
+    update_card(models_dir, "tiny", {"accuracy": 0.91})
+    update_card(models_dir, "small", {"accuracy": 0.42})
     page = client.get("/models").get_data(as_text=True)
     assert page.index(">tiny</a>") < page.index(">small</a>")
     # The link's name is the model's, whole, whatever <wbr> the wrapping puts in its text.
@@ -37,23 +41,93 @@ def test_dashboard_lists_models_best_first(client, models_dir):
     headings = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', page)
     assert headings[:3] == ["Model", "Accuracy", "Loss"]
 
-    set_accuracy(models_dir, "small", 0.95)
+    update_card(models_dir, "small", {"accuracy": 0.95})
     page = client.get("/models").get_data(as_text=True)
     assert page.index(">small</a>") < page.index(">tiny</a>")
     assert "Best first, by accuracy" in page and "within each data set" not in page
+    assert data_set_headings(page) == []  # one data set: one table, no heading
     # Each usable model can be tried straight away.
     assert '<a class="try-it" href="/?model=small" aria-label="Try it: small">Try it</a>' in page
 
 
 def test_models_of_different_data_sets_are_ranked_within_each(client, models_dir):
-    set_accuracy(models_dir, "tiny", 0.91)
-    set_accuracy(models_dir, "small", 0.42)
-    path = models_dir / "small.json"
-    path.write_text(path.read_text().replace('"dataset": "synthetic"', '"dataset": "apples"'))
+    update_card(models_dir, "tiny", {"accuracy": 0.91})
+    update_card(models_dir, "small", {"accuracy": 0.42}, dataset="apples")
     page = text_of(client.get("/models").get_data(as_text=True))
     assert "Best first within each data set, by accuracy" in page
     assert page.index(">small</a>") < page.index(">tiny</a>")  # "apples" before "synthetic"
     assert '<td class="nowrap">apples</td>' in page
+    assert data_set_headings(page) == ["apples", "synthetic"]
+    assert 'aria-label="Models trained on apples"' in page  # the table's box, and the table:
+    assert '<caption class="visually-hidden">Models trained on apples</caption>' in page
+
+
+def test_data_sets_of_one_name_are_told_apart_and_not_ranked_together(client, models_dir):
+    # Two folders called "synthetic" (told apart by their images' digest), and an older card without one.
+    for path in (models_dir / "tiny.h5", models_dir / "tiny.json"):
+        shutil.copy(path, path.with_stem("other"))
+    update_card(models_dir, "tiny", {"accuracy": 0.6}, data_digest="0123456789abcdef")
+    update_card(models_dir, "other", {"accuracy": 0.9}, data_digest="fedcba9876543210")
+    update_card(models_dir, "small", {"accuracy": 0.8})
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert data_set_headings(page) == ["synthetic (1 of 2 different data sets of this name)",
+                                       "synthetic (2 of 2 different data sets of this name)",
+                                       "synthetic (cards that do not say which images)"]
+    tables = page.split('<h2 class="data-set">')[1:]
+    assert [re.findall(r'aria-label="(\w+)">\1</a>', table) for table in tables] == [["other"], ["tiny"], ["small"]]
+    assert ('<caption class="visually-hidden">Models trained on synthetic (2 of 2 different data sets of this name)'
+            '</caption>') in page
+
+    # The same images under another name (a renamed folder) are one data set.
+    update_card(models_dir, "other", data_digest="0123456789abcdef", dataset="renamed")
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert data_set_headings(page) == ["renamed, synthetic", "synthetic"]
+    assert page.index(">other</a>") < page.index(">tiny</a>") < page.index('<h2 class="data-set">synthetic</h2>')
+
+
+def test_models_scored_on_different_held_out_images_are_said_to_be_once(client, models_dir):
+    note = "These models were scored on different held-out images"
+    for name, held_out in (("tiny", "0000000000000000"), ("small", "1111111111111111")):
+        update_card(models_dir, name, data_digest="0123456789abcdef", held_out_digest=held_out)
+    assert text_of(client.get("/models").get_data(as_text=True)).count(note) == 1
+
+    update_card(models_dir, "small", held_out_digest="0000000000000000")
+    assert note not in text_of(client.get("/models").get_data(as_text=True))
+
+
+def test_models_scored_on_one_test_set_are_ranked_by_it(client, models_dir):
+    for name, held_out, test in (("tiny", 0.9, 0.6), ("small", 0.8, 0.7)):
+        update_card(models_dir, name, {"accuracy": held_out}, test_digest="0123456789abcdef",
+                    test_evaluation={"accuracy": test})
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', page)[:3] == ["Model", "Test accuracy", "Held-out accuracy"]
+    assert page.index(">small</a>") < page.index(">tiny</a>")
+    assert '<td class="number strong">70.0%</td> <td class="number">80.0%</td>' in page
+    assert "held-out split, or on a test set where every model was scored on the same one." in page
+
+    # Another test set: the test figures do not compare, and the held-out ones rank.
+    update_card(models_dir, "small", test_digest="fedcba9876543210")
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert "Test accuracy" not in page and "or on a test set" not in page
+    assert page.index(">tiny</a>") < page.index(">small</a>")
+
+    # The same test set, but a hand-edited card without its figure: nothing to rank by.
+    update_card(models_dir, "small", test_digest="0123456789abcdef", test_evaluation="70%")
+    response = client.get("/models")
+    assert response.status_code == 200 and "Test accuracy" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("digest", [12345, True, ["0123456789abcdef"], {"a": 1}, "", "f" * 100_000])
+def test_a_hand_edited_digest_is_taken_as_not_recorded(client, models_dir, digest):
+    update_card(models_dir, "tiny", data_digest=digest, held_out_digest=digest, test_digest=digest,
+                test_evaluation={"accuracy": 0.5})
+    update_card(models_dir, "small", held_out_digest="0123456789abcdef", test_digest=digest,
+                test_evaluation={"accuracy": 0.5})
+    response = client.get("/models")
+    page = text_of(response.get_data(as_text=True))
+    assert response.status_code == 200
+    assert data_set_headings(page) == []  # both "synthetic", neither with a digest: one data set
+    assert "different held-out images" not in page and "Test accuracy" not in page
 
 
 def test_dashboard_lists_unavailable_models_with_reason(client, models_dir):
