@@ -122,9 +122,21 @@ def test_an_answer_that_rests_on_no_one_part_says_so(client, csrf_token, models_
     save_as(models_dir, uniform, "undecided")
     page = post_form(client, csrf_token, make_image(), model="undecided", explain="y").get_data(as_text=True)
     # Three equal answers: which one is best is a tie.
-    assert re.search(r"No one part of the image decides it: covering each part of it in turn changes (cat|dog|ship) "
+    assert re.search(r"No one part of the image decides it: covering each part of it in turn lowers (cat|dog|ship) "
                      r"\(33\.3%\) by less than 2 percentage points\.", " ".join(page.split()))
     assert page.count("<img") == 1  # the upload's; no spotlight
+
+
+def test_an_answer_that_covering_only_raises_is_not_said_to_change_little(client, csrf_token, models_dir):
+    save_as(models_dir, top_left_model(), "corner")
+    pixels = np.full((16, 16, 3), (255, 0, 0), dtype=np.uint8)
+    pixels[:4, :4] = (150, 100, 100)  # "cat", less so than the red that covers the corner with the mean colour
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    page = post_form(client, csrf_token, buffer.getvalue(), model="corner", explain="y").get_data(as_text=True)
+    # Covering the corner raises cat by some 20 points: it changes cat by more than 2, and lowers it by less.
+    assert re.search(r"No one part of the image decides it: covering each part of it in turn lowers cat "
+                     r"\(78\.0%\) by less than 2 percentage points\.", " ".join(page.split()))
 
 
 def test_without_explaining_the_answer_is_alone(client, csrf_token, make_image):
