@@ -178,6 +178,38 @@ def test_files_of_a_killed_save_that_cannot_be_removed_are_a_warning_not_a_faile
                                        f"{tmp_path} (Permission denied)\n")
 
 
+def test_the_files_of_a_killed_save_go_however_many_others_cannot(tmp_path, monkeypatch, capsys):
+    for killed in ("abcd1234", "efgh5678"):
+        (tmp_path / f".m.{killed}.lock").touch()
+        (tmp_path / f".m.{killed}.h5").write_bytes(b"part of a model")
+    remove_if_killed, refused = cards._remove_if_killed, []
+
+    def refusing_the_first(lock_path, suffix):  # as another user's lock file, private to them
+        if not refused:
+            refused.append(lock_path)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(lock_path))
+        remove_if_killed(lock_path, suffix)
+
+    monkeypatch.setattr(cards, "_remove_if_killed", refusing_the_first)
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    kept = refused[0].with_suffix("")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([f"{kept.name}.h5", f"{kept.name}.lock",
+                                                                       "m.h5", "m.json"])
+    assert capsys.readouterr().err == (f"warning: cannot remove the files that killed saves of m may have left in "
+                                       f"{tmp_path} (Permission denied)\n")
+
+
+def test_what_only_looks_like_a_lock_file_is_no_save_s(tmp_path, capsys):
+    (tmp_path / ".m.directory.lock").mkdir()
+    os.mkfifo(tmp_path / ".m.fifo1234.lock")
+    (tmp_path / ".m.abcd1234.lock").touch()  # as a killed save leaves them
+    (tmp_path / ".m.abcd1234.h5").write_bytes(b"part of a model")
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".m.directory.lock", ".m.fifo1234.lock",
+                                                                "m.h5", "m.json"]
+    assert capsys.readouterr().err == ""  # not "Is a directory", nor "File or stream is not seekable"
+
+
 def test_card_round_trip_and_validation(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"classes": ["a", "b"], "input_shape": [8, 8, 3], "name": "m"}))

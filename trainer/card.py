@@ -124,11 +124,19 @@ def _remove_killed_saves(folder: Path, stem: str, suffix: str, own_lock: Path) -
     pattern = re.compile(rf"\.{re.escape(stem)}\.[^.]+\.lock")  # not another name's: ".m.b.x.lock" is m.b's
     try:
         for lock_path in folder.iterdir():
-            if lock_path != own_lock and pattern.fullmatch(lock_path.name):
-                _remove_if_killed(lock_path, suffix)
+            # A save's lock file is a plain file (mkstemp): a folder or FIFO of the name is no save's.
+            if lock_path != own_lock and pattern.fullmatch(lock_path.name) and lock_path.is_file():
+                try:
+                    _remove_if_killed(lock_path, suffix)
+                except OSError as error:  # one that cannot be removed keeps none of the others
+                    _cannot_remove(folder, stem, error)
     except OSError as error:
-        print(f"warning: cannot remove the files that killed saves of {stem} may have left in {folder} "
-              f"({os_reason(error)})", file=sys.stderr)
+        _cannot_remove(folder, stem, error)
+
+
+def _cannot_remove(folder: Path, stem: str, error: OSError) -> None:
+    print(f"warning: cannot remove the files that killed saves of {stem} may have left in {folder} "
+          f"({os_reason(error)})", file=sys.stderr)
 
 
 def _remove_if_killed(lock_path: Path, suffix: str) -> None:
