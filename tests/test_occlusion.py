@@ -77,3 +77,11 @@ def test_the_map_lines_up_with_the_picture_at_any_size():
     found = occlude(red_in_top_left, picture_red_in_top_left(), 0, "red")
     lit = spotlight(np.full((480, 640, 3), 200, dtype=np.uint8), found)
     assert lit[30, 40].min() > lit[400, 560].max() == int(200 * DIM)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (31, 31), (20, 400)])
+def test_a_small_picture_is_lit_only_where_it_mattered(size):
+    # A side under 32 pixels (a CIFAR image, shown at its own size) was smoothed to one value: all lit.
+    found = occlude(red_in_top_left, picture_red_in_top_left(), 0, "red")
+    lit = spotlight(np.full((*size, 3), 200, dtype=np.uint8), found)
+    assert lit[0, 0].min() > lit[-1, 0].max() == lit[-1, -1].max() == int(200 * DIM)

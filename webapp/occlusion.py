@@ -72,8 +72,9 @@ def heat(occlusion: Occlusion, height: int, width: int) -> np.ndarray:
         total[top:bottom, left:right] += drop
         cover[top:bottom, left:right] += 1
     mean = np.clip(total / cover, 0, None)
-    # Smoothed through a 16th of the size, as the squares' edges would otherwise show as steps.
-    small = Image.fromarray(mean.astype(np.float32)).resize((max(1, width // 16), max(1, height // 16)),
+    # Smoothed through a 16th of the size, as the squares' edges would otherwise show as steps;
+    # never through fewer cells than squares a side, which would blur a small picture's map flat.
+    small = Image.fromarray(mean.astype(np.float32)).resize((max(STEPS, width // 16), max(STEPS, height // 16)),
                                                             Image.Resampling.BOX)
     smooth = np.asarray(small.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
     return np.clip(smooth / max(smooth.max(), MIN_DROP), 0, 1)
