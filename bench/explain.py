@@ -73,7 +73,8 @@ def measure(classifier: Classifier, images: np.ndarray, setting: str) -> None:
         explained.append(time.perf_counter() - started + plain[-1])
         largest.append(found.largest_drop)
         ranks = occlusion.heat(found, *pixels.shape[:2])
-        covered = [covering(pixels, ranks >= np.quantile(ranks, 0.75)), covering(pixels, ranks <= np.quantile(ranks, 0.25))]
+        covered = [occlusion.covering(pixels, ranks >= np.quantile(ranks, 0.75)),
+                   occlusion.covering(pixels, ranks <= np.quantile(ranks, 0.25))]
         top, bottom = classifier.predict(np.stack(covered))[:, best]
         highest.append(probabilities[best] - top)
         lowest.append(probabilities[best] - bottom)
@@ -82,12 +83,6 @@ def measure(classifier: Classifier, images: np.ndarray, setting: str) -> None:
           f"{1000 * statistics.median(explained):.1f} ms (medians); telling maps {telling:.1%}, largest drop "
           f"{np.median(largest):.3f} (median); covering the highest-ranked quarter lowers the answer by "
           f"{np.mean(highest):.3f} on average, the lowest-ranked quarter by {np.mean(lowest):.3f}")
-
-
-def covering(pixels: np.ndarray, where: np.ndarray) -> np.ndarray:
-    covered = pixels.astype(np.float32)
-    covered[where] = pixels.mean(axis=(0, 1))
-    return covered
 
 
 if __name__ == "__main__":

@@ -124,6 +124,21 @@ def top_left_model():
     return model
 
 
+def png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def red_top_left(size: int = 16) -> bytes:
+    """A grey PNG with a red top-left corner: "cat" to top_left_model, because of that corner."""
+    pixels = np.full((size, size, 3), 90, dtype=np.uint8)
+    pixels[: size // 4, : size // 4] = (250, 0, 0)
+    return png(pixels)
+
+
 def save_as(models_dir, model, name) -> None:
     """Save a Keras model as `name` in the models folder, with tiny's card."""
     model.save(models_dir / f"{name}.h5")

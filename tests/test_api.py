@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import post_api, save_as, save_model_without_softmax, top_left_model
+from conftest import post_api, red_top_left, save_as, save_model_without_softmax, top_left_model
 from webapp.occlusion import STEPS
 
 
@@ -34,17 +34,6 @@ def test_predict_with_model_and_top_k(client, make_image):
     assert body["model"] == "small"
     assert len(body["predictions"]) == 2
     assert {p["label"] for p in body["predictions"]} <= {"apple", "pear", "plum", "fig"}
-
-
-def red_top_left(size=16) -> bytes:
-    """A grey PNG with a red top-left corner: "cat" to top_left_model, because of that corner."""
-    from PIL import Image
-
-    pixels = np.full((size, size, 3), 90, dtype=np.uint8)
-    pixels[: size // 4, : size // 4] = (250, 0, 0)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_explain_finds_the_part_the_answer_rests_on(client, models_dir):

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import TINY_CLASSES, copy_models, encode_image, make_config, save_as, top_left_model
+from conftest import TINY_CLASSES, copy_models, encode_image, make_config, red_top_left, save_as, top_left_model
 from webapp import create_app
 from webapp.config import ROOT
 from trainer.formatting import filesize
@@ -186,8 +186,6 @@ def test_upload_and_see_prediction(browser, base_url, photo):
 
 def test_see_what_the_answer_rests_on(browser, base_url, served_models, tmp_path):
     from selenium.webdriver.common.by import By
-
-    from test_api import red_top_left
 
     save_as(served_models, top_left_model(), "corner")
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import post_form, save_as, save_model_without_softmax, top_left_model
+from conftest import png, post_form, red_top_left, save_as, save_model_without_softmax, top_left_model
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
@@ -96,8 +96,6 @@ def test_explaining_is_offered_and_off_by_default(client):
 
 
 def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
-    from test_api import red_top_left
-
     save_as(models_dir, top_left_model(), "corner")
     page = post_form(client, csrf_token, red_top_left(64), model="corner", explain="y").get_data(as_text=True)
     assert '<h2 id="occlusion-title">What the answer rests on</h2>' in page
@@ -131,9 +129,7 @@ def test_an_answer_that_covering_only_raises_is_not_said_to_change_little(client
     save_as(models_dir, top_left_model(), "corner")
     pixels = np.full((16, 16, 3), (255, 0, 0), dtype=np.uint8)
     pixels[:4, :4] = (150, 100, 100)  # "cat", less so than the red that covers the corner with the mean colour
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    page = post_form(client, csrf_token, buffer.getvalue(), model="corner", explain="y").get_data(as_text=True)
+    page = post_form(client, csrf_token, png(pixels), model="corner", explain="y").get_data(as_text=True)
     # Covering the corner raises cat by some 20 points: it changes cat by more than 2, and lowers it by less.
     assert re.search(r"No one part of the image decides it: covering each part of it in turn lowers cat "
                      r"\(78\.0%\) by less than 2 percentage points\.", " ".join(page.split()))

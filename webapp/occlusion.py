@@ -48,7 +48,7 @@ def occlude(predict: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, ind
     """How much covering each of STEPS x STEPS overlapping squares of `pixels` (H, W, 3, as the
     model takes them) lowers the probability `predict` gives class `index`."""
     height, width = pixels.shape[:2]
-    covered = [_covered(pixels, box) for box in _boxes(height, width)]
+    covered = [covering(pixels, np.s_[top:bottom, left:right]) for top, left, bottom, right in _boxes(height, width)]
     # The picture itself goes in the same passes: alone, in a batch of one, its probability can
     # differ in the last digits, which would show as drops where nothing mattered.
     probabilities = _predict_in_chunks(predict, np.stack([pixels.astype(np.float32), *covered]))[:, index]
@@ -88,10 +88,10 @@ def _boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
     return [(top, left, top + patch_height, left + patch_width) for top in tops for left in lefts]
 
 
-def _covered(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    top, left, bottom, right = box
+def covering(pixels: np.ndarray, where) -> np.ndarray:
+    """`pixels` as floats, with the part `where` (a square's slices, or a mask) in their mean colour."""
     copy = pixels.astype(np.float32)
-    copy[top:bottom, left:right] = pixels.mean(axis=(0, 1))
+    copy[where] = pixels.mean(axis=(0, 1))
     return copy
 
 
