@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_CLASSES, refused, write_image_folder
+from conftest import TINY_CLASSES, encode_image, post_api, refused, write_image_folder
 from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
 from trainer.model_file import sha256
@@ -34,13 +34,13 @@ def in_a_scratch_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def test_help_documents_both_commands():
+def test_help_documents_the_commands():
     def run(*args):
         return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, timeout=60,
                               cwd=CHECKOUT)
 
     result = run("--help")
-    assert result.returncode == 0 and "train" in result.stdout and "evaluate" in result.stdout
+    assert result.returncode == 0 and all(command in result.stdout for command in ("train", "evaluate", "predict"))
     result = run("train", "--help")
     assert result.stdout.startswith("usage: python -m trainer train --data DATA [OPTION ...]\n")  # one line
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",
@@ -328,6 +328,92 @@ def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_im
         (tmp_path / "data" / label / "1.png").write_bytes(make_image())
     assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "data")]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
+
+
+def test_predict_gives_the_web_apps_answers(models_dir, client, tmp_path, capsys):
+    photos = {name: encode_image(fmt, size=(30, 20), seed=seed) for name, fmt, seed in
+              (("one.png", "PNG", 1), ("two.jpg", "JPEG", 2), ("three.webp", "WEBP", 3))}
+    for name, image in photos.items():
+        (tmp_path / name).write_bytes(image)
+    paths = [str(tmp_path / name) for name in photos]
+    capsys.readouterr()
+    assert main(["predict", str(models_dir / "tiny.h5"), *paths, "--json", "--top-k", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == paths
+    for line, image in zip(lines, photos.values()):
+        served = post_api(client, image, model="tiny", top_k="2").get_json()["predictions"]
+        assert [p["label"] for p in line["predictions"]] == [p["label"] for p in served]
+        assert [p["probability"] for p in line["predictions"]] == pytest.approx([p["probability"] for p in served],
+                                                                                abs=1e-6)
+    assert main(["predict", str(models_dir / "tiny.h5"), paths[0]]) == 0
+    label, probability = lines[0]["predictions"][0].values()
+    assert capsys.readouterr().out.startswith(f"{paths[0]}: {label} {probability:.1%}, ")
+
+
+def test_predict_names_the_files_it_cannot_label_and_labels_the_rest(built_models, tmp_path, make_image, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(make_image())
+    (folder / "b.jpg").write_bytes(make_image("JPEG")[:300])
+    (folder / "c.txt").write_text("notes")
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{folder}/a.png: ") and len(out.splitlines()) == 1
+    assert err.splitlines() == [
+        f"{folder}/b.jpg: not labelled: The JPEG file is damaged or incomplete.",
+        f"{folder}/c.txt: not labelled: Not a readable image (accepted formats: JPEG, PNG, GIF, BMP, WebP or TIFF).",
+        "2 of 3 files could not be labelled",
+    ]
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder / "c.txt"), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "file": f"{folder}/c.txt", "error": "Not a readable image (accepted formats: JPEG, PNG, GIF, BMP, WebP or TIFF)."}
+
+
+def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_models, tmp_path, capsys, monkeypatch):
+    import trainer.__main__ as trainer_main
+
+    monkeypatch.setattr(trainer_main, "_open_model", lambda *_: pytest.fail("the model was loaded"))
+    model = str(built_models / "tiny.h5")
+    assert refused(["predict", model, "nowhere.png"], capsys) == "error: There is no image, folder or .zip nowhere.png"
+    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04 and no more")
+    assert refused(["predict", model, str(tmp_path / "cut.zip")], capsys) == (
+        f"error: {tmp_path}/cut.zip is not a whole .zip (its list of files is missing): copy or download it again")
+    assert refused(["predict", str(tmp_path), "nowhere.png"], capsys) == (
+        f"error: MODEL must be a .h5 model file; {tmp_path} is a folder")  # as evaluate says it
+
+
+def test_predict_says_so_when_there_is_nothing_to_label(built_models, tmp_path, capsys):
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    (tmp_path / "empty" / ".hidden" / "a.png").write_bytes(encode_image())
+    assert refused(["predict", str(built_models / "tiny.h5"), str(tmp_path / "empty")], capsys) == (
+        f"error: There are no files in {tmp_path}/empty")
+
+
+def test_predict_refuses_a_model_that_gives_nan(built_models, tmp_path, make_image, capsys):
+    model = keras.saving.load_model(built_models / "tiny.h5")
+    model.set_weights([np.full_like(w, 1e30) for w in model.get_weights()])  # finite weights whose sums overflow
+    model.save(tmp_path / "tiny.h5")
+    card = json.loads((built_models / "tiny.json").read_text())
+    (tmp_path / "tiny.json").write_text(json.dumps(card | {"file_sha256": sha256(tmp_path / "tiny.h5")}))
+    (tmp_path / "a.png").write_bytes(make_image())
+    assert refused(["predict", str(tmp_path / "tiny.h5"), str(tmp_path / "a.png")], capsys) == (
+        "error: tiny.h5 gives NaN or infinite outputs (damaged weights, or a training run that diverged): retrain "
+        "or replace it")
+
+
+def test_predict_piped_into_a_reader_that_stops_early_ends_quietly(built_models, tmp_path):
+    """As `python -m trainer predict ... | head -1` would, with more lines than a pipe holds."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = encode_image(size=(4, 4))
+    for n in range(600):
+        (folder / f"{n:04}.png").write_bytes(image)
+    process = subprocess.Popen([sys.executable, "-m", "trainer", "predict", str(built_models / "tiny.h5"), str(folder),
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=CHECKOUT)
+    assert json.loads(process.stdout.readline())["file"] == f"{folder}/0000.png"
+    process.stdout.close()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""
 
 
 @pytest.mark.parametrize("option", ["--out", "--run-dir"])

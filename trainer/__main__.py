@@ -1,14 +1,17 @@
-"""Command line: `python -m trainer train ...` and `python -m trainer evaluate ...`."""
+"""Command line: `python -m trainer train ...`, `evaluate ...` and `predict ...`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
+from trainer.formatting import whole_number
 from trainer.options import OVERRIDES, UsageError, did_you_mean, model_name, recipe
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"\n{stopped}.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's exit tries the pipe once more
+        return 128 + signal.SIGPIPE
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -141,7 +147,26 @@ def _parser() -> argparse.ArgumentParser:
                           help="score only the images the model's run held out of DATA (DATA being its "
                                "training data): the card's evaluation, measured again")
     evaluate.set_defaults(command=_evaluate, parser=evaluate)
+
+    predict = commands.add_parser("predict", help="label images with a saved model",
+                                  description="The most likely classes of each image, by MODEL.h5 (with its card "
+                                              "beside it), from the same pixels as the web app would give it.")
+    predict.add_argument("model", type=Path, help="path to a .h5 model with its .json card beside it")
+    predict.add_argument("images", type=Path, nargs="+",
+                         help="image files, or folders / .zips of them (every file in them, in name order)")
+    predict.add_argument("--top-k", type=_top_k, default=3, help="how many classes to give for each image (default: 3)")
+    predict.add_argument("--json", action="store_true",
+                         help='a JSON object per line: {"file": ..., "predictions": [{"label": ..., "probability": '
+                              '...}, ...]}, or {"file": ..., "error": ...}')
+    predict.set_defaults(command=_predict, parser=predict)
     return parser
+
+
+def _top_k(text: str) -> int:
+    try:
+        return whole_number(text, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}") from None
 
 
 def _train(args) -> int:
@@ -198,47 +223,13 @@ def _check_writable(option: str, folder: Path) -> None:
 
 
 def _evaluate(args) -> int:
-    import keras
-
-    from trainer import model_file
-    from trainer.card import load_card, mismatch
     from trainer.data import digest, load_folder, overlap, overlap_words
-    from trainer.formatting import reason
     from trainer.metrics import format_report
     from trainer.train import evaluate
 
-    if args.model.is_dir():
-        raise UsageError(f"MODEL must be a .h5 model file; {args.model} is a folder")
-    if not args.model.exists():
-        raise UsageError(f"MODEL must be a .h5 model file; there is no {args.model}")
-    if args.model.suffix != ".h5":
-        if args.model.suffix.lower() == ".h5":  # Keras reads no other spelling
-            raise UsageError(f"Keras reads .h5 files only by that name: rename {args.model.name} to "
-                             f"{args.model.stem}.h5")
-        raise UsageError(f"{args.model.name} is not a .h5 model file: pass the model, with its .json card beside it")
-    card_path = args.model.with_suffix(".json")
-    if not card_path.exists():
-        raise UsageError(f"{args.model.name} has no metrics card beside it ({card_path.name}), which gives the "
-                         "model's classes and image size")
-    try:
-        card = load_card(card_path)
-    except ValueError as error:
-        raise UsageError(f"Cannot use {args.model.name}: its {error}") from None
+    card = _read_card(args.model)
     _check_data("--data", args.data)  # before the model takes seconds to load
-    # Read through in a child process first, as some damaged files crash HDF5 itself.
-    problem = model_file.problem(args.model, card)
-    if problem:
-        raise UsageError(problem)
-    if note := model_file.card_of_another_file(args.model, card):
-        print(f"warning: {note}", file=sys.stderr)
-    try:
-        model = keras.saving.load_model(args.model, compile=False)
-    except Exception as error:  # an HDF5 file that is not a Keras model fails in many ways
-        raise UsageError(f"Cannot use {args.model}: {reason(error)}; copy it again if it was cut short "
-                         "or damaged, or train it again") from None
-    problem = mismatch(model, card)
-    if problem:
-        raise UsageError(f"{args.model.name} does not match its card: {problem}")
+    model = _open_model(args.model, card)
     data = load_folder(args.data, card["input_shape"][0], classes=card["classes"])
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
@@ -253,6 +244,95 @@ def _evaluate(args) -> int:
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)
     print(format_report(evaluate(model, data), title))
     return 0
+
+
+def _predict(args) -> int:
+    from trainer.predict import BadOutput, predict
+
+    card = _read_card(args.model)
+    for path in args.images:  # before the model takes seconds to load
+        if not path.exists():
+            raise UsageError(f"There is no image, folder or .zip {path}")
+        if path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+            raise UsageError(f"{path} is not a whole .zip (its list of files is missing): copy or download it again")
+    model = _open_model(args.model, card)
+    height, width, _ = card["input_shape"]
+    try:
+        answered, failed = _print_answers(predict(model, card["classes"], (height, width), args.images, args.top_k),
+                                          args.json)
+    except BadOutput as error:  # found at load by the web app; only images can show it here
+        raise UsageError(f"{args.model.name} gives {error}: retrain or replace it") from None
+    if not answered + failed:
+        raise UsageError(f"There are no files in {', '.join(map(str, args.images))}")
+    if failed:
+        print(f"{failed:,} of {answered + failed:,} files could not be labelled", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_answers(answers, as_json: bool) -> tuple[int, int]:
+    """Each answer as it comes, a line each; returns how many images were labelled and how many not."""
+    import json
+
+    answered = failed = 0
+    for answer in answers:
+        if as_json:
+            found = {"error": answer.error} if answer.error else \
+                {"predictions": [{"label": label, "probability": p} for label, p in answer.predictions]}
+            print(json.dumps({"file": answer.name, **found}, ensure_ascii=False), flush=True)
+        elif answer.error:
+            print(f"{answer.name}: not labelled: {answer.error}", file=sys.stderr, flush=True)
+        else:
+            print(f"{answer.name}: " + ", ".join(f"{label} {p:.1%}" for label, p in answer.predictions), flush=True)
+        failed += bool(answer.error)
+        answered += not answer.error
+    return answered, failed
+
+
+def _read_card(path: Path) -> dict:
+    """The card beside the model file `path`, checked, before the model takes seconds to load."""
+    from trainer.card import load_card
+
+    if path.is_dir():
+        raise UsageError(f"MODEL must be a .h5 model file; {path} is a folder")
+    if not path.exists():
+        raise UsageError(f"MODEL must be a .h5 model file; there is no {path}")
+    if path.suffix != ".h5":
+        if path.suffix.lower() == ".h5":  # Keras reads no other spelling
+            raise UsageError(f"Keras reads .h5 files only by that name: rename {path.name} to {path.stem}.h5")
+        raise UsageError(f"{path.name} is not a .h5 model file: pass the model, with its .json card beside it")
+    card_path = path.with_suffix(".json")
+    if not card_path.exists():
+        raise UsageError(f"{path.name} has no metrics card beside it ({card_path.name}), which gives the "
+                         "model's classes and image size")
+    try:
+        return load_card(card_path)
+    except ValueError as error:
+        raise UsageError(f"Cannot use {path.name}: its {error}") from None
+
+
+def _open_model(path: Path, card: dict):
+    """The Keras model in `path`, checked against its card."""
+    import keras
+
+    from trainer import model_file
+    from trainer.card import mismatch
+    from trainer.formatting import reason
+
+    # Read through in a child process first, as some damaged files crash HDF5 itself.
+    problem = model_file.problem(path, card)
+    if problem:
+        raise UsageError(problem)
+    if note := model_file.card_of_another_file(path, card):
+        print(f"warning: {note}", file=sys.stderr)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # an HDF5 file that is not a Keras model fails in many ways
+        raise UsageError(f"Cannot use {path}: {reason(error)}; copy it again if it was cut short "
+                         "or damaged, or train it again") from None
+    problem = mismatch(model, card)
+    if problem:
+        raise UsageError(f"{path.name} does not match its card: {problem}")
+    return model
 
 
 def _held_out(data, card: dict, model_name: str):

@@ -116,7 +116,7 @@ def natural_size(spec: str, largest: int) -> int:
     path = Path(spec)
     if not path.exists() or (path.is_file() and not zipfile.is_zipfile(path)):
         return largest  # load_folder says what is wrong
-    with _open_tree(path) as tree:
+    with open_tree(path) as tree:
         names = [name for files in _class_members(tree.names()).values() for name, _ in files]
         sides = []
         for name in names[:: max(1, len(names) // SIZE_SAMPLE)]:
@@ -196,7 +196,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     labels follow that order and unknown folders are an error.
     """
     check_tree(path)
-    with _open_tree(path) as tree:
+    with open_tree(path) as tree:
         members = _class_members(tree.names())
         empty = sorted(label for label, files in members.items() if not files)
         if empty:
@@ -228,11 +228,11 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         for label in found:
             for name, inside in members[label]:
                 try:
-                    images.append(load_rgb(tree.read(name), (image_size, image_size), formats=DATASET_FORMATS))
+                    images.append(read_image(tree, name, (image_size, image_size)))
                     labels.append(classes.index(label))
                     files.append(f"{label}/{inside}")
-                except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error) as error:
-                    skipped.append((label, name, _why_unreadable(error)))
+                except ImageError as error:
+                    skipped.append((label, name, str(error)))
     if skipped:
         _warn_skipped(skipped, path)
     if not images:
@@ -259,6 +259,15 @@ def _warn_skipped(skipped: list[tuple[str, str, str]], path: Path) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def read_image(tree: Folder, name: str, size: tuple[int, int]) -> np.ndarray:
+    """One file of a folder or zip as RGB pixels of `size` (height, width); raises ImageError
+    saying why a file cannot be used."""
+    try:
+        return load_rgb(tree.read(name), size, formats=DATASET_FORMATS)
+    except (ImageError, OSError, RuntimeError, zipfile.BadZipFile, zlib.error) as error:
+        raise ImageError(_why_unreadable(error)) from error
+
+
 def _why_unreadable(error: Exception) -> str:
     if isinstance(error, ImageError):
         return str(error)
@@ -267,13 +276,18 @@ def _why_unreadable(error: Exception) -> str:
     return "The zip entry is damaged or encrypted."
 
 
+def hidden(parts: tuple[str, ...]) -> bool:
+    """Whether a path, by its parts, is in or of a hidden folder or file, or macOS's zip clutter."""
+    return any(part.startswith((".", "__MACOSX")) for part in parts)
+
+
 def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     """Group file names (relative, "/" between folders, a folder's own name ending in "/") by
     class folder, looking through wrapper folders, as (name, path in the class folder); an
     empty class folder gets no files."""
     # A folder is given an empty-named entry, so that empty ones take part in finding the class level.
     entries = [(PurePosixPath(n).parts + (("",) if n.endswith("/") else ()), n) for n in names]
-    entries = [(p, n) for p, n in entries if not any(s.startswith((".", "__MACOSX")) for s in p)]
+    entries = [(p, n) for p, n in entries if not hidden(p)]
     entries = [(p, n) for p, n in entries if len(p) > 1]  # a file at the root (LICENSE.txt) is in no class
     # Strip single wrapper folders such as "train/" until the class level is reached.
     while entries and len({p[0] for p, _ in entries}) == 1 and any(len(p) > 2 for p, _ in entries):
@@ -312,7 +326,7 @@ def _in_english(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[tup
 MAX_FILE_BYTES = 512_000_000
 
 
-class _Folder:
+class Folder:
     def __init__(self, root: Path):
         self.root = root
 
@@ -358,7 +372,7 @@ class _Folder:
         return False
 
 
-class _Zip(_Folder):
+class _Zip(Folder):
     def __init__(self, path: Path):
         self.zip = zipfile.ZipFile(path)
         self.members = {_member_name(info): info for info in self.zip.infolist()}
@@ -391,8 +405,9 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     return name.replace("\\", "/")
 
 
-def _open_tree(path: Path) -> _Folder:
-    return _Zip(path) if path.is_file() else _Folder(path)
+def open_tree(path: Path) -> Folder:
+    """A folder, or a zip read as one."""
+    return _Zip(path) if path.is_file() else Folder(path)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int,
