@@ -124,6 +124,24 @@ def top_left_model():
     return model
 
 
+def nan_when_covered_model():
+    """A 16x16 model of tiny's classes that gives probabilities while the image's top-left 4x4
+    pixels are black, as in dark_top_left(), and NaN once any of them is not: as soon as
+    explaining covers that corner with the image's mean colour."""
+    import keras
+
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        layers.Cropping2D(((0, 12), (0, 12))),
+        layers.Flatten(),
+        layers.Dense(3, activation="softmax"),
+    ])
+    # Black gives the bias alone, "cat" first; any colour overflows float32 to infinity.
+    model.layers[-1].set_weights([np.full((48, 3), 1e38, np.float32), np.array([1, 0, 0], np.float32)])
+    return model
+
+
 def png(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -132,11 +150,21 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def grey_with_corner(colour, size: int = 16) -> bytes:
+    """A grey PNG whose top-left corner, a quarter of its side, is `colour`."""
+    pixels = np.full((size, size, 3), 90, dtype=np.uint8)
+    pixels[: size // 4, : size // 4] = colour
+    return png(pixels)
+
+
 def red_top_left(size: int = 16) -> bytes:
     """A grey PNG with a red top-left corner: "cat" to top_left_model, because of that corner."""
-    pixels = np.full((size, size, 3), 90, dtype=np.uint8)
-    pixels[: size // 4, : size // 4] = (250, 0, 0)
-    return png(pixels)
+    return grey_with_corner((250, 0, 0), size)
+
+
+def dark_top_left() -> bytes:
+    """A grey PNG with a black top-left corner: "cat" to nan_when_covered_model, until it is covered."""
+    return grey_with_corner((0, 0, 0))
 
 
 def save_as(models_dir, model, name) -> None:

@@ -7,7 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from conftest import post_api, red_top_left, save_as, save_model_without_softmax, top_left_model
+from conftest import (dark_top_left, nan_when_covered_model, post_api, red_top_left, save_as, save_model_without_softmax,
+                      top_left_model)
 from webapp.occlusion import STEPS
 
 
@@ -45,8 +46,23 @@ def test_explain_finds_the_part_the_answer_rests_on(client, models_dir):
     drops = np.array(occlusion["drops"])
     assert drops.shape == (STEPS, STEPS) and drops[0, 0] == drops.max() > 0.5
     assert np.all(drops[2:, 2:] == 0)  # squares that miss the corner the model looks at
+    assert body["occlusion_error"] is None
     for quiet in ({}, {"explain": "0"}, {"explain": ""}):
-        assert "occlusion" not in post_api(client, red_top_left(), model="corner", **quiet).get_json()
+        assert post_api(client, red_top_left(), model="corner", **quiet).get_json().keys() == {
+            "model", "predictions", "elapsed_ms"}
+
+
+def test_an_answer_whose_explanation_fails_is_still_given(client, models_dir):
+    save_as(models_dir, nan_when_covered_model(), "fragile")
+    plain = post_api(client, dark_top_left(), model="fragile").get_json()
+    response = post_api(client, dark_top_left(), model="fragile", explain="1")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["predictions"] == plain["predictions"] and body["predictions"][0]["label"] == "cat"
+    assert body["occlusion"] is None
+    assert body["occlusion_error"] == (
+        "The map of what the answer rests on could not be made: with parts of the image covered, the model gave "
+        "NaN or infinite outputs (damaged weights, or a training run that diverged).")
 
 
 def test_explain_takes_1_or_0_only(client, make_image):
@@ -122,10 +138,11 @@ def test_a_model_that_gives_nan_for_one_image_is_503_not_invalid_json(client, mo
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
     model.set_weights([np.full((768, 3), 1e38, np.float32), np.zeros(3, np.float32)])
     save_as(models_dir, model, "overflow")
-    response = post_api(client, make_image(), model="overflow")
-    assert response.status_code == 503
-    assert response.get_json() == {"error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, or a "
-                                            "training run that diverged): replace or retrain it."}
+    for explain in ("0", "1"):  # asked to explain too: no answer to keep
+        response = post_api(client, make_image(), model="overflow", explain=explain)
+        assert response.status_code == 503
+        assert response.get_json() == {"error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, or a "
+                                                "training run that diverged): replace or retrain it."}
 
 
 def test_no_model_at_all_is_503(client, models_dir, make_image):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import png, post_form, red_top_left, save_as, save_model_without_softmax, top_left_model
+from conftest import (dark_top_left, nan_when_covered_model, png, post_form, red_top_left, save_as,
+                      save_model_without_softmax, top_left_model)
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
@@ -133,6 +134,17 @@ def test_an_answer_that_covering_only_raises_is_not_said_to_change_little(client
     # Covering the corner raises cat by some 20 points: it changes cat by more than 2, and lowers it by less.
     assert re.search(r"No one part of the image decides it: covering each part of it in turn lowers cat "
                      r"\(78\.0%\) by less than 2 percentage points\.", " ".join(page.split()))
+
+
+def test_an_answer_whose_explanation_fails_is_shown_with_the_reason(client, csrf_token, models_dir):
+    save_as(models_dir, nan_when_covered_model(), "fragile")
+    response = post_form(client, csrf_token, dark_top_left(), model="fragile", explain="y")
+    page = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 200 and '<h1 class="verdict">Most likely: <strong>cat</strong>' in page
+    assert ('<h2 id="occlusion-title">What the answer rests on</h2> <p>The map of what the answer rests on could not be '
+            'made: with parts of the image covered, the model gave NaN or infinite outputs (damaged weights, or a '
+            'training run that diverged).</p> </section>') in page
+    assert page.count("<img") == 1  # the upload's; no spotlight
 
 
 def test_without_explaining_the_answer_is_alone(client, csrf_token, make_image):

@@ -52,12 +52,14 @@ def predict():
         "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
         "elapsed_ms": round(result.elapsed_ms, 3),
     }
-    if result.occlusion:
+    if explain:  # both fields, one of them null: the map, or why it could not be made
+        occlusion = result.occlusion
         answer["occlusion"] = {
-            "label": result.occlusion.label,
-            "probability": result.occlusion.probability,
-            "drops": result.occlusion.drops.round(4).tolist(),
-        }
+            "label": occlusion.label,
+            "probability": occlusion.probability,
+            "drops": occlusion.drops.round(4).tolist(),
+        } if occlusion else None
+        answer["occlusion_error"] = result.occlusion_error
     return jsonify(answer)
 
 

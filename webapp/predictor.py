@@ -12,7 +12,7 @@ from trainer.formatting import whole_number
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
 
 from .occlusion import Occlusion, occlude
-from .registry import BadOutput, ModelUnavailable, UnknownModel, get_registry
+from .registry import BadOutput, Classifier, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
 MAX_TOP_K = 1000
@@ -33,6 +33,7 @@ class Result:
     elapsed_ms: float
     class_count: int  # how many classes the model chose among
     occlusion: Occlusion | None = None  # which parts the best answer rests on, when asked
+    occlusion_error: str | None = None  # why that could not be found, when asked; the answer stands
 
 
 def parse_top_k(text: str | None) -> int:
@@ -70,11 +71,22 @@ def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = Fa
         raise PredictionError(400, str(error)) from None
     try:
         probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
-        best = np.argsort(probabilities)[::-1][:top_k]
-        occlusion = occlude(model.predict, pixels, best[0], model.classes[best[0]]) if explain else None
     except BadOutput as error:  # found at load for most models; this image found it first
         raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
+    best = np.argsort(probabilities)[::-1][:top_k]
+    occlusion, occlusion_error = _explain(model, pixels, best[0]) if explain else (None, None)
 
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion)
+    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error)
+
+
+def _explain(model: Classifier, pixels: np.ndarray, index: int) -> tuple[Occlusion | None, str | None]:
+    """What the answer for class `index` rests on, or why that could not be found. A model can
+    answer the picture and still give NaN for copies of it with a part covered, which it never
+    saw in training: the answer itself was fine, so it is kept either way."""
+    try:
+        return occlude(model.predict, pixels, index, model.classes[index]), None
+    except BadOutput as error:
+        return None, (f"The map of what the answer rests on could not be made: with parts of the image covered, "
+                      f"the model gave {error}.")
