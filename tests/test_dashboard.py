@@ -70,13 +70,13 @@ def test_data_sets_of_one_name_are_told_apart_and_not_ranked_together(client, mo
     update_card(models_dir, "other", {"accuracy": 0.9}, data_digest="fedcba9876543210")
     update_card(models_dir, "small", {"accuracy": 0.8})
     page = text_of(client.get("/models").get_data(as_text=True))
-    assert data_set_headings(page) == ["synthetic (1 of 2 different data sets of this name)",
-                                       "synthetic (2 of 2 different data sets of this name)",
+    # Copies of one card, alike in all but their digests: those tell them apart.
+    assert data_set_headings(page) == ["synthetic (data digest fedcba9876543210)",
+                                       "synthetic (data digest 0123456789abcdef)",
                                        "synthetic (cards that do not say which images)"]
     tables = page.split('<h2 class="data-set">')[1:]
     assert [re.findall(r'aria-label="(\w+)">\1</a>', table) for table in tables] == [["other"], ["tiny"], ["small"]]
-    assert ('<caption class="visually-hidden">Models trained on synthetic (2 of 2 different data sets of this name)'
-            '</caption>') in page
+    assert '<caption class="visually-hidden">Models trained on synthetic (data digest 0123456789abcdef)</caption>' in page
 
     # The same images under another name (a renamed folder) are one data set.
     update_card(models_dir, "other", data_digest="0123456789abcdef", dataset="renamed")
@@ -85,14 +85,52 @@ def test_data_sets_of_one_name_are_told_apart_and_not_ranked_together(client, mo
     assert page.index(">other</a>") < page.index(">tiny</a>") < page.index('<h2 class="data-set">synthetic</h2>')
 
 
+def test_data_sets_of_one_name_are_told_apart_by_what_their_cards_say(client, models_dir):
+    for path in (models_dir / "tiny.h5", models_dir / "tiny.json"):
+        shutil.copy(path, path.with_stem("other"))
+    update_card(models_dir, "tiny", {"accuracy": 0.9}, data_digest="0123456789abcdef", created="2026-11-26T08:53:08+00:00")
+    update_card(models_dir, "small", {"accuracy": 0.8}, data_digest="fedcba9876543210", created="2026-11-20T12:00:00+00:00")
+    update_card(models_dir, "other", {"accuracy": 0.7}, data_digest="0123456789abcdef")
+    # Other classes: named, the first few of them.
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert data_set_headings(page) == ["synthetic (3 classes: cat, dog, ship)",
+                                       "synthetic (4 classes: apple, pear, plum and 1 more)"]
+
+    # Classes alike, or not alike within a data set: the day its first model was trained.
+    update_card(models_dir, "other", data_digest="fedcba9876543210", created="2026-11-06T10:03:00+02:00")
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert data_set_headings(page) == ["synthetic (first trained 26\u00a0Nov\u00a02026)",
+                                       "synthetic (first trained 6\u00a0Nov\u00a02026)"]
+
+    # A card that does not say when, or says it in a way that does not compare: the digests.
+    for created in (None, "last week", 5, "2026-11-06T10:03:00", "0001-01-01T00:00:00+14:00"):
+        update_card(models_dir, "other", created=created)
+        response = client.get("/models")
+        assert response.status_code == 200
+        assert data_set_headings(text_of(response.get_data(as_text=True))) == [
+            "synthetic (data digest 0123456789abcdef)", "synthetic (data digest fedcba9876543210)"]
+
+
 def test_models_scored_on_different_held_out_images_are_said_to_be_once(client, models_dir):
-    note = "These models were scored on different held-out images"
+    note = "These models were scored on different held-out images (another <code>--seed</code> or"
     for name, held_out in (("tiny", "0000000000000000"), ("small", "1111111111111111")):
         update_card(models_dir, name, data_digest="0123456789abcdef", held_out_digest=held_out)
-    assert text_of(client.get("/models").get_data(as_text=True)).count(note) == 1
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert page.count(note) == 1 and "do not say which images" not in page
 
     update_card(models_dir, "small", held_out_digest="0000000000000000")
-    assert note not in text_of(client.get("/models").get_data(as_text=True))
+    assert "different held-out images" not in text_of(client.get("/models").get_data(as_text=True))
+
+
+def test_models_whose_cards_do_not_say_which_images_may_differ_in_more_than_their_split(client, models_dir):
+    for name, held_out in (("tiny", "0000000000000000"), ("small", "1111111111111111")):
+        update_card(models_dir, name, held_out_digest=held_out)  # no data_digest: grouped by name alone
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert ('<p class="notice">These models were scored on different held-out images, and their cards do not say '
+            'which images they trained on: they may have trained on different data sets of this name, not only with '
+            'another <code>--seed</code> or <code>--validation-fraction</code>, so their held-out figures may not '
+            'compare at all.</p>') in page
+    assert page.count("different held-out images") == 1
 
 
 def test_models_scored_on_one_test_set_are_ranked_by_it(client, models_dir):

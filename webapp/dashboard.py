@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from flask import Blueprint, render_template
 
-from trainer.formatting import is_number
+from trainer.formatting import is_number, plural
 
 from .charts import line_chart
-from .formatting import text
+from .formatting import card_time, day, text
 from .registry import ModelInfo, get_info_or_404, get_registry, rank, section
 
 bp = Blueprint("dashboard", __name__)
@@ -22,6 +21,8 @@ MAX_HEAT_MAP_CLASSES = 100
 # A card's digests are 16 hex digits (trainer.data.digest); a hand-edited one that is not a
 # string of at most this length is taken as not recorded.
 MAX_DIGEST_LENGTH = 64
+# Classes named in a heading that tells data sets of one name apart; the rest are counted.
+HEADING_CLASSES = 3
 
 EVALUATION_ROWS = [
     ("Samples", "samples"),
@@ -95,14 +96,21 @@ class Group:
     """The models trained on one data set, as the dashboard shows them."""
     name: str
     rows: list[dict]
-    recorded: bool  # told by the images' digest, not only by the data set's name
+    digest: str | None  # the images', by which it is told; None for cards without one, told by name
     shared_test: bool  # all scored on the same test images: ranked by that, the fairest figure
     held_out_differs: bool
+    # What may tell it from other data sets of its name, in a reader's words, the most telling
+    # first; None for what its cards do not say, or do not agree on.
+    traits: tuple[str | None, ...]
     heading: str = ""
 
+    @property
+    def recorded(self) -> bool:
+        return self.digest is not None
 
-def group(infos: list[ModelInfo], recorded: bool) -> Group:
-    """One data set's models, best first."""
+
+def group(infos: list[ModelInfo], digest: str | None) -> Group:
+    """One data set's models, best first; `digest`: their images', None for cards without one."""
     cards = [info.card or {} for info in infos]
     rows = [summary(info) for info in infos]
     test_sets = {fingerprint(card, "test_digest") for card in cards}
@@ -110,29 +118,46 @@ def group(infos: list[ModelInfo], recorded: bool) -> Group:
     shared_test = scored and len(test_sets) == 1 and None not in test_sets
     if shared_test:
         rows.sort(key=lambda row: -row["test_accuracy"])  # stable: ties stay in held-out order
+    classes = {named_classes(card["classes"]) for card in cards}  # every usable model's card lists them
     return Group(
         name=", ".join(sorted({text(card.get("dataset")) for card in cards})),  # a renamed copy's two names
         rows=rows,
-        recorded=recorded,
+        digest=digest,
         shared_test=shared_test,
         held_out_differs=len({fingerprint(card, "held_out_digest") for card in cards} - {None}) > 1,
+        traits=(classes.pop() if len(classes) == 1 else None, first_trained(cards)),
     )
 
 
-def data_set_of(card: dict) -> tuple[str, str]:
-    """What a model was trained on: its images, by their digest, or for a card without one
-    (older, or hand-edited), its data set's name alone."""
+def named_classes(classes: list[str]) -> str:
+    """"3 classes: cat, dog, ship", the first few named and the rest counted."""
+    more = len(classes) - HEADING_CLASSES
+    named = f"{plural(len(classes), 'class')}: {', '.join(classes[:HEADING_CLASSES])}"
+    return named + (f" and {more:,} more" if more > 0 else "")
+
+
+def first_trained(cards: list[dict]) -> str | None:
+    """"first trained 26 Nov 2026": the day the earliest of them was made, when all say when."""
+    moments = [card_time(card.get("created")) for card in cards]
+    if any(moment is None or moment.tzinfo is None for moment in moments):  # without a zone: not comparable
+        return None
+    return f"first trained {day(min(moments))}"
+
+
+def data_set_of(card: dict) -> tuple[str | None, str | None]:
+    """What a model was trained on: (its images' digest, None), or for a card without one
+    (older, or hand-edited), (None, its data set's name)."""
     digest = fingerprint(card, "data_digest")
-    return ("images", digest) if digest else ("name", text(card.get("dataset")))
+    return (digest, None) if digest else (None, text(card.get("dataset")))
 
 
 def by_data_set(infos: list[ModelInfo]) -> list[Group]:
     """The models (best first) in groups by what they were trained on, in order of name, as
     accuracies on other images do not compare."""
-    found: dict[tuple[str, str], list[ModelInfo]] = {}
+    found: dict[tuple[str | None, str | None], list[ModelInfo]] = {}
     for info in infos:
         found.setdefault(data_set_of(info.card or {}), []).append(info)
-    groups = sorted((group(members, recorded=kind == "images") for (kind, _), members in found.items()),
+    groups = sorted((group(members, digest) for (digest, _), members in found.items()),
                     key=lambda each: (each.name, not each.recorded))
     add_headings(groups)
     return groups
@@ -140,16 +165,28 @@ def by_data_set(infos: list[ModelInfo]) -> list[Group]:
 
 def add_headings(groups: list[Group]) -> None:
     """Each group's heading: its data set's name, and for one of several data sets of that
-    name, which one."""
-    recorded = Counter(each.name for each in groups if each.recorded)
-    numbered: Counter[str] = Counter()
+    name, what tells it from the others."""
+    namesakes: dict[str, list[Group]] = {}
     for each in groups:
         each.heading = each.name
-        if not each.recorded and recorded[each.name]:
+        if each.recorded:
+            namesakes.setdefault(each.name, []).append(each)
+    for each in groups:
+        if not each.recorded and each.name in namesakes:
             each.heading += " (cards that do not say which images)"
-        elif each.recorded and recorded[each.name] > 1:
-            numbered[each.name] += 1
-            each.heading += f" ({numbered[each.name]} of {recorded[each.name]} different data sets of this name)"
+    for alike in namesakes.values():
+        if len(alike) > 1:
+            for each, trait in zip(alike, telling_traits(alike)):
+                each.heading += f" ({trait})"
+
+
+def telling_traits(alike: list[Group]) -> tuple[str, ...]:
+    """What tells these data sets of one name apart: the first of their traits that each of them
+    has and no two share, else their images' digests, which always differ."""
+    for traits in zip(*(each.traits for each in alike)):
+        if None not in traits and len(set(traits)) == len(traits):
+            return traits
+    return tuple(f"data digest {each.digest}" for each in alike)
 
 
 @bp.get("/models")

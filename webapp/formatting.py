@@ -43,20 +43,34 @@ def milliseconds(value) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
-def timestamp(value) -> str:
-    """A card's ISO 8601 time as "26 Nov 2026, 08:53 UTC", with no-break spaces inside the
-    date and the time so that a narrow page breaks the line only after the comma."""
+def card_time(value) -> dt.datetime | None:
+    """A card's ISO 8601 time, in UTC (or without a zone, where it was written without one);
+    None where it is not a time, or not one that datetime can hold."""
     try:
         moment = dt.datetime.fromisoformat(value)
     except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(dt.timezone.utc)
+    except OverflowError:  # year 1 east of UTC, or 9999 west of it: beyond datetime's years
+        return None
+
+
+def day(moment: dt.datetime) -> str:
+    """"26 Nov 2026", with no-break spaces: a narrow page keeps a date on one line."""
+    return moment.strftime("%d\u00a0%b\u00a0%Y").lstrip("0")
+
+
+def timestamp(value) -> str:
+    """A card's ISO 8601 time as "26 Nov 2026, 08:53 UTC", with no-break spaces inside the
+    date and the time so that a narrow page breaks the line only after the comma."""
+    moment = card_time(value)
+    if moment is None:
         return text(value)
-    if moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(dt.timezone.utc)
-        except OverflowError:  # year 1 east of UTC, or 9999 west of it: beyond datetime's years
-            return text(value)
     zone = "\u00a0UTC" if moment.tzinfo is not None else ""  # a time written without a zone claims none
-    return moment.strftime("%d\u00a0%b\u00a0%Y, %H:%M").lstrip("0") + zone
+    return f"{day(moment)}, {moment:%H:%M}{zone}"
 
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
