@@ -10,9 +10,10 @@ from flask import current_app
 
 from trainer.formatting import whole_number
 from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
+from trainer.predict import BadOutput
 
 from .occlusion import Occlusion, occlude
-from .registry import BadOutput, Classifier, ModelUnavailable, UnknownModel, get_registry
+from .registry import Classifier, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
 MAX_TOP_K = 1000
