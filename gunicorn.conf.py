@@ -124,9 +124,14 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # After the fork, before the first request: load the default model in this worker.
+    # After the fork, before the first request: load the default model in this worker, and
+    # trace it for explaining's batches, which would otherwise add 0.8 s to the first explained answer.
+    from webapp.occlusion import warm_up
+
     app = worker.wsgi
-    app.extensions["imageapp.registry"].load_default(app.config["DEFAULT_MODEL"])
+    model = app.extensions["imageapp.registry"].load_default(app.config["DEFAULT_MODEL"])
+    if model is not None:
+        warm_up(model.predict, model.input_size)
 
 
 def when_ready(server):

@@ -72,6 +72,21 @@ def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
 
 
+@pytest.mark.parametrize("default", ["tiny", "nowhere"])
+def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before_any_request(app, monkeypatch,
+                                                                                          default):
+    from webapp.occlusion import CHUNK
+    from webapp.registry import Classifier
+
+    batches = []
+    predict = Classifier.predict
+    monkeypatch.setattr(Classifier, "predict", lambda self, batch: batches.append(batch.shape) or predict(self, batch))
+    app.config["DEFAULT_MODEL"] = default  # missing: the best usable model stands in, as for requests
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
+    loaded = app.extensions["imageapp.registry"].load_default(default)
+    assert batches == [(1, *loaded.input_size, 3), (CHUNK, *loaded.input_size, 3)]
+
+
 def test_access_log_on_request(monkeypatch):
     monkeypatch.setattr(os, "environ", {})
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["accesslog"] is None
