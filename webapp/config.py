@@ -34,14 +34,26 @@ DEFAULTS = {
     "SESSION_COOKIE_NAME": "imageapp_session",
 }
 
+YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+YES_OR_NO = "1 or 0 (nor true/false, yes/no, on/off)"
+
+
+def yes_or_no(text: str) -> bool:
+    """A setting that turns something on or off, in any case; ValueError for any other word,
+    as a typo must not quietly mean either."""
+    word = text.strip().lower()
+    if word not in YES + NO:
+        raise ValueError(text)
+    return word in YES
+
 
 # Settings read from IMAGEAPP_<NAME>, with how to parse each one and what it must be.
 ENVIRONMENT = {
     "SECRET_KEY": (str, "text"),
-    "MODELS_DIR": (str, "path"),
-    "DEFAULT_MODEL": (str, "model name"),
-    "MAX_CONTENT_LENGTH": (whole_number, "number of bytes above 0"),
-    "PROXY_HOPS": (functools.partial(whole_number, least=0), "number of proxies (0 or more)"),
+    "MODELS_DIR": (str, "a path"),
+    "DEFAULT_MODEL": (str, "a model name"),
+    "MAX_CONTENT_LENGTH": (whole_number, "a number of bytes above 0"),
+    "PROXY_HOPS": (functools.partial(whole_number, least=0), "a number of proxies (0 or more)"),
 }
 ENV_PREFIX = "IMAGEAPP_"
 
@@ -54,7 +66,7 @@ def settings_from_environment(environ=os.environ) -> dict:
             try:
                 settings[name] = parse(value)
             except ValueError:
-                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not a {kind}") from None
+                raise SystemExit(f"{ENV_PREFIX}{name}={value!r} is not {kind}") from None
     return settings
 
 

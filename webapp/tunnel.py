@@ -14,14 +14,16 @@ import os
 
 from trainer.formatting import reason
 
-TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+from .config import YES_OR_NO, yes_or_no
 
 
 def requested(flag: bool = False, environ=os.environ) -> bool:
-    value = environ.get("IMAGEAPP_NGROK", "").strip().lower()
-    if value not in TRUE + FALSE:  # a typo must not quietly mean "no tunnel"
-        raise SystemExit(f"IMAGEAPP_NGROK={value!r} is not 1 or 0 (nor true/false, yes/no, on/off)")
-    return flag or value in TRUE
+    value = environ.get("IMAGEAPP_NGROK", "").strip()
+    try:
+        wanted = bool(value) and yes_or_no(value)  # empty: no tunnel
+    except ValueError:
+        raise SystemExit(f"IMAGEAPP_NGROK={value!r} is not {YES_OR_NO}") from None
+    return flag or wanted
 
 
 def is_the_proxy(environ=os.environ) -> bool:
