@@ -227,6 +227,12 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def client_without_downloads(models_dir):
+    """A client of an app that does not offer its models for download (IMAGEAPP_MODEL_DOWNLOADS=0)."""
+    return create_app(make_config(models_dir, MODEL_DOWNLOADS=False)).test_client()
+
+
 def encode_image(fmt: str = "PNG", size=(20, 20), mode: str = "RGB", seed: int = 0, **save_options) -> bytes:
     """A small picture with some structure (a gradient and a bright square), encoded."""
     from PIL import Image

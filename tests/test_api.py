@@ -171,6 +171,18 @@ def test_models_list_without_long_arrays(client, models_dir):
     assert client.get("/api/models/small").get_json()["card"]["training_sketch"] == "0123456789abcdef"
 
 
+def test_each_usable_model_says_where_to_download_it(client, client_without_downloads, models_dir):
+    (models_dir / "small.h5").write_bytes(b"not hdf5")
+    listed = {entry["name"]: entry["downloads"] for entry in client.get("/api/models").get_json()["models"]}
+    assert listed == {"tiny": {"model": "http://localhost/models/tiny/model.h5",
+                               "card": "http://localhost/models/tiny/card.json"},
+                      "small": None}
+    assert client.get("/api/models/tiny").get_json()["downloads"] == listed["tiny"]
+    assert client.get(listed["tiny"]["model"]).data == (models_dir / "tiny.h5").read_bytes()
+    assert client.get(listed["tiny"]["card"]).data == (models_dir / "tiny.json").read_bytes()
+    assert client_without_downloads.get("/api/models/tiny").get_json()["downloads"] is None
+
+
 def test_one_model_in_full(client):
     body = client.get("/api/models/small").get_json()
     assert body["card"]["history"]["loss"]

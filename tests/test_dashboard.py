@@ -325,6 +325,29 @@ def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
     assert "Try it" not in page
 
 
+def test_model_page_offers_the_model_and_its_card_for_download(client, models_dir):
+    page = text_of(client.get("/models/small").get_data(as_text=True))
+    size = filesize((models_dir / "small.h5").stat().st_size)
+    assert f'<li><a href="/models/small/model.h5">small.h5</a>: the model, {size}</li>' in page
+    assert '<li><a href="/models/small/card.json">small.json</a>: its metrics card (JSON)</li>' in page
+    assert ('<code>keras.saving.load_model("small.h5")</code> loads it (Keras 3, any backend, without this app). '
+            "It takes raw RGB pixels, 0-255, of 24 × 24, and gives a probability for each class, in the card's order") in page
+
+
+def test_a_damaged_model_is_said_not_to_be_offered_for_download(client, models_dir):
+    (models_dir / "tiny.h5").write_bytes(b"not hdf5")
+    page = text_of(client.get("/models/tiny").get_data(as_text=True))
+    assert "<h2>Download</h2>" not in page and "tiny/model.h5" not in page
+    assert "Until it can, it is not offered for download." in page
+
+
+def test_with_downloads_off_a_model_page_offers_none(client_without_downloads, models_dir):
+    (models_dir / "tiny.h5").write_bytes(b"not hdf5")
+    for name in ("small", "tiny"):
+        page = client_without_downloads.get(f"/models/{name}").get_data(as_text=True)
+        assert "Download" not in page and "download" not in page and "model.h5" not in page
+
+
 def test_an_unavailable_models_figures_are_said_to_be_from_training(client, models_dir, monkeypatch):
     (models_dir / "tiny.h5").write_bytes(b"not hdf5")
     page = text_of(client.get("/models/tiny").get_data(as_text=True))

@@ -20,6 +20,7 @@ def test_defaults(caplog):
     assert app.config["MODELS_DIR"] == str(ROOT / "models")
     assert app.config["DEFAULT_MODEL"] == "cifar10_scratch"
     assert app.config["MAX_CONTENT_LENGTH"] == DEFAULTS["MAX_CONTENT_LENGTH"]
+    assert app.config["MODEL_DOWNLOADS"] is True and "downloads" in app.blueprints
     assert len(app.config["SECRET_KEY"]) == 64
     assert "IMAGEAPP_SECRET_KEY is not set" in caplog.text
     assert app.template_folder == str(ROOT / "templates") and app.static_folder == str(ROOT / "static")
@@ -31,8 +32,10 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IMAGEAPP_DEFAULT_MODEL", "mine")
     monkeypatch.setenv("IMAGEAPP_MAX_CONTENT_LENGTH", "2048")
     monkeypatch.setenv("IMAGEAPP_PROXY_HOPS", "2")
+    monkeypatch.setenv("IMAGEAPP_MODEL_DOWNLOADS", "off")
     app = create_app()
     assert app.config["PROXY_HOPS"] == 2
+    assert app.config["MODEL_DOWNLOADS"] is False and "downloads" not in app.blueprints
     assert app.config["SECRET_KEY"] == "12345"
     assert app.config["MODELS_DIR"] == str(tmp_path)
     assert app.config["DEFAULT_MODEL"] == "mine"

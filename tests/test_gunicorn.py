@@ -135,6 +135,7 @@ def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):
     ({"IMAGEAPP_BIND": "nonsense"}, "IMAGEAPP_BIND='nonsense' is not HOST:PORT"),
     ({"IMAGEAPP_BIND": "nonsense.invalid:8000"}, "IMAGEAPP_BIND='nonsense.invalid:8000': no such host as 'nonsense.invalid'"),
     ({"IMAGEAPP_NGROK": "maybe"}, "IMAGEAPP_NGROK='maybe' is not 1 or 0"),  # before binding, not once bound
+    ({"IMAGEAPP_MODEL_DOWNLOADS": "maybe"}, "IMAGEAPP_MODEL_DOWNLOADS='maybe' is not 1 or 0"),
 ])
 def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, message):
     monkeypatch.setattr(os, "environ", environ)
@@ -315,6 +316,14 @@ def test_errors_over_http(server):
     status, _, body = request(server["url"] + "/nothing")
     assert status == 404 and b"<!doctype html>" in body
     assert request(server["url"] + "/models")[0] == 200
+
+
+def test_a_model_downloads_whole_and_alike_from_every_worker(server):
+    # gunicorn sends the open file itself (sendfile); enough requests to reach both workers.
+    answers = [request(server["url"] + "/models/small/model.h5") for _ in range(6)]
+    assert all(status == 200 and body == (server["models"] / "small.h5").read_bytes() for status, _, body in answers)
+    assert all(headers["Content-Length"] == str(len(body)) for _, headers, body in answers)
+    assert len({headers["ETag"] for _, headers, _ in answers}) == 1
 
 
 def publish(models, source: str, name: str) -> None:

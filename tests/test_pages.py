@@ -325,8 +325,17 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     for status in (400, 404, 413, 415, 503):
         assert f'<th scope="row" class="number">{status}</th>' in page
     assert "GET /api/models" in page and "GET /healthz" in page
+    assert "<code>downloads</code>, the addresses of its <code>model</code> file and its <code>card</code>" in text
+    assert "<h2><code>GET /models/&lt;name&gt;/model.h5</code></h2>" in page
+    assert "curl -fOJ http://localhost/models/cifar10_scratch/model.h5" in page
     # Linked from every page's footer.
     assert 'Developers: <a href="/api">JSON API</a>' in client.get("/").get_data(as_text=True)
+
+
+def test_with_downloads_off_the_api_page_offers_none(client_without_downloads):
+    text = " ".join(client_without_downloads.get("/api").get_data(as_text=True).split())
+    assert "(<code>null</code> when it cannot be used, and always here, where downloads are off)" in text
+    assert "model.h5" not in text
 
 
 def test_every_table_is_named_by_its_caption(client, csrf_token, models_dir, make_image):

@@ -18,7 +18,7 @@ from conftest import post_api, save_as, save_model_without_softmax
 from trainer import model_file
 from webapp import registry as registry_module
 from trainer.formatting import filesize
-from webapp.registry import ModelUnavailable, Registry, UnknownModel
+from webapp.registry import FileChanged, ModelUnavailable, Registry, UnknownModel
 
 
 @pytest.fixture
@@ -407,6 +407,21 @@ def test_a_model_copied_in_place_with_its_time_kept_is_noticed(registry, models_
     after = old.stat()
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
     assert registry.load("tiny") is not first
+
+
+def test_a_models_files_are_opened_only_as_the_version_checked(registry, models_dir):
+    info = registry.info("tiny")
+    for suffix in (".h5", ".json"):
+        with registry.open_file(info, suffix) as file:
+            assert file.read() == (models_dir / f"tiny{suffix}").read_bytes()
+    shutil.copy(models_dir / "small.json", models_dir / "new.json")
+    os.replace(models_dir / "new.json", models_dir / "tiny.json")  # not checked yet
+    with pytest.raises(FileChanged):
+        registry.open_file(info, ".json")
+    registry.open_file(info, ".h5").close()  # the .h5 is still the version checked
+    (models_dir / "tiny.h5").unlink()
+    with pytest.raises(FileNotFoundError):
+        registry.open_file(info, ".h5")
 
 
 def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):

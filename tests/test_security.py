@@ -11,7 +11,7 @@ from flask import url_for
 from conftest import post_form
 from webapp.config import ROOT
 
-URLS = [("GET", "/"), ("GET", "/models"), ("GET", "/models/tiny"), ("GET", "/static/style.css"),
+URLS = [("GET", "/"), ("GET", "/models"), ("GET", "/models/tiny"), ("GET", "/models/tiny/model.h5"), ("GET", "/static/style.css"),
         ("GET", "/static/app.js"), ("GET", "/api/models"), ("GET", "/healthz"), ("GET", "/nowhere"),
         ("GET", "/api/nowhere"), ("GET", "/predict"), ("POST", "/predict"), ("POST", "/api/predict")]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import selectors
 import subprocess
@@ -181,7 +182,11 @@ def stamp(path: Path) -> tuple[int, int, int, int] | None:
     ctime and inode see what mtime and size miss: a chmod that makes a file readable, a file
     of the same size and mtime moved over the old one."""
     try:
-        info = path.stat()
+        return stamp_of(path.stat())
     except OSError:
         return None
+
+
+def stamp_of(info: os.stat_result) -> tuple[int, int, int, int]:
+    """`stamp` from a stat, such as an open file's os.fstat: the version that was opened."""
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino

@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             ENV_PREFIX,
         )
 
-    from . import api, config, dashboard, errors, formatting, pages, registry, security, uploads
+    from . import api, config, dashboard, downloads, errors, formatting, pages, registry, security, uploads
 
     if app.config["PROXY_HOPS"]:
         trust_proxies(app, app.config["PROXY_HOPS"])
@@ -64,6 +64,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
+    if app.config["MODEL_DOWNLOADS"]:  # off, its addresses are no routes: 404s
+        app.register_blueprint(downloads.bp)
     return app
 
 

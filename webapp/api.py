@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
 
+from .downloads import links
 from .predictor import PredictionError, classify, parse_top_k
 from .registry import ModelInfo, get_info_or_404, get_registry, section
 
@@ -26,7 +27,7 @@ def describe(info: ModelInfo, full: bool) -> dict:
             if figures := section(card, key):  # a value that is not an object is left as it is
                 card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
     return {"name": info.name, "available": info.available, "error": info.error, "card_note": info.card_note,
-            "card": card}
+            "downloads": links(info), "card": card}
 
 
 @bp.post("/api/predict")

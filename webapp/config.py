@@ -32,6 +32,8 @@ DEFAULTS = {
     "PROXY_HOPS": 0,
     # Not Flask's "session": another app on the same host, under another path, would share it.
     "SESSION_COOKIE_NAME": "imageapp_session",
+    # Anyone who reaches the app may download the models it serves (webapp.downloads).
+    "MODEL_DOWNLOADS": True,
 }
 
 YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -54,6 +56,7 @@ ENVIRONMENT = {
     "DEFAULT_MODEL": (str, "a model name"),
     "MAX_CONTENT_LENGTH": (whole_number, "a number of bytes above 0"),
     "PROXY_HOPS": (functools.partial(whole_number, least=0), "a number of proxies (0 or more)"),
+    "MODEL_DOWNLOADS": (yes_or_no, YES_OR_NO),
 }
 ENV_PREFIX = "IMAGEAPP_"
 

@@ -15,7 +15,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 from flask import abort, current_app
@@ -42,6 +42,10 @@ class ModelUnavailable(RuntimeError):
     def __init__(self, name: str, reason: str):
         super().__init__(f"Model '{name}' cannot be used: {reason}")
         self.reason = reason
+
+
+class FileChanged(RuntimeError):
+    """A model's file replaced since the registry last looked: not the version it checked."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,18 @@ class Registry:
             return LoadAttempt(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
         return LoadAttempt(info.stamp, classifier, None)
+
+    def open_file(self, info: ModelInfo, suffix: str) -> BinaryIO:
+        """A usable model's .h5 (`suffix` ".h5") or card (".json"), open to be sent, provided it is
+        the version that `info` describes: a version put in place since is not checked yet. Raises
+        FileNotFoundError for a file removed since, FileChanged for one replaced."""
+        file = open((self.folder / f"{info.name}.h5").with_suffix(suffix), "rb")
+        half = len(NO_CARD)  # a model's stamp is its .h5's, then its card's (_stamp)
+        checked = info.stamp[:half] if suffix == ".h5" else info.stamp[half:]
+        if model_file.stamp_of(os.fstat(file.fileno())) != checked:
+            file.close()
+            raise FileChanged(f"{info.name}{suffix}")
+        return file
 
     def default_name(self, preferred: str | None = None) -> str | None:
         """`preferred` when usable, else the best usable model (by `rank`)."""

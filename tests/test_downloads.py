@@ -1,0 +1,167 @@
+"""webapp.downloads: a usable model's .h5 and card as downloads, and nothing else from the disk."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SMALL_CLASSES
+from webapp.registry import Registry
+
+
+def test_a_model_and_its_card_download_as_their_files_and_the_model_loads(client, models_dir, tmp_path):
+    import keras
+
+    response = client.get("/models/small/model.h5")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/x-hdf5"
+    assert response.headers["Content-Disposition"] == "attachment; filename=small.h5"
+    assert response.data == (models_dir / "small.h5").read_bytes()
+    assert response.headers["Content-Length"] == str(len(response.data))
+    saved = tmp_path / "small.h5"
+    saved.write_bytes(response.data)
+    probabilities = keras.saving.load_model(saved).predict_on_batch(np.zeros((1, 24, 24, 3), np.float32))
+    assert probabilities.shape == (1, len(SMALL_CLASSES))
+
+    response = client.get("/models/small/card.json")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.headers["Content-Disposition"] == "attachment; filename=small.json"
+    assert response.data == (models_dir / "small.json").read_bytes()
+    assert json.loads(response.data)["classes"] == SMALL_CLASSES
+
+    head = client.head("/models/small/model.h5")
+    assert head.status_code == 200 and head.data == b"" and head.headers["Content-Length"] == str(len(saved.read_bytes()))
+
+
+def test_a_name_with_dots_has_its_page_and_its_downloads_apart(client, models_dir):
+    # A model may be named "tiny.h5" (tiny.h5.h5): its page must not be tiny's download.
+    for name in ("cifar.v2", "tiny.h5"):
+        shutil.copy(models_dir / "small.h5", models_dir / f"{name}.h5")
+        shutil.copy(models_dir / "small.json", models_dir / f"{name}.json")
+    response = client.get("/models/cifar.v2/model.h5")
+    assert response.headers["Content-Disposition"] == "attachment; filename=cifar.v2.h5"
+    assert response.data == (models_dir / "small.h5").read_bytes()
+    page = client.get("/models/tiny.h5")
+    assert page.status_code == 200 and "<h1>tiny.h5</h1>" in page.get_data(as_text=True)
+    assert client.get("/models/tiny.h5/model.h5").headers["Content-Disposition"] == "attachment; filename=tiny.h5.h5"
+
+
+@pytest.mark.parametrize("url", [
+    "/models/..%2Fsecret/model.h5",  # the folder above, where a model file and its card wait
+    "/models/..%2F..%2Fsecret/card.json",
+    "/models/%2e%2e/model.h5",
+    "/models/tiny%2F..%2F..%2Fsecret/model.h5",
+    "/models/tiny/../../secret/model.h5",
+    "/models/.tiny.a1b2c3/model.h5",  # a save's temporary files, .NAME.*
+    "/models/.tiny.a1b2c3/card.json",
+    "/models/notes.txt/model.h5",  # files that are not models
+    "/models/orphan/card.json",
+    "/models/tiny.json/model.h5",
+    "/models/tiny/tiny.h5",
+    "/models/tiny/model.json",
+    "/models/tiny.h5",
+])
+def test_nothing_but_a_listed_models_files_can_be_downloaded(client, models_dir, url):
+    secret = b"\x89HDF\r\n\x1a\n a secret"
+    (models_dir.parent / "secret.h5").write_bytes(secret)
+    shutil.copy(models_dir / "tiny.json", models_dir.parent / "secret.json")
+    shutil.copy(models_dir / "tiny.h5", models_dir / ".tiny.a1b2c3.h5")
+    shutil.copy(models_dir / "tiny.json", models_dir / ".tiny.a1b2c3.json")
+    (models_dir / "notes.txt").write_text("notes")
+    shutil.copy(models_dir / "tiny.json", models_dir / "orphan.json")
+    response = client.get(url)
+    assert response.status_code == 404
+    assert "Content-Disposition" not in response.headers and response.mimetype == "text/html"
+    assert b"a secret" not in response.data and b"HDF" not in response.data
+
+
+def test_an_unknown_model_is_a_404_page_that_says_so(client):
+    response = client.get("/models/nope/model.h5")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404 and "Unknown model &#39;nope&#39;." in page
+    assert '<a class="button" href="/models">See all models</a>' in page
+
+
+def test_a_model_that_cannot_be_used_is_not_offered(client, models_dir):
+    (models_dir / "tiny.h5").write_bytes(b"\x89HDF\r\n\x1a\n damaged")
+    for url in ("/models/tiny/model.h5", "/models/tiny/card.json"):
+        response = client.get(url)
+        assert response.status_code == 404 and b"damaged" not in response.data
+        assert ("Model &#39;tiny&#39; cannot be used, so it is not offered for download; its page says why."
+                in response.get_data(as_text=True))
+
+
+def racing(monkeypatch, change):
+    """Have `change` happen to the folder just after the registry has looked the model up."""
+    info = Registry.info
+
+    def looked_up(self, name):
+        found = info(self, name)
+        change()
+        return found
+
+    monkeypatch.setattr(Registry, "info", looked_up)
+
+
+def test_a_file_removed_as_it_is_asked_for_is_a_404_not_a_500(client, models_dir, monkeypatch):
+    racing(monkeypatch, lambda: (models_dir / "tiny.h5").unlink(missing_ok=True))
+    response = client.get("/models/tiny/model.h5")
+    assert response.status_code == 404
+    assert "Model &#39;tiny&#39; has just been removed from the models folder." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".json"])
+def test_a_file_replaced_as_it_is_asked_for_is_not_sent_before_it_is_checked(client, models_dir, monkeypatch, suffix):
+    def replace():
+        shutil.copy(models_dir / f"small{suffix}", models_dir / "new")
+        os.replace(models_dir / "new", models_dir / f"tiny{suffix}")
+
+    url = f"/models/tiny/{'model.h5' if suffix == '.h5' else 'card.json'}"
+    racing(monkeypatch, replace)
+    response = client.get(url)
+    assert response.status_code == 503
+    assert "Model &#39;tiny&#39; has just been replaced; ask again in a moment." in response.get_data(as_text=True)
+
+    monkeypatch.undo()  # asked again: the new version, checked, is sent
+    response = client.get(url)
+    assert response.status_code == 200 and response.data == (models_dir / f"small{suffix}").read_bytes()
+
+
+def test_a_file_that_cannot_be_read_is_a_503(client, monkeypatch):
+    def unreadable(self, info, suffix):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Registry, "open_file", unreadable)
+    response = client.get("/models/tiny/model.h5")
+    assert response.status_code == 503
+    assert "Model &#39;tiny&#39; cannot be read just now (Permission denied)." in response.get_data(as_text=True)
+
+
+def test_a_browser_asking_again_gets_a_304_until_the_file_changes(client, models_dir):
+    first = client.get("/models/tiny/model.h5")
+    # The pages' policy: kept out of shared caches, asked about each time.
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert client.get("/models/tiny/card.json").headers["ETag"] != etag
+    for condition in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+        again = client.get("/models/tiny/model.h5", headers=condition)
+        assert again.status_code == 304 and again.data == b""
+
+    # A resumed download: the rest of the file only.
+    part = client.get("/models/tiny/model.h5", headers={"Range": "bytes=100-"})
+    assert part.status_code == 206 and part.data == first.data[100:]
+
+    shutil.copy(models_dir / "small.h5", models_dir / "new.h5")
+    os.replace(models_dir / "new.h5", models_dir / "tiny.h5")  # retrained: same name, a new file
+    again = client.get("/models/tiny/model.h5", headers={"If-None-Match": etag})
+    assert again.status_code == 200 and again.data == (models_dir / "small.h5").read_bytes()
+    assert again.headers["ETag"] != etag
+
+
+def test_with_downloads_off_there_is_nothing_to_download(client_without_downloads):
+    for url in ("/models/tiny/model.h5", "/models/tiny/card.json"):
+        response = client_without_downloads.get(url)
+        assert response.status_code == 404 and "There is nothing at this address." in response.get_data(as_text=True)

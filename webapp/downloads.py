@@ -1,0 +1,73 @@
+"""A usable model's .h5 and its card, as downloads: the file loads with plain Keras, anywhere.
+
+Registered only while IMAGEAPP_MODEL_DOWNLOADS is on; otherwise these addresses are 404s.
+Each address ends in a fixed file name: `/models/<name>.h5` would also be the page of a
+model named "<name>.h5", as names may hold dots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from flask import Blueprint, abort, current_app, request, send_file, url_for
+
+from trainer.formatting import os_reason
+from trainer.model_file import stamp_of
+
+from .registry import FileChanged, ModelInfo, get_info_or_404, get_registry
+
+bp = Blueprint("downloads", __name__)
+
+# HDF5 has no registered media type; this is the one in use.
+H5_TYPE = "application/x-hdf5"
+
+
+@bp.get("/models/<name>/model.h5")
+def model_file(name: str):
+    return send_model_file(name, ".h5", H5_TYPE)
+
+
+@bp.get("/models/<name>/card.json")
+def card(name: str):
+    return send_model_file(name, ".json", "application/json")
+
+
+def send_model_file(name: str, suffix: str, mimetype: str):
+    """One of a usable model's files, the version the registry checked, streamed as
+    `<name><suffix>`. Only a name the registry lists reaches the folder, so no address can
+    name another file."""
+    info = get_info_or_404(name)
+    if info.error:
+        abort(404, description=f"Model '{name}' cannot be used, so it is not offered for download; "
+                               "its page says why.")
+    try:
+        file = get_registry().open_file(info, suffix)
+    except FileNotFoundError:
+        abort(404, description=f"Model '{name}' has just been removed from the models folder.")
+    except FileChanged:
+        abort(503, description=f"Model '{name}' has just been replaced; ask again in a moment.")
+    except OSError as error:
+        abort(503, description=f"Model '{name}' cannot be read just now ({os_reason(error)}).")
+    stat = os.fstat(file.fileno())
+    response = send_file(
+        file, mimetype=mimetype, as_attachment=True, download_name=name + suffix,
+        # Of the version sent, and alike in every worker, so that asking again gets a 304.
+        etag=hashlib.sha256(repr(stamp_of(stat)).encode()).hexdigest()[:20],
+        last_modified=stat.st_mtime,
+        conditional=False,  # below, once the length is known
+        # Not the static files' year: security.py's "no-cache" holds, as a model may be retrained.
+        max_age=0,
+    )
+    # Given a file rather than a path, send_file leaves out the length, which ranges (a resumed
+    # download) and a browser's progress bar need.
+    response.content_length = stat.st_size
+    return response.make_conditional(request, accept_ranges=True, complete_length=stat.st_size)
+
+
+def links(info: ModelInfo) -> dict[str, str] | None:
+    """Where to download the model and its card, for the JSON API; None when not offered."""
+    if not (current_app.config["MODEL_DOWNLOADS"] and info.available):
+        return None
+    return {"model": url_for("downloads.model_file", name=info.name, _external=True),
+            "card": url_for("downloads.card", name=info.name, _external=True)}
