@@ -77,6 +77,10 @@ def test_data_sets_of_one_name_are_told_apart_and_not_ranked_together(client, mo
     tables = page.split('<h2 class="data-set">')[1:]
     assert [re.findall(r'aria-label="(\w+)">\1</a>', table) for table in tables] == [["other"], ["tiny"], ["small"]]
     assert '<caption class="visually-hidden">Models trained on synthetic (data digest 0123456789abcdef)</caption>' in page
+    # Each model's page gives the digest the heading names, and none for a card without one.
+    assert "<dt>Data set</dt><dd>synthetic (data digest 0123456789abcdef)</dd>" in client.get("/models/tiny").get_data(
+        as_text=True)
+    assert "<dt>Data set</dt><dd>synthetic</dd>" in client.get("/models/small").get_data(as_text=True)
 
     # The same images under another name (a renamed folder) are one data set.
     update_card(models_dir, "other", data_digest="0123456789abcdef", dataset="renamed")

@@ -222,6 +222,7 @@ def detail(name: str):
                      (("Held-out images", evaluation), ("Test images", section(card, "test_evaluation"))) if figures],
         evaluation_rows=EVALUATION_ROWS,
         weighted_rows=WEIGHTED_ROWS,
+        data_digest=fingerprint(card, "data_digest"),  # as the dashboard's headings may name it
         hyperparameters=section(card, "hyperparameters"),
         per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],
         heat_map=heat_map(evaluation.get("confusion_matrix"), card.get("classes", [])),
