@@ -270,6 +270,19 @@ def test_a_heat_maps_shades_are_each_rows_shares():
     assert MAX_HEAT_MAP_CLASSES == 100
 
 
+def test_the_worst_mistakes_are_named_by_the_share_of_the_true_class(client, models_dir):
+    # "cat" (tiny's first class) has 4 images, 3 of them taken for "dog"; 30 of 1,200 "ship"s taken for "cat" are more
+    # images, a smaller share; the 2 "ship"s taken for "dog" are the fourth mistake, not named.
+    update_card(models_dir, "tiny", {"confusion_matrix": [[1, 3, 0], [0, 9, 1], [30, 2, 1168]]})
+    page = " ".join(client.get("/models/tiny").get_data(as_text=True).split())
+    assert ("<p>Most often mistaken:</p> <ul> <li>cat taken for dog: 3 of 4 images (75.0%)</li> "
+            "<li>dog taken for ship: 1 of 10 images (10.0%)</li> "
+            "<li>ship taken for cat: 30 of 1,200 images (2.5%)</li> </ul>") in page
+    update_card(models_dir, "tiny", {"confusion_matrix": [[4, 0, 0], [0, 9, 0], [0, 0, 7]]})
+    page = client.get("/models/tiny").get_data(as_text=True)
+    assert "Most often mistaken" not in page and "Confusion matrix" in page  # no mistakes: nothing to name
+
+
 def test_the_summary_row_shows_the_macro_averages_the_loss_and_the_files_own_size(client, models_dir):
     path = models_dir / "small.json"
     card = json.loads(path.read_text())

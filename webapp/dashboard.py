@@ -18,6 +18,8 @@ HEAT_LEVELS = 10  # shades of the confusion-matrix cells, see .heat-0 ... .heat-
 # Beyond this many classes a confusion matrix is too big to read or send (1,000 classes made
 # a 48 MB page); the per-class table still shows every class.
 MAX_HEAT_MAP_CLASSES = 100
+# The most frequent mistakes named above a confusion matrix, which is hard to read at a glance.
+MISTAKES_SHOWN = 3
 # A card's digests are 16 hex digits (trainer.data.digest); a hand-edited one that is not a
 # string of at most this length is taken as not recorded.
 MAX_DIGEST_LENGTH = 64
@@ -83,6 +85,14 @@ def heat_map(matrix, classes: list[str]) -> list[dict] | None:
             "cells": [(n, round(HEAT_LEVELS * n / total) if total else 0) for n in counts],
         })
     return rows
+
+
+def mistakes(rows: list[dict]) -> list[dict]:
+    """The confusion matrix's worst cells off its diagonal, by the share of the true class's
+    images taken for another class (a count would favour the largest classes)."""
+    found = [{"true": row["label"], "taken_for": rows[j]["label"], "count": n, "total": row["total"]}
+             for i, row in enumerate(rows) for j, (n, _) in enumerate(row["cells"]) if i != j and n > 0]
+    return sorted(found, key=lambda cell: (-cell["count"] / cell["total"], -cell["count"]))[:MISTAKES_SHOWN]
 
 
 def fingerprint(card: dict, key: str) -> str | None:
@@ -213,6 +223,7 @@ def detail(name: str):
         ),
     ]
     per_class = section(evaluation, "per_class")
+    confusion = heat_map(evaluation.get("confusion_matrix"), card.get("classes", []))
     return render_template(
         "model.html",
         info=info,
@@ -225,5 +236,6 @@ def detail(name: str):
         data_digest=fingerprint(card, "data_digest"),  # as the dashboard's headings may name it
         hyperparameters=section(card, "hyperparameters"),
         per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],
-        heat_map=heat_map(evaluation.get("confusion_matrix"), card.get("classes", [])),
+        heat_map=confusion,
+        mistakes=mistakes(confusion) if confusion else [],
     )
