@@ -107,9 +107,10 @@ def save_model_without_softmax(path) -> None:
     keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(path)
 
 
-def top_left_model():
+def top_left_model(red: str = "cat"):
     """A 16x16 model of tiny's classes that looks only at the image's top-left 4x4 pixels:
-    the redder they are, the more "cat", the greener, "dog", the bluer, "ship"."""
+    the redder they are, the more "cat", the greener, "dog", the bluer, "ship"; or with
+    red="dog", the redder the more "dog", the greener "ship", the bluer "cat"."""
     import keras
 
     layers = keras.layers
@@ -120,7 +121,7 @@ def top_left_model():
         layers.GlobalAveragePooling2D(),
         layers.Dense(3, activation="softmax"),
     ])
-    model.layers[-1].set_weights([10 * np.eye(3), np.zeros(3)])
+    model.layers[-1].set_weights([10 * np.roll(np.eye(3), TINY_CLASSES.index(red), axis=1), np.zeros(3)])
     return model
 
 
@@ -140,6 +141,22 @@ def nan_when_covered_model():
     # Black gives the bias alone, "cat" first; any colour overflows float32 to infinity.
     model.layers[-1].set_weights([np.full((48, 3), 1e38, np.float32), np.array([1, 0, 0], np.float32)])
     return model
+
+
+def overflow_model():
+    """A 16x16 model of tiny's classes that gives probabilities for the blank image it is tried
+    on when loaded, and NaN for a picture, whose pixels overflow its sums."""
+    import keras
+
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([np.full((768, 3), 1e38, np.float32), np.zeros(3, np.float32)])
+    return model
+
+
+def damage(models_dir, name) -> None:
+    """A model `name` whose .h5 is no HDF5 file, beside tiny's card: listed as unusable."""
+    (models_dir / f"{name}.h5").write_bytes(b"not hdf5")
+    (models_dir / f"{name}.json").write_text((models_dir / "tiny.json").read_text())
 
 
 def png(pixels: np.ndarray) -> bytes:

@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from conftest import (dark_top_left, nan_when_covered_model, post_api, red_top_left, save_as, save_model_without_softmax,
-                      top_left_model)
+from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, red_top_left, save_as,
+                      save_model_without_softmax, top_left_model)
 from webapp.occlusion import STEPS
 
 
@@ -132,17 +132,72 @@ def test_a_damaged_default_model_gives_way_to_a_usable_one(client, models_dir, m
 
 
 def test_a_model_that_gives_nan_for_one_image_is_503_not_invalid_json(client, models_dir, make_image):
-    import keras
-
-    # Fine on the blank image it is tried on when loaded; a picture's pixels overflow its sums.
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([np.full((768, 3), 1e38, np.float32), np.zeros(3, np.float32)])
-    save_as(models_dir, model, "overflow")
+    save_as(models_dir, overflow_model(), "overflow")
     for explain in ("0", "1"):  # asked to explain too: no answer to keep
         response = post_api(client, make_image(), model="overflow", explain=explain)
         assert response.status_code == 503
         assert response.get_json() == {"error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, or a "
                                                 "training run that diverged): replace or retrain it."}
+
+
+def test_compare_asks_every_model_best_first(client, models_dir, make_image):
+    save_as(models_dir, overflow_model(), "overflow")  # NaN for a picture
+    damage(models_dir, "broken")
+    response = post_api(client, make_image("JPEG"), compare="1", top_k="2")
+    body = response.get_json()
+    assert response.status_code == 200 and body.keys() == {"answers"}
+    small, broken, overflow, tiny = body["answers"]  # as the dashboard ranks them
+    for answer, classes in ((small, {"apple", "pear", "plum", "fig"}), (tiny, {"cat", "dog", "ship"})):
+        assert answer.keys() == {"model", "predictions", "elapsed_ms"} and answer["elapsed_ms"] > 0
+        assert len(answer["predictions"]) == 2 and {p["label"] for p in answer["predictions"]} <= classes
+    assert (small["model"], tiny["model"]) == ("small", "tiny")
+    # Each as that model alone answers.
+    assert tiny["predictions"] == post_api(client, make_image("JPEG"), model="tiny", top_k="2").get_json()["predictions"]
+    assert broken == {"model": "broken", "error": "Model 'broken' cannot be used: broken.h5 is not an HDF5 model file; "
+                                                  "copy it again, or train it again"}
+    assert overflow == {"model": "overflow", "error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, "
+                                                      "or a training run that diverged): replace or retrain it."}
+    assert post_api(client, make_image(), compare="0").get_json()["model"] == "tiny"  # one model, as without it
+
+
+def test_compare_is_503_when_no_model_can_answer(client, models_dir, make_image):
+    save_as(models_dir, overflow_model(), "overflow")
+    damage(models_dir, "broken")
+    for name in ("tiny", "small"):
+        (models_dir / f"{name}.h5").unlink()
+    response = post_api(client, make_image(), compare="1")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "No model could answer: each one's reason is in answers."
+    assert [answer["model"] for answer in body["answers"]] == ["broken", "overflow"]
+    assert all(answer.keys() == {"model", "error"} for answer in body["answers"])
+    for path in models_dir.iterdir():
+        path.unlink()
+    response = post_api(client, make_image(), compare="1")
+    assert response.status_code == 503 and response.get_json() == {"error": "No model is available."}
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"compare": "yes"}, "compare must be 1 (every model answers) or 0."),
+    ({"compare": "1", "model": "tiny"}, "Send model or compare=1, not both: compare=1 asks every model."),
+    ({"compare": "1", "explain": "1"}, "explain works with one model: send it without compare=1."),
+])
+def test_compare_field_errors(client, make_image, fields, message):
+    response = post_api(client, make_image(), **fields)
+    assert response.status_code == 400 and response.get_json() == {"error": message}
+
+
+def test_compare_is_validated_as_the_other_fields(client, make_image):
+    response = client.post("/api/predict?compare=1", data={"image": (io.BytesIO(make_image()), "a.png")})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send compare in the form data, not in the URL."}
+    twice = {"image": (io.BytesIO(make_image()), "a.png"), "compare": ["1", "0"]}
+    response = client.post("/api/predict", data=twice)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send compare once; this request has more than one."}
+    # An image no model can read: refused once, as for one model, not once per model.
+    response = post_api(client, b"\x89PNG\r\n\x1a\nbroken", compare="1")
+    assert response.status_code == 400 and response.get_json() == {"error": "The PNG file is damaged or incomplete."}
 
 
 def test_no_model_at_all_is_503(client, models_dir, make_image):

@@ -13,7 +13,8 @@ import threading
 
 import pytest
 
-from conftest import TINY_CLASSES, copy_models, encode_image, make_config, red_top_left, save_as, top_left_model
+from conftest import (TINY_CLASSES, copy_models, damage, encode_image, make_config, red_top_left, save_as,
+                      top_left_model)
 from webapp import create_app
 from webapp.config import ROOT
 from trainer.formatting import filesize
@@ -209,6 +210,47 @@ def test_see_what_the_answer_rests_on(browser, base_url, served_models, tmp_path
             (served_models / f"corner{suffix}").unlink()
 
 
+def test_compare_every_model_on_one_picture(browser, base_url, served_models, photo):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    damage(served_models, "broken")
+    try:
+        browser.get(base_url + "/")
+        Select(browser.find_element(By.ID, "model")).select_by_visible_text("All models (compare)")
+        compare_line = "The 3 models answer the same picture side by side, the most accurate first."
+        assert browser.find_element(By.ID, "model-classes").text == compare_line  # from app.js
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        headline = wait_for(browser, "h1").text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "img.uploaded")) == 1
+        answers = browser.find_elements(By.CSS_SELECTOR, ".answer")
+        # small and its long-named copy share their figures (then go by name); broken and tiny share tiny's.
+        assert [answer.find_element(By.CSS_SELECTOR, "h2 a").accessible_name for answer in answers] == [
+            LONG_NAME, "small", "broken", "tiny"]
+        verdicts = []
+        for answer in answers[:2] + answers[3:]:
+            verdicts.append(answer.find_element(By.CSS_SELECTOR, ".verdict strong").text)
+            assert len(answer.find_elements(By.CSS_SELECTOR, ".bar-fill")) == 3
+            assert answer.find_element(By.CSS_SELECTOR, ".meta").text.startswith("Held-out accuracy ")
+        assert verdicts[2] in TINY_CLASSES
+        assert headline == "The 3 models that answered disagree: " + ", ".join(f"1 says {v}" for v in verdicts) + "."
+        assert answers[2].find_element(By.CSS_SELECTOR, ".reason").text.startswith("Model 'broken' cannot be used:")
+        # The form below asks all of them again.
+        assert Select(browser.find_element(By.ID, "model")).first_selected_option.text == "All models (compare)"
+        assert browser.find_element(By.ID, "model-classes").text == compare_line
+        screenshot(browser, "2c-compare")
+        assert csp_violations(browser) == []
+        browser.set_window_size(390, 844)
+        assert browser.execute_script(
+            "return document.scrollingElement.scrollWidth <= document.documentElement.clientWidth")
+        screenshot(browser, "2d-phone-compare", width=390)
+    finally:
+        browser.set_window_size(1280, 1000)
+        for suffix in (".h5", ".json"):
+            (served_models / f"broken{suffix}").unlink()
+
+
 def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -277,6 +319,7 @@ def test_chart_text_grows_with_the_readers_text_size(browser, base_url):
 
 def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     driver = start_browser(tmp_path_factory, javascript=False)
     try:
@@ -286,6 +329,12 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         change_page(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         wait_for(driver, ".verdict")
+        # The form under the answer, set to every model: a comparison without app.js too.
+        Select(driver.find_element(By.ID, "model")).select_by_value("/all")
+        driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+        change_page(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        wait_for(driver, ".answer")
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".answer .verdict")) == 3
         driver.get(base_url + "/models/tiny")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     finally:

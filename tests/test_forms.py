@@ -1,10 +1,15 @@
 """The upload form's fields: what its file input asks for, and what it leaves to the registry."""
 
+import argparse
+import re
+
 import pytest
 
-from conftest import post_form
+from conftest import post_form, save_as, top_left_model
+from webapp.forms import ALL_MODELS, EXPLAIN_ONE
 from webapp.pages import NOT_THE_FORM
 from trainer.images import MAX_PIXELS
+from trainer.options import model_name
 
 
 def test_the_file_input_says_what_the_server_takes(client):
@@ -39,3 +44,26 @@ def test_a_json_body_is_no_form(client, csrf_token, body):
         page = response.get_data(as_text=True)
         assert response.status_code == 400 and "<form" in page
         assert f"<p>{NOT_THE_FORM}</p>" in page
+
+
+def test_explaining_is_for_one_model_not_all(client, csrf_token, make_image):
+    response = post_form(client, csrf_token, make_image(), model=ALL_MODELS, explain="y")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and f"<p>{EXPLAIN_ONE}</p>" in page
+    assert 'class="verdict"' not in page
+    # The form keeps both choices, for the person to change one.
+    assert re.search(r'<option [^>]*selected value="/all">', page) and 'checked id="explain"' in page
+
+
+def test_the_choice_of_every_model_is_no_model_name():
+    # A model's name is a file's stem, which holds no slash; nor does the trainer take one.
+    assert "/" in ALL_MODELS
+    with pytest.raises(argparse.ArgumentTypeError):
+        model_name(ALL_MODELS)
+
+
+@pytest.mark.parametrize("name", ["all", "*", "All models (compare)"])
+def test_models_named_like_the_choice_of_every_model_are_one_model(client, csrf_token, models_dir, make_image, name):
+    save_as(models_dir, top_left_model(), name)
+    page = post_form(client, csrf_token, make_image(), model=name).get_data(as_text=True)
+    assert 'class="verdict"' in page and f'aria-label="{name}"' in page and 'class="answer' not in page

@@ -257,6 +257,19 @@ def test_concurrent_requests_all_succeed(server):
     assert statuses == [200] * 64
 
 
+def test_every_model_answers_concurrent_comparisons(server):
+    # Threads of both workers asking every model at once, each loading the ones it has not yet.
+    image = encode_image("JPEG")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: request(server["url"] + "/api/predict",
+                                                  {"image": ("a.jpg", image), "compare": "1"}), range(16)))
+    for status, _, body in answers:
+        assert status == 200, body
+        assert [answer["model"] for answer in json.loads(body)["answers"]] == ["small", "tiny"]
+        assert all(len(answer["predictions"]) == {"small": 4, "tiny": 3}[answer["model"]]
+                   for answer in json.loads(body)["answers"])
+
+
 def test_html_form_with_csrf_across_workers(server):
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     for _ in range(6):  # enough round trips to land on both workers

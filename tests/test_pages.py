@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import (dark_top_left, nan_when_covered_model, png, post_form, red_top_left, save_as,
-                      save_model_without_softmax, top_left_model)
+from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, png, post_form, red_top_left,
+                      save_as, save_model_without_softmax, top_left_model)
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
@@ -89,6 +89,63 @@ def test_an_answer_of_one_half_or_more_is_worded_as_sure(client, csrf_token, mak
     monkeypatch.setattr("webapp.pages.classify", lambda *args, **kwargs: answer)
     page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
     assert f'<h1 class="verdict">{verdict} <strong>apple</strong>' in page
+
+
+def test_every_model_at_once_is_offered_where_there_are_two(client, models_dir):
+    option = ('<option data-classes="The 2 models answer the same picture side by side, the most accurate first." '
+              'value="/all">All models (compare)</option>')
+    assert option in client.get("/").get_data(as_text=True)
+    page = client.get("/?model=/all").get_data(as_text=True)
+    assert option.replace(" value=", " selected value=") in page
+    assert 'id="model-classes">The 2 models answer the same picture side by side' in page
+    (models_dir / "small.h5").unlink()
+    assert "All models" not in client.get("/").get_data(as_text=True)  # one model: nothing to compare
+
+
+def test_every_model_answers_the_picture_best_first(client, csrf_token, models_dir, make_image):
+    save_as(models_dir, overflow_model(), "overflow")  # NaN for a picture
+    damage(models_dir, "broken")
+    response = post_form(client, csrf_token, make_image("JPEG", size=(300, 200)), model="/all")
+    page = response.get_data(as_text=True)
+    text = " ".join(page.split())
+    assert response.status_code == 200
+    assert page.count("<img") == 1 and 'alt="The uploaded image"' in page  # the picture, once
+    # As the dashboard ranks them: small's held-out accuracy is higher; the rest share tiny's card.
+    names = re.findall(r'<h2 id="answer-\d">\s*<a href="/models/([^"]+)"', page)
+    assert names == ["small", "broken", "overflow", "tiny"]
+    verdicts = re.findall(r'<p class="verdict">Not sure: best guess <strong>(\w+)</strong> '
+                          r'<span class="confidence">\d+\.\d% confident</span></p>', text)
+    assert verdicts[0] in ("apple", "pear", "plum", "fig") and verdicts[1] in ("cat", "dog", "ship")
+    assert f"<h1>The 2 models that answered disagree: 1 says {verdicts[0]}, 1 says {verdicts[1]}.</h1>" in text
+    assert f"<title>The 2 models that answered disagree: 1 says {verdicts[0]}" in text
+    assert page.count('class="bar-fill"') == 6  # three classes each
+    assert "<caption>Top 3 classes from small</caption>" in page and "<caption>Top 3 classes from tiny</caption>" in page
+    assert re.search(r'Held-out accuracy 26\.7%; answered in <span class="nowrap">\d+(\.\d)? ms</span>', text)
+    # Those that could not answer say why, in their place.
+    assert ('<p class="reason">Model &#39;broken&#39; cannot be used: broken.h5 is not an HDF5 model file; copy it '
+            'again, or train it again</p> <p class="meta">Held-out accuracy 25.0%</p>') in text
+    assert ('<p class="reason">Model &#39;overflow&#39; gave NaN or infinite outputs (damaged weights, or a training '
+            'run that diverged): replace or retrain it.</p>') in text
+    # The form below asks every model again.
+    assert re.search(r'<option [^>]*selected value="/all">All models \(compare\)</option>', page)
+
+
+def test_when_no_model_can_answer_the_form_says_why_for_each(client, csrf_token, models_dir, make_image):
+    save_as(models_dir, overflow_model(), "overflow")
+    save_as(models_dir, overflow_model(), "overflow_too")
+    for name in ("tiny", "small"):
+        (models_dir / f"{name}.h5").unlink()
+    response = post_form(client, csrf_token, make_image(), model="/all")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and "<form" in page and "<img" not in page
+    for name in ("overflow", "overflow_too"):
+        assert f"<p>Model &#39;{name}&#39; gave NaN or infinite outputs" in page
+
+
+def test_an_image_no_model_can_read_is_said_once_on_the_form(client, csrf_token):
+    response = post_form(client, csrf_token, b"\x89PNG\r\n\x1a\nbroken", "broken.png", model="/all")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and page.count("The PNG file is damaged or incomplete.") == 1
 
 
 def test_explaining_is_offered_and_off_by_default(client):
@@ -261,8 +318,7 @@ def test_a_model_can_be_preselected_from_the_address(client):
 
 
 def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offered(client, models_dir):
-    (models_dir / "broken.h5").write_bytes(b"not hdf5")
-    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    damage(models_dir, "broken")
     unknown = "The address asks for a model that does not exist; the form offers tiny instead."
     broken = "Model &#39;broken&#39; cannot be used (broken.h5 is not an HDF5 model file; copy it again, or train it " \
              "again); the form offers tiny instead."
@@ -297,8 +353,7 @@ def test_no_notice_about_a_model_asked_for_when_there_are_none(client, models_di
 
 
 def test_a_long_reason_in_the_notice_is_cut_to_its_lead(client, models_dir, monkeypatch):
-    (models_dir / "broken.h5").write_bytes(b"not hdf5")
-    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    damage(models_dir, "broken")
     monkeypatch.setattr("webapp.formatting.SHORT_REASON", 10)
     page = client.get("/", query_string={"model": "broken"}).get_data(as_text=True)
     assert "Model &#39;broken&#39; cannot be used (broken.h5 is not an HDF5 model file; copy it again, or " \
@@ -313,7 +368,7 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "<title>JSON API" in page and 'class="site-header"' in page  # the site's own page
-    for field in ("image", "model", "top_k", "explain"):
+    for field in ("image", "model", "top_k", "explain", "compare"):
         assert f"<dt><code>{field}</code></dt>" in page
     text = " ".join(page.split())
     assert "from 1 to 1000; 5 by default" in text
@@ -322,6 +377,7 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     # The limit as every other page says it, in decimal units (not 9.53674 MB).
     assert "up to 10 MB for the whole request" in text and "The request is larger than 10 MB," in text
     assert "curl -F image=@cat.jpg -F top_k=3 http://localhost/api/predict" in page
+    assert "curl -F image=@cat.jpg -F top_k=3 -F compare=1 http://localhost/api/predict" in page
     for status in (400, 404, 413, 415, 503):
         assert f'<th scope="row" class="number">{status}</th>' in page
     assert "GET /api/models" in page and "GET /healthz" in page
@@ -344,6 +400,7 @@ def test_every_table_is_named_by_its_caption(client, csrf_token, models_dir, mak
     (models_dir / "broken.h5").write_bytes(b"not hdf5")  # for the table of unavailable models
     pages = [client.get(path).get_data(as_text=True) for path in ("/models", "/models/small", "/api")]
     pages.append(post_form(client, csrf_token, make_image()).get_data(as_text=True))
+    pages.append(post_form(client, csrf_token, make_image(), model="/all").get_data(as_text=True))
     tables = [re.search(r"\s*<caption[^>]*>([^<]+)</caption>", page[match.end():])
               for page in pages for match in re.finditer(r"<table[^>]*>", page)]
-    assert len(tables) == 8 and all(caption and caption.start() == 0 for caption in tables)
+    assert len(tables) == 10 and all(caption and caption.start() == 0 for caption in tables)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
 
+from .comparison import compare
 from .downloads import links
-from .predictor import PredictionError, classify, parse_top_k
+from .predictor import PredictionError, Result, classify, parse_top_k
 from .registry import ModelInfo, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
 
-FIELDS = ("model", "top_k", "explain")  # besides the image
-EXPLAIN_VALUES = {None: False, "": False, "0": False, "1": True}
+FIELDS = ("model", "top_k", "explain", "compare")  # besides the image
+SWITCH_VALUES = {None: False, "": False, "0": False, "1": True}  # explain and compare
 
 # Per-class arrays: in the full card (GET /api/models/<name>), not in the model list.
 LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
@@ -44,15 +45,13 @@ def predict():
     upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))
-        explain = parse_explain(request.form.get("explain"))
+        explain = parse_switch("explain", "show what the answer rests on")
+        if parse_switch("compare", "every model answers"):
+            return compare_models(upload.read(), top_k, explain)
         result = classify(upload.read(), request.form.get("model") or None, top_k, explain)
     except PredictionError as failure:
         abort(failure.status, description=failure.message)
-    answer = {
-        "model": result.model,
-        "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
-        "elapsed_ms": round(result.elapsed_ms, 3),
-    }
+    answer = as_json(result)
     if explain:  # both fields, one of them null: the map, or why it could not be made
         occlusion = result.occlusion
         answer["occlusion"] = {
@@ -64,10 +63,33 @@ def predict():
     return jsonify(answer)
 
 
-def parse_explain(text: str | None) -> bool:
-    if text not in EXPLAIN_VALUES:
-        raise PredictionError(400, "explain must be 1 (show what the answer rests on) or 0.")
-    return EXPLAIN_VALUES[text]
+def compare_models(data: bytes, top_k: int, explain: bool):
+    """Every model's answer, best first: 200 when at least one model answered, else 503."""
+    if request.form.get("model"):
+        raise PredictionError(400, "Send model or compare=1, not both: compare=1 asks every model.")
+    if explain:
+        raise PredictionError(400, "explain works with one model: send it without compare=1.")
+    answers = compare(data, top_k)
+    body = [as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error}
+            for answer in answers]
+    if not any(answer.result for answer in answers):
+        return jsonify(error="No model could answer: each one's reason is in answers.", answers=body), 503
+    return jsonify(answers=body)
+
+
+def as_json(result: Result) -> dict:
+    return {
+        "model": result.model,
+        "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
+        "elapsed_ms": round(result.elapsed_ms, 3),
+    }
+
+
+def parse_switch(field: str, meaning: str) -> bool:
+    text = request.form.get(field)
+    if text not in SWITCH_VALUES:
+        raise PredictionError(400, f"{field} must be 1 ({meaning}) or 0.")
+    return SWITCH_VALUES[text]
 
 
 @bp.get("/api/models")

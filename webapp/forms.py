@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, SelectField
+from wtforms import BooleanField, SelectField, ValidationError
 
 from trainer.images import MAX_PIXELS, UPLOAD_FORMATS
 
@@ -13,6 +13,11 @@ ACCEPT_ATTRIBUTE = ",".join(mime for mime, _ in UPLOAD_FORMATS.values())
 
 # Said by the server, and by app.js before sending (data-missing on the file input).
 NO_IMAGE = "Choose an image to classify."
+# The model selector's choice that asks every model. A model's name is its file's name without
+# ".h5", which cannot hold a slash, so no model can be called this.
+ALL_MODELS = "/all"
+EXPLAIN_ONE = ("Show what the answer rests on works with one model at a time: choose a model, "
+               "or untick it to compare them all.")
 
 
 class UploadForm(FlaskForm):
@@ -29,3 +34,7 @@ class UploadForm(FlaskForm):
     model = SelectField("Model", validate_choice=False)
     # Off by default: it takes 26 forward passes instead of one (webapp/occlusion.py).
     explain = BooleanField("Show what the answer rests on")
+
+    def validate_explain(self, field):
+        if field.data and self.model.data == ALL_MODELS:
+            raise ValidationError(EXPLAIN_ONE)

@@ -12,8 +12,9 @@ from wtforms import SelectChoice
 
 from trainer.images import load_rgb
 
+from .comparison import agreement, compare
 from .errors import message_for
-from .forms import UploadForm
+from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .predictor import MAX_TOP_K, PredictionError, classify
@@ -24,6 +25,8 @@ bp = Blueprint("pages", __name__)
 
 # Below this top probability the answer is worded as a guess.
 CONFIDENT = 0.5
+# Classes shown for each model on the comparison page: enough to see where models differ.
+COMPARED_TOP_K = 3
 # Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
 PREVIEW_SIDE = 640
 # ImageNet's 1,000 classes would be a wall of text under the model selector.
@@ -47,12 +50,18 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     else the default."""
     form = UploadForm(**kwargs)
     registry = get_registry()
-    classes = {info.name: classes_text(info.name, info.card["classes"]) for info in registry.models() if info.available}
-    # app.js shows the chosen model's classes from data-classes; the page has the selected one's.
-    form.model.choices = [SelectChoice(name, render_kw={"data-classes": text}) for name, text in classes.items()]
+    # Each choice's value, words, and line under the selector (its classes); app.js shows the
+    # chosen one's line from data-classes, the page has the selected one's.
+    choices = [(info.name, info.name, classes_text(info.name, info.card["classes"]))
+               for info in registry.models() if info.available]
+    if len(choices) > 1:  # one model has none to be compared with
+        choices.append((ALL_MODELS, "All models (compare)",
+                        f"The {len(choices)} models answer the same picture side by side, the most accurate first."))
+    form.model.choices = [SelectChoice(value, label, render_kw={"data-classes": line}) for value, label, line in choices]
+    lines = {value: line for value, _, line in choices}
     if not form.model.data:
-        form.model.data = requested if requested in classes else registry.default_name(current_app.config["DEFAULT_MODEL"])
-    form.model.description = classes.get(form.model.data, "")
+        form.model.data = requested if requested in lines else registry.default_name(current_app.config["DEFAULT_MODEL"])
+    form.model.description = lines.get(form.model.data, "")
     return form
 
 
@@ -106,6 +115,8 @@ def predict():
             errors = [message for messages in form.errors.values() for message in messages]
         return render_form(form, errors, 400)
     data = form.image.data.read()
+    if form.model.data == ALL_MODELS:
+        return predict_all(form, data)
     try:
         result = classify(data, chosen, current_app.config["TOP_K"], explain=form.explain.data)
     except PredictionError as error:
@@ -117,7 +128,22 @@ def predict():
     if result.occlusion and result.occlusion.telling:
         spotlight_uri = jpeg_uri(spotlight(picture, result.occlusion), profile)
     return render_template("predict.html", form=next_form, result=result, image_uri=jpeg_uri(picture, profile),
-                           spotlight_uri=spotlight_uri, min_drop=MIN_DROP, confident=result.predictions[0][1] >= CONFIDENT)
+                           spotlight_uri=spotlight_uri, min_drop=MIN_DROP, sure_from=CONFIDENT)
+
+
+def predict_all(form: UploadForm, data: bytes):
+    """The comparison page: every model's answer to the picture."""
+    try:
+        answers = compare(data, COMPARED_TOP_K)
+    except PredictionError as error:
+        return render_form(form, [error.message], error.status)
+    if not any(answer.result for answer in answers):
+        # Each model's reason, on the form as one model's would be: no answer to show the picture with.
+        return render_form(form, [answer.error for answer in answers], 503)
+    picture, profile = preview(data)
+    return render_template("compare.html", form=upload_form(formdata=None, data={"model": ALL_MODELS}),
+                           answers=answers, agreement=agreement(answers), image_uri=jpeg_uri(picture, profile),
+                           sure_from=CONFIDENT)
 
 
 def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:

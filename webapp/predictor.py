@@ -27,6 +27,10 @@ class PredictionError(Exception):
         self.status, self.message = status, message
 
 
+class BadImage(PredictionError):
+    """The upload itself is refused: no model could answer it."""
+
+
 @dataclass(frozen=True)
 class Result:
     model: str
@@ -48,11 +52,11 @@ def parse_top_k(text: str | None) -> int:
 
 def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
     if not data:
-        raise PredictionError(400, "The file is empty.")
+        raise BadImage(400, "The file is empty.")
     # Tells "not an image we take" (415) from "one of ours, but broken" (400, from load_rgb,
     # which decodes with the same whitelist), by the file's first bytes, never its name.
     if upload_format(data) is None:
-        raise PredictionError(415, f"Unsupported file type: send a {ACCEPTED} image.")
+        raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
 
     registry = get_registry()
     try:
@@ -69,7 +73,7 @@ def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = Fa
     try:
         pixels = load_rgb(data, size=model.input_size)
     except ImageError as error:
-        raise PredictionError(400, str(error)) from None
+        raise BadImage(400, str(error)) from None
     try:
         probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
     except BadOutput as error:  # found at load for most models; this image found it first
