@@ -2,12 +2,14 @@
 
     python bench/serve.py [--models models/] [--model NAME] [--requests 1000]
                           [--concurrency 1 4 16] [--workers N] [--threads N]
-                          [--side 128] [--formats JPEG PNG]
+                          [--side 128] [--formats JPEG PNG] [--compare]
 
 Sends JPEG and PNG uploads to POST /api/predict at each concurrency (keep-alive
 connections, one per client thread), then prints latency percentiles, throughput,
-errors and the workers' memory at start and end; last, the model alone in batches
-(images/s), the ceiling for the server. Only localhost traffic. Prints figures; asserts nothing.
+errors and the workers' memory at start and end; with --compare, the same again with
+compare=1 (every model in the folder answers each upload, and each worker loads them all);
+last, the model alone in batches (images/s), the ceiling for the server. Only localhost
+traffic. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def parse_args():
                         help="side of the square uploads in pixels (default 128; 3464 is a 12-megapixel photo)")
     parser.add_argument("--formats", nargs="+", choices=["JPEG", "PNG"], default=["JPEG", "PNG"],
                         help="upload formats, sent in turn (default both; a 12-megapixel PNG is over 10 MB)")
+    parser.add_argument("--compare", action="store_true",
+                        help="then the same requests with compare=1: every model in the folder answers each")
     return parser.parse_args()
 
 
@@ -64,11 +68,12 @@ def photo(fmt: str, size: int = 128, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(image: bytes, filename: str, model: str) -> tuple[bytes, str]:
+def multipart(image: bytes, filename: str, fields: dict[str, str]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+                   for name, value in fields.items())
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+        f'{head}--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
@@ -155,6 +160,15 @@ def model_ceiling(folder: Path, name: str) -> None:
         print(f"  batch {batch:>3}: {runs * batch / elapsed:8.1f} images/s  ({elapsed / runs * 1000:.2f} ms per batch)")
 
 
+def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args) -> None:
+    print("  a warm-up, so that every worker and thread has served (and loaded the models asked for):")
+    run_level(port, bodies, 4, 40)
+    print(f"  workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
+    for concurrency in args.concurrency:
+        run_level(port, bodies, concurrency, args.requests)
+    print(f"  workers' RSS at end (MB): {workers_rss_mb(process)}")
+
+
 def main() -> None:
     args = parse_args()
     args.models = str(Path(args.models).resolve())
@@ -163,18 +177,18 @@ def main() -> None:
     if name is None:
         raise SystemExit(f"no usable model in {args.models}")
     images = {f"photo.{fmt.lower()}": photo(fmt, args.side) for fmt in args.formats}
-    bodies = [multipart(data, filename, name) for filename, data in images.items()]
+    bodies = [multipart(data, filename, {"model": name}) for filename, data in images.items()]
     print(f"Model {name}; uploads: " + ", ".join(f"{f} {len(d) / 1000:.1f} kB" for f, d in images.items()))
 
     port = free_port()
     process = start_server(args, port)
     try:
-        print(f"gunicorn on 127.0.0.1:{port}; a warm-up, so that every worker and thread has served:")
-        run_level(port, bodies, 4, 40)
-        print(f"workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
-        for concurrency in args.concurrency:
-            run_level(port, bodies, concurrency, args.requests)
-        print(f"workers' RSS at end (MB): {workers_rss_mb(process)}")
+        print(f"gunicorn on 127.0.0.1:{port}")
+        measure(process, port, bodies, args)
+        if args.compare:
+            print("compare=1, every model in the folder answering each upload:")
+            measure(process, port, [multipart(data, filename, {"compare": "1"}) for filename, data in images.items()],
+                    args)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
