@@ -12,6 +12,7 @@ function enhance(form) {
   var formats = form.querySelector("#upload-formats");
   var select = form.querySelector("select");
   var classes = form.querySelector(".model-classes");
+  var explain = form.querySelector("input[data-not-with]");
   var button = form.querySelector("button[type=submit]");
 
   // From here the zone shows the chosen file and offers dropping one (style.css): the native
@@ -121,6 +122,8 @@ function enhance(form) {
   var showClasses = function () {
     var option = select.options[select.selectedIndex];
     classes.textContent = option ? option.dataset.classes : "";
+    // Explaining is for one model: not offered while every model is asked (the server would refuse it).
+    explain.disabled = Boolean(option) && option.value === explain.dataset.notWith;
   };
   select.addEventListener("change", showClasses);
   showClasses(); // the browser may have restored another choice than the page was sent with

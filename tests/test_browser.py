@@ -217,9 +217,15 @@ def test_compare_every_model_on_one_picture(browser, base_url, served_models, ph
     damage(served_models, "broken")
     try:
         browser.get(base_url + "/")
+        explain = browser.find_element(By.ID, "explain")
+        explain.click()  # ticked for one model, then every model chosen: explaining is not offered
         Select(browser.find_element(By.ID, "model")).select_by_visible_text("All models (compare)")
         compare_line = "The 3 models answer the same picture side by side, the most accurate first."
         assert browser.find_element(By.ID, "model-classes").text == compare_line  # from app.js
+        assert not explain.is_enabled()
+        Select(browser.find_element(By.ID, "model")).select_by_visible_text("tiny")
+        assert explain.is_enabled() and explain.is_selected()  # as it was left, for one model
+        Select(browser.find_element(By.ID, "model")).select_by_visible_text("All models (compare)")
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         headline = wait_for(browser, "h1").text

@@ -150,7 +150,7 @@ def test_an_image_no_model_can_read_is_said_once_on_the_form(client, csrf_token)
 
 def test_explaining_is_offered_and_off_by_default(client):
     page = client.get("/").get_data(as_text=True)
-    assert '<input id="explain" name="explain" type="checkbox" value="y"> <label for="explain">Show what the answer rests on</label>' in page
+    assert '<input data-not-with="/all" id="explain" name="explain" type="checkbox" value="y"> <label for="explain">Show what the answer rests on</label>' in page
 
 
 def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
@@ -167,7 +167,7 @@ def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
     assert re.fullmatch(r"Each part of the image was covered in turn\. The lit parts are those the model needed most: "
                         r"covering the most telling one lowers cat from \d+\.\d% to \d+\.\d%\.", caption)
     # The form under the answer asks again, for the next image.
-    assert 'checked id="explain" name="explain" type="checkbox" value="y"' in page
+    assert 'checked data-not-with="/all" id="explain" name="explain" type="checkbox" value="y"' in page
 
 
 def test_an_answer_that_rests_on_no_one_part_says_so(client, csrf_token, models_dir, make_image):

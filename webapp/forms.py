@@ -33,7 +33,8 @@ class UploadForm(FlaskForm):
     # Unknown names are answered by the registry (404) rather than "Not a valid choice".
     model = SelectField("Model", validate_choice=False)
     # Off by default: it takes 26 forward passes instead of one (webapp/occlusion.py).
-    explain = BooleanField("Show what the answer rests on")
+    # app.js disables it while the model selector's choice is data-not-with's.
+    explain = BooleanField("Show what the answer rests on", render_kw={"data-not-with": ALL_MODELS})
 
     def validate_explain(self, field):
         if field.data and self.model.data == ALL_MODELS:
