@@ -270,6 +270,16 @@ def test_a_heat_maps_shades_are_each_rows_shares():
     assert MAX_HEAT_MAP_CLASSES == 100
 
 
+def test_the_dashboard_offers_to_compare_the_models_on_a_picture(client, models_dir):
+    page = client.get("/models").get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)">Compare\s+them on a picture of yours</a>', page).group(1)
+    assert re.search(r'<option [^>]*selected value="/all">All models \(compare\)</option>',
+                     client.get(link).get_data(as_text=True))
+    for path in models_dir.glob("small.*"):
+        path.unlink()
+    assert "Compare" not in client.get("/models").get_data(as_text=True)  # one model: nothing to compare it with
+
+
 def test_the_worst_mistakes_are_named_by_the_share_of_the_true_class(client, models_dir):
     # "cat" (tiny's first class) has 4 images, 3 of them taken for "dog"; 30 of 1,200 "ship"s taken for "cat" are more
     # images, a smaller share; the 2 "ship"s taken for "dog" are the fourth mistake, not named.

@@ -9,6 +9,7 @@ from flask import Blueprint, render_template
 from trainer.formatting import is_number, plural
 
 from .charts import line_chart
+from .forms import ALL_MODELS
 from .formatting import card_time, day, text
 from .registry import ModelInfo, get_info_or_404, get_registry, rank, section
 
@@ -204,7 +205,7 @@ def index():
     infos = get_registry().models()
     groups = by_data_set(sorted((info for info in infos if info.available), key=rank))
     unavailable = [info for info in infos if not info.available]
-    return render_template("models.html", groups=groups, unavailable=unavailable)
+    return render_template("models.html", groups=groups, unavailable=unavailable, all_models=ALL_MODELS)
 
 
 @bp.get("/models/<name>")
