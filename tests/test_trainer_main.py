@@ -382,6 +382,14 @@ def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_mode
         f"error: MODEL must be a .h5 model file; {tmp_path} is a folder")  # as evaluate says it
 
 
+def test_predict_labels_a_folder_named_like_a_zip(built_models, tmp_path, capsys):
+    folder = tmp_path / "photos.zip"  # as some tools name the folder they unzip into
+    folder.mkdir()
+    (folder / "a.png").write_bytes(encode_image())
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder)]) == 0
+    assert capsys.readouterr().out.startswith(f"{folder}/a.png: ")
+
+
 def test_predict_says_so_when_there_is_nothing_to_label(built_models, tmp_path, capsys):
     (tmp_path / "empty" / ".hidden").mkdir(parents=True)
     (tmp_path / "empty" / ".hidden" / "a.png").write_bytes(encode_image())

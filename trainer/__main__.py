@@ -253,7 +253,7 @@ def _predict(args) -> int:
     for path in args.images:  # before the model takes seconds to load
         if not path.exists():
             raise UsageError(f"There is no image, folder or .zip {path}")
-        if path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+        if path.is_file() and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):  # a folder may be named so
             raise UsageError(f"{path} is not a whole .zip (its list of files is missing): copy or download it again")
     model = _open_model(args.model, card)
     height, width, _ = card["input_shape"]
