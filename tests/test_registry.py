@@ -2,6 +2,7 @@
 
 import gc
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -422,6 +423,21 @@ def test_a_models_files_are_opened_only_as_the_version_checked(registry, models_
     (models_dir / "tiny.h5").unlink()
     with pytest.raises(FileNotFoundError):
         registry.open_file(info, ".h5")
+
+
+def test_loading_many_models_logs_no_tracing_warning(registry, models_dir, caplog):
+    # Each model traces its own predict function once; TensorFlow counts them together, and
+    # from the fifth in a row warned of "retracing", as if the app made a mistake.
+    for n in range(6):
+        for suffix in (".h5", ".json"):
+            shutil.copy(models_dir / f"tiny{suffix}", models_dir / f"copy{n}{suffix}")
+    for info in registry.models():
+        registry.load(info.name)
+    assert not [record for record in caplog.records if record.name == "tensorflow"]
+    # TensorFlow gives up warning after five times in a process: the filter is checked itself too.
+    said = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "5 out of the last 5 calls to <function> "
+                             "triggered tf.function retracing. Tracing is expensive", None, None)
+    assert not logging.getLogger("tensorflow").filter(said)
 
 
 def test_default_name_prefers_setting_then_best_accuracy(registry, models_dir):

@@ -139,9 +139,22 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
     return checks
 
 
+class _NoRetracingWarning(logging.Filter):
+    """TensorFlow counts the traces of every Keras model's predict function as one function's,
+    and from the fifth model loaded in a row (a comparison loads them all) warns of "retracing"
+    and how to avoid it: a paragraph in the log for what is one trace per model, as it should be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_NO_RETRACING_WARNING = _NoRetracingWarning()
+
+
 def _load_keras_model(path: Path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     keras = import_keras()  # here, in the worker, never in a forking parent
+    logging.getLogger("tensorflow").addFilter(_NO_RETRACING_WARNING)  # once: a filter is added only once
     return keras.saving.load_model(path, compile=False)
 
 
