@@ -126,12 +126,18 @@ def on_starting(server):
 def post_worker_init(worker):
     # After the fork, before the first request: load the default model in this worker, and
     # trace it for explaining's batches, which would otherwise add 0.8 s to the first explained answer.
+    from trainer.formatting import reason
     from webapp.occlusion import warm_up
 
     app = worker.wsgi
     model = app.extensions["imageapp.registry"].load_default(app.config["DEFAULT_MODEL"])
-    if model is not None:
+    if model is None:
+        return
+    try:
         warm_up(model.predict, model.input_size)
+    except Exception as error:  # such as memory for a big model's batch: only explaining needs it, so serve on
+        app.logger.warning("model %s could not be made ready for explaining (%s); an explained answer will try again",
+                           model.name, reason(error))
 
 
 def when_ready(server):
