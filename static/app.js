@@ -1,6 +1,5 @@
-// Progressive enhancement of the upload form: drag and drop anywhere on the page, a preview
-// of the chosen picture, checks before uploading, the chosen model's classes and a busy
-// button. Without JavaScript the plain file input, select and submit button do the same job,
+// Progressive enhancement of the upload form: a picture dropped or pasted anywhere on the page,
+// a preview of it, checks before uploading, the chosen model's classes and a busy button. Without JavaScript the plain file input, select and submit button do the same job,
 // and the server makes every check itself.
 "use strict";
 
@@ -109,15 +108,29 @@ function enhance(form) {
     event.preventDefault();
     zone.classList.remove("dragging");
     var files = event.dataTransfer ? event.dataTransfer.files : [];
-    if (files.length === 1) {
-      input.files = files;
-      chosen();
-    } else if (files.length > 1) {
-      showError("Drop one image at a time.");
+    if (files.length) {
+      take(files, "Drop");
     } else {
       showError("Drop the image file itself: a link or text cannot be classified.");
     }
   });
+  // A picture pasted anywhere on the page (a screenshot, an image copied in another tab) is
+  // taken as a dropped one; pasted text is left to go where it goes.
+  document.addEventListener("paste", function (event) {
+    var files = event.clipboardData ? event.clipboardData.files : [];
+    if (!files.length) return;
+    event.preventDefault();
+    take(files, "Paste");
+  });
+
+  function take(files, verb) {
+    if (files.length > 1) {
+      showError(verb + " one image at a time.");
+      return;
+    }
+    input.files = files;
+    chosen();
+  }
 
   var showClasses = function () {
     var option = select.options[select.selectedIndex];

@@ -155,9 +155,9 @@ def test_upload_and_see_prediction(browser, base_url, photo):
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     skip = browser.switch_to.active_element
     assert skip.text == "Skip to content" and skip.rect["x"] >= 0 and skip.get_attribute("href").endswith("#content")
-    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image or drop it here"
+    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image, drop it here or paste it"
     file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
-    assert file_input.accessible_name == "Choose an image or drop it here"  # the formats are its description
+    assert file_input.accessible_name == "Choose an image, drop it here or paste it"  # the formats are its description
     file_input.send_keys(str(photo))
     preview = wait_for(browser, ".preview")  # drawn by app.js
     assert preview.get_attribute("src").startswith("data:image/png;base64,")
@@ -357,6 +357,35 @@ arguments[0].forEach(function (spec) {
 if (!arguments[0].length) data.setData("text/uri-list", "http://example.com/cat.jpg");
 return document.body.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: data}));
 """
+
+
+# Pastes files made in the page (name, bytes, type) as Ctrl+V would; no files: text. Returns
+# false when the page cancelled the paste (kept it for itself).
+PASTE = """
+var data = new DataTransfer();
+arguments[0].forEach(function (spec) {
+  data.items.add(new File([new Uint8Array(spec[1])], spec[0], {type: spec[2]}));
+});
+if (!arguments[0].length) data.setData("text/plain", "a cat");
+return document.body.dispatchEvent(new ClipboardEvent("paste", {bubbles: true, cancelable: true, clipboardData: data}));
+"""
+
+
+def test_a_pasted_picture_is_classified(browser, base_url, make_image):
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    assert browser.execute_script(PASTE, []) is True  # text: not the form's
+    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image, drop it here or paste it"
+    image = list(make_image())
+    assert browser.execute_script(PASTE, [["a.png", image, "image/png"], ["b.png", image, "image/png"]]) is False
+    assert wait_for(browser, ".errors").text == "Paste one image at a time."
+    assert browser.execute_script(PASTE, [["image.png", image, "image/png"]]) is False
+    wait_for(browser, ".preview")
+    wait_until_hidden(browser, ".errors")
+    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "image.png"
+    change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+    assert wait_for(browser, "h1").text.startswith(("Most likely:", "Not sure: best guess"))
 
 
 def test_drops_and_checks_before_uploading(browser, base_url):

@@ -31,7 +31,7 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     assert '<nav aria-label="Main">' in page
     assert 'aria-invalid' not in page and "<title>Classify an image" in page
     # Dropping a file is offered only once app.js handles drops (style.css shows the words then).
-    assert '<strong>Choose an image</strong><span class="drop-hint"> or drop it here</span>' in page
+    assert '<strong>Choose an image</strong><span class="drop-hint">, drop it here or paste it</span>' in page
     assert re.search(r"<img(?![^>]*\bsrc=)", page) is None  # app.js adds the preview, with its picture
 
 
