@@ -7,6 +7,7 @@ test_defaults read the repository's models/.
 
 from __future__ import annotations
 
+import csv
 import errno
 import io
 import json
@@ -290,6 +291,13 @@ def post_api(client, image, **fields):
     if image is not None:
         data["image"] = (io.BytesIO(image), "upload.bin")
     return client.post("/api/predict", data=data, content_type="multipart/form-data")
+
+
+def read_csv(body: str) -> list[list]:
+    """The rows of a CSV download (webapp.exports), after its byte-order mark: numbers as floats,
+    text as strings, as the csv module tells them apart by their quotes."""
+    assert body.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(body[1:], newline=""), quoting=csv.QUOTE_NONNUMERIC))
 
 
 @pytest.fixture

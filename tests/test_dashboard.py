@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import SMALL_CLASSES
+from conftest import SMALL_CLASSES, damage, read_csv
 from trainer.formatting import filesize
 
 
@@ -417,3 +417,106 @@ def test_model_page_shows_test_evaluation_beside_held_out(client, models_dir):
     path.write_text(json.dumps(card))
     page = client.get("/models/tiny").get_data(as_text=True)
     assert ">Held-out images</th>" in page and ">Test images</th>" in page and "54.3%" in page
+
+
+TABLE_HEADER = ["model", "data_set", "test_accuracy", "accuracy", "loss", "precision", "recall", "f1", "architecture",
+                "parameters", "file_size_bytes", "epochs", "training_seconds", "card_note"]
+
+
+def test_the_dashboards_table_downloads_as_csv_in_its_order(client, models_dir):
+    for path in (models_dir / "tiny.h5", models_dir / "tiny.json"):
+        shutil.copy(path, path.with_stem("chat_noir_café"))
+    update_card(models_dir, "tiny", {"accuracy": 0.6, "loss": 1.25, "precision_macro": 0.5, "recall_macro": 0.4,
+                                     "f1_macro": 0.45}, test_evaluation={"accuracy": 0.55})
+    update_card(models_dir, "chat_noir_café", {"accuracy": 0.9})
+    update_card(models_dir, "small", {"accuracy": 0.3}, dataset="apples")
+    damage(models_dir, "broken")  # listed on the dashboard as unavailable, not in its table
+    page = client.get("/models").get_data(as_text=True)
+    assert '<a href="/models.csv">CSV</a>' in page and '<a href="/models.md">Markdown</a>' in page
+
+    response = client.get("/models.csv")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"] == "attachment; filename=models.csv"
+    assert response.data.startswith(b"\xef\xbb\xbf")  # UTF-8's byte-order mark, for Excel
+    header, *rows = read_csv(response.get_data(as_text=True))
+    assert header == TABLE_HEADER
+    assert [row[:2] for row in rows] == [["small", "apples"], ["chat_noir_café", "synthetic"], ["tiny", "synthetic"]]
+    card = json.loads((models_dir / "tiny.json").read_text())
+    assert rows[2] == ["tiny", "synthetic", 0.55, 0.6, 1.25, 0.5, 0.4, 0.45, "scratch", card["parameters"],
+                       (models_dir / "tiny.h5").stat().st_size, 6, 13.5, ""]
+    assert rows[1][2] == "" and rows[1][3] == 0.9  # no test set recorded: an empty cell
+
+
+def test_the_dashboards_table_names_each_data_set_as_its_heading_does(client, models_dir):
+    update_card(models_dir, "tiny", data_digest="0123456789abcdef")
+    update_card(models_dir, "small", data_digest="fedcba9876543210")
+    headings = data_set_headings(text_of(client.get("/models").get_data(as_text=True)))
+    rows = read_csv(client.get("/models.csv").get_data(as_text=True))[1:]
+    assert [row[1] for row in rows] == headings == ["synthetic (4 classes: apple, pear, plum and 1 more)",
+                                                    "synthetic (3 classes: cat, dog, ship)"]
+
+
+def test_the_dashboards_table_in_markdown(client, models_dir):
+    update_card(models_dir, "tiny", {"accuracy": 0.919, "loss": 0.3141}, dataset="cats|dogs\nand ships",
+                training_seconds=67.4)
+    update_card(models_dir, "small", {"accuracy": 0.5})
+    response = client.get("/models.md")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["Content-Disposition"] == "inline; filename=models.md"  # shown, to copy
+    size = filesize((models_dir / "tiny.h5").stat().st_size)
+    parameters = json.loads((models_dir / "tiny.json").read_text())["parameters"]
+    lines = response.get_data(as_text=True).splitlines()
+    assert lines[:2] == ["| Model | Data set | Accuracy | Loss | Precision | Recall | F1 | Architecture | Parameters "
+                         "| File size | Epochs | Training time |",
+                         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    assert len(lines) == 4 and lines[3].startswith("| small | synthetic | 50.0% |")
+    assert lines[2].startswith("| tiny | cats\\|dogs and ships | 91.9% | 0.3141 | ")
+    assert lines[2].endswith(f" | scratch | {parameters:,} | {size} | 6 | 1 min 07 s |")
+
+
+def test_a_hand_edited_or_hostile_card_gives_empty_cells_and_text_no_spreadsheet_runs(client, models_dir):
+    name = "@SUM(1+1)"
+    for path in (models_dir / "tiny.h5", models_dir / "tiny.json"):
+        shutil.copy(path, path.with_stem(name))
+    card = json.loads((models_dir / "tiny.json").read_text())
+    card.update(architecture={"layers": 3}, parameters="2M", epochs_run=None, training_seconds=True,
+                dataset="=HYPERLINK(\"http://example.com\")", test_evaluation=[0.5], evaluation="oops")
+    (models_dir / "tiny.json").write_text(json.dumps(card))
+    rows = {row[0]: row for row in read_csv(client.get("/models.csv").get_data(as_text=True))[1:]}
+    size = (models_dir / "tiny.h5").stat().st_size  # the file's own, whatever its card says
+    assert rows["tiny"] == ["tiny", "'=HYPERLINK(\"http://example.com\")"] + [""] * 8 + [size, "", "", ""]
+    assert rows["'" + name][:2] == ["'" + name, "synthetic"]
+    markdown = client.get("/models.md")
+    assert markdown.status_code == 200
+    assert "| tiny | =HYPERLINK(\"http://example.com\") | \u2014 | \u2014 |" in markdown.get_data(as_text=True)
+
+
+def test_a_card_beside_another_file_says_so_in_the_dashboards_table(client, models_dir):
+    shutil.copy(models_dir / "small.h5", models_dir / "tiny.h5")
+    rows = {row[0]: row for row in read_csv(client.get("/models.csv").get_data(as_text=True))[1:]}
+    assert rows["tiny"][-1].startswith("tiny.json was written for another tiny.h5") and rows["small"][-1] == ""
+    markdown = client.get("/models.md").get_data(as_text=True).splitlines()
+    assert markdown[0].endswith("| Training time | Note |")
+    assert "| tiny.json was written for another tiny.h5" in next(line for line in markdown if line.startswith("| tiny |"))
+
+
+def test_the_per_class_table_downloads_as_csv(client, models_dir):
+    for path in (models_dir / "small.h5", models_dir / "small.json"):
+        shutil.copy(path, path.with_stem("small.csv"))  # a name that ends like a file's: its page is its own
+    assert 'aria-current="page">small.csv</span>' in client.get("/models/small.csv").get_data(as_text=True)
+    page = client.get("/models/small.csv").get_data(as_text=True)
+    assert '<a href="/models/small.csv/per_class.csv">This table as CSV</a>' in page
+
+    response = client.get("/models/small.csv/per_class.csv")
+    assert response.headers["Content-Disposition"] == "attachment; filename=small.csv_per_class.csv"
+    evaluation = json.loads((models_dir / "small.json").read_text())["evaluation"]["per_class"]
+    header, *rows = read_csv(response.get_data(as_text=True))
+    assert header == ["class", "precision", "recall", "f1", "support"]
+    assert rows == [[label] + [evaluation[label][key] for key in header[1:]] for label in SMALL_CLASSES]
+
+    update_card(models_dir, "small", {"per_class": "oops"})
+    response = client.get("/models/small/per_class.csv")
+    assert response.status_code == 404 and "Model &#39;small&#39; has no per-class figures on its card." in response.get_data(
+        as_text=True)
+    assert "per_class.csv" not in client.get("/models/small").get_data(as_text=True)
+    assert client.get("/models/nope/per_class.csv").status_code == 404

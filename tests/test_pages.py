@@ -381,6 +381,7 @@ def test_api_page_documents_the_api_and_only_it_is_html(client):
     for status in (400, 404, 413, 415, 503):
         assert f'<th scope="row" class="number">{status}</th>' in page
     assert "GET /api/models" in page and "GET /healthz" in page
+    assert "<h2><code>GET /models.csv</code></h2>" in page and "curl -fOJ http://localhost/models.csv" in page
     assert "<code>downloads</code>, the addresses of its <code>model</code> file and its <code>card</code>" in text
     assert "<h2><code>GET /models/&lt;name&gt;/model.h5</code></h2>" in page
     assert "curl -fOJ http://localhost/models/cifar10_scratch/model.h5" in page

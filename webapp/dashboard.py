@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template
 
-from trainer.formatting import is_number, plural
+from trainer.formatting import filesize, is_number, plural
 
 from .charts import line_chart
+from .exports import Column, csv_file, markdown_file
 from .forms import ALL_MODELS
-from .formatting import card_time, day, text
+from .formatting import card_time, day, decimal, duration, percent, text, thousands
 from .registry import ModelInfo, get_info_or_404, get_registry, rank, section
 
 bp = Blueprint("dashboard", __name__)
@@ -40,6 +41,32 @@ WEIGHTED_ROWS = [
     ("Precision (weighted)", "precision_weighted"),
     ("Recall (weighted)", "recall_weighted"),
     ("F1 (weighted)", "f1_weighted"),
+]
+
+# The dashboard's table as a file: a row per usable model, its data set's heading beside it.
+TABLE_COLUMNS = [
+    Column("name", "model", "Model", text, number=False),
+    Column("data_set", "data_set", "Data set", text, number=False),
+    Column("test_accuracy", "test_accuracy", "Test accuracy", percent, optional=True),
+    Column("accuracy", "accuracy", "Accuracy", percent),
+    Column("loss", "loss", "Loss", decimal),
+    Column("precision", "precision", "Precision", percent),
+    Column("recall", "recall", "Recall", percent),
+    Column("f1", "f1", "F1", percent),
+    Column("architecture", "architecture", "Architecture", text, number=False),
+    Column("parameters", "parameters", "Parameters", thousands),
+    Column("file_size", "file_size_bytes", "File size", filesize),
+    Column("epochs", "epochs", "Epochs", text),
+    Column("training_seconds", "training_seconds", "Training time", duration),
+    Column("card_note", "card_note", "Note", text, number=False, optional=True),
+]
+# A model page's per-class table as a file.
+PER_CLASS_COLUMNS = [
+    Column("label", "class", "Class", text, number=False),
+    Column("precision", "precision", "Precision", percent),
+    Column("recall", "recall", "Recall", percent),
+    Column("f1", "f1", "F1", percent),
+    Column("support", "support", "Support", thousands),
 ]
 
 
@@ -200,12 +227,40 @@ def telling_traits(alike: list[Group]) -> tuple[str, ...]:
     return tuple(f"data digest {each.digest}" for each in alike)
 
 
+def usable_by_data_set(infos: list[ModelInfo]) -> list[Group]:
+    """The usable models as the dashboard shows them: by data set, best first."""
+    return by_data_set(sorted((info for info in infos if info.available), key=rank))
+
+
+def table_rows() -> list[dict]:
+    """The dashboard's rows in its order, each with its data set's heading."""
+    return [row | {"data_set": each.heading} for each in usable_by_data_set(get_registry().models())
+            for row in each.rows]
+
+
+def per_class_figures(card: dict) -> list[tuple[str, dict]]:
+    """(class, its figures) for each of the card's classes that has them, in the card's order."""
+    per_class = section(section(card, "evaluation"), "per_class")
+    return [(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)]
+
+
 @bp.get("/models")
 def index():
     infos = get_registry().models()
-    groups = by_data_set(sorted((info for info in infos if info.available), key=rank))
+    groups = usable_by_data_set(infos)
     unavailable = [info for info in infos if not info.available]
     return render_template("models.html", groups=groups, unavailable=unavailable, all_models=ALL_MODELS)
+
+
+# Beside /models, not under it: /models/<name> is a model's page, and names may hold dots.
+@bp.get("/models.csv")
+def table_csv():
+    return csv_file(TABLE_COLUMNS, table_rows(), "models.csv")
+
+
+@bp.get("/models.md")
+def table_markdown():
+    return markdown_file(TABLE_COLUMNS, table_rows(), "models.md")
 
 
 @bp.get("/models/<name>")
@@ -223,7 +278,6 @@ def detail(name: str):
             best=max,
         ),
     ]
-    per_class = section(evaluation, "per_class")
     confusion = heat_map(evaluation.get("confusion_matrix"), card.get("classes", []))
     return render_template(
         "model.html",
@@ -236,7 +290,17 @@ def detail(name: str):
         weighted_rows=WEIGHTED_ROWS,
         data_digest=fingerprint(card, "data_digest"),  # as the dashboard's headings may name it
         hyperparameters=section(card, "hyperparameters"),
-        per_class=[(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)],
+        per_class=per_class_figures(card),
         heat_map=confusion,
         mistakes=mistakes(confusion) if confusion else [],
     )
+
+
+# Ends in a fixed file name, as the downloads do: a name may hold dots, so "/models/<name>.csv"
+# would also be the page of a model named "<name>.csv".
+@bp.get("/models/<name>/per_class.csv")
+def per_class_csv(name: str):
+    figures = per_class_figures(get_info_or_404(name).card or {})
+    if not figures:
+        abort(404, description=f"Model '{name}' has no per-class figures on its card.")
+    return csv_file(PER_CLASS_COLUMNS, [{**each, "label": label} for label, each in figures], f"{name}_per_class.csv")
