@@ -347,25 +347,24 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
         driver.quit()
 
 
-# Drops files made in the page (name, size in bytes, type) on the page's body, not the drop
-# zone; no files: a link. Returns false when the page cancelled the drop (kept it for itself).
-DROP = """
+# Files made in the page, each (name, its bytes or a number of zero bytes, type), in a DataTransfer.
+FILES = """
 var data = new DataTransfer();
 arguments[0].forEach(function (spec) {
   data.items.add(new File([new Uint8Array(spec[1])], spec[0], {type: spec[2]}));
 });
+"""
+# Drops them on the page's body, not the drop zone; no files: a link. Returns false when the
+# page cancelled the drop (kept it for itself).
+DROP = FILES + """
 if (!arguments[0].length) data.setData("text/uri-list", "http://example.com/cat.jpg");
 return document.body.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: data}));
 """
 
 
-# Pastes files made in the page (name, bytes, type) as Ctrl+V would; no files: text. Returns
-# false when the page cancelled the paste (kept it for itself).
-PASTE = """
-var data = new DataTransfer();
-arguments[0].forEach(function (spec) {
-  data.items.add(new File([new Uint8Array(spec[1])], spec[0], {type: spec[2]}));
-});
+# Pastes them as Ctrl+V would; no files: text. Returns false when the page cancelled the
+# paste (kept it for itself).
+PASTE = FILES + """
 if (!arguments[0].length) data.setData("text/plain", "a cat");
 return document.body.dispatchEvent(new ClipboardEvent("paste", {bubbles: true, cancelable: true, clipboardData: data}));
 """

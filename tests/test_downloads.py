@@ -48,6 +48,14 @@ def test_a_name_with_dots_has_its_page_and_its_downloads_apart(client, models_di
     assert client.get("/models/tiny.h5/model.h5").headers["Content-Disposition"] == "attachment; filename=tiny.h5.h5"
 
 
+def test_a_name_with_a_newline_downloads_under_a_name_a_header_can_carry(client, models_dir):
+    for suffix in (".h5", ".json"):
+        shutil.copy(models_dir / f"small{suffix}", models_dir / f"two\nlines{suffix}")
+    for url, sent in (("/models/two%0Alines/model.h5", "two_lines.h5"), ("/models/two%0Alines/card.json", "two_lines.json")):
+        response = client.get(url)
+        assert response.status_code == 200 and response.headers["Content-Disposition"] == f"attachment; filename={sent}"
+
+
 @pytest.mark.parametrize("url", [
     "/models/..%2Fsecret/model.h5",  # the folder above, where a model file and its card wait
     "/models/..%2F..%2Fsecret/card.json",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 from flask import Blueprint, abort, current_app, request, send_file, url_for
 
@@ -33,6 +34,12 @@ def card(name: str):
     return send_model_file(name, ".json", "application/json")
 
 
+def attachment_name(name: str) -> str:
+    """A file name a download's header can carry: a model's name is a file's, which may hold
+    control characters (a newline, even), and no header can."""
+    return re.sub(r"[\x00-\x1f\x7f]", "_", name)
+
+
 def send_model_file(name: str, suffix: str, mimetype: str):
     """One of a usable model's files, the version the registry checked, streamed as
     `<name><suffix>`. Only a name the registry lists reaches the folder, so no address can
@@ -51,7 +58,7 @@ def send_model_file(name: str, suffix: str, mimetype: str):
         abort(503, description=f"Model '{name}' cannot be read just now ({os_reason(error)}).")
     stat = os.fstat(file.fileno())
     response = send_file(
-        file, mimetype=mimetype, as_attachment=True, download_name=name + suffix,
+        file, mimetype=mimetype, as_attachment=True, download_name=attachment_name(name + suffix),
         # Of the version sent, and alike in every worker, so that asking again gets a 304.
         etag=hashlib.sha256(repr(stamp_of(stat)).encode()).hexdigest()[:20],
         last_modified=stat.st_mtime,

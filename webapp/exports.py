@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from flask import send_file
 
 from trainer.formatting import is_number
+
+from .downloads import attachment_name
 
 # A spreadsheet takes a text cell starting with one of these for a formula ("CSV injection"):
 # a model or data set named "=HYPERLINK(...)" would run in whoever opens the file. A leading
@@ -67,9 +68,8 @@ def to_markdown(columns: list[Column], rows: list[dict]) -> str:
 
 
 def csv_file(columns: list[Column], rows: list[dict], name: str):
-    # A model's name is a file's, which may hold control characters: no header can carry them.
     return send_file(io.BytesIO(to_csv(columns, rows).encode()), mimetype="text/csv",
-                     as_attachment=True, download_name=re.sub(r"[\x00-\x1f\x7f]", "_", name))
+                     as_attachment=True, download_name=attachment_name(name))
 
 
 def markdown_file(columns: list[Column], rows: list[dict], name: str):
