@@ -148,13 +148,13 @@ class _NoRetracingWarning(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-_NO_RETRACING_WARNING = _NoRetracingWarning()
+# On the logger TensorFlow writes to once it is imported; setting it up imports nothing.
+logging.getLogger("tensorflow").addFilter(_NoRetracingWarning())
 
 
 def _load_keras_model(path: Path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     keras = import_keras()  # here, in the worker, never in a forking parent
-    logging.getLogger("tensorflow").addFilter(_NO_RETRACING_WARNING)  # once: a filter is added only once
     return keras.saving.load_model(path, compile=False)
 
 
