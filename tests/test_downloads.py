@@ -158,15 +158,24 @@ def test_a_browser_asking_again_gets_a_304_until_the_file_changes(client, models
         again = client.get("/models/tiny/model.h5", headers=condition)
         assert again.status_code == 304 and again.data == b""
 
-    # A resumed download: the rest of the file only.
-    part = client.get("/models/tiny/model.h5", headers={"Range": "bytes=100-"})
-    assert part.status_code == 206 and part.data == first.data[100:]
-
     shutil.copy(models_dir / "small.h5", models_dir / "new.h5")
     os.replace(models_dir / "new.h5", models_dir / "tiny.h5")  # retrained: same name, a new file
     again = client.get("/models/tiny/model.h5", headers={"If-None-Match": etag})
     assert again.status_code == 200 and again.data == (models_dir / "small.h5").read_bytes()
     assert again.headers["ETag"] != etag
+
+
+def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_file(client, models_dir):
+    whole = (models_dir / "tiny.h5").read_bytes()
+    part = client.get("/models/tiny/model.h5", headers={"Range": "bytes=100-"})
+    assert part.status_code == 206 and part.data == whole[100:]
+    assert client.get("/models/tiny/model.h5", headers={"Range": "bytes=-10"}).data == whole[-10:]
+    past_the_end = client.get("/models/tiny/model.h5", headers={"Range": f"bytes={len(whole)}-"})
+    assert past_the_end.status_code == 416 and past_the_end.headers["Content-Range"] == f"bytes */{len(whole)}"
+    # What is not one range of bytes is ignored, as the standard says, and the whole file sent.
+    for asked in ("bytes=abc", "bytes=9-2", "items=0-5", "bytes=0-1,5-6"):
+        response = client.get("/models/tiny/model.h5", headers={"Range": asked})
+        assert response.status_code == 200 and response.data == whole, asked
 
 
 def test_with_downloads_off_there_is_nothing_to_download(client_without_downloads):

@@ -44,6 +44,14 @@ def test_markdown_shows_values_as_the_page_does_and_escapes_what_would_break_the
     ]
 
 
+def test_markdown_shows_names_as_they_are_not_as_markup():
+    names = ["*best*", "__init__", "cifar10_scratch", "a__b_", "[x](http://e.com)", "![i](x.png)",
+             "<b>bold</b>", "`code`", "~~gone~~", "&amp;"]
+    cells = [line.split(" | ")[0][2:] for line in to_markdown(COLUMNS, [{"name": name} for name in names]).splitlines()[2:]]
+    assert cells == ["\\*best\\*", "\\_\\_init\\_\\_", "cifar10_scratch", "a__b\\_", "\\[x\\](http://e.com)",
+                     "\\!\\[i\\](x.png)", "\\<b\\>bold\\</b\\>", "\\`code\\`", "\\~\\~gone\\~\\~", "\\&amp;"]
+
+
 def test_markdown_leaves_out_an_optional_column_only_where_no_row_has_it():
     table = to_markdown(COLUMNS, [{"name": "a", "test_accuracy": 0.5}, {"name": "b"}])
     assert table.splitlines()[0] == "| Model | Accuracy | Test accuracy |"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Excel reads a CSV without a byte-order mark in the local code page, garbling names beyond
 # ASCII; pandas, LibreOffice and Google Sheets skip the mark.
 BOM = "\ufeff"
+# What Markdown acts on within a line: a cell's end, emphasis, code, links and images, HTML,
+# entities, strike-through.
+MARKDOWN_ACTIVE = re.compile(r"[\\|*`\[\]<>&!~]|_+")
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,18 @@ def csv_value(column: Column, value):
 
 
 def markdown_cell(column: Column, value) -> str:
-    """The value as the page shows it, on one line, with what would end the cell escaped."""
-    shown = column.shown(value).replace("\\", "\\\\").replace("|", "\\|")
+    """The value as the page shows it, on one line, with what Markdown would act on escaped."""
+    shown = MARKDOWN_ACTIVE.sub(_escaped, column.shown(value))
     return " ".join(shown.splitlines())  # a table's row is one line
+
+
+def _escaped(found: re.Match) -> str:
+    text, start, end = found.string, found.start(), found.end()
+    # Underscores with a letter or digit on both sides (cifar10_scratch) cannot start emphasis:
+    # left bare, the table reads as well as text.
+    if found[0][0] == "_" and 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum():
+        return found[0]
+    return "".join("\\" + character for character in found[0])
 
 
 def to_csv(columns: list[Column], rows: list[dict]) -> str:
