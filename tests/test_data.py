@@ -155,7 +155,7 @@ def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
     for other in ("green", "blue"):
         shutil.rmtree(image_folder / other)
     (image_folder / "misc").mkdir()
-    (image_folder / "misc" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    (image_folder / "misc" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not an image")
     with pytest.raises(DataError, match=r"classes with no readable images: misc \(1 unusable file\(s\)\)"):
         load_folder(image_folder, 8)
 
@@ -174,6 +174,21 @@ def test_empty_class_folders_are_left_out_with_a_warning(tmp_path, image_folder,
     assert capsys.readouterr().err.endswith(": empty, hidden\n")
 
 
+def test_the_clutter_windows_and_macos_leave_is_neither_read_nor_warned_of(tmp_path, image_folder, capsys):
+    for name in ("blue/Thumbs.db", "red/desktop.ini", "red/Icon\r", "green/thumbs.db", "misc/Thumbs.db"):
+        (image_folder / name).parent.mkdir(exist_ok=True)
+        (image_folder / name).write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(image_folder.rglob("*")):
+            z.write(path, path.relative_to(image_folder).as_posix())
+    for given in (image_folder, archive):
+        data = load_folder(given, 8)
+        assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 30
+        # A folder of nothing else is empty, as Windows' Explorer and macOS's Finder show it.
+        assert capsys.readouterr().err == f"warning: left out empty class folder(s) in {given}: misc\n"
+
+
 def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
     Image.new("L", (9, 9), 80).save(image_folder / "red" / "gray.png")
     Image.new("CMYK", (9, 9)).save(image_folder / "red" / "cmyk.jpg")
@@ -188,13 +203,13 @@ def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
 
 
 def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
-    for name in ("blue/Thumbs.db", "blue/desktop.ini", "green/notes.txt", "red/a.txt", "red/b.txt"):
+    for name in ("blue/clip.mp4", "blue/notes.doc", "green/notes.txt", "red/a.txt", "red/b.txt"):
         (image_folder / name).write_text("not an image")
     (image_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     load_folder(image_folder, 8)
     err = capsys.readouterr().err
     assert "skipped 6 file(s)" in err and "and 1 more" in err and "red/b.txt" not in err
-    assert "\n  blue/Thumbs.db: Not a readable image (accepted formats: JPEG," in err
+    assert "\n  blue/clip.mp4: Not a readable image (accepted formats: JPEG," in err
     assert "\n  green/broken.jpg: The JPEG file is damaged or incomplete.\n" in err
 
 

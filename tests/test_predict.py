@@ -70,6 +70,19 @@ def test_a_zip_gives_the_folders_answers(photos, tmp_path):
     assert [answer[1:] for answer in in_zip] == [answer[1:] for answer in in_folder]
 
 
+def test_the_clutter_windows_and_macos_leave_is_left_out_of_folders_and_zips_unless_named(photos, tmp_path):
+    for name in ("Thumbs.db", "desktop.ini", "Icon\r", "sub/thumbs.db"):
+        (photos / name).write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        for path in sorted(photos.rglob("*")):
+            archive.write(path, path.relative_to(photos).as_posix())
+    for given in (photos, tmp_path / "photos.zip"):
+        assert names(predict(Brightness(), CLASSES, (8, 8), [given], top_k=1)) == ["1.png", "2.png", "notes.txt",
+                                                                                   "4.png"]
+    [answer] = predict(Brightness(), CLASSES, (8, 8), [photos / "Thumbs.db"], top_k=1)
+    assert answer.error == "Not a readable image (accepted formats: JPEG, PNG, GIF, BMP, WebP or TIFF)."
+
+
 def test_files_named_are_labelled_in_the_order_given_at_the_size_the_model_takes(photos):
     model = Brightness()
     answers = list(predict(model, CLASSES, (3, 5), [photos / "2.png", photos / "1.png"], top_k=1))

@@ -276,9 +276,16 @@ def _why_unreadable(error: Exception) -> str:
     return "The zip entry is damaged or encrypted."
 
 
+# Files that Windows and macOS write into folders of pictures (thumbnail caches, a folder's
+# view settings or icon), never images: a copied folder of good photos holds them.
+CLUTTER = {"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "icon\r"}
+
+
 def hidden(parts: tuple[str, ...]) -> bool:
-    """Whether a path, by its parts, is in or of a hidden folder or file, or macOS's zip clutter."""
-    return any(part.startswith((".", "__MACOSX")) for part in parts)
+    """Whether a path, by its parts, is in or of a hidden folder or file, or is clutter of
+    Windows or macOS (CLUTTER, and the __MACOSX folder of its zips): no data set's or
+    photo folder's images."""
+    return any(part.startswith((".", "__MACOSX")) or part.lower() in CLUTTER for part in parts)
 
 
 def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -39,9 +39,10 @@ def probabilities(outputs) -> np.ndarray:
 
 
 def image_files(paths: list[Path]) -> Iterator[tuple[str, Folder, str]]:
-    """Each file given, and each file in a folder or zip given (hidden ones left out, in name
-    order): its name as shown, and the folder or zip it is read from with its name there
-    (readable until the next one comes)."""
+    """Each file given, and each file in a folder or zip given (in name order, hidden files and
+    clutter such as Thumbs.db left out, as `hidden` finds them; named, they are read): its name
+    as shown, and the folder or zip it is read from with its name there (readable until the
+    next one comes)."""
     for path in paths:
         if path.is_dir() or zipfile.is_zipfile(path):
             with open_tree(path) as tree:
