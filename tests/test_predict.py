@@ -1,11 +1,14 @@
 """Labelling images with a saved model (trainer/predict.py), with a NumPy stand-in for the model."""
 
+import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import png
+from trainer import data as data_module
 from trainer import predict as predict_module
 from trainer.predict import Answer, BadOutput, image_files, predict, probabilities
 
@@ -81,6 +84,21 @@ def test_the_clutter_windows_and_macos_leave_is_left_out_of_folders_and_zips_unl
                                                                                    "4.png"]
     [answer] = predict(Brightness(), CLASSES, (8, 8), [photos / "Thumbs.db"], top_k=1)
     assert answer.error == "Not a readable image (accepted formats: JPEG, PNG, GIF, BMP, WebP or TIFF)."
+
+
+@pytest.mark.timeout(30)  # unchecked, the pipe is waited on forever
+def test_a_device_a_pipe_or_a_file_too_large_is_refused_unread(photos, tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "MAX_FILE_BYTES", 1_000)  # so as not to write a huge file
+    os.mkfifo(tmp_path / "pipe")
+    os.mkfifo(photos / "pipe")
+    (tmp_path / "big.png").write_bytes(bytes(2_000))
+    answers = list(predict(Brightness(), CLASSES, (8, 8), [Path("/dev/null"), tmp_path / "pipe", tmp_path / "big.png"],
+                           top_k=1))
+    unread = "It is a device, pipe or socket, not a file."
+    assert answers == [Answer("/dev/null", None, unread), Answer(f"{tmp_path}/pipe", None, unread),
+                       Answer(f"{tmp_path}/big.png", None, "It is too large (2.0 kB) for an image; the limit is 1.0 kB.")]
+    # In a folder, a pipe is passed over unread.
+    assert names(predict(Brightness(), CLASSES, (8, 8), [photos], top_k=1)) == ["1.png", "2.png", "notes.txt", "4.png"]
 
 
 def test_files_named_are_labelled_in_the_order_given_at_the_size_the_model_takes(photos):

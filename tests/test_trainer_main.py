@@ -382,6 +382,24 @@ def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_mode
         f"error: MODEL must be a .h5 model file; {tmp_path} is a folder")  # as evaluate says it
 
 
+@pytest.mark.timeout(60)  # unchecked, the pipe is waited on forever
+def test_predict_labels_a_folder_copied_from_windows_and_names_a_pipe_it_cannot(built_models, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(encode_image())
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    (folder / "desktop.ini").write_text("[.ShellClassInfo]")
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{folder}/a.png: ") and len(out.splitlines()) == 1 and err == ""
+    os.mkfifo(tmp_path / "pipe")
+    assert main(["predict", str(built_models / "tiny.h5"), str(tmp_path / "pipe"), str(folder)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{folder}/a.png: ") and err.splitlines() == [
+        f"{tmp_path}/pipe: not labelled: It is a device, pipe or socket, not a file.",
+        "1 of 2 files could not be labelled"]
+
+
 def test_predict_labels_a_folder_named_like_a_zip(built_models, tmp_path, capsys):
     folder = tmp_path / "photos.zip"  # as some tools name the folder they unzip into
     folder.mkdir()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import sys
 import zipfile
 import zlib
@@ -359,10 +360,14 @@ class Folder:
         return names
 
     def size(self, name: str) -> int:
-        return (self.root / name).stat().st_size
+        """A file's size; a device, pipe or socket, which may be read forever, is refused."""
+        found = (self.root / name).stat()
+        if not stat.S_ISREG(found.st_mode):
+            raise ImageError("It is a device, pipe or socket, not a file.")
+        return found.st_size
 
     def read(self, name: str) -> bytes:
-        """A file's bytes; one too large to be an image is refused before it is read."""
+        """A file's bytes; one that cannot be an image by its size or kind is refused unread."""
         size = self.size(name)
         if size > MAX_FILE_BYTES:
             raise ImageError(f"It is too large ({filesize(size)}) for an image; the limit is "

@@ -44,7 +44,7 @@ def image_files(paths: list[Path]) -> Iterator[tuple[str, Folder, str]]:
     as shown, and the folder or zip it is read from with its name there (readable until the
     next one comes)."""
     for path in paths:
-        if path.is_dir() or zipfile.is_zipfile(path):
+        if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)):  # is_zipfile reads a pipe or device forever
             with open_tree(path) as tree:
                 for name in sorted(tree.names()):
                     if not name.endswith("/") and not hidden(PurePosixPath(name).parts):
