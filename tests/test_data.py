@@ -344,6 +344,7 @@ def test_labels_follow_a_given_class_order(image_folder):
     (lambda p: p / "missing", "No such"),
     (lambda p: (p / "x.txt").write_text("hi") and p / "x.txt", "neither a folder nor a .zip"),
     (lambda p: p, "no class subfolders"),
+    (lambda p: os.mkfifo(p / "pipe") or p / "pipe", "neither a folder nor a .zip"),
 ])
 def test_unusable_data_gives_a_clear_error(tmp_path, setup, message):
     with pytest.raises(DataError, match=message):
@@ -354,8 +355,14 @@ def test_a_zip_cut_short_is_called_so(image_folder, tmp_path):
     whole = shutil.make_archive(str(tmp_path / "data"), "zip", image_folder)
     cut = tmp_path / "cut.zip"
     cut.write_bytes(Path(whole).read_bytes()[:2000])
-    with pytest.raises(DataError, match=r"cut.zip is a .zip that ends too soon .*: copy or download it again"):
+    with pytest.raises(DataError, match=r"cut.zip is not a whole .zip .*: copy or download it again"):
         load_folder(cut, 8)
+    # A download saved under another name, or a zip's name on a web server's error page.
+    cut.rename(tmp_path / "data.download")
+    (tmp_path / "page.zip").write_text("<html>404 Not Found</html>")
+    for path in (tmp_path / "data.download", tmp_path / "page.zip"):
+        with pytest.raises(DataError, match=f"{path} is not a whole .zip"):
+            load_folder(path, 8)
 
 
 def test_stratified_split_is_seeded_disjoint_and_per_class():

@@ -375,9 +375,10 @@ def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_mode
     monkeypatch.setattr(trainer_main, "_open_model", lambda *_: pytest.fail("the model was loaded"))
     model = str(built_models / "tiny.h5")
     assert refused(["predict", model, "nowhere.png"], capsys) == "error: There is no image, folder or .zip nowhere.png"
-    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04 and no more")
-    assert refused(["predict", model, str(tmp_path / "cut.zip")], capsys) == (
-        f"error: {tmp_path}/cut.zip is not a whole .zip (its list of files is missing): copy or download it again")
+    for name in ("cut.zip", "photos.download"):  # a .zip by its name, or by its first bytes
+        (tmp_path / name).write_bytes(b"PK\x03\x04 and no more")
+        assert refused(["predict", model, str(tmp_path / name)], capsys) == (
+            f"error: {tmp_path}/{name} is not a whole .zip (its list of files is missing): copy or download it again")
     assert refused(["predict", str(tmp_path), "nowhere.png"], capsys) == (
         f"error: MODEL must be a .h5 model file; {tmp_path} is a folder")  # as evaluate says it
 

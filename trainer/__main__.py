@@ -8,7 +8,6 @@ import signal
 import sys
 import tempfile
 import threading
-import zipfile
 from pathlib import Path
 
 from trainer.formatting import whole_number
@@ -247,14 +246,15 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
+    from trainer.data import check_zip
     from trainer.predict import BadOutput, predict
 
     card = _read_card(args.model)
     for path in args.images:  # before the model takes seconds to load
         if not path.exists():
             raise UsageError(f"There is no image, folder or .zip {path}")
-        if path.is_file() and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):  # a folder may be named so
-            raise UsageError(f"{path} is not a whole .zip (its list of files is missing): copy or download it again")
+        if path.is_file():  # not a folder named like a zip, nor a pipe
+            check_zip(path)
     model = _open_model(args.model, card)
     height, width, _ = card["input_shape"]
     try:

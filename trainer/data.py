@@ -180,12 +180,26 @@ def check_tree(path: Path) -> None:
     """Raises DataError unless `path` is a folder or a whole .zip; its contents are not read."""
     if not path.exists():
         raise DataError(f"No such data folder or zip: {path}")
-    if path.is_file() and not zipfile.is_zipfile(path):
-        with open(path, "rb") as file:
-            if file.read(4) == b"PK\x03\x04":  # a zip's first bytes, but not its directory at the end
-                raise DataError(f"{path} is a .zip that ends too soon (its list of files is missing): copy or "
-                                "download it again")
+    if path.is_file():
+        check_zip(path)
+    if not (path.is_dir() or (path.is_file() and zipfile.is_zipfile(path))):
         raise DataError(f"{path} is neither a folder nor a .zip of class subfolders")
+
+
+def check_zip(path: Path) -> None:
+    """Raises DataError if the regular file `path` (a pipe's opening would wait) is a .zip, by
+    its name or its first bytes, that cannot be opened as one: cut short, it lacks the list of
+    files a zip ends with."""
+    if (path.suffix.lower() == ".zip" or _first_bytes(path) == b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not a whole .zip (its list of files is missing): copy or download it again")
+
+
+def _first_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read(4)
+    except OSError:  # taken for no zip; reading it says why
+        return b""
 
 
 def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -> Dataset:
