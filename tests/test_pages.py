@@ -130,6 +130,15 @@ def test_every_model_answers_the_picture_best_first(client, csrf_token, models_d
     assert re.search(r'<option [^>]*selected value="/all">All models \(compare\)</option>', page)
 
 
+def test_one_class_shown_is_captioned_as_one(app, client, csrf_token, make_image, monkeypatch):
+    app.config["TOP_K"] = 1
+    page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
+    assert "<caption>Top class</caption>" in page and page.count('class="bar-fill"') == 1
+    monkeypatch.setattr("webapp.pages.COMPARED_TOP_K", 1)
+    page = post_form(client, csrf_token, make_image(), model="/all").get_data(as_text=True)
+    assert "<caption>Top class from small</caption>" in page and "<caption>Top class from tiny</caption>" in page
+
+
 def test_when_no_model_can_answer_the_form_says_why_for_each(client, csrf_token, models_dir, make_image):
     save_as(models_dir, overflow_model(), "overflow")
     save_as(models_dir, overflow_model(), "overflow_too")
