@@ -191,6 +191,14 @@ def save_as(models_dir, model, name) -> None:
     (models_dir / f"{name}.json").write_text((models_dir / "tiny.json").read_text())
 
 
+def update_card(models_dir, name, evaluation=None, **fields):
+    """Set fields of model `name`'s card, and figures of its evaluation."""
+    path = models_dir / f"{name}.json"
+    card = json.loads(path.read_text()) | fields
+    card["evaluation"].update(evaluation or {})
+    path.write_text(json.dumps(card))
+
+
 def copy_models(source, target):
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():

@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, red_top_left, save_as,
-                      save_model_without_softmax, top_left_model)
+from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, read_csv, red_top_left,
+                      save_as, save_model_without_softmax, top_left_model, update_card)
 from webapp.occlusion import STEPS
 
 
@@ -142,22 +142,35 @@ def test_a_model_that_gives_nan_for_one_image_is_503_not_invalid_json(client, mo
 
 def test_compare_asks_every_model_best_first(client, models_dir, make_image):
     save_as(models_dir, overflow_model(), "overflow")  # NaN for a picture
-    damage(models_dir, "broken")
+    save_model_without_softmax(models_dir / "broken.h5")  # passes the file checks, fails when loaded
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    damage(models_dir, "damaged")  # listed as unusable: not asked
     response = post_api(client, make_image("JPEG"), compare="1", top_k="2")
     body = response.get_json()
     assert response.status_code == 200 and body.keys() == {"answers"}
     small, broken, overflow, tiny = body["answers"]  # as the dashboard ranks them
     for answer, classes in ((small, {"apple", "pear", "plum", "fig"}), (tiny, {"cat", "dog", "ship"})):
-        assert answer.keys() == {"model", "predictions", "elapsed_ms"} and answer["elapsed_ms"] > 0
+        assert answer.keys() == {"model", "data_set", "predictions", "elapsed_ms"} and answer["elapsed_ms"] > 0
         assert len(answer["predictions"]) == 2 and {p["label"] for p in answer["predictions"]} <= classes
     assert (small["model"], tiny["model"]) == ("small", "tiny")
     # Each as that model alone answers.
     assert tiny["predictions"] == post_api(client, make_image("JPEG"), model="tiny", top_k="2").get_json()["predictions"]
-    assert broken == {"model": "broken", "error": "Model 'broken' cannot be used: broken.h5 is not an HDF5 model file; "
-                                                  "copy it again, or train it again"}
-    assert overflow == {"model": "overflow", "error": "Model 'overflow' gave NaN or infinite outputs (damaged weights, "
-                                                      "or a training run that diverged): replace or retrain it."}
+    assert broken == {"model": "broken", "data_set": "synthetic", "error": "Model 'broken' cannot be used: it gives "
+                      "outputs that are not probabilities (its last layer needs a softmax)"}
+    assert overflow == {"model": "overflow", "data_set": "synthetic", "error": "Model 'overflow' gave NaN or infinite "
+                        "outputs (damaged weights, or a training run that diverged): replace or retrain it."}
     assert post_api(client, make_image(), compare="0").get_json()["model"] == "tiny"  # one model, as without it
+
+
+def test_compare_answers_by_data_set_as_the_dashboard(client, models_dir, make_image):
+    save_as(models_dir, top_left_model(), "corner")
+    update_card(models_dir, "corner", {"accuracy": 0.9})
+    update_card(models_dir, "small", dataset="apples")
+    answers = post_api(client, make_image(), compare="1").get_json()["answers"]
+    assert [(answer["model"], answer["data_set"]) for answer in answers] == [
+        ("small", "apples"), ("corner", "synthetic"), ("tiny", "synthetic")]
+    table = client.get("/models.csv").get_data(as_text=True)  # the same headings name them there
+    assert [row[:2] for row in read_csv(table)[1:]] == [[answer["model"], answer["data_set"]] for answer in answers]
 
 
 def test_compare_is_503_when_no_model_can_answer(client, models_dir, make_image):
@@ -169,8 +182,11 @@ def test_compare_is_503_when_no_model_can_answer(client, models_dir, make_image)
     assert response.status_code == 503
     body = response.get_json()
     assert body["error"] == "No model could answer: each one's reason is in answers."
-    assert [answer["model"] for answer in body["answers"]] == ["broken", "overflow"]
-    assert all(answer.keys() == {"model", "error"} for answer in body["answers"])
+    assert [answer["model"] for answer in body["answers"]] == ["overflow"]  # not broken, which is not usable
+    assert all(answer.keys() == {"model", "data_set", "error"} for answer in body["answers"])
+    (models_dir / "overflow.h5").unlink()
+    response = post_api(client, make_image(), compare="1")  # broken alone
+    assert response.status_code == 503 and response.get_json() == {"error": "No model is available."}
     for path in models_dir.iterdir():
         path.unlink()
     response = post_api(client, make_image(), compare="1")

@@ -2,16 +2,21 @@
 
 import pytest
 
-from conftest import damage, overflow_model, red_top_left, save_as, top_left_model
+from conftest import (TINY_CLASSES, damage, overflow_model, red_top_left, save_as, save_model_without_softmax,
+                      top_left_model, update_card)
 from webapp.comparison import Answer, agreement, compare
+from webapp.dashboard import table_rows
 from webapp.predictor import BadImage, PredictionError, Result, classify
 
+FRUIT = ["apple", "pear", "plum"]
 
-def answer(model: str, label: str | None) -> Answer:
+
+def answer(model: str, label: str | None, classes: list[str] = TINY_CLASSES) -> Answer:
     """A model's part: its best class `label`, or (None) a failure."""
     if label is None:
-        return Answer(model, None, error=f"Model '{model}' cannot be used: broken.")
-    return Answer(model, 0.9, result=Result(model, [(label, 0.8), ("other", 0.1)], 2.0, 10))
+        return Answer(model, "synthetic", frozenset(classes), None, error=f"Model '{model}' cannot be used: broken.")
+    return Answer(model, "synthetic", frozenset(classes), 0.9,
+                  result=Result(model, [(label, 0.8), ("other", 0.1)], 2.0, len(classes)))
 
 
 @pytest.mark.parametrize(("labels", "sentence"), [
@@ -27,6 +32,21 @@ def answer(model: str, label: str | None) -> Answer:
 ])
 def test_the_sentence_says_whether_the_models_agree(labels, sentence):
     assert agreement([answer(f"m{n}", label) for n, label in enumerate(labels)]) == sentence
+
+
+@pytest.mark.parametrize(("parts", "sentence"), [
+    # A fruit model cannot say cat: it does not disagree, it knows other classes.
+    ([("cat", TINY_CLASSES), ("apple", FRUIT)], "The 2 models know different classes: 1 says cat, 1 says apple."),
+    ([("cat", TINY_CLASSES), ("dog", TINY_CLASSES), ("apple", FRUIT)],
+     "The 3 models know different classes: 1 says cat, 1 says dog, 1 says apple."),
+    ([("cat", TINY_CLASSES), ("cat", TINY_CLASSES + ["apple"])], "The 2 models agree: each says cat."),
+    ([("cat", TINY_CLASSES), ("dog", TINY_CLASSES[::-1])], "The 2 models disagree: 1 says cat, 1 says dog."),
+    # Only the classes of those that answered count.
+    ([("cat", TINY_CLASSES), (None, FRUIT), ("dog", TINY_CLASSES)],
+     "The 2 models that answered disagree: 1 says cat, 1 says dog."),
+])
+def test_the_sentence_says_so_where_the_models_know_different_classes(parts, sentence):
+    assert agreement([answer(f"m{n}", label, classes) for n, (label, classes) in enumerate(parts)]) == sentence
 
 
 def test_every_model_answers_best_first_each_at_its_own_size(app, make_image):
@@ -47,7 +67,8 @@ def test_a_model_that_cannot_answer_gives_its_reason_and_the_others_still_answer
     save_as(models_dir, top_left_model(), "corner")
     save_as(models_dir, top_left_model(red="dog"), "corner_dog")
     save_as(models_dir, overflow_model(), "overflow")  # NaN for this picture
-    damage(models_dir, "broken")  # unusable at all
+    save_model_without_softmax(models_dir / "no_softmax.h5")  # passes the file checks, fails when loaded
+    (models_dir / "no_softmax.json").write_text((models_dir / "tiny.json").read_text())
     with app.app_context():
         answers = {a.model: a for a in compare(red_top_left(), 3)}
     assert answers["corner"].result.predictions[0][0] == "cat"
@@ -56,22 +77,48 @@ def test_a_model_that_cannot_answer_gives_its_reason_and_the_others_still_answer
     assert answers["overflow"].result is None and answers["overflow"].error == (
         "Model 'overflow' gave NaN or infinite outputs (damaged weights, or a training run that diverged): "
         "replace or retrain it.")
-    assert answers["broken"].result is None and answers["broken"].error == (
-        "Model 'broken' cannot be used: broken.h5 is not an HDF5 model file; copy it again, or train it again")
+    assert answers["no_softmax"].result is None and answers["no_softmax"].error == (
+        "Model 'no_softmax' cannot be used: it gives outputs that are not probabilities (its last layer needs a "
+        "softmax)")
 
 
-def test_models_that_give_one_class_agree(app, models_dir):
-    save_as(models_dir, top_left_model(), "corner")
-    save_as(models_dir, top_left_model(), "corner_copy")
-    for name in ("tiny", "small"):
-        (models_dir / f"{name}.h5").unlink()
+def test_only_the_models_the_registry_lists_as_usable_are_asked(app, models_dir, make_image):
+    # As many as the model selector counts: a damaged file is listed as unusable before any comparison.
+    damage(models_dir, "broken")
     with app.app_context():
-        assert agreement(compare(red_top_left(), 3)) == "The 2 models agree: each says cat."
+        assert [a.model for a in compare(make_image(), 3)] == ["small", "tiny"]
+        save_model_without_softmax(models_dir / "tiny.h5")
+        assert [a.model for a in compare(make_image(), 3)] == ["small", "tiny"]  # found unusable when loaded
+        assert [a.model for a in compare(make_image(), 3)] == ["small"]  # now listed as such
+
+
+def test_models_are_ranked_within_their_data_set_as_on_the_dashboard(app, models_dir, make_image):
+    save_as(models_dir, top_left_model(), "corner")
+    update_card(models_dir, "corner", {"accuracy": 0.9})
+    update_card(models_dir, "small", dataset="apples")  # 26.7%: between the others, on other images
+    with app.app_context():
+        answers = compare(make_image(), 3)
+        # The data sets by name, as the dashboard's tables; the best first within each.
+        assert [a.model for a in answers] == [row["name"] for row in table_rows()] == ["small", "corner", "tiny"]
+    assert [a.data_set for a in answers] == ["apples", "synthetic", "synthetic"]
+    assert [a.classes for a in answers] == [{"apple", "pear", "plum", "fig"}] + [set(TINY_CLASSES)] * 2
+    assert [a.accuracy for a in answers] == [pytest.approx(0.2667, abs=1e-4), 0.9, 0.25]
+    assert [a.test_accuracy for a in answers] == [None] * 3
+
+
+def test_models_all_scored_on_one_test_set_are_ranked_by_it(app, models_dir, make_image):
+    save_as(models_dir, top_left_model(), "corner")
+    update_card(models_dir, "corner", {"accuracy": 0.9}, test_evaluation={"accuracy": 0.5}, test_digest="0123")
+    update_card(models_dir, "tiny", test_evaluation={"accuracy": 0.7}, test_digest="0123")
+    update_card(models_dir, "small", dataset="apples")
+    with app.app_context():
+        answers = compare(make_image(), 3)
+    assert [(a.model, a.test_accuracy) for a in answers] == [("small", None), ("tiny", 0.7), ("corner", 0.5)]
 
 
 @pytest.mark.parametrize(("image", "status"), [(b"", 400), (b"%PDF-1.4", 415), (b"\x89PNG\r\n\x1a\nbroken", 400)])
 def test_an_image_no_model_can_read_is_refused_once(app, models_dir, image, status):
-    damage(models_dir, "broken")
+    save_model_without_softmax(models_dir / "broken.h5")  # fails when loaded
     # Ranked first (small's figures, and first by name): its failure must not hide the image's.
     (models_dir / "broken.json").write_text((models_dir / "small.json").read_text())
     with app.app_context(), pytest.raises(BadImage) as refused:

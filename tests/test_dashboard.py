@@ -6,20 +6,13 @@ import shutil
 
 import pytest
 
-from conftest import SMALL_CLASSES, damage, read_csv
+from conftest import SMALL_CLASSES, damage, read_csv, update_card
 from trainer.formatting import filesize
 
 
 def text_of(page: str) -> str:
     """The page with each run of spaces and line breaks as one space (no-break spaces kept)."""
     return re.sub(r"[ \n]+", " ", page)
-
-
-def update_card(models_dir, name, evaluation=None, **fields):
-    path = models_dir / f"{name}.json"
-    card = json.loads(path.read_text()) | fields
-    card["evaluation"].update(evaluation or {})
-    path.write_text(json.dumps(card))
 
 
 def data_set_headings(page: str) -> list[str]:

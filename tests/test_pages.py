@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, png, post_form, red_top_left,
-                      save_as, save_model_without_softmax, top_left_model)
+                      save_as, save_model_without_softmax, top_left_model, update_card)
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
@@ -104,7 +104,8 @@ def test_every_model_at_once_is_offered_where_there_are_two(client, models_dir):
 
 def test_every_model_answers_the_picture_best_first(client, csrf_token, models_dir, make_image):
     save_as(models_dir, overflow_model(), "overflow")  # NaN for a picture
-    damage(models_dir, "broken")
+    save_model_without_softmax(models_dir / "broken.h5")  # passes the file checks, fails when loaded
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
     response = post_form(client, csrf_token, make_image("JPEG", size=(300, 200)), model="/all")
     page = response.get_data(as_text=True)
     text = " ".join(page.split())
@@ -116,18 +117,58 @@ def test_every_model_answers_the_picture_best_first(client, csrf_token, models_d
     verdicts = re.findall(r'<p class="verdict">Not sure: best guess <strong>(\w+)</strong> '
                           r'<span class="confidence">\d+\.\d% confident</span></p>', text)
     assert verdicts[0] in ("apple", "pear", "plum", "fig") and verdicts[1] in ("cat", "dog", "ship")
-    assert f"<h1>The 2 models that answered disagree: 1 says {verdicts[0]}, 1 says {verdicts[1]}.</h1>" in text
-    assert f"<title>The 2 models that answered disagree: 1 says {verdicts[0]}" in text
+    # small knows fruit, tiny animals: neither could give the other's answer.
+    headline = f"The 2 models that answered know different classes: 1 says {verdicts[0]}, 1 says {verdicts[1]}."
+    assert f"<h1>{headline}</h1>" in text and f"<title>{headline} ·" in text
     assert page.count('class="bar-fill"') == 6  # three classes each
     assert "<caption>Top 3 classes from small</caption>" in page and "<caption>Top 3 classes from tiny</caption>" in page
     assert re.search(r'Held-out accuracy 26\.7%; answered in <span class="nowrap">\d+(\.\d)? ms</span>', text)
     # Those that could not answer say why, in their place.
-    assert ('<p class="reason">Model &#39;broken&#39; cannot be used: broken.h5 is not an HDF5 model file; copy it '
-            'again, or train it again</p> <p class="meta">Held-out accuracy 25.0%</p>') in text
+    assert ('<p class="reason">Model &#39;broken&#39; cannot be used: it gives outputs that are not probabilities '
+            '(its last layer needs a softmax)</p> <p class="meta">Held-out accuracy 25.0%</p>') in text
+    assert "They are in order of accuracy on the images their training held out, the most accurate first." in text
+    assert "Trained on" not in text  # one data set
     assert ('<p class="reason">Model &#39;overflow&#39; gave NaN or infinite outputs (damaged weights, or a training '
             'run that diverged): replace or retrain it.</p>') in text
     # The form below asks every model again.
     assert re.search(r'<option [^>]*selected value="/all">All models \(compare\)</option>', page)
+
+
+def test_the_comparison_shows_as_many_models_as_the_selector_says(client, csrf_token, models_dir, make_image):
+    damage(models_dir, "broken")  # listed as unusable: not offered, not counted, not asked
+    assert "The 2 models answer the same picture" in client.get("/").get_data(as_text=True)
+    page = post_form(client, csrf_token, make_image(), model="/all").get_data(as_text=True)
+    assert re.findall(r'<h2 id="answer-\d">\s*<a href="/models/([^"]+)"', page) == ["small", "tiny"]
+    assert "The 2 models answer the same picture" in page  # the form below
+
+
+def test_models_of_different_data_sets_are_compared_within_each(client, csrf_token, models_dir, make_image):
+    save_as(models_dir, top_left_model(), "corner")
+    update_card(models_dir, "corner", {"accuracy": 0.9})
+    update_card(models_dir, "small", dataset="apples")
+    assert ("The 3 models answer the same picture side by side, the most accurate first within each data set."
+            in client.get("/").get_data(as_text=True))
+    page = post_form(client, csrf_token, red_top_left(), model="/all").get_data(as_text=True)
+    text = " ".join(page.split())
+    # As the dashboard's tables: "apples" before "synthetic", the best first within each.
+    assert re.findall(r'<h2 id="answer-\d">\s*<a href="/models/([^"]+)"', page) == ["small", "corner", "tiny"]
+    assert ("They are grouped by the data set they were trained on, as on the models page, the most accurate first "
+            "within each: accuracies compare only within a data set.") in text
+    metas = re.findall(r'<p class="meta">(.*?)</p>', text)
+    assert [re.sub(r"; answered in .*", "", meta) for meta in metas] == [
+        "Trained on apples. Held-out accuracy 26.7%", "Trained on synthetic. Held-out accuracy 90.0%",
+        "Trained on synthetic. Held-out accuracy 25.0%"]
+    assert "<h1>The 3 models know different classes: " in text
+
+
+def test_models_scored_on_one_test_set_are_compared_by_it(client, csrf_token, models_dir, make_image):
+    update_card(models_dir, "tiny", test_evaluation={"accuracy": 0.7}, test_digest="0123")
+    update_card(models_dir, "small", test_evaluation={"accuracy": 0.6}, test_digest="0123")
+    page = post_form(client, csrf_token, make_image(), model="/all").get_data(as_text=True)
+    text = " ".join(page.split())
+    assert re.findall(r'<h2 id="answer-\d">\s*<a href="/models/([^"]+)"', page) == ["tiny", "small"]
+    assert "They are in order of accuracy on the test images they were all scored on, the most accurate first." in text
+    assert re.search(r'<p class="meta">Test accuracy 70\.0%, held-out 25\.0%; answered in', text)
 
 
 def test_one_class_shown_is_captioned_as_one(app, client, csrf_token, make_image, monkeypatch):

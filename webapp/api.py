@@ -64,13 +64,15 @@ def predict():
 
 
 def compare_models(data: bytes, top_k: int, explain: bool):
-    """Every model's answer, best first: 200 when at least one model answered, else 503."""
+    """Every usable model's answer, in the dashboard's order, each with its data set's heading there:
+    200 when at least one model answered, else 503."""
     if request.form.get("model"):
         raise PredictionError(400, "Send model or compare=1, not both: compare=1 asks every model.")
     if explain:
         raise PredictionError(400, "explain works with one model: send it without compare=1.")
     answers = compare(data, top_k)
-    body = [as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error}
+    body = [{"data_set": answer.data_set}
+            | (as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error})
             for answer in answers]
     if not any(answer.result for answer in answers):
         return jsonify(error="No model could answer: each one's reason is in answers.", answers=body), 503

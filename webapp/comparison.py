@@ -8,51 +8,65 @@ from dataclasses import dataclass
 
 from trainer.formatting import is_number
 
+from .dashboard import usable_by_data_set
 from .predictor import BadImage, PredictionError, Result, classify
-from .registry import get_registry, rank, section
+from .registry import get_registry
 
 
 @dataclass(frozen=True)
 class Answer:
     """One model's part in a comparison: its answer, or why it could not give one."""
     model: str
+    data_set: str  # its heading on the dashboard
+    classes: frozenset[str]
     accuracy: float | None  # held out, from its card
+    test_accuracy: float | None = None  # where its data set's models are ranked by it, as on the dashboard
     result: Result | None = None
     error: str | None = None
 
 
 def compare(data: bytes, top_k: int) -> list[Answer]:
-    """Each model's answer, best model first (as the dashboard ranks them), each at its own
-    input size. A model that cannot answer (unusable, or no probabilities for this image) gives
-    its reason in its place, and the others still answer."""
-    models = sorted(get_registry().models(), key=rank)
-    if not models:
+    """Each usable model's answer, each at its own input size, in the dashboard's order: by data
+    set, the best first within each, as accuracies on other images do not compare. A model that
+    cannot answer after all (it fails to load, or gives no probabilities for this image) gives its
+    reason in its place, and the others still answer."""
+    listed = {info.name: info for info in get_registry().models()}
+    ranked = [(each, row, listed[row["name"]]) for each in usable_by_data_set(list(listed.values()))
+              for row in each.rows]
+    if not ranked:
         raise PredictionError(503, "No model is available.")
     answers = []
-    for info in models:
-        accuracy = section(info.card or {}, "evaluation").get("accuracy")
-        accuracy = accuracy if is_number(accuracy) else None
+    for each, row, info in ranked:
+        result = error = None
         try:
-            answers.append(Answer(info.name, accuracy, result=classify(data, info.name, top_k)))
+            result = classify(data, info.name, top_k)
         except BadImage:
             raise  # the same for every model: said once, as for one model
-        except PredictionError as error:
-            answers.append(Answer(info.name, accuracy, error=error.message))
+        except PredictionError as failure:
+            error = failure.message
+        answers.append(Answer(info.name, each.heading, frozenset(info.card["classes"]), number(row["accuracy"]),
+                              row["test_accuracy"] if each.shared_test else None, result, error))
     return answers
+
+
+def number(value) -> float | None:
+    """A card's figure; None where it records none, or something else."""
+    return value if is_number(value) else None
 
 
 def agreement(answers: list[Answer]) -> str:
     """One sentence: whether the models that answered agree on the most likely class."""
-    votes = Counter(answer.result.predictions[0][0] for answer in answers if answer.result)
-    answered = sum(votes.values())
-    if answered == 0:
+    answered = [answer for answer in answers if answer.result]
+    votes = Counter(answer.result.predictions[0][0] for answer in answered)
+    if not answered:
         return "No model could answer."
-    if answered == 1:
-        model, label = next((answer.model, answer.result.predictions[0][0]) for answer in answers if answer.result)
-        return f"Only {model} answered: it says {label}."
-    subject = f"The {answered} models" + (" that answered" if answered < len(answers) else "")
+    if len(answered) == 1:
+        return f"Only {answered[0].model} answered: it says {answered[0].result.predictions[0][0]}."
+    subject = f"The {len(answered)} models" + (" that answered" if len(answered) < len(answers) else "")
     if len(votes) == 1:
         return f"{subject} agree: each says {next(iter(votes))}."
     # Most votes first; a tie in the order the best models gave them.
     counts = ", ".join(f"{count} {'says' if count == 1 else 'say'} {label}" for label, count in votes.most_common())
-    return f"{subject} disagree: {counts}."
+    # A model cannot be said to disagree by not naming a class it was never taught.
+    verb = "know different classes" if len({answer.classes for answer in answered}) > 1 else "disagree"
+    return f"{subject} {verb}: {counts}."

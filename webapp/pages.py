@@ -13,6 +13,7 @@ from wtforms import SelectChoice
 from trainer.images import load_rgb
 
 from .comparison import agreement, compare
+from .dashboard import data_set_of
 from .errors import message_for
 from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
@@ -52,11 +53,13 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     registry = get_registry()
     # Each choice's value, words, and line under the selector (its classes); app.js shows the
     # chosen one's line from data-classes, the page has the selected one's.
-    choices = [(info.name, info.name, classes_text(info.name, info.card["classes"]))
-               for info in registry.models() if info.available]
-    if len(choices) > 1:  # one model has none to be compared with
+    usable = [info for info in registry.models() if info.available]
+    choices = [(info.name, info.name, classes_text(info.name, info.card["classes"])) for info in usable]
+    if len(usable) > 1:  # one model has none to be compared with
+        several = len({data_set_of(info.card) for info in usable}) > 1  # as the comparison ranks them
         choices.append((ALL_MODELS, "All models (compare)",
-                        f"The {len(choices)} models answer the same picture side by side, the most accurate first."))
+                        f"The {len(usable)} models answer the same picture side by side, the most accurate first"
+                        + (" within each data set." if several else ".")))
     form.model.choices = [SelectChoice(value, label, render_kw={"data-classes": line}) for value, label, line in choices]
     lines = {value: line for value, _, line in choices}
     if not form.model.data:
