@@ -1,12 +1,14 @@
 """webapp.comparison: every model's answer to one picture, and whether they agree."""
 
 import pytest
+from PIL import Image
 
 from conftest import (TINY_CLASSES, damage, overflow_model, red_top_left, save_as, save_model_without_softmax,
                       top_left_model, update_card)
 from webapp.comparison import Answer, agreement, compare
 from webapp.dashboard import table_rows
 from webapp.predictor import BadImage, PredictionError, Result, classify
+from webapp.registry import Registry
 
 FRUIT = ["apple", "pear", "plum"]
 
@@ -17,6 +19,19 @@ def answer(model: str, label: str | None, classes: list[str] = TINY_CLASSES) -> 
         return Answer(model, "synthetic", frozenset(classes), None, error=f"Model '{model}' cannot be used: broken.")
     return Answer(model, "synthetic", frozenset(classes), 0.9,
                   result=Result(model, [(label, 0.8), ("other", 0.1)], 2.0, len(classes)))
+
+
+def calls(monkeypatch, owner, name) -> list:
+    """The calls made from now on to `owner`'s function `name`, which still does its work."""
+    made = []
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        made.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return made
 
 
 @pytest.mark.parametrize(("labels", "sentence"), [
@@ -114,6 +129,28 @@ def test_models_all_scored_on_one_test_set_are_ranked_by_it(app, models_dir, mak
     with app.app_context():
         answers = compare(make_image(), 3)
     assert [(a.model, a.test_accuracy) for a in answers] == [("small", None), ("tiny", 0.7), ("corner", 0.5)]
+
+
+def test_a_comparison_decodes_the_upload_once_and_lists_the_models_once(app, models_dir, make_image, monkeypatch):
+    save_as(models_dir, top_left_model(), "corner")
+    image = make_image("JPEG", size=(300, 200))
+    with app.app_context():
+        compare(image, 3)  # loads each model (each new file is listed again then, under the lock)
+        opened, listed = calls(monkeypatch, Image, "open"), calls(monkeypatch, Registry, "_files")
+        answers = compare(image, 3)
+        assert len(opened) == 1 and len(listed) == 1
+        # Each as the model alone answers, at its own size: 24 px for small, 16 for the others.
+        for part in answers:
+            assert part.result.predictions == classify(image, part.model, 3).predictions
+
+
+def test_models_that_give_one_class_agree(app, models_dir):
+    save_as(models_dir, top_left_model(), "corner")
+    save_as(models_dir, top_left_model(), "corner_copy")
+    for name in ("tiny", "small"):
+        (models_dir / f"{name}.h5").unlink()
+    with app.app_context():
+        assert agreement(compare(red_top_left(), 3)) == "The 2 models agree: each says cat."
 
 
 @pytest.mark.parametrize(("image", "status"), [(b"", 400), (b"%PDF-1.4", 415), (b"\x89PNG\r\n\x1a\nbroken", 400)])

@@ -66,6 +66,23 @@ def load_rgb(
     RGB, animations give their first frame, and `size=(height, width)` resizes; `max_side`
     instead shrinks the image, keeping its proportions, to fit a square of that side.
     """
+    image = decode(source, max(size) if size is not None else max_side, formats=formats)
+    if size is not None:
+        return resized(image, size)
+    if max_side is not None:
+        image.thumbnail((max_side, max_side))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def decode(
+    source: str | os.PathLike | bytes,
+    side: int | None = None,
+    *,
+    formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
+) -> Image.Image:
+    """The first step of `load_rgb`: the image as 8-bit RGB, turned upright, at full size or,
+    for a JPEG, at the smallest scale still no smaller than a square of `side`. Several sizes
+    can then be cut from one decoding with `resized`."""
     limit = f"the limit is {MAX_PIXELS // 1_000_000} megapixels"
     data = b""
     try:
@@ -77,19 +94,13 @@ def load_rgb(
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
-                side = max(size) if size is not None else max_side
                 if side is not None:
                     # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
                     # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
                     image.draft(None, (side, side))
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)  # else a copy, even when none is turned
-                image = _to_rgb(image)
-                if size is not None and image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                elif max_side is not None:
-                    image.thumbnail((max_side, max_side))
-                return np.asarray(image, dtype=np.uint8)
+                return _to_rgb(image)  # leaving the block closes the file, not the loaded pixels
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -103,6 +114,13 @@ def load_rgb(
         if kind in formats:  # one of ours by its first bytes, so cut short or corrupted
             raise ImageError(f"The {format_names((kind,))} file is damaged or incomplete.") from error
         raise ImageError(f"Not a readable image (accepted formats: {format_names(formats)}).") from error
+
+
+def resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A decoded image's pixels at `size`, (height, width)."""
+    if image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from trainer.formatting import is_number
 
 from .dashboard import usable_by_data_set
-from .predictor import BadImage, PredictionError, Result, classify
-from .registry import get_registry
+from .predictor import PredictionError, Result, Upload, answer
+from .registry import ModelUnavailable, UnknownModel, get_registry
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,22 @@ def compare(data: bytes, top_k: int) -> list[Answer]:
     set, the best first within each, as accuracies on other images do not compare. A model that
     cannot answer after all (it fails to load, or gives no probabilities for this image) gives its
     reason in its place, and the others still answer."""
-    listed = {info.name: info for info in get_registry().models()}
+    upload = Upload(data)
+    registry = get_registry()
+    listed = {info.name: info for info in registry.models()}  # once for the whole comparison
     ranked = [(each, row, listed[row["name"]]) for each in usable_by_data_set(list(listed.values()))
               for row in each.rows]
     if not ranked:
         raise PredictionError(503, "No model is available.")
+    # Once for all the models, before any is loaded: an image none can read is refused once.
+    upload.decode_for(max(max(info.card["input_shape"][:2]) for _, _, info in ranked))
     answers = []
     for each, row, info in ranked:
         result = error = None
         try:
-            result = classify(data, info.name, top_k)
-        except BadImage:
-            raise  # the same for every model: said once, as for one model
-        except PredictionError as failure:
-            error = failure.message
+            result = answer(registry.load_listed(info), upload, top_k)
+        except (ModelUnavailable, UnknownModel, PredictionError) as failure:
+            error = str(failure)
         answers.append(Answer(info.name, each.heading, frozenset(info.card["classes"]), number(row["accuracy"]),
                               row["test_accuracy"] if each.shared_test else None, result, error))
     return answers

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from flask import current_app
+from PIL import Image
 
 from trainer.formatting import whole_number
-from trainer.images import UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
+from trainer.images import UPLOAD_FORMATS, ImageError, decode, format_names, resized, upload_format
 from trainer.predict import BadOutput
 
 from .occlusion import Occlusion, occlude
@@ -50,14 +51,39 @@ def parse_top_k(text: str | None) -> int:
         raise PredictionError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}.") from None
 
 
-def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
-    if not data:
-        raise BadImage(400, "The file is empty.")
-    # Tells "not an image we take" (415) from "one of ours, but broken" (400, from load_rgb,
-    # which decodes with the same whitelist), by the file's first bytes, never its name.
-    if upload_format(data) is None:
-        raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
+class Upload:
+    """An uploaded image, refused at once if its first bytes say no model could read it, and
+    decoded once however many models answer it: at the largest input size among them, then
+    resized for each. A JPEG decoded so for a larger model may be at a finer scale than a small
+    model alone would get (trainer.images.decode): its pixels differ by a level or two of 255."""
 
+    def __init__(self, data: bytes):
+        if not data:
+            raise BadImage(400, "The file is empty.")
+        # Tells "not an image we take" (415) from "one of ours, but broken" (400, from decode,
+        # which uses the same whitelist), by the file's first bytes, never its name.
+        if upload_format(data) is None:
+            raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
+        self.data = data
+        self.image: Image.Image | None = None
+
+    def decode_for(self, side: int) -> None:
+        """Decode it for models whose input is at most `side` pixels a side."""
+        try:
+            self.image = decode(self.data, side)
+        except ImageError as error:
+            raise BadImage(400, str(error)) from None
+
+    def pixels(self, size: tuple[int, int]) -> np.ndarray:
+        """Its pixels at `size`, (height, width): decoded for that size unless `decode_for` was
+        told the largest size to come."""
+        if self.image is None:
+            self.decode_for(max(size))
+        return resized(self.image, size)
+
+
+def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
+    upload = Upload(data)
     registry = get_registry()
     try:
         model = registry.load(model_name) if model_name else registry.load_default(current_app.config["DEFAULT_MODEL"])
@@ -67,13 +93,15 @@ def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = Fa
         raise PredictionError(503, str(error)) from None
     if model is None:
         raise PredictionError(503, "No model is available.")
+    return answer(model, upload, top_k, explain)
 
-    # Timed from here: decoding and inference, not a model's one-time loading.
+
+def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False) -> Result:
+    """The model's answer to the upload; PredictionError when it gives no probabilities for it."""
+    # Timed from here: decoding (unless done before, for all the models compared) and
+    # inference, not a model's one-time loading.
     started = time.perf_counter()
-    try:
-        pixels = load_rgb(data, size=model.input_size)
-    except ImageError as error:
-        raise BadImage(400, str(error)) from None
+    pixels = upload.pixels(model.input_size)
     try:
         probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
     except BadOutput as error:  # found at load for most models; this image found it first

@@ -229,7 +229,13 @@ class Registry:
 
     def load(self, name: str) -> Classifier:
         """The ready-to-use model; raises UnknownModel or ModelUnavailable."""
-        info = self.info(name)
+        return self.load_listed(self.info(name))
+
+    def load_listed(self, info: ModelInfo) -> Classifier:
+        """The model of an entry that `models` has just listed, ready to use, without listing the
+        folder again (a comparison loads every model of one listing); raises ModelUnavailable, or
+        UnknownModel for a model removed since."""
+        name = info.name
         attempt = self._attempts.get(name)
         if not info.error and (attempt is None or attempt.stamp != info.stamp):
             with self._load_lock:
