@@ -10,6 +10,7 @@ from PIL import Image, ImageCms
 
 from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, png, post_form, red_top_left,
                       save_as, save_model_without_softmax, top_left_model, update_card)
+from trainer.images import load_rgb
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, PREVIEW_SIDE
 
@@ -70,6 +71,28 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
     assert "always picks one of its 4 classes" in page
 
 
+def test_the_answer_shows_the_picture_as_the_model_took_it(client, csrf_token, make_image, monkeypatch):
+    def model_view(page: str):
+        found = re.search(r'<figure class="model-view">\s*<img src="data:image/png;base64,([^"]+)" '
+                          r'width="(\d+)" height="(\d+)"( class="enlarged")? alt="[^"]+">\s*'
+                          r'<figcaption class="hint">(.+?)</figcaption>', page, re.S)
+        shown = Image.open(io.BytesIO(base64.b64decode(found[1])))
+        assert bool(found[4]) == (int(found[2]) > shown.width)  # its pixels drawn as squares only when enlarged
+        return np.asarray(shown), (int(found[2]), int(found[3])), " ".join(re.sub("<[^>]+>", "", found[5]).split())
+
+    wide = make_image("PNG", size=(60, 30))
+    pixels, shown_size, caption = model_view(post_form(client, csrf_token, wide, model="small").get_data(as_text=True))
+    assert np.array_equal(pixels, load_rgb(wide, size=(24, 24)))  # exactly what "small" was given
+    assert shown_size == (96, 96)  # 24 px enlarged 4 times, for each pixel to show
+    assert caption == "What the model sees: the picture at its input size, 24 &times; 24 pixels, squeezed to that shape."
+    square = make_image("PNG", size=(40, 40))
+    pixels, shown_size, caption = model_view(post_form(client, csrf_token, square, model="tiny").get_data(as_text=True))
+    assert pixels.shape == (16, 16, 3) and shown_size == (96, 96)
+    assert caption.endswith("16 &times; 16 pixels.")
+    monkeypatch.setattr("webapp.pages.MODEL_VIEW_SIDE", 20)  # as for a 224 px input: shown at its own size
+    assert model_view(post_form(client, csrf_token, square, model="small").get_data(as_text=True))[1] == (24, 24)
+
+
 def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, monkeypatch):
     monkeypatch.setattr("webapp.pages.CONFIDENT", 0.0)
     page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
@@ -85,7 +108,7 @@ def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, m
 def test_an_answer_of_one_half_or_more_is_worded_as_sure(client, csrf_token, make_image, monkeypatch, top, verdict):
     from webapp.predictor import Result
 
-    answer = Result("small", [("apple", top), ("pear", 0.3), ("fig", 0.01)], 1.0, 4)
+    answer = Result("small", [("apple", top), ("pear", 0.3), ("fig", 0.01)], 1.0, 4, pixels=np.zeros((24, 24, 3), np.uint8))
     monkeypatch.setattr("webapp.pages.classify", lambda *args, **kwargs: answer)
     page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
     assert f'<h1 class="verdict">{verdict} <strong>apple</strong>' in page
@@ -213,7 +236,7 @@ def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
         pixels = np.asarray(lit.convert("RGB"), dtype=int)
     # The red corner stays lit; the grey far corner is dimmed to a quarter (JPEG's rounding aside).
     assert pixels[4, 4, 0] > 200 and abs(pixels[-5, -5] - 90 * DIM).max() < 6
-    caption = " ".join(re.search(r"<figcaption[^>]*>(.*?)</figcaption>", page, re.S)[1].split())
+    caption = " ".join(re.search(r'class="card occlusion".*?<figcaption[^>]*>(.*?)</figcaption>', page, re.S)[1].split())
     assert re.fullmatch(r"Each part of the image was covered in turn\. The lit parts are those the model needed most: "
                         r"covering the most telling one lowers cat from \d+\.\d% to \d+\.\d%\.", caption)
     # The form under the answer asks again, for the next image.
@@ -230,7 +253,7 @@ def test_an_answer_that_rests_on_no_one_part_says_so(client, csrf_token, models_
     # Three equal answers: which one is best is a tie.
     assert re.search(r"No one part of the image decides it: covering each part of it in turn lowers (cat|dog|ship) "
                      r"\(33\.3%\) by less than 2 percentage points\.", " ".join(page.split()))
-    assert page.count("<img") == 1  # the upload's; no spotlight
+    assert page.count('<img class="uploaded"') == 1  # the upload's; no spotlight
 
 
 def test_an_answer_that_covering_only_raises_is_not_said_to_change_little(client, csrf_token, models_dir):
@@ -251,7 +274,7 @@ def test_an_answer_whose_explanation_fails_is_shown_with_the_reason(client, csrf
     assert ('<h2 id="occlusion-title">What the answer rests on</h2> <p>The map of what the answer rests on could not be '
             'made: with parts of the image covered, the model gave NaN or infinite outputs (damaged weights, or a '
             'training run that diverged).</p> </section>') in page
-    assert page.count("<img") == 1  # the upload's; no spotlight
+    assert page.count('<img class="uploaded"') == 1  # the upload's; no spotlight
 
 
 def test_without_explaining_the_answer_is_alone(client, csrf_token, make_image):

@@ -30,6 +30,9 @@ CONFIDENT = 0.5
 COMPARED_TOP_K = 3
 # Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
 PREVIEW_SIDE = 640
+# Least width, in CSS pixels, at which the picture as the model takes it is shown: a 32 px
+# input is enlarged a whole number of times, so that each of its pixels shows as a square.
+MODEL_VIEW_SIDE = 96
 # ImageNet's 1,000 classes would be a wall of text under the model selector.
 MAX_LISTED_CLASSES = 20
 # Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
@@ -131,7 +134,8 @@ def predict():
     if result.occlusion and result.occlusion.telling:
         spotlight_uri = jpeg_uri(spotlight(picture, result.occlusion), profile)
     return render_template("predict.html", form=next_form, result=result, image_uri=jpeg_uri(picture, profile),
-                           spotlight_uri=spotlight_uri, min_drop=MIN_DROP, sure_from=CONFIDENT)
+                           model_view=model_view(result.pixels, picture), spotlight_uri=spotlight_uri,
+                           min_drop=MIN_DROP, sure_from=CONFIDENT)
 
 
 def predict_all(form: UploadForm, data: bytes):
@@ -156,6 +160,19 @@ def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
     with Image.open(io.BytesIO(data)) as upload:
         profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
     return load_rgb(data, max_side=PREVIEW_SIDE), profile
+
+
+def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
+    """The image as the model took it, to show beside the upload: at a 32 px input, much of
+    what a person sees is gone, which explains many wrong answers. A PNG, as each pixel counts."""
+    height, width = pixels.shape[:2]
+    scale = max(1, MODEL_VIEW_SIDE // max(height, width))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    shape = (picture.shape[1] / picture.shape[0]) / (width / height)
+    return {"uri": f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
+            "width": width, "height": height, "shown_width": width * scale, "shown_height": height * scale,
+            "squeezed": not 0.95 < shape < 1.05}  # the upload's proportions were not the model's
 
 
 def jpeg_uri(pixels: np.ndarray, profile: bytes | None) -> str:

@@ -40,6 +40,7 @@ class Result:
     class_count: int  # how many classes the model chose among
     occlusion: Occlusion | None = None  # which parts the best answer rests on, when asked
     occlusion_error: str | None = None  # why that could not be found, when asked; the answer stands
+    pixels: np.ndarray | None = None  # the image as the model took it, (height, width, 3), to show
 
 
 def parse_top_k(text: str | None) -> int:
@@ -111,7 +112,7 @@ def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False)
 
     predictions = [(model.classes[i], float(probabilities[i])) for i in best]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error)
+    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error, pixels)
 
 
 def _explain(model: Classifier, pixels: np.ndarray, index: int) -> tuple[Occlusion | None, str | None]:
