@@ -81,7 +81,7 @@ def test_unexpected_error_is_a_plain_500(app, monkeypatch, make_image):
     def explode(*args, **kwargs):
         raise RuntimeError(f"secret detail in {app.root_path}")
 
-    monkeypatch.setattr(predictor, "load_rgb", explode)
+    monkeypatch.setattr(predictor, "decode", explode)
     app.testing = False  # as in production: errors are answered, not raised into the test
     client = app.test_client()
     response = client.post("/api/predict", data={"image": (io.BytesIO(make_image()), "a.png")})
