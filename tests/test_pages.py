@@ -73,12 +73,13 @@ def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make
 
 def test_the_answer_shows_the_picture_as_the_model_took_it(client, csrf_token, make_image, monkeypatch):
     def model_view(page: str):
-        found = re.search(r'<figure class="model-view">\s*<img src="data:image/png;base64,([^"]+)" '
+        found = re.search(r'<figure class="model-view">\s*<img src="data:image/(png|jpeg);base64,([^"]+)" '
                           r'width="(\d+)" height="(\d+)"( class="enlarged")? alt="[^"]+">\s*'
                           r'<figcaption class="hint">(.+?)</figcaption>', page, re.S)
-        shown = Image.open(io.BytesIO(base64.b64decode(found[1])))
-        assert bool(found[4]) == (int(found[2]) > shown.width)  # its pixels drawn as squares only when enlarged
-        return np.asarray(shown), (int(found[2]), int(found[3])), " ".join(re.sub("<[^>]+>", "", found[5]).split())
+        shown = Image.open(io.BytesIO(base64.b64decode(found[2])))
+        # Enlarged, its pixels are drawn as squares, and sent exactly (PNG); else as a lighter JPEG.
+        assert bool(found[5]) == (int(found[3]) > shown.width) == (found[1] == "png")
+        return np.asarray(shown), (int(found[3]), int(found[4])), " ".join(re.sub("<[^>]+>", "", found[6]).split())
 
     wide = make_image("PNG", size=(60, 30))
     pixels, shown_size, caption = model_view(post_form(client, csrf_token, wide, model="small").get_data(as_text=True))

@@ -164,23 +164,26 @@ def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
 
 def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
     """The image as the model took it, to show beside the upload: at a 32 px input, much of
-    what a person sees is gone, which explains many wrong answers. A PNG, as each pixel counts."""
+    what a person sees is gone, which explains many wrong answers."""
     height, width = pixels.shape[:2]
     scale = max(1, MODEL_VIEW_SIDE // max(height, width))
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
     shape = (picture.shape[1] / picture.shape[0]) / (width / height)
-    return {"uri": f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
-            "width": width, "height": height, "shown_width": width * scale, "shown_height": height * scale,
+    # Enlarged, each pixel shows, and JPEG's blocks would too; a 224 px one is lighter as JPEG.
+    uri = data_uri(pixels, "PNG") if scale > 1 else jpeg_uri(pixels, None)
+    return {"uri": uri, "width": width, "height": height, "shown_width": width * scale, "shown_height": height * scale,
             "squeezed": not 0.95 < shape < 1.05}  # the upload's proportions were not the model's
 
 
 def jpeg_uri(pixels: np.ndarray, profile: bytes | None) -> str:
     """A picture as a JPEG data: URI, so that it is never stored, and without the upload's
     metadata (a photo's location, say)."""
+    return data_uri(pixels, "JPEG", quality=85, icc_profile=profile)
+
+
+def data_uri(pixels: np.ndarray, image_format: str, **options) -> str:
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=85, icc_profile=profile)
-    return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    Image.fromarray(pixels).save(buffer, image_format, **options)
+    return f"data:image/{image_format.lower()};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
 @bp.get("/api")
