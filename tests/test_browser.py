@@ -6,10 +6,12 @@ chromedriver is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
+import urllib.parse
 from collections import Counter
 
 import pytest
@@ -41,10 +43,21 @@ def served_models(built_models, tmp_path_factory):
     return copy_models(built_models, tmp_path_factory.mktemp("browser") / "models")
 
 
-@pytest.fixture(scope="module")
-def base_url(served_models):
+@contextlib.contextmanager
+def serving(app):
+    """The WSGI app served on a free port of 127.0.0.1, in a thread; yields its base URL."""
     from werkzeug.serving import make_server
 
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def base_url(served_models):
     models = served_models
     # Long names and values, as a real training run's card has, for the phone-width page.
     card = json.loads((models / "small.json").read_text())
@@ -53,12 +66,8 @@ def base_url(served_models):
     long_card = card | {"name": LONG_NAME, "classes": LONG_CLASSES, "dataset": LONG_DATA_SET}
     (models / f"{LONG_NAME}.json").write_text(json.dumps(long_card))
     shutil.copy(models / "small.h5", models / f"{LONG_NAME}.h5")
-    app = create_app(make_config(models, TESTING=False))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(create_app(make_config(models, TESTING=False))) as url:
+        yield url
 
 
 def start_browser(tmp_path_factory, javascript: bool = True):
@@ -554,3 +563,62 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         assert_no_sideways_scrolling("dashboard")
     finally:
         browser.set_window_size(1280, 1000)
+
+
+# A student's own front-end, served from another origin: it draws a picture, sends it to the
+# API named in its address with fetch and FormData, and shows the answer, or fetch's error.
+# With ?send=json it sends JSON instead, which the browser asks the API about first (a preflight).
+FRONT_END = b"""<!doctype html><title>My classifier</title><pre id="answer"></pre><script>
+var query = new URLSearchParams(location.search);
+function send(body, headers) {
+  fetch(query.get("api") + "/api/predict", {method: "POST", body: body, headers: headers})
+    .then(function (response) {
+      return response.text().then(function (text) { show(response.status + " " + text); });
+    })
+    .catch(function (error) { show(error.name + ": " + error.message); });
+}
+function show(text) { document.getElementById("answer").textContent = text; }
+if (query.get("send") === "json") {
+  send(JSON.stringify({image: "cat.png"}), {"Content-Type": "application/json"});
+} else {
+  var canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 24;
+  var pen = canvas.getContext("2d");
+  pen.fillStyle = "#3366cc"; pen.fillRect(0, 0, 24, 24);
+  pen.fillStyle = "#ffcc00"; pen.fillRect(0, 0, 8, 8);
+  canvas.toBlob(function (png) {
+    var form = new FormData();
+    form.append("image", png, "drawn.png");
+    send(form);
+  });
+}
+</script>"""
+
+
+def front_end(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [FRONT_END]
+
+
+def test_a_page_on_another_origin_reads_the_api_only_when_allowed(browser, base_url, served_models):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def answer(page, api, send="picture"):
+        browser.get(page + "/?" + urllib.parse.urlencode({"api": api, "send": send}))
+        return WebDriverWait(browser, 20).until(lambda _: browser.execute_script(
+            "return document.getElementById('answer').textContent"))
+
+    with serving(front_end) as page, serving(create_app(make_config(
+            served_models, TESTING=False, API_ORIGINS=(page,)))) as allowing:
+        status, _, body = answer(page, allowing).partition(" ")
+        assert status == "200" and json.loads(body)["model"] == "tiny"
+        assert {p["label"] for p in json.loads(body)["predictions"]} == set(TINY_CLASSES)
+        # Asked in a preflight first; the API's error reaches the page.
+        status, _, body = answer(page, allowing, send="json").partition(" ")
+        assert status == "400" and json.loads(body) == {
+            "error": "Send the image as a multipart/form-data file field named 'image'."}
+        browser.get_log("browser")  # what came before
+        # The app as it is by default: the browser keeps the answer from the page.
+        assert answer(page, base_url) == "TypeError: Failed to fetch"
+        assert any("has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header" in entry["message"]
+                   for entry in browser.get_log("browser"))

@@ -149,6 +149,7 @@ def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):
     ({"IMAGEAPP_BIND": "nonsense.invalid:8000"}, "IMAGEAPP_BIND='nonsense.invalid:8000': no such host as 'nonsense.invalid'"),
     ({"IMAGEAPP_NGROK": "maybe"}, "IMAGEAPP_NGROK='maybe' is not 1 or 0"),  # before binding, not once bound
     ({"IMAGEAPP_MODEL_DOWNLOADS": "maybe"}, "IMAGEAPP_MODEL_DOWNLOADS='maybe' is not 1 or 0"),
+    ({"IMAGEAPP_API_ORIGINS": "https://me.github.io/"}, "IMAGEAPP_API_ORIGINS='https://me.github.io/' is not \\* or origins"),
 ])
 def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, message):
     monkeypatch.setattr(os, "environ", environ)

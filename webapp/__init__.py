@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             ENV_PREFIX,
         )
 
-    from . import api, config, dashboard, downloads, errors, formatting, pages, registry, security, uploads
+    from . import api, config, cors, dashboard, downloads, errors, formatting, pages, registry, security, uploads
 
     if app.config["PROXY_HOPS"]:
         trust_proxies(app, app.config["PROXY_HOPS"])
@@ -60,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     uploads.init_app(app)
     errors.init_app(app)
+    cors.init_app(app)
     formatting.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(dashboard.bp)

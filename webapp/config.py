@@ -11,6 +11,8 @@ from flask import current_app
 
 from trainer.formatting import whole_number
 
+from .cors import parse_origins
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
@@ -34,6 +36,8 @@ DEFAULTS = {
     "SESSION_COOKIE_NAME": "imageapp_session",
     # Anyone who reaches the app may download the models it serves (webapp.downloads).
     "MODEL_DOWNLOADS": True,
+    # Other sites whose pages may call the JSON API from a browser (webapp.cors): none.
+    "API_ORIGINS": (),
 }
 
 YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -57,6 +61,8 @@ ENVIRONMENT = {
     "MAX_CONTENT_LENGTH": (whole_number, "a number of bytes above 0"),
     "PROXY_HOPS": (functools.partial(whole_number, least=0), "a number of proxies (0 or more)"),
     "MODEL_DOWNLOADS": (yes_or_no, YES_OR_NO),
+    "API_ORIGINS": (parse_origins, "* or origins separated by commas, each http(s)://host[:port] without a path "
+                                   "or a trailing / (https://me.github.io,http://localhost:5173)"),
 }
 ENV_PREFIX = "IMAGEAPP_"
 
