@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -393,3 +394,20 @@ def reload_in_fresh_process(model_path, pixels):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2's contrast ratio of the colours in two CSS values: a stylesheet's ("2px dashed
+    #858e9e") or a browser's computed ones ("rgb(29, 35, 48)")."""
+    def luminance(value: str) -> float:
+        if hex_colour := re.search(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})\b", value):
+            digits = hex_colour.group(1)
+            digits = digits if len(digits) == 6 else "".join(c * 2 for c in digits)
+            channels = [int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        else:
+            channels = [float(c) / 255 for c in re.search(r"rgba?\(([\d.]+), ([\d.]+), ([\d.]+)", value).groups()]
+        red, green, blue = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)

@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from conftest import (TINY_CLASSES, copy_models, damage, encode_image, make_config, red_top_left, save_as,
-                      top_left_model)
+from conftest import (TINY_CLASSES, contrast, copy_models, damage, encode_image, make_config, red_top_left,
+                      save_as, top_left_model)
 from webapp import create_app
 from webapp.config import ROOT
 from trainer.formatting import filesize
@@ -335,6 +335,77 @@ def test_chart_text_grows_with_the_readers_text_size(browser, base_url):
         assert larger_body == 2 * body and larger_tick >= 1.8 * tick
     finally:
         browser.execute_script("document.documentElement.style.fontSize = ''")
+
+
+DARK_SCHEME = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+# A model's page: each text's colour, and the colour of what it is drawn on.
+MODEL_PAGE_COLOURS = """
+var colour = (css, property) => getComputedStyle(document.querySelector(css))[property];
+return {
+  page: colour('body', 'backgroundColor'), text: colour('body', 'color'), link: colour('.breadcrumb a', 'color'),
+  card: colour('.card', 'backgroundColor'), muted: colour('.card .hint', 'color'),
+  card_link: colour('.card a:not(.button)', 'color'),
+  chart_title: colour('.chart .chart-title', 'fill'), tick: colour('.chart .tick', 'fill'),
+  header: colour('.site-header', 'backgroundColor'), nav: colour('.site-header a', 'color'),
+};"""
+LIGHT_COLOURS = {
+    "page": "rgb(244, 246, 249)", "text": "rgb(29, 35, 48)", "link": "rgb(42, 102, 211)",
+    "card": "rgb(255, 255, 255)", "muted": "rgb(93, 102, 120)", "card_link": "rgb(42, 102, 211)",
+    "chart_title": "rgb(29, 35, 48)", "tick": "rgb(93, 102, 120)",
+    "header": "rgb(29, 35, 48)", "nav": "rgb(255, 255, 255)",
+}
+
+
+def test_a_system_set_to_dark_gets_dark_pages(browser, base_url, photo):
+    """Every text still 4.5:1 on its ground (WCAG AA), and the light scheme as it was."""
+    from selenium.webdriver.common.by import By
+
+    def colours_of(css, *properties):
+        return browser.execute_script("""var style = getComputedStyle(document.querySelector(arguments[0]));
+            return arguments[1].map(property => style[property]);""", css, properties)
+
+    browser.get(base_url + "/models/small")
+    assert browser.execute_script(MODEL_PAGE_COLOURS) == LIGHT_COLOURS
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", DARK_SCHEME)
+    try:
+        browser.get(base_url + "/models/small")
+        dark = browser.execute_script(MODEL_PAGE_COLOURS)
+        black, white = "rgb(0, 0, 0)", "rgb(255, 255, 255)"
+        assert contrast(dark["page"], black) < 1.5 and contrast(dark["card"], black) < 1.5  # dark grounds
+        assert contrast(dark["text"], white) < 1.5  # light text
+        for text in ("text", "link"):
+            assert contrast(dark[text], dark["page"]) >= 4.5, text
+        for text in ("text", "muted", "card_link", "chart_title", "tick"):
+            assert contrast(dark[text], dark["card"]) >= 4.5, text
+        assert contrast(dark["nav"], dark["header"]) >= 4.5
+        # The heat map's shades come from the counts: each one's number readable on it.
+        for colour, shade in browser.execute_script("""return Array.from(document.querySelectorAll('td.heat'))
+                .map(cell => [getComputedStyle(cell).color, getComputedStyle(cell).backgroundColor])"""):
+            assert contrast(colour, shade) >= 4.5, shade
+        screenshot(browser, "12-dark-model")
+
+        browser.get(base_url + "/")
+        card = colours_of(".card", "backgroundColor")[0]
+        # Form controls follow the scheme too (<meta name="color-scheme">): no black text on the dark card.
+        assert contrast(*colours_of("select", "color", "backgroundColor")) >= 4.5
+        assert contrast(*colours_of(".button", "color", "backgroundColor")) >= 4.5
+        assert contrast(colours_of(".drop-zone", "borderTopColor")[0], card) >= 3
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # no file: an error
+        wait_for(browser, ".errors")
+        assert contrast(*colours_of(".errors", "color", "backgroundColor")) >= 4.5
+        screenshot(browser, "12b-dark-form-error")
+
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        wait_for(browser, ".verdict")
+        assert contrast(colours_of(".confidence", "color")[0], colours_of("body", "backgroundColor")[0]) >= 4.5
+        assert contrast(colours_of(".bar-fill", "fill")[0], colours_of(".bar-track", "fill")[0]) >= 3
+        screenshot(browser, "12c-dark-prediction")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    browser.get(base_url + "/models/small")
+    assert browser.execute_script(MODEL_PAGE_COLOURS) == LIGHT_COLOURS
+
 
 def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
     from selenium.webdriver.common.by import By
