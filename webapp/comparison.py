@@ -37,8 +37,9 @@ def compare(data: bytes, top_k: int) -> list[Answer]:
               for row in each.rows]
     if not ranked:
         raise PredictionError(503, "No model is available.")
-    # Once for all the models, before any is loaded: an image none can read is refused once.
-    upload.decode_for(max(max(info.card["input_shape"][:2]) for _, _, info in ranked))
+    # Once for each input size, before any model is loaded: an image none can read is refused once.
+    for side in {max(info.card["input_shape"][:2]) for _, _, info in ranked}:
+        upload.decode_for(side)
     answers = []
     for each, row, info in ranked:
         result = error = None

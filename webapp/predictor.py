@@ -54,33 +54,36 @@ def parse_top_k(text: str | None) -> int:
 
 class Upload:
     """An uploaded image, refused at once if its first bytes say no model could read it, and
-    decoded once however many models answer it: at the largest input size among them, then
-    resized for each. A JPEG decoded so for a larger model may be at a finer scale than a small
-    model alone would get (trainer.images.decode): its pixels differ by a level or two of 255."""
+    decoded once for each input size among the models that answer it, then resized for each:
+    a JPEG is decoded at the smallest scale still no smaller than the model's input
+    (trainer.images.decode), so a model compared beside larger ones gets the pixels it would
+    alone: a 450 px JPEG decoded for 224 px, then cut to 32, is up to 32 levels of 255 off."""
 
     def __init__(self, data: bytes):
         if not data:
             raise BadImage(400, "The file is empty.")
         # Tells "not an image we take" (415) from "one of ours, but broken" (400, from decode,
         # which uses the same whitelist), by the file's first bytes, never its name.
-        if upload_format(data) is None:
+        kind = upload_format(data)
+        if kind is None:
             raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
         self.data = data
-        self.image: Image.Image | None = None
+        self.by_side = kind == "JPEG"  # the only format decoded at another scale for another size
+        self.decoded: dict[int | None, Image.Image] = {}
 
-    def decode_for(self, side: int) -> None:
-        """Decode it for models whose input is at most `side` pixels a side."""
-        try:
-            self.image = decode(self.data, side)
-        except ImageError as error:
-            raise BadImage(400, str(error)) from None
+    def decode_for(self, side: int) -> Image.Image:
+        """It decoded for models whose input is `side` pixels at its longer side, once."""
+        key = side if self.by_side else None
+        if key not in self.decoded:
+            try:
+                self.decoded[key] = decode(self.data, side)
+            except ImageError as error:
+                raise BadImage(400, str(error)) from None
+        return self.decoded[key]
 
     def pixels(self, size: tuple[int, int]) -> np.ndarray:
-        """Its pixels at `size`, (height, width): decoded for that size unless `decode_for` was
-        told the largest size to come."""
-        if self.image is None:
-            self.decode_for(max(size))
-        return resized(self.image, size)
+        """Its pixels at `size`, (height, width), as a model of that input size alone gets them."""
+        return resized(self.decode_for(max(size)), size)
 
 
 def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
