@@ -170,6 +170,10 @@ def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_f
     part = client.get("/models/tiny/model.h5", headers={"Range": "bytes=100-"})
     assert part.status_code == 206 and part.data == whole[100:]
     assert client.get("/models/tiny/model.h5", headers={"Range": "bytes=-10"}).data == whole[-10:]
+    # The last N bytes of a shorter file are all of it, not a 416.
+    longer = client.get("/models/tiny/model.h5", headers={"Range": f"bytes=-{len(whole) + 1}"})
+    assert longer.status_code == 206 and longer.data == whole
+    assert longer.headers["Content-Range"] == f"bytes 0-{len(whole) - 1}/{len(whole)}"
     past_the_end = client.get("/models/tiny/model.h5", headers={"Range": f"bytes={len(whole)}-"})
     assert past_the_end.status_code == 416 and past_the_end.headers["Content-Range"] == f"bytes */{len(whole)}"
     # What is not one range of bytes is ignored, as the standard says, and the whole file sent.

@@ -69,20 +69,24 @@ def send_model_file(name: str, suffix: str, mimetype: str):
     # Given a file rather than a path, send_file leaves out the length, which ranges (a resumed
     # download) and a browser's progress bar need.
     response.content_length = stat.st_size
-    return response.make_conditional(_without_unservable_range(request), accept_ranges=True,
+    return response.make_conditional(_standard_range(request, stat.st_size), accept_ranges=True,
                                      complete_length=stat.st_size)
 
 
-def _without_unservable_range(request) -> dict:
-    """The request's WSGI environ, less a Range header that is not one range of bytes.
-
-    Werkzeug answers 416 to a Range it cannot parse, of another unit, or of several ranges
-    (which it does not serve), where the standard (RFC 9110, 14.2) has such a header ignored
-    and the whole file sent; only a range past the end of the file is a 416."""
+def _standard_range(request, length: int) -> dict:
+    """The request's WSGI environ, its Range header read as the standard (RFC 9110, 14.1.2
+    and 14.2) has it where Werkzeug answers 416: one that is not one range of bytes (one it
+    cannot parse, of another unit, or several ranges, which it does not serve) is ignored and
+    the whole file sent, and the last N bytes of a file shorter than N are all of it. Only a
+    range that starts past the end of the file is a 416."""
     asked = request.range
-    if "HTTP_RANGE" not in request.environ or (asked and asked.units == "bytes" and len(asked.ranges) == 1):
+    if "HTTP_RANGE" not in request.environ:
         return request.environ
-    return {key: value for key, value in request.environ.items() if key != "HTTP_RANGE"}
+    if not (asked and asked.units == "bytes" and len(asked.ranges) == 1):
+        return {key: value for key, value in request.environ.items() if key != "HTTP_RANGE"}
+    if asked.ranges[0][0] < -length:  # "bytes=-N", a suffix longer than the file
+        return request.environ | {"HTTP_RANGE": "bytes=0-"}
+    return request.environ
 
 
 def links(info: ModelInfo) -> dict[str, str] | None:
