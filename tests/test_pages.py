@@ -185,6 +185,14 @@ def test_models_of_different_data_sets_are_compared_within_each(client, csrf_tok
     assert "<h1>The 3 models know different classes: " in text
 
 
+def test_data_sets_whose_names_differ_in_case_are_two(client, csrf_token, models_dir, make_image):
+    update_card(models_dir, "small", dataset="Synthetic")  # tiny's is "synthetic": two tables on /models
+    page = " ".join(post_form(client, csrf_token, make_image(), model="/all").get_data(as_text=True).split())
+    assert "They are grouped by the data set they were trained on" in page
+    assert [re.sub(r"\. .*", "", meta) for meta in re.findall(r'<p class="meta">(.*?)</p>', page)] == [
+        "Trained on Synthetic", "Trained on synthetic"]
+
+
 def test_models_scored_on_one_test_set_are_compared_by_it(client, csrf_token, models_dir, make_image):
     update_card(models_dir, "tiny", test_evaluation={"accuracy": 0.7}, test_digest="0123")
     update_card(models_dir, "small", test_evaluation={"accuracy": 0.6}, test_digest="0123")
