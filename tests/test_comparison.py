@@ -1,7 +1,6 @@
 """webapp.comparison: every model's answer to one picture, and whether they agree."""
 
 import pytest
-from PIL import Image
 
 from conftest import (TINY_CLASSES, damage, overflow_model, red_top_left, save_as, save_model_without_softmax,
                       top_left_model, update_card)
@@ -131,18 +130,21 @@ def test_models_all_scored_on_one_test_set_are_ranked_by_it(app, models_dir, mak
     assert [(a.model, a.test_accuracy) for a in answers] == [("small", None), ("tiny", 0.7), ("corner", 0.5)]
 
 
-@pytest.mark.parametrize(("fmt", "decodings"), [("JPEG", 2), ("PNG", 1)])
-def test_a_comparison_decodes_the_upload_once_a_size_and_lists_the_models_once(app, models_dir, make_image,
-                                                                               monkeypatch, fmt, decodings):
+@pytest.mark.parametrize(("fmt", "side", "decodings"), [("JPEG", 150, 2), ("JPEG", 400, 1), ("PNG", 150, 1)])
+def test_a_comparison_decodes_the_upload_once_a_scale_and_lists_the_models_once(app, models_dir, make_image,
+                                                                                monkeypatch, fmt, side, decodings):
+    from webapp import predictor
+
     save_as(models_dir, top_left_model(), "corner")
-    # Decoded for 24 px, this JPEG is at 1/4 scale, for 16 px at 1/8: one decoding for both would
-    # give tiny and corner other pixels than they get alone.
-    image = make_image(fmt, size=(150, 150))
+    # A 150 px JPEG decodes at 1/4 scale for 24 px, at 1/8 for 16 px: one decoding for both would
+    # give tiny and corner other pixels than they get alone. A 400 px one decodes at 1/8 for
+    # both, and a PNG alike for any size.
+    image = make_image(fmt, size=(side, side))
     with app.app_context():
         compare(image, 3)  # loads each model (each new file is listed again then, under the lock)
-        opened, listed = calls(monkeypatch, Image, "open"), calls(monkeypatch, Registry, "_files")
+        decoded, listed = calls(monkeypatch, predictor, "decode"), calls(monkeypatch, Registry, "_files")
         answers = compare(image, 3)
-        assert len(opened) == decodings and len(listed) == 1  # a PNG is decoded alike for any size
+        assert len(decoded) == decodings and len(listed) == 1
         # Each as the model alone answers, at its own size: 24 px for small, 16 for the others.
         for part in answers:
             assert part.result.predictions == classify(image, part.model, 3).predictions

@@ -11,7 +11,8 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from webapp.config import ROOT
 
-from trainer.images import DATASET_FORMATS, UPLOAD_FORMATS, ImageError, format_names, load_rgb, upload_format
+from trainer.images import (DATASET_FORMATS, UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, load_rgb,
+                            upload_format)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -196,3 +197,13 @@ print(peak() - before)
     grown = int(subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout)
     assert grown < 1.5 * 6000 * 6000 * 4, f"{grown / 1e6:.0f} MB"
+
+
+def test_the_size_a_jpeg_decodes_at_is_read_from_its_header_alone():
+    photo = encode(Image.new("RGB", (400, 300), "teal"), "JPEG")
+    for side in (16, 32, 37, 75, 76, 224, 300, 1000):
+        assert draft_size(photo, side) == decode(photo, side).size, side
+    assert draft_size(photo, 32) == (50, 38) and draft_size(photo, 224) == (400, 300)
+    # Other formats decode alike for every side; a broken JPEG is for decode to refuse.
+    assert draft_size(encode(Image.new("RGB", (400, 300)), "PNG"), 32) is None
+    assert draft_size(photo[:200], 32) is None

@@ -116,6 +116,22 @@ def decode(
         raise ImageError(f"Not a readable image (accepted formats: {format_names(formats)}).") from error
 
 
+def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
+    """The size at which `decode(data, side)` decodes a JPEG (its own, or 1/2 to 1/8 of it, as
+    stored, before it is turned upright), read from its header: sides that give one size give the same pixels, so can share one
+    decoding. None for the other formats, decoded alike for every side, and for a file that
+    `decode` will refuse with the reason."""
+    if upload_format(data) != "JPEG":
+        return None
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            warnings.simplefilter("ignore")  # as in decode, which says what is wrong
+            image.draft(None, (side, side))
+            return image.size
+    except Exception:  # Pillow raises many types for broken files
+        return None
+
+
 def resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A decoded image's pixels at `size`, (height, width)."""
     if image.size != (size[1], size[0]):

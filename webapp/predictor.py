@@ -10,7 +10,7 @@ from flask import current_app
 from PIL import Image
 
 from trainer.formatting import whole_number
-from trainer.images import UPLOAD_FORMATS, ImageError, decode, format_names, resized, upload_format
+from trainer.images import UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, resized, upload_format
 from trainer.predict import BadOutput
 
 from .occlusion import Occlusion, occlude
@@ -54,8 +54,8 @@ def parse_top_k(text: str | None) -> int:
 
 class Upload:
     """An uploaded image, refused at once if its first bytes say no model could read it, and
-    decoded once for each input size among the models that answer it, then resized for each:
-    a JPEG is decoded at the smallest scale still no smaller than the model's input
+    decoded once for each scale the models that answer it need, then resized for each: a JPEG
+    is decoded at the smallest scale still no smaller than the model's input
     (trainer.images.decode), so a model compared beside larger ones gets the pixels it would
     alone: a 450 px JPEG decoded for 224 px, then cut to 32, is up to 32 levels of 255 off."""
 
@@ -64,16 +64,15 @@ class Upload:
             raise BadImage(400, "The file is empty.")
         # Tells "not an image we take" (415) from "one of ours, but broken" (400, from decode,
         # which uses the same whitelist), by the file's first bytes, never its name.
-        kind = upload_format(data)
-        if kind is None:
+        if upload_format(data) is None:
             raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
         self.data = data
-        self.by_side = kind == "JPEG"  # the only format decoded at another scale for another size
-        self.decoded: dict[int | None, Image.Image] = {}
+        self.decoded: dict[tuple[int, int] | None, Image.Image] = {}  # by the size decoded at
 
     def decode_for(self, side: int) -> Image.Image:
-        """It decoded for models whose input is `side` pixels at its longer side, once."""
-        key = side if self.by_side else None
+        """It decoded for models whose input is `side` pixels at its longer side, once for all
+        the sides that decode alike (a phone photo, at 1/8 scale, for 32 to 224 px inputs)."""
+        key = draft_size(self.data, side)
         if key not in self.decoded:
             try:
                 self.decoded[key] = decode(self.data, side)
