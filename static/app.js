@@ -1,6 +1,7 @@
 // Progressive enhancement of the upload form: a picture dropped or pasted anywhere on the page,
-// a preview of it, checks before uploading, the chosen model's classes and a busy button. Without JavaScript the plain file input, select and submit button do the same job,
-// and the server makes every check itself.
+// or taken with the camera, a preview of it, checks before uploading, the chosen model's classes
+// and a busy button. Without JavaScript the plain file input, select and submit button do the
+// same job, and the server makes every check itself.
 "use strict";
 
 function enhance(form) {
@@ -33,7 +34,7 @@ function enhance(form) {
   preview.className = "preview";
   preview.alt = "";
   preview.hidden = true;
-  zone.insertBefore(preview, text);
+  text.parentNode.insertBefore(preview, text);
 
   // The server refuses a too-large request unread, and its answer could not keep the model
   // chosen; so the size (and that it is an image at all) is checked before uploading. The
@@ -132,6 +133,18 @@ function enhance(form) {
     chosen();
   }
 
+  // Where the browser lets the page use a camera: only in a secure context (localhost or https;
+  // elsewhere navigator.mediaDevices is missing). On a touch screen style.css hides the button:
+  // the file input's own chooser offers the phone's camera app there, at its full resolution.
+  if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    useCamera(form.querySelector(".camera"), function (file) {
+      var files = new DataTransfer(); // a FileList, as the input takes
+      files.items.add(file);
+      take(files.files, "Take");
+      input.focus(); // named for the picture now, as a screen reader says
+    }, showError);
+  }
+
   var showClasses = function () {
     var option = select.options[select.selectedIndex];
     classes.textContent = option ? option.dataset.classes : "";
@@ -170,6 +183,84 @@ function enhance(form) {
   window.addEventListener("keydown", function (event) {
     if (event.key === "Escape") ready();
   });
+}
+
+// The camera's live view in the upload zone; its picture goes to `deliver` as a JPEG File. The
+// camera is on only while the view is open: closed by a picture, Cancel, Escape, an error or
+// leaving the page, it stops every track, which turns the camera's light off.
+function useCamera(camera, deliver, showError) {
+  var open = camera.querySelector(".camera-open");
+  var view = camera.querySelector(".camera-view");
+  var video = view.querySelector("video");
+  var shutter = view.querySelector(".camera-take");
+  var openText = open.textContent;
+  var stream = null;
+  // getUserMedia's refusals, by the DOMException's name; the file input is always the way round them.
+  var problems = {
+    NotAllowedError: "The camera was not allowed: allow it in the browser's site settings, or choose an image instead.",
+    NotFoundError: "No camera was found: connect one, or choose an image instead.",
+    NotReadableError: "The camera could not be started: another program may be using it.",
+  };
+
+  function stop() {
+    if (stream) {
+      stream.getTracks().forEach(function (track) { track.stop(); });
+    }
+    stream = null;
+    video.srcObject = null;
+    open.hidden = false;
+    open.removeAttribute("aria-disabled");
+    open.textContent = openText;
+    if (view.contains(document.activeElement)) open.focus(); // not lost with the view
+    view.hidden = true;
+  }
+
+  function fail(message) {
+    stop();
+    showError(message);
+  }
+
+  camera.hidden = false;
+  open.addEventListener("click", function () {
+    if (open.hasAttribute("aria-disabled")) return; // already asking: a second camera would stay on
+    open.setAttribute("aria-disabled", "true");
+    open.textContent = "Starting the camera\u2026";
+    navigator.mediaDevices.getUserMedia({video: true}).then(function (media) {
+      stream = media;
+      stream.getVideoTracks()[0].addEventListener("ended", function () {
+        fail("The camera stopped (unplugged or turned off): use it again, or choose an image.");
+      });
+      video.srcObject = stream; // a MediaStream, not a URL: no media-src needed in the policy
+      return video.play();
+    }).then(function () {
+      open.hidden = true;
+      view.hidden = false;
+      shutter.focus();
+    }).catch(function (error) {
+      fail(problems[error.name] || "The camera could not be started: choose an image instead.");
+    });
+  });
+
+  shutter.addEventListener("click", function () {
+    // The frame as the camera sends it: the picture is never mirrored.
+    var canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    stop();
+    canvas.toBlob(function (blob) {
+      if (blob) {
+        deliver(new File([blob], "camera.jpg", {type: "image/jpeg"}));
+      } else {
+        showError("The picture could not be taken: try the camera again, or choose an image.");
+      }
+    }, "image/jpeg");
+  });
+  view.querySelector(".camera-cancel").addEventListener("click", stop);
+  view.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") stop();
+  });
+  window.addEventListener("pagehide", stop);
 }
 
 var uploadForm = document.querySelector("form.upload");

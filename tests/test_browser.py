@@ -70,17 +70,17 @@ def base_url(served_models):
         yield url
 
 
-def start_browser(tmp_path_factory, javascript: bool = True):
-    """A headless Chromium whose temporary files (a singleton socket per run) land in a
-    folder that pytest cleans, not in /tmp, where they were left behind. A short-named one:
-    the socket's path must fit in 108 bytes, which a test's own tmp_path under a pytest-xdist
-    worker's folder does not."""
+def start_browser(tmp_path_factory, javascript: bool = True, flags=()):
+    """A headless Chromium, with `flags` besides FLAGS, whose temporary files (a singleton
+    socket per run) land in a folder that pytest cleans, not in /tmp, where they were left
+    behind. A short-named one: the socket's path must fit in 108 bytes, which a test's own
+    tmp_path under a pytest-xdist worker's folder does not."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in [*FLAGS, *flags]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if not javascript:
@@ -429,6 +429,183 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
         assert len(driver.find_elements(By.CSS_SELECTOR, ".chart svg")) == 2
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(tmp_path_factory, base_url):
+    """Chromium with a fake camera (a moving test pattern, 640 x 480), which base_url may use:
+    without a permission set, headless Chromium refuses it, as a person who says no would."""
+    driver = start_browser(tmp_path_factory, flags=["--use-fake-device-for-media-stream"])
+    driver.execute_cdp_cmd("Browser.setPermission", {
+        "permission": {"name": "camera"}, "setting": "granted", "origin": base_url})
+    yield driver
+    driver.quit()
+
+
+# Keeps every stream the page gets in window.cameras, to see that their tracks are stopped.
+RECORD_CAMERAS = """
+window.cameras = [];
+var ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = c => ask(c).then(stream => { cameras.push(stream); return stream; });
+"""
+CAMERAS_OFF = "return cameras.every(stream => stream.getTracks().every(track => track.readyState === 'ended'))"
+PLAYING = "var video = document.querySelector('.camera-view video'); return video.readyState >= 2 && !video.paused"
+
+
+def open_camera(driver):
+    """Presses "Use the camera" from the keyboard; returns once the live view plays."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, ".camera-open").send_keys(Keys.ENTER)
+    WebDriverWait(driver, 20).until(lambda _: driver.execute_script(PLAYING))
+    return wait_for(driver, ".camera-view video")
+
+
+def test_a_picture_taken_with_the_camera_is_classified(camera_browser, base_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = camera_browser
+    browser.get(base_url + "/")
+    browser.execute_script(RECORD_CAMERAS)
+    assert wait_for(browser, ".camera-open").accessible_name == "Use the camera"
+    video = open_camera(browser)
+    assert video.accessible_name == "What the camera sees"
+    take = browser.find_element(By.CSS_SELECTOR, ".camera-take")
+    assert browser.switch_to.active_element == take  # the button it was on is hidden now
+    # It moves: frames, not a still, under the Content-Security-Policy (no media-src).
+    start = browser.execute_script("return arguments[0].currentTime", video)
+    WebDriverWait(browser, 20).until(lambda _: browser.execute_script("return arguments[0].currentTime", video) > start)
+    assert csp_violations(browser) == []
+    width, height = browser.execute_script("return [arguments[0].videoWidth, arguments[0].videoHeight]", video)
+    assert (width, height) == (640, 480)
+    screenshot(browser, "13-camera")
+    browser.set_window_size(390, 844)
+    try:
+        assert browser.execute_script(
+            "return document.scrollingElement.scrollWidth <= document.documentElement.clientWidth")
+        assert video.rect["width"] < 390
+        screenshot(browser, "13b-phone-camera", width=390)
+    finally:
+        browser.set_window_size(1280, 1000)
+
+    take.send_keys(Keys.ENTER)
+    wait_for(browser, ".preview")
+    file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
+    assert browser.execute_script("return [arguments[0].files[0].name, arguments[0].files[0].type]",
+                                  file_input) == ["camera.jpg", "image/jpeg"]
+    # A JPEG by its bytes, of the frame's size, as the page would send it.
+    magic, size = browser.execute_async_script("""var file = arguments[0].files[0], done = arguments[1];
+        Promise.all([file.slice(0, 3).arrayBuffer(), createImageBitmap(file)])
+          .then(([head, picture]) => done([Array.from(new Uint8Array(head)), [picture.width, picture.height]]));""",
+                                               file_input)
+    assert magic == [0xFF, 0xD8, 0xFF] and size == [width, height]
+    assert browser.execute_script(CAMERAS_OFF + " && cameras.length === 1")  # its light is off
+    wait_until_hidden(browser, ".camera-view")
+    # Said to a screen reader where the focus is: the file input, named for the picture.
+    assert browser.switch_to.active_element == file_input and file_input.accessible_name == "Image: camera.jpg"
+    assert browser.find_element(By.CSS_SELECTOR, ".camera-open").is_displayed()  # for another picture
+    screenshot(browser, "13c-camera-picture-taken")
+
+    change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+    assert wait_for(browser, "h1").text.startswith(("Most likely:", "Not sure: best guess"))
+    assert browser.find_element(By.CSS_SELECTOR, ".verdict strong").text in TINY_CLASSES
+
+
+def test_the_camera_is_turned_off_however_the_view_is_left(camera_browser, base_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser = camera_browser
+    browser.get(base_url + "/")
+    browser.execute_script(RECORD_CAMERAS)
+    opener = browser.find_element(By.CSS_SELECTOR, ".camera-open")
+    # Pressed again while the browser asks: one camera, not a second one left on.
+    assert browser.execute_script("""arguments[0].click(); arguments[0].click();
+        return [arguments[0].getAttribute('aria-disabled'), arguments[0].textContent]""", opener) == [
+        "true", "Starting the camera\u2026"]
+    wait_for(browser, ".camera-view video")
+    leaving = [lambda: browser.find_element(By.CSS_SELECTOR, ".camera-cancel").click(),
+               lambda: browser.switch_to.active_element.send_keys(Keys.ESCAPE),
+               lambda: browser.execute_script("window.dispatchEvent(new PageTransitionEvent('pagehide'))")]
+    for turn, leave in enumerate(leaving):
+        if turn:
+            open_camera(browser)
+        leave()
+        wait_until_hidden(browser, ".camera-view")
+        assert browser.execute_script(CAMERAS_OFF)
+        assert browser.switch_to.active_element == opener  # back where it was pressed, ready again
+        assert opener.text == "Use the camera" and opener.get_attribute("aria-disabled") is None
+    assert browser.execute_script("return cameras.length") == 3
+    assert browser.find_element(By.CSS_SELECTOR, ".errors").is_displayed() is False
+
+
+def test_a_camera_that_cannot_be_used_is_said_on_the_page(camera_browser, base_url):
+    from selenium.webdriver.common.by import By
+
+    browser = camera_browser
+    refused = "The camera was not allowed: allow it in the browser's site settings, or choose an image instead."
+    browser.execute_cdp_cmd("Browser.setPermission", {
+        "permission": {"name": "camera"}, "setting": "denied", "origin": base_url})
+    try:
+        browser.get(base_url + "/")
+        opener = browser.find_element(By.CSS_SELECTOR, ".camera-open")
+        opener.click()
+        assert wait_for(browser, ".errors").text == refused
+        assert opener.text == "Use the camera" and browser.switch_to.active_element == opener
+        screenshot(browser, "13d-camera-refused")
+    finally:
+        browser.execute_cdp_cmd("Browser.setPermission", {
+            "permission": {"name": "camera"}, "setting": "granted", "origin": base_url})
+
+    # What getUserMedia says when there is no camera, or another program holds it.
+    for name, message in [("NotFoundError", "No camera was found: connect one, or choose an image instead."),
+                          ("NotReadableError", "The camera could not be started: another program may be using it."),
+                          ("AbortError", "The camera could not be started: choose an image instead.")]:
+        browser.get(base_url + "/")
+        browser.execute_script("navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('', "
+                               "arguments[0]))", name)
+        browser.find_element(By.CSS_SELECTOR, ".camera-open").click()
+        assert wait_for(browser, ".errors").text == message
+
+    # Unplugged while on: the view closes, the light goes off, and the page says why.
+    browser.get(base_url + "/")
+    browser.execute_script(RECORD_CAMERAS)
+    open_camera(browser)
+    browser.execute_script("cameras[0].getVideoTracks()[0].dispatchEvent(new Event('ended'))")
+    assert wait_for(browser, ".errors").text == (
+        "The camera stopped (unplugged or turned off): use it again, or choose an image.")
+    wait_until_hidden(browser, ".camera-view")
+    assert browser.execute_script(CAMERAS_OFF)
+
+
+def test_the_camera_is_offered_only_where_it_can_be_used_and_helps(camera_browser, base_url):
+    from selenium.webdriver.common.by import By
+
+    browser = camera_browser
+    # Without the API, as in an insecure context (a plain-http address on the network).
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                     {"source": "delete Navigator.prototype.mediaDevices"})
+    try:
+        browser.get(base_url + "/")
+        assert browser.execute_script("return 'mediaDevices' in navigator") is False
+        assert not browser.find_element(By.CSS_SELECTOR, ".camera-open").is_displayed()
+        assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image, drop it here or paste it"
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+    # A touch screen's file chooser offers its own camera app.
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    try:
+        browser.get(base_url + "/")
+        assert browser.execute_script("return matchMedia('(pointer: coarse)').matches")
+        assert not browser.find_element(By.CSS_SELECTOR, ".camera-open").is_displayed()
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+    browser.get(base_url + "/")
+    assert browser.find_element(By.CSS_SELECTOR, ".camera-open").is_displayed()
 
 
 # Files made in the page, each (name, its bytes or a number of zero bytes, type), in a DataTransfer.

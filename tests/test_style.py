@@ -77,3 +77,11 @@ def test_no_colour_stays_as_the_light_scheme_has_it():
             for name, value in declarations.items()
             if HEX.search(value) and dark[selector][name] == value and not selector.startswith(".site-header")]
     assert kept == []
+
+
+@schemes
+def test_a_secondary_button_reads_on_the_card(dark):
+    rules = css_rules(dark)
+    card, secondary = rules[".card"]["background"], rules[".button.secondary"]
+    assert contrast(secondary["color"], secondary["background"]) >= 4.5
+    assert contrast(secondary["border-color"], card) >= 3

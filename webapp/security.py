@@ -31,7 +31,8 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    # The upload form's camera (app.js), for this origin's pages only; no microphone or location.
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
 }
 
 
