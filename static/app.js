@@ -83,10 +83,17 @@ function enhance(form) {
     reader.readAsDataURL(file);
   }
 
-  function chosen() {
+  // The form's error as it stands for the file chosen now: an earlier answer's, or the
+  // camera's, is about another try.
+  function recheck() {
     var file = input.files && input.files[0];
-    showPreview(file);
-    showError(file ? problem(file) : ""); // an earlier answer's error is about another file
+    showError(file ? problem(file) : "");
+  }
+
+  function chosen() {
+    stopCamera(); // a picture chosen, dropped or pasted instead: its live view would stay on
+    showPreview(input.files && input.files[0]);
+    recheck();
   }
 
   preview.addEventListener("error", function () {
@@ -136,13 +143,14 @@ function enhance(form) {
   // Where the browser lets the page use a camera: only in a secure context (localhost or https;
   // elsewhere navigator.mediaDevices is missing). On a touch screen style.css hides the button:
   // the file input's own chooser offers the phone's camera app there, at its full resolution.
+  var stopCamera = function () {};
   if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
-    useCamera(form.querySelector(".camera"), function (file) {
+    stopCamera = useCamera(form.querySelector(".camera"), function (file) {
       var files = new DataTransfer(); // a FileList, as the input takes
       files.items.add(file);
       take(files.files, "Take");
       input.focus(); // named for the picture now, as a screen reader says
-    }, showError);
+    }, showError, recheck);
   }
 
   var showClasses = function () {
@@ -171,6 +179,7 @@ function enhance(form) {
     button.setAttribute("aria-disabled", "true");
     button.textContent = "Classifying\u2026";
     form.setAttribute("aria-busy", "true");
+    stopCamera(); // the page is left only once the answer comes
   });
   var ready = function () {
     button.removeAttribute("aria-disabled");
@@ -185,16 +194,18 @@ function enhance(form) {
   });
 }
 
-// The camera's live view in the upload zone; its picture goes to `deliver` as a JPEG File. The
-// camera is on only while the view is open: closed by a picture, Cancel, Escape, an error or
-// leaving the page, it stops every track, which turns the camera's light off.
-function useCamera(camera, deliver, showError) {
+// The camera's live view in the upload zone; its picture goes to `deliver` as a JPEG File, and
+// `working` is called once the view plays. The camera is on only while the view is open: closed
+// by a picture, Cancel, Escape, an error, leaving the page or the returned function, it stops
+// every track, which turns the camera's light off.
+function useCamera(camera, deliver, showError, working) {
   var open = camera.querySelector(".camera-open");
   var view = camera.querySelector(".camera-view");
   var video = view.querySelector("video");
   var shutter = view.querySelector(".camera-take");
   var openText = open.textContent;
   var stream = null;
+  var asked = 0; // presses and stops: a camera that comes after a stop is turned off at once
   // getUserMedia's refusals, by the DOMException's name; the file input is always the way round them.
   var problems = {
     NotAllowedError: "The camera was not allowed: allow it in the browser's site settings, or choose an image instead.",
@@ -202,10 +213,13 @@ function useCamera(camera, deliver, showError) {
     NotReadableError: "The camera could not be started: another program may be using it.",
   };
 
+  function turnOff(media) {
+    media.getTracks().forEach(function (track) { track.stop(); });
+  }
+
   function stop() {
-    if (stream) {
-      stream.getTracks().forEach(function (track) { track.stop(); });
-    }
+    asked++;
+    if (stream) turnOff(stream);
     stream = null;
     video.srcObject = null;
     open.hidden = false;
@@ -223,20 +237,27 @@ function useCamera(camera, deliver, showError) {
   camera.hidden = false;
   open.addEventListener("click", function () {
     if (open.hasAttribute("aria-disabled")) return; // already asking: a second camera would stay on
+    var press = ++asked;
     open.setAttribute("aria-disabled", "true");
     open.textContent = "Starting the camera\u2026";
     navigator.mediaDevices.getUserMedia({video: true}).then(function (media) {
+      if (press !== asked) { // stopped while the browser asked (a file chosen, the page left)
+        turnOff(media);
+        return;
+      }
       stream = media;
       stream.getVideoTracks()[0].addEventListener("ended", function () {
         fail("The camera stopped (unplugged or turned off): use it again, or choose an image.");
       });
       video.srcObject = stream; // a MediaStream, not a URL: no media-src needed in the policy
-      return video.play();
-    }).then(function () {
-      open.hidden = true;
-      view.hidden = false;
-      shutter.focus();
+      return video.play().then(function () {
+        open.hidden = true;
+        view.hidden = false;
+        working(); // a refusal said before no longer holds
+        shutter.focus();
+      });
     }).catch(function (error) {
+      if (press !== asked) return; // closed already, for another reason (play() is cut short)
       fail(problems[error.name] || "The camera could not be started: choose an image instead.");
     });
   });
@@ -261,6 +282,7 @@ function useCamera(camera, deliver, showError) {
     if (event.key === "Escape") stop();
   });
   window.addEventListener("pagehide", stop);
+  return stop;
 }
 
 var uploadForm = document.querySelector("form.upload");

@@ -518,6 +518,7 @@ def test_a_picture_taken_with_the_camera_is_classified(camera_browser, base_url)
 def test_the_camera_is_turned_off_however_the_view_is_left(camera_browser, base_url):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser = camera_browser
     browser.get(base_url + "/")
@@ -530,7 +531,10 @@ def test_the_camera_is_turned_off_however_the_view_is_left(camera_browser, base_
     wait_for(browser, ".camera-view video")
     leaving = [lambda: browser.find_element(By.CSS_SELECTOR, ".camera-cancel").click(),
                lambda: browser.switch_to.active_element.send_keys(Keys.ESCAPE),
-               lambda: browser.execute_script("window.dispatchEvent(new PageTransitionEvent('pagehide'))")]
+               lambda: browser.execute_script("window.dispatchEvent(new PageTransitionEvent('pagehide'))"),
+               # A picture that comes another way is the one taken: the live view would stay on.
+               lambda: browser.execute_script(DROP, [["dropped.png", 10, "image/png"]]),
+               lambda: browser.execute_script(PASTE, [["pasted.png", 10, "image/png"]])]
     for turn, leave in enumerate(leaving):
         if turn:
             open_camera(browser)
@@ -539,8 +543,27 @@ def test_the_camera_is_turned_off_however_the_view_is_left(camera_browser, base_
         assert browser.execute_script(CAMERAS_OFF)
         assert browser.switch_to.active_element == opener  # back where it was pressed, ready again
         assert opener.text == "Use the camera" and opener.get_attribute("aria-disabled") is None
-    assert browser.execute_script("return cameras.length") == 3
+    assert browser.execute_script("return cameras.length") == 5
+    assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text == "pasted.png"
     assert browser.find_element(By.CSS_SELECTOR, ".errors").is_displayed() is False
+
+    # Sent with the view open: off with the upload, not once the answer comes (held here).
+    browser.execute_script("arguments[0].form.addEventListener('submit', e => e.preventDefault())", opener)
+    open_camera(browser)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until_hidden(browser, ".camera-view")
+    assert browser.execute_script(CAMERAS_OFF + " && cameras.length === 6")
+
+    # A picture dropped while the browser still asks: the camera it then gives is turned off at once.
+    browser.get(base_url + "/")
+    browser.execute_script(RECORD_CAMERAS + """var record = navigator.mediaDevices.getUserMedia;
+        navigator.mediaDevices.getUserMedia = c => new Promise(done => setTimeout(done, 500)).then(() => record(c));""")
+    browser.find_element(By.CSS_SELECTOR, ".camera-open").click()
+    browser.execute_script(DROP, [["dropped.png", 10, "image/png"]])
+    WebDriverWait(browser, 20).until(lambda _: browser.execute_script("return cameras.length === 1"))
+    assert browser.execute_script(CAMERAS_OFF)
+    assert not browser.find_element(By.CSS_SELECTOR, ".camera-view").is_displayed()
+    assert browser.find_element(By.CSS_SELECTOR, ".camera-open").text == "Use the camera"
 
 
 def test_a_camera_that_cannot_be_used_is_said_on_the_page(camera_browser, base_url):
@@ -560,6 +583,10 @@ def test_a_camera_that_cannot_be_used_is_said_on_the_page(camera_browser, base_u
     finally:
         browser.execute_cdp_cmd("Browser.setPermission", {
             "permission": {"name": "camera"}, "setting": "granted", "origin": base_url})
+    # Allowed after all: the refusal is taken back once the camera works.
+    open_camera(browser)
+    wait_until_hidden(browser, ".errors")
+    assert browser.find_element(By.ID, "image").get_attribute("aria-invalid") is None
 
     # What getUserMedia says when there is no camera, or another program holds it.
     for name, message in [("NotFoundError", "No camera was found: connect one, or choose an image instead."),
