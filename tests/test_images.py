@@ -30,6 +30,12 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def sized_jpeg(data: bytes, width: int, height: int) -> bytes:
+    """A baseline JPEG whose header (SOF0) declares another size, with the data of its own."""
+    start = data.index(b"\xff\xc0") + 5  # past the marker, its length and the sample precision
+    return data[:start] + struct.pack(">HH", height, width) + data[start + 4:]
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "LA", "CMYK", "1", "I;16", "I", "F"])
 def test_every_mode_becomes_rgb(mode):
     image = Image.new("RGB", (12, 8), (200, 40, 90)).convert(mode)
@@ -207,3 +213,11 @@ def test_the_size_a_jpeg_decodes_at_is_read_from_its_header_alone():
     # Other formats decode alike for every side; a broken JPEG is for decode to refuse.
     assert draft_size(encode(Image.new("RGB", (400, 300)), "PNG"), 32) is None
     assert draft_size(photo[:200], 32) is None
+    # One just over the limit is refused by decode, without Pillow's warning from either.
+    large = sized_jpeg(photo, 9000, 7000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert draft_size(large, 32) == (1125, 875)
+        with pytest.raises(ImageError, match=r"Image is too large \(9000 x 7000 pixels\)"):
+            decode(large, 32)
+    assert caught == []

@@ -124,10 +124,11 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
     if upload_format(data) != "JPEG":
         return None
     try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            warnings.simplefilter("ignore")  # as in decode, which says what is wrong
-            image.draft(None, (side, side))
-            return image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # before opening, which warns of a bomb: decode says what is wrong
+            with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+                image.draft(None, (side, side))
+                return image.size
     except Exception:  # Pillow raises many types for broken files
         return None
 
