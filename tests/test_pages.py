@@ -134,7 +134,12 @@ def test_every_model_answers_the_picture_best_first(client, csrf_token, models_d
     page = response.get_data(as_text=True)
     text = " ".join(page.split())
     assert response.status_code == 200
-    assert page.count("<img") == 1 and 'alt="The uploaded image"' in page  # the picture, once
+    assert page.count('<img class="uploaded"') == 1 and 'alt="The uploaded image"' in page  # the picture, once
+    # Each model that answered shows the picture as it took it, at its own input size.
+    views = re.findall(r'<img src="data:image/png;base64,[^"]+" width="(\d+)" height="\d+" class="enlarged" '
+                       r'alt="The picture as (\w+) takes it">\s*<figcaption class="hint">What the model sees: the '
+                       r'picture at its input size,\s*<span class="nowrap">(\d+) &times;', page)
+    assert views == [("96", "small", "24"), ("96", "tiny", "16")]
     # As the dashboard ranks them: small's held-out accuracy is higher; the rest share tiny's card.
     names = re.findall(r'<h2 id="answer-\d">\s*<a href="/models/([^"]+)"', page)
     assert names == ["small", "broken", "overflow", "tiny"]

@@ -148,9 +148,11 @@ def predict_all(form: UploadForm, data: bytes):
         # Each model's reason, on the form as one model's would be: no answer to show the picture with.
         return render_form(form, [answer.error for answer in answers], 503)
     picture, profile = preview(data)
+    # Side by side, a 32 px model's view beside a 224 px one's shows much of why they differ.
+    views = {answer.model: model_view(answer.result.pixels, picture) for answer in answers if answer.result}
     return render_template("compare.html", form=upload_form(formdata=None, data={"model": ALL_MODELS}),
                            answers=answers, agreement=agreement(answers), image_uri=jpeg_uri(picture, profile),
-                           sure_from=CONFIDENT)
+                           views=views, sure_from=CONFIDENT)
 
 
 def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
