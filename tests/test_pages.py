@@ -3,6 +3,7 @@
 import base64
 import io
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -92,6 +93,19 @@ def test_the_answer_shows_the_picture_as_the_model_took_it(client, csrf_token, m
     assert caption.endswith("16 &times; 16 pixels.")
     monkeypatch.setattr("webapp.pages.MODEL_VIEW_SIDE", 20)  # as for a 224 px input: shown at its own size
     assert model_view(post_form(client, csrf_token, square, model="small").get_data(as_text=True))[1] == (24, 24)
+
+
+@pytest.mark.parametrize("model", ["tiny", "/all"])
+def test_a_photo_with_odd_metadata_is_answered_without_pillows_warnings(client, csrf_token, make_image, model):
+    # An MPO marker whose index is garbage and EXIF cut short, as some cameras and editors write.
+    photo = make_image("JPEG", size=(64, 64))
+    mpf = b"\xff\xe2\x00\x1aMPF\x00MM\x00\x2a\x00\x00\x00\x08" + bytes(12)
+    exif = b"\xff\xe1\x00\x12Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = post_form(client, csrf_token, photo[:2] + mpf + exif + photo[2:], model=model)
+    assert response.status_code == 200
+    assert [str(warning.message) for warning in caught if "PIL" in warning.filename] == []
 
 
 def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, monkeypatch):

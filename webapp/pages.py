@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 
 import numpy as np
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -159,8 +160,10 @@ def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
     """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE: the upload itself, up to
     10 MB and a third more in base64, would make a page slow to load on a phone. With its colour
     profile: phones take photos in Display P3, which look duller read as sRGB."""
-    with Image.open(io.BytesIO(data)) as upload:
-        profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's on odd EXIF or MPO data, which decoding reads past too
+        with Image.open(io.BytesIO(data)) as upload:
+            profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
     return load_rgb(data, max_side=PREVIEW_SIDE), profile
 
 
