@@ -118,9 +118,9 @@ def decode(
 
 def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
     """The size at which `decode(data, side)` decodes a JPEG (its own, or 1/2 to 1/8 of it, as
-    stored, before it is turned upright), read from its header: sides that give one size give the same pixels, so can share one
-    decoding. None for the other formats, decoded alike for every side, and for a file that
-    `decode` will refuse with the reason."""
+    stored, before it is turned upright), read from its header: sides that give one size give
+    the same pixels, so can share one decoding. None for the other formats, decoded alike for
+    every side, and for a file that `decode` will refuse with the reason."""
     if upload_format(data) != "JPEG":
         return None
     try:
