@@ -125,7 +125,8 @@ def on_starting(server):
 
 def post_worker_init(worker):
     # After the fork, before the first request: load the default model in this worker, and
-    # trace it for explaining's batches, which would otherwise add 0.8 s to the first explained answer.
+    # trace it for batches (explaining's, several pictures'), which would otherwise add 0.8 s to
+    # the first such answer; after this second shape, Keras traces for any batch size.
     from trainer.formatting import reason
     from webapp.occlusion import warm_up
 
@@ -135,9 +136,9 @@ def post_worker_init(worker):
         return
     try:
         warm_up(model.predict, model.input_size)
-    except Exception as error:  # such as memory for a big model's batch: only explaining needs it, so serve on
-        app.logger.warning("model %s could not be made ready for explaining (%s); an explained answer will try again",
-                           model.name, reason(error))
+    except Exception as error:  # such as memory for a big model's batch: one picture needs none, so serve on
+        app.logger.warning("model %s could not be made ready for batches (%s); the first explained answer, or "
+                           "answer to several pictures, will try again", model.name, reason(error))
 
 
 def when_ready(server):

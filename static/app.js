@@ -1,6 +1,6 @@
-// Progressive enhancement of the upload form: a picture dropped or pasted anywhere on the page,
-// or taken with the camera, a preview of it, checks before uploading, the chosen model's classes
-// and a busy button. Without JavaScript the plain file input, select and submit button do the
+// Progressive enhancement of the upload form: pictures dropped or pasted anywhere on the page,
+// or taken with the camera, a preview, checks before uploading, the chosen model's classes and a
+// busy button. Without JavaScript the plain file input, select and submit button do the
 // same job, and the server makes every check itself.
 "use strict";
 
@@ -25,6 +25,7 @@ function enhance(form) {
   var buttonText = button.textContent;
   var maxBytes = Number(input.dataset.maxBytes);
   var maxSize = input.dataset.maxSize; // the limit in the server's words, such as "10 MB"
+  var maxPictures = Number(input.dataset.maxPictures);
   // The request also carries the multipart headers, the CSRF token and the model's name.
   var overhead = 4096;
 
@@ -37,16 +38,25 @@ function enhance(form) {
   text.parentNode.insertBefore(preview, text);
 
   // The server refuses a too-large request unread, and its answer could not keep the model
-  // chosen; so the size (and that it is an image at all) is checked before uploading. The
+  // chosen; so the size (and that each file is an image at all) is checked before uploading. A
   // file's own size is not said: one just under the limit is refused for the form around it.
-  function problem(file) {
-    if (file.type && !/^image\//.test(file.type)) {
-      return file.name + " is not an image.";
+  // Several pictures go to one model, with the server's words where they cannot (data-*).
+  function problem(files) {
+    var total = overhead * files.length;
+    for (var i = 0; i < files.length; i++) {
+      if (files[i].type && !/^image\//.test(files[i].type)) {
+        return files[i].name + " is not an image.";
+      }
+      total += files[i].size;
     }
-    if (file.size + overhead > maxBytes) {
-      return file.name + " is too large to send (the limit is " + maxSize + "): choose a smaller image.";
+    if (files.length > maxPictures) return input.dataset.tooMany;
+    if (files.length > 1 && select.value === explain.dataset.notWith) return input.dataset.compareSeveral;
+    if (total <= maxBytes) return "";
+    if (files.length > 1) {
+      return "These " + files.length + " images are too large to send together (the limit is " + maxSize +
+        " in all): choose fewer or smaller ones.";
     }
-    return "";
+    return files[0].name + " is too large to send (the limit is " + maxSize + "): choose a smaller image.";
   }
 
   function showError(message) {
@@ -64,17 +74,19 @@ function enhance(form) {
     }
   }
 
-  function showPreview(file) {
+  function showPreview(files) {
     preview.hidden = true; // never beside another file's name
     preview.removeAttribute("src");
-    if (!file) {
+    if (!files.length) {
       text.innerHTML = prompt;
       input.removeAttribute("aria-label"); // named by its label again
       return;
     }
-    text.textContent = file.name;
-    input.setAttribute("aria-label", "Image: " + file.name);
-    if (!/^image\//.test(file.type)) return;
+    var names = Array.prototype.map.call(files, function (file) { return file.name; }).join(", ");
+    text.textContent = files.length > 1 ? files.length + " images: " + names : names;
+    input.setAttribute("aria-label", (files.length > 1 ? "Images: " : "Image: ") + names);
+    var file = files[0];
+    if (files.length > 1 || !/^image\//.test(file.type)) return;
     var reader = new FileReader();
     reader.onload = function () {
       preview.src = reader.result; // a data: URI, which the Content-Security-Policy allows
@@ -83,16 +95,16 @@ function enhance(form) {
     reader.readAsDataURL(file);
   }
 
-  // The form's error as it stands for the file chosen now: an earlier answer's, or the
+  // The form's error as it stands for the files chosen now: an earlier answer's, or the
   // camera's, is about another try.
   function recheck() {
-    var file = input.files && input.files[0];
-    showError(file ? problem(file) : "");
+    showError(input.files.length ? problem(input.files) : "");
+    showClasses(); // whether explaining is offered depends on how many
   }
 
   function chosen() {
     stopCamera(); // a picture chosen, dropped or pasted instead: its live view would stay on
-    showPreview(input.files && input.files[0]);
+    showPreview(input.files);
     recheck();
   }
 
@@ -117,7 +129,7 @@ function enhance(form) {
     zone.classList.remove("dragging");
     var files = event.dataTransfer ? event.dataTransfer.files : [];
     if (files.length) {
-      take(files, "Drop");
+      take(files);
     } else {
       showError("Drop the image file itself: a link or text cannot be classified.");
     }
@@ -128,14 +140,10 @@ function enhance(form) {
     var files = event.clipboardData ? event.clipboardData.files : [];
     if (!files.length) return;
     event.preventDefault();
-    take(files, "Paste");
+    take(files);
   });
 
-  function take(files, verb) {
-    if (files.length > 1) {
-      showError(verb + " one image at a time.");
-      return;
-    }
+  function take(files) {
     input.files = files;
     chosen();
   }
@@ -148,18 +156,22 @@ function enhance(form) {
     stopCamera = useCamera(form.querySelector(".camera"), function (file) {
       var files = new DataTransfer(); // a FileList, as the input takes
       files.items.add(file);
-      take(files.files, "Take");
+      take(files.files);
       input.focus(); // named for the picture now, as a screen reader says
     }, showError, recheck);
   }
 
-  var showClasses = function () {
+  function showClasses() {
     var option = select.options[select.selectedIndex];
     classes.textContent = option ? option.dataset.classes : "";
-    // Explaining is for one model: not offered while every model is asked (the server would refuse it).
-    explain.disabled = Boolean(option) && option.value === explain.dataset.notWith;
-  };
-  select.addEventListener("change", showClasses);
+    // Explaining is for one model and one picture: not offered while every model is asked, or
+    // several pictures are chosen (the server would refuse it).
+    explain.disabled = (Boolean(option) && option.value === explain.dataset.notWith) || input.files.length > 1;
+  }
+  select.addEventListener("change", function () {
+    if (input.files.length) recheck(); // every model for several pictures is refused
+    else showClasses(); // keeps the server's error, about the files sent before
+  });
   showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
@@ -167,7 +179,7 @@ function enhance(form) {
       event.preventDefault(); // already sending: a second press would send the image again
       return;
     }
-    var message = input.files.length ? problem(input.files[0]) : input.dataset.missing;
+    var message = input.files.length ? problem(input.files) : input.dataset.missing;
     if (message) {
       event.preventDefault();
       showError(message);

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, read_csv, red_top_left,
                       save_as, save_model_without_softmax, top_left_model, update_card)
+from webapp.batch import MAX_PICTURES
 from webapp.occlusion import STEPS
 
 
@@ -98,11 +99,56 @@ def test_predict_without_image(client):
     assert "field named 'image'" in response.get_json()["error"]
 
 
-def test_predict_refuses_two_images_repeated_fields_and_fields_in_the_url(client, make_image):
-    two = {"image": [(io.BytesIO(make_image()), "a.png"), (io.BytesIO(make_image()), "b.png")]}
-    response = client.post("/api/predict", data=two)
+def post_several(client, pictures: list[tuple[str, bytes]], **fields):
+    images = [(io.BytesIO(data), name) for name, data in pictures]
+    return client.post("/api/predict", data={**fields, "image": images}, content_type="multipart/form-data")
+
+
+def test_several_images_are_each_answered_by_one_model_in_the_order_sent(client, make_image):
+    first, second = make_image(seed=1), make_image("JPEG", size=(300, 200), seed=2)
+    response = post_several(client, [("a.png", first), ("notes.txt", b"text"), ("b.jpg", second)], model="small",
+                            top_k="2")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"] == "small" and body["elapsed_ms"] > 0 and set(body) == {"model", "elapsed_ms", "answers"}
+    answers = body["answers"]
+    alone = [post_api(client, data, model="small", top_k="2").get_json() for data in (first, second)]
+    assert [answer["image"] for answer in answers] == ["a.png", "notes.txt", "b.jpg"]
+    for answer, single in zip([answers[0], answers[2]], alone):
+        assert set(answer) == {"image", "predictions"}
+        assert [each["label"] for each in answer["predictions"]] == [each["label"] for each in single["predictions"]]
+        assert [each["probability"] for each in answer["predictions"]] == pytest.approx(
+            [each["probability"] for each in single["predictions"]], abs=1e-6)
+    assert answers[1] == {"image": "notes.txt", "error": "Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image."}
+
+
+def test_several_images_none_of_which_can_be_answered_are_a_400_with_each_reason(client):
+    response = post_several(client, [("a.png", b""), ("b.png", b"\x89PNG\r\n\x1a\nbroken")])
     assert response.status_code == 400
-    assert response.get_json() == {"error": "Send one image per request; this one has 2 'image' fields."}
+    assert response.get_json() == {
+        "error": "No image could be classified: each one's reason is in answers.",
+        "answers": [{"image": "a.png", "error": "The file is empty."},
+                    {"image": "b.png", "error": "The PNG file is damaged or incomplete."}],
+    }
+
+
+@pytest.mark.parametrize(("count", "fields", "message"), [
+    (MAX_PICTURES + 1, {}, f"Send at most {MAX_PICTURES} images at a time; this upload has {MAX_PICTURES + 1}."),
+    (2, {"compare": "1"}, "compare=1 works with one image: send one 'image' field, or leave compare out."),
+    (2, {"explain": "1"}, "explain works with one image: send one 'image' field, or leave explain out."),
+])
+def test_what_works_with_one_image_only_is_refused_for_several(client, make_image, count, fields, message):
+    response = post_several(client, [(f"{n}.png", make_image(seed=n)) for n in range(count)], **fields)
+    assert response.status_code == 400 and response.get_json() == {"error": message}
+
+
+def test_as_many_images_as_allowed_fit_with_every_field(client, make_image):
+    pictures = [(f"{n}.png", make_image(seed=n)) for n in range(MAX_PICTURES)]
+    response = post_several(client, pictures, model="tiny", top_k="1", explain="0", compare="0")
+    assert response.status_code == 200 and len(response.get_json()["answers"]) == MAX_PICTURES
+
+
+def test_predict_refuses_repeated_fields_and_fields_in_the_url(client, make_image):
     image = {"image": (io.BytesIO(make_image()), "a.png")}
     response = client.post("/api/predict?model=small&top_k=2", data=image)
     assert response.status_code == 400

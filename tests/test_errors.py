@@ -56,14 +56,14 @@ def test_too_large_under_api_is_json(models_dir, limit, said):
     client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=limit)).test_client()
     response = post_api(client, b"\xff\xd8\xff" + bytes(2 * limit))
     assert response.status_code == 413
-    assert response.get_json() == {"error": f"The request is too large: send one image of at most {said}."}
+    assert response.get_json() == {"error": f"The request is too large: send images of at most {said} in all."}
 
 
 @pytest.mark.parametrize("length, message", [
-    (10_000_001, "The request is too large: send one image of at most 10 MB."),
+    (10_000_001, "The request is too large: send images of at most 10 MB in all."),
     # Within the size limit, a request is refused for its form fields (MAX_FORM_PARTS, MAX_FORM_MEMORY_SIZE).
-    (10_000_000, "The request is too large: it has too many or too long form fields; send one image and at most a "
-                 "model name and top_k."),
+    (10_000_000, "The request is too large: it has too many or too long form fields; send up to 30 images and at "
+                 "most a model name and top_k."),
 ])
 def test_a_413_says_which_limit_the_request_passed(app, length, message):
     with app.test_request_context("/api/predict", method="POST", environ_overrides={"CONTENT_LENGTH": str(length)}):
@@ -72,7 +72,7 @@ def test_a_413_says_which_limit_the_request_passed(app, length, message):
 
 def test_a_form_413_names_only_the_forms_own_field(app):
     with app.test_request_context("/predict", method="POST", environ_overrides={"CONTENT_LENGTH": "10000000"}):
-        assert errors.message_for(RequestEntityTooLarge()).endswith("send one image and at most a model name.")
+        assert errors.message_for(RequestEntityTooLarge()).endswith("send up to 30 images and at most a model name.")
 
 
 def test_unexpected_error_is_a_plain_500(app, monkeypatch, make_image):

@@ -1,12 +1,14 @@
 """The upload form's fields: what its file input asks for, and what it leaves to the registry."""
 
 import argparse
+import io
 import re
 
 import pytest
 
 from conftest import post_form, save_as, top_left_model
-from webapp.forms import ALL_MODELS, EXPLAIN_ONE
+from webapp.batch import MAX_PICTURES
+from webapp.forms import ALL_MODELS, COMPARE_SEVERAL, EXPLAIN_ONE, EXPLAIN_SEVERAL, TOO_MANY
 from webapp.pages import NOT_THE_FORM
 from trainer.images import MAX_PIXELS
 from trainer.options import model_name
@@ -17,6 +19,25 @@ def test_the_file_input_says_what_the_server_takes(client):
     assert 'accept="image/jpeg,image/png,image/gif,image/bmp,image/webp"' in page
     assert f"up to 10 MB and {MAX_PIXELS / 1e6:g} megapixels" in page and 'data-max-bytes="10000000"' in page
     assert 'data-max-size="10 MB"' in page  # app.js says the limit in the server's words
+    assert f"or several at once, up to {MAX_PICTURES} and 10 MB in all" in " ".join(page.split())
+    assert re.search(r'<input [^>]* multiple name="image" [^>]*type="file">', page)
+    # app.js refuses what the server would, in its words, before uploading.
+    assert f'data-max-pictures="{MAX_PICTURES}"' in page and f'data-too-many="{TOO_MANY}"' in page
+    assert f'data-compare-several="{COMPARE_SEVERAL}"' in page
+
+
+@pytest.mark.parametrize(("count", "fields", "message"), [
+    (MAX_PICTURES + 1, {}, f"Choose at most {MAX_PICTURES} images at a time."),
+    (2, {"model": ALL_MODELS}, COMPARE_SEVERAL),
+    (2, {"explain": "y"}, EXPLAIN_SEVERAL),
+])
+def test_what_works_with_one_image_only_is_refused_for_several(client, csrf_token, make_image, count, fields, message):
+    images = [(io.BytesIO(make_image(seed=n)), f"{n}.png") for n in range(count)]
+    response = client.post("/predict", data={"csrf_token": csrf_token, "model": "tiny", **fields, "image": images})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert f"<p>{message}</p>" in page.replace("&#39;", "'")
+    assert re.search(r'<option [^>]*selected value="' + re.escape(fields.get("model", "tiny")) + '"', page)
 
 
 def test_a_form_without_an_image_asks_for_one(client, csrf_token):

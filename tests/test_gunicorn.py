@@ -87,7 +87,7 @@ def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before
     assert batches == [(1, *loaded.input_size, 3), (CHUNK, *loaded.input_size, 3)]
 
 
-def test_a_worker_that_cannot_trace_for_explaining_serves_on(app, monkeypatch, caplog):
+def test_a_worker_that_cannot_trace_for_batches_serves_on(app, monkeypatch, caplog):
     from webapp import occlusion
 
     def out_of_memory(predict, size):
@@ -96,8 +96,8 @@ def test_a_worker_that_cannot_trace_for_explaining_serves_on(app, monkeypatch, c
     monkeypatch.setattr(occlusion, "warm_up", out_of_memory)
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
     assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
-        "model tiny could not be made ready for explaining (OOM when allocating tensor with shape[13,224,224,32]); "
-        "an explained answer will try again"]
+        "model tiny could not be made ready for batches (OOM when allocating tensor with shape[13,224,224,32]); "
+        "the first explained answer, or answer to several pictures, will try again"]
 
 
 def test_access_log_on_request(monkeypatch):

@@ -96,7 +96,7 @@ UPLOADS = [
     ("bmp", lambda: encode_image("BMP"), {}, 200, None),
     ("webp", lambda: encode_image("WEBP"), {}, 200, None),
     ("gif", lambda: encode_image("GIF"), {}, 200, None),
-    ("over-size-limit", lambda: b"\xff\xd8\xff" + bytes(LIMIT + 1000), {}, 413, "send one image of at most"),
+    ("over-size-limit", lambda: b"\xff\xd8\xff" + bytes(LIMIT + 1000), {}, 413, "send images of at most"),
     ("unknown-model", encode_image, {"model": "resnet9000"}, 404, "Unknown model 'resnet9000'."),
     ("path-traversal-model", encode_image, {"model": "../../etc/passwd"}, 404, "Unknown model '../../etc/passwd'."),
     ("absolute-path-model", encode_image, {"model": "/etc/passwd"}, 404, "Unknown model"),

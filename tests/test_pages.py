@@ -13,7 +13,8 @@ from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_mo
                       save_as, save_model_without_softmax, top_left_model, update_card)
 from trainer.images import load_rgb
 from webapp.occlusion import DIM
-from webapp.pages import EXPIRED, PREVIEW_SIDE
+from webapp.batch import MAX_PICTURES
+from webapp.pages import EXPIRED, PREVIEW_SIDE, THUMBNAIL_SIDE
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -247,6 +248,61 @@ def test_an_image_no_model_can_read_is_said_once_on_the_form(client, csrf_token)
     response = post_form(client, csrf_token, b"\x89PNG\r\n\x1a\nbroken", "broken.png", model="/all")
     page = response.get_data(as_text=True)
     assert response.status_code == 400 and page.count("The PNG file is damaged or incomplete.") == 1
+
+
+def post_several(client, token, pictures: list[tuple[str, bytes]], **fields):
+    """The upload form with several images, each (file name, bytes)."""
+    images = [(io.BytesIO(data), name) for name, data in pictures]
+    return client.post("/predict", data={"csrf_token": token, **fields, "image": images},
+                       content_type="multipart/form-data")
+
+
+def test_several_pictures_are_each_answered_in_a_card_of_their_own(client, csrf_token, make_image):
+    photo, small = make_image("JPEG", size=(900, 600), seed=3), make_image(size=(20, 30), seed=4)
+    pictures = [("photo.jpg", photo), ("<b>odd</b>.png", small), ("notes.txt", b"just text"), ("again.jpg", photo)]
+    response = post_several(client, csrf_token, pictures, model="small")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    alone = [classify_alone(client, csrf_token, data) for data in (photo, small, photo)]
+    summary = (f"4 images: 3 {alone[0]} and 1 unanswered" if alone[0] == alone[1]
+               else f"4 images: 2 {alone[0]}, 1 {alone[1]} and 1 unanswered")
+    assert f"<title>{summary} · Image classifier</title>" in page and f"<h1>{summary}</h1>" in page
+    names = re.findall(r'<h2 id="picture-\d">(.+?)</h2>', page)
+    assert names == ["photo.jpg", "&lt;b&gt;odd&lt;/b&gt;.png", "notes.txt", "again.jpg"]  # as sent, escaped
+    cards = page.split('<section class="card answer"')[1:]
+    verdicts = [re.search(r'<p class="verdict">.*?<strong>(.+?)</strong>', card, re.S) for card in cards]
+    assert [found and found[1] for found in verdicts] == [alone[0], alone[1], None, alone[2]]
+    assert "Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image." in cards[2]
+    assert all(card.count('class="bar-fill"') == 3 for card in cards[:2])  # COMPARED_TOP_K
+    # Each answered picture shown small, the large one at THUMBNAIL_SIDE.
+    shown = [re.search(r'<img class="uploaded" src="data:image/jpeg;base64,([^"]+)"', card) for card in cards]
+    assert shown[2] is None
+    sizes = [Image.open(io.BytesIO(base64.b64decode(found[1]))).size for found in shown if found]
+    assert sizes == [(THUMBNAIL_SIDE, THUMBNAIL_SIDE * 2 // 3), (20, 30), (THUMBNAIL_SIDE, THUMBNAIL_SIDE * 2 // 3)]
+    assert "1 could not be, and its card says why." in " ".join(page.split())
+    assert re.search(r'<option [^>]*selected value="small">', page)  # the next images go to the same model
+
+
+def classify_alone(client, token, data: bytes) -> str:
+    """The best class "small" gives one picture on its own page."""
+    page = post_form(client, token, data, model="small").get_data(as_text=True)
+    return re.search(r'<h1 class="verdict">.*?<strong>(.+?)</strong>', page, re.S)[1]
+
+
+def test_several_pictures_none_of_which_can_be_answered_are_refused_on_the_form(client, csrf_token):
+    pictures = [("empty.png", b""), ("broken.png", b"\x89PNG\r\n\x1a\nbroken")]
+    response = post_several(client, csrf_token, pictures, model="tiny")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "<form" in page and "<img" not in page
+    assert "<p>empty.png: The file is empty.</p>" in page
+    assert "<p>broken.png: The PNG file is damaged or incomplete.</p>" in page
+
+
+def test_as_many_pictures_as_allowed_fit_in_one_form(client, csrf_token, make_image):
+    pictures = [(f"{n}.png", make_image(seed=n)) for n in range(MAX_PICTURES)]
+    response = post_several(client, csrf_token, pictures, model="tiny")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).count('<section class="card answer"') == MAX_PICTURES
 
 
 def test_explaining_is_offered_and_off_by_default(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
 
+from .batch import classify_many, failed_status
 from .comparison import compare
 from .downloads import links
 from .predictor import PredictionError, Result, classify, parse_top_k
@@ -36,8 +37,6 @@ def predict():
     uploads = request.files.getlist("image")
     if not uploads:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
-    if len(uploads) > 1:
-        abort(400, description=f"Send one image per request; this one has {len(uploads)} 'image' fields.")
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in FIELDS if field in request.args]:
@@ -46,7 +45,10 @@ def predict():
     try:
         top_k = parse_top_k(request.form.get("top_k"))
         explain = parse_switch("explain", "show what the answer rests on")
-        if parse_switch("compare", "every model answers"):
+        every_model = parse_switch("compare", "every model answers")
+        if len(uploads) > 1:
+            return label_several(uploads, top_k, explain, every_model)
+        if every_model:
             return compare_models(upload.read(), top_k, explain)
         result = classify(upload.read(), request.form.get("model") or None, top_k, explain)
     except PredictionError as failure:
@@ -79,12 +81,29 @@ def compare_models(data: bytes, top_k: int, explain: bool):
     return jsonify(answers=body)
 
 
+def label_several(uploads: list, top_k: int, explain: bool, every_model: bool):
+    """One model's answer to each image, in the order sent, each named by its file name, and the
+    time for them all: 200 when at least one was answered."""
+    if every_model:
+        raise PredictionError(400, "compare=1 works with one image: send one 'image' field, or leave compare out.")
+    if explain:
+        raise PredictionError(400, "explain works with one image: send one 'image' field, or leave explain out.")
+    pictures = [(upload.filename, upload.read()) for upload in uploads]
+    batch = classify_many(pictures, request.form.get("model") or None, top_k)
+    body = [{"image": each.name} | ({"predictions": as_list(each.predictions)} if each.predictions
+                                    else {"error": each.error}) for each in batch.labelled]
+    if not any(each.predictions for each in batch.labelled):
+        error = "No image could be classified: each one's reason is in answers."
+        return jsonify(error=error, answers=body), failed_status(batch.labelled)
+    return jsonify(model=batch.model, elapsed_ms=round(batch.elapsed_ms, 3), answers=body)
+
+
 def as_json(result: Result) -> dict:
-    return {
-        "model": result.model,
-        "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
-        "elapsed_ms": round(result.elapsed_ms, 3),
-    }
+    return {"model": result.model, "predictions": as_list(result.predictions), "elapsed_ms": round(result.elapsed_ms, 3)}
+
+
+def as_list(predictions: list[tuple[str, float]]) -> list[dict]:
+    return [{"label": label, "probability": p} for label, p in predictions]
 
 
 def parse_switch(field: str, meaning: str) -> bool:

@@ -19,8 +19,9 @@ DEFAULTS = {
     "MODELS_DIR": str(ROOT / "models"),
     "DEFAULT_MODEL": "cifar10_scratch",
     "MAX_CONTENT_LENGTH": 10_000_000,  # 10 MB, in decimal units as every size the app states
-    # The forms have three fields; refuse long lists of parts or big text fields outright.
-    "MAX_FORM_PARTS": 16,
+    # Up to 30 images (webapp.batch) and the forms' few fields; refuse long lists of parts or big
+    # text fields outright.
+    "MAX_FORM_PARTS": 40,
     # Werkzeug counts its parser's buffer against this for files too: 64 KiB reads plus a few
     # bytes left over, so at 64 KiB most photos over a few hundred kB were refused.
     "MAX_FORM_MEMORY_SIZE": 256 * 1024,

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from trainer.formatting import filesize
 
+from .batch import MAX_PICTURES
 from .uploads import UnreadableBody
 
 # Headings in plain words; the status code is shown beside them, small. No 413: the API answers
@@ -36,8 +37,9 @@ def message_for(error: HTTPException) -> str:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
             fields = "a model name and top_k" if wants_json() else "a model name"
-            return f"The request is too large: it has too many or too long form fields; send one image and at most {fields}."
-        return f"The request is too large: send one image of at most {filesize(limit)}."
+            return (f"The request is too large: it has too many or too long form fields; send up to {MAX_PICTURES} "
+                    f"images and at most {fields}.")
+        return f"The request is too large: send images of at most {filesize(limit)} in all."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
     if error.description and error.description != default:

@@ -13,6 +13,7 @@ from wtforms import SelectChoice
 
 from trainer.images import load_rgb
 
+from .batch import MAX_BATCH_PIXELS, MAX_PICTURES, classify_many, failed_status, tally
 from .comparison import agreement, compare
 from .dashboard import data_set_of
 from .errors import message_for
@@ -27,10 +28,13 @@ bp = Blueprint("pages", __name__)
 
 # Below this top probability the answer is worded as a guess.
 CONFIDENT = 0.5
-# Classes shown for each model on the comparison page: enough to see where models differ.
+# Classes shown for each model on the comparison page, and for each of several pictures: enough
+# to see where models differ, and how close a call each answer was.
 COMPARED_TOP_K = 3
 # Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
 PREVIEW_SIDE = 640
+# The same for each of several pictures, shown at most 14rem high: a page of 30 stays light.
+THUMBNAIL_SIDE = 320
 # Least width, in CSS pixels, at which the picture as the model takes it is shown: a 32 px
 # input is enlarged a whole number of times, so that each of its pixels shows as a square.
 MODEL_VIEW_SIDE = 96
@@ -121,7 +125,9 @@ def predict():
         else:
             errors = [message for messages in form.errors.values() for message in messages]
         return render_form(form, errors, 400)
-    data = form.image.data.read()
+    if len(form.image.data) > 1:
+        return predict_several(form, chosen)
+    data = form.image.data[0].read()
     if form.model.data == ALL_MODELS:
         return predict_all(form, data)
     try:
@@ -156,15 +162,32 @@ def predict_all(form: UploadForm, data: bytes):
                            views=views, sure_from=CONFIDENT)
 
 
-def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
-    """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE: the upload itself, up to
-    10 MB and a third more in base64, would make a page slow to load on a phone. With its colour
+def predict_several(form: UploadForm, model_name: str | None):
+    """The page of several pictures' answers from one model, each in its own card."""
+    pictures = [(file.filename, file.read()) for file in form.image.data]
+    try:
+        batch = classify_many(pictures, model_name, COMPARED_TOP_K)
+    except PredictionError as error:
+        return render_form(form, [error.message], error.status)
+    labelled = batch.labelled
+    if not any(each.predictions for each in labelled):
+        return render_form(form, [f"{each.name}: {each.error}" for each in labelled], failed_status(labelled))
+    # Made from each file again, as one picture's preview is: the model's decoding may be as small as its input.
+    thumbnails = {index: jpeg_uri(*preview(data, THUMBNAIL_SIDE))
+                  for index, ((_, data), each) in enumerate(zip(pictures, labelled)) if each.predictions}
+    return render_template("several.html", form=upload_form(formdata=None, data={"model": batch.model}), batch=batch,
+                           summary=tally(labelled), thumbnails=thumbnails, sure_from=CONFIDENT)
+
+
+def preview(data: bytes, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, bytes | None]:
+    """The upload as the answer shows it, shrunk to fit `side`: the upload itself, up to 10 MB
+    and a third more in base64, would make a page slow to load on a phone. With its colour
     profile: phones take photos in Display P3, which look duller read as sRGB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's on odd EXIF or MPO data, which decoding reads past too
         with Image.open(io.BytesIO(data)) as upload:
             profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
-    return load_rgb(data, max_side=PREVIEW_SIDE), profile
+    return load_rgb(data, max_side=side), profile
 
 
 def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
@@ -195,7 +218,7 @@ def data_uri(pixels: np.ndarray, image_format: str, **options) -> str:
 def api_help():
     return render_template("api.html", top_k=current_app.config["TOP_K"], max_top_k=MAX_TOP_K,
                            formats=UploadForm.formats, max_megapixels=UploadForm.max_megapixels, steps=STEPS,
-                           patch_share=PATCH_SHARE)
+                           patch_share=PATCH_SHARE, max_pictures=MAX_PICTURES, max_batch_pixels=MAX_BATCH_PIXELS)
 
 
 @bp.errorhandler(413)

@@ -86,17 +86,23 @@ class Upload:
 
 
 def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
-    upload = Upload(data)
+    upload = Upload(data)  # before the model loads: an upload no model could read is refused at once
+    return answer(chosen_model(model_name), upload, top_k, explain)
+
+
+def chosen_model(name: str | None) -> Classifier:
+    """The model asked for by name, or with none the default one, ready to use; PredictionError
+    when it cannot be used."""
     registry = get_registry()
     try:
-        model = registry.load(model_name) if model_name else registry.load_default(current_app.config["DEFAULT_MODEL"])
+        model = registry.load(name) if name else registry.load_default(current_app.config["DEFAULT_MODEL"])
     except UnknownModel as error:
         raise PredictionError(404, str(error)) from None
     except ModelUnavailable as error:
         raise PredictionError(503, str(error)) from None
     if model is None:
         raise PredictionError(503, "No model is available.")
-    return answer(model, upload, top_k, explain)
+    return model
 
 
 def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False) -> Result:
@@ -105,16 +111,26 @@ def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False)
     # inference, not a model's one-time loading.
     started = time.perf_counter()
     pixels = upload.pixels(model.input_size)
-    try:
-        probabilities = model.predict(pixels[np.newaxis].astype(np.float32))[0]
-    except BadOutput as error:  # found at load for most models; this image found it first
-        raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
-    best = np.argsort(probabilities)[::-1][:top_k]
-    occlusion, occlusion_error = _explain(model, pixels, best[0]) if explain else (None, None)
-
-    predictions = [(model.classes[i], float(probabilities[i])) for i in best]
+    probabilities = probabilities_for(model, pixels[np.newaxis])[0]
+    predictions = ranked(model.classes, probabilities, top_k)
+    best = int(np.argsort(probabilities)[-1])  # predictions[0]'s
+    occlusion, occlusion_error = _explain(model, pixels, best) if explain else (None, None)
     elapsed_ms = (time.perf_counter() - started) * 1000
     return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error, pixels)
+
+
+def probabilities_for(model: Classifier, batch: np.ndarray) -> np.ndarray:
+    """The model's class probabilities for a batch of images (uint8), a row each; PredictionError
+    when it gives none."""
+    try:
+        return model.predict(batch.astype(np.float32))
+    except BadOutput as error:  # found at load for most models; these images found it first
+        raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
+
+
+def ranked(classes: list[str], probabilities: np.ndarray, top_k: int) -> list[tuple[str, float]]:
+    """The `top_k` most likely classes with their probabilities, most likely first."""
+    return [(classes[i], float(probabilities[i])) for i in np.argsort(probabilities)[::-1][:top_k]]
 
 
 def _explain(model: Classifier, pixels: np.ndarray, index: int) -> tuple[Occlusion | None, str | None]:

@@ -1,0 +1,123 @@
+"""webapp.batch: several pictures answered by one model, each in its place."""
+
+import pytest
+
+from conftest import (TINY_CLASSES, dark_top_left, encode_image, nan_when_covered_model, overflow_model, red_top_left,
+                      save_as)
+from webapp import batch
+from webapp.batch import Labelled, classify_many, failed_status, tally
+from webapp.predictor import PredictionError, classify
+
+
+def labelled(name: str, label: str | None, status: int = 200) -> Labelled:
+    """A picture answered `label`, or (None) not answered, with `status`."""
+    if label is None:
+        return Labelled(name, error="broken", status=status)
+    return Labelled(name, [(label, 0.9)])
+
+
+def test_each_picture_gets_the_answer_it_would_get_alone_in_the_order_sent(app):
+    pictures = [(f"{n}.png", encode_image("PNG", size=(20 + n, 30), seed=n)) for n in range(4)]
+    pictures.append(("photo.jpg", encode_image("JPEG", size=(300, 200), seed=9)))
+    with app.app_context():
+        batch = classify_many(pictures, "small", top_k=2)
+        alone = [classify(data, "small", top_k=2) for _, data in pictures]
+    assert batch.model == "small" and batch.elapsed_ms > 0
+    assert [each.name for each in batch.labelled] == [name for name, _ in pictures]
+    for each, result in zip(batch.labelled, alone):  # one batch gives what one picture at a time does
+        assert [label for label, _ in each.predictions] == [label for label, _ in result.predictions]
+        assert [p for _, p in each.predictions] == pytest.approx([p for _, p in result.predictions], abs=1e-6)
+    assert all(each.error is None for each in batch.labelled)
+
+
+def test_a_picture_that_cannot_be_answered_says_why_in_its_place_and_the_others_are_answered(app):
+    good = encode_image("PNG")
+    pictures = [("a.png", good), ("empty.png", b""), ("notes.txt", b"just text"),
+                ("cut.png", encode_image("PNG", size=(64, 64))[:200]), ("b.png", good)]
+    with app.app_context():
+        answers = classify_many(pictures, "tiny", top_k=3).labelled
+    assert [(each.error, each.status) for each in answers] == [
+        (None, 200),
+        ("The file is empty.", 400),
+        ("Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image.", 415),
+        ("The PNG file is damaged or incomplete.", 400),
+        (None, 200),
+    ]
+    assert answers[0].predictions == answers[4].predictions and len(answers[0].predictions) == 3
+
+
+def test_no_model_is_loaded_for_too_many_pictures(app, monkeypatch):
+    monkeypatch.setattr(batch, "chosen_model", lambda name: pytest.fail("a model was loaded"))
+    pictures = [("a.png", b"")] * (batch.MAX_PICTURES + 1)
+    with app.app_context(), pytest.raises(PredictionError) as refused:
+        classify_many(pictures, "tiny", top_k=1)
+    assert refused.value.status == 400
+    assert refused.value.message == f"Send at most {batch.MAX_PICTURES} images at a time; this upload has 31."
+
+
+@pytest.mark.parametrize(("model", "status", "message"), [
+    ("nope", 404, "Unknown model 'nope'."),
+    ("broken", 503, "Model 'broken' cannot be used"),
+])
+def test_a_model_that_cannot_be_used_refuses_the_whole_upload(app, models_dir, model, status, message):
+    (models_dir / "broken.h5").write_bytes(b"not hdf5")
+    (models_dir / "broken.json").write_text((models_dir / "tiny.json").read_text())
+    with app.app_context(), pytest.raises(PredictionError) as refused:
+        classify_many([("a.png", encode_image())], model, top_k=1)
+    assert refused.value.status == status and refused.value.message.startswith(message)
+
+
+def test_pictures_past_the_pixel_budget_are_not_decoded(app, monkeypatch):
+    # Three 20x20 PNGs fit in 1,000 pixels; the fourth comes after they passed it.
+    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 1_000)
+    pictures = [(f"{n}.png", encode_image("PNG", size=(20, 20), seed=n)) for n in range(5)]
+    with app.app_context():
+        answers = classify_many(pictures, "tiny", top_k=1).labelled
+    assert [each.predictions is not None for each in answers] == [True, True, True, False, False]
+    assert answers[3].status == 400
+    assert answers[3].error == ("Not classified: the images before it came to over 0 megapixels, the most one "
+                                "upload may hold; send it again with fewer.")
+
+
+def test_a_jpeg_counts_only_the_pixels_it_is_decoded_at(app, monkeypatch):
+    # A 1600x1600 JPEG bound for 16 px decodes at 1/8 scale, 200x200: four of them pass 150,000
+    # pixels, where one decoded at full size would.
+    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 150_000)
+    photo = encode_image("JPEG", size=(1600, 1600))
+    with app.app_context():
+        answers = classify_many([("photo.jpg", photo)] * 6, "tiny", top_k=1).labelled
+    assert [each.predictions is not None for each in answers] == [True] * 4 + [False] * 2
+
+
+def test_a_model_that_gives_nan_says_so_for_each_picture(app, models_dir):
+    save_as(models_dir, overflow_model(), "overflowing")
+    with app.app_context():
+        answers = classify_many([("a.png", encode_image()), ("b.png", encode_image(seed=1))], "overflowing", 1).labelled
+    assert all(each.status == 503 and "gave NaN or infinite outputs" in each.error for each in answers)
+    assert failed_status(answers) == 503
+
+
+def test_where_the_batch_gives_nan_each_picture_is_answered_alone(app, models_dir):
+    # Black in the corner gives probabilities, any colour NaN: only the second picture fails.
+    save_as(models_dir, nan_when_covered_model(), "corner")
+    with app.app_context():
+        answers = classify_many([("dark.png", dark_top_left()), ("red.png", red_top_left()),
+                                 ("dark_too.png", dark_top_left())], "corner", 1).labelled
+        alone = classify(dark_top_left(), "corner", 1).predictions
+    assert [each.predictions for each in answers] == [alone, None, alone]
+    assert answers[1].status == 503 and answers[1].error.startswith("Model 'corner' gave NaN or infinite outputs")
+
+
+def test_an_upload_of_refused_pictures_is_a_client_error():
+    assert failed_status([labelled("a", None, 415), labelled("b", None, 400)]) == 400
+
+
+@pytest.mark.parametrize(("labels", "sentence"), [
+    (["cat", "dog", "cat", "ship", "cat", "dog"], "6 images: 3 cat, 2 dog and 1 ship"),
+    (["dog", "cat"], "2 images: 1 dog and 1 cat"),  # a tie: in the order sent
+    (["cat", None, "cat"], "3 images: 2 cat and 1 unanswered"),
+    ([None, None], "2 images: 2 unanswered"),
+])
+def test_the_summary_counts_the_answers_most_frequent_first(labels, sentence):
+    assert tally([labelled(f"{n}.png", label) for n, label in enumerate(labels)]) == sentence
+    assert set(labels) - {None} <= set(TINY_CLASSES)
