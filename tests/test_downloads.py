@@ -176,6 +176,10 @@ def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_f
     assert longer.headers["Content-Range"] == f"bytes 0-{len(whole) - 1}/{len(whole)}"
     past_the_end = client.get("/models/tiny/model.h5", headers={"Range": f"bytes={len(whole)}-"})
     assert past_the_end.status_code == 416 and past_the_end.headers["Content-Range"] == f"bytes */{len(whole)}"
+    # The last 0 bytes: a range none of the file is in, not a range not understood.
+    for asked in ("bytes=-0", "Bytes=-00"):
+        nothing = client.get("/models/tiny/model.h5", headers={"Range": asked})
+        assert nothing.status_code == 416 and nothing.headers["Content-Range"] == f"bytes */{len(whole)}", asked
     # What is not one range of bytes is ignored, as the standard says, and the whole file sent.
     for asked in ("bytes=abc", "bytes=9-2", "items=0-5", "bytes=0-1,5-6"):
         response = client.get("/models/tiny/model.h5", headers={"Range": asked})

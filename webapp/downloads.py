@@ -73,15 +73,22 @@ def send_model_file(name: str, suffix: str, mimetype: str):
                                      complete_length=stat.st_size)
 
 
+# The unit and the spaces read as Werkzeug reads them.
+_ZERO_SUFFIX = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*-0+[ \t]*", re.IGNORECASE)
+
+
 def _standard_range(request, length: int) -> dict:
     """The request's WSGI environ, its Range header read as the standard (RFC 9110, 14.1.2
     and 14.2) has it where Werkzeug answers 416: one that is not one range of bytes (one it
     cannot parse, of another unit, or several ranges, which it does not serve) is ignored and
     the whole file sent, and the last N bytes of a file shorter than N are all of it. Only a
-    range that starts past the end of the file is a 416."""
+    range that starts past the end of the file, or the last 0 bytes, is a 416."""
     asked = request.range
     if "HTTP_RANGE" not in request.environ:
         return request.environ
+    if _ZERO_SUFFIX.fullmatch(request.environ["HTTP_RANGE"]):
+        # Werkzeug reads "bytes=-0" as no range, so would send it all; it is one no byte is in.
+        return request.environ | {"HTTP_RANGE": f"bytes={length}-"}
     if not (asked and asked.units == "bytes" and len(asked.ranges) == 1):
         return {key: value for key, value in request.environ.items() if key != "HTTP_RANGE"}
     if asked.ranges[0][0] < -length:  # "bytes=-N", a suffix longer than the file
