@@ -311,3 +311,6 @@ def test_health(client, models_dir):
     assert client.get("/healthz").get_json() == {"status": "ok", "models": 2}
     (models_dir / "small.json").unlink()
     assert client.get("/healthz").get_json() == {"status": "ok", "models": 1}
+    damage(models_dir, "tiny")
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.get_json() == {"status": "no usable model", "models": 0}

@@ -126,4 +126,6 @@ def model(name: str):
 @bp.get("/healthz")
 def health():
     usable = sum(info.available for info in get_registry().models())
+    if not usable:  # so that a load balancer sends nothing to a server that can classify nothing
+        return jsonify(status="no usable model", models=0), 503
     return jsonify(status="ok", models=usable)
