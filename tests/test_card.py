@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,22 @@ def test_a_save_whose_lock_file_another_save_removed_before_it_was_locked_takes_
     cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
     assert len(removed) == 1 and held_while_saving == [True]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
+
+
+def test_a_save_s_lock_file_follows_the_umask_as_the_model_does(tmp_path, monkeypatch):
+    # In a folder a group shares (umask 002), the group's next save of the name can then open it
+    # to tell a save going on from a killed one, rather than warn that it cannot.
+    modes = []
+    original_save = keras.Model.save
+    monkeypatch.setattr(keras.Model, "save", lambda self, path, **kw: modes.append(
+        stat.S_IMODE(path.with_suffix(".lock").stat().st_mode)) or original_save(self, path, **kw))
+    umask = os.umask(0o002)
+    try:
+        cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m.h5").stat().st_mode) == 0o664
+    assert modes == [0o664]
 
 
 def test_files_of_a_killed_save_that_cannot_be_removed_are_a_warning_not_a_failed_save(tmp_path, monkeypatch,

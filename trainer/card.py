@@ -56,8 +56,8 @@ import logging
 import math
 import os
 import re
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from contextlib import contextmanager, suppress
 from typing import IO, Any, Iterator
@@ -104,12 +104,17 @@ def _staged(model_path: Path) -> Iterator[tuple[Path, Path]]:
 def _save_lock(folder: Path, stem: str) -> tuple[IO, Path]:
     """A new lock file `.<stem>.<random>.lock`, open and locked, and its path."""
     while True:
-        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".lock")
-        lock = open(handle, "w")
+        path = folder / f".{stem}.{secrets.token_hex(4)}.lock"
+        try:
+            # Not mkstemp's private file: under the umask, as the model's, so that the next save of
+            # another user who shares the folder can open it to tell whether this save was killed.
+            lock = open(path, "x")
+        except FileExistsError:
+            continue
         with suppress(OSError):  # a file system without locks: then no save removes another's files
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if locks.still_names(Path(name), lock):
-            return lock, Path(name)
+        if locks.still_names(path, lock):
+            return lock, path
         lock.close()  # another save found it before it was locked, and removed it as a killed save's
 
 
@@ -124,7 +129,7 @@ def _remove_killed_saves(folder: Path, stem: str, suffix: str, own_lock: Path) -
     pattern = re.compile(rf"\.{re.escape(stem)}\.[^.]+\.lock")  # not another name's: ".m.b.x.lock" is m.b's
     try:
         for lock_path in folder.iterdir():
-            # A save's lock file is a plain file (mkstemp): a folder or FIFO of the name is no save's.
+            # A save's lock file is a plain file (_save_lock's): a folder or FIFO of the name is no save's.
             if lock_path != own_lock and pattern.fullmatch(lock_path.name) and lock_path.is_file():
                 try:
                     _remove_if_killed(lock_path, suffix)
