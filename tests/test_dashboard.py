@@ -481,7 +481,7 @@ def test_a_hand_edited_or_hostile_card_gives_empty_cells_and_text_no_spreadsheet
     assert rows["'" + name][:2] == ["'" + name, "synthetic"]
     markdown = client.get("/models.md")
     assert markdown.status_code == 200
-    assert "| tiny | =HYPERLINK(\"http://example.com\") | \u2014 | \u2014 |" in markdown.get_data(as_text=True)
+    assert "| tiny | =HYPERLINK(\"http<span>\\:</span>//example.com\") | \u2014 | \u2014 |" in markdown.get_data(as_text=True)
 
 
 def test_a_card_beside_another_file_says_so_in_the_dashboards_table(client, models_dir):

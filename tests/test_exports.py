@@ -44,12 +44,33 @@ def test_markdown_shows_values_as_the_page_does_and_escapes_what_would_break_the
     ]
 
 
+def name_cells(names):
+    return [line.split(" | ")[0][2:] for line in to_markdown(COLUMNS, [{"name": name} for name in names]).splitlines()[2:]]
+
+
 def test_markdown_shows_names_as_they_are_not_as_markup():
     names = ["*best*", "__init__", "cifar10_scratch", "a__b_", "[x](http://e.com)", "![i](x.png)",
              "<b>bold</b>", "`code`", "~~gone~~", "&amp;"]
-    cells = [line.split(" | ")[0][2:] for line in to_markdown(COLUMNS, [{"name": name} for name in names]).splitlines()[2:]]
-    assert cells == ["\\*best\\*", "\\_\\_init\\_\\_", "cifar10_scratch", "a__b\\_", "\\[x\\](http://e.com)",
-                     "\\!\\[i\\](x.png)", "\\<b\\>bold\\</b\\>", "\\`code\\`", "\\~\\~gone\\~\\~", "\\&amp;"]
+    assert name_cells(names) == ["\\*best\\*", "\\_\\_init\\_\\_", "cifar10_scratch", "a__b\\_",
+                                 "\\[x\\](http<span>\\:</span>//e.com)", "\\!\\[i\\](x.png)", "\\<b\\>bold\\</b\\>",
+                                 "\\`code\\`", "\\~\\~gone\\~\\~", "\\&amp;"]
+
+
+def test_markdown_shows_names_as_they_are_on_github_not_as_math_links_or_emoji():
+    shown = {
+        "cost$5_vs$6": "cost<span>\\$</span>5_vs<span>\\$</span>6",
+        "$$x$$": "<span>\\$</span><span>\\$</span>x<span>\\$</span><span>\\$</span>",
+        "www.cat.com": "www\\.cat.com",
+        "a_www.cat.com": "a_www\\.cat.com",  # "_" may start a link from "www."
+        "https://cat.com": "https<span>\\:</span>//cat.com",
+        "user@example.com": "user<span>\\@</span>example.com",
+        "@octocat": "<span>\\@</span>octocat",
+        "a:cat:b": "a<span>\\:</span>cat:b",
+        ":a:cat:": "<span>\\:</span>a<span>\\:</span>cat:",
+    }
+    ordinary = ["cifar10_scratch", "vgg16-finetune", "resnet50 v1.2", "awwwards.net", "synthetic (3 classes: cat, dog)"]
+    assert name_cells(shown) == list(shown.values())
+    assert name_cells(ordinary) == ordinary
 
 
 def test_markdown_leaves_out_an_optional_column_only_where_no_row_has_it():

@@ -24,8 +24,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # ASCII; pandas, LibreOffice and Google Sheets skip the mark.
 BOM = "\ufeff"
 # What Markdown acts on within a line: a cell's end, emphasis, code, links and images, HTML,
-# entities, strike-through.
-MARKDOWN_ACTIVE = re.compile(r"[\\|*`\[\]<>&!~]|_+")
+# entities, strike-through; and what GitHub adds: math between dollars, links from "www." and
+# "http://", e-mail addresses, @mentions and emoji (":cat:").
+MARKDOWN_ACTIVE = re.compile(r"[\\|*`\[\]<>&!~$@]|_+|(?<=www)\.|:(?=//|[\w+-]+:)")
+# GitHub finds math, addresses, mentions and emoji after parsing, where a backslash is gone, but
+# only within one element: a <span> around the character keeps it from the rest.
+SEEN_AFTER_PARSING = ("$", "@", ":")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def _escaped(found: re.Match) -> str:
     # left bare, the table reads as well as text.
     if found[0][0] == "_" and 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum():
         return found[0]
-    return "".join("\\" + character for character in found[0])
+    escaped = "".join("\\" + character for character in found[0])
+    return f"<span>{escaped}</span>" if found[0] in SEEN_AFTER_PARSING else escaped
 
 
 def to_csv(columns: list[Column], rows: list[dict]) -> str:
