@@ -71,10 +71,11 @@ def test_every_heat_level_has_readable_text(dark):
         assert contrast(text, shade["background"]) >= 4.5, level
 
 
-def test_the_confusion_matrix_diagonal_stands_out_on_every_dark_shade():
+@schemes
+def test_the_confusion_matrix_diagonal_stands_out_on_every_shade(dark):
     """WCAG 1.4.11: a mark 3:1 against what is around it, here the shade of its cell, inside which
-    it is drawn. Dark only: the light scheme's ink, kept as it looks, is under 3:1 on levels 8 to 10."""
-    rules = css_rules(dark=True)
+    it is drawn."""
+    rules = css_rules(dark)
     diagonal = rules[".heat.diagonal"]
     assert -float(diagonal["outline-offset"].removesuffix("px")) > float(diagonal["outline"].split("px")[0])  # inset
     for level in range(HEAT_LEVELS + 1):
