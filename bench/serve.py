@@ -2,14 +2,15 @@
 
     python bench/serve.py [--models models/] [--model NAME] [--requests 1000]
                           [--concurrency 1 4 16] [--workers N] [--threads N]
-                          [--side 128] [--formats JPEG PNG] [--compare]
+                          [--side 128] [--formats JPEG PNG] [--compare] [--pictures N]
 
 Sends JPEG and PNG uploads to POST /api/predict at each concurrency (keep-alive
 connections, one per client thread), then prints latency percentiles, throughput,
 errors and the workers' memory at start and end; with --compare, the same again with
 compare=1 (every model in the folder answers each upload, and each worker loads them all);
-last, the model alone in batches (images/s), the ceiling for the server. Only localhost
-traffic. Prints figures; asserts nothing.
+with --pictures N, the same again with N images in each request (one model answers them in
+one batch), with images/s; last, the model alone in batches (images/s), the ceiling for the
+server. Only localhost traffic. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def parse_args():
                         help="upload formats, sent in turn (default both; a 12-megapixel PNG is over 10 MB)")
     parser.add_argument("--compare", action="store_true",
                         help="then the same requests with compare=1: every model in the folder answers each")
+    parser.add_argument("--pictures", type=int, metavar="N",
+                        help="then the same requests with N copies of the image each, answered in one batch")
     return parser.parse_args()
 
 
@@ -68,14 +71,13 @@ def photo(fmt: str, size: int = 128, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(image: bytes, filename: str, fields: dict[str, str]) -> tuple[bytes, str]:
+def multipart(image: bytes, filename: str, fields: dict[str, str], copies: int = 1) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
                    for name, value in fields.items())
-    body = (
-        f'{head}--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + image + b"\r\n"
+    body = head.encode() + part * copies + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -114,7 +116,7 @@ def workers_rss_mb(process: subprocess.Popen) -> list[float]:
     return [round(child.memory_info().rss / 2**20, 1) for child in psutil.Process(process.pid).children()]
 
 
-def run_level(port: int, bodies: list[tuple[bytes, str]], concurrency: int, total: int):
+def run_level(port: int, bodies: list[tuple[bytes, str]], concurrency: int, total: int, pictures: int = 1):
     local = threading.local()
     latencies, errors = [], []
 
@@ -140,9 +142,11 @@ def run_level(port: int, bodies: list[tuple[bytes, str]], concurrency: int, tota
         list(pool.map(one, range(total)))
     elapsed = time.perf_counter() - started
     p50, p95, p99 = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
+    images = f"  {total * pictures / elapsed:6.1f} images/s" if pictures > 1 else ""
     print(f"  concurrency {concurrency:>3}: {total} requests in {elapsed:5.1f} s  "
           f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  p99 {p99:6.1f} ms  "
-          f"{total / elapsed:6.1f} req/s  errors {len(errors)}{' ' + str(sorted(set(map(str, errors)))) if errors else ''}")
+          f"{total / elapsed:6.1f} req/s{images}  errors {len(errors)}"
+          f"{' ' + str(sorted(set(map(str, errors)))) if errors else ''}")
 
 
 def model_ceiling(folder: Path, name: str) -> None:
@@ -160,12 +164,12 @@ def model_ceiling(folder: Path, name: str) -> None:
         print(f"  batch {batch:>3}: {runs * batch / elapsed:8.1f} images/s  ({elapsed / runs * 1000:.2f} ms per batch)")
 
 
-def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args) -> None:
+def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args, pictures: int = 1) -> None:
     print("  a warm-up, so that every worker and thread has served (and loaded the models asked for):")
-    run_level(port, bodies, 4, 40)
+    run_level(port, bodies, 4, 40, pictures)
     print(f"  workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
     for concurrency in args.concurrency:
-        run_level(port, bodies, concurrency, args.requests)
+        run_level(port, bodies, concurrency, args.requests, pictures)
     print(f"  workers' RSS at end (MB): {workers_rss_mb(process)}")
 
 
@@ -189,6 +193,10 @@ def main() -> None:
             print("compare=1, every model in the folder answering each upload:")
             measure(process, port, [multipart(data, filename, {"compare": "1"}) for filename, data in images.items()],
                     args)
+        if args.pictures:
+            print(f"{args.pictures} images in each request, answered by {name} in one batch:")
+            measure(process, port, [multipart(data, filename, {"model": name}, args.pictures)
+                                    for filename, data in images.items()], args, args.pictures)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

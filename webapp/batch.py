@@ -74,9 +74,9 @@ def decode_all(pictures: list[tuple[str, bytes]], size: tuple[int, int]) -> list
 
 
 def probabilities_each(model: Classifier, images: list[np.ndarray]) -> list[np.ndarray | PredictionError]:
-    """Each image's class probabilities, in one batch: for 30 images, the shipped model takes 1.7
-    times less time than one at a time on two cores. Where the batch gives NaN, each image alone,
-    to tell which ones do."""
+    """Each image's class probabilities, in one batch: the shipped model answers 1.5 times as many
+    a second so on a CPU (BENCHMARKS.md). Where the batch gives NaN, each image alone, to tell
+    which ones do."""
     if not images:
         return []
     try:
