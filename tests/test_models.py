@@ -100,6 +100,20 @@ def test_a_whitened_stem_is_frozen_and_replaces_the_learned_one():
     assert model.get_layer("stem_relu").output.shape == (None, 31, 31, 24)  # 2x2 "valid" conv
 
 
+def test_stem_float32_keeps_the_input_side_out_of_bfloat16_and_epsilon_reaches_every_batch_norm():
+    kernel = models.patch_whitening_kernel(correlated_images(20, 16))
+    model = models.scratch_cnn((16, 16, 3), 3, [8, 16], 8, [120.0] * 3, [4000.0] * 3, whitening=kernel,
+                               dtype="mixed_bfloat16", batchnorm_epsilon=1e-5, stem_float32=True)
+    for name in ("normalize", "stem_whiten", "stem_bn"):  # its output normalised, bfloat16 is fine after
+        assert model.get_layer(name).compute_dtype == "float32", name
+    assert model.get_layer("block1a_conv").compute_dtype == "bfloat16"
+    epsilons = {layer.epsilon for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert epsilons == {1e-5}
+    x = raw_pixels(2, 16)
+    assert np.allclose(keras.ops.convert_to_numpy(models.as_float32(model)(x)),
+                       keras.ops.convert_to_numpy(model(x)), atol=0.02)
+
+
 def test_float32_copy_of_a_mixed_precision_model():
     mixed = models.scratch_cnn((16, 16, 3), 3, [8, 16], 8, [120.0] * 3, [4000.0] * 3, dtype="mixed_bfloat16")
     assert mixed.get_layer("block1a_conv").compute_dtype == "bfloat16"

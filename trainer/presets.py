@@ -35,6 +35,8 @@ _SCRATCH = {
     "logit_scale": 1.0,        # logits multiplied by this (airbench: 1/9, with no output bias, as any value but 1 here)
     "bias_lr_scale": 1.0,      # batch-norm biases step this many times as far (airbench: 64)
     "lookahead_every": 0,      # pull the weights toward their average every N steps (0: off; airbench: 5)
+    "batchnorm_epsilon": 1e-3,  # Keras' default; airbench's is 1e-12, PyTorch's 1e-5
+    "stem_float32": False,     # keep normalisation and the whitened stem out of bfloat16 (not yet measured)
     "translate": 4,            # random shift in pixels (reflect-padded), as in most CIFAR recipes
     "cutout": 0,               # side of a random square blanked out per image (0: off)
     "cutmix": 0.0,             # share of batches given CutMix (a box pasted from another image, the
