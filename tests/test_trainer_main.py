@@ -52,7 +52,7 @@ def test_options_help_gives_the_presets_values():
     assert _presets_values("batch_size") == " [" + ", ".join(f"{name} {hp['batch_size']}"
                                                               for name, hp in PRESETS.items()) + "]"
     transfer = [name for name, hp in PRESETS.items() if hp["arch"] != "scratch"]
-    assert _presets_values("head_epochs") == f" [{', '.join(transfer)}: {PRESETS['vgg16']['head_epochs']}]"
+    assert _presets_values("dense_units") == f" [{', '.join(transfer)}: {PRESETS['vgg16']['dense_units']}]"
     assert _presets_values("seed") == " [every preset: 0]" and _presets_values("teacher") == ""
     assert _presets_values("validation_fraction") == " [every preset: 0.1]"  # as written, not 0.100000
 
