@@ -104,10 +104,13 @@ def start_server(args, port: int) -> subprocess.Popen:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
+            response = connection.getresponse()
+            if response.status == 200:
                 return process
+            process.kill()  # 503: no usable model among the files, which waiting will not change
+            raise SystemExit(f"gunicorn answered /healthz with {response.status}: {response.read().decode()}")
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.3)  # not listening yet
     process.kill()
     raise SystemExit("gunicorn did not answer within 120 s")
 

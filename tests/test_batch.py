@@ -2,8 +2,7 @@
 
 import pytest
 
-from conftest import (TINY_CLASSES, dark_top_left, encode_image, nan_when_covered_model, overflow_model, red_top_left,
-                      save_as)
+from conftest import dark_top_left, encode_image, nan_when_covered_model, overflow_model, red_top_left, save_as
 from webapp import batch
 from webapp.batch import Labelled, classify_many, failed_status, tally
 from webapp.predictor import PredictionError, classify
@@ -67,26 +66,61 @@ def test_a_model_that_cannot_be_used_refuses_the_whole_upload(app, models_dir, m
     assert refused.value.status == status and refused.value.message.startswith(message)
 
 
-def test_pictures_past_the_pixel_budget_are_not_decoded(app, monkeypatch):
-    # Three 20x20 PNGs fit in 1,000 pixels; the fourth comes after they passed it.
+BUDGET_MESSAGE = ("Not classified: with the images before it, this upload would come to over 0 megapixels, the most "
+                  "one may hold; send it again with fewer.")
+
+
+def test_a_picture_that_would_pass_the_pixel_budget_is_not_decoded(app, monkeypatch):
+    # Two 20x20 PNGs fit in 1,000 pixels, a third would not; a 10x10 one after it still fits.
     monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 1_000)
-    pictures = [(f"{n}.png", encode_image("PNG", size=(20, 20), seed=n)) for n in range(5)]
+    monkeypatch.setattr(batch.Upload, "pixels", counted(batch.Upload.pixels, decoded := []))
+    pictures = [(f"{n}.png", encode_image("PNG", size=(20, 20), seed=n)) for n in range(3)]
+    pictures.append(("small.png", encode_image("PNG", size=(10, 10))))
     with app.app_context():
         answers = classify_many(pictures, "tiny", top_k=1).labelled
-    assert [each.predictions is not None for each in answers] == [True, True, True, False, False]
-    assert answers[3].status == 400
-    assert answers[3].error == ("Not classified: the images before it came to over 0 megapixels, the most one "
-                                "upload may hold; send it again with fewer.")
+    assert [each.predictions is not None for each in answers] == [True, True, False, True]
+    assert (answers[2].status, answers[2].error) == (400, BUDGET_MESSAGE)
+    assert len(decoded) == 3
 
 
-def test_a_jpeg_counts_only_the_pixels_it_is_decoded_at(app, monkeypatch):
-    # A 1600x1600 JPEG bound for 16 px decodes at 1/8 scale, 200x200: four of them pass 150,000
-    # pixels, where one decoded at full size would.
-    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 150_000)
-    photo = encode_image("JPEG", size=(1600, 1600))
+def test_a_damaged_picture_is_charged_the_pixels_its_header_gives(app, monkeypatch):
+    # Decoding a cut 30x30 PNG fails only at its end, after the work, so it counts its 900 pixels.
+    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 1_000)
+    pictures = [("cut.png", encode_image("PNG", size=(30, 30))[:300]), ("a.png", encode_image("PNG", size=(20, 20)))]
     with app.app_context():
-        answers = classify_many([("photo.jpg", photo)] * 6, "tiny", top_k=1).labelled
-    assert [each.predictions is not None for each in answers] == [True] * 4 + [False] * 2
+        answers = classify_many(pictures, "tiny", top_k=1).labelled
+    assert answers[0].error == "The PNG file is damaged or incomplete." and answers[1].error == BUDGET_MESSAGE
+
+
+def test_a_baseline_jpeg_counts_the_pixels_it_is_decoded_at_a_progressive_one_all_of_them(app, monkeypatch):
+    # A 1600x1600 JPEG bound for 16 px decodes at 1/8 scale, 200x200 pixels; a progressive one
+    # decodes all its 2,560,000 first, so a second of those passes 3 million.
+    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 3_000_000)
+    baseline = encode_image("JPEG", size=(1600, 1600))
+    progressive = encode_image("JPEG", size=(1600, 1600), progressive=True)
+    pictures = [("p1.jpg", progressive), ("p2.jpg", progressive)] + [("b.jpg", baseline)] * 10
+    with app.app_context():
+        answers = classify_many(pictures, "tiny", top_k=1).labelled
+    assert [each.predictions is not None for each in answers] == [True, False] + [True] * 10
+
+
+def test_pictures_go_to_the_model_a_chunk_at_a_time(app, monkeypatch):
+    monkeypatch.setattr(batch, "CHUNK", 2)
+    monkeypatch.setattr(batch, "probabilities_for", counted(batch.probabilities_for, batches := []))
+    pictures = [(f"{n}.png", encode_image("PNG", seed=n)) for n in range(5)]
+    with app.app_context():
+        answers = classify_many(pictures, "tiny", top_k=1).labelled
+        alone = [classify(data, "tiny", top_k=1).predictions for _, data in pictures]
+    assert [len(images) for _, images in batches] == [2, 2, 1]
+    assert [each.predictions[0][0] for each in answers] == [predictions[0][0] for predictions in alone]
+
+
+def counted(function, calls: list):
+    """`function`, noting the arguments of each call in `calls`."""
+    def noting(*args):
+        calls.append(args)
+        return function(*args)
+    return noting
 
 
 def test_a_model_that_gives_nan_says_so_for_each_picture(app, models_dir):
@@ -120,4 +154,3 @@ def test_an_upload_of_refused_pictures_is_a_client_error():
 ])
 def test_the_summary_counts_the_answers_most_frequent_first(labels, sentence):
     assert tally([labelled(f"{n}.png", label) for n, label in enumerate(labels)]) == sentence
-    assert set(labels) - {None} <= set(TINY_CLASSES)

@@ -133,6 +133,25 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
         return None
 
 
+def decoding_pixels(data: bytes, side: int) -> int:
+    """The pixels `decode(data, side)` will decode, read from the header: a baseline JPEG's at
+    the scale it is decoded at, any other image's at full size. A progressive JPEG's too: every
+    coefficient is decoded before scaling, so 1/8 scale took as long as full size (0.56 s against
+    0.58 for a 49-megapixel one, where a baseline one took 0.12 s against 0.33). 0 for a file
+    that `decode` refuses before decoding anything: its header unreadable, or over MAX_PIXELS."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return 0
+                if image.format == "JPEG" and not image.info.get("progressive"):
+                    image.draft(None, (side, side))
+                return image.width * image.height
+    except Exception:  # Pillow raises many types for broken files, and one for bombs
+        return 0
+
+
 def resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A decoded image's pixels at `size`, (height, width)."""
     if image.size != (size[1], size[0]):
