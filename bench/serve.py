@@ -9,7 +9,7 @@ connections, one per client thread), then prints latency percentiles, throughput
 errors and the workers' memory at start and end; with --compare, the same again with
 compare=1 (every model in the folder answers each upload, and each worker loads them all);
 with --pictures N, the same again with N images in each request (one model answers them in
-one batch), with images/s; last, the model alone in batches (images/s), the ceiling for the
+batches of up to 13), with images/s; last, the model alone in batches (images/s), the ceiling for the
 server. Only localhost traffic. Prints figures; asserts nothing.
 """
 
@@ -56,7 +56,7 @@ def parse_args():
     parser.add_argument("--compare", action="store_true",
                         help="then the same requests with compare=1: every model in the folder answers each")
     parser.add_argument("--pictures", type=int, metavar="N",
-                        help="then the same requests with N copies of the image each, answered in one batch")
+                        help="then the same requests with N copies of the image each, answered in batches")
     return parser.parse_args()
 
 
@@ -197,7 +197,7 @@ def main() -> None:
             measure(process, port, [multipart(data, filename, {"compare": "1"}) for filename, data in images.items()],
                     args)
         if args.pictures:
-            print(f"{args.pictures} images in each request, answered by {name} in one batch:")
+            print(f"{args.pictures} images in each request, answered by {name} in batches:")
             measure(process, port, [multipart(data, filename, {"model": name}, args.pictures)
                                     for filename, data in images.items()], args, args.pictures)
     finally:

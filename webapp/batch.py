@@ -39,7 +39,7 @@ class Batch:
 
 
 def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top_k: int) -> Batch:
-    """Each picture (file name, bytes) answered by one model, in one batch; PredictionError when
+    """Each picture (file name, bytes) answered by one model, in batches; PredictionError when
     the model cannot be used or there are too many pictures."""
     if len(pictures) > MAX_PICTURES:
         raise PredictionError(400, f"Send at most {MAX_PICTURES} images at a time; this upload has {len(pictures)}.")
