@@ -11,8 +11,8 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from webapp.config import ROOT
 
-from trainer.images import (DATASET_FORMATS, UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, load_rgb,
-                            upload_format)
+from trainer.images import (DATASET_FORMATS, UPLOAD_FORMATS, ImageError, decode, decoding_pixels, draft_size,
+                            format_names, load_rgb, upload_format)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -155,6 +155,13 @@ def test_a_big_jpeg_is_decoded_at_reduced_scale_to_nearly_the_same_pixels(mode, 
     reduced = load_rgb(data, (32, 32)).astype(int)
     assert decoded_sizes == [(200, 150)]  # an eighth of 1600 x 1200: the smallest scale still over 32 px
     assert reduced.shape == (32, 32, 3) and np.abs(reduced - full).mean() < 1.0
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "MPO"])
+def test_a_baseline_jpeg_is_charged_the_pixels_it_is_decoded_at(fmt):
+    photo = Image.new("RGB", (1600, 1200))
+    data = encode(photo, fmt, **({"save_all": True, "append_images": [photo]} if fmt == "MPO" else {}))
+    assert decoding_pixels(data, 32) == decode(data, 32).width * decode(data, 32).height == 200 * 150
 
 
 def test_tiff_is_for_data_sets_not_uploads():

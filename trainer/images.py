@@ -145,7 +145,8 @@ def decoding_pixels(data: bytes, side: int) -> int:
             with Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     return 0
-                if image.format == "JPEG" and not image.info.get("progressive"):
+                # An MPO (a phone's photo with a depth map) is a JPEG to decode, and decoded alike.
+                if image.format in ("JPEG", "MPO") and not image.info.get("progressive"):
                     image.draft(None, (side, side))
                 return image.width * image.height
     except Exception:  # Pillow raises many types for broken files, and one for bombs
