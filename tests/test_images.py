@@ -164,6 +164,24 @@ def test_a_baseline_jpeg_is_charged_the_pixels_it_is_decoded_at(fmt):
     assert decoding_pixels(data, 32) == decode(data, 32).width * decode(data, 32).height == 200 * 150
 
 
+def scans_repeated(progressive: bytes, copies: int) -> bytes:
+    """A progressive JPEG with its last scan sent `copies` more times: libjpeg decodes each again."""
+    last = progressive.rindex(b"\xff\xda")
+    return progressive[:-2] + progressive[last:-2] * copies + progressive[-2:]
+
+
+def test_a_progressive_jpeg_is_charged_its_full_size_for_every_ten_scans():
+    data = encode(Image.new("L", (100, 100)), "JPEG", progressive=True)  # six scans
+    assert [decoding_pixels(scans_repeated(data, copies), 32) for copies in (0, 14, 24)] == [10_000, 20_000, 30_000]
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
+    data = scans_repeated(encode(Image.new("L", (100, 100)), "JPEG", progressive=True), 100)
+    with pytest.raises(ImageError, match="The JPEG file has 106 scans, too many to decode; the limit is 100."):
+        decode(data, 32)
+    assert decoding_pixels(data, 32) == 0
+
+
 def test_tiff_is_for_data_sets_not_uploads():
     data = encode(Image.new("RGB", (4, 4)), "TIFF")
     with pytest.raises(ImageError):
