@@ -182,6 +182,13 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     assert decoding_pixels(data, 32) == 0
 
 
+def test_a_run_length_coded_bmp_is_charged_six_times_its_pixels():
+    header = struct.pack("<IiiHHIIiiII", 40, 2, 1, 1, 8, 1, 4, 0, 0, 0, 0)  # 2 x 1, 8 bits, RLE8
+    body = b"\x02\x00\x00\x01"  # two pixels of colour 0, end of bitmap
+    data = b"BM" + struct.pack("<IHHI", 54 + 1024 + 4, 0, 0, 54 + 1024) + header + bytes(1024) + body
+    assert decode(data, 32).size == (2, 1) and decoding_pixels(data, 32) == 12
+
+
 def test_tiff_is_for_data_sets_not_uploads():
     data = encode(Image.new("RGB", (4, 4)), "TIFF")
     with pytest.raises(ImageError):
