@@ -54,6 +54,15 @@ def test_no_model_is_loaded_for_too_many_pictures(app, monkeypatch):
     assert refused.value.message == f"Send at most {batch.MAX_PICTURES} images at a time; this upload has 31."
 
 
+def test_no_model_is_loaded_when_no_picture_is_one_a_model_could_read(app, monkeypatch):
+    monkeypatch.setattr(batch, "chosen_model", lambda name: pytest.fail("a model was loaded"))
+    with app.app_context():
+        refused = classify_many([("notes.txt", b"just text"), ("empty.png", b"")], "nope", top_k=1)
+    assert refused.model is None
+    assert [(each.error, each.status) for each in refused.labelled] == [
+        ("Unsupported file type: send a JPEG, PNG, GIF, BMP or WebP image.", 415), ("The file is empty.", 400)]
+
+
 @pytest.mark.parametrize(("model", "status", "message"), [
     ("nope", 404, "Unknown model 'nope'."),
     ("broken", 503, "Model 'broken' cannot be used"),

@@ -33,7 +33,7 @@ class Labelled:
 
 @dataclass(frozen=True)
 class Batch:
-    model: str
+    model: str | None  # None when no picture was one a model could read, and none was loaded
     elapsed_ms: float  # decoding every picture and answering them, not the model's one-time loading
     labelled: list[Labelled]  # in the order sent
 
@@ -43,29 +43,43 @@ def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top
     the model cannot be used or there are too many pictures."""
     if len(pictures) > MAX_PICTURES:
         raise PredictionError(400, f"Send at most {MAX_PICTURES} images at a time; this upload has {len(pictures)}.")
+    uploads = [opened(data) for _, data in pictures]
+    if not any(isinstance(each, Upload) for each in uploads):
+        # As with one picture: files no model could read are refused before a model is loaded.
+        return Batch(None, 0.0, [refused(name, error) for (name, _), error in zip(pictures, uploads)])
     model = chosen_model(model_name)
     started = time.perf_counter()
-    inputs = decode_all(pictures, model.input_size)
+    inputs = decode_all(uploads, model.input_size)
     answers = iter(probabilities_each(model, [each for each in inputs if isinstance(each, np.ndarray)]))
     outcomes = [next(answers) if isinstance(each, np.ndarray) else each for each in inputs]
-    labelled = [Labelled(name, error=outcome.message, status=outcome.status) if isinstance(outcome, PredictionError)
+    labelled = [refused(name, outcome) if isinstance(outcome, PredictionError)
                 else Labelled(name, ranked(model.classes, outcome, top_k))
                 for (name, _), outcome in zip(pictures, outcomes)]
     return Batch(model.name, (time.perf_counter() - started) * 1000, labelled)
 
 
-def decode_all(pictures: list[tuple[str, bytes]], size: tuple[int, int]) -> list[np.ndarray | PredictionError]:
-    """Each picture's pixels at the model's input size, or why it has none. A picture whose
+def opened(data: bytes) -> Upload | PredictionError:
+    """The picture as an upload, or why no model could read it (its first bytes say)."""
+    try:
+        return Upload(data)
+    except PredictionError as error:
+        return error
+
+
+def refused(name: str, error: PredictionError) -> Labelled:
+    return Labelled(name, error=error.message, status=error.status)
+
+
+def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int]) -> list[np.ndarray | PredictionError]:
+    """Each upload's pixels at the model's input size, or why it has none. A picture whose
     decoding would take the upload past MAX_BATCH_PIXELS is left undecoded, and each is charged
     before it is decoded, so that a damaged one, which fails only once decoded, counts too."""
     inputs, charged = [], 0
-    for _, data in pictures:
-        try:
-            upload = Upload(data)
-        except PredictionError as error:
-            inputs.append(error)
+    for upload in uploads:
+        if isinstance(upload, PredictionError):
+            inputs.append(upload)
             continue
-        cost = decoding_pixels(data, max(size))
+        cost = decoding_pixels(upload.data, max(size))
         if charged + cost > MAX_BATCH_PIXELS:
             inputs.append(PredictionError(400, f"Not classified: with the images before it, this upload would come to "
                                                f"over {MAX_BATCH_PIXELS // 1_000_000} megapixels, the most one may "
