@@ -38,9 +38,10 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # thirty-second session, and the scratch runs equal parts of the rest of 0.9. An
 # XLA_PYTHON_CLIENT_MEM_FRACTION given sets every run's share instead.
 is_transfer() { case "$1" in vgg16*|efficientnet*) return 0 ;; *) return 1 ;; esac; }
+transfer_share=0.28
 transfer=0
 for spec in "$@"; do is_transfer "$spec" && transfer=$((transfer + 1)); done
-scratch_share=$(python3 -c "print(round((0.9 - 0.28 * $transfer) / max(1, $# - $transfer), 3))")
+scratch_share=$(python3 -c "print(round((0.9 - $transfer_share * $transfer) / max(1, $# - $transfer), 3))")
 
 mkdir -p /tmp/data
 [ -f .gpu-data/cifar10-train.zip ] && cp .gpu-data/cifar10-train.zip /tmp/data/
@@ -60,7 +61,7 @@ pids=()
 for spec in "$@"; do
   run=$((${#pids[@]} + 1))
   share=$scratch_share
-  is_transfer "$spec" && share=0.28
+  is_transfer "$spec" && share=$transfer_share
   share="${XLA_PYTHON_CLIENT_MEM_FRACTION:-$share}"
   echo "run $run: $spec (GPU memory share $share)"
   # Each run is stopped in time to leave the call's last minute for packing up.

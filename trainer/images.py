@@ -40,6 +40,10 @@ def format_names(formats: tuple[str, ...]) -> str:
 # fine, a 30,000 x 30,000 PNG is not.
 MAX_PIXELS = 50_000_000
 
+# Pillow's names for a JPEG file: an MPO (a phone's photo with a depth map) is one with more
+# pictures after it, decoded alike.
+JPEG_KINDS = ("JPEG", "MPO")
+
 # Scans a JPEG may hold: encoders write about ten, and libjpeg goes over every block of the image
 # for each, so a 4 MB one of 120,000 near-empty scans took 43 s to decode at 1 megapixel.
 MAX_SCANS = 100
@@ -104,7 +108,7 @@ def decode(
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
-                if image.format in ("JPEG", "MPO") and (scans := jpeg_scans(data)) > MAX_SCANS:
+                if image.format in JPEG_KINDS and (scans := jpeg_scans(data)) > MAX_SCANS:
                     raise ImageError(f"The JPEG file has {scans} scans, too many to decode; the limit is {MAX_SCANS}.")
                 if side is not None:
                     # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
@@ -161,9 +165,8 @@ def decoding_pixels(data: bytes, side: int) -> int:
                 if image.format == "BMP" and image.tile[0][0] == "bmp_rle":
                     # Pillow runs length-coded BMPs through Python: 48 megapixels took 3.3 s, 6 a PNG's time.
                     return image.width * image.height * 6
-                if image.format not in ("JPEG", "MPO"):
+                if image.format not in JPEG_KINDS:
                     return image.width * image.height
-                # An MPO (a phone's photo with a depth map) is a JPEG to decode, and decoded alike.
                 scans = jpeg_scans(data)
                 if scans > MAX_SCANS:
                     return 0
