@@ -39,3 +39,13 @@ def test_the_test_time_views_are_the_readmes():
     for name in TRANSFER:
         assert PRESETS[name]["flip_tta"] and not PRESETS[name]["translate_tta"], name
     assert "average over the image and its mirror only" in README
+
+
+def test_cutmix_and_the_whole_lite0_runs_length_are_the_readmes():
+    whole = PRESETS["efficientnet_lite0-whole"]
+    assert re.search(rf"\| `efficientnet_lite0-whole` \| [^|]*\b{whole['fine_tune_epochs']} epochs\b", TABLE)
+    assert whole["cutmix"] == 0.5
+    assert (f"`efficientnet_lite0-whole` gives half its batches CutMix (with label smoothing {whole['label_smoothing']} "
+            f"and {whole['fine_tune_epochs']} epochs") in README
+    assert [name for name, hp in PRESETS.items() if hp["cutmix"]] == ["efficientnet_lite0-whole"]
+    assert "every other preset leaves it off" in README
