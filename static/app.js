@@ -42,21 +42,33 @@ function enhance(form) {
   // file's own size is not said: one just under the limit is refused for the form around it.
   // Several pictures go to one model, with the server's words where they cannot (data-*).
   function problem(files) {
-    var total = overhead * files.length;
+    return kindProblem(files) || sizeProblem(files);
+  }
+
+  function kindProblem(files) {
     for (var i = 0; i < files.length; i++) {
       if (files[i].type && !/^image\//.test(files[i].type)) {
         return files[i].name + " is not an image.";
       }
-      total += files[i].size;
     }
     if (files.length > maxPictures) return input.dataset.tooMany;
     if (files.length > 1 && select.value === explain.dataset.notWith) return input.dataset.compareSeveral;
-    if (total <= maxBytes) return "";
+    return "";
+  }
+
+  function sizeProblem(files) {
+    if (requestBytes(files) <= maxBytes) return "";
     if (files.length > 1) {
       return "These " + files.length + " images are too large to send together (the limit is " + maxSize +
         " in all): choose fewer or smaller ones.";
     }
     return files[0].name + " is too large to send (the limit is " + maxSize + "): choose a smaller image.";
+  }
+
+  function requestBytes(files) {
+    var total = overhead * files.length;
+    for (var i = 0; i < files.length; i++) total += files[i].size;
+    return total;
   }
 
   function showError(message) {
@@ -74,7 +86,7 @@ function enhance(form) {
     }
   }
 
-  function showPreview(files) {
+  function showPreview(files, doing) {
     preview.hidden = true; // never beside another file's name
     preview.removeAttribute("src");
     if (!files.length) {
@@ -83,7 +95,7 @@ function enhance(form) {
       return;
     }
     var names = Array.prototype.map.call(files, function (file) { return file.name; }).join(", ");
-    text.textContent = files.length > 1 ? files.length + " images: " + names : names;
+    text.textContent = (files.length > 1 ? files.length + " images: " + names : names) + (doing || note);
     input.setAttribute("aria-label", (files.length > 1 ? "Images: " : "Image: ") + names);
     var file = files[0];
     if (files.length > 1 || !/^image\//.test(file.type)) return;
@@ -98,14 +110,95 @@ function enhance(form) {
   // The form's error as it stands for the files chosen now: an earlier answer's, or the
   // camera's, is about another try.
   function recheck() {
-    showError(input.files.length ? problem(input.files) : "");
+    var files = input.files;
+    // While they are made smaller, their size is not yet what will be sent.
+    showError(files.length ? (shrinking ? kindProblem(files) : problem(files)) : "");
     showClasses(); // whether explaining is offered depends on how many
   }
 
+  // Pictures too large to send together are made smaller here rather than refused: two or three
+  // phone photos would fill the limit. A model sees a few hundred pixels a side at most, and the
+  // answer shows the picture at 640, so SHRUNK_SIDE loses nothing either uses. Files that the
+  // browser cannot draw go as they are, and are refused if still too large.
+  var SHRUNK_SIDE = 1024;
+  var choices = 0; // each try counted, so that a slow shrinking cannot overwrite a newer choice
+  var shrinking = false;
+  var note = ""; // said after the chosen files' names: that they were made smaller
+
   function chosen() {
     stopCamera(); // a picture chosen, dropped or pasted instead: its live view would stay on
-    showPreview(input.files);
+    choices++;
+    if (shrinking) ready(); // others' shrinking, now of no use
+    shrinking = false;
+    note = "";
+    if (onlyTooLarge()) {
+      shrinkChosen();
+    } else {
+      showPreview(input.files);
+      recheck();
+    }
+  }
+
+  function onlyTooLarge() {
+    var files = input.files;
+    return !kindProblem(files) && Boolean(sizeProblem(files)) && Boolean(window.createImageBitmap);
+  }
+
+  function shrinkChosen() {
+    var files = input.files;
+    var choice = ++choices;
+    shrinking = true;
+    button.setAttribute("aria-disabled", "true");
+    button.textContent = "Making smaller\u2026";
+    showPreview(files, " (making " + (files.length > 1 ? "them" : "it") + " smaller to send\u2026)");
     recheck();
+    smaller(files).then(function (made) {
+      if (choice !== choices) return;
+      shrinking = false;
+      ready();
+      var before = requestBytes(files), after = requestBytes(made);
+      if (after < before) {
+        input.files = made;
+        note = " (made smaller to send: " + megabytes(before) + " to " + megabytes(after) + ")";
+      }
+      showPreview(input.files);
+      recheck();
+    });
+  }
+
+  function smaller(files) {
+    var made = new DataTransfer(); // a FileList, as the input takes
+    // One at a time: thirty 12-megapixel photos decoded at once would take gigabytes.
+    return Array.prototype.reduce.call(files, function (done, file) {
+      return done.then(function () { return shrink(file); }).then(function (each) { made.items.add(each); });
+    }, Promise.resolve()).then(function () { return made.files; });
+  }
+
+  // The file as a JPEG that fits SHRUNK_SIDE, turned upright as its EXIF says and with transparency
+  // on white (as the server reads it); the file itself where that is no smaller or cannot be drawn.
+  function shrink(file) {
+    return createImageBitmap(file, {imageOrientation: "from-image"}).then(function (bitmap) {
+      var scale = Math.min(1, SHRUNK_SIDE / Math.max(bitmap.width, bitmap.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+      var context = canvas.getContext("2d");
+      context.fillStyle = "#fff";
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      context.imageSmoothingQuality = "high";
+      context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          // The name kept: each answer is headed by it. The server reads the kind from the bytes.
+          resolve(blob && blob.size < file.size ? new File([blob], file.name, {type: "image/jpeg"}) : file);
+        }, "image/jpeg", 0.9);
+      });
+    }).catch(function () { return file; });
+  }
+
+  function megabytes(bytes) {
+    return (bytes / 1e6).toFixed(1) + " MB"; // decimal, as the server states its limit
   }
 
   preview.addEventListener("error", function () {
@@ -169,14 +262,15 @@ function enhance(form) {
     explain.disabled = (Boolean(option) && option.value === explain.dataset.notWith) || input.files.length > 1;
   }
   select.addEventListener("change", function () {
-    if (input.files.length) recheck(); // every model for several pictures is refused
-    else showClasses(); // keeps the server's error, about the files sent before
+    if (!input.files.length) showClasses(); // keeps the server's error, about the files sent before
+    else if (!shrinking && onlyTooLarge()) shrinkChosen(); // refused for the model before (every model)
+    else recheck(); // every model for several pictures is refused
   });
   showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
-    if (form.hasAttribute("aria-busy")) {
-      event.preventDefault(); // already sending: a second press would send the image again
+    if (form.hasAttribute("aria-busy") || shrinking) {
+      event.preventDefault(); // already sending, or not ready to: a press would send the image again, or too large
       return;
     }
     var message = input.files.length ? problem(input.files) : input.dataset.missing;

@@ -7,6 +7,7 @@ chromedriver is not installed.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import threading
 import urllib.parse
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from conftest import (TINY_CLASSES, contrast, copy_models, damage, encode_image, make_config, red_top_left,
@@ -765,6 +767,7 @@ def test_several_pictures_are_checked_then_each_answered(browser, base_url, tmp_
 
     def drop(*files):
         browser.execute_script(DROP, [list(file) for file in files])
+        checked(browser)
         errors = browser.find_element(By.CSS_SELECTOR, ".errors")
         return "" if errors.get_attribute("hidden") is not None else errors.text
 
@@ -807,6 +810,73 @@ def test_several_pictures_are_checked_then_each_answered(browser, base_url, tmp_
     screenshot(browser, "several-pictures")
     screenshot(browser, "several-pictures-phone", width=390)
     assert csp_violations(browser) == []
+
+
+def checked(driver):
+    """Once app.js is done with the files chosen: too large to send together, it first tries
+    to make them smaller, and only then says what is wrong."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda _: "smaller to send\u2026" not in driver.find_element(
+        "css selector", ".drop-text").text)
+
+
+def big_photo(corner: tuple[int, int, int], upright: bool = False) -> bytes:
+    """A 3.8 MB JPEG of 2400 x 1800 noise, its top-left quarter of one colour; stored on its
+    side with EXIF saying to turn it, unless `upright`, as a phone stores a photo."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(sum(corner)).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
+    pixels[:900, :1200] = corner
+    picture, exif = Image.fromarray(pixels), Image.Exif()
+    if not upright:
+        picture, exif[0x0112] = picture.rotate(90, expand=True), 6  # 6: turn it clockwise to show it
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_photos_too_large_together_are_made_smaller_to_send(browser, base_url, served_models, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    save_as(served_models, top_left_model(), "upright")  # cat for a red top-left corner, dog for green
+    try:
+        paths = []
+        for name, corner, upright in [("red.jpg", (250, 0, 0), False), ("green.jpg", (0, 250, 0), False),
+                                      ("red-upright.jpg", (250, 0, 0), True)]:
+            paths.append(tmp_path / name)
+            paths[-1].write_bytes(big_photo(corner, upright))
+        browser.get(base_url + "/")
+        file_input = browser.find_element(By.ID, "image")
+        sent = sum(path.stat().st_size for path in paths)
+        assert sent > int(file_input.get_attribute("data-max-bytes"))  # refused as they are
+        # Chosen for every model, they are refused for that first; made smaller once a model is chosen.
+        model = Select(browser.find_element(By.ID, "model"))
+        model.select_by_value("/all")
+        file_input.send_keys("\n".join(str(path) for path in paths))
+        assert browser.find_element(By.CSS_SELECTOR, ".errors").text == file_input.get_attribute("data-compare-several")
+        model.select_by_value("upright")
+        checked(browser)
+        text = browser.find_element(By.CSS_SELECTOR, ".drop-text").text
+        assert text.startswith("3 images: red.jpg, green.jpg, red-upright.jpg (made smaller to send: 11.")
+        assert browser.find_element(By.CSS_SELECTOR, ".errors").get_attribute("hidden") is not None
+        assert browser.execute_script("return Array.from(arguments[0].files, f => f.type)", file_input) == [
+            "image/jpeg"] * 3
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        cards = wait_for(browser, ".pictures").find_elements(By.CSS_SELECTOR, ".card")
+        assert [card.find_element(By.TAG_NAME, "h2").text for card in cards] == ["red.jpg", "green.jpg",
+                                                                                  "red-upright.jpg"]
+        # Turned upright as the server would turn them: the corner the model looks at is the right one.
+        assert [card.find_element(By.CSS_SELECTOR, ".verdict strong").text for card in cards] == ["cat", "dog", "cat"]
+        for card in cards:  # 1024 x 768 sent, shown at 320 x 240: landscape, as taken
+            shown = card.find_element(By.CSS_SELECTOR, "img.uploaded")
+            assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]",
+                                          shown) == [320, 240]
+        assert csp_violations(browser) == []
+    finally:
+        for suffix in (".h5", ".json"):
+            (served_models / f"upright{suffix}").unlink()
 
 
 def test_phone_width(browser, base_url, tmp_path):
