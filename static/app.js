@@ -175,8 +175,9 @@ function enhance(form) {
   }
 
   // The file as a JPEG that fits SHRUNK_SIDE, turned upright as its EXIF says and with transparency
-  // on white (as the server reads it); the file itself where that is no smaller or cannot be drawn,
-  // and for a kind the server does not take (the input's accept): it would pass as a JPEG when large.
+  // on white (as the server reads it), its colours in sRGB as the canvas holds them (the server reads
+  // a Display P3 photo's numbers as they are); the file itself where that is no smaller or cannot be
+  // drawn, and for a kind the server does not take (the input's accept): it would pass as a JPEG when large.
   function shrink(file) {
     if (input.accept.split(",").indexOf(file.type) < 0) return Promise.resolve(file);
     return createImageBitmap(file, {imageOrientation: "from-image"}).then(function (bitmap) {
