@@ -18,6 +18,8 @@ function enhance(form) {
   // From here the zone shows the chosen file and offers dropping one (style.css): the native
   // input is hidden from sight.
   form.classList.add("enhanced");
+  // Pictures past the limit are made smaller below, where the browser can draw them off screen.
+  if (window.createImageBitmap) formats.textContent = formats.dataset.scripted;
   // A required input is "invalid" to screen readers before anything is chosen; the submit
   // handler below asks for the file instead, in the server's words (data-missing).
   input.required = false;

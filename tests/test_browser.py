@@ -433,6 +433,8 @@ def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
         driver.get(base_url + "/")
         # Without app.js a dropped file would open in the browser: dropping is not offered.
         assert driver.find_element(By.CSS_SELECTOR, ".drop-text").text == "Choose an image"
+        # Nor is making pictures smaller: the limit holds.
+        assert driver.find_element(By.ID, "upload-formats").get_attribute("textContent").endswith("10 MB in all")
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         change_page(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         wait_for(driver, ".verdict")
@@ -849,6 +851,8 @@ def test_photos_too_large_together_are_made_smaller_to_send(browser, base_url, s
             paths[-1].write_bytes(big_photo(corner, upright))
         browser.get(base_url + "/")
         file_input = browser.find_element(By.ID, "image")
+        hint = browser.find_element(By.ID, "upload-formats")
+        assert hint.get_attribute("textContent") == hint.get_attribute("data-scripted")  # with the limit, not under it
         # Not a kind the server takes (PNG bytes, named as a TIFF): left as it is, not passed off as a JPEG.
         other = tmp_path / "scan.tif"
         other.write_bytes(encode_image("PNG", size=(2000, 1800), compress_level=0))

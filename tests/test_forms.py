@@ -20,6 +20,9 @@ def test_the_file_input_says_what_the_server_takes(client):
     assert f"up to 10 MB and {MAX_PIXELS / 1e6:g} megapixels" in page and 'data-max-bytes="10000000"' in page
     assert 'data-max-size="10 MB"' in page  # app.js says the limit in the server's words
     assert f"or several at once, up to {MAX_PICTURES} and 10 MB in all" in " ".join(page.split())
+    # What app.js says instead: it makes pictures past the limit smaller to send.
+    assert (f'data-scripted="JPEG, PNG, GIF, BMP or WebP, up to {MAX_PIXELS / 1e6:g} megapixels; or several at once, '
+            f'up to {MAX_PICTURES}; made smaller to send past 10 MB in all"') in page
     assert re.search(r'<input [^>]* multiple name="image" [^>]*type="file">', page)
     # app.js refuses what the server would, in its words, before uploading.
     assert f'data-max-pictures="{MAX_PICTURES}"' in page and f'data-too-many="{TOO_MANY}"' in page
