@@ -823,13 +823,14 @@ def checked(driver):
         "css selector", ".drop-text").text)
 
 
-def big_photo(corner: tuple[int, int, int], upright: bool = False) -> bytes:
-    """A 3.8 MB JPEG of 2400 x 1800 noise, its top-left quarter of one colour; stored on its
+def big_photo(corner: tuple[int, int, int], upright: bool = False, size=(2400, 1800)) -> bytes:
+    """A JPEG of noise (3.8 MB at 2400 x 1800), its top-left quarter of one colour; stored on its
     side with EXIF saying to turn it, unless `upright`, as a phone stores a photo."""
     from PIL import Image
 
-    pixels = np.random.default_rng(sum(corner)).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
-    pixels[:900, :1200] = corner
+    width, height = size
+    pixels = np.random.default_rng(sum(corner)).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    pixels[:height // 2, :width // 2] = corner
     picture, exif = Image.fromarray(pixels), Image.Exif()
     if not upright:
         picture, exif[0x0112] = picture.rotate(90, expand=True), 6  # 6: turn it clockwise to show it
@@ -889,6 +890,28 @@ def test_photos_too_large_together_are_made_smaller_to_send(browser, base_url, s
     finally:
         for suffix in (".h5", ".json"):
             (served_models / f"upright{suffix}").unlink()
+
+
+def test_one_photo_too_large_is_made_smaller_to_send(browser, base_url, served_models, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    save_as(served_models, top_left_model(), "upright2")
+    try:
+        photo = tmp_path / "green.jpg"
+        photo.write_bytes(big_photo((0, 250, 0), size=(4000, 3000)))
+        browser.get(base_url + "/?model=upright2")
+        file_input = browser.find_element(By.ID, "image")
+        assert photo.stat().st_size > int(file_input.get_attribute("data-max-bytes"))
+        file_input.send_keys(str(photo))
+        checked(browser)
+        assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text.startswith("green.jpg (made smaller to send: ")
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        assert wait_for(browser, ".verdict strong").text == "dog"  # its corner green once upright
+        shown = browser.find_element(By.CSS_SELECTOR, "img.uploaded")
+        assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", shown) == [640, 480]
+    finally:
+        for suffix in (".h5", ".json"):
+            (served_models / f"upright2{suffix}").unlink()
 
 
 def test_phone_width(browser, base_url, tmp_path):
