@@ -71,13 +71,16 @@ def photo(fmt: str, size: int = 128, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(image: bytes, filename: str, fields: dict[str, str], copies: int = 1) -> tuple[bytes, str]:
+def multipart(files: list[tuple[str, bytes]], fields: dict[str, str]) -> tuple[bytes, str]:
+    """A form's body with these fields and an "image" part for each (file name, bytes), and its
+    Content-Type."""
     boundary = uuid.uuid4().hex
     head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
                    for name, value in fields.items())
-    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + image + b"\r\n"
-    body = head.encode() + part * copies + f"--{boundary}--\r\n".encode()
+    parts = b"".join((f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+                      "Content-Type: application/octet-stream\r\n\r\n").encode() + image + b"\r\n"
+                     for filename, image in files)
+    body = head.encode() + parts + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -184,7 +187,7 @@ def main() -> None:
     if name is None:
         raise SystemExit(f"no usable model in {args.models}")
     images = {f"photo.{fmt.lower()}": photo(fmt, args.side) for fmt in args.formats}
-    bodies = [multipart(data, filename, {"model": name}) for filename, data in images.items()]
+    bodies = [multipart([(filename, data)], {"model": name}) for filename, data in images.items()]
     print(f"Model {name}; uploads: " + ", ".join(f"{f} {len(d) / 1000:.1f} kB" for f, d in images.items()))
 
     port = free_port()
@@ -194,11 +197,11 @@ def main() -> None:
         measure(process, port, bodies, args)
         if args.compare:
             print("compare=1, every model in the folder answering each upload:")
-            measure(process, port, [multipart(data, filename, {"compare": "1"}) for filename, data in images.items()],
+            measure(process, port, [multipart([(filename, data)], {"compare": "1"}) for filename, data in images.items()],
                     args)
         if args.pictures:
             print(f"{args.pictures} images in each request, answered by {name} in batches:")
-            measure(process, port, [multipart(data, filename, {"model": name}, args.pictures)
+            measure(process, port, [multipart([(filename, data)] * args.pictures, {"model": name})
                                     for filename, data in images.items()], args, args.pictures)
     finally:
         process.send_signal(signal.SIGTERM)

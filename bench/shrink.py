@@ -32,6 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from serve import multipart  # noqa: E402  (bench/serve.py: run as a script, this folder is on the path)
 from webapp import create_app  # noqa: E402
 
 
@@ -49,12 +50,8 @@ def phone_photos(picture: Path, count: int, folder: Path) -> list[Path]:
 
 def ask(url: str, model: str, files: list[tuple[str, bytes]]) -> dict:
     """POST /api/predict with these files."""
-    boundary = uuid.uuid4().hex.encode()
-    parts = [b'--%s\r\nContent-Disposition: form-data; name="model"\r\n\r\n%s\r\n' % (boundary, model.encode())]
-    parts += [b'--%s\r\nContent-Disposition: form-data; name="image"; filename="%s"\r\n'
-              b"Content-Type: image/jpeg\r\n\r\n%s\r\n" % (boundary, name.encode(), data) for name, data in files]
-    request = urllib.request.Request(url + "/api/predict", b"".join(parts) + b"--%s--\r\n" % boundary,
-                                     {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"})
+    body, content_type = multipart(files, {"model": model})
+    request = urllib.request.Request(url + "/api/predict", body, {"Content-Type": content_type})
     with urllib.request.urlopen(request) as answer:
         return json.load(answer)
 
