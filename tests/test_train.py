@@ -468,12 +468,23 @@ def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
         out.index("Fine-tuning: 3 layers of the base unfrozen (block5)")
 
 
-def test_fine_tuning_can_decay_the_rate_along_a_cosine(image_folder, tmp_path):
+def test_fine_tuning_can_decay_the_rate_along_a_cosine_to_its_end(image_folder, tmp_path, monkeypatch):
+    callbacks_by_phase = []
+    real_fit = train_module._fit
+
+    def recording_fit(model, batches, monitor_set, epochs, phase_dir, callbacks, **options):
+        callbacks_by_phase.append({type(callback).__name__ for callback in callbacks})
+        return real_fit(model, batches, monitor_set, epochs, phase_dir, callbacks, **options)
+
+    monkeypatch.setattr(train_module, "_fit", recording_fit)
     hp = TINY_VGG16 | {"head_epochs": 1, "fine_tune_epochs": 3, "fine_tune_schedule": "cosine",
-                       "fine_tune_learning_rate": 1e-3, "patience": 5}
+                       "fine_tune_learning_rate": 1e-3, "patience": 1}
     rates = run(hp, image_folder, tmp_path)["history"]["learning_rate"]
     # Logged at each epoch's end: the head's constant 1e-3, then 1e-3 * (1 + cos(pi * k / 3)) / 2.
     assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-7)
+    # The head may stop early; the cosine phase may not, whatever its patience (its rate would
+    # be left high), nor have its rate cut.
+    assert callbacks_by_phase == [{"EarlyStopping", "ReduceLROnPlateau"}, set()]
 
 
 def test_the_scratch_rate_warms_up_then_decays_to_zero_along_a_cosine():

@@ -347,8 +347,11 @@ def _fit_transfer(hp, fit_set, pick_set, run_dir):
     unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
     print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
     _compile(learner, _fine_tune_optimizer(hp, len(batches)), hp)
+    # A cosine phase runs to its end, its length being part of the schedule: stopped early, its
+    # rate was still high (a 24-epoch phase stopped at epoch 7 with 91.3%, BENCHMARKS.md). The
+    # selection share still picks the epoch to keep.
     tuned = _fit(learner, batches, pick_set, hp["fine_tune_epochs"], run_dir / "fine_tune",
-                 _stopping_callbacks(hp, reduce_learning_rate=hp["fine_tune_schedule"] == "plateau"),
+                 _stopping_callbacks(hp) if hp["fine_tune_schedule"] == "plateau" else [],
                  first_epoch=len(history["loss"]), earlier_phase=head_dir)
     return classifier, {key: history[key] + tuned[key] for key in history}
 
@@ -363,13 +366,12 @@ def _fine_tune_optimizer(hp, steps_per_epoch):
     return keras.optimizers.AdamW(schedule, weight_decay=hp["fine_tune_weight_decay"])
 
 
-def _stopping_callbacks(hp, reduce_learning_rate=True):
-    """Early stopping, and unless told otherwise a learning-rate cut on plateaus: by 5x (Keras'
-    example value), one epoch before the stop would come, so a cut gets its chance first."""
+def _stopping_callbacks(hp):
+    """Early stopping, and a learning-rate cut on plateaus: by 5x (Keras' example value), one
+    epoch before the stop would come, so a cut gets its chance first."""
     return [
         keras.callbacks.EarlyStopping(patience=hp["patience"]),  # `_fit` restores the best weights
-        *([keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7)]
-          if reduce_learning_rate else []),
+        keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=max(1, hp["patience"] - 1), min_lr=1e-7),
     ]
 
 
