@@ -122,8 +122,9 @@ PRESETS = {
                                           # AdamW decaying to 0 over the phase
         "fine_tune_weight_decay": 0.05,   # AdamW's decoupled weight decay (with "cosine" only)
         "unfreeze_blocks": ["block5"],  # layer-name prefixes made trainable in phase 2
-        "patience": 3,                 # epochs without val_loss progress before stopping (the
-                                       # plateau rate cut waits one fewer)
+        "patience": 3,                 # epochs without val_loss progress before stopping the head
+                                       # phase or a plateau phase (its rate cut waits one fewer);
+                                       # a cosine phase runs to its end
         "translate": 4,                # augmentation and test-time views as for the scratch nets
         "cutout": 0,
         "cutmix": 0.0,                 # against over-fitting in long fine-tuning (efficientnet_lite0-whole)
