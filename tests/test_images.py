@@ -161,7 +161,8 @@ def test_a_big_jpeg_is_decoded_at_reduced_scale_to_nearly_the_same_pixels(mode, 
 def test_a_baseline_jpeg_is_charged_the_pixels_it_is_decoded_at(fmt):
     photo = Image.new("RGB", (1600, 1200))
     data = encode(photo, fmt, **({"save_all": True, "append_images": [photo]} if fmt == "MPO" else {}))
-    assert decoding_pixels(data, 32) == decode(data, 32).width * decode(data, 32).height == 200 * 150
+    width, height = decode(data, 32).size
+    assert decoding_pixels(data, 32) == width * height == 200 * 150
 
 
 def scans_repeated(progressive: bytes, copies: int) -> bytes:
