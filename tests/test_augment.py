@@ -32,14 +32,20 @@ def toy_data(images):
     return Dataset(images, np.arange(count) % 2, ["a", "b"], "toy", np.arange(count).astype(str))
 
 
-def test_every_image_is_in_a_batch_and_each_epoch_is_shuffled_and_shifted_anew():
+def test_every_image_is_in_a_full_batch_and_each_epoch_is_shuffled_and_shifted_anew():
     images = np.random.default_rng(3).integers(0, 256, (1, 4, 4, 3), dtype=np.uint8).repeat(41, axis=0)
     batches = AugmentedBatches(toy_data(images), TINY | {"batch_size": 8})
-    assert len(batches) == 6 and len(batches[5][0]) == 1  # the last batch holds the 41st image
+    assert len(batches) == 6 and all(len(batches[i][0]) == 8 for i in range(6))
+    chosen = [batches.indices(i) for i in range(6)]
+    assert set(np.concatenate(chosen)) == set(range(41))
+    # The last batch ends at the 41st image and tops itself up from the end of the one before.
+    assert chosen[5][-1] == batches.order[40] and set(chosen[5][:-1]) <= set(chosen[4])
     order, first = batches.order.copy(), batches[0][0]
     batches.on_epoch_end()
     assert sorted(batches.order) == sorted(order) and not np.array_equal(batches.order, order)
     assert not np.array_equal(batches[0][0], first)  # the same images, cropped and flipped otherwise
+    few = AugmentedBatches(toy_data(images[:5]), TINY | {"batch_size": 8})
+    assert len(few) == 1 and sorted(few.indices(0)) == list(range(5))  # fewer than a batch: each once
 
 
 def test_shifts_fill_the_border_by_reflection_not_black():
@@ -74,7 +80,7 @@ def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
     def mirrored_in_this_epoch():
         mirrored = np.zeros(40, dtype=bool)
         for index in range(len(batches)):
-            chosen = batches.order[index * batches.batch_size:(index + 1) * batches.batch_size]
+            chosen = batches.indices(index)
             out = batches[index][0]
             assert all(np.array_equal(o, images[c][:, ::-1]) != np.array_equal(o, images[c]) for o, c in zip(out, chosen))
             mirrored[chosen] = [np.array_equal(o, images[c][:, ::-1]) for o, c in zip(out, chosen)]

@@ -1,8 +1,9 @@
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
-from trainer.optimizers import AirbenchSGD
+from trainer.optimizers import AirbenchSGD, WarmupCosine
 
 
 def values(variables):
@@ -42,3 +43,16 @@ def test_the_settings_survive_a_round_trip_through_the_config():
     optimizer = AirbenchSGD(0.1, total_steps=10, bias_lr_scale=32.0, lookahead_every=5)
     again = AirbenchSGD.from_config(optimizer.get_config())
     assert (again.total_steps, again.bias_lr_scale, again.lookahead_every) == (10, 32.0, 5)
+
+
+@pytest.mark.parametrize("warmup", [0, 7])
+def test_the_schedule_gives_keras_warm_up_and_cosine_rates(warmup):
+    total = 50
+    ours = WarmupCosine(1.2, warmup, total)
+    theirs = keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=1.2, warmup_steps=warmup)
+    steps = range(total + 3)  # on past the end, where both stay at 0
+    rates = [float(ours(step)) for step in steps]
+    assert np.allclose(rates, [float(theirs(step)) for step in steps], atol=1e-6)
+    assert rates[0] == pytest.approx(0.0 if warmup else 1.2) and max(rates) == pytest.approx(1.2) and rates[-1] == 0
+    again = WarmupCosine.from_config(ours.get_config())
+    assert float(again(20)) == rates[20]

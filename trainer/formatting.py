@@ -44,7 +44,7 @@ def whole_number(text: str, least: int = 1, most: int | None = None) -> int:
 
 
 def filesize(value) -> str:
-    """In decimal units, as the project states sizes everywhere (a model's 8.0 MB, the 10 MB
+    """In decimal units, as the project states sizes everywhere (a model's 8.7 MB, the 10 MB
     upload limit), with a decimal only under 10."""
     if not is_number(value):
         return DASH

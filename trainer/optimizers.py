@@ -1,6 +1,9 @@
-"""The scratch recipe's optimizer: Keras' Nesterov SGD with two additions from airbench."""
+"""The scratch recipe's optimizer: Keras' Nesterov SGD with two additions from airbench, and
+its learning-rate schedule."""
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
@@ -55,3 +58,24 @@ class AirbenchSGD(keras.optimizers.SGD):
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is not None:
                 average.assign(momentum * average + (1 - momentum) * variable)
+
+
+@keras.saving.register_keras_serializable(package="trainer")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear warm-up from 0 to `peak` over `warmup_steps`, then a cosine down to 0 at
+    `total_steps`: Keras' CosineDecay(0.0, total - warmup, warmup_target=peak, warmup_steps=
+    warmup) with `ops.where` for its `ops.cond`, which JAX compiles afresh each time the rate is
+    read outside a training step (every epoch, for the log: 6 s of a 95 s run on an H200)."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warming = self.peak * step / max(self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cooling = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < self.warmup_steps, warming, cooling)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}

@@ -28,7 +28,7 @@ from trainer.data import Dataset, digest, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.formatting import filesize, os_reason, plural, reason
 from trainer.metrics import classification_report, format_report
-from trainer.optimizers import AirbenchSGD
+from trainer.optimizers import AirbenchSGD, WarmupCosine
 
 
 class TrainingError(Exception):
@@ -291,10 +291,7 @@ def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
 def _scratch_optimizer(hp, total_steps):
     """SGD with Nesterov momentum along a warm-up then a cosine decay to 0, with airbench's
     faster batch-norm biases and lookahead when the preset asks for them."""
-    warmup_steps = int(total_steps * hp["warmup_fraction"])
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, total_steps - warmup_steps, warmup_target=hp["learning_rate"], warmup_steps=warmup_steps
-    )
+    schedule = WarmupCosine(hp["learning_rate"], int(total_steps * hp["warmup_fraction"]), total_steps)
     # Weight decay reaches every weight, batch-norm shifts included, as in airbench and in every
     # GPU run of BENCHMARKS.md. (Keras' exclusion by name would differ by backend: it sees a
     # shift as `beta` on JAX, `stem_bn/beta:0` on TensorFlow.)
