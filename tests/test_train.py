@@ -1,6 +1,7 @@
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import signal
@@ -532,6 +533,15 @@ def test_a_training_set_of_one_batch_is_warned_of(images, batch_size, advice, ca
     else:
         assert err.startswith(f"warning: the {images} training images make a single batch (--batch-size "
                               f"{batch_size}), so an epoch is one step; ") and err.strip().endswith(advice)
+
+
+@pytest.mark.parametrize("images, largest, size", [
+    (5000, 1024, 1000), (5000, 256, 250), (4500, 128, 125), (10, 256, 10), (1024, 1024, 1024), (1025, 1024, 513),
+])
+def test_evaluation_batches_are_of_one_size_where_the_count_allows(images, largest, size):
+    assert train_module.even_batch_size(images, largest) == size
+    batches = math.ceil(images / size)
+    assert batches == math.ceil(images / largest)  # no more steps than with the largest size
 
 
 @pytest.mark.parametrize("images, warned", [(290, True), (999, True), (1000, False)])
