@@ -6,10 +6,12 @@ The trainer (reading data sets) and the web app (reading uploads) both go throug
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ def format_names(formats: tuple[str, ...]) -> str:
 # Decompression-bomb guard: a phone's full-resolution 50-megapixel photo (8160 x 6120) is
 # fine, a 30,000 x 30,000 PNG is not.
 MAX_PIXELS = 50_000_000
+PIXEL_LIMIT = f"the limit is {MAX_PIXELS // 1_000_000} megapixels"
 
 # Pillow's names for a JPEG file: an MPO (a phone's photo with a depth map) is one with more
 # pictures after it, decoded alike.
@@ -97,30 +100,23 @@ def decode(
     """The first step of `load_rgb`: the image as 8-bit RGB, turned upright, at full size or,
     for a JPEG, at the smallest scale still no smaller than a square of `side`. Several sizes
     can then be cut from one decoding with `resized`."""
-    limit = f"the limit is {MAX_PIXELS // 1_000_000} megapixels"
     data = b""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        with warnings.catch_warnings():
-            # Pillow warns about odd EXIF or palettes, and about sizes our own check refuses.
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data), formats=list(formats)) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(f"Image is too large ({width} x {height} pixels); {limit}.")
-                if image.format in JPEG_KINDS and (scans := jpeg_scans(data)) > MAX_SCANS:
-                    raise ImageError(f"The JPEG file has {scans} scans, too many to decode; the limit is {MAX_SCANS}.")
-                if side is not None:
-                    # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
-                    # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
-                    image.draft(None, (side, side))
-                image.load()
-                ImageOps.exif_transpose(image, in_place=True)  # else a copy, even when none is turned
-                return _to_rgb(image)  # leaving the block closes the file, not the loaded pixels
+        with _opened(data, formats) as image:
+            if refusal := _refusal(image, _scans(image, data)):
+                raise ImageError(refusal)
+            if side is not None:
+                # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
+                # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
+                image.draft(None, (side, side))
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # else a copy, even when none is turned
+            return _to_rgb(image)  # leaving the block closes the file, not the loaded pixels
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
-        raise ImageError(f"Image is too large; {limit}.") from error
+        raise ImageError(f"Image is too large; {PIXEL_LIMIT}.") from error
     except Exception as error:  # Pillow raises many types for broken files
         kind = upload_format(data)
         if kind == "PNG" and "MAX_TEXT" in str(error):  # its caps on text and colour profiles, unpacked
@@ -132,6 +128,31 @@ def decode(
         raise ImageError(f"Not a readable image (accepted formats: {format_names(formats)}).") from error
 
 
+@contextlib.contextmanager
+def _opened(data: bytes, formats) -> Iterator[Image.Image]:
+    """The image in `data` with its header read and nothing decoded yet. Pillow's warnings (odd
+    EXIF or palettes, sizes near its bomb limit) are silenced: our own checks say what is wrong."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data), formats=list(formats)) as image:
+            yield image
+
+
+def _scans(image: Image.Image, data: bytes) -> int:
+    """An opened JPEG's scans (`jpeg_scans`: 9 ms for 10 MB, so counted once), 0 for other formats."""
+    return jpeg_scans(data) if image.format in JPEG_KINDS else 0
+
+
+def _refusal(image: Image.Image, scans: int) -> str | None:
+    """Why `decode` refuses an opened image before decoding any of it, if it does."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        return f"Image is too large ({width} x {height} pixels); {PIXEL_LIMIT}."
+    if scans > MAX_SCANS:
+        return f"The JPEG file has {scans} scans, too many to decode; the limit is {MAX_SCANS}."
+    return None
+
+
 def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
     """The size at which `decode(data, side)` decodes a JPEG (its own, or 1/2 to 1/8 of it, as
     stored, before it is turned upright), read from its header: sides that give one size give
@@ -140,11 +161,9 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
     if upload_format(data) != "JPEG":
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # before opening, which warns of a bomb: decode says what is wrong
-            with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-                image.draft(None, (side, side))
-                return image.size
+        with _opened(data, ["JPEG"]) as image:
+            image.draft(None, (side, side))
+            return image.size
     except Exception:  # Pillow raises many types for broken files
         return None
 
@@ -157,24 +176,20 @@ def decoding_pixels(data: bytes, side: int) -> int:
     ten scans. 0 for a file that `decode` refuses before decoding anything: its header
     unreadable, over MAX_PIXELS or MAX_SCANS. A run-length coded BMP is charged more."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    return 0
-                if image.format == "BMP" and image.tile[0][0] == "bmp_rle":
-                    # Pillow runs length-coded BMPs through Python: 48 megapixels took 3.3 s, 6 a PNG's time.
-                    return image.width * image.height * 6
-                if image.format not in JPEG_KINDS:
-                    return image.width * image.height
-                scans = jpeg_scans(data)
-                if scans > MAX_SCANS:
-                    return 0
-                if image.info.get("progressive"):
-                    # Each scan goes over the whole image: the full size was measured for ten.
-                    return image.width * image.height * max(1, scans // 10)
-                image.draft(None, (side, side))
+        with _opened(data, UPLOAD_FORMATS) as image:
+            scans = _scans(image, data)
+            if _refusal(image, scans):
+                return 0
+            if image.format == "BMP" and image.tile[0][0] == "bmp_rle":
+                # Pillow runs length-coded BMPs through Python: 48 megapixels took 3.3 s, 6 a PNG's time.
+                return image.width * image.height * 6
+            if image.format not in JPEG_KINDS:
                 return image.width * image.height
+            if image.info.get("progressive"):
+                # Each scan goes over the whole image: the full size was measured for ten.
+                return image.width * image.height * max(1, scans // 10)
+            image.draft(None, (side, side))
+            return image.width * image.height
     except Exception:  # Pillow raises many types for broken files, and one for bombs
         return 0
 
