@@ -1,9 +1,11 @@
 """webapp.batch: several pictures answered by one model, each in its place."""
 
+import numpy as np
 import pytest
 
 from conftest import dark_top_left, encode_image, nan_when_covered_model, overflow_model, red_top_left, save_as
-from webapp import batch
+from trainer.images import load_rgb
+from webapp import batch, predictor
 from webapp.batch import Labelled, classify_many, failed_status, tally
 from webapp.predictor import PredictionError, classify
 
@@ -111,6 +113,29 @@ def test_a_baseline_jpeg_counts_the_pixels_it_is_decoded_at_a_progressive_one_al
     with app.app_context():
         answers = classify_many(pictures, "tiny", top_k=1).labelled
     assert [each.predictions is not None for each in answers] == [True, False] + [True] * 10
+
+
+def test_thumbnails_come_from_the_models_decoding_where_it_serves_and_another_one_is_charged(app, monkeypatch):
+    # For the 16 px model and 160 px thumbnails a PNG decodes alike, and so does a 1600x1600 JPEG
+    # (at 1/8 scale, 200x200); a 400x300 JPEG decodes at 50x38 for the model, whole for its thumbnail.
+    monkeypatch.setattr(predictor, "decode", counted(predictor.decode, decoded := []))
+    pictures = [("a.png", encode_image("PNG", size=(300, 200))), ("big.jpg", encode_image("JPEG", size=(1600, 1600))),
+                ("small.jpg", encode_image("JPEG", size=(400, 300)))]
+    with app.app_context():
+        answers = classify_many(pictures, "tiny", top_k=1, thumbnail_side=160).labelled
+    assert [len([call for call in decoded if call[0] == data]) for _, data in pictures] == [1, 1, 2]
+    for (_, data), each in zip(pictures, answers):  # what the page showed when it decoded each file again
+        assert np.array_equal(each.thumbnail, load_rgb(data, max_side=160))
+    with app.app_context():
+        plain = classify_many(pictures[:1], "tiny", top_k=1).labelled[0]
+    assert plain.thumbnail is None and plain.predictions == answers[0].predictions
+
+    # The small JPEG's own decodings come to 1,900 + 120,000 pixels: over a budget of 100,000.
+    monkeypatch.setattr(batch, "MAX_BATCH_PIXELS", 100_000)
+    with app.app_context():
+        alone = classify_many(pictures[2:], "tiny", top_k=1).labelled[0]
+        with_thumbnail = classify_many(pictures[2:], "tiny", top_k=1, thumbnail_side=160).labelled[0]
+    assert alone.predictions and (with_thumbnail.status, with_thumbnail.error) == (400, BUDGET_MESSAGE)
 
 
 def test_pictures_go_to_the_model_a_chunk_at_a_time(app, monkeypatch):

@@ -87,7 +87,7 @@ def load_rgb(
     if size is not None:
         return resized(image, size)
     if max_side is not None:
-        image.thumbnail((max_side, max_side))
+        return shrunk(image, max_side)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -198,6 +198,15 @@ def resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A decoded image's pixels at `size`, (height, width)."""
     if image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def shrunk(image: Image.Image, side: int) -> np.ndarray:
+    """A decoded image's pixels shrunk in proportion to fit a square of `side` (never enlarged),
+    the image itself left as it was."""
+    if max(image.size) > side:
+        image = image.copy()
+        image.thumbnail((side, side))
     return np.asarray(image, dtype=np.uint8)
 
 

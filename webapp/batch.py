@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.images import MAX_PIXELS, decoding_pixels
+from trainer.images import MAX_PIXELS, decoding_pixels, draft_size, shrunk
 
 from .occlusion import CHUNK
 from .predictor import PredictionError, Upload, chosen_model, probabilities_for, ranked
@@ -29,6 +29,7 @@ class Labelled:
     predictions: list[tuple[str, float]] | None = None  # (label, probability), most likely first
     error: str | None = None
     status: int = 200  # the error's, as the picture alone would get it
+    thumbnail: np.ndarray | None = None  # when asked for and answered: the picture shrunk, (height, width, 3)
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,11 @@ class Batch:
     labelled: list[Labelled]  # in the order sent
 
 
-def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top_k: int) -> Batch:
-    """Each picture (file name, bytes) answered by one model, in batches; PredictionError when
-    the model cannot be used or there are too many pictures."""
+def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top_k: int,
+                  thumbnail_side: int | None = None) -> Batch:
+    """Each picture (file name, bytes) answered by one model, in batches, and with
+    `thumbnail_side` each answered one's thumbnail to fit a square of that side; PredictionError
+    when the model cannot be used or there are too many pictures."""
     if len(pictures) > MAX_PICTURES:
         raise PredictionError(400, f"Send at most {MAX_PICTURES} images at a time; this upload has {len(pictures)}.")
     uploads = [opened(data) for _, data in pictures]
@@ -49,12 +52,12 @@ def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top
         return Batch(None, 0.0, [refused(name, error) for (name, _), error in zip(pictures, uploads)])
     model = chosen_model(model_name)
     started = time.perf_counter()
-    inputs = decode_all(uploads, model.input_size)
+    inputs = decode_all(uploads, model.input_size, thumbnail_side)
     answers = iter(probabilities_each(model, [each for each in inputs if isinstance(each, np.ndarray)]))
     outcomes = [next(answers) if isinstance(each, np.ndarray) else each for each in inputs]
     labelled = [refused(name, outcome) if isinstance(outcome, PredictionError)
-                else Labelled(name, ranked(model.classes, outcome, top_k))
-                for (name, _), outcome in zip(pictures, outcomes)]
+                else Labelled(name, ranked(model.classes, outcome, top_k), thumbnail=thumbnail(upload, thumbnail_side))
+                for (name, _), upload, outcome in zip(pictures, uploads, outcomes)]
     return Batch(model.name, (time.perf_counter() - started) * 1000, labelled)
 
 
@@ -70,16 +73,20 @@ def refused(name: str, error: PredictionError) -> Labelled:
     return Labelled(name, error=error.message, status=error.status)
 
 
-def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int]) -> list[np.ndarray | PredictionError]:
+def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int],
+               thumbnail_side: int | None = None) -> list[np.ndarray | PredictionError]:
     """Each upload's pixels at the model's input size, or why it has none. A picture whose
     decoding would take the upload past MAX_BATCH_PIXELS is left undecoded, and each is charged
-    before it is decoded, so that a damaged one, which fails only once decoded, counts too."""
+    before it is decoded, so that a damaged one, which fails only once decoded, counts too; its
+    thumbnail's decoding as well, where that is not the same one (a JPEG decoded at another scale)."""
     inputs, charged = [], 0
     for upload in uploads:
         if isinstance(upload, PredictionError):
             inputs.append(upload)
             continue
         cost = decoding_pixels(upload.data, max(size))
+        if thumbnail_side and draft_size(upload.data, thumbnail_side) != draft_size(upload.data, max(size)):
+            cost += decoding_pixels(upload.data, thumbnail_side)
         if charged + cost > MAX_BATCH_PIXELS:
             inputs.append(PredictionError(400, f"Not classified: with the images before it, this upload would come to "
                                                f"over {MAX_BATCH_PIXELS // 1_000_000} megapixels, the most one may "
@@ -91,6 +98,17 @@ def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int]) -
         except PredictionError as error:
             inputs.append(error)
     return inputs
+
+
+def thumbnail(upload: Upload, side: int | None) -> np.ndarray | None:
+    """The upload shrunk to fit a square of `side`, from the decoding the model's input came
+    from where that is the one `side` needs (any picture but a JPEG at another scale)."""
+    if side is None:
+        return None
+    try:
+        return shrunk(upload.decode_for(side), side)
+    except PredictionError:  # decoded for the model at one scale, it may still fail at another
+        return None
 
 
 def probabilities_each(model: Classifier, images: list[np.ndarray]) -> list[np.ndarray | PredictionError]:

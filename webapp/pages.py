@@ -166,28 +166,31 @@ def predict_several(form: UploadForm, model_name: str | None):
     """The page of several pictures' answers from one model, each in its own card."""
     pictures = [(file.filename, file.read()) for file in form.image.data]
     try:
-        batch = classify_many(pictures, model_name, COMPARED_TOP_K)
+        batch = classify_many(pictures, model_name, COMPARED_TOP_K, THUMBNAIL_SIDE)
     except PredictionError as error:
         return render_form(form, [error.message], error.status)
     labelled = batch.labelled
     if not any(each.predictions for each in labelled):
         return render_form(form, [f"{each.name}: {each.error}" for each in labelled], failed_status(labelled))
-    # Made from each file again, as one picture's preview is: the model's decoding may be as small as its input.
-    thumbnails = {index: jpeg_uri(*preview(data, THUMBNAIL_SIDE))
-                  for index, ((_, data), each) in enumerate(zip(pictures, labelled)) if each.predictions}
+    thumbnails = {index: jpeg_uri(each.thumbnail, colour_profile(data))
+                  for index, ((_, data), each) in enumerate(zip(pictures, labelled)) if each.thumbnail is not None}
     return render_template("several.html", form=upload_form(formdata=None, data={"model": batch.model}), batch=batch,
                            summary=tally(labelled), thumbnails=thumbnails, sure_from=CONFIDENT)
 
 
 def preview(data: bytes, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, bytes | None]:
-    """The upload as the answer shows it, shrunk to fit `side`: the upload itself, up to 10 MB
-    and a third more in base64, would make a page slow to load on a phone. With its colour
-    profile: phones take photos in Display P3, which look duller read as sRGB."""
+    """The upload as the answer shows it, shrunk to fit `side` (the upload itself, up to 10 MB
+    and a third more in base64, would make a page slow to load on a phone), and its colour profile."""
+    return load_rgb(data, max_side=side), colour_profile(data)
+
+
+def colour_profile(data: bytes) -> bytes | None:
+    """An upload's colour profile, read from its header, where its pixels keep their colours as
+    RGB: phones take photos in Display P3, which look duller read as sRGB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's on odd EXIF or MPO data, which decoding reads past too
         with Image.open(io.BytesIO(data)) as upload:
-            profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
-    return load_rgb(data, max_side=side), profile
+            return upload.info.get("icc_profile") if upload.mode == "RGB" else None
 
 
 def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
