@@ -103,7 +103,7 @@ def decode(
     data = b""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        with _opened(data, formats) as image:
+        with opened_image(data, formats) as image:
             if refusal := _refusal(image, _scans(image, data)):
                 raise ImageError(refusal)
             if side is not None:
@@ -129,9 +129,9 @@ def decode(
 
 
 @contextlib.contextmanager
-def _opened(data: bytes, formats) -> Iterator[Image.Image]:
+def opened_image(data: bytes, formats=tuple(UPLOAD_FORMATS)) -> Iterator[Image.Image]:
     """The image in `data` with its header read and nothing decoded yet. Pillow's warnings (odd
-    EXIF or palettes, sizes near its bomb limit) are silenced: our own checks say what is wrong."""
+    EXIF, palettes or MPO data, sizes near its bomb limit) are silenced: our own checks say what is wrong."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data), formats=list(formats)) as image:
@@ -161,7 +161,7 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
     if upload_format(data) != "JPEG":
         return None
     try:
-        with _opened(data, ["JPEG"]) as image:
+        with opened_image(data, ["JPEG"]) as image:
             image.draft(None, (side, side))
             return image.size
     except Exception:  # Pillow raises many types for broken files
@@ -176,7 +176,7 @@ def decoding_pixels(data: bytes, side: int) -> int:
     ten scans. 0 for a file that `decode` refuses before decoding anything: its header
     unreadable, over MAX_PIXELS or MAX_SCANS. A run-length coded BMP is charged more."""
     try:
-        with _opened(data, UPLOAD_FORMATS) as image:
+        with opened_image(data) as image:
             scans = _scans(image, data)
             if _refusal(image, scans):
                 return 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import warnings
 
 import numpy as np
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from PIL import Image
 from wtforms import SelectChoice
 
-from trainer.images import load_rgb
+from trainer.images import load_rgb, opened_image
 
 from .batch import MAX_BATCH_PIXELS, MAX_PICTURES, classify_many, failed_status, tally
 from .comparison import agreement, compare
@@ -187,10 +186,8 @@ def preview(data: bytes, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, bytes | 
 def colour_profile(data: bytes) -> bytes | None:
     """An upload's colour profile, read from its header, where its pixels keep their colours as
     RGB: phones take photos in Display P3, which look duller read as sRGB."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow's on odd EXIF or MPO data, which decoding reads past too
-        with Image.open(io.BytesIO(data)) as upload:
-            return upload.info.get("icc_profile") if upload.mode == "RGB" else None
+    with opened_image(data) as upload:
+        return upload.info.get("icc_profile") if upload.mode == "RGB" else None
 
 
 def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
