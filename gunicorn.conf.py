@@ -2,8 +2,8 @@
 
 Run: gunicorn -c gunicorn.conf.py wsgi:app
 Environment: IMAGEAPP_BIND (default 127.0.0.1:8000), IMAGEAPP_WORKERS (default: one per
-core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_ACCESS_LOG (e.g. "-"), plus the
-app's own IMAGEAPP_* settings.
+core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_CLIENT_SECONDS (default 60),
+IMAGEAPP_ACCESS_LOG (e.g. "-"), plus the app's own IMAGEAPP_* settings.
 """
 
 import errno
@@ -60,8 +60,11 @@ bind = _bind(os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000")
 # and decoding with TensorFlow, which releases the GIL while it computes. At most 4 by
 # default: each worker holds its own TensorFlow and models (about 0.7 GB RSS).
 workers = _count("IMAGEAPP_WORKERS", min(os.cpu_count() or 1, 4))
-worker_class = "gthread"
+worker_class = "webapp.worker.Worker"  # gthread, with a limit on slow clients
 threads = _count("IMAGEAPP_THREADS", 4)
+# How long a client may take to send its request, headers and body: a 10 MB upload in 60 s
+# needs 1.4 Mbit/s. The workers read it from the environment.
+os.environ["IMAGEAPP_CLIENT_SECONDS"] = str(_count("IMAGEAPP_CLIENT_SECONDS", 60))
 
 # TensorFlow is not fork-safe: each worker imports it and loads its models after the fork.
 preload_app = False

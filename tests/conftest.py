@@ -7,6 +7,7 @@ test_defaults read the repository's models/.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -14,12 +15,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +40,7 @@ import_keras()  # as the trainer and the web app import it, without TensorFlow's
 from trainer.__main__ import main as trainer_main  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from webapp import create_app  # noqa: E402
+from webapp.config import ROOT  # noqa: E402
 
 TINY_CLASSES = ["cat", "dog", "ship"]
 SMALL_CLASSES = ["apple", "pear", "plum", "fig"]
@@ -232,6 +236,44 @@ def wait_until_serving(process, base_url: str, timeout: float, output=lambda: ""
             pass
         assert time.monotonic() < deadline, "server did not answer: " + output()
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def gunicorn(models, log_folder, **settings):
+    """gunicorn with gunicorn.conf.py on a free port, serving `models`, once it answers: its
+    URL, process, models and log file."""
+    env = {
+        **os.environ,
+        "IMAGEAPP_BIND": "127.0.0.1:0",  # a free port, which gunicorn names in its log
+        "IMAGEAPP_MODELS_DIR": str(models),
+        "IMAGEAPP_DEFAULT_MODEL": "tiny",
+        **settings,
+    }
+    env.pop("IMAGEAPP_SECRET_KEY", None)  # gunicorn.conf.py must give all workers one key
+    log = open(log_folder / "gunicorn.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    def output():
+        return Path(log.name).read_text()
+
+    try:
+        deadline = time.monotonic() + 90
+        while not (listening := re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", output())):
+            assert process.poll() is None and time.monotonic() < deadline, output()[-3000:]
+            time.sleep(0.2)
+        base = listening.group(1)
+        wait_until_serving(process, base, timeout=90, output=lambda: output()[-3000:])
+        yield {"url": base, "process": process, "models": models, "log": log.name}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 def make_config(models_dir, **overrides) -> dict:

@@ -10,23 +10,20 @@ import os
 import re
 import runpy
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import types
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import copy_models, encode_image, wait_until_serving
+from conftest import copy_models, encode_image, gunicorn
 from webapp import security, tunnel
 from webapp.config import ROOT
 
@@ -66,7 +63,8 @@ def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
     monkeypatch.setattr(os, "environ", environ)  # the config file sets defaults in the environment
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert config["preload_app"] is False  # TensorFlow is imported after the fork, in each worker
-    assert config["workers"] == 3 and config["worker_class"] == "gthread" and config["threads"] == 4
+    assert config["workers"] == 3 and config["worker_class"] == "webapp.worker.Worker" and config["threads"] == 4
+    assert environ["IMAGEAPP_CLIENT_SECONDS"] == "60"  # read by each worker
     assert config["timeout"] >= 60 and config["bind"] == "127.0.0.1:8000"
     assert environ["TF_NUM_INTRAOP_THREADS"] == "1" and environ["TF_NUM_INTEROP_THREADS"] == "1"
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
@@ -142,6 +140,7 @@ def test_no_tunnel_to_a_unix_socket(monkeypatch, capsys):
 @pytest.mark.parametrize("environ, message", [
     ({"IMAGEAPP_WORKERS": "abc"}, "IMAGEAPP_WORKERS='abc' is not a whole number above 0"),
     ({"IMAGEAPP_THREADS": "0"}, "IMAGEAPP_THREADS='0' is not a whole number above 0"),
+    ({"IMAGEAPP_CLIENT_SECONDS": "1.5"}, "IMAGEAPP_CLIENT_SECONDS='1.5' is not a whole number above 0"),
     ({"IMAGEAPP_MAX_CONTENT_LENGTH": "10MB"}, "IMAGEAPP_MAX_CONTENT_LENGTH='10MB' is not a number of bytes above 0"),
     ({"IMAGEAPP_BIND": "127.0.0.1:99999"}, r"IMAGEAPP_BIND='127.0.0.1:99999' is not HOST:PORT \(a port up to 65535\)"),
     ({"IMAGEAPP_BIND": "127.0.0.1:65536"}, "IMAGEAPP_BIND='127.0.0.1:65536' is not HOST:PORT"),
@@ -160,13 +159,13 @@ def test_a_bad_setting_stops_the_master_with_its_message(monkeypatch, environ, m
 @pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (16, 4)])
 def test_empty_settings_mean_the_defaults(monkeypatch, cores, workers):
     environ = {"IMAGEAPP_WORKERS": "", "IMAGEAPP_THREADS": " ", "IMAGEAPP_BIND": "", "IMAGEAPP_ACCESS_LOG": "",
-               "IMAGEAPP_SECRET_KEY": " "}
+               "IMAGEAPP_SECRET_KEY": " ", "IMAGEAPP_CLIENT_SECONDS": ""}
     monkeypatch.setattr(os, "environ", environ)
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     # One worker per core, at most 4: each holds its own TensorFlow.
     assert config["workers"] == workers and config["threads"] == 4 and config["bind"] == "127.0.0.1:8000"
-    assert config["accesslog"] is None
+    assert config["accesslog"] is None and environ["IMAGEAPP_CLIENT_SECONDS"] == "60"
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # a blank key is none: one key for all workers
 
 
@@ -210,37 +209,9 @@ def test_a_unix_socket_is_left_to_gunicorn(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def server(built_models, tmp_path_factory):
     models = copy_models(built_models, tmp_path_factory.mktemp("gunicorn") / "models")
-    env = {
-        **os.environ,
-        "IMAGEAPP_BIND": "127.0.0.1:0",  # a free port, which gunicorn names in its log
-        "IMAGEAPP_MODELS_DIR": str(models),
-        "IMAGEAPP_DEFAULT_MODEL": "tiny",
-        "IMAGEAPP_MAX_CONTENT_LENGTH": str(LIMIT),
-        "IMAGEAPP_WORKERS": "2",
-    }
-    env.pop("IMAGEAPP_SECRET_KEY", None)  # gunicorn.conf.py must give both workers one key
-    log = open(tmp_path_factory.mktemp("gunicorn-log") / "gunicorn.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    def output():
-        return Path(log.name).read_text()
-
-    deadline = time.monotonic() + 90
-    while not (listening := re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", output())):
-        assert process.poll() is None and time.monotonic() < deadline, output()[-3000:]
-        time.sleep(0.2)
-    base = listening.group(1)
-    wait_until_serving(process, base, timeout=90, output=lambda: output()[-3000:])
-    yield {"url": base, "process": process, "models": models, "log": log.name}
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    with gunicorn(models, tmp_path_factory.mktemp("gunicorn-log"), IMAGEAPP_MAX_CONTENT_LENGTH=str(LIMIT),
+                  IMAGEAPP_WORKERS="2") as serving:
+        yield serving
 
 
 def test_health_and_workers(server):

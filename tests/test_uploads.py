@@ -45,8 +45,8 @@ def test_a_multipart_body_that_does_not_parse_is_said_so(client, path, boundary)
     body = multipart(None, b"photo.png", encode_image())
     response = client.post(path, data=body, content_type="multipart/form-data" + boundary)
     assert response.status_code == 400
-    assert "The request's body is not valid multipart/form-data (its boundary missing or wrong?): check how the " \
-           "client sends it." in response.get_data(as_text=True).replace("&#39;", "'")
+    assert "The request's body is not valid multipart/form-data (its boundary missing or wrong, or the body cut " \
+           "short?): check how the client sends it." in response.get_data(as_text=True).replace("&#39;", "'")
 
 
 @pytest.mark.parametrize("path", ["/api/predict", "/predict"])

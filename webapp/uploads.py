@@ -31,7 +31,7 @@ class StrictFormDataParser(FormDataParser):
                                  "rename the file, or send its name as UTF-8.") from None
         except ValueError:  # in Werkzeug's own words, such as "cannot parse beyond State.PREAMBLE"
             raise UnreadableBody("The request's body is not valid multipart/form-data (its boundary missing or "
-                                 "wrong?): check how the client sends it.") from None
+                                 "wrong, or the body cut short?): check how the client sends it.") from None
 
 
 class UploadRequest(Request):

@@ -1,0 +1,74 @@
+"""webapp/worker.py through a real gunicorn: a client that stops sending gives its thread
+back after IMAGEAPP_CLIENT_SECONDS, and an answer slower than that is still sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from conftest import copy_models, gunicorn
+from webapp.config import ROOT
+
+
+def stalled(url: str, start: bytes) -> socket.socket:
+    """A connection that sent the `start` of a request and then nothing more."""
+    connection = socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port), timeout=30)
+    connection.sendall(start)
+    return connection
+
+
+def test_a_client_that_stops_sending_frees_its_thread(built_models, tmp_path):
+    # One thread in all: while a stalled client held it for good, nothing else was answered.
+    models = copy_models(built_models, tmp_path / "models")
+    with gunicorn(models, tmp_path, IMAGEAPP_WORKERS="1", IMAGEAPP_THREADS="1",
+                  IMAGEAPP_CLIENT_SECONDS="2") as server:
+        unfinished_headers = stalled(server["url"], b"GET / HTTP/1.1\r\nHost: x\r\n")
+        unfinished_body = stalled(server["url"], b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n"
+                                                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+        with urllib.request.urlopen(server["url"] + "/healthz", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "ok"
+        assert unfinished_headers.recv(1000) == b""  # closed unanswered, as gunicorn does a client gone
+        answer = unfinished_body.makefile("rb").read()  # the app's answer to a body cut short
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"or the body cut short?" in answer
+        unfinished_headers.close()
+        unfinished_body.close()
+        assert "Traceback" not in Path(server["log"]).read_text()
+
+
+SLOW_APP = """
+import time
+
+def app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    time.sleep(3)
+    answer = b"%d bytes, then 3 s of work" % len(body)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(answer)))])
+    return [answer]
+"""
+
+
+def test_an_answer_slower_than_the_limit_is_still_sent(tmp_path):
+    # Only reading is shut at the limit: the answer the app then computes goes out whole.
+    (tmp_path / "slow_app.py").write_text(SLOW_APP)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--worker-class", "webapp.worker.Worker", "--threads", "1",
+         "--bind", "127.0.0.1:0", "--no-control-socket", "slow_app:app"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "IMAGEAPP_CLIENT_SECONDS": "1"},
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:
+            if listening := re.search(r"Listening at: (http://\S+)", line):
+                break
+        request = urllib.request.Request(listening.group(1), data=b"hello")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.read() == b"5 bytes, then 3 s of work"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,59 @@
+"""gunicorn's gthread worker, with a limit on how long a client may take to send its request.
+
+gthread reads each request in one of a few threads (IMAGEAPP_THREADS per worker) for as long
+as its client takes to send it. A phone that loses its signal in the middle of an upload
+would keep its thread for good: eight connections that stopped sending left the default
+server (2 workers of 4 threads) answering nothing for as long as they stayed open. Here a
+thread stops waiting IMAGEAPP_CLIENT_SECONDS after it took the request: the connection's
+reading side is shut, as if the client had stopped sending, so gunicorn drops headers left
+unfinished and the app answers a body cut short with a 400. An answer being computed or sent
+then is unaffected: only reading is shut.
+
+This bounds how long each client holds a thread, not how many clients can: a server open to
+the internet still belongs behind a proxy that buffers requests (README, "Serving").
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
+
+
+class Worker(ThreadWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client_seconds = int(os.environ["IMAGEAPP_CLIENT_SECONDS"])  # checked by gunicorn.conf.py
+        self.deadlines = {}  # connection -> when its thread stops waiting for it
+        self.deadlines_lock = threading.Lock()  # handle() runs in the pool's threads, the rest in the main loop
+
+    def handle(self, conn):
+        # From when a thread takes the request, not from its accept: time queued for a busy
+        # pool is the server's, not the client's.
+        with self.deadlines_lock:
+            self.deadlines[conn] = time.monotonic() + self.client_seconds
+        return super().handle(conn)
+
+    def finish_request(self, conn, fs):
+        with self.deadlines_lock:
+            self.deadlines.pop(conn, None)
+        super().finish_request(conn, fs)
+
+    def murder_keepalived(self, force=False):
+        # The main loop calls this about once a second: the place to look at the clock.
+        super().murder_keepalived(force)
+        now = time.monotonic()
+        with self.deadlines_lock:
+            late = [conn for conn, deadline in self.deadlines.items() if deadline <= now]
+            for conn in late:
+                del self.deadlines[conn]
+        for conn in late:
+            try:
+                # socket.socket's own shutdown: an SSL socket's would also end its TLS
+                # session, and with it the answer still to be sent.
+                socket.socket.shutdown(conn.sock, socket.SHUT_RD)
+            except OSError:  # closed meanwhile
+                pass
