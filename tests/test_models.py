@@ -194,6 +194,22 @@ def test_efficientnet_lite0_transfer_model_scales_pixels_inside():
     assert models.unfreeze(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)
 
 
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_unfrozen_batch_norm_learns_the_new_images_only_when_asked(batchnorm):
+    # ImageNet's weights: through a random base's frozen blocks almost nothing reaches the stem.
+    model, base = models.transfer_model("efficientnet_lite0", (32, 32, 3), 3, 32, "imagenet", dense_units=8,
+                                        dropout=0.3)
+    assert models.unfreeze(base, ("stem_",), batchnorm) == (2 if batchnorm else 1)
+    unfrozen, frozen = base.get_layer("stem_bn"), base.get_layer("block1a_project_bn")
+    before = [keras.ops.convert_to_numpy(weight) for weight in unfrozen.weights + frozen.weights]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    model.fit(raw_pixels(8, 32), np.eye(3)[np.arange(8) % 3], batch_size=8, epochs=1, verbose=0)
+    after = [keras.ops.convert_to_numpy(weight) for weight in unfrozen.weights + frozen.weights]
+    changed = [not np.array_equal(old, new) for old, new in zip(before, after)]
+    # scale, shift, moving mean and variance of the stem's; a block left frozen keeps ImageNet's
+    assert changed == [batchnorm] * 4 + [False] * 4
+
+
 @pytest.mark.parametrize("build", [default_cnn, lambda: preset_cnn("scratch-medium")],
                          ids=["bias", "scaled logits"])
 def test_training_fits_the_logits_behind_the_softmax_with_the_same_weights(build):

@@ -232,14 +232,16 @@ def unfreeze_problem(arch: str, prefixes: list[str]) -> str | None:
             f"{', '.join(idle)} (their names run from {names[0]} to {names[-1]})")
 
 
-def unfreeze(base: keras.Model, prefixes: tuple[str, ...]) -> int:
-    """Make the base's layers whose names start with one of `prefixes` trainable, keeping
-    batch-norm statistics frozen (standard for fine-tuning). Returns how many layers with
-    weights were unfrozen."""
+def unfreeze(base: keras.Model, prefixes: tuple[str, ...], batchnorm: bool = False) -> int:
+    """Make the base's layers whose names start with one of `prefixes` trainable. Their batch
+    norm stays frozen (Keras' advice for fine-tuning: its ImageNet statistics kept, in inference
+    mode) unless `batchnorm`: then it normalises by each batch and learns its statistics, scale
+    and shift for the new images. Returns how many layers with weights were unfrozen."""
     base.trainable = True
     count = 0
     for layer in base.layers:
-        layer.trainable = layer.name.startswith(prefixes) and not isinstance(layer, layers.BatchNormalization)
+        is_batchnorm = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = layer.name.startswith(prefixes) and (batchnorm or not is_batchnorm)
         count += layer.trainable and bool(layer.weights)
     return count
 

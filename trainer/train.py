@@ -348,8 +348,9 @@ def _fit_transfer(hp, fit_set, pick_set, run_dir):
     head_dir = run_dir / "head"
     history = _fit(learner, batches, pick_set, hp["head_epochs"], head_dir, _stopping_callbacks(hp))
 
-    unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]))
-    print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])})")
+    unfrozen = models.unfreeze(base, tuple(hp["unfreeze_blocks"]), hp["train_batchnorm"])
+    print(f"Fine-tuning: {unfrozen} layers of the base unfrozen ({', '.join(hp['unfreeze_blocks'])}"
+          f"{', batch norm too' if hp['train_batchnorm'] else ''})")
     _compile(learner, _fine_tune_optimizer(hp, len(batches)), hp)
     # A cosine phase runs to its end, its length being part of the schedule: stopped early, its
     # rate was still high (a 24-epoch phase stopped at epoch 7 with 91.3%, BENCHMARKS.md). The
@@ -365,8 +366,7 @@ def _fine_tune_optimizer(hp, steps_per_epoch):
     rate decaying to 0 along a cosine over the phase (a common EfficientNet fine-tuning recipe)."""
     if hp["fine_tune_schedule"] == "plateau":
         return keras.optimizers.Adam(hp["fine_tune_learning_rate"])
-    schedule = keras.optimizers.schedules.CosineDecay(
-        hp["fine_tune_learning_rate"], hp["fine_tune_epochs"] * steps_per_epoch)
+    schedule = WarmupCosine(hp["fine_tune_learning_rate"], 0, hp["fine_tune_epochs"] * steps_per_epoch)
     return keras.optimizers.AdamW(schedule, weight_decay=hp["fine_tune_weight_decay"])
 
 
