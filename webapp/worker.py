@@ -50,6 +50,8 @@ class Worker(ThreadWorker):
             late = [conn for conn, deadline in self.deadlines.items() if deadline <= now]
             for conn in late:
                 del self.deadlines[conn]
+        # An HTTP/2 connection (off by default) holds its thread for all its requests, by design.
+        late = [conn for conn in late if not conn.is_http2]
         for conn in late:
             try:
                 # socket.socket's own shutdown: an SSL socket's would also end its TLS
