@@ -488,6 +488,18 @@ def test_fine_tuning_can_decay_the_rate_along_a_cosine_to_its_end(image_folder, 
     assert callbacks_by_phase == [{"EarlyStopping", "ReduceLROnPlateau"}, set()]
 
 
+def test_fine_tuning_can_warm_up_before_its_cosine():
+    hp = TINY_VGG16 | {"fine_tune_schedule": "cosine", "fine_tune_learning_rate": 1e-3, "fine_tune_epochs": 4,
+                       "fine_tune_warmup_fraction": 0.25}
+    optimizer = train_module._fine_tune_optimizer(hp, 25)
+    rates = []
+    for step in (0, 10, 25, 50, 100):
+        optimizer.iterations.assign(step)
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    # Up in a line over the first 25 of the phase's 100 steps, then 1e-3 * (1 + cos(pi * k / 75)) / 2.
+    assert rates == pytest.approx([0.0, 4e-4, 1e-3, 7.5e-4, 0.0], abs=1e-7)
+
+
 def test_the_scratch_rate_warms_up_then_decays_to_zero_along_a_cosine():
     optimizer = train_module._scratch_optimizer(TINY | {"learning_rate": 0.4, "warmup_fraction": 0.25}, 100)
     rates = []

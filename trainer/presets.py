@@ -124,6 +124,8 @@ PRESETS = {
         "fine_tune_schedule": "plateau",  # Adam, the rate cut 5x when val_loss stalls; or "cosine":
                                           # AdamW decaying to 0 over the phase
         "fine_tune_weight_decay": 0.05,   # AdamW's decoupled weight decay (with "cosine" only)
+        "fine_tune_warmup_fraction": 0.0,  # with "cosine": share of the phase's steps ramping the rate
+                                           # up from 0 first
         "unfreeze_blocks": ["block5"],  # layer-name prefixes made trainable in phase 2
         "train_batchnorm": False,      # phase 2: their batch norm learns the new images too (VGG16 has
                                        # none); 9-12 points worse for Lite0 on CIFAR-10 at 64 px

@@ -363,10 +363,13 @@ def _fit_transfer(hp, fit_set, pick_set, run_dir):
 
 def _fine_tune_optimizer(hp, steps_per_epoch):
     """Adam at a constant rate (cut on plateaus by a callback), or for "cosine" AdamW with the
-    rate decaying to 0 along a cosine over the phase (a common EfficientNet fine-tuning recipe)."""
+    rate decaying to 0 along a cosine over the phase (a common EfficientNet fine-tuning recipe),
+    after a linear warm-up over `fine_tune_warmup_fraction` of it."""
     if hp["fine_tune_schedule"] == "plateau":
         return keras.optimizers.Adam(hp["fine_tune_learning_rate"])
-    schedule = WarmupCosine(hp["fine_tune_learning_rate"], 0, hp["fine_tune_epochs"] * steps_per_epoch)
+    total_steps = hp["fine_tune_epochs"] * steps_per_epoch
+    schedule = WarmupCosine(hp["fine_tune_learning_rate"], int(total_steps * hp["fine_tune_warmup_fraction"]),
+                            total_steps)
     return keras.optimizers.AdamW(schedule, weight_decay=hp["fine_tune_weight_decay"])
 
 
