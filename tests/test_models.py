@@ -194,6 +194,12 @@ def test_efficientnet_lite0_transfer_model_scales_pixels_inside():
     assert models.unfreeze(base, ("top_",)) == 1  # the 1x1 head conv (its BN stays frozen)
 
 
+def test_a_transfer_head_without_a_hidden_layer_maps_the_features_straight_to_the_classes():
+    model, base = models.transfer_model("efficientnet_lite0", (32, 32, 3), 3, 32, "none", dense_units=0, dropout=0.2)
+    assert "head_dense" not in [layer.name for layer in model.layers]
+    assert model.count_params() == base.count_params() + 1280 * 3 + 3
+
+
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_unfrozen_batch_norm_learns_the_new_images_only_when_asked(batchnorm):
     # ImageNet's weights: through a random base's frozen blocks almost nothing reaches the stem.

@@ -171,7 +171,8 @@ def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_
     base = _pretrained_base(arch, upscale_size, weights)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    if dense_units:  # 0: the features straight to the classes, as EfficientNet's own head
+        x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="predictions")(x)

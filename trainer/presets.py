@@ -114,7 +114,7 @@ PRESETS = {
         "upscale_size": 64,            # size the backbone sees, resized inside the model
         "weights": "imagenet",         # or "none", or a path to a weights file: VGG16 Keras' .h5
                                        # without top; EfficientNet-Lite0 the package's .pth
-        "dense_units": 256,            # width of the new head's hidden layer
+        "dense_units": 256,            # width of the new head's hidden layer; 0: none
         "dropout": 0.5,                # before the output layer of the head
         "batch_size": 64,              # images per step, in both phases
         "head_epochs": 5,              # phase 1: base frozen
