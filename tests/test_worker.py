@@ -66,6 +66,8 @@ def test_an_answer_slower_than_the_limit_is_still_sent(tmp_path):
         for line in process.stderr:
             if listening := re.search(r"Listening at: (http://\S+)", line):
                 break
+        else:
+            raise AssertionError(f"gunicorn exited with {process.wait()} before listening")
         request = urllib.request.Request(listening.group(1), data=b"hello")
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.read() == b"5 bytes, then 3 s of work"
