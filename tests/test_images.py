@@ -162,7 +162,23 @@ def test_a_baseline_jpeg_is_charged_the_pixels_it_is_decoded_at(fmt):
     photo = Image.new("RGB", (1600, 1200))
     data = encode(photo, fmt, **({"save_all": True, "append_images": [photo]} if fmt == "MPO" else {}))
     width, height = decode(data, 32).size
-    assert decoding_pixels(data, 32) == width * height == 200 * 150
+    assert decoding_pixels(data, [32]) == width * height == 200 * 150
+
+
+def test_sides_decoded_alike_are_charged_once():
+    # 1600x1200 decodes at 200x150 for 32 and 64 px, at 400x300 for 224; a PNG whole for any side.
+    jpeg = encode(Image.new("RGB", (1600, 1200)), "JPEG")
+    assert decoding_pixels(jpeg, [32, 64]) == 30_000 and decoding_pixels(jpeg, [32, 224]) == 150_000
+    progressive = encode(Image.new("RGB", (1600, 1200)), "JPEG", progressive=True)
+    assert decoding_pixels(progressive, [32, 64]) == 1_920_000 and decoding_pixels(progressive, [32, 224]) == 3_840_000
+    assert decoding_pixels(encode(Image.new("RGB", (400, 300)), "PNG"), [32, 224]) == 120_000
+
+
+def test_scans_counted_by_the_caller_are_taken_as_given():
+    data = encode(Image.new("L", (100, 100)), "JPEG", progressive=True)  # six scans
+    assert decoding_pixels(data, [32], scans=25) == 20_000 and decoding_pixels(data, [32], scans=101) == 0
+    with pytest.raises(ImageError, match="101 scans"):
+        decode(data, 32, scans=101)
 
 
 def scans_repeated(progressive: bytes, copies: int) -> bytes:
@@ -173,21 +189,21 @@ def scans_repeated(progressive: bytes, copies: int) -> bytes:
 
 def test_a_progressive_jpeg_is_charged_its_full_size_for_every_ten_scans():
     data = encode(Image.new("L", (100, 100)), "JPEG", progressive=True)  # six scans
-    assert [decoding_pixels(scans_repeated(data, copies), 32) for copies in (0, 14, 24)] == [10_000, 20_000, 30_000]
+    assert [decoding_pixels(scans_repeated(data, copies), [32]) for copies in (0, 14, 24)] == [10_000, 20_000, 30_000]
 
 
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     data = scans_repeated(encode(Image.new("L", (100, 100)), "JPEG", progressive=True), 100)
     with pytest.raises(ImageError, match="The JPEG file has 106 scans, too many to decode; the limit is 100."):
         decode(data, 32)
-    assert decoding_pixels(data, 32) == 0
+    assert decoding_pixels(data, [32]) == 0
 
 
 def test_a_run_length_coded_bmp_is_charged_six_times_its_pixels():
     header = struct.pack("<IiiHHIIiiII", 40, 2, 1, 1, 8, 1, 4, 0, 0, 0, 0)  # 2 x 1, 8 bits, RLE8
     body = b"\x02\x00\x00\x01"  # two pixels of colour 0, end of bitmap
     data = b"BM" + struct.pack("<IHHI", 54 + 1024 + 4, 0, 0, 54 + 1024) + header + bytes(1024) + body
-    assert decode(data, 32).size == (2, 1) and decoding_pixels(data, 32) == 12
+    assert decode(data, 32).size == (2, 1) and decoding_pixels(data, [32]) == 12
 
 
 def test_tiff_is_for_data_sets_not_uploads():

@@ -11,7 +11,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,15 +96,17 @@ def decode(
     side: int | None = None,
     *,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
+    scans: int | None = None,
 ) -> Image.Image:
     """The first step of `load_rgb`: the image as 8-bit RGB, turned upright, at full size or,
     for a JPEG, at the smallest scale still no smaller than a square of `side`. Several sizes
-    can then be cut from one decoding with `resized`."""
+    can then be cut from one decoding with `resized`. `scans`: the file's `jpeg_scans`, where
+    the caller has counted them already."""
     data = b""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         with opened_image(data, formats) as image:
-            if refusal := _refusal(image, _scans(image, data)):
+            if refusal := _refusal(image, _scans(image, data, scans)):
                 raise ImageError(refusal)
             if side is not None:
                 # A JPEG can be decoded at 1/2 to 1/8 scale, still no smaller than wanted:
@@ -138,9 +140,12 @@ def opened_image(data: bytes, formats=tuple(UPLOAD_FORMATS)) -> Iterator[Image.I
             yield image
 
 
-def _scans(image: Image.Image, data: bytes) -> int:
-    """An opened JPEG's scans (`jpeg_scans`: 9 ms for 10 MB, so counted once), 0 for other formats."""
-    return jpeg_scans(data) if image.format in JPEG_KINDS else 0
+def _scans(image: Image.Image, data: bytes, counted: int | None) -> int:
+    """An opened JPEG's scans, 0 for other formats: `counted` where its caller has counted them,
+    as an upload does once for all its decodings (`jpeg_scans` takes 9 ms for 10 MB)."""
+    if image.format not in JPEG_KINDS:
+        return 0
+    return jpeg_scans(data) if counted is None else counted
 
 
 def _refusal(image: Image.Image, scans: int) -> str | None:
@@ -168,28 +173,31 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
         return None
 
 
-def decoding_pixels(data: bytes, side: int) -> int:
-    """The pixels `decode(data, side)` will decode, read from the header: a baseline JPEG's at
-    the scale it is decoded at, any other image's at full size. A progressive JPEG's too: every
-    coefficient is decoded before scaling, so 1/8 scale took as long as full size (0.56 s against
-    0.58 for a 49-megapixel one, where a baseline one took 0.12 s against 0.33), once for every
-    ten scans. 0 for a file that `decode` refuses before decoding anything: its header
-    unreadable, over MAX_PIXELS or MAX_SCANS. A run-length coded BMP is charged more."""
+def decoding_pixels(data: bytes, sides: Iterable[int], scans: int | None = None) -> int:
+    """The pixels `decode(data, side)` will decode for all of `sides`, read from the header,
+    sides that give the same `draft_size` counted once: a baseline JPEG's at the scale it is
+    decoded at, any other image's at full size and once. A progressive JPEG's at full size for
+    each scale: every coefficient is decoded before scaling, so 1/8 scale took as long as full
+    size (0.56 s against 0.58 for a 49-megapixel one, where a baseline one took 0.12 s against
+    0.33), once for every ten scans. 0 for a file that `decode` refuses before decoding
+    anything: its header unreadable, over MAX_PIXELS or MAX_SCANS. A run-length coded BMP is
+    charged more. `scans` as for `decode`."""
     try:
         with opened_image(data) as image:
-            scans = _scans(image, data)
+            scans = _scans(image, data, scans)
             if _refusal(image, scans):
                 return 0
+            full = image.width * image.height
             if image.format == "BMP" and image.tile[0][0] == "bmp_rle":
                 # Pillow runs length-coded BMPs through Python: 48 megapixels took 3.3 s, 6 a PNG's time.
-                return image.width * image.height * 6
+                return full * 6
             if image.format not in JPEG_KINDS:
-                return image.width * image.height
+                return full
+            drafts = {draft_size(data, side) for side in sides}
             if image.info.get("progressive"):
                 # Each scan goes over the whole image: the full size was measured for ten.
-                return image.width * image.height * max(1, scans // 10)
-            image.draft(None, (side, side))
-            return image.width * image.height
+                return full * max(1, scans // 10) * len(drafts)
+            return sum(width * height for width, height in drafts)
     except Exception:  # Pillow raises many types for broken files, and one for bombs
         return 0
 

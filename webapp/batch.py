@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.images import MAX_PIXELS, decoding_pixels, draft_size, shrunk
+from trainer.images import MAX_PIXELS, decoding_pixels, shrunk
 
 from .occlusion import CHUNK
 from .predictor import PredictionError, Upload, chosen_model, probabilities_for, ranked
@@ -79,14 +79,13 @@ def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int],
     decoding would take the upload past MAX_BATCH_PIXELS is left undecoded, and each is charged
     before it is decoded, so that a damaged one, which fails only once decoded, counts too; its
     thumbnail's decoding as well, where that is not the same one (a JPEG decoded at another scale)."""
+    sides = [side for side in (max(size), thumbnail_side) if side]
     inputs, charged = [], 0
     for upload in uploads:
         if isinstance(upload, PredictionError):
             inputs.append(upload)
             continue
-        cost = decoding_pixels(upload.data, max(size))
-        if thumbnail_side and draft_size(upload.data, thumbnail_side) != draft_size(upload.data, max(size)):
-            cost += decoding_pixels(upload.data, thumbnail_side)
+        cost = decoding_pixels(upload.data, sides, upload.scans)
         if charged + cost > MAX_BATCH_PIXELS:
             inputs.append(PredictionError(400, f"Not classified: with the images before it, this upload would come to "
                                                f"over {MAX_BATCH_PIXELS // 1_000_000} megapixels, the most one may "

@@ -10,7 +10,8 @@ from flask import current_app
 from PIL import Image
 
 from trainer.formatting import whole_number
-from trainer.images import UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, resized, upload_format
+from trainer.images import (UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, jpeg_scans, resized,
+                            upload_format)
 from trainer.predict import BadOutput
 
 from .occlusion import Occlusion, occlude
@@ -67,6 +68,7 @@ class Upload:
         if upload_format(data) is None:
             raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
         self.data = data
+        self.scans = jpeg_scans(data) if upload_format(data) == "JPEG" else 0  # once for every decoding and charge
         self.decoded: dict[tuple[int, int] | None, Image.Image] = {}  # by the size decoded at
 
     def decode_for(self, side: int) -> Image.Image:
@@ -75,7 +77,7 @@ class Upload:
         key = draft_size(self.data, side)
         if key not in self.decoded:
             try:
-                self.decoded[key] = decode(self.data, side)
+                self.decoded[key] = decode(self.data, side, scans=self.scans)
             except ImageError as error:
                 raise BadImage(400, str(error)) from None
         return self.decoded[key]
