@@ -158,6 +158,11 @@ def test_predict_refuses_repeated_fields_and_fields_in_the_url(client, make_imag
     response = client.post("/api/predict", data=repeated)
     assert response.status_code == 400
     assert response.get_json() == {"error": "Send model and top_k once; this request has more than one."}
+    # A field sent as a file part (curl's -F top_k=@k.txt) is not in the form: it would be the default.
+    as_files = {"image": (io.BytesIO(make_image()), "a.png"), "top_k": (io.BytesIO(b"1"), "k.txt")}
+    response = client.post("/api/predict", data=as_files)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Send top_k as a plain form field, not as a file."}
 
 
 def test_unavailable_model_is_503(client, models_dir, make_image):

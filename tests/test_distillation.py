@@ -148,7 +148,8 @@ def test_a_teacher_that_trained_on_the_students_held_out_images_is_refused(image
     shutil.copy(image_folder / "red" / "8.png", image_folder / "red" / "9.png")
     assert run(TINY | {"teacher": teacher_path, "seed": 1, "epochs": 1}, image_folder, tmp_path)["epochs_run"] == 1
     card_path = tmp_path / "teacher" / "models" / "tiny.json"
-    card_path.write_text(json.dumps(teacher | {"training_sketch": "0123456789abcdef", "file_sha256": "0" * 64}))
+    card_path.write_text(json.dumps(teacher | {"training_sketch": "0123456789abcdef", "file_sha256": "0" * 64,
+                                               "file_size_bytes": 1}))
     # Its card must be its own, as the check of its training images goes by the card.
     with pytest.raises(WeightsError, match="tiny.json was written for another tiny.h5"):
         run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")

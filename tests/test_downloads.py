@@ -165,6 +165,19 @@ def test_a_browser_asking_again_gets_a_304_until_the_file_changes(client, models
     assert again.headers["ETag"] != etag
 
 
+def test_a_download_of_a_version_no_longer_there_is_refused_without_the_file(client):
+    # A download tool resuming a file checks it is the same one: If-Match, or If-Unmodified-Since.
+    first = client.get("/models/tiny/model.h5")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    for condition in ({"If-Match": etag}, {"If-Match": "*"}, {"If-Unmodified-Since": modified},
+                      {"If-Match": etag, "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}):
+        assert client.get("/models/tiny/model.h5", headers=condition).data == first.data, condition
+    for condition in ({"If-Match": '"another"'}, {"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}):
+        refused = client.get("/models/tiny/model.h5", headers=condition | {"Range": "bytes=100-"})
+        assert refused.status_code == 412 and b"its file has changed since" in refused.data, condition
+        assert len(refused.data) < 10_000 and "ETag" not in refused.headers
+
+
 def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_file(client, models_dir):
     whole = (models_dir / "tiny.h5").read_bytes()
     part = client.get("/models/tiny/model.h5", headers={"Range": "bytes=100-"})

@@ -11,6 +11,7 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from webapp.config import ROOT
 
+from trainer import images
 from trainer.images import (DATASET_FORMATS, UPLOAD_FORMATS, ImageError, decode, decoding_pixels, draft_size,
                             format_names, load_rgb, upload_format)
 
@@ -61,6 +62,27 @@ def test_transparency_is_put_on_white():
     assert (load_rgb(encode(palette, "PNG", transparency=0)) == 255).all()
 
 
+def test_a_colour_key_is_put_on_white_too():
+    # A PNG's tRNS chunk in an RGB, grey or 16-bit grey image: pixels of that value are transparent.
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    pixels[1:3, 1:3] = (200, 30, 30)
+    keyed = load_rgb(encode(Image.fromarray(pixels), "PNG", transparency=(0, 0, 0)))
+    assert (keyed[0, 0] == 255).all() and (keyed[1, 1] == (200, 30, 30)).all()
+    grey = load_rgb(encode(Image.fromarray(pixels[..., 0]), "PNG", transparency=0))
+    assert (grey[0, 0] == 255).all() and (grey[1, 1] == 200).all()
+    deep = load_rgb(encode(Image.fromarray(pixels[..., 0].astype(np.uint16) * 257), "PNG", transparency=0))
+    assert (deep[0, 0] == 255).all() and (deep[1, 1] == 200).all()
+
+
+def exif_jpeg(image: Image.Image, entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A JPEG of `image` with an EXIF block written by hand: (tag, type, count, value) each, so
+    that a tag can have the wrong type, as some cameras and editors write them."""
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", *entry[:3]) + entry[3] for entry in entries)
+    app1 = b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0"
+    data = encode(image, "JPEG", quality=95)
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+
+
 def test_exif_orientation_is_applied():
     image = Image.new("RGB", (30, 10), (0, 0, 0))
     image.paste((255, 255, 255), (0, 0, 10, 10))  # white square on the left
@@ -69,6 +91,55 @@ def test_exif_orientation_is_applied():
     pixels = load_rgb(encode(image, "JPEG", exif=exif.tobytes(), quality=95))
     assert pixels.shape == (30, 10, 3)
     assert pixels[:10].mean() > 200 and pixels[20:].mean() < 50  # the square is now on top
+
+
+def test_a_photo_with_a_mistyped_exif_tag_is_still_turned_upright():
+    image = Image.new("RGB", (30, 10), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 10, 10))
+    orientation, resolution_as_text = (0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x011A, 2, 3, b"ab\0\0")
+    pixels = load_rgb(exif_jpeg(image, [orientation, resolution_as_text]))
+    assert pixels.shape == (30, 10, 3) and pixels[:10].mean() > 200
+
+
+def test_unreadable_exif_leaves_the_picture_as_stored():
+    app1 = b"Exif\0\0" + b"MM\0*" + b"\xff" * 20  # a TIFF header pointing nowhere
+    data = encode(Image.new("RGB", (30, 10)), "JPEG")
+    assert load_rgb(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]).shape == (10, 30, 3)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def flooded(fmt: str, parts: int) -> bytes:
+    """A small picture with `parts` empty markers, chunks or blocks in it, each read on its own."""
+    data = encode(Image.new("RGB" if fmt != "GIF" else "P", (16, 16)), fmt)
+    if fmt == "JPEG":  # empty comments after the start marker
+        return data[:2] + b"\xff\xfe\x00\x02" * parts + data[2:]
+    if fmt == "PNG":  # empty private chunks after the header chunk
+        return data[:33] + png_chunk(b"prVt", b"") * parts + data[33:]
+    start = 13 + 3 * 2 ** ((data[10] & 7) + 1)  # past the header and the global colour table
+    return data[:start] + b"\x21\xfe" + b"\x01a" * parts + b"\x00" + data[start:]  # a comment of 1-byte blocks
+
+
+@pytest.mark.parametrize(("fmt", "parts"), [("JPEG", "markers"), ("PNG", "chunks"), ("GIF", "blocks")])
+def test_a_file_of_too_many_parts_is_refused_unread(fmt, parts):
+    # Pillow reads each in Python: 10 MB of empty ones kept a worker busy for seconds.
+    assert load_rgb(flooded(fmt, 1_000)).shape == (16, 16, 3)
+    with pytest.raises(ImageError, match=f"^The {fmt} file has too many {parts} to read; an image editor would"):
+        load_rgb(flooded(fmt, 30_000))
+    empty_data = encode(Image.new("RGB", (16, 16)), "PNG")  # and after the header: empty data chunks
+    end = empty_data.rindex(b"IEND") - 4
+    with pytest.raises(ImageError, match="too many chunks"):
+        load_rgb(empty_data[:end] + png_chunk(b"IDAT", b"") * 30_000 + empty_data[end:])
+
+
+def test_the_reads_are_not_counted_for_a_run_length_coded_bmp(monkeypatch):
+    # Pillow decodes one in Python a byte or two a read; it is charged by its pixels (decoding_pixels).
+    monkeypatch.setattr(images, "MAX_READS", 5)
+    assert load_rgb(rle_bmp()).shape == (1, 2, 3)
+    with pytest.raises(ImageError, match="too many chunks"):
+        load_rgb(encode(Image.new("RGB", (4, 4)), "PNG"))
 
 
 def test_resize_to_height_and_width():
@@ -110,7 +181,7 @@ def test_format_names_are_written_as_people_write_them():
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
-@pytest.mark.parametrize("cut", [12, 0.5])  # 12: just the bytes that say the format
+@pytest.mark.parametrize("cut", [18, 0.5])  # 18: just the bytes that say the format
 def test_a_cut_short_image_is_called_damaged_not_unreadable(fmt, cut):
     data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), fmt)
     with pytest.raises(ImageError, match=f"The {format_names((fmt,))} file is damaged or incomplete."):
@@ -199,10 +270,15 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     assert decoding_pixels(data, [32]) == 0
 
 
-def test_a_run_length_coded_bmp_is_charged_six_times_its_pixels():
-    header = struct.pack("<IiiHHIIiiII", 40, 2, 1, 1, 8, 1, 4, 0, 0, 0, 0)  # 2 x 1, 8 bits, RLE8
+def rle_bmp() -> bytes:
+    """A 2 x 1 BMP, run-length coded in 8 bits."""
+    header = struct.pack("<IiiHHIIiiII", 40, 2, 1, 1, 8, 1, 4, 0, 0, 0, 0)
     body = b"\x02\x00\x00\x01"  # two pixels of colour 0, end of bitmap
-    data = b"BM" + struct.pack("<IHHI", 54 + 1024 + 4, 0, 0, 54 + 1024) + header + bytes(1024) + body
+    return b"BM" + struct.pack("<IHHI", 54 + 1024 + 4, 0, 0, 54 + 1024) + header + bytes(1024) + body
+
+
+def test_a_run_length_coded_bmp_is_charged_six_times_its_pixels():
+    data = rle_bmp()
     assert decode(data, 32).size == (2, 1) and decoding_pixels(data, [32]) == 12
 
 
@@ -223,6 +299,9 @@ def test_an_upload_format_is_read_from_content_not_name(make_image):
     assert upload_format(make_image("PNG")) == "PNG"
     assert upload_format(make_image("JPEG")) == "JPEG"
     assert upload_format(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+    # Two letters are not enough to call a file a damaged BMP: a BMP's header size follows.
+    assert upload_format(b"BMW service invoice\n" * 10) is None
+    assert [upload_format(encode(Image.new("RGB", (4, 4)), "BMP")), upload_format(rle_bmp())] == ["BMP", "BMP"]
 
 
 def test_max_side_shrinks_keeping_proportions_and_never_enlarges():

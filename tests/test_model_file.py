@@ -111,5 +111,10 @@ def test_a_card_put_beside_another_file_is_told(built_models, tmp_path):
     assert model_file.card_of_another_file(path, card) == (
         "tiny.json was written for another tiny.h5 (the file's SHA-256 is not the card's file_sha256), so its "
         "figures may be another model's: put the card that came with this file beside it, or train it again")
+    damaged = bytearray((built_models / "tiny.h5").read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # a weight's byte: the file still loads, and answers wrongly
+    path.write_bytes(damaged)
+    assert model_file.card_of_another_file(path, card).startswith(
+        "tiny.h5 has the size tiny.json gives but not its SHA-256 (file_sha256): it may be damaged")
     path.unlink()  # removed meanwhile: its next version is checked anew
     assert model_file.card_of_another_file(path, card) is None

@@ -14,7 +14,7 @@ from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_mo
 from trainer.images import load_rgb
 from webapp.occlusion import DIM
 from webapp.batch import MAX_PICTURES
-from webapp.pages import EXPIRED, PREVIEW_SIDE, THUMBNAIL_SIDE
+from webapp.pages import EXPIRED, MAX_PROFILE_BYTES, PREVIEW_SIDE, THUMBNAIL_SIDE
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -58,6 +58,16 @@ def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, c
         assert picture.size == (PREVIEW_SIDE, round(PREVIEW_SIDE * 2 / 3)) and not picture.getexif()
         assert picture.info["icc_profile"] == profile  # its colours as the person saw them
     assert len(page) < len(photo) / 4
+
+
+def test_a_colour_profile_too_large_to_carry_is_left_out(client, csrf_token, make_image):
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = make_image("JPEG", size=(300, 200), icc_profile=profile + bytes(MAX_PROFILE_BYTES))
+    page = post_form(client, csrf_token, photo, model="small").get_data(as_text=True)
+    shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
+    with Image.open(io.BytesIO(shown)) as picture:
+        assert "icc_profile" not in picture.info
+    assert len(page) < MAX_PROFILE_BYTES
 
 
 def test_predict_shows_image_inline_top5_model_and_time(client, csrf_token, make_image):

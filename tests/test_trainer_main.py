@@ -170,7 +170,7 @@ def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, ca
 def test_evaluate_warns_of_a_card_written_for_another_file(trained, capsys):
     model, image_folder = trained
     card_path = model.with_suffix(".json")
-    card_path.write_text(json.dumps(json.loads(card_path.read_text()) | {"file_sha256": "0" * 64}))
+    card_path.write_text(json.dumps(json.loads(card_path.read_text()) | {"file_sha256": "0" * 64, "file_size_bytes": 1}))
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(image_folder), "--held-out"]) == 0
     assert capsys.readouterr().err.startswith("warning: tiny.json was written for another tiny.h5")

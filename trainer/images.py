@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import warnings
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import ExifTags, Image, PngImagePlugin
 
 # Photo formats accepted from strangers, recognised by content, never by file name: Pillow's
 # name for each, its MIME type and the bytes a file of it starts with. TIFF and EPS are left
@@ -24,7 +25,7 @@ UPLOAD_FORMATS = {
     "JPEG": ("image/jpeg", rb"\xff\xd8\xff"),
     "PNG": ("image/png", rb"\x89PNG\r\n\x1a\n"),
     "GIF": ("image/gif", rb"GIF8[79]a"),
-    "BMP": ("image/bmp", rb"BM"),
+    "BMP": ("image/bmp", rb"BM.{12}[\x0c\x28\x34\x38\x40\x6c\x7c]\x00{3}"),  # and a header size Pillow reads
     "WEBP": ("image/webp", rb"RIFF....WEBP"),
 }
 
@@ -51,8 +52,18 @@ JPEG_KINDS = ("JPEG", "MPO")
 # for each, so a 4 MB one of 120,000 near-empty scans took 43 s to decode at 1 megapixel.
 MAX_SCANS = 100
 
+# Reads Pillow may make of one file: it parses JPEG markers, PNG chunks and GIF blocks in
+# Python, two or three reads each, so 10 MB of empty ones kept a worker 5-45 s (a page reads an
+# upload several times). Photos take under 100, a 10 MB PNG in libpng's 8 kB chunks about 4,000.
+MAX_READS = 50_000
+
 # Pillow's own bomb check raises at twice its limit; ours comes first with a clearer message.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# EXIF orientation -> the turn that makes the picture upright.
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 
 
 class ImageError(ValueError):
@@ -113,8 +124,7 @@ def decode(
                 # a 12-megapixel photo bound for 32 px decodes 3-4x faster (BENCHMARKS.md).
                 image.draft(None, (side, side))
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # else a copy, even when none is turned
-            return _to_rgb(image)  # leaving the block closes the file, not the loaded pixels
+            return _to_rgb(_upright(image))  # leaving the block closes the file, not the loaded pixels
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -134,10 +144,43 @@ def decode(
 def opened_image(data: bytes, formats=tuple(UPLOAD_FORMATS)) -> Iterator[Image.Image]:
     """The image in `data` with its header read and nothing decoded yet. Pillow's warnings (odd
     EXIF, palettes or MPO data, sizes near its bomb limit) are silenced: our own checks say what is wrong."""
+    stream = _CountedReads(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(io.BytesIO(data), formats=list(formats)) as image:
+        with Image.open(stream, formats=list(formats)) as image:
+            if image.format == "BMP" and image.tile[0][0] == "bmp_rle":
+                stream.reads_left = math.inf  # decoded a byte or two a read, charged by its pixels instead
             yield image
+
+
+class _CountedReads(io.BytesIO):
+    """A file's bytes, refused with ImageError after MAX_READS reads."""
+
+    PARTS = {"JPEG": "markers", "PNG": "chunks", "GIF": "blocks"}  # what Pillow reads one by one
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.kind = upload_format(data)
+        self.reads_left = MAX_READS
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads_left -= 1
+        if self.reads_left < 0:
+            name = format_names((self.kind,)) if self.kind else "image"
+            raise ImageError(f"The {name} file has too many {self.PARTS.get(self.kind, 'parts')} to read; "
+                             "an image editor would save the picture in far fewer.")
+        return super().read(size)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (a copy only when turned). Not Pillow's
+    `exif_transpose`, which also rewrites the EXIF and so fails on a photo with one mistyped tag."""
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # EXIF that cannot be read says nothing of the orientation
+        return image
+    turn = UPRIGHT.get(orientation)
+    return image.transpose(turn) if turn is not None else image
 
 
 def _scans(image: Image.Image, data: bytes, counted: int | None) -> int:
@@ -225,9 +268,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         gray = np.clip(values / top * 255.0, 0, 255).astype(np.uint8)
+        if "transparency" in image.info:  # a PNG's colour key: that grey is transparent
+            gray[values == image.info["transparency"]] = 255
         return Image.fromarray(gray, "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+    if image.mode in ("P", "L", "RGB") and "transparency" in image.info:
+        image = image.convert("RGBA")  # a palette's transparent entries, or a PNG's colour key
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -86,8 +86,13 @@ def card_of_another_file(path: Path, card: dict) -> str | None:
     try:
         if not isinstance(recorded, str) or recorded == sha256(path):
             return None
+        size = path.stat().st_size
     except OSError:  # removed or replaced meanwhile: its next version is checked anew
         return None
+    if size == card.get("file_size_bytes"):  # HDF5 keeps no checksums, so a damaged file loads
+        return (f"{path.name} has the size {path.stem}.json gives but not its SHA-256 (file_sha256): it may be "
+                "damaged, as by a copy or download gone wrong, or be another model of the same shape, so neither "
+                "its answers nor the card's figures can be trusted: copy it again with its card, or train it again")
     return (f"{path.stem}.json was written for another {path.name} (the file's SHA-256 is not the card's "
             "file_sha256), so its figures may be another model's: put the card that came with this file beside it, "
             "or train it again")

@@ -41,6 +41,8 @@ def predict():
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in FIELDS if field in request.args]:
         abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
+    if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
+        abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
     upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import datetime, timezone
 
 from flask import Blueprint, abort, current_app, request, send_file, url_for
 
@@ -57,10 +58,14 @@ def send_model_file(name: str, suffix: str, mimetype: str):
     except OSError as error:
         abort(503, description=f"Model '{name}' cannot be read just now ({os_reason(error)}).")
     stat = os.fstat(file.fileno())
+    # Of the version sent, and alike in every worker, so that asking again gets a 304.
+    etag = hashlib.sha256(repr(stamp_of(stat)).encode()).hexdigest()[:20]
+    if _precondition_failed(etag, datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)):
+        file.close()
+        abort(412, description=f"Model '{name}' is no longer the version asked for: its file has changed since.")
     response = send_file(
         file, mimetype=mimetype, as_attachment=True, download_name=attachment_name(name + suffix),
-        # Of the version sent, and alike in every worker, so that asking again gets a 304.
-        etag=hashlib.sha256(repr(stamp_of(stat)).encode()).hexdigest()[:20],
+        etag=etag,
         last_modified=stat.st_mtime,
         conditional=False,  # below, once the length is known
         # Not the static files' year: security.py's "no-cache" holds, as a model may be retrained.
@@ -71,6 +76,16 @@ def send_model_file(name: str, suffix: str, mimetype: str):
     response.content_length = stat.st_size
     return response.make_conditional(_standard_range(request, stat.st_size), accept_ranges=True,
                                      complete_length=stat.st_size)
+
+
+def _precondition_failed(etag: str, modified: datetime) -> bool:
+    """Whether If-Match or, without it, If-Unmodified-Since rules the file out (RFC 9110,
+    13.2.2): Werkzeug answers the first with a 412 and the whole file, and ignores the second."""
+    if request.if_match:
+        return not request.if_match.contains(etag)  # "*" is contained in any
+    if request.if_unmodified_since:
+        return modified > request.if_unmodified_since
+    return False
 
 
 # The unit and the spaces read as Werkzeug reads them.

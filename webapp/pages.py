@@ -34,6 +34,9 @@ COMPARED_TOP_K = 3
 PREVIEW_SIDE = 640
 # The same for each of several pictures, shown at most 14rem high: a page of 30 stays light.
 THUMBNAIL_SIDE = 320
+# Largest colour profile passed on to the pictures shown: Display P3's is 536 bytes, sRGB's
+# about 3 kB; a page of 30 thumbnails carries it 30 times.
+MAX_PROFILE_BYTES = 65_536
 # Least width, in CSS pixels, at which the picture as the model takes it is shown: a 32 px
 # input is enlarged a whole number of times, so that each of its pixels shows as a square.
 MODEL_VIEW_SIDE = 96
@@ -185,9 +188,11 @@ def preview(data: bytes, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, bytes | 
 
 def colour_profile(data: bytes) -> bytes | None:
     """An upload's colour profile, read from its header, where its pixels keep their colours as
-    RGB: phones take photos in Display P3, which look duller read as sRGB."""
+    RGB: phones take photos in Display P3, which look duller read as sRGB. Not one over
+    MAX_PROFILE_BYTES, which the page would carry whole with each picture."""
     with opened_image(data) as upload:
-        return upload.info.get("icc_profile") if upload.mode == "RGB" else None
+        profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
+    return profile if profile and len(profile) <= MAX_PROFILE_BYTES else None
 
 
 def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:

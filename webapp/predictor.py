@@ -70,11 +70,14 @@ class Upload:
         self.data = data
         self.scans = jpeg_scans(data) if upload_format(data) == "JPEG" else 0  # once for every decoding and charge
         self.decoded: dict[tuple[int, int] | None, Image.Image] = {}  # by the size decoded at
+        self.drafts: dict[int, tuple[int, int] | None] = {}  # draft_size by side: each reads the header again
 
     def decode_for(self, side: int) -> Image.Image:
         """It decoded for models whose input is `side` pixels at its longer side, once for all
         the sides that decode alike (a phone photo, at 1/8 scale, for 32 to 224 px inputs)."""
-        key = draft_size(self.data, side)
+        if side not in self.drafts:
+            self.drafts[side] = draft_size(self.data, side)
+        key = self.drafts[side]
         if key not in self.decoded:
             try:
                 self.decoded[key] = decode(self.data, side, scans=self.scans)
