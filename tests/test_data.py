@@ -151,6 +151,16 @@ def test_italian_names_become_english_only_in_an_all_animals10_set(tmp_path):
         assert load_folder(tmp_path / "-".join(labels), 8).classes == labels
 
 
+def test_italian_names_are_english_for_scoring_only_a_model_that_knows_them_so(tmp_path):
+    for italian in ("cane", "gatto"):
+        (tmp_path / "test" / italian).mkdir(parents=True)
+        Image.new("RGB", (20, 30)).save(tmp_path / "test" / italian / "x.jpeg")
+    assert load_folder(tmp_path / "test", 8, classes=["cat", "dog", "spider"]).classes == ["cat", "dog", "spider"]
+    # A model trained on cane, gatto and zebra (its own class, so nothing was translated) kept them.
+    scored = load_folder(tmp_path / "test", 8, classes=["cane", "gatto", "zebra"])
+    assert scored.classes == ["cane", "gatto", "zebra"] and sorted(scored.labels) == [0, 1]
+
+
 def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
     for other in ("green", "blue"):
         shutil.rmtree(image_folder / other)
@@ -301,6 +311,14 @@ def test_a_class_folder_name_that_is_not_utf8_is_refused(image_folder):
     # caf\xe9: Latin-1; its name would go into the card and the pages, which must be text.
     os.rename(os.path.join(os.fsencode(image_folder), b"red"), os.path.join(os.fsencode(image_folder), b"caf\xe9"))
     with pytest.raises(DataError, match="has class folder names that are not UTF-8: caf\ufffd; rename them$"):
+        load_folder(image_folder, 8)
+
+
+def test_a_class_folder_name_with_a_line_break_is_refused(image_folder):
+    # It would break the lines that name it: predict's output, the training report.
+    os.rename(image_folder / "red", image_folder / "re\nd")
+    with pytest.raises(DataError, match=r"has class folder names with control characters, which would break the "
+                                        r"lines that name them: 're\\nd'; rename them$"):
         load_folder(image_folder, 8)
 
 

@@ -21,7 +21,8 @@ from conftest import TINY_CLASSES, encode_image, post_api, refused, write_image_
 from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
 from trainer.model_file import sha256
-from trainer.__main__ import _presets_values, _resumed_from, main
+from trainer.__main__ import _presets_values, _resumed_from, default_name, main
+from trainer.options import MAX_NAME_BYTES
 from trainer.presets import PRESETS
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -485,6 +486,35 @@ def test_data_named_without_letters_or_digits_gives_the_model_a_name_still(monke
     monkeypatch.setattr("trainer.data.load_dataset", pytest.fail)
     err = refused(["train", "--data", str(data), "--out", str(tmp_path / "models")], capsys)
     assert "data_scratch.h5 exists: pass --replace" in err
+
+
+def test_a_long_data_name_gives_a_name_a_file_can_have(monkeypatch, image_folder, tmp_path, capsys):
+    # A folder's name may take 255 bytes; the model's has MAX_NAME_BYTES, and a lock file beside it.
+    data = shutil.copytree(image_folder, tmp_path / ("a" * 245))
+    trained = []
+    monkeypatch.setattr("trainer.train.train", lambda *args, **kwargs: trained.append(args[4]))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 0
+    assert trained == ["a" * (MAX_NAME_BYTES - len("_scratch")) + "_scratch"]
+    assert default_name("\u732b" * 85, "vgg16") == "\u732b" * 31 + "_vgg16"  # 3 bytes each: none cut in two
+
+
+def test_models_are_not_saved_into_the_run_folder_deleted_after_them(monkeypatch, image_folder, tmp_path, capsys):
+    monkeypatch.setattr("trainer.data.load_dataset", pytest.fail)
+    err = refused(["train", "--data", str(image_folder), "--name", "m", "--run-dir", str(tmp_path / "runs"),
+                   "--out", str(tmp_path / "runs" / "m" / "models")], capsys)
+    assert err == f"error: --out must not be inside {tmp_path / 'runs' / 'm'}: that run folder is deleted once the " \
+                  "model is saved"
+
+
+def test_a_transfer_model_says_it_needs_three_images_a_class(tmp_path, capsys):
+    # One is held out, one picks the epoch: with two, "hold out less" could not help.
+    write_image_folder(tmp_path / "data", per_class=2)
+    err = refused(["train", "--arch", "vgg16", "--weights", "none", "--data", str(tmp_path / "data"), "--batch-size",
+                   "1", "--image-size", "32", "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")],
+                  capsys)
+    assert err.endswith("to hold out a share of 0.1 and train on the rest: add images: a transfer model holds out "
+                        "one a class or more, then sets aside one or more of the rest to pick its epoch, so it needs "
+                        "at least 3 a class")
 
 
 def test_a_second_run_of_the_same_name_is_refused_before_its_data_loads(monkeypatch, image_folder, tmp_path, capsys):

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from trainer.formatting import whole_number
-from trainer.options import OVERRIDES, UsageError, did_you_mean, model_name, recipe
+from trainer.options import MAX_NAME_BYTES, OVERRIDES, UsageError, did_you_mean, model_name, recipe
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -180,7 +180,10 @@ def _train(args) -> int:
         _check_data("--test-data", args.test_data)
     for option, folder in (("--out", args.out), ("--run-dir", args.run_dir)):
         _check_writable(option, folder)  # before training, not after it
-    name = args.name or f"{_slug(data_name(args.data))}_{hp['arch']}"
+    name = args.name or default_name(data_name(args.data), hp["arch"])
+    if args.out.resolve().is_relative_to((args.run_dir / name).resolve()):
+        raise UsageError(f"--out must not be inside {args.run_dir / name}: that run folder is deleted once the "
+                         "model is saved")
     model_path = args.out / f"{name}.h5"
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(exists_message(model_path))  # said now, not after the data has loaded; train() checks a resume
@@ -358,8 +361,12 @@ def _held_out(data, card: dict, model_name: str):
     return held_out
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "data"
+def default_name(data: str, arch: str) -> str:
+    """DATA_ARCH, the data's name cut short where it would pass MAX_NAME_BYTES (a folder's name
+    may take 255 bytes, a CJK one 85 characters)."""
+    slug = "".join(c if c.isalnum() else "_" for c in data.lower())
+    room = MAX_NAME_BYTES - len(arch) - 1
+    return f"{slug.encode()[:room].decode(errors='ignore').strip('_') or 'data'}_{arch}"
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         empty = sorted(label for label, files in members.items() if not files)
         if empty:
             print(f"warning: left out empty class folder(s) in {path}: {', '.join(empty)}", file=sys.stderr)
-        members = _in_english({label: files for label, files in members.items() if files})
+        members = _in_english({label: files for label, files in members.items() if files}, classes)
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
@@ -225,6 +225,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if undecodable:  # a model's classes go into its card, its pages and its JSON answers
             raise DataError(f"{path} has class folder names that are not UTF-8: {', '.join(undecodable)}; "
                             "rename them")
+        if unprintable := [label for label in found if not label.isprintable()]:  # a line break, say
+            raise DataError(f"{path} has class folder names with control characters, which would break the lines "
+                            f"that name them: {', '.join(map(repr, unprintable))}; rename them")
         if _split_folders(members):
             raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass one "
                             "of those folders instead (to train: the training one, with the test one as --test-data)")
@@ -334,10 +337,14 @@ def _split_folders(members: dict[str, list[tuple[str, str]]]) -> bool:
         "/" in inside for files in members.values() for _, inside in files)
 
 
-def _in_english(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+def _in_english(members: dict[str, list[tuple[str, str]]],
+                classes: list[str] | None = None) -> dict[str, list[tuple[str, str]]]:
     """Animals-10's Italian class names in English, when every class is one of them: a `cane`
-    beside `dog` or `ship` is someone's own class."""
+    beside `dog` or `ship` is someone's own class. For a model to score (`classes`), only where
+    it knows them in English: one trained on `cane`, `gatto` and `zebra` kept those."""
     if not set(members) <= ANIMALS10_ENGLISH.keys():
+        return members
+    if classes is not None and not set(classes) <= set(ANIMALS10_ENGLISH.values()):
         return members
     return {ANIMALS10_ENGLISH[folder]: files for folder, files in members.items()}
 
@@ -437,9 +444,10 @@ def open_tree(path: Path) -> Folder:
     return _Zip(path) if path.is_file() else Folder(path)
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int,
-                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held-out) with `fraction` of every class held out, at least one each."""
+def stratified_split(labels: np.ndarray, fraction: float, seed: int, classes: list[str] | None = None,
+                     advice: str = "add images, or hold out less") -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held-out) with `fraction` of every class held out, at least one each;
+    DataError, ending in `advice`, for a class too small for that."""
     rng = np.random.default_rng(seed)
     train, held = [], []
     for label in np.unique(labels):
@@ -448,7 +456,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int,
         if count >= len(members):
             name = classes[label] if classes else label
             raise DataError(f"class {name} has too few images ({len(members)}) to hold out a share of {fraction:g} "
-                            "and train on the rest: add images, or hold out less")
+                            f"and train on the rest: {advice}")
         held.append(members[:count])
         train.append(members[count:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))

@@ -203,8 +203,10 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
             return *_fit_scratch(hp, dtype_policy, train_set, val_set, run_dir), len(train_set.labels)
         # The epoch to keep, early stopping and the rate cuts go by a share of the training
         # images, so that the held-out ones score a model that was not picked on them.
-        fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"],
-                                             train_set.classes)
+        fit_idx, pick_idx = stratified_split(
+            train_set.labels, hp["selection_fraction"], hp["seed"], train_set.classes,
+            "add images: a transfer model holds out one a class or more, then sets aside one or more of the rest "
+            "to pick its epoch, so it needs at least 3 a class")
         print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
         fit_set, pick_set = train_set.subset(fit_idx), train_set.subset(pick_idx)
         return *_fit_transfer(hp, fit_set, pick_set, run_dir), len(fit_idx)
