@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
 from trainer.data import (SKETCH_SIZE, DataError, class_weights, digest, load_dataset, load_folder, natural_size,
-                          overlap, overlap_words, sketch, stratified_split)
+                          overlap, overlap_words, shared_pictures, sketch, stratified_split)
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -381,6 +381,19 @@ def test_a_zip_cut_short_is_called_so(image_folder, tmp_path):
     for path in (tmp_path / "data.download", tmp_path / "page.zip"):
         with pytest.raises(DataError, match=f"{path} is not a whole .zip"):
             load_folder(path, 8)
+
+
+def test_shared_pictures_are_found_by_their_pixels_not_their_names(image_folder, tmp_path):
+    # A test folder numbered like the training one (cat/0001.png in each) shares no picture by that.
+    test = tmp_path / "test"
+    for entry, source in (("red/0.png", "red/0.png"), ("red/new.png", "blue/0.png"), ("green/0.png", "green/1.png")):
+        (test / entry).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image_folder / source, test / entry)
+    (test / "blue").mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(test / "blue" / "0.png")  # a name the data has, another picture
+    data = load_folder(image_folder, 16)
+    assert shared_pictures(load_folder(test, 16, classes=data.classes).images, data.images) == 3
+    assert shared_pictures(data.images[:0], data.images) == 0
 
 
 def test_stratified_split_is_seeded_disjoint_and_per_class():

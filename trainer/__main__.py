@@ -195,15 +195,9 @@ def _train(args) -> int:
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
         data, test = load_dataset(args.data, hp["image_size"])
         if args.test_data:
-            import numpy as np
-
             from trainer.data import load_folder
 
             test = load_folder(Path(args.test_data), hp["image_size"], classes=data.classes)
-            if shared := np.isin(test.files, data.files).sum():
-                print(f"warning: {shared:,} of the {len(test.files):,} images of --test-data {args.test_data} are in "
-                      "--data too (by class and name), so its score will count images the model learned from",
-                      file=sys.stderr)
         train(hp, data, test, args.out, name, args.run_dir / name, replace=args.replace)
     return 0
 

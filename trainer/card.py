@@ -41,6 +41,9 @@ The card is the contract between the trainer and the web app. Its keys:
     evaluation        on the held-out split, of the saved model (test-time views averaged;
                       plain cross-entropy): see trainer.metrics.classification_report
     test_evaluation   the same on a separate test set, when one was given
+    test_in_training  how many of those test images the model trained on too, the same pixels
+                      (None without a test set; absent from cards written before it): a score
+                      they flatter, by which the dashboard does not rank
 
 Both files are written to temporary dotfiles in the same folder and renamed into place,
 so a crash or Ctrl-C never leaves a half-written model where the web app looks; those that a

@@ -89,6 +89,14 @@ def overlap(files: np.ndarray, sketch_text: object) -> tuple[int, int] | None:
     return sum(f in kept for f in checked), len(checked)
 
 
+def shared_pictures(images: np.ndarray, others: np.ndarray) -> int:
+    """How many of `images` are also in `others`, pixel for pixel, both read at one size: copies
+    of the same files, whatever their names (a test folder's cat/0001.png need not be the
+    training folder's)."""
+    seen = {hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in others}
+    return sum(hashlib.blake2b(image.tobytes(), digest_size=16).digest() in seen for image in images)
+
+
 def overlap_words(found: int, checked: int, total: int, which: str) -> str:
     """`overlap`'s count in words, as "3 of the 40 images {which}", or an estimate from a sample:
     "about 10% (20 of the 200 that could be checked) of the 10,000 images {which}"."""

@@ -24,7 +24,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import locks, models, resume
 from trainer.augment import AugmentedBatches
-from trainer.data import Dataset, digest, sketch, stratified_split
+from trainer.data import Dataset, digest, shared_pictures, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.formatting import filesize, os_reason, plural, reason
 from trainer.metrics import classification_report, format_report
@@ -113,6 +113,11 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device}")
+    test_in_training = None if test is None else shared_pictures(test.images, train_set.images)
+    if test_in_training:
+        print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
+              "too, so their score will flatter the model; its card says so, and the dashboard ranks it by held-out "
+              "images only", file=sys.stderr)
     _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
     if hp["arch"] == "scratch":
         _warn_if_few_for_scratch(len(train_set.labels), len(data.classes))
@@ -163,6 +168,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "history": history,
         "evaluation": evaluation,
         "test_evaluation": test_evaluation,
+        "test_in_training": test_in_training,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"
     now = file_identity(model_path)

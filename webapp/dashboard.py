@@ -84,7 +84,8 @@ def summary(info: ModelInfo) -> dict:
         "epochs": card.get("epochs_run"),
         "training_seconds": card.get("training_seconds"),
         "accuracy": evaluation.get("accuracy"),
-        "test_accuracy": section(card, "test_evaluation").get("accuracy"),
+        # Not a test score where the model trained on some of those images (card's test_in_training).
+        "test_accuracy": None if card.get("test_in_training") else section(card, "test_evaluation").get("accuracy"),
         "precision": evaluation.get("precision_macro"),
         "recall": evaluation.get("recall_macro"),
         "f1": evaluation.get("f1_macro"),
@@ -121,6 +122,14 @@ def mistakes(rows: list[dict]) -> list[dict]:
     found = [{"true": row["label"], "taken_for": rows[j]["label"], "count": n, "total": row["total"]}
              for i, row in enumerate(rows) for j, (n, _) in enumerate(row["cells"]) if i != j and n > 0]
     return sorted(found, key=lambda cell: (-cell["count"] / cell["total"], -cell["count"]))[:MISTAKES_SHOWN]
+
+
+def test_heading(card: dict) -> str:
+    """The model page's heading for its test figures, saying when it trained on some of those images."""
+    shared = card.get("test_in_training")
+    if is_number(shared) and shared > 0:
+        return f"Test images, {thousands(shared)} of them trained on"
+    return "Test images"
 
 
 def fingerprint(card: dict, key: str) -> str | None:
@@ -285,7 +294,8 @@ def detail(name: str):
         card=card,
         charts=[chart for chart in charts if chart is not None],
         evaluations=[(title, figures) for title, figures in
-                     (("Held-out images", evaluation), ("Test images", section(card, "test_evaluation"))) if figures],
+                     (("Held-out images", evaluation), (test_heading(card), section(card, "test_evaluation")))
+                     if figures],
         evaluation_rows=EVALUATION_ROWS,
         weighted_rows=WEIGHTED_ROWS,
         data_digest=fingerprint(card, "data_digest"),  # as the dashboard's headings may name it
