@@ -161,6 +161,21 @@ def test_italian_names_are_english_for_scoring_only_a_model_that_knows_them_so(t
     assert scored.classes == ["cane", "gatto", "zebra"] and sorted(scored.labels) == [0, 1]
 
 
+def test_class_names_that_read_alike_are_one_class_spelled_as_the_model_spells_it(tmp_path):
+    # macOS zips write "é" as "e" and a combining accent (NFD); typed, it is one character (NFC).
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    for folder, label in (("typed", nfc), ("typed", "th\u00e9"), ("mac", nfd), ("mac", "the\u0301"), ("both", nfc),
+                          ("both", nfd)):
+        (tmp_path / folder / label).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / label / f"{len(list((tmp_path / folder).rglob('*.png')))}.png")
+    typed = load_folder(tmp_path / "typed", 8)
+    assert typed.classes == [nfc, "th\u00e9"] and load_folder(tmp_path / "mac", 8).classes == typed.classes
+    assert load_folder(tmp_path / "mac", 8, classes=typed.classes).labels.tolist() == [0, 1]
+    assert load_folder(tmp_path / "typed", 8, classes=[nfd, "the\u0301"]).classes == [nfd, "the\u0301"]  # an older card's
+    both = load_folder(tmp_path / "both", 8, classes=[nfc, "tea"])
+    assert both.classes == [nfc, "tea"] and both.labels.tolist() == [0, 0]
+
+
 def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
     for other in ("green", "blue"):
         shutil.rmtree(image_folder / other)

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -224,7 +225,8 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         empty = sorted(label for label, files in members.items() if not files)
         if empty:
             print(f"warning: left out empty class folder(s) in {path}: {', '.join(empty)}", file=sys.stderr)
-        members = _in_english({label: files for label, files in members.items() if files}, classes)
+        members = _in_english(_spelled_as({label: files for label, files in members.items() if files}, classes),
+                              classes)
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
@@ -343,6 +345,19 @@ def _split_folders(members: dict[str, list[tuple[str, str]]]) -> bool:
     train a model to tell the splits apart."""
     return set(map(str.lower, members)) <= SPLIT_NAMES and any(
         "/" in inside for files in members.values() for _, inside in files)
+
+
+def _spelled_as(members: dict[str, list[tuple[str, str]]],
+                classes: list[str] | None) -> dict[str, list[tuple[str, str]]]:
+    """Class names as Unicode's NFC spells them, or, for a model to score (`classes`), as it
+    does: macOS writes "é" in a zip's names as "e" and an accent (NFD), the same name to a
+    reader, which a model that learned "café" must know."""
+    spellings = {unicodedata.normalize("NFC", label): label for label in classes or []}
+    spelled: dict[str, list[tuple[str, str]]] = {}
+    for label, files in members.items():
+        written = unicodedata.normalize("NFC", label)
+        spelled.setdefault(spellings.get(written, written), []).extend(files)
+    return {label: sorted(files) for label, files in spelled.items()}
 
 
 def _in_english(members: dict[str, list[tuple[str, str]]],
