@@ -12,7 +12,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +216,8 @@ def draft_size(data: bytes, side: int) -> tuple[int, int] | None:
         return None
 
 
-def decoding_pixels(data: bytes, sides: Iterable[int], scans: int | None = None) -> int:
+def decoding_pixels(data: bytes, sides: Iterable[int], scans: int | None = None,
+                    draft: Callable[[int], tuple[int, int] | None] | None = None) -> int:
     """The pixels `decode(data, side)` will decode for all of `sides`, read from the header,
     sides that give the same `draft_size` counted once: a baseline JPEG's at the scale it is
     decoded at, any other image's at full size and once. A progressive JPEG's at full size for
@@ -224,7 +225,8 @@ def decoding_pixels(data: bytes, sides: Iterable[int], scans: int | None = None)
     size (0.56 s against 0.58 for a 49-megapixel one, where a baseline one took 0.12 s against
     0.33), once for every ten scans. 0 for a file that `decode` refuses before decoding
     anything: its header unreadable, over MAX_PIXELS or MAX_SCANS. A run-length coded BMP is
-    charged more. `scans` as for `decode`."""
+    charged more. `scans` as for `decode`; `draft`: a side's `draft_size`, where the caller
+    keeps them (an upload reads each once for its charge and its decodings)."""
     try:
         with opened_image(data) as image:
             scans = _scans(image, data, scans)
@@ -236,7 +238,7 @@ def decoding_pixels(data: bytes, sides: Iterable[int], scans: int | None = None)
                 return full * 6
             if image.format not in JPEG_KINDS:
                 return full
-            drafts = {draft_size(data, side) for side in sides}
+            drafts = {draft(side) if draft else draft_size(data, side) for side in sides}
             if image.info.get("progressive"):
                 # Each scan goes over the whole image: the full size was measured for ten.
                 return full * max(1, scans // 10) * len(drafts)

@@ -85,7 +85,7 @@ def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int],
         if isinstance(upload, PredictionError):
             inputs.append(upload)
             continue
-        cost = decoding_pixels(upload.data, sides, upload.scans)
+        cost = decoding_pixels(upload.data, sides, upload.scans, upload.draft)
         if charged + cost > MAX_BATCH_PIXELS:
             inputs.append(PredictionError(400, f"Not classified: with the images before it, this upload would come to "
                                                f"over {MAX_BATCH_PIXELS // 1_000_000} megapixels, the most one may "

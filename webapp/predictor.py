@@ -65,19 +65,24 @@ class Upload:
             raise BadImage(400, "The file is empty.")
         # Tells "not an image we take" (415) from "one of ours, but broken" (400, from decode,
         # which uses the same whitelist), by the file's first bytes, never its name.
-        if upload_format(data) is None:
+        kind = upload_format(data)
+        if kind is None:
             raise BadImage(415, f"Unsupported file type: send a {ACCEPTED} image.")
         self.data = data
-        self.scans = jpeg_scans(data) if upload_format(data) == "JPEG" else 0  # once for every decoding and charge
+        self.scans = jpeg_scans(data) if kind == "JPEG" else 0  # once for every decoding and charge
         self.decoded: dict[tuple[int, int] | None, Image.Image] = {}  # by the size decoded at
-        self.drafts: dict[int, tuple[int, int] | None] = {}  # draft_size by side: each reads the header again
+        self.drafts: dict[int, tuple[int, int] | None] = {}  # by side: each draft_size reads the header again
+
+    def draft(self, side: int) -> tuple[int, int] | None:
+        """Its `draft_size` for `side`, read once, for its charge and its decodings alike."""
+        if side not in self.drafts:
+            self.drafts[side] = draft_size(self.data, side)
+        return self.drafts[side]
 
     def decode_for(self, side: int) -> Image.Image:
         """It decoded for models whose input is `side` pixels at its longer side, once for all
         the sides that decode alike (a phone photo, at 1/8 scale, for 32 to 224 px inputs)."""
-        if side not in self.drafts:
-            self.drafts[side] = draft_size(self.data, side)
-        key = self.drafts[side]
+        key = self.draft(side)
         if key not in self.decoded:
             try:
                 self.decoded[key] = decode(self.data, side, scans=self.scans)
