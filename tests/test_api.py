@@ -132,6 +132,15 @@ def test_several_images_none_of_which_can_be_answered_are_a_400_with_each_reason
     }
 
 
+def test_a_file_input_left_empty_is_not_sent_as_on_the_page(client, make_image):
+    # An HTML form's empty file input sends a part with no file name and no bytes.
+    response = post_several(client, [("a.png", make_image()), ("", b"")], model="tiny")
+    assert response.status_code == 200 and "answers" not in response.get_json()
+    assert response.get_json()["predictions"] == post_api(client, make_image(), model="tiny").get_json()["predictions"]
+    response = post_several(client, [("", b"")])
+    assert response.status_code == 400 and "field named 'image'" in response.get_json()["error"]
+
+
 @pytest.mark.parametrize(("count", "fields", "message"), [
     (MAX_PICTURES + 1, {}, f"Send at most {MAX_PICTURES} images at a time; this upload has {MAX_PICTURES + 1}."),
     (2, {"compare": "1"}, "compare=1 works with one image: send one 'image' field, or leave compare out."),

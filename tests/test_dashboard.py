@@ -158,6 +158,16 @@ def test_models_scored_on_one_test_set_are_ranked_by_it(client, models_dir):
     assert response.status_code == 200 and "Test accuracy" not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("trained_on", [0, True, "3", -1, None])
+def test_a_test_in_training_that_is_no_count_of_images_is_read_as_none_on_both_pages(client, models_dir, trained_on):
+    for name, test in (("tiny", 0.6), ("small", 0.7)):
+        update_card(models_dir, name, test_digest="0123456789abcdef", test_evaluation={"accuracy": test})
+    update_card(models_dir, "small", test_in_training=trained_on)
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert "Test accuracy" in page and page.index(">small</a>") < page.index(">tiny</a>")
+    assert ">Test images</th>" in client.get("/models/small").get_data(as_text=True)
+
+
 @pytest.mark.parametrize("digest", [12345, True, ["0123456789abcdef"], {"a": 1}, "", "f" * 100_000])
 def test_a_hand_edited_digest_is_taken_as_not_recorded(client, models_dir, digest):
     update_card(models_dir, "tiny", data_digest=digest, held_out_digest=digest, test_digest=digest,

@@ -332,8 +332,14 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     for p, name in entries:
         files = members.setdefault(p[0], [])
         if not name.endswith("/"):
-            files.append((name, "/".join(p[1:])))
-    return {label: sorted(files) for label, files in members.items()}
+            files.append((name, unicodedata.normalize("NFC", "/".join(p[1:]))))
+    return {label: _in_order(files) for label, files in members.items()}
+
+
+def _in_order(files: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A class's files by their NFC paths in its folder: the same order, split and digests for a
+    folder and for its zip made on macOS, which writes "é" as "e" and an accent (NFD)."""
+    return sorted(files, key=lambda file: (file[1], file[0]))
 
 
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
@@ -357,7 +363,7 @@ def _spelled_as(members: dict[str, list[tuple[str, str]]],
     for label, files in members.items():
         written = unicodedata.normalize("NFC", label)
         spelled.setdefault(spellings.get(written, written), []).extend(files)
-    return {label: sorted(files) for label, files in spelled.items()}
+    return {label: _in_order(files) for label, files in spelled.items()}
 
 
 def _in_english(members: dict[str, list[tuple[str, str]]],

@@ -34,8 +34,10 @@ def describe(info: ModelInfo, full: bool) -> dict:
 
 @bp.post("/api/predict")
 def predict():
-    uploads = request.files.getlist("image")
-    if not uploads:
+    # A part with neither a name nor a byte is a form's file input left empty: not sent, as on the page.
+    pictures = [(upload.filename or "", upload.read()) for upload in request.files.getlist("image")]
+    pictures = [picture for picture in pictures if picture != ("", b"")]
+    if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
@@ -43,16 +45,16 @@ def predict():
         abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
     if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
         abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
-    upload = uploads[0]
     try:
         top_k = parse_top_k(request.form.get("top_k"))
         explain = parse_switch("explain", "show what the answer rests on")
         every_model = parse_switch("compare", "every model answers")
-        if len(uploads) > 1:
-            return label_several(uploads, top_k, explain, every_model)
+        if len(pictures) > 1:
+            return label_several(pictures, top_k, explain, every_model)
+        data = pictures[0][1]
         if every_model:
-            return compare_models(upload.read(), top_k, explain)
-        result = classify(upload.read(), request.form.get("model") or None, top_k, explain)
+            return compare_models(data, top_k, explain)
+        result = classify(data, request.form.get("model") or None, top_k, explain)
     except PredictionError as failure:
         abort(failure.status, description=failure.message)
     answer = as_json(result)
@@ -83,14 +85,13 @@ def compare_models(data: bytes, top_k: int, explain: bool):
     return jsonify(answers=body)
 
 
-def label_several(uploads: list, top_k: int, explain: bool, every_model: bool):
+def label_several(pictures: list[tuple[str, bytes]], top_k: int, explain: bool, every_model: bool):
     """One model's answer to each image, in the order sent, each named by its file name, and the
     time for them all: 200 when at least one was answered."""
     if every_model:
         raise PredictionError(400, "compare=1 works with one image: send one 'image' field, or leave compare out.")
     if explain:
         raise PredictionError(400, "explain works with one image: send one 'image' field, or leave explain out.")
-    pictures = [(upload.filename, upload.read()) for upload in uploads]
     batch = classify_many(pictures, request.form.get("model") or None, top_k)
     body = [{"image": each.name} | ({"predictions": as_list(each.predictions)} if each.predictions
                                     else {"error": each.error}) for each in batch.labelled]

@@ -84,8 +84,8 @@ def summary(info: ModelInfo) -> dict:
         "epochs": card.get("epochs_run"),
         "training_seconds": card.get("training_seconds"),
         "accuracy": evaluation.get("accuracy"),
-        # Not a test score where the model trained on some of those images (card's test_in_training).
-        "test_accuracy": None if card.get("test_in_training") else section(card, "test_evaluation").get("accuracy"),
+        # Not a test score where the model trained on some of those images.
+        "test_accuracy": None if test_images_trained_on(card) else section(card, "test_evaluation").get("accuracy"),
         "precision": evaluation.get("precision_macro"),
         "recall": evaluation.get("recall_macro"),
         "f1": evaluation.get("f1_macro"),
@@ -124,12 +124,16 @@ def mistakes(rows: list[dict]) -> list[dict]:
     return sorted(found, key=lambda cell: (-cell["count"] / cell["total"], -cell["count"]))[:MISTAKES_SHOWN]
 
 
+def test_images_trained_on(card: dict) -> int:
+    """How many of its test images the model trained on too, by its card; 0 where it says none or nothing readable."""
+    shared = card.get("test_in_training")
+    return shared if is_number(shared) and shared > 0 else 0
+
+
 def test_heading(card: dict) -> str:
     """The model page's heading for its test figures, saying when it trained on some of those images."""
-    shared = card.get("test_in_training")
-    if is_number(shared) and shared > 0:
-        return f"Test images, {thousands(shared)} of them trained on"
-    return "Test images"
+    shared = test_images_trained_on(card)
+    return f"Test images, {thousands(shared)} of them trained on" if shared else "Test images"
 
 
 def fingerprint(card: dict, key: str) -> str | None:
