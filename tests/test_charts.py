@@ -10,6 +10,8 @@ def test_nice_ticks_cover_the_range_with_round_steps():
     assert step == 0.2 and ticks[0] <= 0.23 and ticks[-1] >= 0.87
     assert all(math.isclose(b - a, step) for a, b in zip(ticks, ticks[1:]))
     assert nice_ticks(3, 3)[0][0] < 3 < nice_ticks(3, 3)[0][-1]  # flat series still get a range
+    for flat in (1e20, -1e20, 1e-20, 1e299):  # also where adding 0.5 changes nothing
+        assert nice_ticks(flat, flat)[0][0] < flat < nice_ticks(flat, flat)[0][-1]
 
 
 def test_line_chart_geometry():
@@ -34,6 +36,7 @@ def test_a_hand_edited_history_draws_nothing_rather_than_failing():
     assert line_chart("Loss", {"training": 5, "validation": "0.3"}) is None  # not lists
     assert line_chart("Loss", {"training": [-1.7e308, 1.7e308]}) is None  # no scale spans it
     assert line_chart("Loss", {"training": [0.0, 1.7e308]}) is None  # nor round ticks above it
+    assert len(line_chart("Loss", {"training": [1e20, 1e20]}).y_ticks) > 1
 
 
 def test_single_epoch_and_many_epochs():

@@ -325,7 +325,8 @@ def test_model_page_for_card_without_figures(client, models_dir):
     path.write_text(json.dumps({"classes": ["a", "b", "c"], "input_shape": [16, 16, 3], "history": {"loss": [None, "x"]}}))
     page = client.get("/models/tiny").get_data(as_text=True)
     assert "<svg" not in page and "heat-" not in page
-    assert "\u2014" in page  # missing values as dashes
+    for fact in ("Architecture", "Data set", "Parameters", "Starting weights", "Epochs", "Training time", "Created"):
+        assert f"<dt>{fact}</dt><dd>\u2014</dd>" in page  # missing values as dashes, not as nothing
     assert ">tiny</a>" in client.get("/models").get_data(as_text=True)
 
 
@@ -352,6 +353,16 @@ def test_pages_for_a_card_with_figures_beyond_any_float(client, models_dir):
     for url in ("/models", "/models/tiny"):
         response = client.get(url)
         assert response.status_code == 200 and "\u2014" in response.get_data(as_text=True)
+
+
+def test_figures_no_card_of_ours_could_hold_are_dashes_and_rank_last(client, models_dir):
+    update_card(models_dir, "tiny", {"accuracy": 1e308, "precision_macro": -3, "loss": 1e300},
+                history={"loss": [1e20, 1e20], "val_loss": [1e20, 1e20]}, training_seconds=-5)
+    page = text_of(client.get("/models").get_data(as_text=True))
+    assert page.index(">small</a>") < page.index(">tiny</a>") and "inf%" not in page and "1e+300" in page
+    response = client.get("/models/tiny")  # a flat curve at 1e20, where adding 0.5 changes nothing
+    assert response.status_code == 200 and "<svg" in response.get_data(as_text=True)
+    assert "<dt>Training time</dt><dd>\u2014</dd>" in response.get_data(as_text=True)
 
 
 def test_model_page_for_unavailable_model_shows_reason(client, models_dir):
@@ -498,6 +509,10 @@ def test_a_hand_edited_or_hostile_card_gives_empty_cells_and_text_no_spreadsheet
     markdown = client.get("/models.md")
     assert markdown.status_code == 200
     assert "| tiny | =HYPERLINK(\"http<span>\\:</span>//example.com\") | \u2014 | \u2014 |" in markdown.get_data(as_text=True)
+    card.pop("dataset")  # a data set no card names: a dash on the page, an empty cell in the CSV
+    (models_dir / "tiny.json").write_text(json.dumps(card))
+    rows = {row[0]: row for row in read_csv(client.get("/models.csv").get_data(as_text=True))[1:]}
+    assert rows["tiny"][:2] == ["tiny", ""] and "| tiny | \u2014 |" in client.get("/models.md").get_data(as_text=True)
 
 
 def test_a_card_beside_another_file_says_so_in_the_dashboards_table(client, models_dir):

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -54,6 +55,16 @@ def test_a_name_with_a_newline_downloads_under_a_name_a_header_can_carry(client,
     for url, sent in (("/models/two%0Alines/model.h5", "two_lines.h5"), ("/models/two%0Alines/card.json", "two_lines.json")):
         response = client.get(url)
         assert response.status_code == 200 and response.headers["Content-Disposition"] == f"attachment; filename={sent}"
+
+
+@pytest.mark.parametrize(("name", "plain"), [("café", "cafe.h5"), ("猫", "%E7%8C%AB.h5"), ("a猫", "a%E7%8C%AB.h5")])
+def test_a_name_that_is_not_ascii_downloads_under_it_and_an_ascii_one_that_keeps_its_letters(client, models_dir, name,
+                                                                                                plain):
+    for suffix in (".h5", ".json"):  # curl -OJ reads only filename, which Werkzeug's would give as ".h5" for 猫
+        shutil.copy(models_dir / f"small{suffix}", models_dir / f"{name}{suffix}")
+    response = client.get(f"/models/{quote(name)}/model.h5")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == f"attachment; filename={plain}; filename*=UTF-8''{quote(name)}.h5"
 
 
 @pytest.mark.parametrize("url", [

@@ -1,3 +1,5 @@
+from jinja2 import Environment
+
 from webapp.formatting import DASH, SHORT_REASON, decimal, duration, percent, split_reason, text, thousands
 
 
@@ -9,6 +11,14 @@ def test_filters_format_values_and_dash_missing_ones():
     assert duration(12.34) == "12.3 s" and duration(192) == "3 min 12 s" and duration(7380) == "2 h 03 min"
     assert duration(60) == "1 min 00 s" and duration(119.6) == "2 min 00 s" and duration(3600) == "1 h 00 min"
     assert text(None) == DASH and text("") == DASH and text(3) == "3"
+
+
+def test_filters_dash_what_no_card_of_ours_could_hold():
+    assert percent(1e308) == DASH and percent(-0.5) == DASH and percent(1.5) == DASH
+    assert percent(1.0000001) == "100.0%"  # float32's softmax may sum a hair over 1
+    assert decimal(1e308) == "1e+308" and decimal(-2.5e20, 2) == "-2.5e+20"  # not 300 digits
+    assert duration(-5) == DASH and duration(59.96) == "1 min 00 s" and duration(59.94) == "59.9 s"
+    assert text(Environment().undefined(name="architecture")) == DASH  # a key the card lacks, in a template
 
 
 def test_card_values_in_plain_words():

@@ -26,6 +26,7 @@ import pytest
 from conftest import copy_models, encode_image, gunicorn
 from webapp import security, tunnel
 from webapp.config import ROOT
+from webapp.uploads import CHUNKS_ENDED
 
 LIMIT = 1024 * 1024
 
@@ -298,6 +299,18 @@ def post_malformed_chunks(url: str) -> tuple[int, bytes]:
         connection.close()
 
 
+def post_chunks_ending_early(url: str) -> tuple[int, bytes]:
+    """POST a chunked body that declares a chunk of 1,000 bytes, sends 10 and stops sending."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
+        connection.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                           "Content-Type: multipart/form-data; boundary=X\r\n\r\n3e8\r\n--X\r\nabcde".encode())
+        connection.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, response.read()
+
+
 def test_errors_over_http(server):
     body, content_type = multipart({"image": ("big.jpg", b"\xff\xd8\xff" + bytes(LIMIT))})
     status, body = post_announcing_too_much(server["url"] + "/api/predict", body, content_type)
@@ -311,6 +324,10 @@ def test_errors_over_http(server):
         "error": "The request's body is malformed (InvalidChunkSize): check how the client sends it."}
     status, body = post_malformed_chunks(server["url"] + "/predict")
     assert status == 400 and b"The request&#39;s body is malformed (InvalidChunkSize)" in body
+    status, body = post_chunks_ending_early(server["url"] + "/api/predict")
+    assert status == 400 and json.loads(body) == {"error": CHUNKS_ENDED}
+    status, body = post_chunks_ending_early(server["url"] + "/predict")  # the form again, saying so
+    assert status == 400 and CHUNKS_ENDED.replace("'", "&#39;").encode() in body and b'type="file"' in body
     status, _, body = request(server["url"] + "/nothing")
     assert status == 404 and b"<!doctype html>" in body
     assert request(server["url"] + "/models")[0] == 200

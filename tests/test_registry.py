@@ -147,6 +147,22 @@ def write_hdf5_that_is_not_a_model(folder):
         f["numbers"] = np.arange(10)
 
 
+def save_per_pixel_model(path) -> None:
+    """A 16x16 model with a softmax over three classes for each pixel, not for the image."""
+    import keras
+
+    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 1, activation="softmax")]).save(path)
+
+
+def save_two_answer_model(path) -> None:
+    import keras
+
+    image = keras.Input((16, 16, 3))
+    flat = keras.layers.Flatten()(image)
+    answers = [keras.layers.Dense(3, activation="softmax")(flat) for _ in range(2)]
+    keras.Model(image, answers).save(path)
+
+
 def set_input_shape(folder, shape):
     card = json.loads((folder / "tiny.json").read_text())
     card["input_shape"] = shape
@@ -170,9 +186,12 @@ def set_input_shape(folder, shape):
         (lambda d: set_input_shape(d, [16, 16, 1]),
          "its card's input_shape has 1 channel, where models here take RGB images (3)"),
         (lambda d: save_model_without_softmax(d / "tiny.h5"), "it gives outputs that are not probabilities (its last layer needs a softmax)"),
+        (lambda d: save_per_pixel_model(d / "tiny.h5"),
+         "the model answers an image with 16 x 16 x 3, not one score per class of its card"),
+        (lambda d: save_two_answer_model(d / "tiny.h5"), "the model answers an image with 2 outputs, not one score"),
     ],
     ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
-         "class-count", "input-size", "input-channels", "no-softmax"],
+         "class-count", "input-size", "input-channels", "no-softmax", "per-pixel", "two-outputs"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
     damage(models_dir)

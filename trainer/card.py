@@ -224,13 +224,20 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
     model_shape = model.input_shape  # (None, height, width, 3) for one image input; None: any size
     if not (isinstance(model_shape, tuple) and len(model_shape) == 4
             and all(n in (None, m) for n, m in zip(model_shape[1:], (height, width, 3)))):
-        shape = (" x ".join("any" if n is None else str(n) for n in model_shape[1:])
-                 if isinstance(model_shape, tuple) else model_shape)
+        shape = _per_image(model_shape) if isinstance(model_shape, tuple) else model_shape
         return f"the model takes inputs of shape {shape}, not the RGB images of its card's size ({height} x {width} x 3)"
-    outputs, classes = model.output_shape[-1], len(card["classes"])
-    if outputs != classes:
-        return f"the model has {outputs} outputs but its card lists {plural(classes, 'class')}"
+    output_shape, classes = model.output_shape, len(card["classes"])  # (None, classes) for one answer an image
+    if not (isinstance(output_shape, tuple) and len(output_shape) == 2):
+        shape = _per_image(output_shape) if isinstance(output_shape, tuple) else f"{len(output_shape)} outputs"
+        return f"the model answers an image with {shape}, not one score per class of its card"
+    if output_shape[1] != classes:
+        return f"the model has {output_shape[1]} outputs but its card lists {plural(classes, 'class')}"
     return None
+
+
+def _per_image(shape: tuple) -> str:
+    """A batch's shape as one image's: (None, 32, None, 10) as "32 x any x 10"."""
+    return " x ".join("any" if n is None else str(n) for n in shape[1:])
 
 
 # A card is a few hundred kB at most (a 100-class matrix, a thousand epochs of history);

@@ -21,6 +21,12 @@ def is_number(value) -> bool:
         return False
 
 
+def is_share(value) -> bool:
+    """An accuracy, a precision or a probability to show or rank: a number from 0 to 1 (with
+    float32's rounding, a hair over it)."""
+    return is_number(value) and -1e-6 <= value <= 1 + 1e-6
+
+
 def is_utf8(text: str) -> bool:
     """False for text holding lone surrogates: Python's stand-ins for a file name's bytes that
     are not UTF-8, and what JSON's "\udc80" reads as. No page or JSON answer can carry them."""

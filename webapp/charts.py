@@ -53,8 +53,9 @@ def nice_step(raw: float) -> float:
 
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], float]:
     """Round tick values covering [low, high], and their step."""
-    if high - low < 1e-12:
-        low, high = low - 0.5, high + 0.5
+    half = 0.5 * max(1.0, abs(high))  # relative for large values: 1e20 + 0.5 is 1e20
+    if high - low < 1e-9 * half:
+        low, high = low - half, high + half
     step = nice_step((high - low) / count)
     start, stop = math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
     return [start + i * step for i in range(round((stop - start) / step) + 1)], step

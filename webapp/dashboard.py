@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template
 
-from trainer.formatting import filesize, is_number, plural
+from trainer.formatting import filesize, is_number, is_share, plural
 
 from .charts import line_chart
 from .exports import Column, csv_file, markdown_file
@@ -73,7 +73,7 @@ PER_CLASS_COLUMNS = [
 def summary(info: ModelInfo) -> dict:
     """One dashboard row. The file size is the file's own: the card may predate a copy."""
     card = info.card or {}
-    evaluation = section(card, "evaluation")
+    evaluation, test = section(card, "evaluation"), section(card, "test_evaluation")
     return {
         "name": info.name,
         "card_note": info.card_note,
@@ -83,14 +83,20 @@ def summary(info: ModelInfo) -> dict:
         "file_size": info.file_size,
         "epochs": card.get("epochs_run"),
         "training_seconds": card.get("training_seconds"),
-        "accuracy": evaluation.get("accuracy"),
+        "accuracy": share(evaluation.get("accuracy")),
         # Not a test score where the model trained on some of those images.
-        "test_accuracy": None if test_images_trained_on(card) else section(card, "test_evaluation").get("accuracy"),
-        "precision": evaluation.get("precision_macro"),
-        "recall": evaluation.get("recall_macro"),
-        "f1": evaluation.get("f1_macro"),
+        "test_accuracy": None if test_images_trained_on(card) else share(test.get("accuracy")),
+        "precision": share(evaluation.get("precision_macro")),
+        "recall": share(evaluation.get("recall_macro")),
+        "f1": share(evaluation.get("f1_macro")),
         "loss": evaluation.get("loss"),
     }
+
+
+def share(value) -> float | None:
+    """A card's accuracy, precision, recall or F1; None where it holds none, or a number no share can be
+    (a hand-edited 1e308 would rank first and show as "inf%")."""
+    return value if is_share(value) else None
 
 
 def heat_map(matrix, classes: list[str]) -> list[dict] | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 from flask import Blueprint, abort, current_app, request, send_file, url_for
 
@@ -23,6 +25,8 @@ bp = Blueprint("downloads", __name__)
 
 # HDF5 has no registered media type; this is the one in use.
 H5_TYPE = "application/x-hdf5"
+# What filename* may hold unescaped (RFC 8187's attr-char).
+ATTR_CHARS = "!#$&+-.^_`|~"
 
 
 @bp.get("/models/<name>/model.h5")
@@ -35,10 +39,20 @@ def card(name: str):
     return send_model_file(name, ".json", "application/json")
 
 
-def attachment_name(name: str) -> str:
-    """A file name a download's header can carry: a model's name is a file's, which may hold
-    control characters (a newline, even), and no header can."""
-    return re.sub(r"[\x00-\x1f\x7f]", "_", name)
+def named(response, name: str, disposition: str = "attachment"):
+    """`response` saved as `name`. A model's name is a file's, which may hold control characters
+    (a newline, even), and no header can. A name that is not ASCII goes as UTF-8 (filename*),
+    with an ASCII one for clients that read only `filename` (curl -OJ): without its accents,
+    or percent-escaped where letters would be lost (Werkzeug would send "猫.h5" as ".h5")."""
+    name = re.sub(r"[\x00-\x1f\x7f]", "_", name)
+    if name.isascii():
+        names = {"filename": name}
+    else:
+        plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+        quoted = quote(name, safe=ATTR_CHARS)
+        names = {"filename": plain if plain.isascii() else quoted, "filename*": f"UTF-8''{quoted}"}
+    response.headers.set("Content-Disposition", disposition, **names)
+    return response
 
 
 def send_model_file(name: str, suffix: str, mimetype: str):
@@ -64,9 +78,7 @@ def send_model_file(name: str, suffix: str, mimetype: str):
         file.close()
         abort(412, description=f"Model '{name}' is no longer the version asked for: its file has changed since.")
     response = send_file(
-        file, mimetype=mimetype, as_attachment=True, download_name=attachment_name(name + suffix),
-        etag=etag,
-        last_modified=stat.st_mtime,
+        file, mimetype=mimetype, etag=etag, last_modified=stat.st_mtime,
         conditional=False,  # below, once the length is known
         # Not the static files' year: security.py's "no-cache" holds, as a model may be retrained.
         max_age=0,
@@ -74,6 +86,7 @@ def send_model_file(name: str, suffix: str, mimetype: str):
     # Given a file rather than a path, send_file leaves out the length, which ranges (a resumed
     # download) and a browser's progress bar need.
     response.content_length = stat.st_size
+    named(response, name + suffix)
     return response.make_conditional(_standard_range(request, stat.st_size), accept_ranges=True,
                                      complete_length=stat.st_size)
 

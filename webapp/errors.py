@@ -62,7 +62,7 @@ def handle_http_error(error: HTTPException):
 
 def handle_malformed_body(error: ParseException):
     # gunicorn raises these from the body's stream as the form is read, for a chunked body that
-    # breaks its own encoding (one that ends early, Werkzeug answers itself): the client's fault.
+    # breaks its own encoding (one that ends early is uploads.CHUNKS_ENDED): the client's fault.
     return handle_http_error(UnreadableBody(f"The request's body is malformed ({type(error).__name__}): "
                                             "check how the client sends it."))
 

@@ -12,9 +12,9 @@ from typing import Callable
 
 from flask import send_file
 
-from trainer.formatting import is_number
+from trainer.formatting import DASH, is_number
 
-from .downloads import attachment_name
+from .downloads import named
 
 # A spreadsheet takes a text cell starting with one of these for a formula ("CSV injection"):
 # a model or data set named "=HYPERLINK(...)" would run in whoever opens the file. A leading
@@ -46,7 +46,7 @@ def csv_value(column: Column, value):
     """The value as the card holds it, or "" where it is missing or of another type."""
     if column.number:
         return value if is_number(value) else ""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value == DASH:  # a data set's heading where no card names it
         return ""
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
@@ -86,11 +86,9 @@ def to_markdown(columns: list[Column], rows: list[dict]) -> str:
 
 
 def csv_file(columns: list[Column], rows: list[dict], name: str):
-    return send_file(io.BytesIO(to_csv(columns, rows).encode()), mimetype="text/csv",
-                     as_attachment=True, download_name=attachment_name(name))
+    return named(send_file(io.BytesIO(to_csv(columns, rows).encode()), mimetype="text/csv"), name)
 
 
 def markdown_file(columns: list[Column], rows: list[dict], name: str):
     # Shown in the browser, to copy (a browser would only save text/markdown); saved as `name`.
-    return send_file(io.BytesIO(to_markdown(columns, rows).encode()), mimetype="text/plain",
-                     download_name=name)
+    return named(send_file(io.BytesIO(to_markdown(columns, rows).encode()), mimetype="text/plain"), name, "inline")

@@ -7,17 +7,24 @@ import datetime as dt
 import json
 import re
 
+from jinja2 import Undefined
 from markupsafe import Markup
 
-from trainer.formatting import DASH, filesize, is_number
+from trainer.formatting import DASH, filesize, is_number, is_share
 
 
 def percent(value, digits: int = 1) -> str:
-    return f"{value:.{digits}%}" if is_number(value) else DASH
+    return f"{value:.{digits}%}" if is_share(value) else DASH
+
+
+# Beyond, fixed digits run to hundreds of characters (a hand-edited or diverged loss).
+LARGEST_FIXED = 1e15
 
 
 def decimal(value, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if is_number(value) else DASH
+    if not is_number(value):
+        return DASH
+    return f"{value:.{digits}f}" if abs(value) < LARGEST_FIXED else f"{value:.{digits}g}"
 
 
 def thousands(value) -> str:
@@ -25,9 +32,9 @@ def thousands(value) -> str:
 
 
 def duration(seconds) -> str:
-    if not is_number(seconds):
+    if not is_number(seconds) or seconds < 0:
         return DASH
-    if seconds < 60:
+    if round(seconds, 1) < 60:  # 59.96 s is "1 min 00 s", not "60.0 s"
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
     if minutes < 60:
@@ -120,7 +127,7 @@ def setting(value) -> str:
 
 
 def text(value) -> str:
-    return DASH if value is None or value == "" else str(value)
+    return DASH if value is None or value == "" or isinstance(value, Undefined) else str(value)  # Undefined: no key
 
 
 def breakable(value) -> Markup:

@@ -22,7 +22,7 @@ from flask import abort, current_app
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
-from trainer.formatting import first_line, is_number, is_utf8
+from trainer.formatting import first_line, is_number, is_share, is_utf8
 from trainer.keras_import import import_keras
 from trainer.predict import BadOutput, probabilities
 
@@ -308,7 +308,7 @@ def rank(info: ModelInfo) -> tuple:
     figures last. The default model and the dashboard's order both go by it."""
     evaluation = section(info.card or {}, "evaluation")
     accuracy, loss = evaluation.get("accuracy"), evaluation.get("loss")
-    return (-accuracy if is_number(accuracy) else 1.0, loss if is_number(loss) else math.inf, info.name)
+    return (-accuracy if is_share(accuracy) else 1.0, loss if is_number(loss) else math.inf, info.name)
 
 
 def get_registry() -> Registry:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import io
 
 from flask import Request, abort, request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, ClientDisconnected
 from werkzeug.formparser import FormDataParser
+
+
+CHUNKS_ENDED = "The request's body ended before its last chunk (the connection closed?): send it again."
 
 
 class UnreadableBody(BadRequest):
@@ -29,6 +32,8 @@ class StrictFormDataParser(FormDataParser):
                 raise UnreadableBody("The form's fields are not UTF-8 text: send them as UTF-8.") from None
             raise UnreadableBody("The upload's part headers are not UTF-8 (a file name in another encoding?): "
                                  "rename the file, or send its name as UTF-8.") from None
+        except ClientDisconnected:  # a chunked body that ends before its last chunk
+            raise UnreadableBody(CHUNKS_ENDED) from None
         except ValueError:  # in Werkzeug's own words, such as "cannot parse beyond State.PREAMBLE"
             raise UnreadableBody("The request's body is not valid multipart/form-data (its boundary missing or "
                                  "wrong, or the body cut short?): check how the client sends it.") from None
