@@ -126,6 +126,15 @@ def test_zip_with_windows_backslash_names(tmp_path, image_folder):
     assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 30
 
 
+def test_zip_with_names_written_from_the_root_reads_as_unzipped(tmp_path, image_folder):
+    archive = tmp_path / "photos.zip"  # unzip strips the "/" ("stripped absolute path spec")
+    with zipfile.ZipFile(archive, "w") as z:
+        for n, path in enumerate(sorted(image_folder.rglob("*.png"))):
+            z.writestr(("/" if n % 2 else "") + path.relative_to(image_folder).as_posix(), path.read_bytes())
+    data = load_folder(archive, 8)
+    assert data.classes == sorted(DATASET_CLASSES) and len(data.labels) == 30
+
+
 def test_zip_with_utf8_names_not_flagged_as_utf8(tmp_path):
     folder = write_image_folder(tmp_path / "photos", per_class=2, classes=["café", "日本"])
     archive = tmp_path / "photos.zip"  # as Linux's zip and macOS write them: UTF-8 bytes, no UTF-8 flag
@@ -192,6 +201,14 @@ def test_a_folder_and_its_zip_made_on_macos_give_the_same_images_in_the_same_ord
     assert digest(mac.files) == digest(typed.files)
 
 
+def test_class_folders_whose_names_differ_only_in_case_or_spaces_are_refused(image_folder):
+    for twin in ("Red", "blue "):
+        shutil.copytree(image_folder / twin.strip().lower(), image_folder / twin)
+    with pytest.raises(DataError, match=r"names differ only in case or spaces: 'Red' and 'red'; 'blue' and 'blue '; "
+                                        r"merge or rename them$"):
+        load_folder(image_folder, 8)
+
+
 def test_a_class_of_only_unreadable_files_is_refused_by_name(image_folder):
     for other in ("green", "blue"):
         shutil.rmtree(image_folder / other)
@@ -244,13 +261,14 @@ def test_odd_modes_and_a_corrupt_file_among_good_ones(image_folder, capsys):
 
 
 def test_skipped_files_are_named_with_the_reason(image_folder, capsys):
-    for name in ("blue/clip.mp4", "blue/notes.doc", "green/notes.txt", "red/a.txt", "red/b.txt"):
+    for name in ("blue/clip.mp4", "blue/notes\n.doc", "green/notes.txt", "red/a.txt", "red/b.txt"):
         (image_folder / name).write_text("not an image")
     (image_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     load_folder(image_folder, 8)
     err = capsys.readouterr().err
     assert "skipped 6 file(s)" in err and "and 1 more" in err and "red/b.txt" not in err
     assert "\n  blue/clip.mp4: Not a readable image (accepted formats: JPEG," in err
+    assert "\n  blue/notes\\n.doc: Not a readable image" in err  # one line each, a line break in a name too
     assert "\n  green/broken.jpg: The JPEG file is damaged or incomplete.\n" in err
 
 

@@ -356,6 +356,19 @@ def test_predict_names_the_files_it_cannot_label_and_labels_the_rest(built_model
         "file": f"{folder}/c.txt", "error": "Not a readable image (accepted formats: JPEG, PNG, GIF, BMP, WebP or TIFF)."}
 
 
+def test_predict_prints_a_name_with_control_characters_on_its_one_line(built_models, tmp_path, make_image, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "ok\nfake.png: cat 99.9%").write_bytes(make_image())  # would print as a second answer
+    (folder / "red\x1b[31m.png").write_bytes(b"broken")  # a terminal's colour escape
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder)]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 and out.startswith(f"{folder}/ok\\nfake.png: cat 99.9%: ")
+    assert err.splitlines()[0].startswith(f"{folder}/red\\x1b[31m.png: not labelled: ")
+    assert main(["predict", str(built_models / "tiny.h5"), str(folder), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["file"] == f"{folder}/ok\nfake.png: cat 99.9%"
+
+
 def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_models, tmp_path, capsys, monkeypatch):
     import trainer.__main__ as trainer_main
 

@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from trainer.formatting import whole_number
+from trainer.formatting import one_line, whole_number
 from trainer.options import MAX_NAME_BYTES, OVERRIDES, UsageError, did_you_mean, model_name, recipe
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
@@ -277,9 +277,9 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
                 {"predictions": [{"label": label, "probability": p} for label, p in answer.predictions]}
             print(json.dumps({"file": answer.name, **found}, ensure_ascii=False), flush=True)
         elif answer.error:
-            print(f"{answer.name}: not labelled: {answer.error}", file=sys.stderr, flush=True)
+            print(f"{one_line(answer.name)}: not labelled: {answer.error}", file=sys.stderr, flush=True)
         else:
-            print(f"{answer.name}: " + ", ".join(f"{label} {p:.1%}" for label, p in answer.predictions), flush=True)
+            print(f"{one_line(answer.name)}: " + ", ".join(f"{label} {p:.1%}" for label, p in answer.predictions), flush=True)
         failed += bool(answer.error)
         answered += not answer.error
     return answered, failed

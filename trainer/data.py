@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from trainer.formatting import filesize, is_utf8, plural, reason
+from trainer.formatting import filesize, is_utf8, one_line, plural, reason
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -238,6 +238,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if unprintable := [label for label in found if not label.isprintable()]:  # a line break, say
             raise DataError(f"{path} has class folder names with control characters, which would break the lines "
                             f"that name them: {', '.join(map(repr, unprintable))}; rename them")
+        if classes is None and (alike := _alike(found)):  # a model's answers would name two classes alike
+            raise DataError(f"{path} has class folders whose names differ only in case or spaces: "
+                            f"{'; '.join(' and '.join(map(repr, names)) for names in alike)}; merge or rename them")
         if _split_folders(members):
             raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass one "
                             "of those folders instead (to train: the training one, with the test one as --test-data)")
@@ -282,7 +285,7 @@ SKIPPED_NAMED = 5
 
 def _warn_skipped(skipped: list[tuple[str, str, str]], path: Path) -> None:
     lines = [f"warning: skipped {len(skipped)} file(s) in {path} that cannot be used:"]
-    lines += [f"  {name}: {why}" for _, name, why in skipped[:SKIPPED_NAMED]]
+    lines += [f"  {one_line(name)}: {why}" for _, name, why in skipped[:SKIPPED_NAMED]]
     if len(skipped) > SKIPPED_NAMED:
         lines.append(f"  and {len(skipped) - SKIPPED_NAMED} more")
     print("\n".join(lines), file=sys.stderr)
@@ -340,6 +343,14 @@ def _in_order(files: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """A class's files by their NFC paths in its folder: the same order, split and digests for a
     folder and for its zip made on macOS, which writes "é" as "e" and an accent (NFD)."""
     return sorted(files, key=lambda file: (file[1], file[0]))
+
+
+def _alike(labels: list[str]) -> list[list[str]]:
+    """The class names that differ only in case or in spaces around them ("Cat", "cat ")."""
+    spellings: dict[str, list[str]] = {}
+    for label in labels:
+        spellings.setdefault(label.strip().casefold(), []).append(label)
+    return [names for names in spellings.values() if len(names) > 1]
 
 
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
@@ -458,14 +469,15 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     """A zip member's name as the tool that wrote it meant it, so that it is the same as in
     the unzipped folder: zipfile reads a name without the format's UTF-8 flag as cp437, as the
     format says, but Linux's zip and macOS write UTF-8 names without that flag. Windows tools
-    (PowerShell 5's Compress-Archive) write "\\" between folders."""
+    (PowerShell 5's Compress-Archive) write "\\" between folders; a name written from the root
+    ("/cat/1.jpg") is unzipped under the folder, as unzip does, not in a class named "/"."""
     name = info.filename
     if not info.flag_bits & 0x800:
         try:
             name = name.encode("cp437").decode("utf-8")
         except UnicodeError:  # cp437 indeed, or another code page: as zipfile read it
             pass
-    return name.replace("\\", "/")
+    return name.replace("\\", "/").lstrip("/")
 
 
 def open_tree(path: Path) -> Folder:

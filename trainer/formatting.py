@@ -67,6 +67,12 @@ def plural(number: int, noun: str) -> str:
     return f"{number:,} {noun if number == 1 else many}"
 
 
+def one_line(name: str) -> str:
+    """A file's name to print on a line of its own: its control characters (a line break that
+    would fake another line, a terminal's escape sequence) written as Python writes them, "\\n"."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
 def first_line(message: str) -> str:
     """A library's error as one line of plain text: Keras colours its messages with terminal
     escapes and adds lines of arguments."""
