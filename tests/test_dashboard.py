@@ -147,10 +147,11 @@ def test_models_scored_on_one_test_set_are_ranked_by_it(client, models_dir):
     assert page.index(">tiny</a>") < page.index(">small</a>")
 
     # The same test set, but one model trained on some of its images: its score is no test score.
-    update_card(models_dir, "small", test_digest="0123456789abcdef", test_in_training=3)
+    update_card(models_dir, "small", test_digest="0123456789abcdef", test_in_training=3, held_out_in_training=2)
     page = text_of(client.get("/models").get_data(as_text=True))
     assert "Test accuracy" not in page and page.index(">tiny</a>") < page.index(">small</a>")
-    assert ">Test images, 3 of them trained on</th>" in client.get("/models/small").get_data(as_text=True)
+    page = client.get("/models/small").get_data(as_text=True)
+    assert ">Test images, 3 of them trained on</th>" in page and ">Held-out images, 2 of them trained on</th>" in page
 
     # The same test set, but a hand-edited card without its figure: nothing to rank by.
     update_card(models_dir, "small", test_digest="0123456789abcdef", test_evaluation="70%")

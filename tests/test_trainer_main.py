@@ -88,6 +88,23 @@ def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, imag
     assert list((tmp_path / "runs").iterdir()) == []  # refused before any epoch: nothing left to resume
 
 
+def test_copies_of_a_picture_on_both_sides_of_the_split_are_counted_and_said(image_folder, tmp_path, capsys):
+    for path in list(image_folder.rglob("*.png")):  # as a scraped folder holds "cat (1).jpg" beside "cat.jpg"
+        shutil.copy(path, path.with_name(f"{path.stem} (1).png"))
+    code = main(["train", "--data", str(image_folder), "--epochs", "1", "--batch-size", "16", "--image-size", "16",
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")])
+    assert code == 0
+    card = json.loads((tmp_path / "models" / "data_scratch.json").read_text())
+    # By name, independently: the held-out images whose twin the run trains on.
+    data = load_folder(image_folder, 16)
+    train, held_out = stratified_split(data.labels, 0.1, 0, data.classes)
+    training = {name.replace(" (1)", "") for name in data.files[train]}
+    twins = sum(name.replace(" (1)", "") in training for name in data.files[held_out])
+    assert 0 < twins == card["held_out_in_training"]
+    assert (f"warning: {twins} of the {len(held_out)} held-out images are pictures this run trains on too (copies in "
+            "the data), so their score will flatter the model") in capsys.readouterr().err
+
+
 def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     archive = tmp_path / "colours.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -107,7 +124,7 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     # the other 6 are held out), which the card records.
     assert ("warning: 24 of the 30 test images are pictures this run trains on too, so their score will flatter "
             "the model; its card says so, and the dashboard ranks it by held-out images only\n") in capsys.readouterr().err
-    assert card["test_in_training"] == 24
+    assert card["test_in_training"] == 24 and card["held_out_in_training"] == 0
 
     assert main(["evaluate", str(out / "colours_scratch.h5"), "--data", str(image_folder)]) == 0
     report, err = capsys.readouterr()

@@ -40,6 +40,8 @@ The card is the contract between the trainer and the web app. Its keys:
                       the held-out images (scratch) or the epoch-picking share (transfer)
     evaluation        on the held-out split, of the saved model (test-time views averaged;
                       plain cross-entropy): see trainer.metrics.classification_report
+    held_out_in_training  how many of the held-out images are pictures it trained on too, the
+                      same pixels (copies in the data set; absent from cards written before it)
     test_evaluation   the same on a separate test set, when one was given
     test_in_training  how many of those test images the model trained on too, the same pixels
                       (None without a test set; absent from cards written before it): a score

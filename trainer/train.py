@@ -113,6 +113,12 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device}")
+    # Copies of one picture in a data set (a scraped folder's "cat (1).jpg") may fall on both sides of the split.
+    held_out_in_training = shared_pictures(val_set.images, train_set.images)
+    if held_out_in_training:
+        print(f"warning: {held_out_in_training:,} of the {len(val_set.labels):,} held-out images are pictures this run "
+              "trains on too (copies in the data), so their score will flatter the model; its card says so: remove "
+              "the copies to score it fairly", file=sys.stderr)
     test_in_training = None if test is None else shared_pictures(test.images, train_set.images)
     if test_in_training:
         print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
@@ -168,6 +174,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "history": history,
         "evaluation": evaluation,
         "test_evaluation": test_evaluation,
+        "held_out_in_training": held_out_in_training,
         "test_in_training": test_in_training,
     }
     kept = f"this run's weights are kept in {run_dir}, and the same command"

@@ -85,7 +85,7 @@ def summary(info: ModelInfo) -> dict:
         "training_seconds": card.get("training_seconds"),
         "accuracy": share(evaluation.get("accuracy")),
         # Not a test score where the model trained on some of those images.
-        "test_accuracy": None if test_images_trained_on(card) else share(test.get("accuracy")),
+        "test_accuracy": None if trained_on(card, "test_in_training") else share(test.get("accuracy")),
         "precision": share(evaluation.get("precision_macro")),
         "recall": share(evaluation.get("recall_macro")),
         "f1": share(evaluation.get("f1_macro")),
@@ -130,16 +130,17 @@ def mistakes(rows: list[dict]) -> list[dict]:
     return sorted(found, key=lambda cell: (-cell["count"] / cell["total"], -cell["count"]))[:MISTAKES_SHOWN]
 
 
-def test_images_trained_on(card: dict) -> int:
-    """How many of its test images the model trained on too, by its card; 0 where it says none or nothing readable."""
-    shared = card.get("test_in_training")
+def trained_on(card: dict, key: str) -> int:
+    """How many of its held-out or test images (`key`: held_out_in_training, test_in_training)
+    the model trained on too, by its card; 0 where it says none or nothing readable."""
+    shared = card.get(key)
     return shared if is_number(shared) and shared > 0 else 0
 
 
-def test_heading(card: dict) -> str:
-    """The model page's heading for its test figures, saying when it trained on some of those images."""
-    shared = test_images_trained_on(card)
-    return f"Test images, {thousands(shared)} of them trained on" if shared else "Test images"
+def figures_heading(card: dict, key: str, images: str) -> str:
+    """The model page's heading for its held-out or test figures, saying when it trained on some of those images."""
+    shared = trained_on(card, key)
+    return f"{images}, {thousands(shared)} of them trained on" if shared else images
 
 
 def fingerprint(card: dict, key: str) -> str | None:
@@ -304,7 +305,8 @@ def detail(name: str):
         card=card,
         charts=[chart for chart in charts if chart is not None],
         evaluations=[(title, figures) for title, figures in
-                     (("Held-out images", evaluation), (test_heading(card), section(card, "test_evaluation")))
+                     ((figures_heading(card, "held_out_in_training", "Held-out images"), evaluation),
+                      (figures_heading(card, "test_in_training", "Test images"), section(card, "test_evaluation")))
                      if figures],
         evaluation_rows=EVALUATION_ROWS,
         weighted_rows=WEIGHTED_ROWS,
