@@ -375,6 +375,37 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))
 
 
+def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(image_folder, tmp_path, monkeypatch):
+    """Early stopping and the rate cut on plateaus count epochs without progress; resumed, they
+    go on counting from the backup rather than from nothing."""
+    monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
+    hp = TINY_VGG16 | {"head_epochs": 4, "fine_tune_epochs": 1, "patience": 3}  # cut after 2 epochs, stop after 3
+    scripted = [1.0, 2.0, 3.0, 0.5, 0.4]  # the third epoch is the second without progress: a cut
+    EpochLogger = train_module.EpochLogger
+
+    def with_val_losses(interrupt_at=None):
+        class Scripted(EpochLogger):
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                logs["val_loss"] = scripted[epoch]
+                if epoch + 1 == interrupt_at:
+                    raise KeyboardInterrupt
+        return Scripted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "EpochLogger", with_val_losses())
+        unbroken = run(hp, image_folder, tmp_path / "unbroken")
+        patch.setattr(train_module, "EpochLogger", with_val_losses(interrupt_at=3))  # before its backup: 2 kept
+        with pytest.raises(KeyboardInterrupt):
+            run(hp, image_folder, tmp_path)
+        patch.setattr(train_module, "EpochLogger", with_val_losses())
+        resumed = run(hp, image_folder, tmp_path)
+    rate = hp["head_learning_rate"]
+    assert unbroken["history"]["learning_rate"][:4] == pytest.approx([rate, rate, rate, rate * 0.2])
+    assert resumed["history"]["learning_rate"] == pytest.approx(unbroken["history"]["learning_rate"])
+    assert resumed["epochs_run"] == unbroken["epochs_run"]
+
+
 def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, tmp_path, monkeypatch):
     """Transfer phases end on their best epoch by validation loss. After a resume, a worse
     epoch must not take the place of a better one from before the interruption."""

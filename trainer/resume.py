@@ -135,13 +135,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     With `best_path`, it also keeps there the weights of the epoch with the lowest val_loss
     (below `best`, the lowest logged so far), written the same way and only after a backup of
     that epoch: a resumed run, which trains again the epochs after its backup, never finds
-    best weights from one of those."""
+    best weights from one of those.
+
+    The `stateful` callbacks (EarlyStopping, ReduceLROnPlateau: before this one in `fit`'s list,
+    so that it backs up what they made of the epoch, and restores after they reset) get back
+    what they counted: resumed, they cut the rate and stop where an unbroken run would."""
 
     def __init__(self, backup_dir: str, every_seconds: float, best_path: Path | None = None,
-                 best: float | None = None):
+                 best: float | None = None, stateful: tuple = ()):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.every_seconds, self.last_saved, self.saved_epoch = every_seconds, None, None
-        self.best_path, self.best = best_path, best
+        self.best_path, self.best, self.stateful = best_path, best, stateful
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -183,6 +187,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             super()._save_model()
             metadata = json.loads(Path(partial[1]).read_text())
             metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
+            metadata["callback_states"] = [{key: _plain(getattr(callback, key)) for key in CALLBACK_STATE
+                                            if hasattr(callback, key)} for callback in self.stateful]
             Path(partial[1]).write_text(json.dumps(metadata))
         except OSError:  # a full disk, say: the previous backup stays whole
             for path in reversed(partial):  # never the metadata alone, which `complete_backup` would take
@@ -199,10 +205,23 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             super()._load_model()
         except Exception as error:  # h5py and Keras raise many types for a damaged file
             raise DamagedBackup(f"The run's backup in {self.backup_dir} cannot be read ({_why(error)})") from None
-        metadata = Path(self._training_metadata_path)
-        saved = json.loads(metadata.read_text()).get("seed_states", []) if metadata.exists() else []
-        for state, value in zip(_seed_states(self.model), saved):
+        path = Path(self._training_metadata_path)
+        metadata = json.loads(path.read_text()) if path.exists() else {}
+        for state, value in zip(_seed_states(self.model), metadata.get("seed_states", [])):
             state.assign(np.asarray(value, dtype=state.dtype))
+        for callback, state in zip(self.stateful, metadata.get("callback_states", [])):
+            for key, value in state.items():
+                setattr(callback, key, value)
+
+
+# What EarlyStopping and ReduceLROnPlateau count from epoch to epoch, and reset as `fit` begins.
+CALLBACK_STATE = ("wait", "best", "best_epoch", "cooldown_counter")
+
+
+def _plain(value):
+    """A callback's count as JSON takes it: NumPy's numbers as Python's (infinity too, as JSON's
+    Infinity, which Python reads back)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _seed_states(model: keras.Model) -> list:

@@ -442,7 +442,7 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     # Kept after the last epoch until the model is saved, so an interruption while evaluating
     # needs no retraining. Resumed, the best weights must beat the best so far.
     backup = resume.AtomicBackupAndRestore(str(backup_dir), resume.BACKUP_SECONDS,
-                                           best_path if keep_best else None, best_logged)
+                                           best_path if keep_best else None, best_logged, tuple(callbacks))
     with resume.writing(phase_dir, "the run's log and backup"), resume.StopOnInterrupt(backup) as stop_on_interrupt:
         fitted = model.fit(
             batches,
@@ -458,8 +458,8 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
                 StopOnNaN(),
                 # Logged before it is backed up: a resumed run cuts the log to the backup.
                 keras.callbacks.CSVLogger(str(log_path), append=True),
+                *callbacks,  # before the backup: it keeps a rate they cut, and what they counted
                 backup,
-                *callbacks,
                 stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
             ],
             # A line per epoch into a file or pipe (a log, `| tee`, CI): a bar's redraws would fill it.
