@@ -287,7 +287,7 @@ def test_no_model_at_all_is_503(client, models_dir, make_image):
 def test_models_list_without_long_arrays(client, models_dir):
     written = json.loads((models_dir / "small.json").read_text())
     written["test_evaluation"] = written["evaluation"]  # as after training with --test-data
-    written["training_sketch"] = "0123456789abcdef"
+    written["training_pixels_sketch"] = "0123456789abcdef"
     (models_dir / "small.json").write_text(json.dumps(written))
     body = client.get("/api/models").get_json()
     models = {entry["name"]: entry for entry in body["models"]}
@@ -295,11 +295,11 @@ def test_models_list_without_long_arrays(client, models_dir):
     card = models["small"]["card"]
     assert models["small"]["available"] is True and models["small"]["error"] is None
     assert card["classes"] == ["apple", "pear", "plum", "fig"]
-    assert "history" not in card and "training_sketch" not in card
+    assert "history" not in card and "training_pixels_sketch" not in card
     for key in ("evaluation", "test_evaluation"):
         assert "confusion_matrix" not in card[key] and "per_class" not in card[key]
         assert "accuracy" in card[key]
-    assert client.get("/api/models/small").get_json()["card"]["training_sketch"] == "0123456789abcdef"
+    assert client.get("/api/models/small").get_json()["card"]["training_pixels_sketch"] == "0123456789abcdef"
 
 
 def test_each_usable_model_says_where_to_download_it(client, client_without_downloads, models_dir):

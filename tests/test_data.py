@@ -9,8 +9,9 @@ from PIL import Image
 
 from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
-from trainer.data import (SKETCH_SIZE, DataError, class_weights, digest, load_dataset, load_folder, natural_size,
-                          overlap, overlap_words, shared_pictures, sketch, stratified_split)
+from trainer.data import (SKETCH_SIZE, DataError, class_weights, digest, load_dataset, load_folder, name_fingerprints,
+                          natural_size, overlap, overlap_words, picture_fingerprints, shared_pictures, sketch,
+                          stratified_split, trained_on)
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -53,21 +54,37 @@ def test_the_digest_tells_sets_of_images_apart_in_any_order(image_folder):
 
 
 def test_a_small_sets_sketch_holds_it_whole_and_counts_exactly(image_folder):
-    files = load_folder(image_folder, 8).files
-    assert sketch(files) == sketch(files[::-1]) and len(sketch(files).split()) == 30
-    assert overlap(files[:12], sketch(files[5:])) == (7, 12)  # every file checked
-    assert overlap(np.char.add("copy/", files), sketch(files)) == (0, 30)
+    pictures = picture_fingerprints(load_folder(image_folder, 8).images)
+    assert sketch(pictures) == sketch(pictures[::-1]) and len(sketch(pictures).split()) == 30
+    assert overlap(pictures[:12], sketch(pictures[5:])) == (7, 12)  # every picture checked
+    assert overlap(picture_fingerprints(load_folder(image_folder, 9).images), sketch(pictures)) == (0, 30)  # other pixels
     assert overlap_words(7, 12, 12, "of data") == "7 of the 12 images of data"
 
 
+def test_the_training_pictures_are_told_by_their_pixels_whatever_their_names(image_folder, tmp_path):
+    data = load_folder(image_folder, 8)
+    card = {"training_pixels_sketch": sketch(picture_fingerprints(data.images[:20]))}
+    renamed = tmp_path / "renamed"  # copies under other names: found
+    for path in image_folder.rglob("*.png"):
+        (renamed / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, renamed / path.parent.name / f"copy of {path.name}")
+    assert trained_on(load_folder(renamed, 8), card) == (20, 30, "the same pixels")
+    # Other pictures under the same names (a test folder numbered as the training one): none.
+    assert trained_on(load_folder(write_image_folder(tmp_path / "other", seed=1), 8), card) == (0, 30, "the same pixels")
+    # A card from before pixels kept names.
+    old_card = {"training_sketch": sketch(name_fingerprints(data.files[:20]))}
+    assert trained_on(load_folder(renamed, 8), old_card) == (0, 30, "by class and name")
+    assert trained_on(data, old_card) == (20, 30, "by class and name") and trained_on(data, {}) is None
+
+
 def test_a_large_sets_sketch_estimates_what_another_set_shares():
-    files = np.array([f"class{i % 10}/{i}.jpg" for i in range(55_000)])
-    kept = sketch(files[:45_000])  # a CIFAR-10 training split
+    names = name_fingerprints(np.array([f"class{i % 10}/{i}.jpg" for i in range(55_000)]))
+    kept = sketch(names[:45_000])  # a CIFAR-10 training split
     assert len(kept.split()) == SKETCH_SIZE
     for shared in (10_000, 5_000, 500):  # test sets of 10,000 sharing that many images
-        found, checked = overlap(files[45_000 - shared:][:10_000], kept)
+        found, checked = overlap(names[45_000 - shared:][:10_000], kept)
         assert 150 < checked < 300 and abs(found / checked - shared / 10_000) < 0.05
-    assert overlap(files[45_000:], kept)[0] == 0  # apart: never a false match
+    assert overlap(names[45_000:], kept)[0] == 0  # apart: never a false match
     assert overlap_words(20, 200, 10_000, "of test") == ("about 10% (20 of the 200 that could be checked) "
                                                          "of the 10,000 images of test")
     # Some found is never "0%", and some not found never "100%".
@@ -76,13 +93,12 @@ def test_a_large_sets_sketch_estimates_what_another_set_shares():
 
 
 def test_the_sketchs_largest_fingerprint_is_checked_too():
-    """Any file whose fingerprint is no larger than the sketch's largest is checked, that one included:
+    """Any image whose fingerprint is no larger than the sketch's largest is checked, that one included:
     a set sharing only that image with the training images is warned of."""
-    files = np.array([f"class{i % 10}/{i}.jpg" for i in range(3_000)])
-    kept = sketch(files)
-    (last,) = [entry for entry in files if data_module._fingerprint(entry) == max(kept.split())]
-    assert overlap(np.array([last]), kept) == (1, 1)
-    assert overlap(files, kept) == (SKETCH_SIZE, SKETCH_SIZE)
+    names = name_fingerprints(np.array([f"class{i % 10}/{i}.jpg" for i in range(3_000)]))
+    kept = sketch(names)
+    assert overlap([max(kept.split())], kept) == (1, 1)
+    assert overlap(names, kept) == (SKETCH_SIZE, SKETCH_SIZE)
 
 
 def test_a_sample_found_whole_is_about_100_not_over_99():
@@ -92,13 +108,13 @@ def test_a_sample_found_whole_is_about_100_not_over_99():
 
 def test_undecodable_file_names_are_sketched_and_found():
     """Linux gives a name that is not UTF-8 (a Latin-1 "café.png") as surrogate escapes, which digest keeps."""
-    files = np.array(["red/caf\udce9.png", "red/0.png"])
-    assert overlap(files[:1], sketch(files)) == (1, 1)
+    names = name_fingerprints(np.array(["red/caf\udce9.png", "red/0.png"]))
+    assert overlap(names[:1], sketch(names)) == (1, 1)
 
 
 @pytest.mark.parametrize("kept", [None, 7, "", "not hex", "0123456789abcdef  fedcba9876543210", "0123456789ABCDEF"])
 def test_what_is_no_sketch_checks_nothing(kept):  # a card from before sketches, or edited by hand
-    assert overlap(np.array(["red/0.png"]), kept) is None
+    assert overlap(["0123456789abcdef"], kept) is None
 
 
 def test_italian_animals10_names_become_english(tmp_path):

@@ -1,6 +1,5 @@
 import json
 import re
-import shutil
 
 import keras
 import numpy as np
@@ -134,26 +133,27 @@ def test_a_teacher_that_trained_on_the_students_held_out_images_is_refused(image
     teacher = run(TINY | {"epochs": 1, "seed": 1}, image_folder, tmp_path / "teacher")  # seed 1: another split
     teacher_path = str(tmp_path / "teacher" / "models" / "tiny.h5")
     with pytest.raises(WeightsError, match=re.escape(f"The teacher {teacher_path} was trained on 5 of the 6 images "
-                                                     "this run holds out (by class and name)")):
+                                                     "this run holds out (the same pixels)")):
         run(TINY | {"teacher": teacher_path}, image_folder, tmp_path)
     assert not (tmp_path / "runs" / "tiny").exists()
     # Nor may it teach from a copy of that data with an image less, which splits it otherwise: the same
     # --seed does not help there.
+    picture = (image_folder / "red" / "9.png").read_bytes()
     (image_folder / "red" / "9.png").unlink()
     with pytest.raises(WeightsError, match="images this run holds out .*; train the teacher on this same data with "
                                            "this run's --seed and --validation-fraction, or on data without them"):
         run(TINY | {"teacher": teacher_path, "seed": 1}, image_folder, tmp_path)
 
     # The same split as the teacher's is accepted, as is a teacher trained on other images.
-    shutil.copy(image_folder / "red" / "8.png", image_folder / "red" / "9.png")
+    (image_folder / "red" / "9.png").write_bytes(picture)
     assert run(TINY | {"teacher": teacher_path, "seed": 1, "epochs": 1}, image_folder, tmp_path)["epochs_run"] == 1
     card_path = tmp_path / "teacher" / "models" / "tiny.json"
-    card_path.write_text(json.dumps(teacher | {"training_sketch": "0123456789abcdef", "file_sha256": "0" * 64,
+    card_path.write_text(json.dumps(teacher | {"training_pixels_sketch": "0123456789abcdef", "file_sha256": "0" * 64,
                                                "file_size_bytes": 1}))
     # Its card must be its own, as the check of its training images goes by the card.
     with pytest.raises(WeightsError, match="tiny.json was written for another tiny.h5"):
         run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")
-    card_path.write_text(json.dumps(teacher | {"training_sketch": "0123456789abcdef"}))
+    card_path.write_text(json.dumps(teacher | {"training_pixels_sketch": "0123456789abcdef"}))
     assert run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")["epochs_run"] == 1
 
 

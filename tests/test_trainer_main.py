@@ -130,8 +130,8 @@ def test_train_from_a_zip_then_evaluate(image_folder, tmp_path, capsys):
     report, err = capsys.readouterr()
     assert "colours_scratch on data (30 images)" in report and "macro avg" in report
     # The training data, whole, scores images the model learned from: said, with what to do instead.
-    assert err.strip() == ("warning: colours_scratch.h5 was trained on 24 of the 30 images of data (by class and "
-                           "name), so this score counts images it learned from; on the data it was trained on, "
+    assert err.strip() == ("warning: colours_scratch.h5 was trained on 24 of the 30 images of data (the same "
+                           "pixels), so this score counts images it learned from; on the data it was trained on, "
                            "--held-out scores only those its run held out")
 
     # The card's own evaluation again, from the unzipped folder: the same images held out.
@@ -172,17 +172,18 @@ def test_evaluate_counts_the_training_images_in_other_data(trained, tmp_path, ca
         shutil.copy(image_folder / entry, mixed / entry)
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
-    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 6 of the 12 images of mixed (by class")
-    # One image reads as one.
+    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 6 of the 12 images of mixed (the same "
+                                              "pixels)")
+    # One image reads as one, under another name too.
     shutil.rmtree(mixed)
     (mixed / trained_on[0]).parent.mkdir(parents=True)
-    shutil.copy(image_folder / trained_on[0], mixed / trained_on[0])
+    shutil.copy(image_folder / trained_on[0], (mixed / trained_on[0]).with_name("renamed.png"))
     assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
-    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 1 of the 1 image of mixed (by class")
+    assert capsys.readouterr().err.startswith("warning: tiny.h5 was trained on 1 of the 1 image of mixed (the same")
 
-    # Images it never saw, under other names, are scored without a word.
-    for path in mixed.rglob("*.png"):
-        path.rename(path.with_name("new-" + path.name))
+    # Images it never saw, under the names of those it did (a test folder numbered alike), are scored without a word.
+    shutil.rmtree(mixed)
+    write_image_folder(mixed, seed=7)
     assert main(["evaluate", str(model), "--data", str(mixed)]) == 0
     assert capsys.readouterr().err == ""
 
@@ -205,23 +206,24 @@ def test_evaluate_estimates_from_a_sample_when_the_card_keeps_one(trained, monke
     card = json.loads(model.with_suffix(".json").read_text())
     data = load_folder(image_folder, 16)
     split = card["hyperparameters"]
-    held_out = data.files[stratified_split(data.labels, split["validation_fraction"], split["seed"], data.classes)[1]]
+    training = stratified_split(data.labels, split["validation_fraction"], split["seed"], data.classes)[0]
     monkeypatch.setattr(data_module, "SKETCH_SIZE", 8)
-    model.with_suffix(".json").write_text(json.dumps(
-        card | {"training_sketch": data_module.sketch(np.setdiff1d(data.files, held_out))}))
-    found, checked = data_module.overlap(data.files, data_module.sketch(np.setdiff1d(data.files, held_out)))
+    kept = data_module.sketch(data_module.picture_fingerprints(data.images[training]))
+    model.with_suffix(".json").write_text(json.dumps(card | {"training_pixels_sketch": kept}))
+    found, checked = data_module.overlap(data_module.picture_fingerprints(data.images), kept)
     assert found == 8 and 8 <= checked < 30
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 0
     assert capsys.readouterr().err.startswith(f"warning: tiny.h5 was trained on about {found / checked:.0%} (8 of the "
-                                              f"{checked} that could be checked) of the 30 images of data (by class")
+                                              f"{checked} that could be checked) of the 30 images of data (the same "
+                                              "pixels)")
 
 
 def test_evaluate_warns_from_the_digest_of_a_card_without_a_sketch(trained, capsys):
     model, image_folder = trained
     card_path = model.with_suffix(".json")
     card = json.loads(card_path.read_text())
-    del card["training_sketch"]  # as written before cards kept one
+    del card["training_pixels_sketch"]  # as written before cards kept one
     card_path.write_text(json.dumps(card))
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 0

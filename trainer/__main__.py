@@ -219,7 +219,7 @@ def _check_writable(option: str, folder: Path) -> None:
 
 
 def _evaluate(args) -> int:
-    from trainer.data import digest, load_folder, overlap, overlap_words
+    from trainer.data import digest, load_folder, overlap_words, trained_on
     from trainer.metrics import format_report
     from trainer.train import evaluate
 
@@ -230,9 +230,9 @@ def _evaluate(args) -> int:
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
         data, title = _held_out(data, card, args.model.name), title + ", held out"
-    elif (found := overlap(data.files, card.get("training_sketch"))) and found[0]:
-        shared = overlap_words(*found, len(data.files), f"of {data.name}")
-        print(f"warning: {args.model.name} was trained on {shared} (by class and name), so this score counts "
+    elif (found := trained_on(data, card)) and found[0]:
+        shared = overlap_words(*found[:2], len(data.files), f"of {data.name}")
+        print(f"warning: {args.model.name} was trained on {shared} ({found[2]}), so this score counts "
               "images it learned from; on the data it was trained on, --held-out scores only those its run held out",
               file=sys.stderr)
     elif found is None and card.get("data_digest") == digest(data.files):  # a card from before sketches

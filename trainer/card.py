@@ -12,9 +12,11 @@ The card is the contract between the trainer and the web app. Its keys:
     test_digest       the same of the test images of test_evaluation, by which the dashboard
                       finds models scored on the same ones (None without a test set; absent
                       from cards written before this field)
-    training_sketch   a sample of the images the run trained on (trainer.data.sketch), by
-                      which `evaluate` and a distillation teacher's check find what another
-                      set of images shares with them (absent from cards written before it)
+    training_pixels_sketch  a sample of the pictures the run trained on, by their pixels
+                      (trainer.data.sketch), by which `evaluate` and a distillation teacher's
+                      check find what another set of images shares with them, whatever their
+                      names; cards written before it kept `training_sketch`, of their class
+                      and file names, which are still read (and before that, neither)
     classes           the labels, in the order of the model's outputs
     input_shape       [height, width, 3]: raw RGB pixels 0-255 of this size go in
     parameters        parameter count

@@ -11,6 +11,7 @@ import sys
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -63,39 +64,57 @@ def digest(files: np.ndarray) -> str:
 SKETCH_SIZE = 1024
 
 
-def _fingerprint(entry: str) -> str:
-    return hashlib.blake2b(entry.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+def picture_fingerprints(images: np.ndarray) -> list[str]:
+    """Each image's fingerprint by its pixels, read at one size: copies of one picture alike,
+    whatever their names, and other pictures apart, whatever theirs (a test folder's
+    cat/0001.png is seldom the training folder's)."""
+    return [hashlib.blake2b(np.ascontiguousarray(image), digest_size=8).hexdigest() for image in images]
 
 
-def sketch(files: np.ndarray) -> str:
+def name_fingerprints(files: np.ndarray) -> list[str]:
+    """Each image's fingerprint by its `Dataset.files` entry, as cards kept them before they kept pixels'."""
+    return [hashlib.blake2b(entry.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest() for entry in files]
+
+
+def sketch(fingerprints: Iterable[str]) -> str:
     """A sample of a set of images that any other set can be checked against, so a card need
-    not keep every name (a bottom-k MinHash sketch, Broder 1997): the SKETCH_SIZE smallest
-    fingerprints of their `Dataset.files` entries, space-separated; all of them for a smaller set."""
-    return " ".join(sorted({_fingerprint(entry) for entry in files})[:SKETCH_SIZE])
+    not keep every fingerprint (a bottom-k MinHash sketch, Broder 1997): the SKETCH_SIZE
+    smallest, space-separated; all of them for a smaller set."""
+    return " ".join(sorted(set(fingerprints))[:SKETCH_SIZE])
 
 
-def overlap(files: np.ndarray, sketch_text: object) -> tuple[int, int] | None:
-    """How many of `files` are in the set `sketch_text` samples, as (found, checked), or None
-    if it is no sketch (a card from before sketches, or edited by hand).
+def overlap(fingerprints: list[str], sketch_text: object) -> tuple[int, int] | None:
+    """How many of the images `fingerprints` stand for are in the set `sketch_text` samples,
+    as (found, checked), or None if it is no sketch (edited by hand, or not on the card).
 
-    Checked are the files whose fingerprints are no larger than the sketch's largest: any of
-    them in the set would be in its sketch. They are a random sample of `files`, so
-    found / checked estimates the share of `files` in the set; every file is checked, and
-    the count is exact, when the set was smaller than SKETCH_SIZE."""
+    Checked are the images whose fingerprints are no larger than the sketch's largest: any of
+    them in the set would be in its sketch. They are a random sample, so found / checked
+    estimates the share in the set; every image is checked, and the count is exact, when the
+    set was smaller than SKETCH_SIZE."""
     if not (isinstance(sketch_text, str) and re.fullmatch(r"[0-9a-f]{16}( [0-9a-f]{16})*", sketch_text)):
         return None
     kept = set(sketch_text.split())
     whole, largest = len(kept) < SKETCH_SIZE, max(kept)
-    checked = [f for f in map(_fingerprint, files) if whole or f <= largest]
+    checked = [f for f in fingerprints if whole or f <= largest]
     return sum(f in kept for f in checked), len(checked)
 
 
+def trained_on(data: Dataset, card: dict) -> tuple[int, int, str] | None:
+    """How many of `data`'s images (read at the model's size) the model of `card` trained on,
+    as `overlap` counts them, and how they were told: by the sample of its training pictures'
+    pixels that its card keeps, or on a card from before those, of their class and file names.
+    None for a card that keeps neither."""
+    if (found := overlap(picture_fingerprints(data.images), card.get("training_pixels_sketch"))) is not None:
+        return *found, "the same pixels"
+    if (found := overlap(name_fingerprints(data.files), card.get("training_sketch"))) is not None:
+        return *found, "by class and name"
+    return None
+
+
 def shared_pictures(images: np.ndarray, others: np.ndarray) -> int:
-    """How many of `images` are also in `others`, pixel for pixel, both read at one size: copies
-    of the same files, whatever their names (a test folder's cat/0001.png need not be the
-    training folder's)."""
-    seen = {hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in others}
-    return sum(hashlib.blake2b(image.tobytes(), digest_size=16).digest() in seen for image in images)
+    """How many of `images` are also in `others`, pixel for pixel, both read at one size."""
+    seen = set(picture_fingerprints(others))
+    return sum(f in seen for f in picture_fingerprints(images))
 
 
 def overlap_words(found: int, checked: int, total: int, which: str) -> str:

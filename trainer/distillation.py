@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer import model_file
 from trainer.card import load_card
-from trainer.data import Dataset, digest, overlap, overlap_words
+from trainer.data import Dataset, digest, overlap_words, trained_on
 from trainer.formatting import reason
 from trainer.models import WeightsError
 
@@ -71,10 +71,10 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
             f"classes; this run needs {tuple(input_shape)} into {len(classes)}.")
     if card is not None and card["classes"] != classes:
         raise WeightsError(f"The teacher {path} knows the classes {card['classes']}, not this data's {classes}.")
-    found = overlap(held_out.files, card.get("training_sketch")) if card is not None else None
+    found = trained_on(held_out, card) if card is not None else None
     if found and found[0]:
-        shared = overlap_words(*found, len(held_out.files), "this run holds out")
-        raise WeightsError(f"The teacher {path} was trained on {shared} (by class and name), and would pass on "
+        shared = overlap_words(*found[:2], len(held_out.files), "this run holds out")
+        raise WeightsError(f"The teacher {path} was trained on {shared} ({found[2]}), and would pass on "
                            "what it learned of them; train the teacher on this same data with this run's --seed and "
                            "--validation-fraction, or on data without them.")
     # A card from before sketches has only digests: of the same data, the same images must be held out.

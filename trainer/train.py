@@ -24,7 +24,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import locks, models, resume
 from trainer.augment import AugmentedBatches
-from trainer.data import Dataset, digest, shared_pictures, sketch, stratified_split
+from trainer.data import Dataset, digest, picture_fingerprints, shared_pictures, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.formatting import filesize, os_reason, plural, reason
 from trainer.metrics import classification_report, format_report
@@ -155,7 +155,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "data_digest": data_digest,
         "held_out_digest": digest(val_set.files),
         "test_digest": None if test is None else digest(test.files),
-        "training_sketch": sketch(train_set.files),
+        "training_pixels_sketch": sketch(picture_fingerprints(train_set.images)),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),

@@ -24,7 +24,8 @@ def describe(info: ModelInfo, full: bool) -> dict:
     card = dict(info.card or {})
     if not full:
         card.pop("history", None)  # per-epoch arrays
-        card.pop("training_sketch", None)  # 17 kB per model, of use to the trainer only
+        for key in ("training_pixels_sketch", "training_sketch"):  # 17 kB per model, of use to the trainer only
+            card.pop(key, None)
         for key in ("evaluation", "test_evaluation"):
             if figures := section(card, key):  # a value that is not an object is left as it is
                 card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
