@@ -191,9 +191,12 @@ def dark_top_left() -> bytes:
 
 
 def save_as(models_dir, model, name) -> None:
-    """Save a Keras model as `name` in the models folder, with tiny's card."""
+    """Save a Keras model as `name` in the models folder, with tiny's card, less what ties it to tiny's file."""
     model.save(models_dir / f"{name}.h5")
-    (models_dir / f"{name}.json").write_text((models_dir / "tiny.json").read_text())
+    card = json.loads((models_dir / "tiny.json").read_text())
+    for key in ("file_sha256", "file_size_bytes"):
+        card.pop(key, None)
+    (models_dir / f"{name}.json").write_text(json.dumps(card))
 
 
 def update_card(models_dir, name, evaluation=None, **fields):

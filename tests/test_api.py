@@ -141,6 +141,19 @@ def test_a_file_input_left_empty_is_not_sent_as_on_the_page(client, make_image):
     assert response.status_code == 400 and "field named 'image'" in response.get_json()["error"]
 
 
+def test_answers_of_a_model_whose_file_may_be_damaged_carry_its_card_note(client, models_dir, make_image):
+    # The file has the card's size but not its SHA-256: HDF5 keeps no checksums, so it loads.
+    update_card(models_dir, "tiny", file_sha256="0" * 64)
+    note = client.get("/api/models/tiny").get_json()["card_note"]
+    assert "neither its answers nor the card's figures can be trusted" in note
+    assert post_api(client, make_image(), model="tiny").get_json()["card_note"] == note
+    several = post_several(client, [("a.png", make_image()), ("b.png", make_image(seed=1))], model="tiny")
+    assert several.get_json()["card_note"] == note
+    answers = {each["model"]: each for each in post_api(client, make_image(), compare="1").get_json()["answers"]}
+    assert answers["tiny"]["card_note"] == note and "card_note" not in answers["small"]
+    assert "card_note" not in post_api(client, make_image(), model="small").get_json()
+
+
 @pytest.mark.parametrize(("count", "fields", "message"), [
     (MAX_PICTURES + 1, {}, f"Send at most {MAX_PICTURES} images at a time; this upload has {MAX_PICTURES + 1}."),
     (2, {"compare": "1"}, "compare=1 works with one image: send one 'image' field, or leave compare out."),

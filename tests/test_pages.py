@@ -299,6 +299,17 @@ def classify_alone(client, token, data: bytes) -> str:
     return re.search(r'<h1 class="verdict">.*?<strong>(.+?)</strong>', page, re.S)[1]
 
 
+def test_a_model_whose_file_may_be_damaged_is_said_to_be_beside_its_answers(client, csrf_token, models_dir, make_image):
+    update_card(models_dir, "tiny", file_sha256="0" * 64)  # the card's size, not its SHA-256
+    note = "tiny.h5 has the size tiny.json gives but not its SHA-256"
+    for response in (post_form(client, csrf_token, make_image()), post_form(client, csrf_token, make_image(), model="/all"),
+                     post_several(client, csrf_token, [("a.png", make_image()), ("b.png", make_image(seed=1))],
+                                  model="tiny")):
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200 and page.count(f'<div class="errors">{note}') == 1
+    assert note not in post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
+
+
 def test_several_pictures_none_of_which_can_be_answered_are_refused_on_the_form(client, csrf_token):
     pictures = [("empty.png", b""), ("broken.png", b"\x89PNG\r\n\x1a\nbroken")]
     response = post_several(client, csrf_token, pictures, model="tiny")

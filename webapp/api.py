@@ -99,11 +99,17 @@ def label_several(pictures: list[tuple[str, bytes]], top_k: int, explain: bool, 
     if not any(each.predictions for each in batch.labelled):
         error = "No image could be classified: each one's reason is in answers."
         return jsonify(error=error, answers=body), failed_status(batch.labelled)
-    return jsonify(model=batch.model, elapsed_ms=round(batch.elapsed_ms, 3), answers=body)
+    return jsonify(model=batch.model, elapsed_ms=round(batch.elapsed_ms, 3), answers=body, **noted(batch.card_note))
 
 
 def as_json(result: Result) -> dict:
-    return {"model": result.model, "predictions": as_list(result.predictions), "elapsed_ms": round(result.elapsed_ms, 3)}
+    return ({"model": result.model, "predictions": as_list(result.predictions), "elapsed_ms": round(result.elapsed_ms, 3)}
+            | noted(result.card_note))
+
+
+def noted(card_note: str | None) -> dict:
+    """The model's card_note where it has one: its answers may not be those its card describes."""
+    return {"card_note": card_note} if card_note else {}
 
 
 def as_list(predictions: list[tuple[str, float]]) -> list[dict]:

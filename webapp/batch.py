@@ -37,6 +37,7 @@ class Batch:
     model: str | None  # None when no picture was one a model could read, and none was loaded
     elapsed_ms: float  # decoding every picture and answering them, not the model's one-time loading
     labelled: list[Labelled]  # in the order sent
+    card_note: str | None = None  # the model's, as Result's
 
 
 def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top_k: int,
@@ -58,7 +59,7 @@ def classify_many(pictures: list[tuple[str, bytes]], model_name: str | None, top
     labelled = [refused(name, outcome) if isinstance(outcome, PredictionError)
                 else Labelled(name, ranked(model.classes, outcome, top_k), thumbnail=thumbnail(upload, thumbnail_side))
                 for (name, _), upload, outcome in zip(pictures, uploads, outcomes)]
-    return Batch(model.name, (time.perf_counter() - started) * 1000, labelled)
+    return Batch(model.name, (time.perf_counter() - started) * 1000, labelled, model.card_note)
 
 
 def opened(data: bytes) -> Upload | PredictionError:

@@ -42,6 +42,7 @@ class Result:
     occlusion: Occlusion | None = None  # which parts the best answer rests on, when asked
     occlusion_error: str | None = None  # why that could not be found, when asked; the answer stands
     pixels: np.ndarray | None = None  # the image as the model took it, (height, width, 3), to show
+    card_note: str | None = None  # why the model's answers may not be what its card says it gives
 
 
 def parse_top_k(text: str | None) -> int:
@@ -126,7 +127,8 @@ def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False)
     best = int(np.argsort(probabilities)[-1])  # predictions[0]'s
     occlusion, occlusion_error = _explain(model, pixels, best) if explain else (None, None)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error, pixels)
+    return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error, pixels,
+                  model.card_note)
 
 
 def probabilities_for(model: Classifier, batch: np.ndarray) -> np.ndarray:

@@ -80,8 +80,8 @@ class Checked(NamedTuple):
 class Classifier:
     """A Keras model ready to classify batches of raw RGB pixels."""
 
-    def __init__(self, name: str, card: dict[str, Any], model):
-        self.name, self.model = name, model
+    def __init__(self, name: str, card: dict[str, Any], model, card_note: str | None = None):
+        self.name, self.model, self.card_note = name, model, card_note  # card_note: ModelInfo's
         self.classes: list[str] = card["classes"]
         height, width, _ = card["input_shape"]
         self.input_size = (height, width)
@@ -252,7 +252,7 @@ class Registry:
     def _load(self, info: ModelInfo) -> LoadAttempt:
         path = self.folder / f"{info.name}.h5"
         try:
-            classifier = Classifier(info.name, info.card, _load_keras_model(path))
+            classifier = Classifier(info.name, info.card, _load_keras_model(path), info.card_note)
         except ModelMismatch as error:
             log.warning("model %s cannot be used: %s", info.name, error)
             return LoadAttempt(info.stamp, None, str(error))
