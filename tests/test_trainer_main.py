@@ -88,6 +88,15 @@ def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, imag
     assert list((tmp_path / "runs").iterdir()) == []  # refused before any epoch: nothing left to resume
 
 
+def test_a_damaged_teacher_is_refused_before_the_data_loads(image_folder, tmp_path, capsys):
+    teacher = tmp_path / "teacher.h5"
+    teacher.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))  # an HDF5 signature, and nothing after it
+    assert main(["train", "--data", str(image_folder), "--teacher", str(teacher), "--epochs", "1",
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert "Reading" not in out and err.startswith(f"error: Cannot use the teacher {teacher} (")
+
+
 def test_copies_of_a_picture_on_both_sides_of_the_split_are_counted_and_said(image_folder, tmp_path, capsys):
     for path in list(image_folder.rglob("*.png")):  # as a scraped folder holds "cat (1).jpg" beside "cat.jpg"
         shutil.copy(path, path.with_name(f"{path.stem} (1).png"))

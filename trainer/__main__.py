@@ -187,6 +187,10 @@ def _train(args) -> int:
     model_path = args.out / f"{name}.h5"
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(exists_message(model_path))  # said now, not after the data has loaded; train() checks a resume
+    if hp.get("teacher"):
+        from trainer.distillation import teacher_card
+
+        teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
 
     from trainer.train import run_lock, train
 

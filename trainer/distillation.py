@@ -46,6 +46,23 @@ class Distiller(keras.Model):
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 
 
+def teacher_card(path: str) -> dict | None:
+    """The teacher's card (None without one), once its file is read through and found to be
+    the card's: checked before the data loads, and again as the teacher is loaded."""
+    card_path = Path(path).with_suffix(".json")
+    try:
+        card = load_card(card_path) if card_path.is_file() else None
+        # Read through in a child process: some damaged files crash HDF5 itself, and NaN weights
+        # would pass for a run that diverged. Its card must be its own: the check of its
+        # training images goes by it.
+        problem = model_file.problem(Path(path), card or {}) or model_file.card_of_another_file(Path(path), card or {})
+    except (OSError, ValueError) as error:  # a card that cannot be read, a file gone meanwhile
+        problem = reason(error)
+    if problem:
+        raise WeightsError(f"Cannot use the teacher {path} ({problem}).")
+    return card
+
+
 def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Model:
     """A saved model of this product to learn from. It must take the student's images and,
     if its card says which classes it knows, know the same ones in the same order; and it must
@@ -53,15 +70,8 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     training images shows, or, on a card from before samples, its digests), or it would pass
     on what it learned of them."""
     input_shape, classes = train_set.images.shape[1:], train_set.classes
-    card_path = Path(path).with_suffix(".json")
+    card = teacher_card(path)
     try:
-        card = load_card(card_path) if card_path.is_file() else None
-        # Read through in a child process first: some damaged files crash HDF5 itself, and NaN
-        # weights would pass for a run that diverged. Its card must be its own: the check of
-        # its training images below goes by it.
-        problem = model_file.problem(Path(path), card or {}) or model_file.card_of_another_file(Path(path), card or {})
-        if problem:
-            raise WeightsError(problem)
         teacher = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
         raise WeightsError(f"Cannot use the teacher {path} ({reason(error)}).") from None
