@@ -152,6 +152,9 @@ def test_models_scored_on_one_test_set_are_ranked_by_it(client, models_dir):
     assert "Test accuracy" not in page and page.index(">tiny</a>") < page.index(">small</a>")
     page = client.get("/models/small").get_data(as_text=True)
     assert ">Test images, 3 of them trained on</th>" in page and ">Held-out images, 2 of them trained on</th>" in page
+    rows = client.get("/models").get_data(as_text=True).split("<tr>")
+    assert ["2 of its held-out images\n          are copies of training ones" in row for row in rows
+            if 'href="/models/' in row] == [False, True]
 
     # The same test set, but a hand-edited card without its figure: nothing to rank by.
     update_card(models_dir, "small", test_digest="0123456789abcdef", test_evaluation="70%")

@@ -153,8 +153,23 @@ def test_a_teacher_that_trained_on_the_students_held_out_images_is_refused(image
     # Its card must be its own, as the check of its training images goes by the card.
     with pytest.raises(WeightsError, match="tiny.json was written for another tiny.h5"):
         run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")
-    card_path.write_text(json.dumps(teacher | {"training_pixels_sketch": "0123456789abcdef"}))
+    card_path.write_text(json.dumps(teacher | {"training_pixels_sketch": "0123456789abcdef", "data_digest": "0" * 16}))
     assert run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path / "other")["epochs_run"] == 1
+
+
+def test_a_teacher_of_the_same_split_is_taken_when_the_data_holds_copies_of_pictures(image_folder, tmp_path):
+    # Copies on both sides of the split: the teacher trained on those the student trains on too.
+    for path in list(image_folder.rglob("*.png")):
+        (path.parent / f"{path.stem} (1).png").write_bytes(path.read_bytes())
+    teacher = run(TINY | {"epochs": 1}, image_folder, tmp_path / "teacher")
+    assert teacher["held_out_in_training"] > 0
+    teacher_path = str(tmp_path / "teacher" / "models" / "tiny.h5")
+    assert run(TINY | {"teacher": teacher_path, "epochs": 1}, image_folder, tmp_path)["epochs_run"] == 1
+    # Without the copies, another split holds out pictures the teacher trained on and the student does not.
+    for path in image_folder.rglob("* (1).png"):
+        path.unlink()
+    with pytest.raises(WeightsError, match="was trained on .* images this run holds out"):
+        run(TINY | {"teacher": teacher_path, "seed": 1}, image_folder, tmp_path / "other")
 
 
 def test_a_teacher_without_a_card_is_taken_on_its_shapes(tmp_path, split):

@@ -375,12 +375,16 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*weights))
 
 
-def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(image_folder, tmp_path, monkeypatch):
+@pytest.mark.parametrize("scripted, epochs_run", [
+    ([1.0, 2.0, 3.0, 0.5, 0.4, 0.3, 0.2], 7),  # the third epoch the second without progress: a cut, then on
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 5),  # and the fourth the third: the head stops, fine-tuning's epoch follows
+])
+def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(image_folder, tmp_path, monkeypatch,
+                                                                              scripted, epochs_run):
     """Early stopping and the rate cut on plateaus count epochs without progress; resumed, they
-    go on counting from the backup rather than from nothing."""
+    go on counting from the backup rather than from nothing (which would cut later and stop at epoch 6)."""
     monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
-    hp = TINY_VGG16 | {"head_epochs": 4, "fine_tune_epochs": 1, "patience": 3}  # cut after 2 epochs, stop after 3
-    scripted = [1.0, 2.0, 3.0, 0.5, 0.4]  # the third epoch is the second without progress: a cut
+    hp = TINY_VGG16 | {"head_epochs": 6, "fine_tune_epochs": 1, "patience": 3}  # cut after 2 epochs, stop after 3
     EpochLogger = train_module.EpochLogger
 
     def with_val_losses(interrupt_at=None):
@@ -402,8 +406,8 @@ def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(ima
         resumed = run(hp, image_folder, tmp_path)
     rate = hp["head_learning_rate"]
     assert unbroken["history"]["learning_rate"][:4] == pytest.approx([rate, rate, rate, rate * 0.2])
+    assert unbroken["epochs_run"] == resumed["epochs_run"] == epochs_run
     assert resumed["history"]["learning_rate"] == pytest.approx(unbroken["history"]["learning_rate"])
-    assert resumed["epochs_run"] == unbroken["epochs_run"]
 
 
 def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@ import errno
 
 import pytest
 
-from trainer.formatting import DASH, filesize, first_line, is_number, os_reason, plural, reason, whole_number
+from trainer.formatting import (DASH, filesize, first_line, is_number, one_line, os_reason, plural, reason,
+                                whole_number)
 
 
 def test_numbers_to_show_are_finite_and_not_bools():
@@ -45,3 +46,10 @@ def test_an_os_error_is_given_in_a_few_words_also_from_h5py():
     assert os_reason(OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = ...\n, "
                                            "filename = 'x.h5', errno = 28)")) == "No space left on device"
     assert os_reason(OSError("no errno here")) == "no errno here"
+
+
+def test_a_name_prints_on_one_line_with_its_spaces_and_accents_as_they_are():
+    assert one_line("ok\nfake.png: cat 99.9%") == "ok\\nfake.png: cat 99.9%"  # no second answer's line
+    assert one_line("red\x1b[31m\u2028.png") == "red\\x1b[31m\\u2028.png"  # nor a terminal's colour
+    for name in ("Screenshot at 10.00.00\u202fAM.png", "\u5199\u771f\u30001.jpg", "cafe\u0301 au lait.png"):
+        assert one_line(name) == name  # macOS's narrow no-break space, an ideographic space, an accent

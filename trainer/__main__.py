@@ -239,7 +239,8 @@ def _evaluate(args) -> int:
         print(f"warning: {args.model.name} was trained on {shared} ({found[2]}), so this score counts "
               "images it learned from; on the data it was trained on, --held-out scores only those its run held out",
               file=sys.stderr)
-    elif found is None and card.get("data_digest") == digest(data.files):  # a card from before sketches
+    # A card from before samples; or a sample that misses, as another Pillow might decode the images otherwise.
+    elif card.get("data_digest") == digest(data.files):
         print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)
     print(format_report(evaluate(model, data), title))

@@ -99,21 +99,22 @@ def overlap(fingerprints: list[str], sketch_text: object) -> tuple[int, int] | N
     return sum(f in kept for f in checked), len(checked)
 
 
-def trained_on(data: Dataset, card: dict) -> tuple[int, int, str] | None:
+def trained_on(data: Dataset, card: dict, besides: set[str] = frozenset()) -> tuple[int, int, str] | None:
     """How many of `data`'s images (read at the model's size) the model of `card` trained on,
     as `overlap` counts them, and how they were told: by the sample of its training pictures'
     pixels that its card keeps, or on a card from before those, of their class and file names.
-    None for a card that keeps neither."""
-    if (found := overlap(picture_fingerprints(data.images), card.get("training_pixels_sketch"))) is not None:
+    Pictures whose fingerprints are `besides` are not counted (a student's own training
+    pictures, of which its held-out images may hold copies). None for a card that keeps neither."""
+    pictures = [f for f in picture_fingerprints(data.images) if f not in besides]
+    if (found := overlap(pictures, card.get("training_pixels_sketch"))) is not None:
         return *found, "the same pixels"
     if (found := overlap(name_fingerprints(data.files), card.get("training_sketch"))) is not None:
         return *found, "by class and name"
     return None
 
 
-def shared_pictures(images: np.ndarray, others: np.ndarray) -> int:
-    """How many of `images` are also in `others`, pixel for pixel, both read at one size."""
-    seen = set(picture_fingerprints(others))
+def shared_pictures(images: np.ndarray, seen: set[str]) -> int:
+    """How many of `images` are pictures `seen` holds the fingerprints of, both read at one size."""
     return sum(f in seen for f in picture_fingerprints(images))
 
 
@@ -243,7 +244,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         members = _class_members(tree.names())
         empty = sorted(label for label, files in members.items() if not files)
         if empty:
-            print(f"warning: left out empty class folder(s) in {path}: {', '.join(empty)}", file=sys.stderr)
+            print(f"warning: left out empty class folder(s) in {path}: {', '.join(map(one_line, empty))}", file=sys.stderr)
         members = _in_english(_spelled_as({label: files for label, files in members.items() if files}, classes),
                               classes)
         if not members:

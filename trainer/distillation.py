@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer import model_file
 from trainer.card import load_card
-from trainer.data import Dataset, digest, overlap_words, trained_on
+from trainer.data import Dataset, digest, overlap_words, picture_fingerprints, trained_on
 from trainer.formatting import reason
 from trainer.models import WeightsError
 
@@ -81,14 +81,17 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
             f"classes; this run needs {tuple(input_shape)} into {len(classes)}.")
     if card is not None and card["classes"] != classes:
         raise WeightsError(f"The teacher {path} knows the classes {card['classes']}, not this data's {classes}.")
-    found = trained_on(held_out, card) if card is not None else None
+    # Copies of a picture on both sides of the split, which the student trains on too, teach it nothing new.
+    besides = set(picture_fingerprints(train_set.images))
+    found = trained_on(held_out, card, besides) if card is not None else None
     if found and found[0]:
         shared = overlap_words(*found[:2], len(held_out.files), "this run holds out")
         raise WeightsError(f"The teacher {path} was trained on {shared} ({found[2]}), and would pass on "
                            "what it learned of them; train the teacher on this same data with this run's --seed and "
                            "--validation-fraction, or on data without them.")
-    # A card from before sketches has only digests: of the same data, the same images must be held out.
-    same_data = found is None and card is not None and card.get("data_digest") == digest(
+    # Of the same data, the same images must be held out: all a card from before samples can tell,
+    # and a check that holds where a sample misses (another Pillow may decode the images otherwise).
+    same_data = card is not None and card.get("data_digest") == digest(
         np.concatenate([train_set.files, held_out.files]))
     if same_data and card.get("held_out_digest") != digest(held_out.files):
         raise WeightsError(f"The teacher {path} was trained on this data with other images held out, some of which "

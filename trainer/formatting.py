@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 
 DASH = "\u2014"
 
@@ -67,10 +68,15 @@ def plural(number: int, noun: str) -> str:
     return f"{number:,} {noun if number == 1 else many}"
 
 
+# Control and format characters, lone surrogates, line and paragraph separators: not Unicode's
+# spaces, which a name may well hold (macOS writes a narrow no-break space before "PM").
+UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
 def one_line(name: str) -> str:
     """A file's name to print on a line of its own: its control characters (a line break that
     would fake another line, a terminal's escape sequence) written as Python writes them, "\\n"."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in UNPRINTABLE else c for c in name)
 
 
 def first_line(message: str) -> str:

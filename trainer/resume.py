@@ -125,6 +125,10 @@ def cut_log(log_path: Path, epochs: int) -> None:
             f.writelines(lines[:kept])
 
 
+# What EarlyStopping and ReduceLROnPlateau count from epoch to epoch, and reset as `fit` begins.
+CALLBACK_STATE = ("wait", "best", "best_epoch", "cooldown_counter")
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore writes its files in place, so a Ctrl-C during a save leaves a
     backup that cannot be resumed. This one writes beside them and renames into place. It
@@ -212,10 +216,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for callback, state in zip(self.stateful, metadata.get("callback_states", [])):
             for key, value in state.items():
                 setattr(callback, key, value)
-
-
-# What EarlyStopping and ReduceLROnPlateau count from epoch to epoch, and reset as `fit` begins.
-CALLBACK_STATE = ("wait", "best", "best_epoch", "cooldown_counter")
 
 
 def _plain(value):

@@ -114,12 +114,13 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device}")
     # Copies of one picture in a data set (a scraped folder's "cat (1).jpg") may fall on both sides of the split.
-    held_out_in_training = shared_pictures(val_set.images, train_set.images)
+    training_pictures = picture_fingerprints(train_set.images)
+    held_out_in_training = shared_pictures(val_set.images, set(training_pictures))
     if held_out_in_training:
         print(f"warning: {held_out_in_training:,} of the {len(val_set.labels):,} held-out images are pictures this run "
               "trains on too (copies in the data), so their score will flatter the model; its card says so: remove "
               "the copies to score it fairly", file=sys.stderr)
-    test_in_training = None if test is None else shared_pictures(test.images, train_set.images)
+    test_in_training = None if test is None else shared_pictures(test.images, set(training_pictures))
     if test_in_training:
         print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
               "too, so their score will flatter the model; its card says so, and the dashboard ranks it by held-out "
@@ -155,7 +156,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "data_digest": data_digest,
         "held_out_digest": digest(val_set.files),
         "test_digest": None if test is None else digest(test.files),
-        "training_pixels_sketch": sketch(picture_fingerprints(train_set.images)),
+        "training_pixels_sketch": sketch(training_pictures),
         "classes": data.classes,
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),

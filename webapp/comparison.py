@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from trainer.formatting import is_number
-
 from .dashboard import usable_by_data_set
 from .predictor import PredictionError, Result, Upload, answer
 from .registry import ModelUnavailable, UnknownModel, get_registry
@@ -47,14 +45,9 @@ def compare(data: bytes, top_k: int) -> list[Answer]:
             result = answer(registry.load_listed(info), upload, top_k)
         except (ModelUnavailable, UnknownModel, PredictionError) as failure:
             error = str(failure)
-        answers.append(Answer(info.name, each.heading, frozenset(info.card["classes"]), number(row["accuracy"]),
+        answers.append(Answer(info.name, each.heading, frozenset(info.card["classes"]), row["accuracy"],
                               row["test_accuracy"] if each.shared_test else None, result, error))
     return answers
-
-
-def number(value) -> float | None:
-    """A card's figure; None where it records none, or something else."""
-    return value if is_number(value) else None
 
 
 def agreement(answers: list[Answer]) -> str:

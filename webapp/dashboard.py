@@ -77,6 +77,7 @@ def summary(info: ModelInfo) -> dict:
     return {
         "name": info.name,
         "card_note": info.card_note,
+        "held_out_copies": trained_count(card, "held_out_in_training"),
         "architecture": card.get("architecture"),
         "dataset": card.get("dataset"),
         "parameters": card.get("parameters"),
@@ -85,7 +86,7 @@ def summary(info: ModelInfo) -> dict:
         "training_seconds": card.get("training_seconds"),
         "accuracy": share(evaluation.get("accuracy")),
         # Not a test score where the model trained on some of those images.
-        "test_accuracy": None if trained_on(card, "test_in_training") else share(test.get("accuracy")),
+        "test_accuracy": None if trained_count(card, "test_in_training") else share(test.get("accuracy")),
         "precision": share(evaluation.get("precision_macro")),
         "recall": share(evaluation.get("recall_macro")),
         "f1": share(evaluation.get("f1_macro")),
@@ -130,7 +131,7 @@ def mistakes(rows: list[dict]) -> list[dict]:
     return sorted(found, key=lambda cell: (-cell["count"] / cell["total"], -cell["count"]))[:MISTAKES_SHOWN]
 
 
-def trained_on(card: dict, key: str) -> int:
+def trained_count(card: dict, key: str) -> int:
     """How many of its held-out or test images (`key`: held_out_in_training, test_in_training)
     the model trained on too, by its card; 0 where it says none or nothing readable."""
     shared = card.get(key)
@@ -139,7 +140,7 @@ def trained_on(card: dict, key: str) -> int:
 
 def figures_heading(card: dict, key: str, images: str) -> str:
     """The model page's heading for its held-out or test figures, saying when it trained on some of those images."""
-    shared = trained_on(card, key)
+    shared = trained_count(card, key)
     return f"{images}, {thousands(shared)} of them trained on" if shared else images
 
 

@@ -48,7 +48,7 @@ def named(response, name: str, disposition: str = "attachment"):
     if name.isascii():
         names = {"filename": name}
     else:
-        plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+        plain = "".join(c for c in unicodedata.normalize("NFD", name) if not unicodedata.combining(c))
         quoted = quote(name, safe=ATTR_CHARS)
         names = {"filename": plain if plain.isascii() else quoted, "filename*": f"UTF-8''{quoted}"}
     response.headers.set("Content-Disposition", disposition, **names)
