@@ -21,9 +21,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from trainer.keras_import import import_keras  # noqa: E402
+from trainer.keras_import import BackendError, import_keras  # noqa: E402
 
-import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
+try:
+    import_keras()  # before the modules below import it, so that TensorFlow's start-up lines are dropped
+except BackendError as error:  # JAX not installed here, say: one line, as the trainer says it
+    sys.exit(f"error: {error}")
 from trainer.options import OVERRIDES, UsageError, did_you_mean, recipe  # noqa: E402
 from trainer.data import DataError, load_dataset, natural_size  # noqa: E402
 from trainer.models import WeightsError  # noqa: E402

@@ -1,12 +1,13 @@
 """The models dashboard and one model's page."""
 
+import io
 import json
 import re
 import shutil
 
 import pytest
 
-from conftest import SMALL_CLASSES, damage, read_csv, update_card
+from conftest import SMALL_CLASSES, damage, encode_image, read_csv, update_card
 from trainer.formatting import filesize
 
 
@@ -98,6 +99,12 @@ def test_data_sets_of_one_name_are_told_apart_by_what_their_cards_say(client, mo
     page = text_of(client.get("/models").get_data(as_text=True))
     assert data_set_headings(page) == ["synthetic (first trained 26\u00a0Nov\u00a02026)",
                                        "synthetic (first trained 6\u00a0Nov\u00a02026)"]
+    # For files and programs, plain spaces: a client reading the CSV or the API's data_set.
+    rows = read_csv(client.get("/models.csv").get_data(as_text=True))[1:]
+    assert [row[1] for row in rows] == ["synthetic (first trained 26 Nov 2026)"] + ["synthetic (first trained 6 Nov 2026)"] * 2
+    answers = client.post("/api/predict", data={"image": (io.BytesIO(encode_image()), "a.png"), "compare": "1"}).get_json()
+    assert {answer["data_set"] for answer in answers["answers"]} == {"synthetic (first trained 26 Nov 2026)",
+                                                                    "synthetic (first trained 6 Nov 2026)"}
 
     # A card that does not say when, or says it in a way that does not compare: the digests.
     for created in (None, "last week", 5, "2026-11-06T10:03:00", "0001-01-01T00:00:00+14:00"):

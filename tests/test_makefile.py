@@ -10,14 +10,28 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
     for name in ("Makefile", "requirements.txt"):
         shutil.copy(CHECKOUT / name, tmp_path)
-    old_python = tmp_path / "python3.10"  # answers the version check as Python 3.10 would: false
-    old_python.write_text("#!/bin/sh\nexit 1\n")
+    old_python = tmp_path / "python3.10"  # runs, and answers as Python 3.10 would
+    old_python.write_text('#!/bin/sh\ncase "$2" in *version_info*) exit 1;; *python_version*) echo 3.10.12;; esac\n')
     old_python.chmod(0o755)
     result = subprocess.run(["make", f"PYTHON={old_python}", "serve"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and not (tmp_path / ".venv").exists()
-    assert result.stderr.startswith(f"make: {old_python} is not Python 3.11 or newer, which the pinned packages "
-                                    f"need; name one that is, as in: make PYTHON=python3.12 serve\n")
+    assert result.stderr.startswith(f"make: {old_python} is Python 3.10.12, older than the 3.11 the pinned packages "
+                                    f"need; name a newer one, as in: make PYTHON=python3.12 serve\n")
+
+
+def test_a_python_that_does_not_run_is_said_not_to_run_not_to_be_too_old(tmp_path):
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(CHECKOUT / name, tmp_path)
+    shim = tmp_path / "python3.12"  # as pyenv's shim answers for a version it does not have
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    result = subprocess.run(["make", f"PYTHON={shim}", "serve"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
+    assert result.stderr.startswith(f"make: {shim} is here but does not run (a pyenv shim of a version not "
+                                    "installed?); name a Python 3.11 or newer that runs, as in: make "
+                                    "PYTHON=/usr/bin/python3.11 serve\n")
 
 
 def test_a_python_not_installed_is_said_to_be_missing_not_too_old(tmp_path):

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, jsonify, request
 
 from .batch import classify_many, failed_status
 from .comparison import compare
+from .dashboard import plain_spaces
 from .downloads import links
 from .predictor import PredictionError, Result, classify, parse_top_k
 from .registry import ModelInfo, get_info_or_404, get_registry, section
@@ -87,7 +88,7 @@ def compare_models(data: bytes, top_k: int, explain: bool):
     if explain:
         raise PredictionError(400, "explain works with one model: send it without compare=1.")
     answers = compare(data, top_k)
-    body = [{"data_set": answer.data_set}
+    body = [{"data_set": plain_spaces(answer.data_set)}
             | (as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error})
             for answer in answers]
     if not any(answer.result for answer in answers):

@@ -255,8 +255,14 @@ def usable_by_data_set(infos: list[ModelInfo]) -> list[Group]:
 
 def table_rows() -> list[dict]:
     """The dashboard's rows in its order, each with its data set's heading."""
-    return [row | {"data_set": each.heading} for each in usable_by_data_set(get_registry().models())
+    return [row | {"data_set": plain_spaces(each.heading)} for each in usable_by_data_set(get_registry().models())
             for row in each.rows]
+
+
+def plain_spaces(heading: str) -> str:
+    """A heading for a file or a program: the page's no-break spaces, which keep a date on one
+    line there, as spaces."""
+    return heading.replace("\u00a0", " ")
 
 
 def per_class_figures(card: dict) -> list[tuple[str, dict]]:
