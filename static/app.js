@@ -181,7 +181,8 @@ function enhance(form) {
   // a Display P3 photo's numbers as they are); the file itself where that is no smaller or cannot be
   // drawn, and for a kind the server does not take (the input's accept): it would pass as a JPEG when large.
   function shrink(file) {
-    if (input.accept.split(",").indexOf(file.type) < 0) return Promise.resolve(file);
+    // A name without a known extension has no type: tried, as the server reads the kind from the bytes.
+    if (file.type && input.accept.split(",").indexOf(file.type) < 0) return Promise.resolve(file);
     return createImageBitmap(file, {imageOrientation: "from-image"}).then(function (bitmap) {
       var scale = Math.min(1, SHRUNK_SIDE / Math.max(bitmap.width, bitmap.height));
       var canvas = document.createElement("canvas");
@@ -271,7 +272,6 @@ function enhance(form) {
     else if (!shrinking && onlyTooLarge()) shrinkChosen(); // refused for the model before (every model)
     else recheck(); // every model for several pictures is refused
   });
-  showClasses(); // the browser may have restored another choice than the page was sent with
 
   form.addEventListener("submit", function (event) {
     if (form.hasAttribute("aria-busy") || shrinking) {
@@ -297,8 +297,19 @@ function enhance(form) {
     button.textContent = buttonText;
     form.removeAttribute("aria-busy");
   };
-  // Back from the answer, the back/forward cache restores the page as it was left: busy.
-  window.addEventListener("pageshow", ready);
+  // Back from the answer, the back/forward cache restores the page as it was left: busy. Without
+  // that cache the page loads again, and the browser restores the files and choices after "load",
+  // just before this: the preview, the model's classes and the explain box follow them here.
+  window.addEventListener("pageshow", function () {
+    ready();
+    if (shrinking) return;
+    if (input.files.length) {
+      showPreview(input.files);
+      recheck();
+    } else {
+      showClasses(); // keeps the server's error, about the files sent before
+    }
+  });
   // Escape stops the upload (the browser's stop button fires no event): the form can send again.
   window.addEventListener("keydown", function (event) {
     if (event.key === "Escape") ready();

@@ -303,6 +303,30 @@ def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     screenshot(browser, "5-form-error")
 
 
+def test_back_to_a_form_loaded_again_shows_what_the_browser_restored(tmp_path_factory, base_url, photo):
+    """Without the back/forward cache (off, full, or timed out) Back loads the form again, and the
+    browser restores its files and choices after "load": the preview, the model's classes and the
+    explain box must follow them, or explain is offered for several pictures and then refused."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = start_browser(tmp_path_factory, flags=["--disable-features=BackForwardCache"])
+    try:
+        driver.get(base_url + "/")
+        Select(driver.find_element(By.ID, "model")).select_by_value("small")
+        driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(f"{photo}\n{photo}")
+        change_page(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        wait_for(driver, ".answers")
+        change_page(driver, driver.back)
+        wait_for(driver, "button[type=submit]")
+        assert driver.execute_script("return document.getElementById('image').files.length") == 2  # restored
+        assert driver.find_element(By.CSS_SELECTOR, ".drop-text").text == "2 images: photo.png, photo.png"
+        assert driver.find_element(By.ID, "model-classes").text.startswith("small recognises")
+        assert not driver.find_element(By.ID, "explain").is_enabled()
+    finally:
+        driver.quit()
+
+
 def test_dashboard_and_model_page(browser, base_url):
     from selenium.webdriver.common.by import By
 
@@ -892,19 +916,20 @@ def test_photos_too_large_together_are_made_smaller_to_send(browser, base_url, s
             (served_models / f"upright{suffix}").unlink()
 
 
-def test_one_photo_too_large_is_made_smaller_to_send(browser, base_url, served_models, tmp_path):
+@pytest.mark.parametrize("name", ["green.jpg", "green"])  # a name without an extension has no type: tried too
+def test_one_photo_too_large_is_made_smaller_to_send(browser, base_url, served_models, tmp_path, name):
     from selenium.webdriver.common.by import By
 
     save_as(served_models, top_left_model(), "upright2")
     try:
-        photo = tmp_path / "green.jpg"
+        photo = tmp_path / name
         photo.write_bytes(big_photo((0, 250, 0), size=(4000, 3000)))
         browser.get(base_url + "/?model=upright2")
         file_input = browser.find_element(By.ID, "image")
         assert photo.stat().st_size > int(file_input.get_attribute("data-max-bytes"))
         file_input.send_keys(str(photo))
         checked(browser)
-        assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text.startswith("green.jpg (made smaller to send: ")
+        assert browser.find_element(By.CSS_SELECTOR, ".drop-text").text.startswith(f"{name} (made smaller to send: ")
         change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         assert wait_for(browser, ".verdict strong").text == "dog"  # its corner green once upright
         shown = browser.find_element(By.CSS_SELECTOR, "img.uploaded")
@@ -978,6 +1003,13 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         assert browser.current_url == f"{base_url}/?model={LONG_NAME}"
         assert browser.execute_script("return document.activeElement") == file_input
         assert file_input.get_attribute("aria-invalid") == "true"
+        # A long file name in an error wraps, as the file names of phone screenshots are.
+        not_an_image = photo.with_name("Screenshot_20240615_183245123_com_android_chrome_document.txt")
+        not_an_image.write_text("notes")
+        file_input.send_keys(str(not_an_image))
+        assert browser.find_element(By.CSS_SELECTOR, ".errors").text == f"{not_an_image.name} is not an image."
+        assert_no_sideways_scrolling("an error naming a long file")
+        browser.execute_script("arguments[0].value = ''", file_input)  # else the next file is added to it
         file_input.send_keys(str(photo))
         wait_for(browser, ".preview")
         # The zone names the file; the browser's own "Choose File" control is out of sight.

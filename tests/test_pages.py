@@ -14,7 +14,7 @@ from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_mo
 from trainer.images import load_rgb
 from webapp.occlusion import DIM
 from webapp.batch import MAX_PICTURES
-from webapp.pages import EXPIRED, MAX_PROFILE_BYTES, PREVIEW_SIDE, THUMBNAIL_SIDE
+from webapp.pages import EXPIRED, MAX_PROFILE_BYTES, NO_COOKIE, PREVIEW_SIDE, THUMBNAIL_SIDE
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -435,12 +435,19 @@ def test_the_content_not_the_file_name_decides(client, csrf_token, make_image, f
 
 @pytest.mark.parametrize("token", [None, "stale-token-from-before-a-restart"])
 def test_form_with_a_missing_or_stale_token_says_the_page_expired(client, make_image, token):
+    client.get("/")  # the page was opened: its session cookie holds the token's other half
     response = post_form(client, token, make_image())
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     # Not "reload": this page is at /predict, and reloading would send the same stale token.
     assert f"<p>{EXPIRED}</p>" in page.replace("&#39;", "'")
     assert "CSRF" not in page
+
+
+def test_form_sent_without_the_session_cookie_says_it_needs_one(client, csrf_token, make_image):
+    client.delete_cookie("imageapp_session")  # cookies blocked: "expired" would be said again on every try
+    page = post_form(client, csrf_token, make_image()).get_data(as_text=True).replace("&#39;", "'")
+    assert f"<p>{NO_COOKIE}</p>" in page and EXPIRED not in page
 
 
 def test_form_over_size_limit_rerenders_form(models_dir, make_image):

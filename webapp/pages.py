@@ -45,6 +45,10 @@ MAX_LISTED_CLASSES = 20
 # Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
 # form, left open across a restart of the server, is the usual cause.
 EXPIRED = "This page had expired (for example, the server restarted). Choose the image again and press Classify."
+# The token's other half is in the session cookie: without it (cookies blocked, or cleared since
+# the page came), EXPIRED would be said again on every try.
+NO_COOKIE = ("This form needs a cookie from this site, and the upload came without one: allow cookies for this "
+             "site (or reload the page), then choose the image again and press Classify.")
 NOT_THE_FORM = "This address takes the upload form, sent as multipart/form-data; programs can use the JSON API."
 
 
@@ -123,7 +127,7 @@ def predict():
         # A token error page is at /predict, where reloading sends the stale token again;
         # the form on it has a fresh one.
         if "csrf_token" in form.errors:
-            errors = [EXPIRED]
+            errors = [EXPIRED if current_app.config["SESSION_COOKIE_NAME"] in request.cookies else NO_COOKIE]
         else:
             errors = [message for messages in form.errors.values() for message in messages]
         return render_form(form, errors, 400)
