@@ -7,38 +7,41 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
-def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
+def make_serve(folder: Path, python: str) -> subprocess.CompletedProcess:
+    """`make PYTHON=python serve` in a copy of the set-up files, which must stop before making .venv."""
     for name in ("Makefile", "requirements.txt"):
-        shutil.copy(CHECKOUT / name, tmp_path)
-    old_python = tmp_path / "python3.10"  # runs, and answers as Python 3.10 would
-    old_python.write_text('#!/bin/sh\ncase "$2" in *version_info*) exit 1;; *python_version*) echo 3.10.12;; esac\n')
-    old_python.chmod(0o755)
-    result = subprocess.run(["make", f"PYTHON={old_python}", "serve"], cwd=tmp_path, capture_output=True, text=True,
+        shutil.copy(CHECKOUT / name, folder)
+    result = subprocess.run(["make", f"PYTHON={python}", "serve"], cwd=folder, capture_output=True, text=True,
                             timeout=60)
-    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
-    assert result.stderr.startswith(f"make: {old_python} is Python 3.10.12, older than the 3.11 the pinned packages "
-                                    f"need; name a newer one, as in: make PYTHON=python3.12 serve\n")
+    assert result.returncode != 0 and not (folder / ".venv").exists()
+    return result
+
+
+def fake_python(folder: Path, name: str, script: str) -> Path:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
+    # Runs, and answers as Python 3.10 would.
+    old_python = fake_python(tmp_path, "python3.10",
+                             'case "$2" in *version_info*) exit 1;; *python_version*) echo 3.10.12;; esac\n')
+    assert make_serve(tmp_path, str(old_python)).stderr.startswith(
+        f"make: {old_python} is Python 3.10.12, older than the 3.11 the pinned packages need; name a newer one, "
+        "as in: make PYTHON=python3.12 serve\n")
 
 
 def test_a_python_that_does_not_run_is_said_not_to_run_not_to_be_too_old(tmp_path):
-    for name in ("Makefile", "requirements.txt"):
-        shutil.copy(CHECKOUT / name, tmp_path)
-    shim = tmp_path / "python3.12"  # as pyenv's shim answers for a version it does not have
-    shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
-    shim.chmod(0o755)
-    result = subprocess.run(["make", f"PYTHON={shim}", "serve"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
-    assert result.stderr.startswith(f"make: {shim} is here but does not run (a pyenv shim of a version not "
-                                    "installed?); name a Python 3.11 or newer that runs, as in: make "
-                                    "PYTHON=/usr/bin/python3.11 serve\n")
+    # As pyenv's shim answers for a version it does not have.
+    shim = fake_python(tmp_path, "python3.12", "echo 'pyenv: python3.12: command not found' >&2\nexit 127\n")
+    assert make_serve(tmp_path, str(shim)).stderr.startswith(
+        f"make: {shim} is here but does not run (a pyenv shim of a version not installed?); name a Python 3.11 or "
+        "newer that runs, as in: make PYTHON=/usr/bin/python3.11 serve\n")
 
 
 def test_a_python_not_installed_is_said_to_be_missing_not_too_old(tmp_path):
-    for name in ("Makefile", "requirements.txt"):
-        shutil.copy(CHECKOUT / name, tmp_path)
-    result = subprocess.run(["make", "PYTHON=python3.99", "serve"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
-    assert result.stderr.startswith("make: there is no python3.99 here; name a Python 3.11 or newer that is "
-                                    "installed, as in: make PYTHON=/usr/bin/python3.11 serve\n")
+    assert make_serve(tmp_path, "python3.99").stderr.startswith(
+        "make: there is no python3.99 here; name a Python 3.11 or newer that is installed, as in: "
+        "make PYTHON=/usr/bin/python3.11 serve\n")
