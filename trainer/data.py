@@ -64,16 +64,20 @@ def digest(files: np.ndarray) -> str:
 SKETCH_SIZE = 1024
 
 
+def _fingerprint(content) -> str:
+    return hashlib.blake2b(content, digest_size=8).hexdigest()
+
+
 def picture_fingerprints(images: np.ndarray) -> list[str]:
     """Each image's fingerprint by its pixels, read at one size: copies of one picture alike,
     whatever their names, and other pictures apart, whatever theirs (a test folder's
     cat/0001.png is seldom the training folder's)."""
-    return [hashlib.blake2b(np.ascontiguousarray(image), digest_size=8).hexdigest() for image in images]
+    return [_fingerprint(np.ascontiguousarray(image)) for image in images]
 
 
 def name_fingerprints(files: np.ndarray) -> list[str]:
     """Each image's fingerprint by its `Dataset.files` entry, as cards kept them before they kept pixels'."""
-    return [hashlib.blake2b(entry.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest() for entry in files]
+    return [_fingerprint(entry.encode("utf-8", "surrogateescape")) for entry in files]
 
 
 def sketch(fingerprints: Iterable[str]) -> str:

@@ -82,8 +82,7 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     if card is not None and card["classes"] != classes:
         raise WeightsError(f"The teacher {path} knows the classes {card['classes']}, not this data's {classes}.")
     # Copies of a picture on both sides of the split, which the student trains on too, teach it nothing new.
-    besides = set(picture_fingerprints(train_set.images))
-    found = trained_on(held_out, card, besides) if card is not None else None
+    found = trained_on(held_out, card, set(picture_fingerprints(train_set.images))) if card is not None else None
     if found and found[0]:
         shared = overlap_words(*found[:2], len(held_out.files), "this run holds out")
         raise WeightsError(f"The teacher {path} was trained on {shared} ({found[2]}), and would pass on "

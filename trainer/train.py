@@ -115,12 +115,13 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
           f"training on {device}")
     # Copies of one picture in a data set (a scraped folder's "cat (1).jpg") may fall on both sides of the split.
     training_pictures = picture_fingerprints(train_set.images)
-    held_out_in_training = shared_pictures(val_set.images, set(training_pictures))
+    seen = set(training_pictures)
+    held_out_in_training = shared_pictures(val_set.images, seen)
     if held_out_in_training:
         print(f"warning: {held_out_in_training:,} of the {len(val_set.labels):,} held-out images are pictures this run "
               "trains on too (copies in the data), so their score will flatter the model; its card says so: remove "
               "the copies to score it fairly", file=sys.stderr)
-    test_in_training = None if test is None else shared_pictures(test.images, set(training_pictures))
+    test_in_training = None if test is None else shared_pictures(test.images, seen)
     if test_in_training:
         print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
               "too, so their score will flatter the model; its card says so, and the dashboard ranks it by held-out "
