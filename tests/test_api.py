@@ -170,13 +170,6 @@ def test_as_many_images_as_allowed_fit_with_every_field(client, make_image):
     assert response.status_code == 200 and len(response.get_json()["answers"]) == MAX_PICTURES
 
 
-@pytest.mark.parametrize("url", ["/api/predict", "/api/models", "/api/models/nope", "/healthz"])
-def test_options_says_the_methods_with_no_content_never_html(client, url):
-    response = client.options(url)
-    assert response.status_code == 204 and response.data == b"" and "Content-Type" not in response.headers
-    assert "POST" in response.headers["Allow"] if url == "/api/predict" else "GET" in response.headers["Allow"]
-
-
 def test_predict_refuses_repeated_fields_and_fields_in_the_url(client, make_image):
     image = {"image": (io.BytesIO(make_image()), "a.png")}
     response = client.post("/api/predict?model=small&top_k=2", data=image)

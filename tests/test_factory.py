@@ -122,3 +122,12 @@ def test_a_form_left_open_for_hours_still_works(client, csrf_token, make_image, 
     monkeypatch.setattr(time, "time", lambda: hours_later)  # what the token's timestamp is checked against
     response = post_form(client, csrf_token, make_image())
     assert response.status_code == 200 and 'class="verdict"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url, method", [("/api/predict", "POST"), ("/api/models", "GET"), ("/api/models/nope", "GET"),
+                                         ("/healthz", "GET"), ("/", "GET"), ("/predict", "POST"), ("/models", "GET"),
+                                         ("/static/app.js", "GET")])
+def test_options_says_the_methods_with_no_content_never_html(client, url, method):
+    response = client.options(url)
+    assert response.status_code == 204 and response.data == b"" and "Content-Type" not in response.headers
+    assert method in response.headers["Allow"]

@@ -81,11 +81,23 @@ def test_unavailable_pretrained_weights_are_one_clear_sentence(monkeypatch, imag
     monkeypatch.setattr("keras.applications.VGG16", offline)
     assert main(["train", "--arch", "vgg16", "--data", str(image_folder), "--image-size", "16",
                  "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
-    warning, err = capsys.readouterr().err.strip().splitlines()
-    assert warning.startswith("warning: the 27 training images make a single batch")  # 30 images, 3 held out
+    out, err = capsys.readouterr()
+    assert out == ""  # said before the data loads, so nothing of it was read
     assert err.startswith("error: Cannot load the vgg16 weights 'imagenet' (URL fetch failure")
-    assert "--weights PATH" in err
-    assert list((tmp_path / "runs").iterdir()) == []  # refused before any epoch: nothing left to resume
+    assert "--weights PATH" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("arch, file", [("vgg16", "vgg16_notop.h5"), ("efficientnet_lite0", "lite0.pth")])
+def test_a_damaged_weights_file_is_refused_before_the_data_loads(arch, file, image_folder, tmp_path, capsys,
+                                                                  monkeypatch):
+    weights = tmp_path / file
+    weights.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))  # an HDF5 signature, and nothing after it
+    monkeypatch.setattr("trainer.data.load_dataset", lambda *args: pytest.fail("the data was loaded"))
+    assert main(["train", "--arch", arch, "--weights", str(weights), "--data", str(image_folder),
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: Cannot load the {arch} weights {str(weights)!r} (") and len(err.splitlines()) == 1
 
 
 def test_a_damaged_teacher_is_refused_before_the_data_loads(image_folder, tmp_path, capsys):

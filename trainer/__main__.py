@@ -191,6 +191,10 @@ def _train(args) -> int:
         from trainer.distillation import teacher_card
 
         teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
+    if hp["arch"] != "scratch":
+        from trainer.models import check_weights
+
+        check_weights(hp["arch"], hp["weights"])
 
     from trainer.train import run_lock, train
 

@@ -192,6 +192,14 @@ class WeightsError(Exception):
     message tells the user what to do."""
 
 
+def check_weights(arch: str, weights: str) -> None:
+    """Raise WeightsError now if `arch`'s `weights` cannot be had (a failed download, a damaged
+    file), not once the data has loaded. A base of the smallest size both nets take is enough:
+    their weights fit any size."""
+    if weights != "none":
+        _pretrained_base(arch, 32, weights)
+
+
 def _pretrained_base(arch, size, weights):
     try:
         if arch == "vgg16":

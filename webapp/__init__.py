@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     cors.init_app(app)
     formatting.init_app(app)
+    app.after_request(_no_content_for_options)
     app.register_blueprint(pages.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
@@ -77,6 +78,14 @@ def trust_proxies(app: Flask, hops: int) -> None:
     The host comes from the Host header, which proxies pass on; a path prefix from gunicorn's
     SCRIPT_NAME header (README)."""
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
+
+def _no_content_for_options(response: Response) -> Response:
+    # Flask answers OPTIONS itself (the methods in Allow), with an empty body typed as HTML.
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+        response.status_code = 204
+        del response.headers["Content-Type"]
+    return response
 
 
 def _log_through_gunicorn(app: Flask) -> None:

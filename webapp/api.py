@@ -34,15 +34,6 @@ def describe(info: ModelInfo, full: bool) -> dict:
             "downloads": links(info), "card": card}
 
 
-@bp.after_request
-def no_content_for_options(response):
-    # Flask answers OPTIONS itself (the methods in Allow), with an empty body typed as HTML.
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-        response.status_code = 204
-        del response.headers["Content-Type"]
-    return response
-
-
 @bp.post("/api/predict")
 def predict():
     # A part with neither a name nor a byte is a form's file input left empty: not sent, as on the page.
