@@ -485,6 +485,15 @@ def test_predict_piped_into_a_reader_that_stops_early_ends_quietly(built_models,
     assert process.stderr.read() == b""
 
 
+def test_a_ctrl_c_once_the_command_is_done_is_ignored_while_python_shuts_down():
+    # As a Ctrl-C after "Saved ..." lands in an exit handler while TensorFlow shuts down (a
+    # traceback), or after Python's own signal handling has ended (status 130 for a saved model).
+    script = ("import atexit, os, signal, time; from trainer.__main__ import _ignore_late_interrupts; "
+              "atexit.register(time.sleep, 0.2); _ignore_late_interrupts(0); os.kill(os.getpid(), signal.SIGINT)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=CHECKOUT)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 @pytest.mark.parametrize("option", ["--out", "--run-dir"])
 def test_an_out_or_run_dir_that_is_a_file_is_refused_before_training(option, image_folder, tmp_path, capsys):
     (tmp_path / "models").write_text("not a folder")

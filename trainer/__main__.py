@@ -372,5 +372,18 @@ def default_name(data: str, arch: str) -> str:
     return f"{slug.encode()[:room].decode(errors='ignore').strip('_') or 'data'}_{arch}"
 
 
+def _ignore_late_interrupts(code: int) -> None:
+    """The command is done, and Python and TensorFlow take up to a second more to shut down.
+    A Ctrl-C then would print a traceback from an exit handler, or end a finished command
+    with an interrupted one's status: it is ignored. SIGTERM ends the process at once, with
+    the command's own status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # unlike a handler of ours, kept to the last C++ destructor
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    _ignore_late_interrupts(status)
+    sys.exit(status)
