@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
-import numpy as np
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from PIL import Image
 from wtforms import SelectChoice
-
-from trainer.images import load_rgb, opened_image
 
 from .batch import MAX_BATCH_PIXELS, MAX_PICTURES, classify_many, failed_status, tally
 from .comparison import agreement, compare
@@ -19,6 +12,7 @@ from .errors import message_for
 from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
+from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
 from .predictor import MAX_TOP_K, PredictionError, classify
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
@@ -30,16 +24,6 @@ CONFIDENT = 0.5
 # Classes shown for each model on the comparison page, and for each of several pictures: enough
 # to see where models differ, and how close a call each answer was.
 COMPARED_TOP_K = 3
-# Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
-PREVIEW_SIDE = 640
-# The same for each of several pictures, shown at most 14rem high: a page of 30 stays light.
-THUMBNAIL_SIDE = 320
-# Largest colour profile passed on to the pictures shown: Display P3's is 536 bytes, sRGB's
-# about 3 kB; a page of 30 thumbnails carries it 30 times.
-MAX_PROFILE_BYTES = 65_536
-# Least width, in CSS pixels, at which the picture as the model takes it is shown: a 32 px
-# input is enlarged a whole number of times, so that each of its pixels shows as a square.
-MODEL_VIEW_SIDE = 96
 # ImageNet's 1,000 classes would be a wall of text under the model selector.
 MAX_LISTED_CLASSES = 20
 # Flask-WTF's own words ("The CSRF token is missing.") mean nothing to most people; a stale
@@ -182,45 +166,6 @@ def predict_several(form: UploadForm, model_name: str | None):
                   for index, ((_, data), each) in enumerate(zip(pictures, labelled)) if each.thumbnail is not None}
     return render_template("several.html", form=upload_form(formdata=None, data={"model": batch.model}), batch=batch,
                            summary=tally(labelled), thumbnails=thumbnails, sure_from=CONFIDENT)
-
-
-def preview(data: bytes, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, bytes | None]:
-    """The upload as the answer shows it, shrunk to fit `side` (the upload itself, up to 10 MB
-    and a third more in base64, would make a page slow to load on a phone), and its colour profile."""
-    return load_rgb(data, max_side=side), colour_profile(data)
-
-
-def colour_profile(data: bytes) -> bytes | None:
-    """An upload's colour profile, read from its header, where its pixels keep their colours as
-    RGB: phones take photos in Display P3, which look duller read as sRGB. Not one over
-    MAX_PROFILE_BYTES, which the page would carry whole with each picture."""
-    with opened_image(data) as upload:
-        profile = upload.info.get("icc_profile") if upload.mode == "RGB" else None
-    return profile if profile and len(profile) <= MAX_PROFILE_BYTES else None
-
-
-def model_view(pixels: np.ndarray, picture: np.ndarray) -> dict:
-    """The image as the model took it, to show beside the upload: at a 32 px input, much of
-    what a person sees is gone, which explains many wrong answers."""
-    height, width = pixels.shape[:2]
-    scale = max(1, MODEL_VIEW_SIDE // max(height, width))
-    shape = (picture.shape[1] / picture.shape[0]) / (width / height)
-    # Enlarged, each pixel shows, and JPEG's blocks would too; a 224 px one is lighter as JPEG.
-    uri = data_uri(pixels, "PNG") if scale > 1 else jpeg_uri(pixels, None)
-    return {"uri": uri, "width": width, "height": height, "shown_width": width * scale, "shown_height": height * scale,
-            "squeezed": not 0.95 < shape < 1.05}  # the upload's proportions were not the model's
-
-
-def jpeg_uri(pixels: np.ndarray, profile: bytes | None) -> str:
-    """A picture as a JPEG data: URI, so that it is never stored, and without the upload's
-    metadata (a photo's location, say)."""
-    return data_uri(pixels, "JPEG", quality=85, icc_profile=profile)
-
-
-def data_uri(pixels: np.ndarray, image_format: str, **options) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, image_format, **options)
-    return f"data:image/{image_format.lower()};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
 @bp.get("/api")
