@@ -13,6 +13,7 @@ function enhance(form) {
   var select = form.querySelector("select");
   var classes = form.querySelector(".model-classes");
   var explain = form.querySelector("input[data-not-with]");
+  var explainNote = document.getElementById("explain-note");
   var button = form.querySelector("button[type=submit]");
 
   // From here the zone shows the chosen file and offers dropping one (style.css): the native
@@ -266,6 +267,7 @@ function enhance(form) {
     // Explaining is for one model and one picture: not offered while every model is asked, or
     // several pictures are chosen (the server would refuse it).
     explain.disabled = (Boolean(option) && option.value === explain.dataset.notWith) || input.files.length > 1;
+    explainNote.hidden = !explain.disabled;
   }
   select.addEventListener("change", function () {
     if (!input.files.length) showClasses(); // keeps the server's error, about the files sent before

@@ -237,9 +237,11 @@ def test_compare_every_model_on_one_picture(browser, base_url, served_models, ph
         compare_line = ("The 3 models answer the same picture side by side, the most accurate first within each data "
                         "set.")
         assert browser.find_element(By.ID, "model-classes").text == compare_line  # from app.js
-        assert not explain.is_enabled()
+        note = browser.find_element(By.ID, "explain-note")
+        assert not explain.is_enabled() and note.text == "(for one model and one picture)"  # why, in words
         Select(browser.find_element(By.ID, "model")).select_by_visible_text("tiny")
         assert explain.is_enabled() and explain.is_selected()  # as it was left, for one model
+        assert not note.is_displayed()
         Select(browser.find_element(By.ID, "model")).select_by_visible_text("All models (compare)")
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)

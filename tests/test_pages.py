@@ -82,6 +82,7 @@ def test_an_unsure_answer_is_worded_as_a_guess(client, csrf_token, make_image, m
     monkeypatch.setattr("webapp.pages.CONFIDENT", 1.01)
     page = post_form(client, csrf_token, make_image()).get_data(as_text=True)
     assert re.search(verdict.format("Not sure: best guess"), page)
+    assert re.search(r"<title>Not sure: (cat|dog|ship) \(\d+\.\d%\)", page)  # a guess in the tab too
 
 
 @pytest.mark.parametrize("top, verdict", [(0.5, "Most likely:"), (0.49, "Not sure: best guess")])
@@ -243,6 +244,8 @@ def test_several_pictures_are_each_answered_in_a_card_of_their_own(client, csrf_
     assert shown[2] is None
     sizes = [Image.open(io.BytesIO(base64.b64decode(found[1]))).size for found in shown if found]
     assert sizes == [(THUMBNAIL_SIDE, THUMBNAIL_SIDE * 2 // 3), (20, 30), (THUMBNAIL_SIDE, THUMBNAIL_SIDE * 2 // 3)]
+    # Each picture told apart by name for a screen reader, as its card's heading names it.
+    assert re.findall(r'alt="([^"]+), as uploaded"', page) == ["photo.jpg", "&lt;b&gt;odd&lt;/b&gt;.png", "again.jpg"]
     assert "1 could not be, and its card says why." in " ".join(page.split())
     assert re.search(r'<option [^>]*selected value="small">', page)  # the next images go to the same model
 
@@ -282,7 +285,9 @@ def test_as_many_pictures_as_allowed_fit_in_one_form(client, csrf_token, make_im
 
 def test_explaining_is_offered_and_off_by_default(client):
     page = client.get("/").get_data(as_text=True)
-    assert '<input data-not-with="/all" id="explain" name="explain" type="checkbox" value="y"> <label for="explain">Show what the answer rests on</label>' in page
+    assert ('<input data-not-with="/all" id="explain" name="explain" type="checkbox" value="y"> '
+            '<label for="explain">Show what the answer rests on') in page
+    assert '<span class="hint" id="explain-note" hidden>(for one model and one picture)</span></label>' in page
 
 
 def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):

@@ -81,4 +81,9 @@ def _answers(model, classes: list[str], chunk: list[tuple[str, np.ndarray | str]
             yield Answer(name, None, pixels)
             continue
         row = next(found)
-        yield Answer(name, [(classes[i], float(row[i])) for i in np.argsort(row)[::-1][:top_k]])
+        yield Answer(name, ranked(classes, row, top_k))
+
+
+def ranked(classes: list[str], probabilities: np.ndarray, top_k: int) -> list[tuple[str, float]]:
+    """The `top_k` most likely classes with their probabilities, most likely first."""
+    return [(classes[i], float(probabilities[i])) for i in np.argsort(probabilities)[::-1][:top_k]]

@@ -113,19 +113,8 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device}")
-    # Copies of one picture in a data set (a scraped folder's "cat (1).jpg") may fall on both sides of the split.
     training_pictures = picture_fingerprints(train_set.images)
-    seen = set(training_pictures)
-    held_out_in_training = shared_pictures(val_set.images, seen)
-    if held_out_in_training:
-        print(f"warning: {held_out_in_training:,} of the {len(val_set.labels):,} held-out images are pictures this run "
-              "trains on too (copies in the data), so their score will flatter the model; its card says so: remove "
-              "the copies to score it fairly", file=sys.stderr)
-    test_in_training = None if test is None else shared_pictures(test.images, seen)
-    if test_in_training:
-        print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
-              "too, so their score will flatter the model; its card says so, and the dashboard ranks it by held-out "
-              "images only", file=sys.stderr)
+    held_out_in_training, test_in_training = _copies_of_training_pictures(training_pictures, val_set, test)
     _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
     if hp["arch"] == "scratch":
         _warn_if_few_for_scratch(len(train_set.labels), len(data.classes))
@@ -179,6 +168,30 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         "held_out_in_training": held_out_in_training,
         "test_in_training": test_in_training,
     }
+    return _save(model, card, model_path, found_at_start, run_dir, replace)
+
+
+def _copies_of_training_pictures(training_pictures, held_out: Dataset, test: Dataset | None):
+    """How many held-out and test images (None: no test set) are pictures the run trains on,
+    each count said in a warning. Copies of one picture in a data set (a scraped folder's
+    "cat (1).jpg") may fall on both sides of the split; a test folder may hold training images."""
+    seen = set(training_pictures)
+    held_out_in_training = shared_pictures(held_out.images, seen)
+    if held_out_in_training:
+        print(f"warning: {held_out_in_training:,} of the {len(held_out.labels):,} held-out images are pictures this run "
+              "trains on too (copies in the data), so their score will flatter the model; its card says so: remove "
+              "the copies to score it fairly", file=sys.stderr)
+    test_in_training = None if test is None else shared_pictures(test.images, seen)
+    if test_in_training:
+        print(f"warning: {test_in_training:,} of the {len(test.labels):,} test images are pictures this run trains on "
+              "too, so their score will flatter the model; its card says so, and the dashboard ranks it by held-out "
+              "images only", file=sys.stderr)
+    return held_out_in_training, test_in_training
+
+
+def _save(model, card: dict, model_path: Path, found_at_start, run_dir: Path, replace: bool) -> dict:
+    """Save the model and its card, unless another run saved one there meanwhile and this run
+    may not `replace` it, then delete the run's checkpoints. Returns the card as saved."""
     kept = f"this run's weights are kept in {run_dir}, and the same command"
     now = file_identity(model_path)
     if not replace and now is not None and now != found_at_start:  # another run's, saved meanwhile
@@ -192,8 +205,8 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     try:
         shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
         print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
-              f"after {plural(card['epochs_run'], 'epoch')} in {training_seconds:.0f} s; "
-              f"validation accuracy {evaluation['accuracy']:.2%}")
+              f"after {plural(card['epochs_run'], 'epoch')} in {card['training_seconds']:.0f} s; "
+              f"validation accuracy {card['evaluation']['accuracy']:.2%}")
     except KeyboardInterrupt as interrupt:
         interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
         raise

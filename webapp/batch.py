@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainer.images import MAX_PIXELS, decoding_pixels, shrunk
+from trainer.predict import ranked
 
 from .occlusion import CHUNK
-from .predictor import PredictionError, Upload, chosen_model, probabilities_for, ranked
+from .predictor import PredictionError, Upload, chosen_model, probabilities_for
 from .registry import Classifier
 
 # Pictures one upload may hold: a page of answers one can still take in.

@@ -12,7 +12,7 @@ from PIL import Image
 from trainer.formatting import whole_number
 from trainer.images import (UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, jpeg_scans, resized,
                             upload_format)
-from trainer.predict import BadOutput
+from trainer.predict import BadOutput, ranked
 
 from .occlusion import Occlusion, occlude
 from .registry import Classifier, ModelUnavailable, UnknownModel, get_registry
@@ -138,11 +138,6 @@ def probabilities_for(model: Classifier, batch: np.ndarray) -> np.ndarray:
         return model.predict(batch.astype(np.float32))
     except BadOutput as error:  # found at load for most models; these images found it first
         raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
-
-
-def ranked(classes: list[str], probabilities: np.ndarray, top_k: int) -> list[tuple[str, float]]:
-    """The `top_k` most likely classes with their probabilities, most likely first."""
-    return [(classes[i], float(probabilities[i])) for i in np.argsort(probabilities)[::-1][:top_k]]
 
 
 def _explain(model: Classifier, pixels: np.ndarray, index: int) -> tuple[Occlusion | None, str | None]:
