@@ -132,9 +132,10 @@ def post_worker_init(worker):
     # the first such answer; after this second shape, Keras traces for any batch size.
     from trainer.formatting import reason
     from webapp.occlusion import warm_up
+    from webapp.registry import registry_of
 
     app = worker.wsgi
-    model = app.extensions["imageapp.registry"].load_default(app.config["DEFAULT_MODEL"])
+    model = registry_of(app).load_default(app.config["DEFAULT_MODEL"])
     if model is None:
         return
     try:

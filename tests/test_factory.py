@@ -12,6 +12,7 @@ from flask import request
 from conftest import make_config, post_form
 from webapp import create_app
 from webapp.config import DEFAULTS, ROOT
+from webapp.registry import registry_of
 
 
 def test_defaults(caplog):
@@ -86,7 +87,7 @@ def test_a_default_model_that_cannot_be_used_is_logged_with_the_one_served(model
     # Requests fall back to the most accurate usable model; that must not go unsaid.
     create_app(make_config(models_dir, DEFAULT_MODEL="tiny"))
     assert "default model" not in caplog.text
-    best = create_app(make_config(models_dir, DEFAULT_MODEL="nosuch")).extensions["imageapp.registry"].default_name()
+    best = registry_of(create_app(make_config(models_dir, DEFAULT_MODEL="nosuch"))).default_name()
     assert "The default model nosuch cannot be used (nosuch.h5 is not in the models folder): " in caplog.text
     assert f"serving {best} instead." in caplog.text
 

@@ -26,6 +26,7 @@ import pytest
 from conftest import copy_models, encode_image, gunicorn
 from webapp import security, tunnel
 from webapp.config import ROOT
+from webapp.registry import registry_of
 from webapp.uploads import CHUNKS_ENDED
 
 LIMIT = 1024 * 1024
@@ -82,7 +83,7 @@ def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before
     monkeypatch.setattr(Classifier, "predict", lambda self, batch: batches.append(batch.shape) or predict(self, batch))
     app.config["DEFAULT_MODEL"] = default  # missing: the best usable model stands in, as for requests
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
-    loaded = app.extensions["imageapp.registry"].load_default(default)
+    loaded = registry_of(app).load_default(default)
     assert batches == [(1, *loaded.input_size, 3), (CHUNK, *loaded.input_size, 3)]
 
 

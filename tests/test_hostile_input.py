@@ -20,6 +20,7 @@ from PIL import Image
 
 from conftest import copy_models, encode_image, make_config
 from webapp import create_app
+from webapp.registry import registry_of
 
 LIMIT = 1024 * 1024
 
@@ -109,7 +110,7 @@ UPLOADS = [
 def hostile_app(built_models, tmp_path_factory):
     models = copy_models(built_models, tmp_path_factory.mktemp("hostile") / "models")
     app = create_app(make_config(models, MAX_CONTENT_LENGTH=LIMIT))
-    app.extensions["imageapp.registry"].load_default("tiny")
+    registry_of(app).load_default("tiny")
     return app
 
 
@@ -159,7 +160,7 @@ def no_disk_writes(hostile_app, monkeypatch):
 
 
 def models_listing(app):
-    folder = app.extensions["imageapp.registry"].folder
+    folder = registry_of(app).folder
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
 
 
@@ -185,7 +186,7 @@ def test_hostile_upload(client, hostile_app, no_disk_writes, make, fields, statu
     else:
         assert message in body["error"]
         assert "Traceback" not in body["error"]
-        assert str(hostile_app.extensions["imageapp.registry"].folder) not in body["error"]
+        assert str(registry_of(hostile_app).folder) not in body["error"]
     assert models_listing(hostile_app) == before
     assert_still_serving(client)
 

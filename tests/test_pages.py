@@ -11,10 +11,11 @@ from PIL import Image
 
 from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, png, post_form, red_top_left,
                       save_as, save_model_without_softmax, top_left_model, update_card)
-from webapp.occlusion import DIM
 from webapp.batch import MAX_PICTURES
+from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, NO_COOKIE
 from webapp.pictures import THUMBNAIL_SIDE
+from webapp.registry import registry_of
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -475,7 +476,7 @@ def test_a_model_asked_for_that_cannot_be_used_is_said_so_and_the_default_offere
 
 def test_no_notice_about_a_model_asked_for_that_became_usable_while_the_page_was_built(app, client, monkeypatch):
     # Its file was being replaced: not offered when the form was made, usable a moment later.
-    registry = app.extensions["imageapp.registry"]
+    registry = registry_of(app)
     listed = registry.models
     monkeypatch.setattr(registry, "models", lambda: [info for info in listed() if info.name != "small"])
     response = client.get("/?model=small")

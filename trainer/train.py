@@ -2,7 +2,8 @@
 
 Read top to bottom: `train` splits the data, builds the model, fits it (one phase for a
 scratch CNN; a frozen-base phase then a fine-tuning phase for a pretrained backbone),
-evaluates it and saves `<name>.h5` and `<name>.json`.
+evaluates it and saves `<name>.h5` and `<name>.json`. Last come the run folder's lock and
+the check that a folder left by an interrupted run is this command's to resume.
 """
 
 from __future__ import annotations
@@ -54,50 +55,6 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
         except resume.CannotWrite as error:
             raise TrainingError(f"{error}; once that is put right, the same command goes on from the run's last "
                                 "backup, or starts afresh if it has none.") from None
-
-
-_locked_here: set[Path] = set()  # run folders this process holds the lock of
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path):
-    """Held for the whole run: a second process on the same run folder would delete the first
-    one's checkpoints, and both would save over one model. The lock file goes with the run.
-    Taken again in the process that holds it, it is held already: the command line takes it
-    before the data loads, so that a second run is refused at once, and `train` again."""
-    key = run_dir.resolve()
-    if key in _locked_here:
-        yield
-        return
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = run_dir.parent / f".{run_dir.name}.lock"
-    with _open_locked(path, run_dir):
-        _locked_here.add(key)
-        try:
-            yield
-        finally:
-            _locked_here.discard(key)
-            with contextlib.suppress(OSError):  # left, an empty file does no harm
-                path.unlink()  # while locked: a run that opened it meanwhile finds it gone (locks.still_names)
-
-
-def _open_locked(path: Path, run_dir: Path):
-    """The lock file, open and locked (released when it closes)."""
-    while True:
-        lock = open(path, "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
-                                "this one another --name.") from None
-        except OSError as error:  # some network file systems lock nothing
-            print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
-                  "at the same time would not be stopped", file=sys.stderr)
-            return lock
-        if locks.still_names(path, lock):
-            return lock
-        lock.close()  # the run that held it removed it as it ended: lock the file now there
 
 
 def _train(hp, data, test, out_dir, name, run_dir, replace):
@@ -253,55 +210,6 @@ def _without_folders(hp: dict) -> dict:
     as the web app shows cards to anyone, and a path would tell where and whose they are."""
     files = {key: Path(hp[key]).name for key in ("weights", "teacher") if hp.get(key) not in (None, "imagenet", "none")}
     return hp | files
-
-
-# What the trainer writes in a run's folder: anything else there is not ours to delete.
-RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
-
-
-def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, model_path: Path,
-                   replace: bool) -> None:
-    """Resume from `run_dir` only a run of the same recipe on the same data (the same classes
-    and image files by name, as `digest` knows them; a file changed in place goes unseen):
-    checkpoints are kept by model name, and a changed command must not go on from another
-    recipe's weights.
-    A run that starts afresh saves over an existing model only if told to `replace` it."""
-    settings = run_dir / "settings.json"
-    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": data_digest,
-                         "classes": data.classes}, sort_keys=True)
-    if run_dir.exists() and (not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES):
-        raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
-                            "alone: choose another --run-dir or --name.")
-    resuming = settings.exists() and settings.read_text() == wanted
-    if not resuming and model_path.exists() and not replace:
-        raise TrainingError(cards.exists_message(model_path))
-    if run_dir.exists() and not resuming:
-        print(f"{run_dir} holds an unfinished run with {_changes(settings, wanted)}: starting afresh")
-        shutil.rmtree(run_dir)
-    with resume.writing(run_dir, "the run's settings"):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            settings.write_text(wanted)
-        except OSError:  # left, a folder without it (or with it cut short) would read as another command's
-            settings.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # if empty: nothing to resume
-            raise
-
-
-def _changes(settings: Path, wanted: str) -> str:
-    """What differs between a run folder's settings and this run's, in words."""
-    try:
-        then, now = json.loads(settings.read_text()), json.loads(wanted)  # both as JSON has them: lists, not tuples
-        hp_then, hp_now = then["hyperparameters"], now["hyperparameters"]
-    except (OSError, ValueError, TypeError, KeyError):  # none, or unreadable
-        return "other settings or data"
-    changes = [f"{key} {json.dumps(hp_then.get(key))}, now {json.dumps(hp_now.get(key))}"
-               for key in sorted(hp_then.keys() | hp_now.keys()) if hp_then.get(key) != hp_now.get(key)]
-    parts = [f"other settings ({'; '.join(changes)})"] if changes else []
-    if any(then.get(key) != now[key] for key in ("data", "files", "classes")):
-        parts.append("other data")
-    return " and ".join(parts) or "other settings or data"
 
 
 def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
@@ -551,3 +459,98 @@ def device_description() -> str:
 
         return f"{kind}: {jax.devices()[0].device_kind}"
     return kind
+
+
+# The run folder: held by one run at a time, and resumed only by the same command.
+
+_locked_here: set[Path] = set()  # run folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Held for the whole run: a second process on the same run folder would delete the first
+    one's checkpoints, and both would save over one model. The lock file goes with the run.
+    Taken again in the process that holds it, it is held already: the command line takes it
+    before the data loads, so that a second run is refused at once, and `train` again."""
+    key = run_dir.resolve()
+    if key in _locked_here:
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    with _open_locked(path, run_dir):
+        _locked_here.add(key)
+        try:
+            yield
+        finally:
+            _locked_here.discard(key)
+            with contextlib.suppress(OSError):  # left, an empty file does no harm
+                path.unlink()  # while locked: a run that opened it meanwhile finds it gone (locks.still_names)
+
+
+def _open_locked(path: Path, run_dir: Path):
+    """The lock file, open and locked (released when it closes)."""
+    while True:
+        lock = open(path, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise TrainingError(f"Another training run is using {run_dir}: wait for it to end, or give "
+                                "this one another --name.") from None
+        except OSError as error:  # some network file systems lock nothing
+            print(f"warning: cannot lock {lock.name} ({error.strerror}), so a second run with this name "
+                  "at the same time would not be stopped", file=sys.stderr)
+            return lock
+        if locks.still_names(path, lock):
+            return lock
+        lock.close()  # the run that held it removed it as it ended: lock the file now there
+
+
+# What the trainer writes in a run's folder: anything else there is not ours to delete.
+RUN_DIR_ENTRIES = {"settings.json", "scratch", "head", "fine_tune"}
+
+
+def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, model_path: Path,
+                   replace: bool) -> None:
+    """Resume from `run_dir` only a run of the same recipe on the same data (the same classes
+    and image files by name, as `digest` knows them; a file changed in place goes unseen):
+    checkpoints are kept by model name, and a changed command must not go on from another
+    recipe's weights.
+    A run that starts afresh saves over an existing model only if told to `replace` it."""
+    settings = run_dir / "settings.json"
+    wanted = json.dumps({"hyperparameters": hp, "data": data.name, "files": data_digest,
+                         "classes": data.classes}, sort_keys=True)
+    if run_dir.exists() and (not run_dir.is_dir() or not {entry.name for entry in run_dir.iterdir()} <= RUN_DIR_ENTRIES):
+        raise TrainingError(f"{run_dir} is not a folder of checkpoints left by the trainer, so it is left "
+                            "alone: choose another --run-dir or --name.")
+    resuming = settings.exists() and settings.read_text() == wanted
+    if not resuming and model_path.exists() and not replace:
+        raise TrainingError(cards.exists_message(model_path))
+    if run_dir.exists() and not resuming:
+        print(f"{run_dir} holds an unfinished run with {_changes(settings, wanted)}: starting afresh")
+        shutil.rmtree(run_dir)
+    with resume.writing(run_dir, "the run's settings"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.write_text(wanted)
+        except OSError:  # left, a folder without it (or with it cut short) would read as another command's
+            settings.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # if empty: nothing to resume
+            raise
+
+
+def _changes(settings: Path, wanted: str) -> str:
+    """What differs between a run folder's settings and this run's, in words."""
+    try:
+        then, now = json.loads(settings.read_text()), json.loads(wanted)  # both as JSON has them: lists, not tuples
+        hp_then, hp_now = then["hyperparameters"], now["hyperparameters"]
+    except (OSError, ValueError, TypeError, KeyError):  # none, or unreadable
+        return "other settings or data"
+    changes = [f"{key} {json.dumps(hp_then.get(key))}, now {json.dumps(hp_now.get(key))}"
+               for key in sorted(hp_then.keys() | hp_now.keys()) if hp_then.get(key) != hp_now.get(key)]
+    parts = [f"other settings ({'; '.join(changes)})"] if changes else []
+    if any(then.get(key) != now[key] for key in ("data", "files", "classes")):
+        parts.append("other data")
+    return " and ".join(parts) or "other settings or data"

@@ -10,7 +10,6 @@ gunicorn master that reads this package never starts TF threads before forking w
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 
 from flask import Flask, Response, request
@@ -49,13 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_HOPS"]:
         trust_proxies(app, app.config["PROXY_HOPS"])
 
-    model_registry = registry.Registry(app.config["MODELS_DIR"])
-    app.extensions["imageapp.registry"] = model_registry
-    if not os.path.isdir(app.config["MODELS_DIR"]):  # served anyway: models may be copied in later
-        app.logger.warning("The models folder %s does not exist or is not a folder: no model to serve.",
-                           app.config["MODELS_DIR"])
-    else:
-        _warn_if_default_model_unusable(app, model_registry)
+    registry.init_app(app)
     config.init_app(app)
     security.init_app(app)
     uploads.init_app(app)
@@ -96,19 +89,3 @@ def _log_through_gunicorn(app: Flask) -> None:
     if gunicorn_log.handlers:
         app.logger.handlers[:] = gunicorn_log.handlers
         app.logger.setLevel(gunicorn_log.level)
-
-
-def _warn_if_default_model_unusable(app: Flask, model_registry) -> None:
-    """Requests fall back to the most accurate usable model while the default one cannot be
-    used (it may be copied in later: the folder is read on each request); say so at start."""
-    from .registry import UnknownModel
-
-    default = app.config["DEFAULT_MODEL"]
-    try:
-        problem = model_registry.info(default).error
-    except UnknownModel:
-        problem = f"{default}.h5 is not in the models folder"
-    if problem:
-        served = model_registry.default_name(default)
-        app.logger.warning("The default model %s cannot be used (%s): %s.", default, problem,
-                           f"serving {served} instead" if served else "no model is usable")

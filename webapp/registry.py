@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
-from flask import abort, current_app
+from flask import Flask, abort, current_app
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
@@ -27,6 +27,8 @@ from trainer.keras_import import import_keras
 from trainer.predict import BadOutput, probabilities
 
 log = logging.getLogger(__name__)
+
+EXTENSION = "imageapp.registry"  # the app.extensions key it is kept under
 
 # model_file.stamp of the .h5, then of the card: any change means "check and load again".
 Stamp = tuple[int, ...]
@@ -311,8 +313,31 @@ def rank(info: ModelInfo) -> tuple:
     return (-accuracy if is_share(accuracy) else 1.0, loss if is_number(loss) else math.inf, info.name)
 
 
+def init_app(app: Flask) -> None:
+    """Give the app a registry of its models folder, saying at start where the default model
+    cannot be used (requests then fall back to the most accurate usable one)."""
+    folder, default = app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"]
+    registry = app.extensions[EXTENSION] = Registry(folder)
+    if not os.path.isdir(folder):  # served anyway: models may be copied in later
+        app.logger.warning("The models folder %s does not exist or is not a folder: no model to serve.", folder)
+        return
+    try:
+        problem = registry.info(default).error
+    except UnknownModel:
+        problem = f"{default}.h5 is not in the models folder"
+    if problem:
+        served = registry.default_name(default)
+        app.logger.warning("The default model %s cannot be used (%s): %s.", default, problem,
+                           f"serving {served} instead" if served else "no model is usable")
+
+
+def registry_of(app: Flask) -> Registry:
+    return app.extensions[EXTENSION]
+
+
 def get_registry() -> Registry:
-    return current_app.extensions["imageapp.registry"]
+    """The registry of the app handling the request."""
+    return registry_of(current_app)
 
 
 def get_info_or_404(name: str) -> ModelInfo:
