@@ -87,7 +87,7 @@ PRESETS = {
     # the mean over nine splits (airbench94's plain blocks at [64, 256, 256]: 91.85%); on an
     # H200 with JAX, 95 s from a fresh process, compiling included (BENCHMARKS.md).
     "scratch-medium": _SCRATCH | _AIRBENCH | {
-        "stem_width": 32,
+        "stem_width": 32,      # with whiten_stem off only, as in scratch-small
         "widths": [64, 192, 224],
         "residual": True,
         "activation_after_sum": True,
@@ -97,7 +97,7 @@ PRESETS = {
     # The most accurate, for a GPU: airbench96's net, about 10M parameters; 93.1-93.5% held
     # out, 90 s on an H200 from a fresh process, compiling included (BENCHMARKS.md).
     "scratch-large": _SCRATCH | _AIRBENCH | {
-        "stem_width": 64,
+        "stem_width": 64,      # with whiten_stem off only
         "widths": [128, 384, 512],
         "residual": True,
         "activation_after_sum": True,

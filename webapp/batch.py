@@ -115,9 +115,9 @@ def thumbnail(upload: Upload, side: int | None) -> np.ndarray | None:
 def probabilities_each(model: Classifier, images: list[np.ndarray]) -> list[np.ndarray | PredictionError]:
     """Each image's class probabilities, CHUNK at a time: explaining runs batches of that size
     too, so a worker has warmed up to them and has their memory, where 30 pictures at once on a
-    large model would take more. Through gunicorn, the shipped model answers 1.4-1.5 times as
-    many a second so as one a request on a CPU (BENCHMARKS.md). Where a chunk gives NaN, each of its images alone, to
-    tell which ones do."""
+    large model would take more. Through gunicorn on a CPU, the shipped model answers 1.4-1.5
+    times as many pictures a second this way as one a request (BENCHMARKS.md). A chunk that
+    gives NaN is answered again one image at a time, to tell which ones do."""
     answers = []
     for start in range(0, len(images), CHUNK):
         chunk = images[start:start + CHUNK]

@@ -1,3 +1,6 @@
+"""The upload form (Flask-WTF): the image or images, the model, and whether to show what the
+answer rests on, each checked as the server will take it; the page shows its errors in place."""
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileRequired, MultipleFileField
 from wtforms import BooleanField, SelectField, ValidationError
