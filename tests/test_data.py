@@ -403,6 +403,23 @@ def test_a_train_and_test_split_of_class_folders_is_not_taken_for_two_classes(tm
         load_folder(tmp_path / "download", 8)
 
 
+@pytest.mark.parametrize("splits", [("training_set", "test_set"), ("seg_train", "seg_test"), ("train", "test1")])
+def test_a_split_with_other_names_is_not_taken_for_classes_either(tmp_path, splits):
+    for split in splits:
+        write_image_folder(tmp_path / "download" / split)
+    with pytest.raises(DataError, match=f"download holds {' and '.join(sorted(splits))} folders of class subfolders"):
+        load_folder(tmp_path / "download", 8)
+
+
+def test_a_zipped_split_is_to_be_unzipped_before_one_of_its_folders_is_passed(tmp_path):
+    for split in ("train", "val"):
+        write_image_folder(tmp_path / "download" / split)
+    shutil.make_archive(str(tmp_path / "download"), "zip", tmp_path / "download")
+    with pytest.raises(DataError, match=r"download\.zip holds train and val folders of class subfolders, not classes: "
+                                        r"unzip it and pass one of those folders instead"):
+        load_folder(tmp_path / "download.zip", 8)
+
+
 def test_classes_named_like_splits_are_classes_when_they_hold_images(tmp_path):
     for label in ("train", "test"):
         (tmp_path / "data" / label).mkdir(parents=True)

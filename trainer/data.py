@@ -266,8 +266,10 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
             raise DataError(f"{path} has class folders whose names differ only in case or spaces: "
                             f"{'; '.join(' and '.join(map(repr, names)) for names in alike)}; merge or rename them")
         if _split_folders(members):
-            raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: pass one "
-                            "of those folders instead (to train: the training one, with the test one as --test-data)")
+            unzip = "unzip it and pass" if path.is_file() else "pass"  # a .zip (check_tree)
+            raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: {unzip} "
+                            "one of those folders instead (to train: the training one, with the test one as "
+                            "--test-data)")
         if classes is None and len(found) < 2:  # training; evaluating on one class is fine
             raise DataError(f"{path} has one class subfolder ({found[0]}); a classifier needs two or more "
                             "(is --data one folder too deep?)")
@@ -383,8 +385,9 @@ SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validati
 def _split_folders(members: dict[str, list[tuple[str, str]]]) -> bool:
     """Whether the "classes" found are a data set's train/test split, of class folders (a common
     layout of downloaded data, whose test folder may hold its images unlabelled), which would
-    train a model to tell the splits apart."""
-    return set(map(str.lower, members)) <= SPLIT_NAMES and any(
+    train a model to tell the splits apart. By the words in their names: Kaggle's downloads
+    have `training_set`, `seg_train` and `test1` as well as `train`."""
+    return all(SPLIT_NAMES & set(re.findall(r"[a-z]+", label.lower())) for label in members) and any(
         "/" in inside for files in members.values() for _, inside in files)
 
 
