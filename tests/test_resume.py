@@ -126,6 +126,20 @@ def test_ctrl_c_stops_once_the_epoch_has_ended_and_is_backed_up(tmp_path, capsys
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def test_a_ctrl_c_ignored_from_the_start_stays_ignored(tmp_path):
+    # As for a job a script starts in the background: a Ctrl-C is the script's to act on.
+    backup, _ = backup_of_a_toy_model(tmp_path, every_seconds=3600)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with resume.StopOnInterrupt(backup) as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            stop.on_epoch_end(0)  # goes on
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_nan_validation_loss_is_never_the_best(tmp_path):
     best_path = tmp_path / "best.weights.h5"
     backup, _ = backup_of_a_toy_model(tmp_path / "backup", every_seconds=3600, best_path=best_path)

@@ -172,10 +172,12 @@ def test_refuses_every_global_but_the_few_a_state_dict_needs(tmp_path, module, n
         load_state_dict(path)
 
 
-def test_refuses_other_pickles(tmp_path):
+@pytest.mark.parametrize("content", [pickle.dumps({"weights": [1, 2, 3]}),  # another pickle
+                                     b"\xff\xd8\xff\xe0 a JPEG", b"\x89HDF\r\n\x1a\n", b""])
+def test_refuses_other_files_in_plain_words(tmp_path, content):
     path = tmp_path / "not_torch.pth"
-    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    with pytest.raises(ValueError, match="magic number"):
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="^not a PyTorch .pth file$"):  # not pickle's "invalid load key, '\\xff'"
         load_state_dict(path)
 
 

@@ -323,6 +323,12 @@ def test_a_diverging_run_stops_with_advice_and_leaves_nothing_to_resume(image_fo
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
 
 
+def test_weights_broken_by_an_epochs_last_step_are_said_to_have_diverged(image_folder, tmp_path):
+    # One step: its loss, from before the step, is finite; the weights after it give NaN.
+    with pytest.raises(train_module.TrainingError, match="Training diverged.*in epoch 1.*Lower the learning rate"):
+        run(TINY | {"learning_rate": 1e9, "batch_size": 256, "epochs": 1}, image_folder, tmp_path)
+
+
 def test_a_trained_model_that_gives_nan_leaves_nothing_to_resume(image_folder, tmp_path, monkeypatch):
     def nan_outputs(model, data):
         raise train_module.TrainingError("The model gives NaN or infinite outputs")

@@ -499,7 +499,7 @@ def test_an_out_or_run_dir_that_is_a_file_is_refused_before_training(option, ima
     (tmp_path / "models").write_text("not a folder")
     folders = {"--out": tmp_path / "out", "--run-dir": tmp_path / "runs"} | {option: tmp_path / "models"}
     err = refused(["train", "--data", str(image_folder), *(str(x) for pair in folders.items() for x in pair)], capsys)
-    assert f"{option} must be a folder that can be written to; {tmp_path / 'models'}: " in err
+    assert f"{option} must be a folder that can be written to; {tmp_path / 'models'} is a file" in err
 
 
 def test_a_read_only_out_folder_is_refused_before_the_data_loads(monkeypatch, image_folder, tmp_path, capsys):

@@ -219,6 +219,8 @@ def _check_data(option: str, path, kinds: str = "a folder") -> None:
 
 
 def _check_writable(option: str, folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} must be a folder that can be written to; {folder} is a file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

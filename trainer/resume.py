@@ -246,7 +246,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def __enter__(self):
         self.interrupted, self.previous = False, None
-        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+        # Only the main thread can set handlers. A SIGINT ignored from the start (a job started in
+        # the background by a script) is meant for the script, as Python itself leaves it ignored.
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self.previous = signal.signal(signal.SIGINT, self._note)
         return self
 

@@ -164,8 +164,14 @@ def _state_dict(obj):
 
 
 def _load_legacy(f):
-    if _RestrictedUnpickler(f).load() != LEGACY_MAGIC_NUMBER:
-        raise ValueError("not a PyTorch .pth file (wrong magic number)")
+    try:
+        magic = _RestrictedUnpickler(f).load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError):  # pickle's words for another kind of file
+        magic = None
+    if magic != LEGACY_MAGIC_NUMBER:
+        raise ValueError("not a PyTorch .pth file")
     protocol = _RestrictedUnpickler(f).load()
     if protocol != LEGACY_PROTOCOL_VERSION:
         raise ValueError(f"unsupported legacy .pth protocol version {protocol!r}")

@@ -391,7 +391,9 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     # The epochs trained now as `fit` recorded them, after those logged before: read back from
     # the log, they were lost with a run folder deleted meanwhile, and the card counted none.
     history = {key: logged[key] + fitted.history.get(key, []) for key in resume.HISTORY_KEYS}
-    diverged = [epoch for epoch, loss in enumerate(history["loss"], start=first_epoch + 1) if not math.isfinite(loss)]
+    # A validation loss counts too: a step late in an epoch can break weights the epoch's mean loss hides.
+    diverged = [epoch for epoch, losses in enumerate(zip(history["loss"], history["val_loss"]), start=first_epoch + 1)
+                if not all(map(math.isfinite, losses))]
     if diverged:  # checked here, so that a diverged first phase does not go on to the second
         raise Diverged(diverged[0])
     if keep_best:
@@ -426,11 +428,11 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops a run whose loss is no longer a number, checked per epoch: a per-batch check, as
-    in Keras' TerminateOnNaN, would make it wait for the device after every step."""
+    """Stops a run whose loss, or validation loss, is no longer a number, checked per epoch: a
+    per-batch check, as in Keras' TerminateOnNaN, would make it wait for the device after every step."""
 
     def on_epoch_end(self, epoch, logs=None):
-        if not math.isfinite((logs or {}).get("loss", 0.0)):
+        if not all(math.isfinite((logs or {}).get(key, 0.0)) for key in ("loss", "val_loss")):
             self.model.stop_training = True
 
 
