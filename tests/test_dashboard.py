@@ -438,6 +438,7 @@ def test_unknown_model_page_is_404(client):
     page = response.get_data(as_text=True)
     assert response.status_code == 404
     assert "Unknown model &#39;nope&#39;." in page
+    assert "<title>Model not found" in page and "<h1>Model not found" in page  # not "Page not found"
     assert '<a class="button" href="/models">See all models</a>' in page
 
 

@@ -53,8 +53,8 @@ def handle_http_error(error: HTTPException):
     if wants_json():
         response = jsonify(error=message)
     else:
-        response = render_template("error.html", code=error.code, title=TITLES.get(error.code, error.name),
-                                   message=message)
+        title = getattr(error, "title", None) or TITLES.get(error.code, error.name)
+        response = render_template("error.html", code=error.code, title=title, message=message)
     # The error's own headers, such as the methods a 405 must list in Allow, but not its HTML type.
     headers = [(key, value) for key, value in error.get_headers() if key.lower() != "content-type"]
     return response, error.code, headers

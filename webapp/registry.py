@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
-from flask import Flask, abort, current_app
+from flask import Flask, current_app
+from werkzeug.exceptions import NotFound
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
@@ -33,6 +34,11 @@ EXTENSION = "imageapp.registry"  # the app.extensions key it is kept under
 # model_file.stamp of the .h5, then of the card: any change means "check and load again".
 Stamp = tuple[int, ...]
 NO_CARD = (-1, 0, 0, 0)
+
+
+class ModelNotFound(NotFound):
+    """A page about a model that is not in the models folder: a 404 titled as such."""
+    title = "Model not found"
 
 
 class UnknownModel(LookupError):
@@ -345,4 +351,4 @@ def get_info_or_404(name: str) -> ModelInfo:
     try:
         return get_registry().info(name)
     except UnknownModel as error:
-        abort(404, description=str(error))
+        raise ModelNotFound(str(error)) from None
