@@ -1,7 +1,8 @@
 // Progressive enhancement of the upload form: pictures dropped or pasted anywhere on the page,
 // or taken with the camera, a preview, checks before uploading, the chosen model's classes and a
 // busy button. Without JavaScript the plain file input, select and submit button do the
-// same job, and the server makes every check itself.
+// same job, and the server makes every check itself. On the models pages: tables' scrolling
+// boxes in the Tab order only while they scroll.
 "use strict";
 
 function enhance(form) {
@@ -409,5 +410,17 @@ function useCamera(camera, deliver, showError, working) {
   return stop;
 }
 
+// A table's scrolling box takes the focus (to scroll from the keyboard) only while its table
+// overflows it: otherwise it would be a Tab stop that does nothing.
+function focusableWhileScrolling(box) {
+  var update = function () {
+    if (box.scrollWidth > box.clientWidth || box.scrollHeight > box.clientHeight) box.tabIndex = 0;
+    else box.removeAttribute("tabindex");
+  };
+  update();
+  window.addEventListener("resize", update);
+}
+
 var uploadForm = document.querySelector("form.upload");
 if (uploadForm) enhance(uploadForm);
+document.querySelectorAll(".table-scroll").forEach(focusableWhileScrolling);

@@ -336,6 +336,15 @@ def test_dashboard_and_model_page(browser, base_url):
     rows = browser.find_elements(By.CSS_SELECTOR, "table.data tbody tr")
     assert len(rows) == 3
     screenshot(browser, "3-dashboard")
+    # A scrolling box is a Tab stop only while its table overflows it (the long data set name's does here).
+    focusable_and_scrolling = """return Array.from(document.querySelectorAll('.table-scroll')).map(box =>
+        [box.tabIndex === 0, box.scrollWidth > box.clientWidth || box.scrollHeight > box.clientHeight])"""
+    assert browser.execute_script(focusable_and_scrolling) == [[True, True], [False, False]]
+    browser.set_window_size(390, 844)
+    try:
+        assert browser.execute_script(focusable_and_scrolling) == [[True, True], [True, True]]
+    finally:
+        browser.set_window_size(1280, 1000)
 
     change_page(browser, browser.find_element(By.LINK_TEXT, "small").click)
     assert wait_for(browser, ".breadcrumb + h1").text == "small"
