@@ -76,7 +76,9 @@ def test_explaining_is_for_one_model_not_all(client, csrf_token, make_image):
     assert response.status_code == 400 and f"<p>{EXPLAIN_ONE}</p>" in page
     assert 'class="verdict"' not in page
     # The form keeps both choices, for the person to change one.
-    assert re.search(r'<option [^>]*selected value="/all">', page) and 'checked data-not-with="/all" id="explain"' in page
+    assert re.search(r'<option [^>]*selected value="/all">', page)
+    # The box is marked as what the error is about, for a screen reader.
+    assert '<input aria-describedby="upload-errors" aria-invalid="true" checked data-not-with="/all" id="explain"' in page
 
 
 def test_the_choice_of_every_model_is_no_model_name():
