@@ -85,6 +85,8 @@ def test_api_needs_no_csrf_token(client, make_image):
     [
         ({"model": "nope"}, 404, "Unknown model 'nope'."),
         ({"top_k": "0"}, 400, "top_k must be a whole number from 1 to 1000."),  # the other bad values: test_predictor.py
+        ({"topk": "3"}, 400, "Unknown field 'topk': the API takes image, model, top_k, compare and explain."),
+        ({"Top_K": "3", "note": "x"}, 400, "Unknown fields 'Top_K', 'note': the API takes image, model, top_k"),
     ],
 )
 def test_predict_field_errors(client, make_image, fields, status, message):
@@ -110,7 +112,8 @@ def test_several_images_are_each_answered_by_one_model_in_the_order_sent(client,
                             top_k="2")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["model"] == "small" and body["elapsed_ms"] > 0 and set(body) == {"model", "elapsed_ms", "answers"}
+    assert body["model"] == "small" and body["elapsed_ms"] > 0
+    assert list(body) == ["model", "elapsed_ms", "answers"]  # as the API page has them: the model before 30 answers
     answers = body["answers"]
     alone = [post_api(client, data, model="small", top_k="2").get_json() for data in (first, second)]
     assert [answer["image"] for answer in answers] == ["a.png", "notes.txt", "b.jpg"]
@@ -327,6 +330,17 @@ def test_each_usable_model_says_where_to_download_it(client, client_without_down
     assert client_without_downloads.get("/api/models/tiny").get_json()["downloads"] is None
 
 
+def test_the_model_that_answers_a_request_naming_none_is_marked_default(client, models_dir, make_image):
+    def defaults():
+        return {entry["name"]: entry["default"] for entry in client.get("/api/models").get_json()["models"]}
+
+    answered = post_api(client, make_image()).get_json()["model"]
+    assert answered == "tiny" and defaults() == {"tiny": True, "small": False}
+    damage(models_dir, "tiny")  # while it cannot be used, the most accurate usable model answers
+    assert post_api(client, make_image()).get_json()["model"] == "small" and defaults() == {"tiny": False, "small": True}
+    assert client.get("/api/models/small").get_json()["default"] is True
+
+
 def test_one_model_in_full(client):
     body = client.get("/api/models/small").get_json()
     assert body["card"]["history"]["loss"]
@@ -336,6 +350,7 @@ def test_one_model_in_full(client):
 
 def test_health(client, models_dir):
     assert client.get("/healthz").get_json() == {"status": "ok", "models": 2}
+    assert client.get("/healthz").get_data(as_text=True).startswith('{"status":')  # as README shows it
     (models_dir / "small.json").unlink()
     assert client.get("/healthz").get_json() == {"status": "ok", "models": 1}
     damage(models_dir, "tiny")

@@ -4,6 +4,7 @@ import io
 import json
 import re
 import shutil
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -469,6 +470,9 @@ def test_the_dashboards_table_downloads_as_csv_in_its_order(client, models_dir):
     response = client.get("/models.csv")
     assert response.status_code == 200 and response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] == "attachment; filename=models.csv"
+    # Made anew on each request: never kept as a static file is, for a year.
+    assert response.headers["Cache-Control"] == "private, no-cache"
+    assert response.expires is None or response.expires < datetime.now(timezone.utc) + timedelta(minutes=1)
     assert response.data.startswith(b"\xef\xbb\xbf")  # UTF-8's byte-order mark, for Excel
     header, *rows = read_csv(response.get_data(as_text=True))
     assert header == TABLE_HEADER

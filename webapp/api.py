@@ -3,7 +3,7 @@ answers its errors in JSON)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from .batch import classify_many, failed_status
 from .comparison import compare
@@ -21,7 +21,7 @@ SWITCH_VALUES = {None: False, "": False, "0": False, "1": True}  # explain and c
 LONG_EVALUATION_KEYS = ("per_class", "confusion_matrix")
 
 
-def describe(info: ModelInfo, full: bool) -> dict:
+def describe(info: ModelInfo, full: bool, default: str | None) -> dict:
     card = dict(info.card or {})
     if not full:
         card.pop("history", None)  # per-epoch arrays
@@ -30,8 +30,8 @@ def describe(info: ModelInfo, full: bool) -> dict:
         for key in ("evaluation", "test_evaluation"):
             if figures := section(card, key):  # a value that is not an object is left as it is
                 card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
-    return {"name": info.name, "available": info.available, "error": info.error, "card_note": info.card_note,
-            "downloads": links(info), "card": card}
+    return {"name": info.name, "default": info.name == default, "available": info.available, "error": info.error,
+            "card_note": info.card_note, "downloads": links(info), "card": card}
 
 
 @bp.post("/api/predict")
@@ -41,6 +41,9 @@ def predict():
     pictures = [picture for picture in pictures if picture != ("", b"")]
     if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
+    if unknown := sorted((set(request.form) | set(request.files)) - {"image", *FIELDS}):  # a misspelt top_k, say
+        abort(400, description=f"Unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                               "the API takes image, model, top_k, compare and explain.")
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in FIELDS if field in request.args]:
@@ -126,12 +129,18 @@ def parse_switch(field: str, meaning: str) -> bool:
 
 @bp.get("/api/models")
 def models():
-    return jsonify(models=[describe(info, full=False) for info in get_registry().models()])
+    return jsonify(models=[describe(info, full=False, default=default_model()) for info in get_registry().models()])
 
 
 @bp.get("/api/models/<name>")
 def model(name: str):
-    return jsonify(describe(get_info_or_404(name), full=True))
+    return jsonify(describe(get_info_or_404(name), full=True, default=default_model()))
+
+
+def default_model() -> str | None:
+    """The model that answers a request naming none: the configured one, or while it cannot be
+    used, the most accurate usable one."""
+    return get_registry().default_name(current_app.config["DEFAULT_MODEL"])
 
 
 @bp.get("/healthz")

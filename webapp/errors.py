@@ -36,9 +36,9 @@ def message_for(error: HTTPException) -> str:
     if error.code == 413:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
-            fields = "a model name and top_k" if wants_json() else "a model name"
+            fields = "no fields but model, top_k, compare and explain" if wants_json() else "at most a model name"
             return (f"The request is too large: it has too many or too long form fields; send up to {MAX_PICTURES} "
-                    f"images and at most {fields}.")
+                    f"images and {fields}.")
         return f"The request is too large: send images of at most {filesize(limit)} in all."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
