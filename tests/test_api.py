@@ -318,6 +318,13 @@ def test_models_list_without_long_arrays(client, models_dir):
     assert client.get("/api/models/small").get_json()["card"]["training_pixels_sketch"] == "0123456789abcdef"
 
 
+def test_a_model_without_a_readable_card_lists_its_card_as_null(client, models_dir):
+    (models_dir / "small.json").write_text("{not json")
+    listed = {entry["name"]: entry for entry in client.get("/api/models").get_json()["models"]}
+    assert listed["small"]["card"] is None and listed["small"]["available"] is False and listed["small"]["error"]
+    assert listed["tiny"]["card"]["classes"]
+
+
 def test_each_usable_model_says_where_to_download_it(client, client_without_downloads, models_dir):
     (models_dir / "small.h5").write_bytes(b"not hdf5")
     listed = {entry["name"]: entry["downloads"] for entry in client.get("/api/models").get_json()["models"]}

@@ -31,7 +31,8 @@ def describe(info: ModelInfo, full: bool, default: str | None) -> dict:
             if figures := section(card, key):  # a value that is not an object is left as it is
                 card[key] = {k: v for k, v in figures.items() if k not in LONG_EVALUATION_KEYS}
     return {"name": info.name, "default": info.name == default, "available": info.available, "error": info.error,
-            "card_note": info.card_note, "downloads": links(info), "card": card}
+            "card_note": info.card_note, "downloads": links(info),
+            "card": None if info.card is None else card}  # null: no card, or one that cannot be read
 
 
 @bp.post("/api/predict")
