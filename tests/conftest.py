@@ -32,6 +32,10 @@ import pytest
 os.environ["KERAS_BACKEND"] = "tensorflow"
 for name in [name for name in os.environ if name.startswith(("IMAGEAPP_", "NGROK_"))]:
     del os.environ[name]
+# The Ctrl-C tests need SIGINT live, as in a terminal: a suite started as a background job
+# (`make test &` in a script) inherits it ignored, which the trainer rightly leaves ignored.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from trainer.keras_import import import_keras  # noqa: E402
 
