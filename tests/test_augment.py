@@ -52,6 +52,12 @@ def test_shifts_fill_the_border_by_reflection_not_black():
     white = np.full((16, 4, 4, 3), 255, dtype=np.uint8)
     batches = AugmentedBatches(toy_data(white), TINY | {"batch_size": 16, "translate": 2, "cutout": 0})
     assert (batches[0][0] == 255).all()
+    # Columns 50, 100, 150, 200: reflected, a shifted row never repeats a value in two neighbouring
+    # pixels; black (0) or the edge's own value (50 50 50 100) would.
+    ramp = np.broadcast_to(np.array([50, 100, 150, 200], np.uint8)[None, None, :, None], (16, 4, 4, 3)).copy()
+    shifted = AugmentedBatches(toy_data(ramp), TINY | {"batch_size": 16, "translate": 2, "cutout": 0})[0][0]
+    assert (np.diff(shifted.astype(int), axis=2) != 0).all()
+    assert not np.array_equal(shifted, ramp)  # some were moved
 
 
 def test_augment_takes_each_crop_from_its_own_image():

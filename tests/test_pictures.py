@@ -55,5 +55,19 @@ def test_the_answer_shows_the_picture_as_the_model_took_it(client, csrf_token, m
     pixels, shown_size, caption = model_view(post_form(client, csrf_token, square, model="tiny").get_data(as_text=True))
     assert pixels.shape == (16, 16, 3) and shown_size == (96, 96)
     assert caption.endswith("16 &times; 16 pixels.")
+    # A phone photo's 4:3 is squeezed to a square input; 2% off square is not said to be.
+    for size, squeezed in (((40, 30), True), ((51, 50), False)):
+        page = post_form(client, csrf_token, make_image("PNG", size=size), model="tiny").get_data(as_text=True)
+        assert model_view(page)[2].endswith("squeezed to that shape.") == squeezed, size
     monkeypatch.setattr("webapp.pictures.MODEL_VIEW_SIDE", 20)  # as for a 224 px input: shown at its own size
     assert model_view(post_form(client, csrf_token, square, model="small").get_data(as_text=True))[1] == (24, 24)
+
+
+def test_a_cmyk_photos_colour_profile_is_not_put_on_its_rgb_picture(client, csrf_token, make_image):
+    # A CMYK profile describes ink, not the RGB pixels shown: attached to them, it would shift every colour.
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # standing in for a CMYK one
+    photo = make_image("JPEG", size=(300, 200), mode="CMYK", icc_profile=profile)
+    page = post_form(client, csrf_token, photo, model="small").get_data(as_text=True)
+    shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
+    with Image.open(io.BytesIO(shown)) as picture:
+        assert picture.mode == "RGB" and "icc_profile" not in picture.info
