@@ -248,7 +248,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
         self.interrupted, self.previous = False, None
         # Only the main thread can set handlers. A SIGINT ignored from the start (a job started in
         # the background by a script) is meant for the script, as Python itself leaves it ignored.
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self.previous = signal.signal(signal.SIGINT, self._note)
         return self
 
