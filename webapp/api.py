@@ -133,7 +133,8 @@ def parse_switch(field: str, meaning: str) -> bool:
 
 @bp.get("/api/models")
 def models():
-    return jsonify(models=[describe(info, full=False, default=default_model()) for info in get_registry().models()])
+    default = default_model()  # once: it reads the models folder as the listing does
+    return jsonify(models=[describe(info, full=False, default=default) for info in get_registry().models()])
 
 
 @bp.get("/api/models/<name>")
