@@ -86,11 +86,14 @@ def to_markdown(columns: list[Column], rows: list[dict]) -> str:
 
 
 def csv_file(columns: list[Column], rows: list[dict], name: str):
-    # max_age 0: made anew from the models folder on each request, not a static file to cache for a year.
-    return named(send_file(io.BytesIO(to_csv(columns, rows).encode()), mimetype="text/csv", max_age=0), name)
+    return _text_file(to_csv(columns, rows), "text/csv", name, "attachment")
 
 
 def markdown_file(columns: list[Column], rows: list[dict], name: str):
     # Shown in the browser, to copy (a browser would only save text/markdown); saved as `name`.
-    return named(send_file(io.BytesIO(to_markdown(columns, rows).encode()), mimetype="text/plain", max_age=0), name,
-                 "inline")
+    return _text_file(to_markdown(columns, rows), "text/plain", name, "inline")
+
+
+def _text_file(text: str, mimetype: str, name: str, disposition: str):
+    # max_age 0: made anew from the models folder on each request, not a static file to cache for a year.
+    return named(send_file(io.BytesIO(text.encode()), mimetype=mimetype, max_age=0), name, disposition)
