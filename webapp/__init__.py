@@ -71,7 +71,7 @@ def trust_proxies(app: Flask, hops: int) -> None:
     (ngrok's agent, nginx): the client's address in the access log, https in the API page's
     examples. Never on a server reached directly, whose clients could set them to anything.
     The host comes from the Host header, which proxies pass on; a path prefix from gunicorn's
-    SCRIPT_NAME header (README)."""
+    SCRIPT_NAME header (docs/web-app.md)."""
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 

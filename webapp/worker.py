@@ -10,7 +10,7 @@ unfinished and the app answers a body cut short with a 400. An answer being comp
 then is unaffected: only reading is shut.
 
 This bounds how long each client holds a thread, not how many clients can: a server open to
-the internet still belongs behind a proxy that buffers requests (README, "Using the web app").
+the internet still belongs behind a proxy that buffers requests (docs/web-app.md, "Serving to the internet").
 """
 
 from __future__ import annotations
