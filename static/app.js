@@ -78,6 +78,9 @@ function enhance(form) {
   function showError(message) {
     errors.textContent = "";
     errors.hidden = !message;
+    // The server's error may have been the model's; any said here is the files'.
+    select.removeAttribute("aria-invalid");
+    select.setAttribute("aria-describedby", classes.id);
     if (message) {
       var line = document.createElement("p");
       line.textContent = message;

@@ -305,6 +305,28 @@ def test_error_is_shown_on_the_form(browser, base_url, tmp_path, photo):
     screenshot(browser, "5-form-error")
 
 
+def test_a_model_gone_since_the_page_came_is_said_at_the_model_selector(browser, base_url, photo):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(base_url + "/")
+    # As if its file had been deleted after the page was sent.
+    browser.execute_script("const select = document.querySelector('select');"
+                           "select.options[select.selectedIndex].value = 'gone_since'")
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+    change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+    assert "gone_since" in wait_for(browser, ".errors").text
+    select = browser.find_element(By.CSS_SELECTOR, "select")
+    assert select.get_attribute("aria-invalid") == "true"
+    assert browser.find_element(By.CSS_SELECTOR, "input[type=file]").get_attribute("aria-invalid") is None
+    WebDriverWait(browser, 20).until(lambda _: browser.execute_script("return document.activeElement") == select)
+    # The next picture chosen is another try: the model's error, and its mark, go.
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+    wait_until_hidden(browser, ".errors")
+    assert select.get_attribute("aria-invalid") is None
+    assert select.get_attribute("aria-describedby") == "model-classes"
+
+
 def test_back_to_a_form_loaded_again_shows_what_the_browser_restored(tmp_path_factory, base_url, photo):
     """Without the back/forward cache (off, full, or timed out) Back loads the form again, and the
     browser restores its files and choices after "load": the preview, the model's classes and the

@@ -387,6 +387,17 @@ def test_form_errors_rerender_form(client, csrf_token, image, filename, status, 
     assert "<title>Error: Classify an image" in page
 
 
+def test_an_error_of_the_model_not_the_upload_is_tied_to_the_model_selector(client, csrf_token, models_dir,
+                                                                             make_image):
+    save_model_without_softmax(models_dir / "small.h5")  # passes the file checks, fails at load
+    for model, status in (("gone_since_the_page_came", 404), ("small", 503)):
+        response = post_form(client, csrf_token, make_image(), model=model)
+        page = response.get_data(as_text=True)
+        assert response.status_code == status and "<title>Error: Classify an image" in page
+        assert '<select aria-describedby="upload-errors model-classes" aria-invalid="true" autofocus' in page
+        assert 'aria-describedby="upload-formats"' in page and page.count('aria-invalid="true"') == 1
+
+
 @pytest.mark.parametrize("filename", ["photo.jfif", "photo", "photo.JPG"])
 def test_the_content_not_the_file_name_decides(client, csrf_token, make_image, filename):
     response = post_form(client, csrf_token, make_image("JPEG"), filename)

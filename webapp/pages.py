@@ -13,7 +13,7 @@ from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
-from .predictor import MAX_TOP_K, PredictionError, classify
+from .predictor import MAX_TOP_K, ModelError, PredictionError, classify
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
 
@@ -66,8 +66,14 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     return form
 
 
-def render_form(form: UploadForm, errors: list[str], status: int):
-    return render_template("index.html", form=form, errors=errors), status
+def render_form(form: UploadForm, errors: list[str], status: int, about_model: bool = False):
+    """The form again with its errors, tied to the file input, or to the model selector where
+    the model, not the upload, is at fault."""
+    return render_template("index.html", form=form, errors=errors, about_model=about_model), status
+
+
+def render_failure(form: UploadForm, error: PredictionError):
+    return render_form(form, [error.message], error.status, about_model=isinstance(error, ModelError))
 
 
 @bp.get("/")
@@ -123,7 +129,7 @@ def predict():
     try:
         result = classify(data, chosen, current_app.config["TOP_K"], explain=form.explain.data)
     except PredictionError as error:
-        return render_form(form, [error.message], error.status)
+        return render_failure(form, error)
     # The form below the answer keeps the model it came from, and the choice to explain, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model, "explain": form.explain.data})
     picture, profile = preview(data)
@@ -140,10 +146,10 @@ def predict_all(form: UploadForm, data: bytes):
     try:
         answers = compare(data, COMPARED_TOP_K)
     except PredictionError as error:
-        return render_form(form, [error.message], error.status)
+        return render_failure(form, error)
     if not any(answer.result for answer in answers):
         # Each model's reason, on the form as one model's would be: no answer to show the picture with.
-        return render_form(form, [answer.error for answer in answers], 503)
+        return render_form(form, [answer.error for answer in answers], 503, about_model=True)
     picture, profile = preview(data)
     # Side by side, a 32 px model's view beside a 224 px one's shows much of why they differ.
     views = {answer.model: model_view(answer.result.pixels, picture) for answer in answers if answer.result}
@@ -158,7 +164,7 @@ def predict_several(form: UploadForm, model_name: str | None):
     try:
         batch = classify_many(pictures, model_name, COMPARED_TOP_K, THUMBNAIL_SIDE)
     except PredictionError as error:
-        return render_form(form, [error.message], error.status)
+        return render_failure(form, error)
     labelled = batch.labelled
     if not any(each.predictions for each in labelled):
         return render_form(form, [f"{each.name}: {each.error}" for each in labelled], failed_status(labelled))

@@ -33,6 +33,11 @@ class BadImage(PredictionError):
     """The upload itself is refused: no model could answer it."""
 
 
+class ModelError(PredictionError):
+    """The model asked for, or every model, cannot answer: another one might, and the form's
+    error is tied to its model selector rather than to the upload."""
+
+
 @dataclass(frozen=True)
 class Result:
     model: str
@@ -108,11 +113,11 @@ def chosen_model(name: str | None) -> Classifier:
     try:
         model = registry.load(name) if name else registry.load_default(current_app.config["DEFAULT_MODEL"])
     except UnknownModel as error:
-        raise PredictionError(404, str(error)) from None
+        raise ModelError(404, str(error)) from None
     except ModelUnavailable as error:
-        raise PredictionError(503, str(error)) from None
+        raise ModelError(503, str(error)) from None
     if model is None:
-        raise PredictionError(503, "No model is available.")
+        raise ModelError(503, "No model is available.")
     return model
 
 
@@ -137,7 +142,7 @@ def probabilities_for(model: Classifier, batch: np.ndarray) -> np.ndarray:
     try:
         return model.predict(batch.astype(np.float32))
     except BadOutput as error:  # found at load for most models; these images found it first
-        raise PredictionError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
+        raise ModelError(503, f"Model '{model.name}' gave {error}: replace or retrain it.") from None
 
 
 def _explain(model: Classifier, pixels: np.ndarray, index: int) -> tuple[Occlusion | None, str | None]:
