@@ -161,6 +161,27 @@ def test_a_save_whose_lock_file_another_save_removed_before_it_was_locked_takes_
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
 
 
+def test_a_killed_saves_files_another_save_removes_first_are_left_to_it_without_a_warning(tmp_path, monkeypatch,
+                                                                                          capsys):
+    killed = tmp_path / ".m.abcd1234.lock"
+    killed.touch()  # as a killed save leaves them
+    killed.with_suffix(".h5").write_bytes(b"part of a model")
+    real_flock, removed = fcntl.flock, []
+
+    def as_another_save_removes_them_first(file, operation):
+        # Between this save's opening the killed save's lock file and locking it.
+        if operation & fcntl.LOCK_NB and not removed:
+            removed.append(killed)
+            killed.with_suffix(".h5").unlink()
+            killed.unlink()
+        real_flock(file, operation)
+
+    monkeypatch.setattr(fcntl, "flock", as_another_save_removes_them_first)
+    cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert removed == [killed] and capsys.readouterr().err == ""
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.h5", "m.json"]
+
+
 def test_a_save_s_lock_file_follows_the_umask_as_the_model_does(tmp_path, monkeypatch):
     # In a folder a group shares (umask 002), the group's next save of the name can then open it
     # to tell a save going on from a killed one, rather than warn that it cannot.
