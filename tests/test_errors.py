@@ -94,3 +94,15 @@ def test_unexpected_error_is_a_plain_500(app, monkeypatch, make_image):
     assert response.status_code == 500
     assert "Something went wrong" in page
     assert "secret detail" not in page and "Traceback" not in page and app.root_path not in page
+
+
+@pytest.mark.parametrize("host", ["a..b", ".", "x" * 64 + ".example"])
+def test_a_host_header_that_is_no_host_name_is_a_400_not_a_500(client, host):
+    # Werkzeug cannot build the page's links for it: before, the error page failed in turn.
+    said = "The request's Host header is not a valid host name"
+    for url in ("/", "/models", "/static/style.css", "/models/tiny/model.h5"):
+        response = client.get(url, headers={"Host": host})
+        assert response.status_code == 400 and response.get_data(as_text=True).startswith(said), url
+    for url in ("/api/models", "/healthz"):
+        response = client.get(url, headers={"Host": host})
+        assert response.status_code == 400 and response.get_json()["error"].startswith(said), url

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import Response, jsonify, render_template, request
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadHost, HTTPException
 
 from trainer.formatting import filesize
 
@@ -60,6 +60,15 @@ def handle_http_error(error: HTTPException):
     return response, error.code, headers
 
 
+def handle_bad_host(error: BadHost):
+    # A Host header that is no host name (`a..b`) leaves the request without the URLs that
+    # every page links to, so the answer is plain text.
+    message = "The request's Host header is not a valid host name: check the address, or how a proxy passes it on."
+    if wants_json():
+        return jsonify(error=message), 400
+    return Response(message + "\n", 400, mimetype="text/plain")
+
+
 def handle_malformed_body(error: ParseException):
     # gunicorn raises these from the body's stream as the form is read, for a chunked body that
     # breaks its own encoding (one that ends early is uploads.CHUNKS_ENDED): the client's fault.
@@ -69,4 +78,5 @@ def handle_malformed_body(error: ParseException):
 
 def init_app(app) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(BadHost, handle_bad_host)
     app.register_error_handler(ParseException, handle_malformed_body)
