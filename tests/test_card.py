@@ -272,6 +272,10 @@ def test_card_round_trip_and_validation(tmp_path):
         # A class folder's name that was not UTF-8, as JSON writes it: no page could show it.
         ('{"classes": ["caf\\udce9"], "input_shape": [8, 8, 3]}', "unreadable: it holds text that is not valid Unicode"),
         (" " * cards.MAX_CARD_BYTES + "{}", "unreadable: it is over 16 MB, more than a card holds"),
+        (json.dumps({"classes": ["only"], "input_shape": [8, 8, 3]}), "lists one class; a classifier needs two or more"),
+        (json.dumps({"classes": ["cat", "dog", "cat"], "input_shape": [8, 8, 3]}), "lists the class 'cat' more than once"),
+        (json.dumps({"classes": ["a", "b"], "input_shape": [8, 8, 1]}),
+         "input_shape has 1 channel, where models here take RGB images"),
     ]:
         path.write_text(bad)
         with pytest.raises(ValueError, match=reason):

@@ -184,7 +184,7 @@ def set_input_shape(folder, shape):
         (lambda d: set_input_shape(d, [20, 20, 3]),
          "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (20 x 20 x 3)"),
         (lambda d: set_input_shape(d, [16, 16, 1]),
-         "its card's input_shape has 1 channel, where models here take RGB images (3)"),
+         "metrics card tiny.json's input_shape has 1 channel, where models here take RGB images (3)"),
         (lambda d: save_model_without_softmax(d / "tiny.h5"), "it gives outputs that are not probabilities (its last layer needs a softmax)"),
         (lambda d: save_per_pixel_model(d / "tiny.h5"),
          "the model answers an image with 16 x 16 x 3, not one score per class of its card"),
@@ -516,3 +516,16 @@ def test_unknown_names_never_touch_the_file_system_outside(registry):
     for name in ("../../etc/passwd", "/etc/passwd", "tiny/../small", "..", ""):
         with pytest.raises(UnknownModel):
             registry.load(name)
+
+
+def test_a_card_that_no_model_here_can_answer_as_is_unavailable_before_any_load(models_dir, monkeypatch):
+    # Found when listing, so /healthz and /api/models do not count it until a worker loads it.
+    card = json.loads((models_dir / "tiny.json").read_text())
+    for name, change in (("one_class", {"classes": ["only"]}), ("grey", {"input_shape": [16, 16, 1]})):
+        (models_dir / f"{name}.json").write_text(json.dumps(card | change))
+        (models_dir / f"{name}.h5").write_bytes((models_dir / "tiny.h5").read_bytes())
+    monkeypatch.setattr(registry_module, "_load_keras_model", pytest.fail)
+    info = {info.name: info for info in Registry(models_dir).models()}
+    assert info["one_class"].error == "metrics card one_class.json lists one class; a classifier needs two or more"
+    assert info["grey"].error == ("metrics card grey.json's input_shape has 1 channel, where models here take "
+                                  "RGB images (3)")

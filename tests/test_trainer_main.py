@@ -303,7 +303,7 @@ def test_evaluate_reports_a_missing_or_damaged_model(tmp_path, image_folder, cap
     if content is not None:
         model.write_bytes(content)
     if card is not None:
-        card = {"classes": ["red"], "input_shape": [16, 16, 3]} | card
+        card = {"classes": ["red", "green"], "input_shape": [16, 16, 3]} | card
         (tmp_path / "broken.json").write_text(json.dumps(card))
     assert main(["evaluate", str(model), "--data", str(image_folder)]) == 2
     err = capsys.readouterr().err
@@ -330,7 +330,7 @@ def test_evaluate_calls_a_model_file_cut_short_incomplete(built_models, tmp_path
 @pytest.mark.parametrize("card_change, message", [
     ({"input_shape": [24, 24, 3]}, "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's "
                                    "size (24 x 24 x 3)"),
-    ({"classes": ["red"]}, "the model has 3 outputs but its card lists 1 class"),
+    ({"classes": ["red", "green"]}, "the model has 3 outputs but its card lists 2 classes"),
 ])
 def test_evaluate_refuses_a_card_that_does_not_match_its_model(built_models, tmp_path, image_folder, capsys,
                                                                card_change, message):

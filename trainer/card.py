@@ -65,6 +65,7 @@ import os
 import re
 import secrets
 import sys
+from collections import Counter
 from pathlib import Path
 from contextlib import contextmanager, suppress
 from typing import IO, Any, Iterator
@@ -216,15 +217,23 @@ def load_card(path: Path) -> dict[str, Any]:
     # type() rather than isinstance(): JSON's true is a Python int too.
     if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)):
         raise ValueError(f"metrics card {path.name} has an invalid input_shape")
+    # Found from the card alone, before any worker loads the model: each would answer every
+    # picture with 100%, or name two of its answers alike, or be fed pixels it cannot take.
+    if len(classes) < 2:
+        raise ValueError(f"metrics card {path.name} lists one class; a classifier needs two or more")
+    if len(set(classes)) < len(classes):
+        twice = next(name for name, count in Counter(classes).items() if count > 1)
+        raise ValueError(f"metrics card {path.name} lists the class {twice!r} more than once")
+    if shape[2] != 3:
+        raise ValueError(f"metrics card {path.name}'s input_shape has {plural(shape[2], 'channel')}, "
+                         "where models here take RGB images (3)")
     return card
 
 
 def mismatch(model, card: dict[str, Any]) -> str | None:
     """Why a loaded Keras model cannot serve as its card describes (None: it can): it must take
     RGB images of the card's size, or of any size, and give an output per class."""
-    height, width, channels = card["input_shape"]
-    if channels != 3:
-        return f"its card's input_shape has {plural(channels, 'channel')}, where models here take RGB images (3)"
+    height, width, _ = card["input_shape"]  # 3 channels: load_card's
     model_shape = model.input_shape  # (None, height, width, 3) for one image input; None: any size
     if not (isinstance(model_shape, tuple) and len(model_shape) == 4
             and all(n in (None, m) for n, m in zip(model_shape[1:], (height, width, 3)))):
