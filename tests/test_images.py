@@ -46,9 +46,10 @@ def test_every_mode_becomes_rgb(mode):
 
 
 def test_sixteen_bit_gray_is_scaled_not_clipped():
-    values = np.full((4, 4), 32768, dtype=np.uint16)  # mid-grey in 16 bits
+    values = np.array([[0, 256, 257, 32768, 65279, 65535]], dtype=np.uint16)  # 32768: mid-grey in 16 bits
     pixels = load_rgb(encode(Image.fromarray(values), "PNG"))
-    assert 120 <= pixels.mean() <= 135
+    assert pixels[0, :, 0].tolist() == [0, 0, 1, 127, 254, 255]  # floor(v * 255 / 65535), in every channel
+    assert (pixels == pixels[..., :1]).all()
     # 32-bit gray (TIFF) within 0-255 is taken as 8-bit: white stays white.
     white = Image.fromarray(np.full((4, 4), 255, dtype=np.int32), "I")
     assert (load_rgb(encode(white, "TIFF"), formats=DATASET_FORMATS) == 255).all()
