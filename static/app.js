@@ -32,6 +32,9 @@ function enhance(form) {
   var maxPictures = Number(input.dataset.maxPictures);
   // The request also carries the multipart headers, the CSRF token and the model's name.
   var overhead = 4096;
+  // Images that browsers know and the server does not take (an iPhone's HEIC, a scan's TIFF).
+  var OTHER_IMAGES = ["image/tiff", "image/heic", "image/heif", "image/avif", "image/jxl", "image/svg+xml",
+    "image/x-icon", "image/vnd.microsoft.icon"];
 
   // Only a chosen picture has a preview: an <img> without a src is not valid HTML. It is
   // decorative (alt ""): inside the label, its text would become the input's name.
@@ -53,6 +56,11 @@ function enhance(form) {
     for (var i = 0; i < files.length; i++) {
       if (files[i].type && !/^image\//.test(files[i].type)) {
         return files[i].name + " is not an image.";
+      }
+      // Said before its size: a smaller one would be refused too. Named rather than "not in
+      // accept", as browsers name some formats the server takes by other types.
+      if (OTHER_IMAGES.indexOf(files[i].type) >= 0) {
+        return files[i].name + " is not a " + input.dataset.formats + " image, the kinds this app takes.";
       }
     }
     if (files.length > maxPictures) return input.dataset.tooMany;

@@ -773,6 +773,10 @@ def test_drops_and_checks_before_uploading(browser, base_url):
 
     assert drop().startswith("Drop the image file itself")
     assert drop(("notes.pdf", 10, "application/pdf")) == "notes.pdf is not an image."
+    # An image of a kind the server does not take is said so, however large: a smaller one would not do.
+    for name, kind in (("scan.tiff", "image/tiff"), ("IMG_0001.HEIC", "image/heic")):
+        said = f"{name} is not a JPEG, PNG, GIF, BMP or WebP image, the kinds this app takes."
+        assert drop((name, limit + 2_000_000, kind)) == said
     # The limit as the server says sizes; not the file's size, which can be under it (the form adds to it).
     message = f"huge.png is too large to send (the limit is {filesize(limit)}): choose a smaller image."
     assert drop(("huge.png", limit - 1000, "image/png")) == message

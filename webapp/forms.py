@@ -39,7 +39,8 @@ class UploadForm(FlaskForm):
     image = MultipleFileField(
         "Image",
         validators=[FileRequired(NO_IMAGE)],
-        render_kw={"accept": ACCEPT_ATTRIBUTE, "data-missing": NO_IMAGE, "data-max-pictures": MAX_PICTURES,
+        render_kw={"accept": ACCEPT_ATTRIBUTE, "data-formats": ACCEPTED, "data-missing": NO_IMAGE,
+                   "data-max-pictures": MAX_PICTURES,
                    "data-too-many": TOO_MANY, "data-compare-several": COMPARE_SEVERAL},
     )
     # Unknown names are answered by the registry (404) rather than "Not a valid choice".
