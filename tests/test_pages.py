@@ -396,6 +396,8 @@ def test_an_error_of_the_model_not_the_upload_is_tied_to_the_model_selector(clie
         assert response.status_code == status and "<title>Error: Classify an image" in page
         assert '<select aria-describedby="upload-errors model-classes" aria-invalid="true" autofocus' in page
         assert 'aria-describedby="upload-formats"' in page and page.count('aria-invalid="true"') == 1
+        # Not the browser's first option: the model a new try gets, the default.
+        assert re.search(r'<option [^>]*selected value="tiny">', page)
 
 
 @pytest.mark.parametrize("filename", ["photo.jfif", "photo", "photo.JPG"])
