@@ -420,6 +420,21 @@ def test_a_zipped_split_is_to_be_unzipped_before_one_of_its_folders_is_passed(tm
         load_folder(tmp_path / "download.zip", 8)
 
 
+def test_a_folder_of_data_sets_is_trained_on_with_a_warning_that_names_their_classes(tmp_path, capsys):
+    # Two downloads unzipped side by side: the model would learn to tell them apart.
+    write_image_folder(tmp_path / "both" / "raw-img", per_class=2, classes=["cane", "gatto", "ragno"])
+    shutil.copytree(tmp_path / "both" / "raw-img" / "cane", tmp_path / "both" / "raw-img" / "pecora")
+    write_image_folder(tmp_path / "both" / "train", per_class=2, classes=["cat", "dog"])
+    assert load_folder(tmp_path / "both", 8).classes == ["raw-img", "train"]  # a layout photos may have too
+    out, err = capsys.readouterr()
+    assert err == (f"warning: each class folder of {tmp_path / 'both'} holds its images in folders of its own "
+                   "(raw-img/: cane, gatto, pecora and 1 more; train/: cat, dog): if those are the classes, "
+                   "pass one of raw-img, train as --data instead\n")
+    assert f"Reading 12 files of 2 classes (raw-img, train) from {tmp_path / 'both'}..." in out
+    load_folder(tmp_path / "both" / "train", 8)
+    assert capsys.readouterr().err == ""
+
+
 def test_classes_named_like_splits_are_classes_when_they_hold_images(tmp_path):
     for label in ("train", "test"):
         (tmp_path / "data" / label).mkdir(parents=True)
@@ -436,7 +451,9 @@ def test_labels_follow_a_given_class_order(image_folder):
     assert [data.classes[label] for label in data.labels] == [file.split("/")[0] for file in data.files]
     assert sorted(set(data.labels.tolist())) == [1, 2, 3]  # no violet folder
     shutil.copytree(image_folder / "red", image_folder / "mauve")
-    with pytest.raises(DataError, match="mauve"):
+    shutil.copytree(image_folder / "red", image_folder / "blue ")
+    with pytest.raises(DataError, match=r"has classes the model does not know: 'blue ', 'mauve' "
+                                        r"\(it knows 'blue', 'green', 'red'\)$"):
         load_folder(image_folder, 8, classes=["blue", "green", "red"])
 
 

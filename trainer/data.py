@@ -273,15 +273,24 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         if classes is None and len(found) < 2:  # training; evaluating on one class is fine
             raise DataError(f"{path} has one class subfolder ({found[0]}); a classifier needs two or more "
                             "(is --data one folder too deep?)")
+        if classes is None and (inner := _nested_classes(members)):
+            print(f"warning: each class folder of {path} holds its images in folders of its own "
+                  f"({'; '.join(f'{one_line(label)}/: {_some(names)}' for label, names in inner.items())}): "
+                  f"if those are the classes, pass one of {', '.join(map(one_line, found))} as --data instead",
+                  file=sys.stderr)
         classes = classes or found
         unknown = sorted(set(found) - set(classes))
         if unknown:
-            raise DataError(f"{path} has classes the model does not know: {', '.join(unknown)}")
+            # Quoted: a space at a name's end ("dog ") is what tells it from the model's.
+            raise DataError(f"{path} has classes the model does not know: {', '.join(map(repr, unknown))} "
+                            f"(it knows {_some(list(map(repr, classes)), 10)})")
 
         count = sum(len(members[label]) for label in found)
         # Said first: reading takes a while for a large folder (on two cores, 50,000 CIFAR-10
-        # JPEGs took 6.5 s and Animals-10's photos 1.3 ms each at 224 px).
-        print(f"Reading {plural(count, 'file')} of {plural(len(found), 'class')} from {path}...", flush=True)
+        # JPEGs took 6.5 s and Animals-10's photos 1.3 ms each at 224 px). The classes named, so
+        # that a folder one level off shows at once.
+        print(f"Reading {plural(count, 'file')} of {plural(len(found), 'class')} ({_some(found, 10)}) "
+              f"from {path}...", flush=True)
         images, labels, files, skipped = [], [], [], []  # skipped: (class, file, why)
         for label in found:
             for name, inside in members[label]:
@@ -377,6 +386,23 @@ def _alike(labels: list[str]) -> list[list[str]]:
     for label in labels:
         spellings.setdefault(label.strip().casefold(), []).append(label)
     return [names for names in spellings.values() if len(names) > 1]
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first `shown` names, and how many more."""
+    more = len(names) - shown
+    return ", ".join(map(one_line, names[:shown])) + (f" and {more} more" if more > 0 else "")
+
+
+def _nested_classes(members: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
+    """Each "class" folder's own subfolders, where every one holds its files only in two or
+    more of them: a folder of data sets (`raw-img/` beside `train/`), each of class folders,
+    would train a model to tell the data sets apart. Only a warning: photos of one class may be
+    kept in folders by year."""
+    inner = {label: sorted({inside.split("/")[0] for _, inside in files}) for label, files in members.items()}
+    nested = all(len(inner[label]) > 1 and all("/" in inside for _, inside in files)
+                 for label, files in members.items())
+    return inner if nested else {}
 
 
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
