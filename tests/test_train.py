@@ -3,6 +3,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from conftest import TINY, full_disk_in_h5py, reload_in_fresh_process, run
 from trainer import resume, train as train_module
 from trainer.data import load_folder, stratified_split
+from trainer.metrics import classification_report
 from trainer.presets import PRESETS
 
 # VGG16 from random weights, small enough for a run in seconds.
@@ -586,6 +588,29 @@ def test_a_training_set_of_one_batch_is_warned_of(images, batch_size, advice, ca
     else:
         assert err.startswith(f"warning: the {images} training images make a single batch (--batch-size "
                               f"{batch_size}), so an epoch is one step; ") and err.strip().endswith(advice)
+
+
+def test_a_transfer_runs_single_batch_is_counted_without_the_images_that_pick_its_epoch(image_folder, tmp_path,
+                                                                                       monkeypatch, capsys):
+    monkeypatch.setattr(train_module, "_fit_transfer", lambda hp, fit_set, pick_set, run_dir: (None, {}))
+    data = load_folder(image_folder, 16)
+    train_module._fit_model(TINY_VGG16 | {"batch_size": 256}, "float32", data, data, tmp_path / "runs")
+    out, err = capsys.readouterr()
+    fit = int(re.search(r"and (\d+) train the model", out).group(1))
+    assert fit < len(data.labels) and err.startswith(f"warning: the {fit} training images make a single batch")
+
+
+def test_a_model_that_answers_one_class_for_every_held_out_image_is_warned_of(capsys):
+    labels = np.array([0, 1, 2, 1])
+    same = np.tile([0.1, 0.8, 0.1], (4, 1))  # "butterfly, 80%" for every picture
+    train_module._warn_if_one_answer(classification_report(labels, same, ["ant", "butterfly", "cat"]),
+                                     ["ant", "butterfly", "cat"])
+    assert capsys.readouterr().err == (
+        "warning: the model answers 'butterfly' for every one of the 4 held-out images: it has not learned to tell "
+        "the classes apart. Train it longer (more epochs), or start from a pretrained base\n")
+    train_module._warn_if_one_answer(classification_report(labels, np.eye(3)[labels], ["ant", "butterfly", "cat"]),
+                                     ["ant", "butterfly", "cat"])
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("images, largest, size", [

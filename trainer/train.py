@@ -72,7 +72,6 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
           f"training on {device}")
     training_pictures = picture_fingerprints(train_set.images)
     held_out_in_training, test_in_training = _copies_of_training_pictures(training_pictures, val_set, test)
-    _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
     if hp["arch"] == "scratch":
         _warn_if_few_for_scratch(len(train_set.labels), len(data.classes))
 
@@ -89,6 +88,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     print(format_report(evaluation, "Validation"))
+    _warn_if_one_answer(evaluation, data.classes)
     test_evaluation = None
     if test is not None:
         test_evaluation = evaluate(model, test)
@@ -185,6 +185,7 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
     folder goes when nothing in it is worth resuming."""
     try:
         if hp["arch"] == "scratch":
+            _warn_if_one_batch(len(train_set.labels), hp["batch_size"])
             return *_fit_scratch(hp, dtype_policy, train_set, val_set, run_dir), len(train_set.labels)
         # The epoch to keep, early stopping and the rate cuts go by a share of the training
         # images, so that the held-out ones score a model that was not picked on them.
@@ -193,6 +194,7 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
             "add images: a transfer model holds out one a class or more, then sets aside one or more of the rest "
             "to pick its epoch, so it needs at least 3 a class")
         print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
+        _warn_if_one_batch(len(fit_idx), hp["batch_size"])
         fit_set, pick_set = train_set.subset(fit_idx), train_set.subset(pick_idx)
         return *_fit_transfer(hp, fit_set, pick_set, run_dir), len(fit_idx)
     except Diverged:
@@ -251,6 +253,17 @@ def _warn_if_one_batch(images: int, batch_size: int) -> None:
         smaller = 2 ** int(math.log2(max(images // 4, 1)))
         print(f"warning: the {images} training images make a single batch (--batch-size {batch_size}), so an epoch "
               f"is one step; --batch-size {smaller} would make it {math.ceil(images / smaller)}", file=sys.stderr)
+
+
+def _warn_if_one_answer(evaluation: dict, classes: list[str]) -> None:
+    """A model that gives every held-out image one class has learned nothing to tell them apart
+    (after a few steps, its batch norm may still hold its first batches' statistics): its
+    answers would read as a broken app, "butterfly, 100%" for any picture."""
+    answered = np.asarray(evaluation["confusion_matrix"]).sum(axis=0)
+    if evaluation["samples"] > 1 and np.count_nonzero(answered) == 1:
+        print(f"warning: the model answers {classes[int(answered.argmax())]!r} for every one of the "
+              f"{evaluation['samples']} held-out images: it has not learned to tell the classes apart. Train it "
+              "longer (more epochs), or start from a pretrained base", file=sys.stderr)
 
 
 # Training images a class under which a scratch net is worth a warning: on Animals-10's photos,
