@@ -119,3 +119,14 @@ def test_a_backend_that_cannot_load_is_one_clear_sentence(backend, prelude, caus
     assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(f"error: Keras cannot load its backend {backend} {cause}")
     assert ("jax[cuda12]" in result.stderr) == bool(advice) and advice in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["keras", "PIL"])
+def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use(missing, cifar_folder):
+    # As with `python3 -m trainer` typed for `.venv/bin/python -m trainer`: not advice to change the backend.
+    code = f"import sys; sys.modules[{missing!r}] = None; from trainer.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", "models/cifar10_scratch.h5", "--data", cifar_folder],
+                            capture_output=True, text=True, timeout=120, cwd=CHECKOUT)
+    assert result.returncode == 2 and result.stderr == (
+        f"error: {missing} is not installed for {sys.executable}: run .venv/bin/python -m trainer, the project's "
+        "Python (make test or make serve installs it), or install requirements.txt into this one\n")

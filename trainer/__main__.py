@@ -57,11 +57,15 @@ def _run(args) -> int:
 
     try:
         import_keras()  # before any module of ours imports it, so that TensorFlow's start-up lines are dropped
+        from trainer.data import DataError
+        from trainer.models import WeightsError
+        from trainer.train import TrainingError
     except BackendError as error:
         return _error(error)
-    from trainer.data import DataError
-    from trainer.models import WeightsError
-    from trainer.train import TrainingError
+    except ModuleNotFoundError as error:  # another Python than the project's: Keras or Pillow is missing
+        return _error(f"{error.name} is not installed for {sys.executable}: run .venv/bin/python -m trainer, "
+                      "the project's Python (make test or make serve installs it), or install requirements.txt "
+                      "into this one")
 
     try:
         return args.command(args)

@@ -44,6 +44,10 @@ def import_keras():
             with log_lines_dropped(below=_log_level()):
                 try:
                     import keras
+                except ModuleNotFoundError as error:
+                    if error.name == "keras":  # not the backend's fault: Keras itself is missing
+                        raise
+                    raise _backend_error(error) from None
                 except (ImportError, ValueError) as error:  # ValueError: a backend Keras does not know
                     raise _backend_error(error) from None
                 keras.distribution.list_devices()  # where TensorFlow looks for a GPU and writes cuInit's line
