@@ -84,6 +84,8 @@ def test_api_needs_no_csrf_token(client, make_image):
     ("fields", "status", "message"),
     [
         ({"model": "nope"}, 404, "Unknown model 'nope'."),
+        ({"model": "tiny.h5"}, 404, "Unknown model 'tiny.h5' (did you mean tiny?)."),
+        ({"model": "Small"}, 404, "Unknown model 'Small' (did you mean small?)."),
         ({"top_k": "0"}, 400, "top_k must be a whole number from 1 to 1000."),  # the other bad values: test_predictor.py
         ({"topk": "3"}, 400, "Unknown field 'topk': the API takes image, model, top_k, compare and explain."),
         ({"Top_K": "3", "note": "x"}, 400, "Unknown fields 'Top_K', 'note': the API takes image, model, top_k"),

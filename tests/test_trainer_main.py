@@ -379,6 +379,17 @@ def test_predict_gives_the_web_apps_answers(models_dir, client, tmp_path, capsys
     assert capsys.readouterr().out.startswith(f"{paths[0]}: {label} {probability:.1%}, ")
 
 
+def test_a_model_named_as_the_web_app_names_it_is_pointed_to_its_file(built_models, tmp_path, monkeypatch, capsys):
+    shutil.copytree(built_models, tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    for named, meant in (("tiny", "models/tiny.h5"), ("models/tiny", "models/tiny.h5")):
+        assert main(["predict", named, "photo.jpg"]) == 2
+        assert capsys.readouterr().err == (f"error: MODEL must be a .h5 model file; there is no {named} "
+                                           f"(did you mean {meant}?)\n")
+    assert main(["predict", "huge", "photo.jpg"]) == 2
+    assert capsys.readouterr().err == "error: MODEL must be a .h5 model file; there is no huge\n"
+
+
 def test_predict_names_the_files_it_cannot_label_and_labels_the_rest(built_models, tmp_path, make_image, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -307,7 +307,11 @@ def _read_card(path: Path) -> dict:
     if path.is_dir():
         raise UsageError(f"MODEL must be a .h5 model file; {path} is a folder")
     if not path.exists():
-        raise UsageError(f"MODEL must be a .h5 model file; there is no {path}")
+        # A model named as the web app names it (`cifar10_scratch`), for its file in the default --out.
+        guess = next((file for file in (path.with_name(f"{path.name}.h5"), Path("models") / f"{path.name}.h5")
+                      if path.name and file.is_file()), None)
+        raise UsageError(f"MODEL must be a .h5 model file; there is no {path}"
+                         + (f" (did you mean {guess}?)" if guess else ""))
     if path.suffix != ".h5":
         if path.suffix.lower() == ".h5":  # Keras reads no other spelling
             raise UsageError(f"Keras reads .h5 files only by that name: rename {path.name} to {path.stem}.h5")

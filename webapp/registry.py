@@ -25,6 +25,7 @@ from trainer import model_file
 from trainer.card import load_card, mismatch
 from trainer.formatting import first_line, is_number, is_share, is_utf8
 from trainer.keras_import import import_keras
+from trainer.options import did_you_mean
 from trainer.predict import BadOutput, probabilities
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ class ModelNotFound(NotFound):
 
 
 class UnknownModel(LookupError):
-    def __init__(self, name: str):
-        super().__init__(f"Unknown model '{name[:80]}'.")
+    def __init__(self, name: str, known=()):
+        # The likely slip named: "my_photos.h5" or "My_Photos" for my_photos.
+        super().__init__(f"Unknown model '{name[:80]}'{did_you_mean(name[:80], known)}.")
 
 
 class ModelUnavailable(RuntimeError):
@@ -205,10 +207,10 @@ class Registry:
         return [self._info(name, checks[name]) for name in sorted(checks)]
 
     def info(self, name: str) -> ModelInfo:
-        path = self._files().get(name)
-        checks = self._checks({name: path}) if path else {}
+        files = self._files()
+        checks = self._checks({name: files[name]}) if name in files else {}
         if name not in checks:
-            raise UnknownModel(name)
+            raise UnknownModel(name, files)
         return self._info(name, checks[name])
 
     def _checks(self, files: dict[str, Path]) -> dict[str, Checked]:
