@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -22,6 +23,7 @@ def run_main(monkeypatch, argv, environ=None, url="https://example.ngrok.app"):
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.update(run=kwargs, app=self))
+    monkeypatch.setattr(main_module, "_refuse_a_busy_port", lambda host, port: None)  # the ports named are not bound
     monkeypatch.setattr(main_module.tunnel, "open_tunnel",
                         lambda port, host: calls.setdefault("tunnel", (port, host)) and url)
     main_module.main(argv)
@@ -39,6 +41,19 @@ def test_settings_are_read_without_surrounding_blanks(monkeypatch, models_dir):
     calls = run_main(monkeypatch, [], {"IMAGEAPP_MODELS_DIR": str(models_dir), "IMAGEAPP_HOST": " ",
                                        "IMAGEAPP_PORT": "8123\n"})
     assert calls["run"]["host"] == "127.0.0.1" and calls["run"]["port"] == 8123
+
+
+def test_a_port_in_use_is_one_sentence_naming_the_options_before_anything_starts(monkeypatch):
+    monkeypatch.setattr(Flask, "run", pytest.fail)
+    monkeypatch.setattr(main_module.tunnel, "open_tunnel", pytest.fail)
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            main_module.main(["--port", str(port), "--ngrok"])
+    assert stopped.value.code == (f"python -m webapp: cannot listen on 127.0.0.1:{port} (Address already in use): "
+                                  "pass --port or --host, or set IMAGEAPP_PORT or IMAGEAPP_HOST, to another")
 
 
 @pytest.mark.parametrize("argv, environ", [(["--port", "99999"], {}), ([], {"IMAGEAPP_PORT": "abc"})])
