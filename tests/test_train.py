@@ -56,7 +56,7 @@ def test_training_writes_a_portable_model_and_a_full_card(image_folder, tmp_path
     assert np.array(evaluation["confusion_matrix"]).sum() == 6
     assert {"precision_macro", "recall_weighted", "f1_macro", "loss", "accuracy"} <= evaluation.keys()
     out = capsys.readouterr().out
-    assert "Validation (6 images)" in out and "training on cpu" in out
+    assert "Held out (6 images)" in out and "training on cpu" in out
     # Into a pipe or file, a line per epoch: no progress bar's redraws.
     assert out.count("Epoch 3/3\n3/3 - ") == 1 and "\x1b[" not in out and "\r" not in out
 

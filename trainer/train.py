@@ -67,7 +67,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     keras.utils.set_random_seed(hp["seed"])
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     device = device_description()
-    print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} validation images, "
+    print(f"{data.name}: {len(train_set.labels)} training and {len(val_set.labels)} held-out images, "
           f"{plural(len(data.classes), 'class')}, {data.images.shape[1]}x{data.images.shape[2]} pixels; "
           f"training on {device}")
     training_pictures = picture_fingerprints(train_set.images)
@@ -87,7 +87,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     except TrainingError:  # NaN outputs: a rerun would resume the same weights
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    print(format_report(evaluation, "Validation"))
+    print(format_report(evaluation, "Held out"))
     _warn_if_one_answer(evaluation, data.classes)
     test_evaluation = None
     if test is not None:
@@ -193,7 +193,8 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
             train_set.labels, hp["selection_fraction"], hp["seed"], train_set.classes,
             "add images: a transfer model holds out one a class or more, then sets aside one or more of the rest "
             "to pick its epoch, so it needs at least 3 a class")
-        print(f"Of the training images, {len(pick_idx)} pick the epoch to keep and {len(fit_idx)} train the model")
+        print(f"Of the training images, {len(pick_idx)} pick the epoch to keep (Keras' val_ figures are theirs) "
+              f"and {len(fit_idx)} train the model")
         _warn_if_one_batch(len(fit_idx), hp["batch_size"])
         fit_set, pick_set = train_set.subset(fit_idx), train_set.subset(pick_idx)
         return *_fit_transfer(hp, fit_set, pick_set, run_dir), len(fit_idx)
