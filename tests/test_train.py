@@ -306,6 +306,15 @@ def test_a_changed_command_starts_afresh_rather_than_resuming(image_folder, tmp_
     assert card["epochs_run"] == 2 and card["hyperparameters"]["learning_rate"] == 0.01
 
 
+def test_the_same_files_from_another_place_are_not_called_other_data(tmp_path):
+    settings = {"hyperparameters": TINY, "data": "raw-img", "files": "abc", "classes": ["cat", "dog"]}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    now = json.dumps(settings | {"data": "animals10-sample"})
+    assert train_module._changes(tmp_path / "settings.json", now) == (
+        'the same files from data named "raw-img", now "animals10-sample"')
+    assert train_module._changes(tmp_path / "settings.json", json.dumps(settings | {"files": "abd"})) == "other data"
+
+
 def test_a_renamed_image_starts_afresh_though_count_and_classes_are_the_same(image_folder, tmp_path, monkeypatch,
                                                                              capsys):
     interrupt_while_saving(image_folder, tmp_path, monkeypatch)

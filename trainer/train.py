@@ -567,6 +567,8 @@ def _changes(settings: Path, wanted: str) -> str:
     changes = [f"{key} {json.dumps(hp_then.get(key))}, now {json.dumps(hp_now.get(key))}"
                for key in sorted(hp_then.keys() | hp_now.keys()) if hp_then.get(key) != hp_now.get(key)]
     parts = [f"other settings ({'; '.join(changes)})"] if changes else []
-    if any(then.get(key) != now[key] for key in ("data", "files", "classes")):
+    if any(then.get(key) != now[key] for key in ("files", "classes")):
         parts.append("other data")
+    elif then.get("data") != now["data"]:  # a folder, then its zip: the same files, read from elsewhere
+        parts.append(f"the same files from data named {json.dumps(then.get('data'))}, now {json.dumps(now['data'])}")
     return " and ".join(parts) or "other settings or data"
