@@ -435,6 +435,15 @@ def test_a_folder_of_data_sets_is_trained_on_with_a_warning_that_names_their_cla
     assert capsys.readouterr().err == ""
 
 
+def test_images_beside_the_class_folders_are_named_as_left_out(image_folder, capsys):
+    (image_folder / "chelsea.jpg").write_bytes(encode_image())  # meant for a class, put one level too high
+    (image_folder / "README.txt").write_text("about these pictures")  # no slip: not an image
+    (image_folder / ".DS_Store").write_bytes(b"clutter")
+    load_folder(image_folder, 8)
+    assert capsys.readouterr().err == (f"warning: left out 1 image beside the class folders of {image_folder} "
+                                       "(chelsea.jpg): an image is read only in its class's folder\n")
+
+
 def test_classes_named_like_splits_are_classes_when_they_hold_images(tmp_path):
     for label in ("train", "test"):
         (tmp_path / "data" / label).mkdir(parents=True)

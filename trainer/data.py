@@ -246,6 +246,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     check_tree(path)
     with open_tree(path) as tree:
         members = _class_members(tree.names())
+        if loose := _loose_images(tree.names(), members):
+            print(f"warning: left out {plural(len(loose), 'image')} beside the class folders of {path} "
+                  f"({_some(loose)}): an image is read only in its class's folder", file=sys.stderr)
         empty = sorted(label for label, files in members.items() if not files)
         if empty:
             print(f"warning: left out empty class folder(s) in {path}: {', '.join(map(one_line, empty))}", file=sys.stderr)
@@ -372,6 +375,18 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
         if not name.endswith("/"):
             files.append((name, unicodedata.normalize("NFC", "/".join(p[1:]))))
     return {label: _in_order(files) for label, files in members.items()}
+
+
+# By name alone: a stray file is not read, and a README or LICENSE beside the classes is no slip.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _loose_images(names: list[str], members: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """The files named as images that are in no class folder: beside the class folders, or
+    beside a wrapper folder around them."""
+    in_classes = {name for files in members.values() for name, _ in files}
+    return sorted(name for name in names if name not in in_classes and not name.endswith("/")
+                  and not hidden(PurePosixPath(name).parts) and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _in_order(files: list[tuple[str, str]]) -> list[tuple[str, str]]:
