@@ -106,6 +106,7 @@ def test_a_card_put_beside_another_file_is_told(built_models, tmp_path):
     path.write_bytes((built_models / "tiny.h5").read_bytes())
     assert model_file.card_of_another_file(path, card) is None
     assert model_file.card_of_another_file(path, {k: v for k, v in card.items() if k != "file_sha256"}) is None  # older
+    assert model_file.card_of_another_file(path, card | {"file_sha256": card["file_sha256"].upper()}) is None
 
     path.write_bytes((built_models / "small.h5").read_bytes())  # as by a kill between the save's two renames
     assert model_file.card_of_another_file(path, card) == (
@@ -116,5 +117,9 @@ def test_a_card_put_beside_another_file_is_told(built_models, tmp_path):
     path.write_bytes(damaged)
     assert model_file.card_of_another_file(path, card).startswith(
         "tiny.h5 has the size tiny.json gives but not its SHA-256 (file_sha256): it may be damaged")
+    for written in ("", "not a digest", card["file_sha256"][:-1]):  # the card edited by hand
+        assert model_file.card_of_another_file(path, card | {"file_sha256": written}).startswith(
+            "tiny.json's file_sha256 is no SHA-256 (64 hexadecimal digits), so whether the card was written for "
+            "this tiny.h5 cannot be told")
     path.unlink()  # removed meanwhile: its next version is checked anew
     assert model_file.card_of_another_file(path, card) is None

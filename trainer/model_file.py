@@ -83,8 +83,12 @@ def card_of_another_file(path: Path, card: dict) -> str | None:
     stopped between renaming its card and its model into place. The model can still be used;
     the card's classes and image size are checked when it loads, its figures are not."""
     recorded = card.get("file_sha256")
+    if isinstance(recorded, str) and not re.fullmatch(r"[0-9a-fA-F]{64}", recorded):  # the card is at fault, not the file
+        return (f"{path.stem}.json's file_sha256 is no SHA-256 (64 hexadecimal digits), so whether the card was "
+                f"written for this {path.name} cannot be told: put the card that came with this file beside it, "
+                "or train it again")
     try:
-        if not isinstance(recorded, str) or recorded == sha256(path):
+        if not isinstance(recorded, str) or recorded.lower() == sha256(path):
             return None
         size = path.stat().st_size
     except OSError:  # removed or replaced meanwhile: its next version is checked anew
