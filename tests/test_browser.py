@@ -915,12 +915,14 @@ def test_photos_too_large_together_are_made_smaller_to_send(browser, base_url, s
         file_input = browser.find_element(By.ID, "image")
         hint = browser.find_element(By.ID, "upload-formats")
         assert hint.get_attribute("textContent") == hint.get_attribute("data-scripted")  # with the limit, not under it
-        # Not a kind the server takes (PNG bytes, named as a TIFF): left as it is, not passed off as a JPEG.
+        # Not a kind the server takes (PNG bytes, named as a TIFF): said so, not made smaller and passed off as a JPEG.
         other = tmp_path / "scan.tif"
         other.write_bytes(encode_image("PNG", size=(2000, 1800), compress_level=0))
         file_input.send_keys(str(other))
         checked(browser)
-        assert browser.find_element(By.CSS_SELECTOR, ".errors").text.startswith("scan.tif is too large to send")
+        assert browser.find_element(By.CSS_SELECTOR, ".errors").text == (
+            "scan.tif is not a JPEG, PNG, GIF, BMP or WebP image, the kinds this app takes.")
+        assert "smaller" not in browser.find_element(By.CSS_SELECTOR, ".drop-text").text
         browser.get(base_url + "/")  # a chooser adds to the files chosen before
         file_input = browser.find_element(By.ID, "image")
         sent = sum(path.stat().st_size for path in paths)
