@@ -25,6 +25,29 @@ TINY_VGG16 = PRESETS["vgg16"] | {"image_size": 16, "upscale_size": 32, "weights"
                                  "batch_size": 8, "validation_fraction": 0.2}
 
 
+def narrow_vgg16(include_top=True, weights="imagenet", input_shape=None):
+    """VGG16's layers by name and shape of net (five blocks of 2, 2, 3, 3 and 3 convs, each
+    block ending in a pooling), at 4 or 8 filters a conv where VGG16 has 64 to 512: 5.5
+    thousand parameters for its 14.7 million. Built from random weights only, as TINY_VGG16's."""
+    assert not include_top and weights is None
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, (convs, width) in enumerate([(2, 4), (2, 4), (3, 8), (3, 8), (3, 8)], start=1):
+        for conv in range(1, convs + 1):
+            x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"block{block}_conv{conv}")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    return keras.Model(inputs, x, name="vgg16")
+
+
+@pytest.fixture
+def narrow_vgg16_base(monkeypatch):
+    """TINY_VGG16 runs on narrow_vgg16 in the tests of the two phases' bookkeeping (resuming,
+    stopping, the epoch kept, the rates), which is the same on any base; the full base took
+    each run nearly twice as long. test_vgg16_trains_in_two_phases keeps the real VGG16."""
+    monkeypatch.setattr(keras.applications, "VGG16", narrow_vgg16)
+
+
 @pytest.fixture(autouse=True)
 def on_a_cpu(monkeypatch):
     """These tests expect a CPU's float32 training (and its same-weights reruns) even on a GPU
@@ -264,7 +287,8 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
-def test_phases_that_stopped_early_are_not_trained_again_on_resuming(image_folder, tmp_path, monkeypatch, capsys):
+def test_phases_that_stopped_early_are_not_trained_again_on_resuming(image_folder, narrow_vgg16_base, tmp_path,
+                                                                     monkeypatch, capsys):
     class StopAfterTwoEpochs(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = epoch == 1
@@ -350,7 +374,8 @@ def test_a_trained_model_that_gives_nan_leaves_nothing_to_resume(image_folder, t
     assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "models").exists()
 
 
-def test_a_transfer_run_whose_first_phase_diverges_does_not_go_on_to_the_second(image_folder, tmp_path, capsys):
+def test_a_transfer_run_whose_first_phase_diverges_does_not_go_on_to_the_second(image_folder, narrow_vgg16_base,
+                                                                                tmp_path, capsys):
     with pytest.raises(train_module.TrainingError, match="diverged: the loss became NaN or infinite in epoch 1"):
         run(TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 2, "head_learning_rate": 1e30}, image_folder, tmp_path)
     assert "Fine-tuning" not in capsys.readouterr().out
@@ -376,7 +401,8 @@ def interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends: int)
     # The head's dropout draws from a random-number generator, whose state the backup keeps too.
     (TINY_VGG16 | {"batch_size": 4, "head_epochs": 3, "fine_tune_epochs": 1, "dropout": 0.5}, "head"),
 ])
-def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypatch, capsys, hp, phase):
+def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, narrow_vgg16_base, tmp_path, monkeypatch, capsys, hp,
+                                               phase):
     """Same weights, optimizer state, shuffling, augmentation and dropout after the resume: the
     last epoch's loss and the saved weights match a run that was never interrupted."""
     monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
@@ -396,8 +422,8 @@ def test_a_resumed_run_ends_as_an_unbroken_one(image_folder, tmp_path, monkeypat
     ([1.0, 2.0, 3.0, 0.5, 0.4, 0.3, 0.2], 7),  # the third epoch the second without progress: a cut, then on
     ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 5),  # and the fourth the third: the head stops, fine-tuning's epoch follows
 ])
-def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(image_folder, tmp_path, monkeypatch,
-                                                                              scripted, epochs_run):
+def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(image_folder, narrow_vgg16_base, tmp_path,
+                                                                              monkeypatch, scripted, epochs_run):
     """Early stopping and the rate cut on plateaus count epochs without progress; resumed, they
     go on counting from the backup rather than from nothing (which would cut later and stop at epoch 6)."""
     monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
@@ -427,7 +453,8 @@ def test_a_resumed_phase_cuts_the_rate_and_stops_where_an_unbroken_one_would(ima
     assert resumed["history"]["learning_rate"] == pytest.approx(unbroken["history"]["learning_rate"])
 
 
-def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, tmp_path, monkeypatch):
+def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(image_folder, narrow_vgg16_base, tmp_path,
+                                                                             monkeypatch):
     """Transfer phases end on their best epoch by validation loss. After a resume, a worse
     epoch must not take the place of a better one from before the interruption."""
     monkeypatch.setattr(resume, "BACKUP_SECONDS", 0.0)  # back up every epoch
@@ -443,7 +470,8 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
     assert not scrambled_weights_saved(tmp_path)
 
 
-def test_best_weights_damaged_on_disk_are_reported_not_a_traceback(image_folder, tmp_path, monkeypatch):
+def test_best_weights_damaged_on_disk_are_reported_not_a_traceback(image_folder, narrow_vgg16_base, tmp_path,
+                                                                   monkeypatch):
     hp = TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 3}
     interrupted_run(hp, image_folder, tmp_path, monkeypatch, as_epoch_ends=3)  # fine-tuning's third
     best = tmp_path / "runs" / "tiny" / "head" / resume.BEST_WEIGHTS
@@ -452,7 +480,8 @@ def test_best_weights_damaged_on_disk_are_reported_not_a_traceback(image_folder,
         run(hp, image_folder, tmp_path)
 
 
-def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(image_folder, tmp_path, monkeypatch):
+def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(image_folder, narrow_vgg16_base,
+                                                                               tmp_path, monkeypatch):
     passed = {}
     fit_transfer = train_module._fit_transfer
 
@@ -473,7 +502,8 @@ def test_a_transfer_run_picks_its_epoch_on_training_images_never_held_out_ones(i
     assert card["training_images"] == len(passed["fit"].labels)
 
 
-def test_fine_tuning_that_never_beats_the_head_phase_leaves_its_weights(image_folder, tmp_path, monkeypatch):
+def test_fine_tuning_that_never_beats_the_head_phase_leaves_its_weights(image_folder, narrow_vgg16_base, tmp_path,
+                                                                        monkeypatch):
     scramble_in(monkeypatch, phase=2, epoch=0)
     card = run(TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": 1}, image_folder, tmp_path)
     val_loss = card["history"]["val_loss"]
@@ -521,7 +551,8 @@ def test_vgg16_trains_in_two_phases(image_folder, tmp_path, capsys):
         out.index("Fine-tuning: 3 layers of the base unfrozen (block5)")
 
 
-def test_fine_tuning_can_decay_the_rate_along_a_cosine_to_its_end(image_folder, tmp_path, monkeypatch):
+def test_fine_tuning_can_decay_the_rate_along_a_cosine_to_its_end(image_folder, narrow_vgg16_base, tmp_path,
+                                                                  monkeypatch):
     callbacks_by_phase = []
     real_fit = train_module._fit
 
