@@ -163,7 +163,7 @@ def _save(model, card: dict, model_path: Path, found_at_start, run_dir: Path, re
         shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
         print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
               f"after {plural(card['epochs_run'], 'epoch')} in {card['training_seconds']:.0f} s; "
-              f"validation accuracy {card['evaluation']['accuracy']:.2%}")
+              f"held-out accuracy {card['evaluation']['accuracy']:.2%}")
     except KeyboardInterrupt as interrupt:
         interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
         raise
