@@ -245,8 +245,9 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
     """
     check_tree(path)
     with open_tree(path) as tree:
-        members = _class_members(tree.names())
-        if loose := _loose_images(tree.names(), members):
+        names = tree.names()  # a folder's walk, done once
+        members = _class_members(names)
+        if loose := _loose_images(names, members):
             print(f"warning: left out {plural(len(loose), 'image')} beside the class folders of {path} "
                   f"({_some(loose)}): an image is read only in its class's folder", file=sys.stderr)
         empty = sorted(label for label, files in members.items() if not files)
