@@ -73,12 +73,12 @@ def render_form(form: UploadForm, errors: list[str], status: int, about_model: b
 
 
 def render_failure(form: UploadForm, error: PredictionError):
-    if isinstance(error, ModelError):
+    about_model = isinstance(error, ModelError)
+    if about_model:
         # The model posted may be gone from the choices (the browser would show the first one
         # instead), or would fail again: the form offers the one a request naming none gets.
         form = upload_form(formdata=None, data={"explain": form.explain.data})
-        return render_form(form, [error.message], error.status, about_model=True)
-    return render_form(form, [error.message], error.status)
+    return render_form(form, [error.message], error.status, about_model)
 
 
 @bp.get("/")
