@@ -123,3 +123,35 @@ def test_a_card_put_beside_another_file_is_told(built_models, tmp_path):
             "this tiny.h5 cannot be told")
     path.unlink()  # removed meanwhile: its next version is checked anew
     assert model_file.card_of_another_file(path, card) is None
+
+
+def test_a_weights_only_file_is_told_from_a_model(built_models, tmp_path):
+    import keras
+
+    keras.saving.load_model(built_models / "tiny.h5").save_weights(tmp_path / "tiny.weights.h5")
+    path = (tmp_path / "tiny.weights.h5").rename(tmp_path / "tiny.h5")
+    # Smaller than the card records, yet whole: not to be called cut short.
+    problem = model_file.problems({path: (path.stat().st_size, {"file_size_bytes": 10**9})})[path]
+    assert problem == ("tiny.h5 holds no Keras model, only weights or other data (as save_weights writes): save the "
+                       "whole model with model.save(), or train one with python -m trainer")
+
+
+def test_a_model_without_its_weights_is_called_damaged_not_cut_short(built_models, tmp_path):
+    import h5py
+
+    path = tmp_path / "tiny.h5"
+    path.write_bytes((built_models / "tiny.h5").read_bytes())
+    with h5py.File(path, "a") as f:
+        del f["model_weights"]
+    problem = model_file.problems({path: (path.stat().st_size, {"file_size_bytes": 10**9})})[path]
+    assert problem == f"tiny.h5 holds a model's layout but not its weights; {REMEDY}"
+
+
+def test_nan_weights_in_a_file_smaller_than_its_card_are_named_as_such(tmp_path):
+    import h5py
+
+    path = tmp_path / "nan.h5"
+    with h5py.File(path, "w") as f:
+        f["model_weights/kernel"] = [float("nan")]
+    problem = model_file.problems({path: (path.stat().st_size, {"file_size_bytes": 10**9})})[path]
+    assert problem.startswith("nan.h5 holds NaN or infinite weights (in model_weights/kernel)")

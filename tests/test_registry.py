@@ -141,8 +141,15 @@ def test_removed_file_disappears(registry, models_dir):
     assert registry.load("small")
 
 
+def write_hdf5_keras_cannot_build(folder):
+    """A file that HDF5 reads through, with a model's parts, that Keras cannot build a model from."""
+    with h5py.File(folder / "tiny.h5", "w") as f:
+        f.attrs["model_config"] = '{"class_name": "NoSuchLayer", "config": {}}'
+        f.create_group("model_weights")
+
+
 def write_hdf5_that_is_not_a_model(folder):
-    """A file that HDF5 reads through but Keras cannot build a model from."""
+    """A file that HDF5 reads through that holds no model's layout, as save_weights writes."""
     with h5py.File(folder / "tiny.h5", "w") as f:
         f["numbers"] = np.arange(10)
 
@@ -174,7 +181,8 @@ def set_input_shape(folder, shape):
     [
         (lambda d: (d / "tiny.h5").write_bytes(b"\x00" * 100), "tiny.h5 is not an HDF5 model file"),
         (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 is incomplete: 3.0 kB of"),
-        (write_hdf5_that_is_not_a_model, "cannot be loaded"),
+        (write_hdf5_keras_cannot_build, "cannot be loaded"),
+        (write_hdf5_that_is_not_a_model, "tiny.h5 holds no Keras model, only weights or other data"),
         (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
         (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
         (lambda d: (d / "tiny.json").write_text('{"classes": []}'), "lacks input_shape"),
@@ -190,7 +198,7 @@ def set_input_shape(folder, shape):
          "the model answers an image with 16 x 16 x 3, not one score per class of its card"),
         (lambda d: save_two_answer_model(d / "tiny.h5"), "the model answers an image with 2 outputs, not one score"),
     ],
-    ids=["not-hdf5", "truncated-h5", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
+    ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
          "class-count", "input-size", "input-channels", "no-softmax", "per-pixel", "two-outputs"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
@@ -232,8 +240,8 @@ def test_a_file_smaller_than_its_card_records_is_called_incomplete(models_dir):
 
 def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypatch):
     checks = []
-    real = model_file._read_errors
-    monkeypatch.setattr(model_file, "_read_errors",
+    real = model_file._read_through
+    monkeypatch.setattr(model_file, "_read_through",
                         lambda paths: checks.extend(path.name for path in paths) or real(paths))
     for _ in range(3):
         registry.models()
@@ -246,7 +254,7 @@ def test_a_file_is_read_through_once_per_version(registry, models_dir, monkeypat
 
 
 def test_damaged_model_is_not_reloaded_until_it_changes(registry, models_dir, monkeypatch):
-    write_hdf5_that_is_not_a_model(models_dir)
+    write_hdf5_keras_cannot_build(models_dir)
     calls = []
     real = registry_module._load_keras_model
     monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path) or real(path))

@@ -1,8 +1,8 @@
 """A saved model's .h5 file, checked before Keras opens it, by `trainer evaluate` and by the
-web app: that it is an HDF5 file, that HDF5 reads it through, that its weights are finite
-numbers, and, for one that does not read through but is smaller than its card records (or
-its own header says), that it is incomplete: a copy or download cut short, said more plainly
-than HDF5 says it."""
+web app: that it is an HDF5 file, that HDF5 reads it through, that it holds a whole Keras
+model (its layout and its weights), that its weights are finite numbers, and, for one that
+does not read through but is smaller than its card records (or its own header says), that
+it is incomplete: a copy or download cut short, said more plainly than HDF5 says it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 # Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
 # prints a line per file as soon as it is done: JSON null, {"error": why h5py refuses the file}
-# (truncated, say), or {"not_finite": the first dataset holding NaN or infinity}. Run in a child
+# (truncated, say), {"not_finite": the first dataset holding NaN or infinity}, or {"missing":
+# the part of a whole Keras model the file lacks, its layout or its weights}. Run in a child
 # process, as some damaged files crash HDF5's C library, which would take the process that reads
 # them down with it (a web app worker, and every request in it, again on each try). One child
 # reads all the files it is given, as each child costs 0.2 s to start.
@@ -44,6 +45,10 @@ for path in sys.argv[1:]:
         with h5py.File(path, "r") as f:
             read("/", f)
             f.visititems(read)
+            if "model_config" not in f.attrs:
+                found = {"missing": "model_config"}
+            elif "model_weights" not in f:
+                found = {"missing": "model_weights"}
     except NotFinite as error:
         found = {"not_finite": str(error)}
     except Exception as error:
@@ -60,9 +65,8 @@ def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
     """Why each .h5 file, given with its size and its card, cannot be used (None: no reason
     found), without opening any in this process; the files are read through in one child."""
     not_hdf5 = {path: _signature_error(path) for path in files}
-    unread = _read_errors([path for path, error in not_hdf5.items() if error is None])
-    return {path: not_hdf5[path] or (unread[path] and (_cut_short(path, size, card, unread[path]) or unread[path]))
-            for path, (size, card) in files.items()}
+    found = _read_through([path for path, error in not_hdf5.items() if error is None])
+    return {path: not_hdf5[path] or _found_problem(path, size, card, found[path]) for path, (size, card) in files.items()}
 
 
 def problem(path: Path, card: dict) -> str | None:
@@ -123,6 +127,22 @@ def _signature_error(path: Path) -> str | None:
     return None
 
 
+def _found_problem(path: Path, size: int, card: dict, found: dict | None) -> str | None:
+    """Why a file cannot be used, from what reading it found (None: nothing wrong)."""
+    if found is None:
+        return None
+    if "not_finite" in found:
+        return (f"{path.name} holds NaN or infinite weights (in {found['not_finite'][:100]}): it is damaged, or its "
+                f"training diverged; {REMEDY}")
+    if found.get("missing") == "model_config":  # what Keras's save_weights writes, a common mix-up
+        return (f"{path.name} holds no Keras model, only weights or other data (as save_weights writes): save the "
+                "whole model with model.save(), or train one with python -m trainer")
+    if "missing" in found:
+        return f"{path.name} holds a model's layout but not its weights; {REMEDY}"
+    # Only a file that does not read through may be cut short: one that does is whole, whatever its size.
+    return _cut_short(path, size, card, found.get("error", "")) or _unreadable(path, found)
+
+
 def _cut_short(path: Path, size: int, card: dict, unread: str) -> str | None:
     """For a file that does not read through: that it is smaller than its card records, or
     than HDF5's header says, if it is."""
@@ -134,19 +154,27 @@ def _cut_short(path: Path, size: int, card: dict, unread: str) -> str | None:
     return None
 
 
-def _read_errors(paths: list[Path]) -> dict[Path, str | None]:
-    """Why HDF5 cannot read each file through (None: it can), read in a child process; the files
-    after one that crashes the child, or hangs it, are read in a fresh one."""
-    errors: dict[Path, str | None] = {}
-    while len(errors) < len(paths):
-        errors |= _read_in_child(paths[len(errors):])
-    return errors
+def _unreadable(path: Path, found: dict) -> str:
+    if "hangs" in found:
+        return f"{path.name} is damaged: reading it does not finish; {REMEDY}"
+    if "signal" in found:  # such as SIGSEGV
+        return f"{path.name} is damaged: reading it crashes HDF5 (signal {found['signal']}); {REMEDY}"
+    return _cannot_read(path, found["error"])
 
 
-def _read_in_child(paths: list[Path]) -> dict[Path, str | None]:
-    """Why HDF5 cannot read each file through, for the files one child process gets through:
+def _read_through(paths: list[Path]) -> dict[Path, dict | None]:
+    """What reading each file through in a child process found (None: nothing wrong); the
+    files after one that crashes the child, or hangs it, are read in a fresh one."""
+    found: dict[Path, dict | None] = {}
+    while len(found) < len(paths):
+        found |= _read_in_child(paths[len(found):])
+    return found
+
+
+def _read_in_child(paths: list[Path]) -> dict[Path, dict | None]:
+    """What reading each file through found, for the files one child process gets through:
     all of them, or those before the first that crashes or hangs it, and that one."""
-    errors: dict[Path, str | None] = {}
+    found: dict[Path, dict | None] = {}
     # Unbuffered, the pipe's readline() reads no further than the line, so the selector sees the
     # next one; stderr goes to a file, which never fills up as a pipe would and stop the child.
     with tempfile.TemporaryFile() as stderr, subprocess.Popen(
@@ -156,30 +184,21 @@ def _read_in_child(paths: list[Path]) -> dict[Path, str | None]:
         for path in paths:
             if not selector.select(READ_TIMEOUT):
                 child.kill()
-                return errors | {path: f"{path.name} is damaged: reading it does not finish; {REMEDY}"}
+                return found | {path: {"hangs": True}}
             line = child.stdout.readline()
             if not line.endswith(b"\n"):  # the child ended while reading this file
-                return errors | {path: _end_reason(path, child.wait(), stderr)}
-            errors[path] = _reported(path, json.loads(line))
-    return errors
+                return found | {path: _end_reason(child.wait(), stderr)}
+            found[path] = json.loads(line)
+    return found
 
 
-def _end_reason(path: Path, returncode: int, stderr: BinaryIO) -> str:
-    """Why a child process ended while reading `path`, from its exit status and its stderr file."""
-    if returncode < 0:  # killed by a signal, such as SIGSEGV
-        return f"{path.name} is damaged: reading it crashes HDF5 (signal {-returncode}); {REMEDY}"
+def _end_reason(returncode: int, stderr: BinaryIO) -> dict:
+    """Why a child process ended while reading a file, from its exit status and its stderr file."""
+    if returncode < 0:  # killed by a signal
+        return {"signal": -returncode}
     stderr.seek(0)
     lines = stderr.read().decode(errors="replace").strip().splitlines() or [f"exit code {returncode}"]
-    return _cannot_read(path, lines[-1])  # the last line: the reason
-
-
-def _reported(path: Path, found: dict | None) -> str | None:
-    if found is None:
-        return None
-    if "not_finite" in found:
-        return (f"{path.name} holds NaN or infinite weights (in {found['not_finite'][:100]}): it is damaged, or its "
-                f"training diverged; {REMEDY}")
-    return _cannot_read(path, found["error"])
+    return {"error": lines[-1]}  # the last line: the reason
 
 
 def _cannot_read(path: Path, reason: str) -> str:
