@@ -360,6 +360,19 @@ def make_image():
     return encode_image
 
 
+def calls(monkeypatch, owner, name) -> list:
+    """The calls made from now on to `owner`'s function `name`, which still does its work."""
+    made = []
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        made.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return made
+
+
 def post_form(client, token, image=None, filename="photo.png", model="tiny", **fields):
     """The upload form, posted to /predict; no token or no image: that field left out."""
     data = {"model": model, **fields}

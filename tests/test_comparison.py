@@ -2,11 +2,11 @@
 
 import pytest
 
-from conftest import (TINY_CLASSES, damage, overflow_model, red_top_left, save_as, save_model_without_softmax,
+from conftest import (TINY_CLASSES, calls, damage, overflow_model, red_top_left, save_as, save_model_without_softmax,
                       top_left_model, update_card)
 from webapp.comparison import Answer, agreement, compare
 from webapp.dashboard import table_rows
-from webapp.predictor import BadImage, PredictionError, Result, classify
+from webapp.predictor import BadImage, PredictionError, Result, Upload, classify
 from webapp.registry import Registry
 
 FRUIT = ["apple", "pear", "plum"]
@@ -18,19 +18,6 @@ def answer(model: str, label: str | None, classes: list[str] = TINY_CLASSES) -> 
         return Answer(model, "synthetic", frozenset(classes), None, error=f"Model '{model}' cannot be used: broken.")
     return Answer(model, "synthetic", frozenset(classes), 0.9,
                   result=Result(model, [(label, 0.8), ("other", 0.1)], 2.0, len(classes)))
-
-
-def calls(monkeypatch, owner, name) -> list:
-    """The calls made from now on to `owner`'s function `name`, which still does its work."""
-    made = []
-    original = getattr(owner, name)
-
-    def counted(*args, **kwargs):
-        made.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, counted)
-    return made
 
 
 @pytest.mark.parametrize(("labels", "sentence"), [
@@ -66,7 +53,7 @@ def test_the_sentence_says_so_where_the_models_know_different_classes(parts, sen
 def test_every_model_answers_best_first_each_at_its_own_size(app, make_image):
     image = make_image("JPEG", size=(37, 23))
     with app.app_context():
-        answers = compare(image, 3)
+        answers = compare(Upload(image), 3)
         # small (24 px, 4 classes) scored higher on its held-out images than tiny (16 px, 3 classes).
         assert [a.model for a in answers] == ["small", "tiny"]
         assert [a.accuracy for a in answers] == [pytest.approx(0.2667, abs=1e-4), 0.25]
@@ -84,7 +71,7 @@ def test_a_model_that_cannot_answer_gives_its_reason_and_the_others_still_answer
     save_model_without_softmax(models_dir / "no_softmax.h5")  # passes the file checks, fails when loaded
     (models_dir / "no_softmax.json").write_text((models_dir / "tiny.json").read_text())
     with app.app_context():
-        answers = {a.model: a for a in compare(red_top_left(), 3)}
+        answers = {a.model: a for a in compare(Upload(red_top_left()), 3)}
     assert answers["corner"].result.predictions[0][0] == "cat"
     assert answers["corner_dog"].result.predictions[0][0] == "dog"
     assert answers["tiny"].result and answers["small"].result
@@ -100,10 +87,10 @@ def test_only_the_models_the_registry_lists_as_usable_are_asked(app, models_dir,
     # As many as the model selector counts: a damaged file is listed as unusable before any comparison.
     damage(models_dir, "broken")
     with app.app_context():
-        assert [a.model for a in compare(make_image(), 3)] == ["small", "tiny"]
+        assert [a.model for a in compare(Upload(make_image()), 3)] == ["small", "tiny"]
         save_model_without_softmax(models_dir / "tiny.h5")
-        assert [a.model for a in compare(make_image(), 3)] == ["small", "tiny"]  # found unusable when loaded
-        assert [a.model for a in compare(make_image(), 3)] == ["small"]  # now listed as such
+        assert [a.model for a in compare(Upload(make_image()), 3)] == ["small", "tiny"]  # found unusable when loaded
+        assert [a.model for a in compare(Upload(make_image()), 3)] == ["small"]  # now listed as such
 
 
 def test_models_are_ranked_within_their_data_set_as_on_the_dashboard(app, models_dir, make_image):
@@ -111,7 +98,7 @@ def test_models_are_ranked_within_their_data_set_as_on_the_dashboard(app, models
     update_card(models_dir, "corner", {"accuracy": 0.9})
     update_card(models_dir, "small", dataset="apples")  # 26.7%: between the others, on other images
     with app.app_context():
-        answers = compare(make_image(), 3)
+        answers = compare(Upload(make_image()), 3)
         # The data sets by name, as the dashboard's tables; the best first within each.
         assert [a.model for a in answers] == [row["name"] for row in table_rows()] == ["small", "corner", "tiny"]
     assert [a.data_set for a in answers] == ["apples", "synthetic", "synthetic"]
@@ -126,7 +113,7 @@ def test_models_all_scored_on_one_test_set_are_ranked_by_it(app, models_dir, mak
     update_card(models_dir, "tiny", test_evaluation={"accuracy": 0.7}, test_digest="0123")
     update_card(models_dir, "small", dataset="apples")
     with app.app_context():
-        answers = compare(make_image(), 3)
+        answers = compare(Upload(make_image()), 3)
     assert [(a.model, a.test_accuracy) for a in answers] == [("small", None), ("tiny", 0.7), ("corner", 0.5)]
 
 
@@ -141,9 +128,9 @@ def test_a_comparison_decodes_the_upload_once_a_scale_and_lists_the_models_once(
     # both, and a PNG alike for any size.
     image = make_image(fmt, size=(side, side))
     with app.app_context():
-        compare(image, 3)  # loads each model (each new file is listed again then, under the lock)
+        compare(Upload(image), 3)  # loads each model (each new file is listed again then, under the lock)
         decoded, listed = calls(monkeypatch, predictor, "decode"), calls(monkeypatch, Registry, "_files")
-        answers = compare(image, 3)
+        answers = compare(Upload(image), 3)
         assert len(decoded) == decodings and len(listed) == 1
         # Each as the model alone answers, at its own size: 24 px for small, 16 for the others.
         for part in answers:
@@ -156,7 +143,7 @@ def test_models_that_give_one_class_agree(app, models_dir):
     for name in ("tiny", "small"):
         (models_dir / f"{name}.h5").unlink()
     with app.app_context():
-        assert agreement(compare(red_top_left(), 3)) == "The 2 models agree: each says cat."
+        assert agreement(compare(Upload(red_top_left()), 3)) == "The 2 models agree: each says cat."
 
 
 @pytest.mark.parametrize(("image", "status"), [(b"", 400), (b"%PDF-1.4", 415), (b"\x89PNG\r\n\x1a\nbroken", 400)])
@@ -165,7 +152,7 @@ def test_an_image_no_model_can_read_is_refused_once(app, models_dir, image, stat
     # Ranked first (small's figures, and first by name): its failure must not hide the image's.
     (models_dir / "broken.json").write_text((models_dir / "small.json").read_text())
     with app.app_context(), pytest.raises(BadImage) as refused:
-        compare(image, 3)
+        compare(Upload(image), 3)
     assert refused.value.status == status
 
 
@@ -173,5 +160,5 @@ def test_no_models_at_all(app, models_dir, make_image):
     for path in models_dir.iterdir():
         path.unlink()
     with app.app_context(), pytest.raises(PredictionError, match="No model is available.") as refused:
-        compare(make_image(), 3)
+        compare(Upload(make_image()), 3)
     assert refused.value.status == 503

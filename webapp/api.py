@@ -9,7 +9,7 @@ from .batch import classify_many, failed_status
 from .comparison import compare
 from .dashboard import plain_spaces
 from .downloads import links
-from .predictor import PredictionError, Result, classify, parse_top_k
+from .predictor import PredictionError, Result, Upload, classify, parse_top_k
 from .registry import ModelInfo, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
@@ -85,7 +85,7 @@ def compare_models(data: bytes, top_k: int, explain: bool):
         raise PredictionError(400, "Send model or compare=1, not both: compare=1 asks every model.")
     if explain:
         raise PredictionError(400, "explain works with one model: send it without compare=1.")
-    answers = compare(data, top_k)
+    answers = compare(Upload(data), top_k)
     body = [{"data_set": plain_spaces(answer.data_set)}
             | (as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error})
             for answer in answers]

@@ -23,12 +23,11 @@ class Answer:
     error: str | None = None
 
 
-def compare(data: bytes, top_k: int) -> list[Answer]:
+def compare(upload: Upload, top_k: int) -> list[Answer]:
     """Each usable model's answer, each at its own input size, in the dashboard's order: by data
     set, the best first within each, as accuracies on other images do not compare. A model that
     cannot answer after all (it fails to load, or gives no probabilities for this image) gives its
     reason in its place, and the others still answer."""
-    upload = Upload(data)
     registry = get_registry()
     listed = {info.name: info for info in registry.models()}  # once for the whole comparison
     ranked = [(each, row, listed[row["name"]]) for each in usable_by_data_set(list(listed.values()))

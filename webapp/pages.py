@@ -13,7 +13,7 @@ from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
-from .predictor import MAX_TOP_K, ModelError, PredictionError, classify
+from .predictor import MAX_TOP_K, ModelError, PredictionError, Upload, answer, chosen_model
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
 
@@ -132,12 +132,13 @@ def predict():
     if form.model.data == ALL_MODELS:
         return predict_all(form, data)
     try:
-        result = classify(data, chosen, current_app.config["TOP_K"], explain=form.explain.data)
+        upload = Upload(data)  # before the model loads: an upload no model could read is refused at once
+        result = answer(chosen_model(chosen), upload, current_app.config["TOP_K"], explain=form.explain.data)
+        picture, profile = preview(upload)
     except PredictionError as error:
         return render_failure(form, error)
     # The form below the answer keeps the model it came from, and the choice to explain, for the next image.
     next_form = upload_form(formdata=None, data={"model": result.model, "explain": form.explain.data})
-    picture, profile = preview(data)
     spotlight_uri = None
     if result.occlusion and result.occlusion.telling:
         spotlight_uri = jpeg_uri(spotlight(picture, result.occlusion), profile)
@@ -149,13 +150,14 @@ def predict():
 def predict_all(form: UploadForm, data: bytes):
     """The comparison page: every model's answer to the picture."""
     try:
-        answers = compare(data, COMPARED_TOP_K)
+        upload = Upload(data)
+        answers = compare(upload, COMPARED_TOP_K)
+        if not any(answer.result for answer in answers):
+            # Each model's reason, on the form as one model's would be: no answer to show the picture with.
+            return render_form(form, [answer.error for answer in answers], 503, about_model=True)
+        picture, profile = preview(upload)
     except PredictionError as error:
         return render_failure(form, error)
-    if not any(answer.result for answer in answers):
-        # Each model's reason, on the form as one model's would be: no answer to show the picture with.
-        return render_form(form, [answer.error for answer in answers], 503, about_model=True)
-    picture, profile = preview(data)
     # Side by side, a 32 px model's view beside a 224 px one's shows much of why they differ.
     views = {answer.model: model_view(answer.result.pixels, picture) for answer in answers if answer.result}
     return render_template("compare.html", form=upload_form(formdata=None, data={"model": ALL_MODELS}),

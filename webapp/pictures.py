@@ -10,7 +10,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from trainer.images import load_rgb, opened_image
+from trainer.images import opened_image, shrunk
+
+from .predictor import Upload
 
 # Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
 PREVIEW_SIDE = 640
@@ -24,10 +26,12 @@ MAX_PROFILE_BYTES = 65_536
 MODEL_VIEW_SIDE = 96
 
 
-def preview(data: bytes) -> tuple[np.ndarray, bytes | None]:
+def preview(upload: Upload) -> tuple[np.ndarray, bytes | None]:
     """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE (the upload itself, up to 10 MB
-    and a third more in base64, would make a page slow to load on a phone), and its colour profile."""
-    return load_rgb(data, max_side=PREVIEW_SIDE), colour_profile(data)
+    and a third more in base64, would make a page slow to load on a phone), and its colour profile.
+    From the decoding the models' input came from where that serves (any picture but a JPEG at
+    another scale); BadImage where the one it needs fails."""
+    return shrunk(upload.decode_for(PREVIEW_SIDE), PREVIEW_SIDE), colour_profile(upload.data)
 
 
 def colour_profile(data: bytes) -> bytes | None:
