@@ -210,6 +210,25 @@ def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_f
         assert response.status_code == 200 and response.data == whole, asked
 
 
+def test_a_range_of_a_copy_that_is_current_gets_a_304_and_a_weak_if_range_the_whole_file(client, models_dir):
+    whole = (models_dir / "tiny.h5").read_bytes()
+    first = client.get("/models/tiny/model.h5")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    # The cache's copy is current: 304 before any range (RFC 9110, 13.2.2).
+    for condition in ({"If-None-Match": etag}, {"If-None-Match": f"W/{etag}"}, {"If-Modified-Since": modified},
+                      {"If-None-Match": etag, "If-Range": etag}):
+        again = client.get("/models/tiny/model.h5", headers=condition | {"Range": "bytes=100-"})
+        assert again.status_code == 304 and again.data == b"", condition
+    # Another copy: the range is served (If-None-Match rules If-Modified-Since out).
+    other = client.get("/models/tiny/model.h5", headers={"If-None-Match": '"another"', "If-Modified-Since": modified,
+                                                         "Range": "bytes=100-"})
+    assert other.status_code == 206 and other.data == whole[100:]
+    assert client.get("/models/tiny/model.h5", headers={"If-Range": etag, "Range": "bytes=100-"}).data == whole[100:]
+    # If-Range compares strongly (13.1.5): a weak tag never matches, and the whole file comes.
+    weak = client.get("/models/tiny/model.h5", headers={"If-Range": f"W/{etag}", "Range": "bytes=100-"})
+    assert weak.status_code == 200 and weak.data == whole
+
+
 def test_with_downloads_off_there_is_nothing_to_download(client_without_downloads):
     for url in ("/models/tiny/model.h5", "/models/tiny/card.json"):
         response = client_without_downloads.get(url)

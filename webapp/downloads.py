@@ -14,7 +14,8 @@ import unicodedata
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from flask import Blueprint, abort, current_app, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, request, send_file, url_for
+from werkzeug.http import is_resource_modified
 
 from trainer.formatting import os_reason
 from trainer.model_file import stamp_of
@@ -87,8 +88,10 @@ def send_model_file(name: str, suffix: str, mimetype: str):
     # download) and a browser's progress bar need.
     response.content_length = stat.st_size
     named(response, name + suffix)
-    return response.make_conditional(_standard_range(request, stat.st_size), accept_ranges=True,
-                                     complete_length=stat.st_size)
+    environ = _standard_range(request, stat.st_size)
+    if _range_ruled_out(response):
+        environ = _without_range(environ)
+    return response.make_conditional(environ, accept_ranges=True, complete_length=stat.st_size)
 
 
 def _precondition_failed(etag: str, modified: datetime) -> bool:
@@ -118,10 +121,24 @@ def _standard_range(request, length: int) -> dict:
         # Werkzeug reads "bytes=-0" as no range, so would send it all; it is one no byte is in.
         return request.environ | {"HTTP_RANGE": f"bytes={length}-"}
     if not (asked and asked.units == "bytes" and len(asked.ranges) == 1):
-        return {key: value for key, value in request.environ.items() if key != "HTTP_RANGE"}
+        return _without_range(request.environ)
     if asked.ranges[0][0] < -length:  # "bytes=-N", a suffix longer than the file
         return request.environ | {"HTTP_RANGE": "bytes=0-"}
     return request.environ
+
+
+def _range_ruled_out(response: Response) -> bool:
+    """Whether the request's Range is to be passed over, where Werkzeug would serve it: the
+    copy its If-None-Match or If-Modified-Since holds is current, which RFC 9110 (13.2.2)
+    answers with a 304 before any range; or its If-Range is a weak tag, which never matches
+    (13.1.5), so the whole file is sent. Werkzeug drops the weakness, and sends the range."""
+    if not is_resource_modified(request.environ, response.headers["ETag"], last_modified=response.last_modified):
+        return True
+    return request.headers.get("If-Range", "").lstrip().startswith("W/")
+
+
+def _without_range(environ: dict) -> dict:
+    return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
 
 
 def links(info: ModelInfo) -> dict[str, str] | None:
