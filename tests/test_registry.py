@@ -141,6 +141,19 @@ def test_removed_file_disappears(registry, models_dir):
     assert registry.load("small")
 
 
+def test_a_link_to_a_file_gone_is_listed_as_unusable_until_it_leads_to_one(registry, models_dir, tmp_path):
+    target = tmp_path / "elsewhere" / "linked.h5"
+    (models_dir / "linked.h5").symlink_to(target)
+    shutil.copy2(models_dir / "tiny.json", models_dir / "linked.json")
+    info = {info.name: info for info in registry.models()}["linked"]
+    assert info.error == ("linked.h5 is a link to a file that is not there: link it to the model again, "
+                          "or copy the model in")
+    assert str(tmp_path) not in info.error
+    target.parent.mkdir()
+    shutil.copy2(models_dir / "tiny.h5", target)
+    assert registry.load("linked").classes == ["cat", "dog", "ship"]
+
+
 def write_hdf5_keras_cannot_build(folder):
     """A file that HDF5 reads through, with a model's parts, that Keras cannot build a model from."""
     with h5py.File(folder / "tiny.h5", "w") as f:

@@ -315,6 +315,9 @@ def test_evaluate_refuses_missing_data_or_a_folder_as_the_model_before_loading_i
     assert err == "error: --data must be a folder or .zip of class subfolders; there is no nowhere"  # as train says it
     err = refused(["evaluate", str(tmp_path), "--data", "nowhere"], capsys)
     assert err == f"error: MODEL must be a .h5 model file; {tmp_path} is a folder"
+    (tmp_path / "linked.h5").symlink_to(tmp_path / "gone.h5")
+    err = refused(["evaluate", str(tmp_path / "linked.h5"), "--data", "nowhere"], capsys)
+    assert err == f"error: {tmp_path / 'linked.h5'} is a link to {tmp_path / 'gone.h5'}, which is not there"
 
 
 def test_evaluate_calls_a_model_file_cut_short_incomplete(built_models, tmp_path, image_folder, capsys):

@@ -306,6 +306,8 @@ def _read_card(path: Path) -> dict:
 
     if path.is_dir():
         raise UsageError(f"MODEL must be a .h5 model file; {path} is a folder")
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"{path} is a link to {os.readlink(path)}, which is not there")
     if not path.exists():
         # A model named as the web app names it (`cifar10_scratch`), for its file in the default --out.
         guess = next((file for file in (path.with_name(f"{path.name}.h5"), Path("models") / f"{path.name}.h5")

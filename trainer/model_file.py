@@ -118,6 +118,8 @@ def without_folder(message: str, path: Path) -> str:
 def _signature_error(path: Path) -> str | None:
     if path.exists() and not path.is_file():  # a FIFO would block the reader; a folder is no model
         return f"{path.name} is not a regular file; {REMEDY}"
+    if path.is_symlink() and not path.exists():
+        return f"{path.name} is a link to a file that is not there: link it to the model again, or copy the model in"
     try:
         with open(path, "rb") as handle:
             if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:

@@ -171,7 +171,10 @@ def _load_keras_model(path: Path):
 def _stamp(path: Path) -> Stamp | None:
     h5_stat = model_file.stamp(path)
     if h5_stat is None:
-        return None  # removed since the folder was listed
+        try:  # a link to a file gone: listed, as unusable, not left out as if removed
+            h5_stat = model_file.stamp_of(path.lstat())
+        except OSError:
+            return None  # removed since the folder was listed
     return h5_stat + (model_file.stamp(path.with_suffix(".json")) or NO_CARD)
 
 
