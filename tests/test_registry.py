@@ -550,3 +550,23 @@ def test_a_card_that_no_model_here_can_answer_as_is_unavailable_before_any_load(
     assert info["one_class"].error == "metrics card one_class.json lists one class; a classifier needs two or more"
     assert info["grey"].error == ("metrics card grey.json's input_shape has 1 channel, where models here take "
                                   "RGB images (3)")
+
+
+def test_a_model_trained_elsewhere_is_served_as_docs_web_app_md_says(tmp_path, monkeypatch):
+    import keras
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "web-app.md").read_text(encoding="utf-8")
+    snippet = docs.split("### A model trained elsewhere")[1].split("```python\n")[1].split("```")[0]
+    # A notebook's network, trained on pixels divided by 255.
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    notebook = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(features))
+    notebook.save(tmp_path / "cifar10_notebook.h5")
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+
+    served = Registry(tmp_path / "models").load("cifar10_notebook")
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert served.classes[3] == "cat"
+    np.testing.assert_allclose(served.predict(pixels), notebook.predict(pixels / 255, verbose=0), rtol=1e-5, atol=1e-6)
