@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_CLASSES, encode_image, post_api, refused, write_image_folder
+from conftest import (DATASET_CLASSES, TINY_CLASSES, encode_image, post_api, refused, save_model_without_softmax,
+                      write_image_folder)
 from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
 from trainer.model_file import sha256
@@ -737,3 +738,25 @@ def test_a_write_that_fails_in_hdf5_while_backing_up_is_one_line_and_no_crash(im
         f"error: Cannot write the run's log and backup in {runs / 'tiny' / 'scratch'} (File too large); once that "
         "is put right, the same command goes on from the run's last backup, or starts afresh if it has none.")
     assert not any((runs / "tiny" / "scratch" / "backup").iterdir())
+
+
+def test_evaluate_refuses_a_model_whose_outputs_are_not_probabilities(tmp_path, image_folder, capsys):
+    import keras
+
+    save_model_without_softmax(tmp_path / "logits.h5")
+    (tmp_path / "logits.json").write_text(json.dumps({"classes": sorted(DATASET_CLASSES), "input_shape": [16, 16, 3]}))
+    assert keras.saving.load_model(tmp_path / "logits.h5").output_shape == (None, 3)
+    err = refused(["evaluate", str(tmp_path / "logits.h5"), "--data", str(image_folder)], capsys)
+    assert err.endswith("error: logits.h5 gives outputs that are not probabilities (its last layer needs a softmax): "
+                        "retrain or replace it")
+
+
+def test_evaluate_reads_images_at_the_height_and_width_of_a_model_of_another_shape(tmp_path, image_folder, capsys):
+    import keras
+
+    inputs = keras.Input((8, 24, 3))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))  # takes that shape alone
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat)).save(tmp_path / "wide.h5")
+    (tmp_path / "wide.json").write_text(json.dumps({"classes": sorted(DATASET_CLASSES), "input_shape": [8, 24, 3]}))
+    assert main(["evaluate", str(tmp_path / "wide.h5"), "--data", str(image_folder)]) == 0
+    assert "accuracy" in capsys.readouterr().out

@@ -235,12 +235,13 @@ def _check_writable(option: str, folder: Path) -> None:
 def _evaluate(args) -> int:
     from trainer.data import digest, load_folder, overlap_words, trained_on
     from trainer.metrics import format_report
+    from trainer.predict import BadOutput
     from trainer.train import evaluate
 
     card = _read_card(args.model)
     _check_data("--data", args.data)  # before the model takes seconds to load
     model = _open_model(args.model, card)
-    data = load_folder(args.data, card["input_shape"][0], classes=card["classes"])
+    data = load_folder(args.data, tuple(card["input_shape"][:2]), classes=card["classes"])
     title = f"{args.model.stem} on {data.name}"
     if args.held_out:
         data, title = _held_out(data, card, args.model.name), title + ", held out"
@@ -253,7 +254,10 @@ def _evaluate(args) -> int:
     elif card.get("data_digest") == digest(data.files):
         print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)
-    print(format_report(evaluate(model, data), title))
+    try:
+        print(format_report(evaluate(model, data), title))
+    except BadOutput as error:  # found at load by the web app; only images can show it here
+        raise UsageError(f"{args.model.name} gives {error}: retrain or replace it") from None
     return 0
 
 

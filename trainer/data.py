@@ -235,14 +235,16 @@ def _first_bytes(path: Path) -> bytes:
         return b""
 
 
-def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -> Dataset:
-    """Read a folder or .zip whose subfolders are the classes.
+def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str] | None = None) -> Dataset:
+    """Read a folder or .zip whose subfolders are the classes, its images resized to
+    `image_size`: a side, or (height, width) for a model of another shape.
 
     Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
     become English when every class has one; empty folders are left out, and a class whose
     files are all unreadable is an error. With `classes` given (evaluating a trained model),
     labels follow that order and unknown folders are an error.
     """
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     check_tree(path)
     with open_tree(path) as tree:
         names = tree.names()  # a folder's walk, done once
@@ -299,7 +301,7 @@ def load_folder(path: Path, image_size: int, classes: list[str] | None = None) -
         for label in found:
             for name, inside in members[label]:
                 try:
-                    images.append(read_image(tree, name, (image_size, image_size)))
+                    images.append(read_image(tree, name, size))
                     labels.append(classes.index(label))
                     files.append(f"{label}/{inside}")
                 except ImageError as error:

@@ -30,6 +30,7 @@ from trainer.distillation import Distiller, load_teacher
 from trainer.formatting import filesize, os_reason, plural, reason
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD, WarmupCosine
+from trainer.predict import probabilities as checked_probabilities
 
 
 class TrainingError(Exception):
@@ -457,7 +458,8 @@ def evaluate(model: keras.Model, data: Dataset) -> dict:
     if broken:  # scored as they are, they would read as a model that always picks one class
         raise TrainingError(f"The model gives NaN or infinite outputs for {broken} of {len(probabilities)} images "
                             "(damaged weights, or a training run that diverged): retrain it.")
-    return classification_report(data.labels, probabilities, data.classes)
+    # Logits, say, from a model trained elsewhere: their loss and scores would mean nothing.
+    return classification_report(data.labels, checked_probabilities(probabilities), data.classes)
 
 
 def _device_kind() -> str:
