@@ -46,6 +46,14 @@ def test_without_a_size_on_the_card_hdf5s_header_tells_a_file_cut_short(files):
         f"cut.h5 is incomplete: 2.0 kB of the {filesize(whole)} it should hold; {REMEDY}")
 
 
+def test_a_file_a_few_bytes_short_is_told_in_bytes(files, tmp_path):
+    sizes_and_cards, whole = files
+    short = tmp_path / "short.h5"
+    short.write_bytes(next(path for path in sizes_and_cards if path.name == "whole.h5").read_bytes()[:-1])
+    assert model_file.problems({short: (whole - 1, {"file_size_bytes": whole})})[short] == (
+        f"short.h5 is incomplete: {whole - 1:,} of the {whole:,} bytes its card records; {REMEDY}")
+
+
 def test_a_file_damaged_inside_gives_hdf5s_reason(files, tmp_path):
     sizes_and_cards, whole = files
     damaged = tmp_path / "damaged.h5"
@@ -155,3 +163,17 @@ def test_nan_weights_in_a_file_smaller_than_its_card_are_named_as_such(tmp_path)
         f["model_weights/kernel"] = [float("nan")]
     problem = model_file.problems({path: (path.stat().st_size, {"file_size_bytes": 10**9})})[path]
     assert problem.startswith("nan.h5 holds NaN or infinite weights (in model_weights/kernel)")
+
+
+def test_an_empty_file_and_a_keras_zip_are_named_as_such(built_models, tmp_path):
+    import keras
+
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    assert model_file.problems({empty: (0, {"file_size_bytes": 2000})})[empty] == (
+        f"empty.h5 is incomplete: 0 bytes of the 2.0 kB its card records; {REMEDY}")
+    assert model_file.problems({empty: (0, {})})[empty] == f"empty.h5 is empty; {REMEDY}"
+    keras.saving.load_model(built_models / "tiny.h5").save(tmp_path / "tiny.keras")
+    renamed = (tmp_path / "tiny.keras").rename(tmp_path / "tiny.h5")
+    assert model_file.problems({renamed: (renamed.stat().st_size, {})})[renamed] == (
+        'tiny.h5 is a zip file, as Keras\'s .keras format is, not an HDF5 one: save the model with model.save("tiny.h5")')

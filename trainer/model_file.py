@@ -20,6 +20,7 @@ from typing import BinaryIO
 from trainer.formatting import filesize, is_number
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
 
 # Reads every attribute and dataset of each HDF5 file named on its command line, in turn, and
 # prints a line per file as soon as it is done: JSON null, {"error": why h5py refuses the file}
@@ -64,7 +65,7 @@ TRUNCATED = re.compile(r"truncated file: eof = \d+, .*stored_eof = (\d+)")
 def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
     """Why each .h5 file, given with its size and its card, cannot be used (None: no reason
     found), without opening any in this process; the files are read through in one child."""
-    not_hdf5 = {path: _signature_error(path) for path in files}
+    not_hdf5 = {path: _signature_error(path, card) for path, (_, card) in files.items()}
     found = _read_through([path for path, error in not_hdf5.items() if error is None])
     return {path: not_hdf5[path] or _found_problem(path, size, card, found[path]) for path, (size, card) in files.items()}
 
@@ -115,18 +116,24 @@ def without_folder(message: str, path: Path) -> str:
     return message if folder in (".", "/") else message.replace(folder, "models")
 
 
-def _signature_error(path: Path) -> str | None:
+def _signature_error(path: Path, card: dict) -> str | None:
     if path.exists() and not path.is_file():  # a FIFO would block the reader; a folder is no model
         return f"{path.name} is not a regular file; {REMEDY}"
     if path.is_symlink() and not path.exists():
         return f"{path.name} is a link to a file that is not there: link it to the model again, or copy the model in"
     try:
         with open(path, "rb") as handle:
-            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                return f"{path.name} is not an HDF5 model file; {REMEDY}"
+            start = handle.read(len(HDF5_SIGNATURE))
     except OSError as error:
         return f"{path.name} cannot be read ({error.strerror or type(error).__name__})"
-    return None
+    if start == HDF5_SIGNATURE:
+        return None
+    if not start:  # a copy stopped before its first byte, say
+        return _cut_short(path, 0, card, "") or f"{path.name} is empty; {REMEDY}"
+    if start.startswith(ZIP_SIGNATURE):  # copying it again would not help
+        return (f"{path.name} is a zip file, as Keras's .keras format is, not an HDF5 one: save the model with "
+                f'model.save("{path.name}")')
+    return f"{path.name} is not an HDF5 model file; {REMEDY}"
 
 
 def _found_problem(path: Path, size: int, card: dict, found: dict | None) -> str | None:
@@ -150,10 +157,17 @@ def _cut_short(path: Path, size: int, card: dict, unread: str) -> str | None:
     than HDF5's header says, if it is."""
     recorded = card.get("file_size_bytes")
     if is_number(recorded) and size < recorded:
-        return f"{path.name} is incomplete: {filesize(size)} of the {filesize(recorded)} its card records; {REMEDY}"
+        return f"{path.name} is incomplete: {_part_of(size, recorded)} its card records; {REMEDY}"
     if match := TRUNCATED.search(unread):
-        return f"{path.name} is incomplete: {filesize(size)} of the {filesize(int(match[1]))} it should hold; {REMEDY}"
+        return f"{path.name} is incomplete: {_part_of(size, int(match[1]))} it should hold; {REMEDY}"
     return None
+
+
+def _part_of(size: int, whole: int) -> str:
+    """"2.0 kB of the 8.7 MB", or in bytes where the two would read alike (a byte short)."""
+    if filesize(size) == filesize(whole):
+        return f"{size:,} of the {whole:,} bytes"
+    return f"{filesize(size)} of the {filesize(whole)}"
 
 
 def _unreadable(path: Path, found: dict) -> str:
