@@ -144,6 +144,14 @@ def save_model_without_softmax(path) -> None:
     keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(path)
 
 
+def save_lambda_model(path) -> None:
+    """A 16x16 model of three classes whose scaling is a Lambda layer: Python code in the file."""
+    import keras
+
+    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Lambda(lambda x: x / 255), keras.layers.Flatten(),
+                      keras.layers.Dense(3, activation="softmax")]).save(path)
+
+
 def top_left_model(red: str = "cat"):
     """A 16x16 model of tiny's classes that looks only at the image's top-left 4x4 pixels:
     the redder they are, the more "cat", the greener, "dog", the bluer, "ship"; or with

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import post_api, save_as, save_model_without_softmax
+from conftest import post_api, save_as, save_lambda_model, save_model_without_softmax
 from trainer import model_file
 from webapp import registry as registry_module
 from trainer.formatting import filesize
@@ -157,7 +157,7 @@ def test_a_link_to_a_file_gone_is_listed_as_unusable_until_it_leads_to_one(regis
 def write_hdf5_keras_cannot_build(folder):
     """A file that HDF5 reads through, with a model's parts, that Keras cannot build a model from."""
     with h5py.File(folder / "tiny.h5", "w") as f:
-        f.attrs["model_config"] = '{"class_name": "NoSuchLayer", "config": {}}'
+        f.attrs["model_config"] = "{not JSON"
         f.create_group("model_weights")
 
 
@@ -165,6 +165,17 @@ def write_hdf5_that_is_not_a_model(folder):
     """A file that HDF5 reads through that holds no model's layout, as save_weights writes."""
     with h5py.File(folder / "tiny.h5", "w") as f:
         f["numbers"] = np.arange(10)
+
+
+def save_custom_layer_model(folder) -> None:
+    import keras
+
+    class Doubler(keras.layers.Layer):  # a notebook's own layer, its code not in this project
+        def call(self, x):
+            return 2 * x
+
+    keras.Sequential([keras.Input((16, 16, 3)), Doubler(), keras.layers.Flatten(),
+                      keras.layers.Dense(3, activation="softmax")]).save(folder / "tiny.h5")
 
 
 def save_per_pixel_model(path) -> None:
@@ -196,6 +207,9 @@ def set_input_shape(folder, shape):
         (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 is incomplete: 3.0 kB of"),
         (write_hdf5_keras_cannot_build, "cannot be loaded"),
         (write_hdf5_that_is_not_a_model, "tiny.h5 holds no Keras model, only weights or other data"),
+        (lambda d: save_lambda_model(d / "tiny.h5"), "it holds a Lambda layer, Python code that Keras does not run from a file: build the "
+                            "model of Keras's own layers, without Lambda, and save it again"),
+        (save_custom_layer_model, "it uses a layer Keras does not know (Doubler), a class of its maker's own code"),
         (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
         (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
         (lambda d: (d / "tiny.json").write_text('{"classes": []}'), "lacks input_shape"),
@@ -211,7 +225,7 @@ def set_input_shape(folder, shape):
          "the model answers an image with 16 x 16 x 3, not one score per class of its card"),
         (lambda d: save_two_answer_model(d / "tiny.h5"), "the model answers an image with 2 outputs, not one score"),
     ],
-    ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "no-card", "bad-json", "card-lacks-keys", "no-classes",
+    ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "lambda", "custom-layer", "no-card", "bad-json", "card-lacks-keys", "no-classes",
          "class-count", "input-size", "input-channels", "no-softmax", "per-pixel", "two-outputs"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import (DATASET_CLASSES, TINY_CLASSES, encode_image, post_api, refused, save_model_without_softmax,
-                      write_image_folder)
+from conftest import (DATASET_CLASSES, TINY_CLASSES, encode_image, post_api, refused, save_lambda_model,
+                      save_model_without_softmax, write_image_folder)
 from trainer.data import load_folder, stratified_split
 from trainer.formatting import filesize
 from trainer.model_file import sha256
@@ -760,3 +760,11 @@ def test_evaluate_reads_images_at_the_height_and_width_of_a_model_of_another_sha
     (tmp_path / "wide.json").write_text(json.dumps({"classes": sorted(DATASET_CLASSES), "input_shape": [8, 24, 3]}))
     assert main(["evaluate", str(tmp_path / "wide.h5"), "--data", str(image_folder)]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_says_a_lambda_layer_is_why_a_model_cannot_be_used(tmp_path, image_folder, capsys):
+    save_lambda_model(tmp_path / "lam.h5")
+    (tmp_path / "lam.json").write_text(json.dumps({"classes": sorted(DATASET_CLASSES), "input_shape": [16, 16, 3]}))
+    err = refused(["evaluate", str(tmp_path / "lam.h5"), "--data", str(image_folder)], capsys)
+    assert err == (f"error: Cannot use {tmp_path / 'lam.h5'}: it holds a Lambda layer, Python code that Keras does "
+                   "not run from a file: build the model of Keras's own layers, without Lambda, and save it again")

@@ -349,8 +349,9 @@ def _open_model(path: Path, card: dict):
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # an HDF5 file that is not a Keras model fails in many ways
-        raise UsageError(f"Cannot use {path}: {reason(error)}; copy it again if it was cut short "
-                         "or damaged, or train it again") from None
+        why = model_file.keras_refusal(error) or (f"{reason(error)}; copy it again if it was cut short or damaged, "
+                                                   "or train it again")
+        raise UsageError(f"Cannot use {path}: {why}") from None
     problem = mismatch(model, card)
     if problem:
         raise UsageError(f"{path.name} does not match its card: {problem}")

@@ -58,6 +58,8 @@ for path in sys.argv[1:]:
 """
 READ_TIMEOUT = 60  # seconds a file may take to read through, the child's start included for the first
 REMEDY = "copy it again, or train it again"  # for a file that is damaged or cut short
+# How Keras names a layer class it does not know, in a legacy .h5 file's layout or a .keras one's.
+UNKNOWN_LAYER = re.compile(r"(?:Unknown layer: |Could not locate class )'([^']+)'")
 # How HDF5 tells a file shorter than its own header says it is.
 TRUNCATED = re.compile(r"truncated file: eof = \d+, .*stored_eof = (\d+)")
 
@@ -105,6 +107,20 @@ def card_of_another_file(path: Path, card: dict) -> str | None:
     return (f"{path.stem}.json was written for another {path.name} (the file's SHA-256 is not the card's "
             "file_sha256), so its figures may be another model's: put the card that came with this file beside it, "
             "or train it again")
+
+
+def keras_refusal(error: Exception) -> str | None:
+    """Why Keras would not load a model file that reads through, in words with a remedy, where
+    its own words ask for code the model's maker has and this project has not (None: another
+    reason). The project serves models built of Keras's own layers."""
+    text = str(error)
+    if "`Lambda` layer" in text and "safe_mode" in text:
+        return ("it holds a Lambda layer, Python code that Keras does not run from a file: build the model "
+                "of Keras's own layers, without Lambda, and save it again")
+    if match := UNKNOWN_LAYER.search(text):
+        return (f"it uses a layer Keras does not know ({match[1]}), a class of its maker's own code: build the "
+                "model of Keras's own layers, and save it again")
+    return None
 
 
 def without_folder(message: str, path: Path) -> str:

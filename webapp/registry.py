@@ -272,7 +272,8 @@ class Registry:
         except Exception as error:  # h5py, Keras and TF raise many types for broken files
             log.warning("model %s cannot be loaded: %r", info.name, error)
             reason = first_line(model_file.without_folder(str(error), path))
-            return LoadAttempt(info.stamp, None, f"cannot be loaded ({type(error).__name__}: {reason})")
+            return LoadAttempt(info.stamp, None, model_file.keras_refusal(error)
+                               or f"cannot be loaded ({type(error).__name__}: {reason})")
         log.info("model %s loaded", info.name)
         return LoadAttempt(info.stamp, classifier, None)
 
