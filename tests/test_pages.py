@@ -397,6 +397,18 @@ def test_a_default_model_that_fails_to_load_gives_way_as_in_the_api(client, csrf
     assert post_form(client, csrf_token, make_image(), model="tiny").status_code == 503  # when asked for by name
 
 
+def test_when_the_last_model_fails_as_it_answers_its_reason_comes_before_how_to_get_another(
+        client, csrf_token, models_dir, make_image):
+    (models_dir / "small.h5").unlink()
+    save_model_without_softmax(models_dir / "tiny.h5")  # passes the file checks, offered, fails at load
+    response = post_form(client, csrf_token, make_image(), model="tiny")
+    page = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 503
+    reason = ('<div class="errors" role="alert"><p>Model &#39;tiny&#39; cannot be used: it gives outputs that are not '
+              'probabilities (its last layer needs a softmax)</p></div>')
+    assert reason in page and page.index(reason) < page.index("No model is available yet")
+
+
 @pytest.mark.parametrize(
     ("image", "filename", "status", "message"),
     [
