@@ -296,3 +296,16 @@ def test_a_card_that_is_not_a_regular_file_is_refused_unread(tmp_path):
     for name in ("fifo.json", "zero.json", "folder.json"):
         with pytest.raises(ValueError, match=f"^metrics card {name} is unreadable: it is not a regular file$"):
             cards.load_card(tmp_path / name)
+
+
+def test_a_card_that_cannot_be_read_says_why_without_its_folder(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"classes": ["a", "b"], "input_shape": [8, 8, 3]}))
+
+    def denied(path):  # as chmod 000 does, for any user but root
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(cards, "_card_text", denied)
+    with pytest.raises(ValueError) as refused:
+        cards.load_card(path)
+    assert str(refused.value) == "metrics card m.json cannot be read (Permission denied)"

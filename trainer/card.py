@@ -204,7 +204,9 @@ def load_card(path: Path) -> dict[str, Any]:
                           parse_int=_json_int)
         if not is_utf8(json.dumps(card, ensure_ascii=False)):  # "\udc80": no page or answer could show it
             raise ValueError("it holds text that is not valid Unicode (a name that was not UTF-8?)")
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+    except OSError as error:  # its name alone: messages reach pages, where the server's paths do not belong
+        raise ValueError(f"metrics card {path.name} cannot be read ({os_reason(error)})") from error
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise ValueError(f"metrics card {path.name} is unreadable: {error}") from error
     if not isinstance(card, dict):
         raise ValueError(f"metrics card {path.name} is not a JSON object")
