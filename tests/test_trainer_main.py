@@ -110,6 +110,15 @@ def test_a_damaged_teacher_is_refused_before_the_data_loads(image_folder, tmp_pa
     assert "Reading" not in out and err.startswith(f"error: Cannot use the teacher {teacher} (")
 
 
+def test_a_teacher_of_another_image_size_is_refused_before_the_data_loads(built_models, image_folder, tmp_path, capsys):
+    # tiny takes 16 px images; the default preset's run, 32 px.
+    assert main(["train", "--data", str(image_folder), "--teacher", str(built_models / "tiny.h5"), "--epochs", "1",
+                 "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert "Reading" not in out
+    assert err == f"error: The teacher {built_models / 'tiny.h5'} takes (16, 16, 3) images; this run needs (32, 32, 3).\n"
+
+
 def test_copies_of_a_picture_on_both_sides_of_the_split_are_counted_and_said(image_folder, tmp_path, capsys):
     for path in list(image_folder.rglob("*.png")):  # as a scraped folder holds "cat (1).jpg" beside "cat.jpg"
         shutil.copy(path, path.with_name(f"{path.stem} (1).png"))

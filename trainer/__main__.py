@@ -191,10 +191,11 @@ def _train(args) -> int:
     model_path = args.out / f"{name}.h5"
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(exists_message(model_path))  # said now, not after the data has loaded; train() checks a resume
+    teacher = None
     if hp.get("teacher"):
         from trainer.distillation import teacher_card
 
-        teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
+        teacher = teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
     if hp["arch"] != "scratch":
         from trainer.models import check_weights
 
@@ -205,6 +206,10 @@ def _train(args) -> int:
     with run_lock(args.run_dir / name):  # a second run of this name is refused before its data loads
         if hp["image_size"] is None:  # the transfer presets'
             hp["image_size"] = natural_size(args.data, hp["upscale_size"])
+        if hp.get("teacher"):
+            from trainer.distillation import refuse_other_input
+
+            refuse_other_input(hp["teacher"], teacher, hp["image_size"])
         data, test = load_dataset(args.data, hp["image_size"])
         if args.test_data:
             from trainer.data import load_folder

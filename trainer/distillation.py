@@ -63,6 +63,14 @@ def teacher_card(path: str) -> dict | None:
     return card
 
 
+def refuse_other_input(path: str, card: dict | None, image_size: int) -> None:
+    """A teacher whose card says it takes images of another size than the run's, refused before
+    the data loads (its classes can be checked only once the data is read)."""
+    wanted = (image_size, image_size, 3)
+    if card is not None and tuple(card["input_shape"]) != wanted:
+        raise WeightsError(f"The teacher {path} takes {tuple(card['input_shape'])} images; this run needs {wanted}.")
+
+
 def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Model:
     """A saved model of this product to learn from. It must take the student's images and,
     if its card says which classes it knows, know the same ones in the same order; and it must
