@@ -86,8 +86,9 @@ def compare_models(data: bytes, top_k: int, explain: bool):
     if explain:
         raise PredictionError(400, "explain works with one model: send it without compare=1.")
     answers = compare(Upload(data), top_k)
-    body = [{"data_set": plain_spaces(answer.data_set)}
-            | (as_json(answer.result) if answer.result else {"model": answer.model, "error": answer.error})
+    # In the API page's order: model, data_set, then the answer or why there is none.
+    body = [{"model": answer.model, "data_set": plain_spaces(answer.data_set)}
+            | (as_json(answer.result) if answer.result else {"error": answer.error})
             for answer in answers]
     if not any(answer.result for answer in answers):
         return jsonify(error="No model could answer: each one's reason is in answers.", answers=body), 503
