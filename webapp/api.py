@@ -14,9 +14,11 @@ from .registry import ModelInfo, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
 
-FIELDS = ("model", "top_k", "explain", "compare")  # besides the image
+FIELDS = ("model", "top_k", "compare", "explain")  # besides the image
+FIELDS_IN_WORDS = f"{', '.join(FIELDS[:-1])} and {FIELDS[-1]}"
 # Taken and not read: the upload page's form, pointed at the API, sends its CSRF token too.
 IGNORED_FIELDS = ("csrf_token",)
+TAKEN = frozenset({"image", *FIELDS, *IGNORED_FIELDS})
 SWITCH_VALUES = {None: False, "": False, "0": False, "1": True}  # explain and compare
 
 # Per-class arrays: in the full card (GET /api/models/<name>), not in the model list.
@@ -44,10 +46,9 @@ def predict():
     pictures = [picture for picture in pictures if picture != ("", b"")]
     if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
-    taken = {"image", *FIELDS, *IGNORED_FIELDS}
-    if unknown := sorted((set(request.form) | set(request.files)) - taken):  # a misspelt top_k, say
+    if unknown := sorted((set(request.form) | set(request.files)) - TAKEN):  # a misspelt top_k, say
         abort(400, description=f"Unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
-                               "the API takes image, model, top_k, compare and explain.")
+                               f"the API takes image, {FIELDS_IN_WORDS}.")
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in FIELDS if field in request.args]:

@@ -8,6 +8,7 @@ from werkzeug.exceptions import BadHost, HTTPException
 
 from trainer.formatting import filesize
 
+from .api import FIELDS_IN_WORDS
 from .batch import MAX_PICTURES
 from .uploads import UnreadableBody
 
@@ -36,7 +37,7 @@ def message_for(error: HTTPException) -> str:
     if error.code == 413:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
-            fields = "no fields but model, top_k, compare and explain" if wants_json() else "at most a model name"
+            fields = f"no fields but {FIELDS_IN_WORDS}" if wants_json() else "at most a model name"
             return (f"The request is too large: it has too many or too long form fields; send up to {MAX_PICTURES} "
                     f"images and {fields}.")
         return f"The request is too large: send images of at most {filesize(limit)} in all."
