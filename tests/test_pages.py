@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (calls, damage, dark_top_left, nan_when_covered_model, overflow_model, png, post_form, red_top_left,
-                      save_as, save_model_without_softmax, top_left_model, update_card)
+from conftest import (calls, damage, dark_top_left, make_config, nan_when_covered_model, overflow_model, png, post_form,
+                      red_top_left, save_as, save_model_without_softmax, top_left_model, update_card)
 from webapp.batch import MAX_PICTURES
-from webapp import predictor
+from webapp import create_app, predictor
 from webapp.occlusion import DIM
 from webapp.pictures import PREVIEW_SIDE
 from webapp.pages import EXPIRED, NO_COOKIE
@@ -508,6 +508,17 @@ def test_no_models_says_how_to_get_one_and_offers_no_form(app, models_dir, url):
                            env={"PATH": os.environ["PATH"], "IMAGEAPP_MODELS_DIR": "/srv/my models"})
     assert given.stdout.endswith("<--data><my-photos/><--out></srv/my models>")
     assert "no need to restart the server" in page
+
+
+def test_no_model_notice_says_when_the_folder_is_not_there(models_dir):
+    app = create_app(make_config(models_dir.parent / "mistyped"))
+    page = " ".join(app.test_client().get("/").get_data(as_text=True).split())
+    assert ("the folder that <code>IMAGEAPP_MODELS_DIR</code> names, which does not exist yet (training makes it); "
+            "or</li>") in page
+    assert "mistyped" not in page
+    (models_dir.parent / "mistyped").mkdir()  # there, and empty
+    page = " ".join(app.test_client().get("/").get_data(as_text=True).split())
+    assert "No model is available yet" in page and "does not exist yet" not in page
 
 
 def test_no_model_notice_names_the_default_folder_as_the_readme_does(app):

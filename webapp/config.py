@@ -88,7 +88,14 @@ def models_folder() -> str | None:
     return os.path.relpath(folder, ROOT) + "/" if inside else None
 
 
+def models_folder_missing() -> bool:
+    """Whether the models folder is not there (a setting mistyped, say), which the no-model notice
+    says without saying where it is."""
+    return not os.path.isdir(current_app.config["MODELS_DIR"])
+
+
 def init_app(app) -> None:
     # For the no-model notice, on the upload form and on the models page alike.
     app.add_template_global(models_folder)
+    app.add_template_global(models_folder_missing)
     app.add_template_global(ENV_PREFIX + "MODELS_DIR", "models_folder_variable")
