@@ -127,22 +127,10 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # After the fork, before the first request: load the default model in this worker, and
-    # trace it for batches (explaining's, several pictures'), which would otherwise add 0.8 s to
-    # the first such answer; after this second shape, Keras traces for any batch size.
-    from trainer.formatting import reason
-    from webapp.occlusion import warm_up
-    from webapp.registry import registry_of
+    # After the fork (TensorFlow is not fork-safe), before the first request.
+    from webapp.registry import make_ready
 
-    app = worker.wsgi
-    model = registry_of(app).load_default(app.config["DEFAULT_MODEL"])
-    if model is None:
-        return
-    try:
-        warm_up(model.predict, model.input_size)
-    except Exception as error:  # such as memory for a big model's batch: one picture needs none, so serve on
-        app.logger.warning("model %s could not be made ready for batches (%s); the first explained answer, or "
-                           "answer to several pictures, will try again", model.name, reason(error))
+    make_ready(worker.wsgi)
 
 
 def when_ready(server):

@@ -88,12 +88,12 @@ def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before
 
 
 def test_a_worker_that_cannot_trace_for_batches_serves_on(app, monkeypatch, caplog):
-    from webapp import occlusion
+    from webapp import registry
 
     def out_of_memory(predict, size):
         raise RuntimeError("OOM when allocating tensor with shape[13,224,224,32]\nand more lines")
 
-    monkeypatch.setattr(occlusion, "warm_up", out_of_memory)
+    monkeypatch.setattr(registry, "warm_up", out_of_memory)
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
     assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
         "model tiny could not be made ready for batches (OOM when allocating tensor with shape[13,224,224,32]); "

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from conftest import free_port, wait_until_serving
+from conftest import free_port, save_model_without_softmax, wait_until_serving
 
 from webapp.config import ROOT
 from webapp import __main__ as main_module
@@ -34,6 +34,15 @@ def test_serves_locally_without_debugger(monkeypatch, models_dir):
     calls = run_main(monkeypatch, ["--port", "8765"], {"IMAGEAPP_MODELS_DIR": str(models_dir)})
     assert calls["run"] == {"host": "127.0.0.1", "port": 8765, "debug": False, "use_reloader": False, "threaded": True}
     assert "tunnel" not in calls
+
+
+def test_the_default_model_is_loaded_before_serving_as_in_a_gunicorn_worker(monkeypatch, models_dir):
+    save_model_without_softmax(models_dir / "tiny.h5")  # passes the file checks, fails at load
+    calls = run_main(monkeypatch, [], {"IMAGEAPP_MODELS_DIR": str(models_dir), "IMAGEAPP_DEFAULT_MODEL": "tiny"})
+    listed = {entry["name"]: entry for entry in calls["app"].test_client().get("/api/models").get_json()["models"]}
+    # Found before the first request: not offered as usable, nor as the default.
+    assert not listed["tiny"]["available"] and "not probabilities" in listed["tiny"]["error"]
+    assert listed["small"]["default"]
 
 
 def test_settings_are_read_without_surrounding_blanks(monkeypatch, models_dir):

@@ -13,6 +13,7 @@ import socket
 from trainer.formatting import whole_number
 
 from . import create_app, trust_proxies, tunnel
+from .registry import make_ready
 
 
 def _port(text: str) -> int:
@@ -52,6 +53,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     _refuse_a_busy_port(args.host, args.port)
     app = create_app()
+    make_ready(app)  # as each gunicorn worker does: the first answer does not wait for TensorFlow
     if tunnel.requested(args.ngrok):
         opened = tunnel.open_tunnel(args.port, args.host)
         if opened and tunnel.is_the_proxy():
