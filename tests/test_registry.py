@@ -1,5 +1,6 @@
 """The model registry: discovery, lazy loading, reloads, and faults that leave others working."""
 
+import errno
 import gc
 import json
 import logging
@@ -148,10 +149,23 @@ def test_a_link_to_a_file_gone_is_listed_as_unusable_until_it_leads_to_one(regis
     info = {info.name: info for info in registry.models()}["linked"]
     assert info.error == ("linked.h5 is a link to a file that is not there: link it to the model again, "
                           "or copy the model in")
-    assert str(tmp_path) not in info.error
+    assert str(tmp_path) not in info.error and info.file_size is None  # the link's own size is no model's
     target.parent.mkdir()
     shutil.copy2(models_dir / "tiny.h5", target)
     assert registry.load("linked").classes == ["cat", "dog", "ship"]
+
+
+def test_a_link_into_a_folder_that_cannot_be_entered_is_left_out_not_a_failure(registry, models_dir, monkeypatch):
+    (models_dir / "locked.h5").symlink_to(models_dir / "no_entry" / "locked.h5")
+    real_stat = os.stat
+
+    def no_entry(path, *args, follow_symlinks=True, **kwargs):  # the link followed, into a folder one may not enter
+        if follow_symlinks and os.fspath(path).endswith("locked.h5"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_stat(path, *args, follow_symlinks=follow_symlinks, **kwargs)
+
+    monkeypatch.setattr(os, "stat", no_entry)
+    assert names(registry) == ["small", "tiny"]
 
 
 def write_hdf5_keras_cannot_build(folder):

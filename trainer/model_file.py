@@ -132,10 +132,22 @@ def without_folder(message: str, path: Path) -> str:
     return message if folder in (".", "/") else message.replace(folder, "models")
 
 
+def is_dangling_link(path: Path) -> bool:
+    """Whether `path` is a link to a file that is not there; not one into a folder that cannot
+    be entered, nor anything else that cannot be looked at (no error raised)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return os.path.islink(path)
+    except OSError:
+        return False
+    return False
+
+
 def _signature_error(path: Path, card: dict) -> str | None:
-    if path.exists() and not path.is_file():  # a FIFO would block the reader; a folder is no model
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the reader; a folder is no model
         return f"{path.name} is not a regular file; {REMEDY}"
-    if path.is_symlink() and not path.exists():
+    if is_dangling_link(path):
         return f"{path.name} is a link to a file that is not there: link it to the model again, or copy the model in"
     try:
         with open(path, "rb") as handle:

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "imageapp.registry"  # the app.extensions key it is kept under
 
-# model_file.stamp of the .h5, then of the card: any change means "check and load again".
-Stamp = tuple[int, ...]
+# model_file.stamp of the .h5 (its size None for a link to nothing), then of the card: any
+# change means "check and load again".
+Stamp = tuple[int | None, ...]
 NO_CARD = (-1, 0, 0, 0)
 
 
@@ -73,7 +74,7 @@ class ModelInfo:
         return self.error is None
 
     @property
-    def file_size(self) -> int:
+    def file_size(self) -> int | None:
         return self.stamp[0]
 
 
@@ -173,10 +174,10 @@ def _load_keras_model(path: Path):
 def _stamp(path: Path) -> Stamp | None:
     h5_stat = model_file.stamp(path)
     if h5_stat is None:
-        try:  # a link to a file gone: listed, as unusable, not left out as if removed
-            h5_stat = model_file.stamp_of(path.lstat())
-        except OSError:
-            return None  # removed since the folder was listed
+        if not model_file.is_dangling_link(path):
+            return None  # removed since the folder was listed, or out of reach
+        # A link to a file gone: listed, as unusable, not left out as if removed. No size: the link's is no model's.
+        h5_stat = (None, *model_file.stamp_of(path.lstat())[1:])
     return h5_stat + (model_file.stamp(path.with_suffix(".json")) or NO_CARD)
 
 
