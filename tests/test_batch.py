@@ -5,10 +5,10 @@ import pytest
 
 from conftest import dark_top_left, encode_image, nan_when_covered_model, overflow_model, red_top_left, save_as
 from trainer import images
-from trainer.images import load_rgb
+from trainer.images import decode, shrunk
 from webapp import batch, predictor
 from webapp.batch import Labelled, classify_many, failed_status, tally
-from webapp.predictor import PredictionError, classify
+from webapp.predictor import PredictionError, Upload, classify
 
 
 def labelled(name: str, label: str | None, status: int = 200) -> Labelled:
@@ -23,7 +23,7 @@ def test_each_picture_gets_the_answer_it_would_get_alone_in_the_order_sent(app):
     pictures.append(("photo.jpg", encode_image("JPEG", size=(300, 200), seed=9)))
     with app.app_context():
         batch = classify_many(pictures, "small", top_k=2)
-        alone = [classify(data, "small", top_k=2) for _, data in pictures]
+        alone = [classify(Upload(data), "small", top_k=2) for _, data in pictures]
     assert batch.model == "small" and batch.elapsed_ms > 0
     assert [each.name for each in batch.labelled] == [name for name, _ in pictures]
     for each, result in zip(batch.labelled, alone):  # one batch gives what one picture at a time does
@@ -126,7 +126,7 @@ def test_thumbnails_come_from_the_models_decoding_where_it_serves_and_another_on
         answers = classify_many(pictures, "tiny", top_k=1, thumbnail_side=160).labelled
     assert [len([call for call in decoded if call[0] == data]) for _, data in pictures] == [1, 1, 2]
     for (_, data), each in zip(pictures, answers):  # what the page showed when it decoded each file again
-        assert np.array_equal(each.thumbnail, load_rgb(data, max_side=160))
+        assert np.array_equal(each.thumbnail, shrunk(decode(data, 160), 160))
     with app.app_context():
         plain = classify_many(pictures[:1], "tiny", top_k=1).labelled[0]
     assert plain.thumbnail is None and plain.predictions == answers[0].predictions
@@ -157,7 +157,7 @@ def test_pictures_go_to_the_model_a_chunk_at_a_time(app, monkeypatch):
     pictures = [(f"{n}.png", encode_image("PNG", seed=n)) for n in range(5)]
     with app.app_context():
         answers = classify_many(pictures, "tiny", top_k=1).labelled
-        alone = [classify(data, "tiny", top_k=1).predictions for _, data in pictures]
+        alone = [classify(Upload(data), "tiny", top_k=1).predictions for _, data in pictures]
     assert [len(images) for _, images in batches] == [2, 2, 1]
     assert [each.predictions[0][0] for each in answers] == [predictions[0][0] for predictions in alone]
 
@@ -184,7 +184,7 @@ def test_where_the_batch_gives_nan_each_picture_is_answered_alone(app, models_di
     with app.app_context():
         answers = classify_many([("dark.png", dark_top_left()), ("red.png", red_top_left()),
                                  ("dark_too.png", dark_top_left())], "corner", 1).labelled
-        alone = classify(dark_top_left(), "corner", 1).predictions
+        alone = classify(Upload(dark_top_left()), "corner", 1).predictions
     assert [each.predictions for each in answers] == [alone, None, alone]
     assert answers[1].status == 503 and answers[1].error.startswith("Model 'corner' gave NaN or infinite outputs")
 

@@ -58,7 +58,7 @@ def test_every_model_answers_best_first_each_at_its_own_size(app, make_image):
         assert [a.model for a in answers] == ["small", "tiny"]
         assert [a.accuracy for a in answers] == [pytest.approx(0.2667, abs=1e-4), 0.25]
         for part in answers:  # the answers one model gives alone
-            alone = classify(image, part.model, 3)
+            alone = classify(Upload(image), part.model, 3)
             assert part.error is None and part.result.predictions == alone.predictions
             assert part.result.elapsed_ms > 0
         assert {label for label, _ in answers[0].result.predictions} <= {"apple", "pear", "plum", "fig"}
@@ -134,7 +134,7 @@ def test_a_comparison_decodes_the_upload_once_a_scale_and_lists_the_models_once(
         assert len(decoded) == decodings and len(listed) == 1
         # Each as the model alone answers, at its own size: 24 px for small, 16 for the others.
         for part in answers:
-            assert part.result.predictions == classify(image, part.model, 3).predictions
+            assert part.result.predictions == classify(Upload(image), part.model, 3).predictions
 
 
 def test_models_that_give_one_class_agree(app, models_dir):

@@ -13,7 +13,7 @@ from webapp.config import ROOT
 
 from trainer import images
 from trainer.images import (DATASET_FORMATS, UPLOAD_FORMATS, ImageError, decode, decoding_pixels, draft_size,
-                            format_names, load_rgb, upload_format)
+                            format_names, load_rgb, shrunk, upload_format)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -305,9 +305,9 @@ def test_an_upload_format_is_read_from_content_not_name(make_image):
     assert [upload_format(encode(Image.new("RGB", (4, 4)), "BMP")), upload_format(rle_bmp())] == ["BMP", "BMP"]
 
 
-def test_max_side_shrinks_keeping_proportions_and_never_enlarges():
-    assert load_rgb(encode(Image.new("RGB", (1600, 900)), "JPEG"), max_side=640).shape == (360, 640, 3)
-    assert load_rgb(encode(Image.new("RGB", (32, 20)), "PNG"), max_side=640).shape == (20, 32, 3)
+def test_shrunk_keeps_proportions_and_never_enlarges():
+    assert shrunk(decode(encode(Image.new("RGB", (1600, 900)), "JPEG"), 640), 640).shape == (360, 640, 3)
+    assert shrunk(decode(encode(Image.new("RGB", (32, 20)), "PNG"), 640), 640).shape == (20, 32, 3)
 
 
 def test_a_large_image_is_held_in_memory_once(tmp_path):

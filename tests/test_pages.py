@@ -15,9 +15,8 @@ from PIL import Image
 from conftest import (calls, damage, dark_top_left, make_config, nan_when_covered_model, overflow_model, png, post_form,
                       red_top_left, save_as, save_model_without_softmax, top_left_model, update_card)
 from webapp.batch import MAX_PICTURES
-from webapp import create_app, predictor
+from webapp import create_app
 from webapp.occlusion import DIM
-from webapp.pictures import PREVIEW_SIDE
 from webapp.pages import EXPIRED, NO_COOKIE
 from webapp.pictures import THUMBNAIL_SIDE
 from webapp.registry import registry_of
@@ -72,20 +71,22 @@ def test_the_picture_shown_comes_from_the_decoding_the_models_had(client, csrf_t
 
     decoded = calls(monkeypatch, images, "_to_rgb")  # the last step of every decoding
     assert post_form(client, csrf_token, make_image("PNG", size=(700, 500)), model=model).status_code == 200
-    assert len(decoded) == 1  # a PNG decodes alike for the 16 px models and the 640 px picture
+    assert len(decoded) == 1  # a PNG decodes alike for the 16 and 24 px models and the 640 px picture
 
 
 @pytest.mark.parametrize("model", ["small", "/all"])
 def test_a_jpeg_that_fails_at_the_pictures_scale_only_is_said_to_be_damaged(client, csrf_token, make_image,
                                                                              monkeypatch, model):
-    real = predictor.decode
+    from trainer import images
 
-    def failing_large(data, side, **options):
-        if side == PREVIEW_SIDE:
-            raise predictor.ImageError("The JPEG file is damaged or incomplete.")
-        return real(data, side, **options)
+    real = images._to_rgb
 
-    monkeypatch.setattr(predictor, "decode", failing_large)
+    def failing_large(image):  # decoded at 1/8 scale for the models (200 x 150), at 1/2 for the picture
+        if image.width > 400:
+            raise images.ImageError("The JPEG file is damaged or incomplete.")
+        return real(image)
+
+    monkeypatch.setattr(images, "_to_rgb", failing_large)
     response = post_form(client, csrf_token, make_image("JPEG", size=(1600, 1200)), model=model)
     assert response.status_code == 400
     assert "The JPEG file is damaged or incomplete." in response.get_data(as_text=True)
@@ -121,7 +122,7 @@ def test_an_answer_of_one_half_or_more_is_worded_as_sure(client, csrf_token, mak
     from webapp.predictor import Result
 
     answer = Result("small", [("apple", top), ("pear", 0.3), ("fig", 0.01)], 1.0, 4, pixels=np.zeros((24, 24, 3), np.uint8))
-    monkeypatch.setattr("webapp.pages.answer", lambda *args, **kwargs: answer)
+    monkeypatch.setattr("webapp.pages.classify", lambda *args, **kwargs: answer)
     page = post_form(client, csrf_token, make_image(), model="small").get_data(as_text=True)
     assert f'<h1 class="verdict">{verdict} <strong>apple</strong>' in page
 

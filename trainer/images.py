@@ -85,21 +85,15 @@ def load_rgb(
     source: str | os.PathLike | bytes,
     size: tuple[int, int] | None = None,
     *,
-    max_side: int | None = None,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
 ) -> np.ndarray:
     """Decode an image file (a path or its bytes) into a uint8 array of shape (H, W, 3).
 
     EXIF orientation is applied, any mode (grayscale, palette, RGBA, CMYK, 16-bit) becomes
-    RGB, animations give their first frame, and `size=(height, width)` resizes; `max_side`
-    instead shrinks the image, keeping its proportions, to fit a square of that side.
+    RGB, animations give their first frame, and `size=(height, width)` resizes.
     """
-    image = decode(source, max(size) if size is not None else max_side, formats=formats)
-    if size is not None:
-        return resized(image, size)
-    if max_side is not None:
-        return shrunk(image, max_side)
-    return np.asarray(image, dtype=np.uint8)
+    image = decode(source, max(size) if size is not None else None, formats=formats)
+    return resized(image, size) if size is not None else np.asarray(image, dtype=np.uint8)
 
 
 def decode(

@@ -64,7 +64,7 @@ def predict():
         data = pictures[0][1]
         if every_model:
             return compare_models(data, top_k, explain)
-        result = classify(data, request.form.get("model") or None, top_k, explain)
+        result = classify(Upload(data), request.form.get("model") or None, top_k, explain)
     except PredictionError as failure:
         abort(failure.status, description=failure.message)
     answer = as_json(result)

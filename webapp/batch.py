@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.images import MAX_PIXELS, decoding_pixels, shrunk
+from trainer.images import MAX_PIXELS, decoding_pixels
 from trainer.predict import ranked
 
 from .occlusion import CHUNK
@@ -107,7 +107,7 @@ def thumbnail(upload: Upload, side: int | None) -> np.ndarray | None:
     if side is None:
         return None
     try:
-        return shrunk(upload.decode_for(side), side)
+        return upload.shrunk(side)
     except PredictionError:  # decoded for the model at one scale, it may still fail at another
         return None
 

@@ -13,7 +13,7 @@ from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
-from .predictor import MAX_TOP_K, ModelError, PredictionError, Upload, answer, chosen_model
+from .predictor import MAX_TOP_K, ModelError, PredictionError, Upload, classify
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
 
@@ -132,8 +132,8 @@ def predict():
     if form.model.data == ALL_MODELS:
         return predict_all(form, data)
     try:
-        upload = Upload(data)  # before the model loads: an upload no model could read is refused at once
-        result = answer(chosen_model(chosen), upload, current_app.config["TOP_K"], explain=form.explain.data)
+        upload = Upload(data)
+        result = classify(upload, chosen, current_app.config["TOP_K"], explain=form.explain.data)
         picture, profile = preview(upload)
     except PredictionError as error:
         return render_failure(form, error)

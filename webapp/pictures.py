@@ -10,7 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from trainer.images import opened_image, shrunk
+from trainer.images import opened_image
 
 from .predictor import Upload
 
@@ -28,10 +28,9 @@ MODEL_VIEW_SIDE = 96
 
 def preview(upload: Upload) -> tuple[np.ndarray, bytes | None]:
     """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE (the upload itself, up to 10 MB
-    and a third more in base64, would make a page slow to load on a phone), and its colour profile.
-    From the decoding the models' input came from where that serves (any picture but a JPEG at
-    another scale); BadImage where the one it needs fails."""
-    return shrunk(upload.decode_for(PREVIEW_SIDE), PREVIEW_SIDE), colour_profile(upload.data)
+    and a third more in base64, would make a page slow to load on a phone), and its colour profile;
+    BadImage where the decoding it needs fails."""
+    return upload.shrunk(PREVIEW_SIDE), colour_profile(upload.data)
 
 
 def colour_profile(data: bytes) -> bytes | None:

@@ -10,7 +10,7 @@ from flask import current_app
 from PIL import Image
 
 from trainer.formatting import whole_number
-from trainer.images import (UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, jpeg_scans, resized,
+from trainer.images import (UPLOAD_FORMATS, ImageError, decode, draft_size, format_names, jpeg_scans, resized, shrunk,
                             upload_format)
 from trainer.predict import BadOutput, ranked
 
@@ -100,9 +100,16 @@ class Upload:
         """Its pixels at `size`, (height, width), as a model of that input size alone gets them."""
         return resized(self.decode_for(max(size)), size)
 
+    def shrunk(self, side: int) -> np.ndarray:
+        """Its pixels shrunk in proportion to fit a square of `side`, to be shown, from the decoding
+        a model's input came from where that is the one `side` needs (any picture but a JPEG at
+        another scale)."""
+        return shrunk(self.decode_for(side), side)
 
-def classify(data: bytes, model_name: str | None, top_k: int, explain: bool = False) -> Result:
-    upload = Upload(data)  # before the model loads: an upload no model could read is refused at once
+
+def classify(upload: Upload, model_name: str | None, top_k: int, explain: bool = False) -> Result:
+    """The answer of the model asked for by name (None: the default one) to an upload, made by
+    the caller before any model loads, so that one no model could read is refused at once."""
     return answer(chosen_model(model_name), upload, top_k, explain)
 
 
