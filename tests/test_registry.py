@@ -192,6 +192,16 @@ def save_custom_layer_model(folder) -> None:
                       keras.layers.Dense(3, activation="softmax")]).save(folder / "tiny.h5")
 
 
+def save_preprocess_input_model(folder) -> None:
+    """A model that calls keras.applications' preprocess_input on its input, as transfer-learning
+    notebooks do: operations on tensors, which Keras writes to .h5 and cannot read back."""
+    import keras
+
+    image = keras.Input((16, 16, 3))
+    flat = keras.layers.Flatten()(keras.applications.mobilenet_v2.preprocess_input(image))
+    keras.Model(image, keras.layers.Dense(3, activation="softmax")(flat)).save(folder / "tiny.h5")
+
+
 def save_per_pixel_model(path) -> None:
     """A 16x16 model with a softmax over three classes for each pixel, not for the image."""
     import keras
@@ -221,9 +231,12 @@ def set_input_shape(folder, shape):
         (lambda d: (d / "tiny.h5").write_bytes((d / "tiny.h5").read_bytes()[:3000]), "tiny.h5 is incomplete: 3.0 kB of"),
         (write_hdf5_keras_cannot_build, "cannot be loaded"),
         (write_hdf5_that_is_not_a_model, "tiny.h5 holds no Keras model, only weights or other data"),
-        (lambda d: save_lambda_model(d / "tiny.h5"), "it holds a Lambda layer, Python code that Keras does not run from a file: build the "
-                            "model of Keras's own layers, without Lambda, and save it again"),
-        (save_custom_layer_model, "it uses a layer Keras does not know (Doubler), a class of its maker's own code"),
+        (lambda d: save_lambda_model(d / "tiny.h5"),
+         "it holds a Lambda layer, Python code that Keras does not run from a file: build the model of Keras's own "
+         "layers, without Lambda, and save it again"),
+        (save_custom_layer_model, "it uses a layer that Keras cannot rebuild from the file (Doubler): a class of its "
+                                  "maker's own or of another library"),
+        (save_preprocess_input_model, "it uses a layer that Keras cannot rebuild from the file (TrueDivide)"),
         (lambda d: (d / "tiny.json").unlink(), "no metrics card (tiny.json)"),
         (lambda d: (d / "tiny.json").write_text("{oops"), "metrics card tiny.json is unreadable"),
         (lambda d: (d / "tiny.json").write_text('{"classes": []}'), "lacks input_shape"),
@@ -239,8 +252,9 @@ def set_input_shape(folder, shape):
          "the model answers an image with 16 x 16 x 3, not one score per class of its card"),
         (lambda d: save_two_answer_model(d / "tiny.h5"), "the model answers an image with 2 outputs, not one score"),
     ],
-    ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "lambda", "custom-layer", "no-card", "bad-json", "card-lacks-keys", "no-classes",
-         "class-count", "input-size", "input-channels", "no-softmax", "per-pixel", "two-outputs"],
+    ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "lambda", "custom-layer",
+         "preprocess-input", "no-card", "bad-json", "card-lacks-keys", "no-classes", "class-count", "input-size",
+         "input-channels", "no-softmax", "per-pixel", "two-outputs"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
     damage(models_dir)

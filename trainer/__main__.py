@@ -191,11 +191,11 @@ def _train(args) -> int:
     model_path = args.out / f"{name}.h5"
     if model_path.exists() and not (args.run_dir / name).exists() and not args.replace:
         raise UsageError(exists_message(model_path))  # said now, not after the data has loaded; train() checks a resume
-    teacher = None
+    teachers_card = None
     if hp.get("teacher"):
         from trainer.distillation import teacher_card
 
-        teacher = teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
+        teachers_card = teacher_card(hp["teacher"])  # a damaged teacher said now, not after the data has loaded
     if hp["arch"] != "scratch":
         from trainer.models import check_weights
 
@@ -209,7 +209,7 @@ def _train(args) -> int:
         if hp.get("teacher"):
             from trainer.distillation import refuse_other_input
 
-            refuse_other_input(hp["teacher"], teacher, hp["image_size"])
+            refuse_other_input(hp["teacher"], teachers_card, hp["image_size"])
         data, test = load_dataset(args.data, hp["image_size"])
         if args.test_data:
             from trainer.data import load_folder

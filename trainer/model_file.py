@@ -111,15 +111,17 @@ def card_of_another_file(path: Path, card: dict) -> str | None:
 
 def keras_refusal(error: Exception) -> str | None:
     """Why Keras would not load a model file that reads through, in words with a remedy, where
-    its own words ask for code the model's maker has and this project has not (None: another
-    reason). The project serves models built of Keras's own layers."""
+    its own words ask for code this project has not: the maker's, another library's, or
+    operations a functional model did on tensors, which Keras writes to .h5 but cannot read
+    back (None: another reason). The project serves models built of Keras's own layers."""
     text = str(error)
     if "`Lambda` layer" in text and "safe_mode" in text:
         return ("it holds a Lambda layer, Python code that Keras does not run from a file: build the model "
                 "of Keras's own layers, without Lambda, and save it again")
     if match := UNKNOWN_LAYER.search(text):
-        return (f"it uses a layer Keras does not know ({match[1]}), a class of its maker's own code: build the "
-                "model of Keras's own layers, and save it again")
+        return (f"it uses a layer that Keras cannot rebuild from the file ({match[1]}): a class of its maker's own "
+                "or of another library, or arithmetic done on tensors outside layers (preprocess_input, x / 255); "
+                "build it of Keras's own layers, as docs/web-app.md shows, and save it again")
     return None
 
 
