@@ -410,6 +410,16 @@ def test_when_the_last_model_fails_as_it_answers_its_reason_comes_before_how_to_
     assert reason in page and page.index(reason) < page.index("No model is available yet")
 
 
+@pytest.mark.parametrize("model", ["", "tiny"])
+def test_with_every_model_gone_since_the_form_came_the_notice_alone_says_so(client, csrf_token, models_dir,
+                                                                              make_image, model):
+    for path in models_dir.iterdir():
+        path.unlink()
+    page = " ".join(post_form(client, csrf_token, make_image(), model=model).get_data(as_text=True).split())
+    assert "No model is available yet" in page
+    assert 'class="errors"' not in page and "Unknown model" not in page and "No model is available." not in page
+
+
 @pytest.mark.parametrize(
     ("image", "filename", "status", "message"),
     [

@@ -19,6 +19,8 @@ from .registry import Classifier, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
 MAX_TOP_K = 1000
+# Said where no model can answer at all: none is in the folder, or none of those there can be used.
+NO_MODEL = "No model is available."
 
 
 class PredictionError(Exception):
@@ -124,7 +126,7 @@ def chosen_model(name: str | None) -> Classifier:
     except ModelUnavailable as error:
         raise ModelError(503, str(error)) from None
     if model is None:
-        raise ModelError(503, "No model is available.")
+        raise ModelError(503, NO_MODEL)
     return model
 
 
