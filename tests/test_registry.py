@@ -594,11 +594,17 @@ def test_a_card_that_no_model_here_can_answer_as_is_unavailable_before_any_load(
                                   "RGB images (3)")
 
 
+def trained_elsewhere_snippets() -> list[str]:
+    """The Python blocks of docs/web-app.md's "A model trained elsewhere"."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "web-app.md").read_text(encoding="utf-8")
+    section = docs.split("### A model trained elsewhere")[1].split("\n## ")[0]
+    return [block.split("```")[0] for block in section.split("```python\n")[1:]]
+
+
 def test_a_model_trained_elsewhere_is_served_as_docs_web_app_md_says(tmp_path, monkeypatch):
     import keras
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "web-app.md").read_text(encoding="utf-8")
-    snippet = docs.split("### A model trained elsewhere")[1].split("```python\n")[1].split("```")[0]
+    snippet = trained_elsewhere_snippets()[0]
     # A notebook's network, trained on pixels divided by 255.
     inputs = keras.Input((32, 32, 3))
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
@@ -612,3 +618,33 @@ def test_a_model_trained_elsewhere_is_served_as_docs_web_app_md_says(tmp_path, m
     pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     assert served.classes[3] == "cat"
     np.testing.assert_allclose(served.predict(pixels), notebook.predict(pixels / 255, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_layers_docs_give_for_other_notebooks_do_what_they_say(tmp_path):
+    import keras
+
+    layers = {"keras": keras}
+    exec(trained_elsewhere_snippets()[1], layers)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.float32)
+    for layer, preprocess in ((layers["mobilenet"], keras.applications.mobilenet_v2.preprocess_input),
+                              (layers["caffe"], keras.applications.vgg16.preprocess_input)):
+        np.testing.assert_allclose(layer(pixels), preprocess(pixels.copy()), atol=1e-4)
+    np.testing.assert_allclose(layers["grey"](pixels)[..., 0], pixels @ [0.299, 0.587, 0.114], rtol=1e-5)
+    np.testing.assert_allclose(layers["two_classes"](np.array([[0.2], [1.0]])), [[0.8, 0.2], [0.0, 1.0]], atol=1e-6)
+    # The logit's, as the text gives it: softmax([0, z]) is [1 - sigmoid(z), sigmoid(z)].
+    from_logit = keras.layers.Dense(2, trainable=False)
+    from_logit.build((None, 1))
+    from_logit.set_weights([np.array([[0.0, 1.0]]), np.array([0.0, 0.0])])
+    z = np.array([[-2.0], [3.0]])
+    np.testing.assert_allclose(keras.layers.Softmax()(from_logit(z))[:, 1], 1 / (1 + np.exp(-z[:, 0])), rtol=1e-5)
+
+    # A cats-vs-dogs notebook on VGG16's preprocessing, wrapped with them, is served as two classes.
+    inputs = keras.Input((16, 16, 3))
+    notebook = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inputs)))
+    served = keras.Sequential([keras.Input((16, 16, 3)), layers["caffe"], notebook, layers["two_classes"]])
+    served.save(tmp_path / "cats_dogs.h5")
+    (tmp_path / "cats_dogs.json").write_text(json.dumps({"classes": ["cat", "dog"], "input_shape": [16, 16, 3]}))
+    model = Registry(tmp_path).load("cats_dogs")
+    image = pixels[:1, ...].repeat(4, axis=1).repeat(4, axis=2)  # 16 x 16
+    dog = notebook.predict(keras.applications.vgg16.preprocess_input(image.copy()), verbose=0)[0, 0]
+    np.testing.assert_allclose(model.predict(image.astype(np.uint8))[0], [1 - dog, dog], rtol=1e-4, atol=1e-5)
