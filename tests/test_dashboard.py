@@ -413,7 +413,11 @@ def test_an_unavailable_models_figures_are_said_to_be_from_training(client, mode
     assert "<p class=\"reason\">This model cannot be used: tiny.h5 is not an HDF5 model file; copy it again, or train it again</p>" in page
     assert "<h2>Evaluation (recorded at training time)</h2>" in page
     assert "<h2>Training curves (recorded at training time)</h2>" in page
+    assert "The figures below were recorded at training time" in page
     assert "Technical details" not in page and "Try it" not in page
+    # A card with no figures, as for a model trained elsewhere: nothing said of figures below.
+    (models_dir / "tiny.json").write_text(json.dumps({"classes": ["cat", "dog", "ship"], "input_shape": [16, 16, 3]}))
+    assert "recorded at training time" not in client.get("/models/tiny").get_data(as_text=True)
 
     # A long reason, such as a library's error, is folded away behind its first clause.
     monkeypatch.setattr("webapp.formatting.SHORT_REASON", 10)

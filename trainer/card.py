@@ -246,7 +246,7 @@ def mismatch(model, card: dict[str, Any]) -> str | None:
         shape = _per_image(output_shape) if isinstance(output_shape, tuple) else f"{len(output_shape)} outputs"
         return f"the model answers an image with {shape}, not one score per class of its card"
     if output_shape[1] != classes:
-        return f"the model has {output_shape[1]} outputs but its card lists {plural(classes, 'class')}"
+        return f"the model has {plural(output_shape[1], 'output')} but its card lists {plural(classes, 'class')}"
     return None
 
 
