@@ -648,3 +648,15 @@ def test_the_layers_docs_give_for_other_notebooks_do_what_they_say(tmp_path):
     image = pixels[:1, ...].repeat(4, axis=1).repeat(4, axis=2)  # 16 x 16
     dog = notebook.predict(keras.applications.vgg16.preprocess_input(image.copy()), verbose=0)[0, 0]
     np.testing.assert_allclose(model.predict(image.astype(np.uint8))[0], [1 - dog, dog], rtol=1e-4, atol=1e-5)
+
+
+def test_a_keras_format_file_is_listed_as_one_to_save_as_h5_unless_an_h5_of_its_name_is_there(registry, models_dir):
+    import keras
+
+    model = keras.saving.load_model(models_dir / "tiny.h5")
+    model.save(models_dir / "notebook.keras")
+    model.save(models_dir / "tiny.keras")  # beside tiny.h5: the .h5 is served, the .keras passed over
+    info = {info.name: info for info in registry.models()}
+    assert sorted(info) == ["notebook", "small", "tiny"] and info["tiny"].available
+    assert info["notebook"].error == ("notebook.keras is in Keras's own .keras format, and the app serves .h5 files: "
+                                      'load it and save it with model.save("notebook.h5")')

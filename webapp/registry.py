@@ -137,11 +137,15 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
     cannot be used (its card is missing or unreadable, or its .h5 fails trainer.model_file's
     checks, which read all the files through in one child process); and for a usable one, why
     its card may be another file's."""
+    keras_files = {name for name, path in files.items() if path.suffix == ".keras"}
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
     found = model_file.problems({files[name]: (stamps[name][0], card)  # the .h5's size, first in its stamp
-                                 for name, (card, _) in cards.items() if card is not None})
+                                 for name, (card, _) in cards.items() if card is not None and name not in keras_files})
     checks = {}
     for name, (card, error) in cards.items():
+        if name in keras_files:  # whatever its card says
+            error = (f"{name}.keras is in Keras's own .keras format, and the app serves .h5 files: load it and save "
+                     f'it with model.save("{name}.h5")')
         error = error or found[files[name]]
         if error:
             log.warning("model %s cannot be used: %s", name, error)
@@ -195,13 +199,11 @@ class Registry:
             entries = list(os.scandir(self.folder))
         except OSError:
             return {}
-        return {
-            entry.name[: -len(".h5")]: Path(entry.path)
-            for entry in entries
-            # Dotfiles are models still being written by the trainer. A name that is not UTF-8
-            # (some zip tools leave such names) could not be shown in pages or URLs.
-            if entry.name.endswith(".h5") and not entry.name.startswith(".") and is_utf8(entry.name)
-        }
+        # Dotfiles are models still being written by the trainer. A name that is not UTF-8 (some
+        # zip tools leave such names) could not be shown in pages or URLs.
+        named = [Path(entry.path) for entry in entries if not entry.name.startswith(".") and is_utf8(entry.name)]
+        # A .keras file is listed, as one the app cannot use, unless an .h5 of its name is there.
+        return {path.stem: path for suffix in (".keras", ".h5") for path in named if path.suffix == suffix}
 
     def models(self) -> list[ModelInfo]:
         """Every model in the folder, by name, usable or not."""
