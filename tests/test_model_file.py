@@ -140,8 +140,9 @@ def test_a_weights_only_file_is_told_from_a_model(built_models, tmp_path):
     path = (tmp_path / "tiny.weights.h5").rename(tmp_path / "tiny.h5")
     # Smaller than the card records, yet whole: not to be called cut short.
     problem = model_file.problems({path: (path.stat().st_size, {"file_size_bytes": 10**9})})[path]
-    assert problem == ("tiny.h5 holds no Keras model, only weights or other data (as save_weights writes): save the "
-                       "whole model with model.save(), or train one with python -m trainer")
+    assert problem == ("tiny.h5 holds no Keras model, only weights or other data (as save_weights writes, or a save "
+                       "that failed part-way): save the whole model with model.save(), or train one with python -m "
+                       "trainer")
 
 
 def test_a_model_without_its_weights_is_called_damaged_not_cut_short(built_models, tmp_path):

@@ -174,8 +174,8 @@ def _found_problem(path: Path, size: int, card: dict, found: dict | None) -> str
         return (f"{path.name} holds NaN or infinite weights (in {found['not_finite'][:100]}): it is damaged, or its "
                 f"training diverged; {REMEDY}")
     if found.get("missing") == "model_config":  # what Keras's save_weights writes, a common mix-up
-        return (f"{path.name} holds no Keras model, only weights or other data (as save_weights writes): save the "
-                "whole model with model.save(), or train one with python -m trainer")
+        return (f"{path.name} holds no Keras model, only weights or other data (as save_weights writes, or a save "
+                "that failed part-way): save the whole model with model.save(), or train one with python -m trainer")
     if "missing" in found:
         return f"{path.name} holds a model's layout but not its weights; {REMEDY}"
     # Only a file that does not read through may be cut short: one that does is whole, whatever its size.
