@@ -415,8 +415,9 @@ def test_with_every_model_gone_since_the_form_came_the_notice_alone_says_so(clie
                                                                               make_image, model):
     for path in models_dir.iterdir():
         path.unlink()
-    page = " ".join(post_form(client, csrf_token, make_image(), model=model).get_data(as_text=True).split())
-    assert "No model is available yet" in page
+    response = post_form(client, csrf_token, make_image(), model=model)
+    page = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 503 and "No model is available yet" in page
     assert 'class="errors"' not in page and "Unknown model" not in page and "No model is available." not in page
 
 

@@ -142,6 +142,16 @@ def test_removed_file_disappears(registry, models_dir):
     assert registry.load("small")
 
 
+def test_links_through_a_file_or_in_a_loop_are_listed_as_leading_nowhere(registry, models_dir):
+    (models_dir / "through.h5").symlink_to(models_dir / "small.h5" / "x.h5")  # a file taken for a folder
+    (models_dir / "loop.h5").symlink_to(models_dir / "loop.h5")
+    for name in ("through", "loop"):
+        shutil.copy2(models_dir / "tiny.json", models_dir / f"{name}.json")
+    info = {info.name: info for info in registry.models()}
+    for name in ("through", "loop"):
+        assert info[name].error.startswith(f"{name}.h5 is a link to a file that is not there")
+
+
 def test_a_link_to_a_file_gone_is_listed_as_unusable_until_it_leads_to_one(registry, models_dir, tmp_path):
     target = tmp_path / "elsewhere" / "linked.h5"
     (models_dir / "linked.h5").symlink_to(target)
@@ -202,6 +212,14 @@ def save_preprocess_input_model(folder) -> None:
     keras.Model(image, keras.layers.Dense(3, activation="softmax")(flat)).save(folder / "tiny.h5")
 
 
+def save_one_output_model(path) -> None:
+    """A two-class model of one sigmoid output, as cats-vs-dogs notebooks make."""
+    import keras
+
+    keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(),
+                      keras.layers.Dense(1, activation="sigmoid")]).save(path)
+
+
 def save_per_pixel_model(path) -> None:
     """A 16x16 model with a softmax over three classes for each pixel, not for the image."""
     import keras
@@ -243,6 +261,7 @@ def set_input_shape(folder, shape):
         (lambda d: (d / "tiny.json").write_text('{"classes": [], "input_shape": [16, 16, 3]}'), "no valid class list"),
         (lambda d: (d / "tiny.json").write_text('{"classes": ["a", "b"], "input_shape": [16, 16, 3]}'),
          "the model has 3 outputs but its card lists 2 classes"),
+        (lambda d: save_one_output_model(d / "tiny.h5"), "the model has 1 output but its card lists 3 classes"),
         (lambda d: set_input_shape(d, [20, 20, 3]),
          "the model takes inputs of shape 16 x 16 x 3, not the RGB images of its card's size (20 x 20 x 3)"),
         (lambda d: set_input_shape(d, [16, 16, 1]),
@@ -253,8 +272,8 @@ def set_input_shape(folder, shape):
         (lambda d: save_two_answer_model(d / "tiny.h5"), "the model answers an image with 2 outputs, not one score"),
     ],
     ids=["not-hdf5", "truncated-h5", "keras-cannot-build", "hdf5-not-a-model", "lambda", "custom-layer",
-         "preprocess-input", "no-card", "bad-json", "card-lacks-keys", "no-classes", "class-count", "input-size",
-         "input-channels", "no-softmax", "per-pixel", "two-outputs"],
+         "preprocess-input", "no-card", "bad-json", "card-lacks-keys", "no-classes", "class-count", "one-output",
+         "input-size", "input-channels", "no-softmax", "per-pixel", "two-outputs"],
 )
 def test_damaged_model_is_unavailable_and_others_work(registry, models_dir, damage, reason):
     damage(models_dir)
@@ -659,4 +678,7 @@ def test_a_keras_format_file_is_listed_as_one_to_save_as_h5_unless_an_h5_of_its_
     info = {info.name: info for info in registry.models()}
     assert sorted(info) == ["notebook", "small", "tiny"] and info["tiny"].available
     assert info["notebook"].error == ("notebook.keras is in Keras's own .keras format, and the app serves .h5 files: "
-                                      'load it and save it with model.save("notebook.h5")')
+                                      'load it and save it with model.save("notebook.h5"); and no metrics card '
+                                      "(notebook.json)")
+    (models_dir / "notebook.json").write_text((models_dir / "tiny.json").read_text())
+    assert registry.info("notebook").error.endswith('model.save("notebook.h5")')

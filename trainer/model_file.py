@@ -6,6 +6,7 @@ it is incomplete: a copy or download cut short, said more plainly than HDF5 says
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -135,14 +136,12 @@ def without_folder(message: str, path: Path) -> str:
 
 
 def is_dangling_link(path: Path) -> bool:
-    """Whether `path` is a link to a file that is not there; not one into a folder that cannot
-    be entered, nor anything else that cannot be looked at (no error raised)."""
+    """Whether `path` is a link to a file that is not there (or through a file as if a folder, or
+    in a loop of links); not one into a folder that cannot be entered (no error raised)."""
     try:
         os.stat(path)
-    except FileNotFoundError:
-        return os.path.islink(path)
-    except OSError:
-        return False
+    except OSError as error:
+        return error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP) and os.path.islink(path)
     return False
 
 

@@ -102,12 +102,11 @@ def decode_all(uploads: list[Upload | PredictionError], size: tuple[int, int],
 
 
 def thumbnail(upload: Upload, side: int | None) -> np.ndarray | None:
-    """The upload shrunk to fit a square of `side`, from the decoding the model's input came
-    from where that is the one `side` needs (any picture but a JPEG at another scale)."""
+    """The upload's `Upload.picture` at `side`; None without a side, or where that decoding fails."""
     if side is None:
         return None
     try:
-        return upload.shrunk(side)
+        return upload.picture(side)
     except PredictionError:  # decoded for the model at one scale, it may still fail at another
         return None
 

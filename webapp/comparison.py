@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .dashboard import usable_by_data_set
-from .predictor import NO_MODEL, ModelError, PredictionError, Result, Upload, answer
+from .predictor import NoModel, PredictionError, Result, Upload, answer
 from .registry import ModelUnavailable, UnknownModel, get_registry
 
 
@@ -33,7 +33,7 @@ def compare(upload: Upload, top_k: int) -> list[Answer]:
     ranked = [(each, row, listed[row["name"]]) for each in usable_by_data_set(list(listed.values()))
               for row in each.rows]
     if not ranked:
-        raise ModelError(503, NO_MODEL)
+        raise NoModel()
     # Once for each input size, before any model is loaded: an image none can read is refused once.
     for side in {max(info.card["input_shape"][:2]) for _, _, info in ranked}:
         upload.decode_for(side)

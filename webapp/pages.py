@@ -13,7 +13,7 @@ from .forms import ALL_MODELS, UploadForm
 from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
-from .predictor import MAX_TOP_K, NO_MODEL, ModelError, PredictionError, Upload, classify
+from .predictor import MAX_TOP_K, ModelError, NoModel, PredictionError, Upload, classify
 from .registry import UnknownModel, get_registry
 from .uploads import UnreadableBody
 
@@ -78,8 +78,8 @@ def render_failure(form: UploadForm, error: PredictionError):
         # The model posted may be gone from the choices (the browser would show the first one
         # instead), or would fail again: the form offers the one a request naming none gets.
         form = upload_form(formdata=None, data={"explain": form.explain.data})
-        if not form.model.choices and (error.status != 503 or error.message == NO_MODEL):
-            return render_form(form, [], error.status, about_model)  # the no-model notice says it all
+        if not form.model.choices and (error.status == 404 or isinstance(error, NoModel)):
+            return render_form(form, [], 503, about_model)  # gone since the form came: the no-model notice says it all
     return render_form(form, [error.message], error.status, about_model)
 
 

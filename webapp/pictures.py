@@ -30,7 +30,7 @@ def preview(upload: Upload) -> tuple[np.ndarray, bytes | None]:
     """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE (the upload itself, up to 10 MB
     and a third more in base64, would make a page slow to load on a phone), and its colour profile;
     BadImage where the decoding it needs fails."""
-    return upload.shrunk(PREVIEW_SIDE), colour_profile(upload.data)
+    return upload.picture(PREVIEW_SIDE), colour_profile(upload.data)
 
 
 def colour_profile(data: bytes) -> bytes | None:

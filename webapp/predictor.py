@@ -19,8 +19,6 @@ from .registry import Classifier, ModelUnavailable, UnknownModel, get_registry
 
 ACCEPTED = format_names(tuple(UPLOAD_FORMATS))
 MAX_TOP_K = 1000
-# Said where no model can answer at all: none is in the folder, or none of those there can be used.
-NO_MODEL = "No model is available."
 
 
 class PredictionError(Exception):
@@ -38,6 +36,13 @@ class BadImage(PredictionError):
 class ModelError(PredictionError):
     """The model asked for, or every model, cannot answer: another one might, and the form's
     error is tied to its model selector rather than to the upload."""
+
+
+class NoModel(ModelError):
+    """No model can answer at all: none is in the folder, or none of those there can be used."""
+
+    def __init__(self):
+        super().__init__(503, "No model is available.")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class Upload:
         """Its pixels at `size`, (height, width), as a model of that input size alone gets them."""
         return resized(self.decode_for(max(size)), size)
 
-    def shrunk(self, side: int) -> np.ndarray:
+    def picture(self, side: int) -> np.ndarray:
         """Its pixels shrunk in proportion to fit a square of `side`, to be shown, from the decoding
         a model's input came from where that is the one `side` needs (any picture but a JPEG at
         another scale)."""
@@ -126,7 +131,7 @@ def chosen_model(name: str | None) -> Classifier:
     except ModelUnavailable as error:
         raise ModelError(503, str(error)) from None
     if model is None:
-        raise ModelError(503, NO_MODEL)
+        raise NoModel()
     return model
 
 

@@ -139,13 +139,14 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
     its card may be another file's."""
     keras_files = {name for name, path in files.items() if path.suffix == ".keras"}
     cards = {name: _check_card(path.with_suffix(".json")) for name, path in files.items()}
-    found = model_file.problems({files[name]: (stamps[name][0], card)  # the .h5's size, first in its stamp
+    # The .h5's size, first in its stamp (None, as 0, for a link to nothing that appeared since).
+    found = model_file.problems({files[name]: (stamps[name][0] or 0, card)
                                  for name, (card, _) in cards.items() if card is not None and name not in keras_files})
     checks = {}
     for name, (card, error) in cards.items():
-        if name in keras_files:  # whatever its card says
+        if name in keras_files:  # and what its card lacks, said at once: it is the next thing to put right
             error = (f"{name}.keras is in Keras's own .keras format, and the app serves .h5 files: load it and save "
-                     f'it with model.save("{name}.h5")')
+                     f'it with model.save("{name}.h5")' + (f"; and {error}" if error else ""))
         error = error or found[files[name]]
         if error:
             log.warning("model %s cannot be used: %s", name, error)
