@@ -564,3 +564,7 @@ def test_the_per_class_table_downloads_as_csv(client, models_dir):
         as_text=True)
     assert "per_class.csv" not in client.get("/models/small").get_data(as_text=True)
     assert client.get("/models/nope/per_class.csv").status_code == 404
+    (models_dir / "small.json").unlink()
+    response = client.get("/models/small/per_class.csv")
+    assert response.status_code == 404
+    assert "Model &#39;small&#39; has no card that can be read, so no per-class figures." in response.get_data(as_text=True)

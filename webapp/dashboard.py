@@ -329,7 +329,10 @@ def detail(name: str):
 # would also be the page of a model named "<name>.csv".
 @bp.get("/models/<name>/per_class.csv")
 def per_class_csv(name: str):
-    figures = per_class_figures(get_info_or_404(name).card or {})
+    info = get_info_or_404(name)
+    if info.card is None:  # missing or unreadable: the model's page says which
+        abort(404, description=f"Model '{name}' has no card that can be read, so no per-class figures.")
+    figures = per_class_figures(info.card)
     if not figures:
         abort(404, description=f"Model '{name}' has no per-class figures on its card.")
     return csv_file(PER_CLASS_COLUMNS, [{**each, "label": label} for label, each in figures], f"{name}_per_class.csv")
