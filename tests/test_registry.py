@@ -650,12 +650,9 @@ def test_the_layers_docs_give_for_other_notebooks_do_what_they_say(tmp_path):
         np.testing.assert_allclose(layer(pixels), preprocess(pixels.copy()), atol=1e-4)
     np.testing.assert_allclose(layers["grey"](pixels)[..., 0], pixels @ [0.299, 0.587, 0.114], rtol=1e-5)
     np.testing.assert_allclose(layers["two_classes"](np.array([[0.2], [1.0]])), [[0.8, 0.2], [0.0, 1.0]], atol=1e-6)
-    # The logit's, as the text gives it: softmax([0, z]) is [1 - sigmoid(z), sigmoid(z)].
-    from_logit = keras.layers.Dense(2, trainable=False)
-    from_logit.build((None, 1))
-    from_logit.set_weights([np.array([[0.0, 1.0]]), np.array([0.0, 0.0])])
-    z = np.array([[-2.0], [3.0]])
-    np.testing.assert_allclose(keras.layers.Softmax()(from_logit(z))[:, 1], 1 / (1 + np.exp(-z[:, 0])), rtol=1e-5)
+    z = np.array([[-2.0], [3.0]])  # logits: softmax([0, z]) is [1 - sigmoid(z), sigmoid(z)]
+    np.testing.assert_allclose(keras.layers.Softmax()(layers["from_logit"](z))[:, 1], 1 / (1 + np.exp(-z[:, 0])),
+                               rtol=1e-5)
 
     # A cats-vs-dogs notebook on VGG16's preprocessing, wrapped with them, is served as two classes.
     inputs = keras.Input((16, 16, 3))
@@ -677,8 +674,30 @@ def test_a_keras_format_file_is_listed_as_one_to_save_as_h5_unless_an_h5_of_its_
     model.save(models_dir / "tiny.keras")  # beside tiny.h5: the .h5 is served, the .keras passed over
     info = {info.name: info for info in registry.models()}
     assert sorted(info) == ["notebook", "small", "tiny"] and info["tiny"].available
-    assert info["notebook"].error == ("notebook.keras is in Keras's own .keras format, and the app serves .h5 files: "
-                                      'load it and save it with model.save("notebook.h5"); and no metrics card '
-                                      "(notebook.json)")
+    assert info["notebook"].error == ("notebook.keras is in Keras's own .keras format, and the app serves .h5 files "
+                                      "with a card beside them: load it and save it as .h5 as docs/web-app.md shows "
+                                      '("A model trained elsewhere"); and no metrics card (notebook.json)')
     (models_dir / "notebook.json").write_text((models_dir / "tiny.json").read_text())
-    assert registry.info("notebook").error.endswith('model.save("notebook.h5")')
+    assert registry.info("notebook").error.endswith('("A model trained elsewhere")')
+
+
+def test_a_notebook_with_preprocessing_on_tensors_and_augmentation_is_rebuilt_as_docs_say(tmp_path, monkeypatch):
+    import keras
+
+    layers = {"keras": keras}
+    exec(trained_elsewhere_snippets()[1], layers)
+    # The Keras tutorials' kind: preprocess_input on the input tensor, an augmentation block, a head.
+    inputs = keras.Input((224, 224, 3))
+    augmented = keras.Sequential([keras.layers.RandomFlip(), keras.layers.RandomContrast(0.2)])(
+        keras.applications.mobilenet_v2.preprocess_input(inputs))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, strides=8)(augmented))
+    notebook = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(features))
+    notebook.save(tmp_path / "mobilenet_notebook.keras")
+    monkeypatch.chdir(tmp_path)
+    exec(trained_elsewhere_snippets()[2], layers)
+
+    layers["served"].save(tmp_path / "rebuilt.h5")
+    (tmp_path / "rebuilt.json").write_text(json.dumps({"classes": ["a", "b", "c"], "input_shape": [224, 224, 3]}))
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    np.testing.assert_allclose(Registry(tmp_path).load("rebuilt").predict(pixels),
+                               notebook.predict(pixels.astype(np.float32), verbose=0), rtol=1e-4, atol=1e-6)

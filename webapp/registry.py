@@ -145,8 +145,9 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
     checks = {}
     for name, (card, error) in cards.items():
         if name in keras_files:  # and what its card lacks, said at once: it is the next thing to put right
-            error = (f"{name}.keras is in Keras's own .keras format, and the app serves .h5 files: load it and save "
-                     f'it with model.save("{name}.h5")' + (f"; and {error}" if error else ""))
+            error = (f"{name}.keras is in Keras's own .keras format, and the app serves .h5 files with a card beside "
+                     "them: load it and save it as .h5 as docs/web-app.md shows (\"A model trained elsewhere\")"
+                     + (f"; and {error}" if error else ""))
         error = error or found[files[name]]
         if error:
             log.warning("model %s cannot be used: %s", name, error)
