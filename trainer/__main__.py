@@ -312,10 +312,11 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
 def _read_card(path: Path) -> dict:
     """The card beside the model file `path`, checked, before the model takes seconds to load."""
     from trainer.card import load_card
+    from trainer.model_file import is_dangling_link
 
     if path.is_dir():
         raise UsageError(f"MODEL must be a .h5 model file; {path} is a folder")
-    if path.is_symlink() and not path.exists():
+    if is_dangling_link(path):
         raise UsageError(f"{path} is a link to {os.readlink(path)}, which is not there")
     if not path.exists():
         # A model named as the web app names it (`cifar10_scratch`), for its file in the default --out.
