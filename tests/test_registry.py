@@ -666,7 +666,7 @@ def test_the_layers_docs_give_for_other_notebooks_do_what_they_say(tmp_path):
     np.testing.assert_allclose(model.predict(image.astype(np.uint8))[0], [1 - dog, dog], rtol=1e-4, atol=1e-5)
 
 
-def test_a_keras_format_file_is_listed_as_one_to_save_as_h5_unless_an_h5_of_its_name_is_there(registry, models_dir):
+def test_a_keras_format_file_is_listed_as_one_to_import_unless_an_h5_of_its_name_is_there(registry, models_dir):
     import keras
 
     model = keras.saving.load_model(models_dir / "tiny.h5")
@@ -675,8 +675,9 @@ def test_a_keras_format_file_is_listed_as_one_to_save_as_h5_unless_an_h5_of_its_
     info = {info.name: info for info in registry.models()}
     assert sorted(info) == ["notebook", "small", "tiny"] and info["tiny"].available
     assert info["notebook"].error == ("notebook.keras is in Keras's own .keras format, and the app serves .h5 files "
-                                      "with a card beside them: load it and save it as .h5 as docs/web-app.md shows "
-                                      '("A model trained elsewhere"); and no metrics card (notebook.json)')
+                                      "with a card beside them: python -m trainer import makes one of it, as "
+                                      'docs/web-app.md says ("A model trained elsewhere"); and no metrics card '
+                                      "(notebook.json)")
     (models_dir / "notebook.json").write_text((models_dir / "tiny.json").read_text())
     assert registry.info("notebook").error.endswith('("A model trained elsewhere")')
 

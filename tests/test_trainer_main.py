@@ -42,7 +42,8 @@ def test_help_documents_the_commands():
                               cwd=CHECKOUT)
 
     result = run("--help")
-    assert result.returncode == 0 and all(command in result.stdout for command in ("train", "evaluate", "predict"))
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in ("train", "evaluate", "predict", "import"))
     result = run("train", "--help")
     assert result.stdout.startswith("usage: python -m trainer train --data DATA [OPTION ...]\n")  # one line
     for option in ("--arch", "--preset", "--data", "--test-data", "--epochs", "--batch-size", "--image-size",

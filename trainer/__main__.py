@@ -1,4 +1,4 @@
-"""Command line: `python -m trainer train ...`, `evaluate ...` and `predict ...`."""
+"""Command line: `python -m trainer train ...`, `evaluate ...`, `predict ...` and `import ...`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 from trainer.formatting import one_line, whole_number
-from trainer.options import MAX_NAME_BYTES, OVERRIDES, UsageError, did_you_mean, model_name, recipe
+from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, class_names, did_you_mean, image_size,
+                             model_name, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -58,6 +59,7 @@ def _run(args) -> int:
     try:
         import_keras()  # before any module of ours imports it, so that TensorFlow's start-up lines are dropped
         from trainer.data import DataError
+        from trainer.importing import ImportRefused
         from trainer.models import WeightsError
         from trainer.train import TrainingError
     except BackendError as error:
@@ -69,7 +71,7 @@ def _run(args) -> int:
 
     try:
         return args.command(args)
-    except (UsageError, DataError, WeightsError, TrainingError) as error:
+    except (UsageError, DataError, ImportRefused, WeightsError, TrainingError) as error:
         return _error(error)
 
 
@@ -162,6 +164,31 @@ def _parser() -> argparse.ArgumentParser:
                          help='a JSON object per line: {"file": ..., "predictions": [{"label": ..., "probability": '
                               '...}, ...]}, or {"file": ..., "error": ...}')
     predict.set_defaults(command=_predict, parser=predict)
+
+    imported = commands.add_parser(
+        "import", help="serve a Keras model trained elsewhere, such as a notebook's",
+        usage="%(prog)s NOTEBOOK_MODEL (--data DATA | --classes A,B,...) [OPTION ...]",
+        description="Make a Keras model trained elsewhere into one the web app serves: the notebook's "
+                    "preprocessing goes inside it as layers, its data augmentation is left out, and it gives a "
+                    "probability per class; saved as MODELS/NAME.h5 with its card.")
+    imported.add_argument("model", type=Path, metavar="NOTEBOOK_MODEL", help="the notebook's .h5 or .keras file")
+    imported.add_argument("--data", type=Path,
+                          help="labelled pictures, a folder / .zip of class subfolders: they give the classes, "
+                               "find the scaling by scoring, and their scores go on the card")
+    imported.add_argument("--classes", type=class_names,
+                          help="the classes, comma-separated, in the order of the model's outputs (default: DATA's "
+                               "class folders in name order, as Keras's image_dataset_from_directory takes them)")
+    imported.add_argument("--scaling", choices=SCALINGS,
+                          help="what the notebook did to pixels before the model: " +
+                               "; ".join(f"{kind}: {what}" for kind, what in SCALINGS.items()) +
+                               " (default: found from the model's own arithmetic, or by scoring on DATA)")
+    imported.add_argument("--image-size", type=image_size,
+                          help="SIDE or HEIGHTxWIDTH, for a model that takes pictures of any size: the size it "
+                               "was trained on")
+    imported.add_argument("--name", type=model_name, help="model name (default: the file's, without .h5 or .keras)")
+    imported.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
+    imported.add_argument("--replace", action="store_true", help="replace MODELS/NAME.h5 if it exists")
+    imported.set_defaults(command=_import, parser=imported)
     return parser
 
 
@@ -307,6 +334,31 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
         failed += bool(answer.error)
         answered += not answer.error
     return answered, failed
+
+
+def _import(args) -> int:
+    from trainer.importing import import_model
+
+    source = args.model
+    if not source.exists():
+        raise UsageError(f"There is no model file {source}")
+    if source.is_dir() or source.suffix not in (".h5", ".keras"):
+        raise UsageError(f"NOTEBOOK_MODEL must be a Keras model file, .h5 or .keras; {source} is not one")
+    if args.data is None and args.classes is None:
+        raise UsageError("Pass --data, labelled pictures that give the classes, or --classes")
+    if args.data is not None:
+        _check_data("--data", args.data)
+    _check_writable("--out", args.out)
+    try:
+        name = args.name or model_name(source.stem)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"{source.stem!r} cannot name a model: pass --name, which {error}") from None
+    model_path = args.out / f"{name}.h5"
+    if model_path.exists() and not args.replace:
+        raise UsageError(f"{model_path} exists: pass --replace to put the imported model in its place, or --name "
+                         "to save it beside it")
+    import_model(source, model_path, args.data, args.classes, args.scaling, args.image_size)
+    return 0
 
 
 def _read_card(path: Path) -> dict:

@@ -177,18 +177,23 @@ def save_model_and_card(model, card: dict[str, Any], model_path: Path) -> dict[s
     """
     model_path = Path(model_path)
     card_path = model_path.with_suffix(".json")
-    absl_log, no_advice = logging.getLogger("absl"), _NoHdf5Advice()
     with _staged(model_path) as (model_tmp, card_tmp):
-        absl_log.addFilter(no_advice)
-        try:
-            model.save(model_tmp, include_optimizer=False)
-        finally:
-            absl_log.removeFilter(no_advice)
+        save_h5(model, model_tmp)
         card = card | {"file_size_bytes": model_tmp.stat().st_size, "file_sha256": model_file.sha256(model_tmp)}
         card_tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         os.replace(card_tmp, card_path)
         os.replace(model_tmp, model_path)
     return card
+
+
+def save_h5(model, path: Path) -> None:
+    """Save the model for inference (no optimizer state) as .h5, without Keras's advice against it."""
+    absl_log, no_advice = logging.getLogger("absl"), _NoHdf5Advice()
+    absl_log.addFilter(no_advice)
+    try:
+        model.save(path, include_optimizer=False)
+    finally:
+        absl_log.removeFilter(no_advice)
 
 
 def exists_message(model_path: Path) -> str:

@@ -14,6 +14,7 @@ its output without absl log lines of severity under LEVEL.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -27,6 +28,21 @@ SEVERITIES = b"IWEF"  # INFO, WARNING, ERROR, FATAL: levels 0 to 3
 # set up, the time's seconds hold the whole Unix time)
 LOG_LINE = re.compile(rb"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
 EARLY_LOG_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+
+
+class _NoRetracingWarning(logging.Filter):
+    """TensorFlow counts the traces of every Keras model's predict function as one function's,
+    and from the fifth model in a row (the web app's comparison loads them all, `import` scores
+    five) warns of "retracing" and how to avoid it: a paragraph in the log for what is one trace
+    per model, as it should be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+# On the logger TensorFlow writes to once it is imported; setting it up imports nothing.
+logging.getLogger("tensorflow").addFilter(_NoRetracingWarning())
+
 
 _lock = threading.Lock()  # descriptor 2 is the whole process's: one redirection at a time
 

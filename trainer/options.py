@@ -1,5 +1,6 @@
-"""The options of `python -m trainer train`: how each one is read and checked, and the recipe
-(the hyperparameters) they make of a preset. The command line and bench/train.py share them."""
+"""The options of `python -m trainer train` and `import`: how each one is read and checked, and
+the recipe (the hyperparameters) they make of a preset. The command line and bench/train.py
+share them."""
 
 from __future__ import annotations
 
@@ -65,6 +66,40 @@ def _weight(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
 
+
+def class_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"must name two classes or more, comma-separated, not {text!r}")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"must name each class once, not {text!r}")
+    return names
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """SIDE or HEIGHTxWIDTH, as (height, width)."""
+    sides = text.lower().split("x")
+    if len(sides) == 1:
+        sides *= 2  # a square's side
+    try:
+        height, width = (whole_number(side, 1) for side in sides)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a side or HEIGHTxWIDTH in pixels, such as 224 or 224x160, "
+                                         f"not {text!r}") from None
+    if max(height, width) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIDE} pixels a side, not {text}")
+    return height, width
+
+
+# What a notebook may have done to the pixels before its model (`import --scaling`); tf, caffe
+# and torch are keras.applications' names for the modes of its preprocess_input functions.
+SCALINGS = {
+    "none": "raw pixels 0-255, for a model that scales them itself",
+    "unit": "pixels / 255",
+    "tf": "pixels / 127.5 - 1, as the preprocess_input of MobileNet, Inception, Xception and ResNetV2",
+    "caffe": "RGB to BGR less ImageNet's means, as the preprocess_input of VGG16, VGG19 and ResNet50",
+    "torch": "pixels / 255 less ImageNet's means over its deviations, as DenseNet's preprocess_input",
+}
 
 MAX_NAME_BYTES = 100  # a file name holds 255; the save's temporary file adds to it
 

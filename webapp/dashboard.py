@@ -265,9 +265,15 @@ def plain_spaces(heading: str) -> str:
     return heading.replace("\u00a0", " ")
 
 
+def detailed_figures(card: dict) -> dict:
+    """The figures per class and the confusion matrix are the held-out images', or for a card
+    without them (an imported model's) the test images'."""
+    return section(card, "evaluation") or section(card, "test_evaluation")
+
+
 def per_class_figures(card: dict) -> list[tuple[str, dict]]:
     """(class, its figures) for each of the card's classes that has them, in the card's order."""
-    per_class = section(section(card, "evaluation"), "per_class")
+    per_class = section(detailed_figures(card), "per_class")
     return [(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)]
 
 
@@ -305,7 +311,7 @@ def detail(name: str):
             best=max,
         ),
     ]
-    confusion = heat_map(evaluation.get("confusion_matrix"), card.get("classes", []))
+    confusion = heat_map(detailed_figures(card).get("confusion_matrix"), card.get("classes", []))
     return render_template(
         "model.html",
         info=info,

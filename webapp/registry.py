@@ -146,7 +146,8 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
     for name, (card, error) in cards.items():
         if name in keras_files:  # and what its card lacks, said at once: it is the next thing to put right
             error = (f"{name}.keras is in Keras's own .keras format, and the app serves .h5 files with a card beside "
-                     "them: load it and save it as .h5 as docs/web-app.md shows (\"A model trained elsewhere\")"
+                     "them: python -m trainer import makes one of it, as docs/web-app.md says (\"A model trained "
+                     "elsewhere\")"
                      + (f"; and {error}" if error else ""))
         error = error or found[files[name]]
         if error:
@@ -156,19 +157,6 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
             log.warning("model %s: %s", name, note)
         checks[name] = Checked(stamps[name], card, error, note)
     return checks
-
-
-class _NoRetracingWarning(logging.Filter):
-    """TensorFlow counts the traces of every Keras model's predict function as one function's,
-    and from the fifth model loaded in a row (a comparison loads them all) warns of "retracing"
-    and how to avoid it: a paragraph in the log for what is one trace per model, as it should be."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-# On the logger TensorFlow writes to once it is imported; setting it up imports nothing.
-logging.getLogger("tensorflow").addFilter(_NoRetracingWarning())
 
 
 def _load_keras_model(path: Path):

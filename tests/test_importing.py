@@ -1,0 +1,240 @@
+"""`python -m trainer import`: notebook models made into ones the web app serves."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import DATASET_CLASSES, refused, save_lambda_model
+from trainer.__main__ import main
+from trainer.importing import scaling_layer
+from webapp.registry import Registry
+
+CLASSES = ",".join(DATASET_CLASSES)
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def unit_scaled_notebook(size: int = 16) -> keras.Model:
+    """A notebook's model of the fixture folder's classes, trained on pixels / 255: a class's
+    colour averages about 0.7 there, the others about 0.23 (conftest.write_image_folder). It
+    answers by a bump at 0.7, so that no other scaling does as well: raw pixels put the class's
+    colour lowest, and -1 to 1 puts every colour below the bump."""
+    inputs = keras.Input((size, size, 3))
+    means = keras.layers.GlobalAveragePooling2D()(inputs)
+    ramps = keras.layers.Dense(6, activation="relu")(means)  # relu(x - 0.6) and relu(x - 0.8) per colour
+    outputs = keras.layers.Dense(3, activation="softmax")(ramps)  # 50 (relu(x - 0.6) - 2 relu(x - 0.8))
+    model = keras.Model(inputs, outputs)
+    model.layers[2].set_weights([np.hstack([np.eye(3), np.eye(3)]), np.array([-0.6] * 3 + [-0.8] * 3)])
+    # Its outputs in the classes' name order, as Keras's image_dataset_from_directory gives them.
+    colours = np.eye(3)[:, [DATASET_CLASSES.index(name) for name in sorted(DATASET_CLASSES)]].T
+    model.layers[3].set_weights([50 * np.vstack([colours, -2 * colours]), np.zeros(3)])
+    return model
+
+
+def served(models, name: str, pixels: np.ndarray) -> np.ndarray:
+    """The web app's answers by the imported model."""
+    return Registry(models).load(name).predict(pixels.astype(np.uint8))
+
+
+def pixels(size: int = 16, count: int = 3) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (count, size, size, 3)).astype(np.float32)
+
+
+def test_a_notebook_model_is_imported_with_the_scaling_that_scores_best_and_its_scores(image_folder, tmp_path,
+                                                                                       capsys):
+    notebook = unit_scaled_notebook()
+    notebook.save(tmp_path / "colours.h5")
+    assert main(["import", "colours.h5", "--data", str(image_folder)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "  unit   100.00%  pixels / 255\n" in out and "  none     0.00%" in out
+    assert "warning" not in captured.err  # the others score a third at most: 20 pictures fewer of 30
+    assert "Saved models/colours.h5 (" in out and "parameters), with the scaling unit as its first layer" in out
+
+    card = json.loads((tmp_path / "models" / "colours.json").read_text())
+    assert card["classes"] == sorted(DATASET_CLASSES) and card["input_shape"] == [16, 16, 3]
+    assert card["architecture"] == "imported" and card["weights"] == "imported from colours.h5"
+    assert card["hyperparameters"] == {"imported_from": "colours.h5",
+                                                                             "scaling": "unit"}
+    assert card["test_evaluation"]["accuracy"] == 1.0 and card["test_evaluation"]["per_class"]["red"]["support"] == 10
+    assert card["test_digest"] and card["file_sha256"]
+    picture = pixels()
+    np.testing.assert_allclose(served(tmp_path / "models", "colours", picture), notebook.predict(picture / 255),
+                               rtol=1e-5, atol=1e-6)
+
+
+def tutorial_notebook(augmentation_first: bool) -> keras.Model:
+    """The Keras transfer-learning tutorial's kind, which .h5 cannot hold: preprocess_input on
+    a tensor, an augmentation block (RandomContrast does not read back from .h5), a base model
+    inside, and logits."""
+    base = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, strides=4)], name="base")
+    augmentation = keras.Sequential([keras.layers.RandomFlip(), keras.layers.RandomContrast(0.2)])
+    inputs = keras.Input((32, 32, 3))
+    if augmentation_first:
+        preprocessed = keras.applications.mobilenet_v2.preprocess_input(augmentation(inputs))
+    else:
+        preprocessed = augmentation(keras.applications.mobilenet_v2.preprocess_input(inputs))
+    features = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(base(preprocessed)))
+    return keras.Model(inputs, keras.layers.Dense(3)(features))
+
+
+@pytest.mark.parametrize("augmentation_first", [True, False])
+def test_preprocessing_on_tensors_becomes_a_layer_and_augmentation_and_logits_are_seen_to(augmentation_first,
+                                                                                          tmp_path, capsys):
+    notebook = tutorial_notebook(augmentation_first)
+    notebook.save(tmp_path / "mobilenet.keras")
+    assert main(["import", "mobilenet.keras", "--classes", "cat, dog, ship"]) == 0
+    assert "Its arithmetic on tensors is the scaling tf: pixels / 127.5 - 1" in capsys.readouterr().out
+    model = keras.saving.load_model(tmp_path / "models" / "mobilenet.h5")  # plainly, as the guide promises
+    assert not [layer for layer in model.layers[-2].layers if "Random" in type(layer).__name__]
+    picture = pixels(32)
+    logits = notebook.predict(picture)
+    np.testing.assert_allclose(served(tmp_path / "models", "mobilenet", picture),
+                               np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    card = json.loads((tmp_path / "models" / "mobilenet.json").read_text())
+    assert card["classes"] == ["cat", "dog", "ship"] and card["test_evaluation"] is None
+    assert refused(["import", "mobilenet.keras", "--classes", "a,b,c", "--scaling", "unit", "--name", "x"], capsys) == (
+        "error: The model's own arithmetic on tensors is the scaling tf, not unit: leave --scaling out")
+
+
+@pytest.mark.parametrize("kind, preprocess", [("tf", keras.applications.mobilenet_v2.preprocess_input),
+                                              ("caffe", keras.applications.vgg16.preprocess_input),
+                                              ("torch", keras.applications.densenet.preprocess_input)])
+def test_each_scaling_is_what_keras_applications_preprocess_input_does(kind, preprocess):
+    picture = pixels(4)
+    np.testing.assert_allclose(scaling_layer(kind)(picture), preprocess(picture.copy()), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("activation, probability", [("sigmoid", lambda z: z),
+                                                     (None, lambda z: (1 + np.tanh(z / 2)) / 2)])
+def test_a_two_class_model_of_one_output_answers_with_two_probabilities(activation, probability, tmp_path):
+    notebook = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                 keras.layers.Dense(1, activation=activation)])
+    notebook.save(tmp_path / "cats_dogs.h5")
+    assert main(["import", "cats_dogs.h5", "--classes", "cat,dog", "--scaling", "caffe"]) == 0
+    picture = pixels(8)
+    dog = probability(notebook.predict(keras.applications.vgg16.preprocess_input(picture.copy()))[:, 0])
+    np.testing.assert_allclose(served(tmp_path / "models", "cats_dogs", picture), np.stack([1 - dog, dog], axis=1),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_of_grey_pictures_is_given_them_from_colour_ones(tmp_path):
+    notebook = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(2, activation="softmax")])
+    notebook.save(tmp_path / "grey.h5")
+    assert main(["import", "grey.h5", "--classes", "a,b", "--scaling", "unit"]) == 0
+    picture = pixels(8)
+    grey = picture @ np.array([[0.299], [0.587], [0.114]])
+    np.testing.assert_allclose(served(tmp_path / "models", "grey", picture), notebook.predict(grey / 255),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_that_scales_pixels_itself_takes_them_as_they_are(tmp_path, capsys):
+    notebook = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.RandomFlip(), keras.layers.Rescaling(1 / 255),
+                                 keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    notebook.save(tmp_path / "own.keras")
+    assert main(["import", "own.keras", "--classes", "a,b"]) == 0
+    assert "Its first layer scales pixels itself" in capsys.readouterr().out
+    picture = pixels(8)
+    np.testing.assert_allclose(served(tmp_path / "models", "own", picture), notebook.predict(picture),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_of_any_size_is_given_one(tmp_path, capsys):
+    notebook = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(2, activation="softmax")])
+    notebook.save(tmp_path / "any.h5")
+    message = refused(["import", "any.h5", "--classes", "a,b", "--scaling", "unit"], capsys)
+    assert message == ("error: The model takes pictures of any size: pass the size it was trained on as "
+                       "--image-size, e.g. 224 or 224x160 (height x width)")
+    assert main(["import", "any.h5", "--classes", "a,b", "--scaling", "unit", "--image-size", "24x40"]) == 0
+    assert json.loads((tmp_path / "models" / "any.json").read_text())["input_shape"] == [24, 40, 3]
+
+
+def test_bad_commands_are_refused_before_the_model_loads(tmp_path, image_folder, capsys):
+    unit_scaled_notebook().save(tmp_path / "colours.h5")
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert refused(["import", "gone.h5", "--classes", "a,b"], capsys) == "error: There is no model file gone.h5"
+    assert refused(["import", "notes.txt", "--classes", "a,b"], capsys) == (
+        "error: NOTEBOOK_MODEL must be a Keras model file, .h5 or .keras; notes.txt is not one")
+    assert refused(["import", "colours.h5"], capsys) == (
+        "error: Pass --data, labelled pictures that give the classes, or --classes")
+    assert refused(["import", "colours.h5", "--data", "nowhere"], capsys).startswith("error: --data must be a folder")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "colours.h5").write_text("an older model")
+    assert refused(["import", "colours.h5", "--classes", CLASSES], capsys) == (
+        "error: models/colours.h5 exists: pass --replace to put the imported model in its place, or --name to save "
+        "it beside it")
+    with pytest.raises(SystemExit):
+        main(["import", "colours.h5", "--classes", "a,a"])
+    assert "must name each class once" in capsys.readouterr().err
+
+
+def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path, capsys):
+    unit_scaled_notebook().save(tmp_path / "colours.h5")
+    save_lambda_model(tmp_path / "lambda.h5")
+    assert refused(["import", "colours.h5", "--classes", "a,b", "--scaling", "unit"], capsys) == (
+        "error: The model gives 3 outputs but there are 2 classes")
+    assert refused(["import", "colours.h5", "--classes", CLASSES], capsys).startswith(
+        "error: Say what the notebook did to pixels before the model with --scaling (none: raw pixels 0-255")
+    assert "Python code that Keras does not run from a file" in refused(
+        ["import", "lambda.h5", "--classes", CLASSES, "--scaling", "none"], capsys)
+
+    tags = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="sigmoid")])
+    tags.save(tmp_path / "tags.h5")
+    assert refused(["import", "tags.h5", "--classes", CLASSES, "--scaling", "unit"], capsys) == (
+        "error: The model's last layer gives sigmoid outputs for 3 classes, where a softmax (or logits) answers "
+        "which one a picture shows")
+
+    inputs = keras.Input((8, 8, 3))  # arithmetic in the middle: no scaling before it stands for it
+    features = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs)) * 3
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(features)).save(tmp_path / "middle.keras")
+    assert refused(["import", "middle.keras", "--classes", "a,b"], capsys).startswith(
+        "error: The model does arithmetic on tensors (Multiply) that is none of the scalings known here")
+    scaled = keras.layers.Flatten()(inputs / 255)  # which .h5 cannot hold, and .keras can
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(scaled)).save(tmp_path / "unit.h5")
+    assert refused(["import", "unit.h5", "--classes", "a,b"], capsys).endswith(
+        "; or if it did arithmetic on tensors, import its .keras file (model.save(\"name.keras\"))")
+
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, activation="softmax")]).save(tmp_path / "map.h5")
+    assert refused(["import", "map.h5", "--classes", "a,b", "--scaling", "unit"], capsys) == (
+        "error: The model gives outputs of shape (None, 6, 6, 2), not one score per class")
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_scalings_that_score_alike_are_said_to(tmp_path, capsys):
+    # Two pictures: whatever each scaling scores, no two differ by more than 2 of them.
+    from PIL import Image
+
+    for label, colour in (("blue", (0, 0, 200)), ("red", (200, 0, 0))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8), colour).save(tmp_path / "data" / label / "1.png")
+    notebook = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(2, activation="softmax")])
+    notebook.layers[-1].set_weights([np.array([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]), np.zeros(2)])
+    notebook.save(tmp_path / "colours.h5")
+    assert main(["import", "colours.h5", "--data", "data"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ("warning: unit, tf, caffe and torch scored within 3 pictures of none on data: too few "
+                            "pictures to tell them apart? Pass --scaling to say what the notebook did\n")
+    assert "taking pixels as they are" in captured.out
+
+
+def test_the_dashboard_shows_an_imported_models_test_scores(image_folder, tmp_path):
+    from webapp import create_app
+
+    unit_scaled_notebook().save(tmp_path / "colours.h5")
+    assert main(["import", "colours.h5", "--data", str(image_folder)]) == 0
+    client = create_app({"MODELS_DIR": str(tmp_path / "models"), "TESTING": True}).test_client()
+    row = next(row for row in client.get("/api/models").get_json()["models"] if row["name"] == "colours")
+    assert row["available"] and row["card"]["test_evaluation"]["accuracy"] == 1.0
+    page = client.get("/models/colours").get_data(as_text=True)
+    assert "<dd>imported</dd>" in page and "<dd>imported from colours.h5</dd>" in page
+    assert "<h2>Per class</h2>" in page and "<h2>Confusion matrix</h2>" in page  # the test images'
+    assert '"blue",1.0,1.0,1.0,10' in client.get("/models/colours/per_class.csv").get_data(as_text=True)
