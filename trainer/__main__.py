@@ -342,7 +342,10 @@ def _import(args) -> int:
     source = args.model
     if not source.exists():
         raise UsageError(f"There is no model file {source}")
-    if source.is_dir() or source.suffix not in (".h5", ".keras"):
+    if source.is_dir():
+        raise UsageError(f"{source} is a folder, as TensorFlow 2's SavedModel is: Keras 3 reads .keras and .h5 files; "
+                         "save the model in the notebook with model.save(\"name.keras\")")
+    if source.suffix not in (".h5", ".keras"):
         raise UsageError(f"NOTEBOOK_MODEL must be a Keras model file, .h5 or .keras; {source} is not one")
     if args.data is None and args.classes is None:
         raise UsageError("Pass --data, labelled pictures that give the classes, or --classes")
