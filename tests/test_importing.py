@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import DATASET_CLASSES, refused, save_lambda_model, write_image_folder
+from conftest import DATASET_CLASSES, copy_models, refused, save_lambda_model, write_image_folder
 from trainer.__main__ import main
 from trainer.data import Dataset
 from trainer.importing import best_scaling, scales_itself, scaling_layer
@@ -181,11 +181,16 @@ def test_a_normalization_layer_scales_pixels_itself_if_adapted_to_raw_ones(adapt
                                            keras.layers.Flatten(), keras.layers.Dense(2)])) is scales
 
 
+def two_branches(x):
+    """A skip connection's kind: two convolutions of x, added."""
+    return keras.layers.Add()([keras.layers.Conv2D(4, 3, padding="same")(x), keras.layers.Conv2D(4, 1)(x)])
+
+
 def test_a_model_whose_layers_branch_keeps_its_graph_without_its_augmentation(tmp_path):
     inputs = keras.Input((8, 8, 3))
     augmented = keras.Sequential([keras.layers.RandomFlip(), keras.layers.RandomContrast(0.2)])(inputs)
     scaled = keras.layers.Rescaling(1 / 255)(augmented)
-    branches = keras.layers.Add()([keras.layers.Conv2D(4, 3, padding="same")(scaled), keras.layers.Conv2D(4, 1)(scaled)])
+    branches = two_branches(scaled)
     notebook = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(
         keras.layers.GlobalAveragePooling2D()(branches)))
     notebook.save(tmp_path / "branches.keras")
@@ -252,7 +257,7 @@ def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path, capsys):
         "keras.ops.softmax(x), which Keras writes to .h5 but cannot read back: do it with layers "
         "(keras.layers.Add(), keras.layers.Softmax()...) and save it again")
     scaled = inputs / 255  # then branches, so no rebuilding of its layers in a row can stand for it
-    branches = keras.layers.Add()([keras.layers.Conv2D(2, 3, padding="same")(scaled), keras.layers.Conv2D(2, 1)(scaled)])
+    branches = two_branches(scaled)
     keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(branches))).save(
         tmp_path / "branches.keras")
     assert refused(["import", "branches.keras", "--classes", "a,b"], capsys).startswith(
@@ -263,7 +268,8 @@ def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path, capsys):
     assert refused(["import", "unit.h5", "--classes", "a,b"], capsys).endswith(
         "; or if it did arithmetic on tensors, import its .keras file (model.save(\"name.keras\"))")
 
-    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, activation="softmax")]).save(tmp_path / "map.h5")
+    scores_map = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, activation="softmax")])
+    scores_map.save(tmp_path / "map.h5")
     assert refused(["import", "map.h5", "--classes", "a,b", "--scaling", "unit"], capsys) == (
         "error: The model gives outputs of shape (None, 6, 6, 2), not one score per class")
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
@@ -311,7 +317,7 @@ def test_a_file_that_is_not_a_whole_model_is_refused_with_what_to_save(tmp_path,
         'model in the notebook with model.save("name.keras")')
 
 
-def test_the_dashboard_shows_an_imported_models_test_scores(image_folder, tmp_path):
+def test_the_dashboard_shows_an_imported_models_test_scores(image_folder, built_models, tmp_path):
     from webapp import create_app
 
     unit_scaled_notebook().save(tmp_path / "colours.h5")
@@ -323,3 +329,17 @@ def test_the_dashboard_shows_an_imported_models_test_scores(image_folder, tmp_pa
     assert "<dd>imported</dd>" in page and "<dd>imported from colours.h5</dd>" in page
     assert "<h2>Per class</h2>" in page and "<h2>Confusion matrix</h2>" in page  # the test images'
     assert '"blue",1.0,1.0,1.0,10' in client.get("/models/colours/per_class.csv").get_data(as_text=True)
+
+    # Another, scored on other pictures: the test figures, all they have, are shown, though they do not rank.
+    write_image_folder(tmp_path / "other", per_class=4, seed=1)
+    assert main(["import", "colours.h5", "--data", "other", "--name", "again"]) == 0
+    page = client.get("/models").get_data(as_text=True)
+    assert '<th scope="col" class="number">Test accuracy</th>' in page
+    assert page.count('<td class="number">100.0%</td>') == 2 and "strong" not in page.split("<tbody>")[1]  # no rank
+
+    # Beside models trained here, under a heading of their own.
+    copy_models(built_models, tmp_path / "models")
+    page = client.get("/models").get_data(as_text=True)
+    assert '<h2 class="data-set">Data set not recorded</h2>' in page
+    assert 'aria-label="Models whose data set is not recorded"' in page
+    assert 'aria-label="Models trained on synthetic"' in page

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template
 
-from trainer.formatting import filesize, is_number, is_share, plural
+from trainer.formatting import DASH, filesize, is_number, is_share, plural
 
 from .charts import line_chart
 from .exports import Column, csv_file, markdown_file
@@ -157,6 +157,9 @@ class Group:
     rows: list[dict]
     digest: str | None  # the images', by which it is told; None for cards without one, told by name
     shared_test: bool  # all scored on the same test images: ranked by that, the fairest figure
+    # Test figures shown: those they are ranked by, or the only ones they have (imported models, scored on
+    # other pictures each: not ranked by). Else hidden, as figures on other images do not compare.
+    tested: bool
     held_out_differs: bool
     # What may tell it from other data sets of its name, in a reader's words, the most telling
     # first; None for what its cards do not say, or do not agree on.
@@ -166,6 +169,16 @@ class Group:
     @property
     def recorded(self) -> bool:
         return self.digest is not None
+
+    @property
+    def title(self) -> str:
+        """Its heading on the page, where a file or a program gets a dash for a data set no card names."""
+        return "Data set not recorded" if self.heading == DASH else self.heading  # imported models, say
+
+    @property
+    def caption(self) -> str:
+        """Its table's name, for screen readers."""
+        return "Models whose data set is not recorded" if self.heading == DASH else f"Models trained on {self.heading}"
 
 
 def group(infos: list[ModelInfo], digest: str | None) -> Group:
@@ -183,6 +196,8 @@ def group(infos: list[ModelInfo], digest: str | None) -> Group:
         rows=rows,
         digest=digest,
         shared_test=shared_test,
+        tested=shared_test or (not any(is_number(row["accuracy"]) for row in rows)
+                               and any(is_number(row["test_accuracy"]) for row in rows)),
         held_out_differs=len({fingerprint(card, "held_out_digest") for card in cards} - {None}) > 1,
         traits=(classes.pop() if len(classes) == 1 else None, first_trained(cards)),
     )
