@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
 
     imported = commands.add_parser(
         "import", help="serve a Keras model trained elsewhere, such as a notebook's",
-        usage="%(prog)s NOTEBOOK_MODEL (--data DATA | --classes A,B,...) [OPTION ...]",
+        usage="%(prog)s NOTEBOOK_MODEL --data DATA and/or --classes A,B,... [OPTION ...]",
         description="Make a Keras model trained elsewhere into one the web app serves: the notebook's "
                     "preprocessing goes inside it as layers, its data augmentation is left out, and it gives a "
                     "probability per class; saved as MODELS/NAME.h5 with its card.")
@@ -181,12 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--scaling", choices=SCALINGS,
                           help="what the notebook did to pixels before the model: " +
                                "; ".join(f"{kind}: {what}" for kind, what in SCALINGS.items()) +
-                               " (default: found from the model's own arithmetic, or by scoring on DATA)")
+                               " (default: found from the model's own arithmetic, or its first layer, or by "
+                               "scoring on DATA)")
     imported.add_argument("--image-size", type=image_size,
                           help="SIDE or HEIGHTxWIDTH, for a model that takes pictures of any size: the size it "
                                "was trained on")
     imported.add_argument("--name", type=model_name, help="model name (default: the file's, without .h5 or .keras)")
-    imported.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
+    imported.add_argument("--out", type=Path, default=Path("models"), metavar="MODELS",
+                          help="models folder (default: models)")
     imported.add_argument("--replace", action="store_true", help="replace MODELS/NAME.h5 if it exists")
     imported.set_defaults(command=_import, parser=imported)
     return parser
@@ -337,6 +339,7 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
 
 
 def _import(args) -> int:
+    from trainer.card import exists_message
     from trainer.importing import import_model
 
     source = args.model
@@ -345,8 +348,8 @@ def _import(args) -> int:
     if source.is_dir():
         raise UsageError(f"{source} is a folder, as TensorFlow 2's SavedModel is: Keras 3 reads .keras and .h5 files; "
                          "save the model in the notebook with model.save(\"name.keras\")")
-    if source.suffix not in (".h5", ".keras"):
-        raise UsageError(f"NOTEBOOK_MODEL must be a Keras model file, .h5 or .keras; {source} is not one")
+    if source.suffix.lower() not in (".h5", ".hdf5", ".keras"):
+        raise UsageError(f"NOTEBOOK_MODEL must be a Keras model file, .keras or .h5; {source} is not one")
     if args.data is None and args.classes is None:
         raise UsageError("Pass --data, labelled pictures that give the classes, or --classes")
     if args.data is not None:
@@ -357,9 +360,10 @@ def _import(args) -> int:
     except argparse.ArgumentTypeError as error:
         raise UsageError(f"{source.stem!r} cannot name a model: pass --name, which {error}") from None
     model_path = args.out / f"{name}.h5"
+    if model_path.resolve() == source.resolve():
+        raise UsageError(f"{source} is the file the import would save: pass --name to save it beside it")
     if model_path.exists() and not args.replace:
-        raise UsageError(f"{model_path} exists: pass --replace to put the imported model in its place, or --name "
-                         "to save it beside it")
+        raise UsageError(exists_message(model_path, "put the imported model"))
     import_model(source, model_path, args.data, args.classes, args.scaling, args.image_size)
     return 0
 

@@ -196,9 +196,9 @@ def save_h5(model, path: Path) -> None:
         absl_log.removeFilter(no_advice)
 
 
-def exists_message(model_path: Path) -> str:
-    """Why a run does not save over an existing model unless told to."""
-    return f"{model_path} exists: pass --replace to train a new one in its place, or --name to save beside it"
+def exists_message(model_path: Path, new: str = "train a new one") -> str:
+    """Why a run (or an import) does not save over an existing model unless told to."""
+    return f"{model_path} exists: pass --replace to {new} in its place, or --name to save beside it"
 
 
 def load_card(path: Path) -> dict[str, Any]:
