@@ -292,8 +292,15 @@ def test_the_scaling_of_the_lowest_loss_is_taken_and_doubts_are_said(capsys):
     warn_of_doubts(tie, "unit", labelled(400))
     assert capsys.readouterr().err == ""
     warn_of_doubts(scores(none=(0.3, 2.0), unit=(0.28, 1.5)), "unit", labelled(400))  # 8 pictures more right
-    assert capsys.readouterr().err == ("warning: none gets more pictures right (30.00%) than unit (28.00%): pass "
-                                       "--scaling to say which the notebook did\n")
+    assert capsys.readouterr().err == (
+        "warning: none gets more pictures right (30.00%) than unit (28.00%), but at a higher loss; if the notebook "
+        "standardized pixels by their own means and deviations, it did none of the five: pass those as --mean and "
+        "--std\n")
+    # Taken on other evidence (--scaling, or a first layer that scales), and beaten on both counts.
+    warn_of_doubts(scores(none=(0.25, 11.95), unit=(0.4575, 1.18), torch=(0.4875, 1.39)), "none", labelled(400))
+    assert capsys.readouterr().err.startswith(
+        "warning: unit scores far better than none on test10 (45.75% right at a loss of 1.1800, against 25.00% at "
+        "11.9500): pass --scaling unit if that is what the notebook did\n")
     warn_of_doubts(scores(none=(0.288, 2.0), unit=(0.28, 1.5)), "unit", labelled(1000))  # 8 of 1,000: under 1%
     assert capsys.readouterr().err == ""
     warn_of_doubts(scores(none=(0.12, 2.29), unit=(0.1, 2.31)), "none", labelled(400))
@@ -301,7 +308,7 @@ def test_the_scaling_of_the_lowest_loss_is_taken_and_doubts_are_said(capsys):
                                        "learned to tell apart, and its classes in the order of its outputs?\n")
 
 
-def test_a_scaling_the_model_suggests_is_scored_too_and_doubted_when_another_does_better(image_folder, tmp_path,
+def test_a_scaling_the_model_suggests_gives_way_to_one_that_scores_far_better(image_folder, tmp_path,
                                                                                           capsys):
     # Rescaling(1 / 255) inside, and pixels / 255 outside too, a slip: its layers after the first saw pixels / 65025.
     body = unit_scaled_notebook()
@@ -311,8 +318,14 @@ def test_a_scaling_the_model_suggests_is_scored_too_and_doubted_when_another_doe
     notebook.save(tmp_path / "twice.keras")
     assert main(["import", "twice.keras", "--data", str(image_folder)]) == 0
     captured = capsys.readouterr()
-    assert "Its first layer scales pixels itself" in captured.out and "Scoring the model on data" in captured.out
-    assert "warning: unit gets more pictures right (100.00%) than none (0.00%)" in captured.err
+    assert ("Its first layer scales pixels itself, but unit scores far better on data: taking unit. Pass --scaling if "
+            "you know what the notebook did.") in captured.out and captured.err == ""
+    assert "with the scaling unit as its first layer" in captured.out
+
+    # Told otherwise, it does as told, and says what scores better.
+    assert main(["import", "twice.keras", "--data", str(image_folder), "--scaling", "none", "--replace"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("warning: unit scores far better than none on data (100.00% right at a loss of ")
     assert "warning: none scores about chance on data" in captured.err
 
 
@@ -407,8 +420,9 @@ def test_models_of_other_shapes_and_files_are_refused_or_taken_as_keras_takes_th
         tmp_path / "named.keras")
     assert refused(["import", "named.keras", "--classes", "a,b", "--scaling", "unit"], capsys) == (
         "error: The model gives outputs of shape (None, 2), not one score per class: import a classifier of one output")
-    keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]).save(
-        tmp_path / "grey.keras")
+    grey = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(2, activation="softmax")])
+    grey.save(tmp_path / "grey.keras")
     assert refused(["import", "grey.keras", "--classes", "a,b", "--scaling", "caffe"], capsys) == (
         "error: The scaling caffe works on colour pictures, and the model takes grey ones: pass --scaling none, unit, "
         "tf, or leave it out")
@@ -434,7 +448,8 @@ def test_replace_saves_over_a_model_but_never_over_the_file_imported(tmp_path, c
         assert main(["import", "colours.h5", "--classes", CLASSES, "--scaling", scaling, "--replace"]) == 0
     assert json.loads((tmp_path / "models" / "colours.json").read_text())["hyperparameters"]["scaling"] == "tf"
     assert refused(["import", "models/colours.h5", "--classes", CLASSES, "--scaling", "none", "--replace"],
-                   capsys) == "error: models/colours.h5 is the file the import would save: pass --name to save it beside it"
+                   capsys) == ("error: models/colours.h5 is the file the import would save: pass --name to save it "
+                               "beside it")
 
 
 def test_a_model_inside_that_does_arithmetic_on_tensors_is_refused(tmp_path, capsys):
@@ -463,3 +478,23 @@ def test_a_model_taken_apart_wrongly_is_refused_before_it_is_saved(tmp_path, mon
     assert refused(["import", "adapted.keras", "--classes", "a,b"], capsys).startswith(
         "error: The model answers otherwise without its augmentation and arithmetic on tensors")
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_a_notebook_that_standardized_pixels_by_its_own_statistics_is_given_them(tmp_path, capsys):
+    notebook = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                 keras.layers.Dense(2, activation="softmax")])
+    notebook.save(tmp_path / "standardized.h5")
+    assert main(["import", "standardized.h5", "--classes", "a,b", "--mean", "120,110,100", "--std", "60,50,40"]) == 0
+    assert "with the scaling none, then its means and deviations, as its first layers" in capsys.readouterr().out
+    picture = pixels(8)
+    np.testing.assert_allclose(served(tmp_path / "models", "standardized", picture),
+                               notebook.predict((picture - [120, 110, 100]) / [60, 50, 40]), rtol=1e-4, atol=1e-6)
+    card = json.loads((tmp_path / "models" / "standardized.json").read_text())
+    assert card["hyperparameters"]["mean"] == [120, 110, 100] and card["hyperparameters"]["std"] == [60, 50, 40]
+
+    assert refused(["import", "standardized.h5", "--classes", "a,b", "--mean", "120"], capsys) == (
+        "error: Pass --mean and --std together: the notebook's (x - mean) / std")
+    assert refused(["import", "standardized.h5", "--classes", "a,b", "--mean", "0.5", "--std", "0.2,0"], capsys) == (
+        "error: --std must be above 0, not 0")
+    assert refused(["import", "standardized.h5", "--classes", "a,b", "--mean", "1,2", "--std", "1", "--name", "x"],
+                   capsys) == "error: --mean and --std take one value, or one for each of the model's 3 channels"

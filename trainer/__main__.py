@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trainer.formatting import one_line, whole_number
 from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, class_names, did_you_mean, image_size,
-                             model_name, recipe)
+                             model_name, numbers, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -183,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
                                "; ".join(f"{kind}: {what}" for kind, what in SCALINGS.items()) +
                                " (default: found from the model's own arithmetic, or its first layer, or by "
                                "scoring on DATA)")
+    imported.add_argument("--mean", type=numbers,
+                          help="for a notebook that standardized pixels by their own statistics, (x - mean) / std "
+                               "after --scaling (default none): the means, one or one a channel, e.g. 125.3,123.0,113.9")
+    imported.add_argument("--std", type=numbers, help="and the standard deviations, as --mean")
     imported.add_argument("--image-size", type=image_size,
                           help="SIDE or HEIGHTxWIDTH, for a model that takes pictures of any size: the size it "
                                "was trained on")
@@ -352,6 +356,10 @@ def _import(args) -> int:
         raise UsageError(f"NOTEBOOK_MODEL must be a Keras model file, .keras or .h5; {source} is not one")
     if args.data is None and args.classes is None:
         raise UsageError("Pass --data, labelled pictures that give the classes, or --classes")
+    if (args.mean is None) != (args.std is None):
+        raise UsageError("Pass --mean and --std together: the notebook's (x - mean) / std")
+    if args.std is not None and min(args.std) <= 0:
+        raise UsageError(f"--std must be above 0, not {min(args.std):g}")
     if args.data is not None:
         _check_data("--data", args.data)
     _check_writable("--out", args.out)
@@ -364,7 +372,8 @@ def _import(args) -> int:
         raise UsageError(f"{source} is the file the import would save: pass --name to save it beside it")
     if model_path.exists() and not args.replace:
         raise UsageError(exists_message(model_path, "put the imported model"))
-    import_model(source, model_path, args.data, args.classes, args.scaling, args.image_size)
+    standardized = None if args.mean is None else (args.mean, args.std)
+    import_model(source, model_path, args.data, args.classes, args.scaling, args.image_size, standardized)
     return 0
 
 

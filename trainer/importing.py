@@ -51,25 +51,32 @@ class ImportRefused(Exception):
 
 
 def import_model(source: Path, model_path: Path, data_path: Path | None, classes: list[str] | None,
-                 scaling: str | None, image_size: tuple[int, int] | None) -> dict:
+                 scaling: str | None, image_size: tuple[int, int] | None,
+                 standardized: tuple[list[float], list[float]] | None = None) -> dict:
     """Read the notebook's model in `source`, make it one the web app serves, score it on the
     labelled pictures in `data_path` (if given), and save it with its card at `model_path`.
+    `standardized`: the means and deviations the notebook took from pixels after its scaling.
     Returns the card."""
     notebook = read_notebook_model(source)
     shape = input_size(notebook, image_size)
     # Found before in_a_row calls the notebook's layers anew: each call adds a node to the layer
     # that its first node, read here, would no longer be told from.
     from_arithmetic = scaling_of_arithmetic(notebook, shape) if arithmetic(_steps(notebook)) else None
+    if standardized and from_arithmetic:
+        raise ImportRefused("The model scales pixels itself by its arithmetic on tensors: leave --mean and --std out")
+    standardization = standardization_layers(standardized, shape[2])
     network = servable_network(notebook, shape, from_arithmetic)
     data = load_folder(data_path, shape[:2], classes) if data_path else None
     classes = classes or data.classes
     head = probability_layers(network, len(classes), shape)  # refused now, before any scoring
-    scores = scores_by_scaling(network, shape, head, data) if data and not from_arithmetic else {}
-    kind, found_by = find_scaling(notebook, shape, from_arithmetic, scaling, scores, data)
+    scores = scores_by_scaling(network, shape, head, data) if data and not (from_arithmetic or standardized) else {}
+    kind, found_by = find_scaling(notebook, shape, from_arithmetic, scaling or ("none" if standardized else None),
+                                  scores, data)
     # Real pictures where given: on random pixels, a model and a broken copy of it may both answer surely, and alike.
     pictures = data.images[:PROBE_PICTURES].astype(np.float32) if data else probe_pixels((*shape[:2], 3))
-    served = served_model(network, kind, shape, head)
-    check_against_notebook(served, notebook, "none" if from_arithmetic else kind, shape, head, pictures)
+    served = served_model(network, [*scaling_layers(kind), *standardization], shape, head)
+    check_against_notebook(served, notebook, [] if from_arithmetic else [*scaling_layers(kind), *standardization],
+                           shape, head, pictures)
     served = reloaded(served, pictures)
     evaluation = None
     if data:
@@ -77,8 +84,11 @@ def import_model(source: Path, model_path: Path, data_path: Path | None, classes
         warn_of_doubts(scores | {kind: evaluation}, kind, data)
         print(format_report(evaluation, f"{model_path.stem} on {data.name}"))
     card = cards.save_model_and_card(
-        served, imported_card(served, source, model_path.stem, classes, kind, found_by, data, evaluation), model_path)
+        served, imported_card(served, source, model_path.stem, classes, kind, found_by, standardized, data, evaluation),
+        model_path)
     inside = "taking pixels as they are" if kind == "none" else f"with the scaling {kind} as its first layer"
+    if standardized:
+        inside = f"with the scaling {kind}, then its means and deviations, as its first layers"
     print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters), {inside}.")
     return card
 
@@ -101,10 +111,14 @@ def find_scaling(notebook: keras.Model, shape: tuple[int, int, int], from_arithm
                                 f"--scaling {', '.join(scalings_for(shape[2]))}, or leave it out")
         return given, "--scaling"
     if scales_itself(notebook):
+        if better := far_better(scores, "none", data):  # a notebook that scaled pixels before such a layer too
+            print(f"Its first layer scales pixels itself, but {better} scores far better on {data.name}: taking "
+                  f"{better}. Pass --scaling if you know what the notebook did.")
+            return better, f"the lowest loss on {data.name}, over its first layer"
         print("Its first layer scales pixels itself: it takes them as they are.")
         return "none", "its first layer, which scales pixels itself"
     if scores:
-        kind = min(scores, key=lambda each: scores[each]["loss"])
+        kind = lowest_loss(scores)
         print(f"Found by scoring: {kind}, of the lowest loss. Pass --scaling if you know what the notebook did.")
         return kind, f"the lowest loss on {data.name}"
     raise ImportRefused("Say what the notebook did to pixels before the model with --scaling (" +
@@ -121,22 +135,50 @@ def scores_by_scaling(network: keras.Model, shape: tuple[int, int, int], head: l
     print(f"  {'':<6} {'right':>7} {'loss':>8}")
     scores = {}
     for kind in scalings_for(shape[2]):
-        scores[kind] = score(served_model(network, kind, shape, head), data)
+        scores[kind] = score(served_model(network, scaling_layers(kind), shape, head), data)
         print(f"  {kind:<6} {scores[kind]['accuracy']:7.2%} {scores[kind]['loss']:8.4f}  {SCALINGS[kind]}",
               flush=True)
     return scores
 
 
+def lowest_loss(scores: dict[str, dict]) -> str:
+    return min(scores, key=lambda each: scores[each]["loss"])
+
+
+def far_better(scores: dict[str, dict], kind: str, data: Dataset) -> str | None:
+    """The scaling of the lowest loss, where it also gets more pictures right than `kind` (by
+    CLOSE_PICTURES or CLOSE_SHARE) and scores better than about chance; None otherwise."""
+    if not scores:
+        return None
+    best = lowest_loss(scores)
+    return best if more_right(scores, best, kind, data) and not about_chance(scores[best], data) else None
+
+
+def more_right(scores: dict[str, dict], other: str, kind: str, data: Dataset) -> bool:
+    """Whether `other` gets more pictures right than `kind`, by CLOSE_PICTURES or CLOSE_SHARE of them."""
+    images = len(data.labels)
+    return (scores[other]["accuracy"] - scores[kind]["accuracy"]) * images >= max(CLOSE_PICTURES, CLOSE_SHARE * images)
+
+
+def about_chance(figures: dict, data: Dataset) -> bool:
+    chance = 1 / len(data.classes)
+    return figures["accuracy"] < chance + (1 - chance) / 10
+
+
 def warn_of_doubts(scores: dict[str, dict], kind: str, data: Dataset) -> None:
-    """Warn where another scaling gets more pictures right than the one chosen, or where even
-    that one scores about chance."""
-    images, chance = len(data.labels), 1 / len(data.classes)
-    accuracy = scores[kind]["accuracy"]
-    most_right = max(scores, key=lambda each: scores[each]["accuracy"])
-    if (scores[most_right]["accuracy"] - accuracy) * images >= max(CLOSE_PICTURES, CLOSE_SHARE * images):
+    """Warn where another scaling scores far better than the one taken, or gets more pictures
+    right at a higher loss (as for a notebook that did none of them), or where the one taken
+    scores about chance."""
+    figures, most_right = scores[kind], max(scores, key=lambda each: scores[each]["accuracy"])
+    if better := far_better(scores, kind, data):
+        print(f"warning: {better} scores far better than {kind} on {data.name} ({scores[better]['accuracy']:.2%} right "
+              f"at a loss of {scores[better]['loss']:.4f}, against {figures['accuracy']:.2%} at "
+              f"{figures['loss']:.4f}): pass --scaling {better} if that is what the notebook did", file=sys.stderr)
+    elif more_right(scores, most_right, kind, data):
         print(f"warning: {most_right} gets more pictures right ({scores[most_right]['accuracy']:.2%}) than {kind} "
-              f"({accuracy:.2%}): pass --scaling to say which the notebook did", file=sys.stderr)
-    if accuracy < chance + (1 - chance) / 10:
+              f"({figures['accuracy']:.2%}), but at a higher loss; if the notebook standardized pixels by their own "
+              "means and deviations, it did none of the five: pass those as --mean and --std", file=sys.stderr)
+    if about_chance(figures, data):
         print(f"warning: {kind} scores about chance on {data.name}: are these the pictures the model learned to tell "
               "apart, and its classes in the order of its outputs?", file=sys.stderr)
 
@@ -208,6 +250,17 @@ def scaling_layers(kind: str) -> list[keras.layers.Layer]:
     return []
 
 
+def standardization_layers(standardized: tuple[list[float], list[float]] | None, channels: int) -> list:
+    """(pixels - means) / deviations, as --mean and --std give them (one value, or one a channel)."""
+    if standardized is None:
+        return []
+    mean, std = standardized
+    if {len(mean), len(std)} - {1, channels}:
+        raise ImportRefused(f"--mean and --std take one value, or one for each of the model's {channels} channels")
+    return [keras.layers.Normalization(mean=np.broadcast_to(mean, channels), variance=np.broadcast_to(np.square(std),
+                                                                                                   channels))]
+
+
 def fixed_dense(kernel: np.ndarray, bias: np.ndarray) -> keras.layers.Dense:
     """A Dense layer of the given weights, which training leaves as they are."""
     layer = keras.layers.Dense(len(bias), trainable=False)
@@ -227,7 +280,8 @@ def read_notebook_model(path: Path) -> keras.Model:
             why = "it holds weights only, as save_weights writes: save the whole model in the notebook, with " \
                   "model.save(\"name.keras\")"
         elif why.startswith("File not found"):  # Keras's words for a .keras file that is no zip
-            why = "it is not a model file Keras can read: save the model in the notebook with model.save(\"name.keras\")"
+            why = "it is not a model file Keras can read: save the model in the notebook with " \
+                  "model.save(\"name.keras\")"
         elif path.suffix != ".keras" and "arithmetic done on tensors" in why:  # which .keras holds
             why += "; or if it did arithmetic on tensors, import its .keras file (model.save(\"name.keras\"))"
         raise ImportRefused(f"Cannot read {path}: {why}") from None
@@ -334,12 +388,11 @@ def _augmentation(step) -> bool:
 
 # --- The model served ------------------------------------------------------------------------
 
-def served_model(network: keras.Model, kind: str, shape: tuple[int, int, int], head: list) -> keras.Model:
+def served_model(network: keras.Model, scaling: list, shape: tuple[int, int, int], head: list) -> keras.Model:
     """The network as the web app takes it: RGB pixels 0-255 of its size in (made grey for a
-    network of one channel), scaled as `kind` says, and after it the layers `head` that make its
-    outputs a probability per class."""
-    return keras.Sequential([keras.Input((*shape[:2], 3)), *grey_layers(shape[2]), *scaling_layers(kind), network,
-                             *head])
+    network of one channel), then the layers `scaling` that do the notebook's preprocessing, and
+    after the network the layers `head` that make its outputs a probability per class."""
+    return keras.Sequential([keras.Input((*shape[:2], 3)), *grey_layers(shape[2]), *scaling, network, *head])
 
 
 def grey_layers(channels: int) -> list[keras.layers.Layer]:
@@ -395,14 +448,13 @@ def last_activation(model) -> str | None:
     return getattr(getattr(layer, "activation", None), "__name__", None)
 
 
-def check_against_notebook(served: keras.Model, notebook: keras.Model, kind: str, shape: tuple[int, int, int],
+def check_against_notebook(served: keras.Model, notebook: keras.Model, scaling: list, shape: tuple[int, int, int],
                            head: list, pictures: np.ndarray) -> None:
-    """That the model served answers as the notebook's, given the same scaling and outputs
+    """That the model served answers as the notebook's, given the same preprocessing and outputs
     made probabilities in the same way: nothing was lost in taking it apart."""
-    as_trained = keras.Sequential([keras.Input((*shape[:2], 3)), *grey_layers(shape[2]), *scaling_layers(kind),
-                                   notebook, *head])
-    if not answers_alike(served, as_trained, pictures):
-        raise ImportRefused(f"The model answers otherwise without its augmentation and arithmetic on tensors: {BY_HAND}")
+    if not answers_alike(served, served_model(notebook, scaling, shape, head), pictures):
+        raise ImportRefused("The model answers otherwise without its augmentation and arithmetic on tensors: "
+                            f"{BY_HAND}")
 
 
 def reloaded(served: keras.Model, pictures: np.ndarray) -> keras.Model:
@@ -436,7 +488,8 @@ def probe_pixels(shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def imported_card(served: keras.Model, source: Path, name: str, classes: list[str], kind: str, found_by: str,
-                  data: Dataset | None, evaluation: dict | None) -> dict:
+                  standardized: tuple[list[float], list[float]] | None, data: Dataset | None,
+                  evaluation: dict | None) -> dict:
     """The card of an imported model: what it is, and how it scored on the pictures given (its
     test figures, as the pictures it trained on are not known here)."""
     return {
@@ -449,7 +502,8 @@ def imported_card(served: keras.Model, source: Path, name: str, classes: list[st
         "file_size_bytes": None,  # these two filled in once the file is written
         "file_sha256": None,
         "weights": f"imported from {source.name}",  # as the model's page shows it
-        "hyperparameters": {"imported_from": source.name, "scaling": kind, "scaling_found_by": found_by},
+        "hyperparameters": {"imported_from": source.name, "scaling": kind, "scaling_found_by": found_by,
+                            **({"mean": standardized[0], "std": standardized[1]} if standardized else {})},
         "created": cards.now_iso(),  # not its training's, nor its backend: this file says nothing of them
         "test_digest": digest(data.files) if data else None,
         "test_evaluation": evaluation,

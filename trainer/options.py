@@ -76,6 +76,11 @@ def class_names(text: str) -> list[str]:
     return names
 
 
+def numbers(text: str) -> list[float]:
+    """Comma-separated numbers: one, or one for each colour channel."""
+    return [_read(each.strip()) for each in text.split(",")]
+
+
 def image_size(text: str) -> tuple[int, int]:
     """SIDE or HEIGHTxWIDTH, as (height, width)."""
     sides = text.lower().split("x")
