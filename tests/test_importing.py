@@ -391,6 +391,19 @@ def test_answers_that_change_once_read_back_from_h5_are_refused():
         reloaded(keras.Sequential([keras.Input((8, 8, 3)), inner]), pixels(8))
 
 
+def test_a_refusal_quotes_keras_cut_short(tmp_path, capsys):
+    # Normalization over the whole picture: Keras reads its values back from .h5 as settings it refuses, and says so
+    # with all of them.
+    normalization = keras.layers.Normalization(axis=(1, 2, 3))
+    normalization.adapt(pixels(8, 16))
+    keras.Sequential([keras.Input((8, 8, 3)), normalization, keras.layers.Flatten(),
+                      keras.layers.Dense(2, activation="softmax")]).save(tmp_path / "whole.keras")
+    message = refused(["import", "whole.keras", "--classes", "a,b", "--scaling", "none"], capsys)
+    assert message.startswith("error: The model does not read back from .h5 (Error when deserializing class "
+                              "'Normalization'") and "...): build it of Keras's own layers" in message
+    assert len(message) < 400
+
+
 @pytest.mark.parametrize("settings", [{"axis": None}, {"invert": True}])
 def test_adapted_normalization_of_any_settings_is_kept(settings, tmp_path):
     normalization = keras.layers.Normalization(**settings)

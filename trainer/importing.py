@@ -37,6 +37,7 @@ COLOUR_SCALINGS = ("caffe", "torch")  # per colour channel: not for a model of g
 # Answers this close are the same model's: the same arithmetic, summed in another order.
 SAME_ANSWERS = {"rtol": 1e-3, "atol": 1e-5}
 PROBE_PICTURES = 16
+KERAS_WORDS = 200  # characters of Keras's reason quoted in a refusal
 RAW_PIXEL_MEANS = 2  # a Normalization layer of means above this was adapted to pixels 0-255, not 0-1 or -1-1
 # A scaling that gets more pictures right than the one chosen, by this many (or by this share of
 # them), is named as what the notebook may have done instead.
@@ -275,7 +276,7 @@ def read_notebook_model(path: Path) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a file that is not a Keras model fails in many ways
-        why = keras_refusal(error) or reason(error)
+        why = keras_refusal(error) or keras_words(error)
         if "No model config found" in why:  # what model.save_weights writes
             why = "it holds weights only, as save_weights writes: save the whole model in the notebook, with " \
                   "model.save(\"name.keras\")"
@@ -464,16 +465,22 @@ def reloaded(served: keras.Model, pictures: np.ndarray) -> keras.Model:
         try:
             cards.save_h5(served, path)
         except Exception as error:  # a layer whose settings .h5 cannot hold
-            raise ImportRefused(f"The model cannot be saved to .h5 ({reason(error)}): {BY_HAND}") from None
+            raise ImportRefused(f"The model cannot be saved to .h5 ({keras_words(error)}): {BY_HAND}") from None
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:
-            raise ImportRefused(f"The model does not read back from .h5 ({keras_refusal(error) or reason(error)}): "
-                                f"{BY_HAND}") from None
+            why = keras_refusal(error) or keras_words(error)
+            raise ImportRefused(f"The model does not read back from .h5 ({why}): {BY_HAND}") from None
     if not answers_alike(model, served, pictures):
         raise ImportRefused(f"The model answers otherwise once read back from .h5, as a layer of it keeps state .h5 "
                             f"does not: {BY_HAND}")
     return model
+
+
+def keras_words(error: Exception) -> str:
+    """Keras's own reason, cut short: some quote a layer's whole settings, thousands of numbers."""
+    words = reason(error)
+    return words if len(words) <= KERAS_WORDS else words[:KERAS_WORDS].rstrip() + "..."
 
 
 def answers_alike(model: keras.Model, other: keras.Model, pixels: np.ndarray) -> bool:
