@@ -294,8 +294,8 @@ def _evaluate(args) -> int:
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)
     try:
         print(format_report(evaluate(model, data), title))
-    except BadOutput as error:  # found at load by the web app; only images can show it here
-        raise UsageError(f"{args.model.name} gives {error}: retrain or replace it") from None
+    except BadOutput as error:
+        raise _bad_output(args.model, error) from None
     return 0
 
 
@@ -314,13 +314,19 @@ def _predict(args) -> int:
     try:
         answered, failed = _print_answers(predict(model, card["classes"], (height, width), args.images, args.top_k),
                                           args.json)
-    except BadOutput as error:  # found at load by the web app; only images can show it here
-        raise UsageError(f"{args.model.name} gives {error}: retrain or replace it") from None
+    except BadOutput as error:
+        raise _bad_output(args.model, error) from None
     if not answered + failed:
         raise UsageError(f"There are no files in {', '.join(map(str, args.images))}")
     if failed:
         print(f"{failed:,} of {answered + failed:,} files could not be labelled", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _bad_output(path: Path, error: Exception) -> UsageError:
+    """A model whose answers are no probabilities: the web app finds it at load, from a blank
+    image; evaluate and predict, only from the images they are given."""
+    return UsageError(f"{path.name} gives {error}: retrain or replace it")
 
 
 def _print_answers(answers, as_json: bool) -> tuple[int, int]:

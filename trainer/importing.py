@@ -75,9 +75,9 @@ def import_model(source: Path, model_path: Path, data_path: Path | None, classes
                                   scores, data)
     # Real pictures where given: on random pixels, a model and a broken copy of it may both answer surely, and alike.
     pictures = data.images[:PROBE_PICTURES].astype(np.float32) if data else probe_pixels((*shape[:2], 3))
-    served = served_model(network, [*scaling_layers(kind), *standardization], shape, head)
-    check_against_notebook(served, notebook, [] if from_arithmetic else [*scaling_layers(kind), *standardization],
-                           shape, head, pictures)
+    preprocessing = [*scaling_layers(kind), *standardization]
+    served = served_model(network, preprocessing, shape, head)
+    check_against_notebook(served, notebook, [] if from_arithmetic else preprocessing, shape, head, pictures)
     served = reloaded(served, pictures)
     evaluation = None
     if data:
@@ -87,9 +87,10 @@ def import_model(source: Path, model_path: Path, data_path: Path | None, classes
     card = cards.save_model_and_card(
         served, imported_card(served, source, model_path.stem, classes, kind, found_by, standardized, data, evaluation),
         model_path)
-    inside = "taking pixels as they are" if kind == "none" else f"with the scaling {kind} as its first layer"
     if standardized:
         inside = f"with the scaling {kind}, then its means and deviations, as its first layers"
+    else:
+        inside = "taking pixels as they are" if kind == "none" else f"with the scaling {kind} as its first layer"
     print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters), {inside}.")
     return card
 
