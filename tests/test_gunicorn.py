@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 import pytest
@@ -332,6 +333,27 @@ def test_errors_over_http(server):
     status, _, body = request(server["url"] + "/nothing")
     assert status == 404 and b"<!doctype html>" in body
     assert request(server["url"] + "/models")[0] == 200
+
+
+def get_under_prefix(url: str, path: str, prefix: str) -> tuple[int, bytes]:
+    """GET `path` as a proxy on 127.0.0.1 serving the app under `prefix` does (docs/web-app.md)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"SCRIPT_NAME": prefix})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_path_prefix_set_by_the_proxy(server):
+    status, body = get_under_prefix(server["url"], "/classifier/", "/classifier")
+    assert status == 200 and b'action="/classifier/predict"' in body
+    # A path outside the prefix is not the app's: gunicorn's own answer was a 500.
+    status, body = get_under_prefix(server["url"], "/healthz", "/classifier")
+    assert status == 404 and b"does not start with SCRIPT_NAME &#x27;/classifier&#x27;" in body
+    assert "Traceback" not in Path(server["log"]).read_text()
 
 
 def test_a_model_downloads_whole_and_alike_from_every_worker(server):

@@ -11,6 +11,9 @@ then is unaffected: only reading is shut.
 
 This bounds how long each client holds a thread, not how many clients can: a server open to
 the internet still belongs behind a proxy that buffers requests (docs/web-app.md, "Serving to the internet").
+
+A path outside the app's SCRIPT_NAME prefix (a proxy's header, or the environment) is answered
+404, not gunicorn's 500: nothing is wrong with the server, the address is just not the app's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import socket
 import threading
 import time
 
+from gunicorn import util
+from gunicorn.http.errors import ConfigurationProblem
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -41,6 +46,17 @@ class Worker(ThreadWorker):
         with self.deadlines_lock:
             self.deadlines.pop(conn, None)
         super().finish_request(conn, fs)
+
+    def handle_error(self, req, client, addr, exc):
+        # gunicorn raises ConfigurationProblem for one thing only: a path that does not start
+        # with SCRIPT_NAME, which a client behind a proxy on 127.0.0.1 (ngrok's agent) may send.
+        if not isinstance(exc, ConfigurationProblem):
+            return super().handle_error(req, client, addr, exc)
+        self.log.warning("Not found: %s", exc.info)
+        try:
+            util.write_error(client, 404, "Not Found", f"{exc.info}, the prefix the app is served under.")
+        except OSError:  # the client is gone
+            pass
 
     def murder_keepalived(self, force=False):
         # The main loop calls this about once a second: the place to look at the clock.
