@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import DATASET_CLASSES, copy_models, refused, save_lambda_model, write_image_folder
-from trainer import importing
+from trainer import importing, model_file
 from trainer.__main__ import main
 from trainer.data import Dataset
 from trainer.importing import ImportRefused, find_scaling, reloaded, scales_itself, scaling_layers, warn_of_doubts
@@ -272,7 +272,7 @@ def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path, capsys):
     assert refused(["import", "map.h5", "--classes", "a,b", "--scaling", "unit"], capsys) == (
         "error: The model gives outputs of shape (None, 6, 6, 2), not one score per class: import a classifier of one "
         "output")
-    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+    assert not any((tmp_path / "models").iterdir())  # nothing saved or not list((tmp_path / "models").iterdir())
 
 
 def scores(**accuracy_and_loss) -> dict:
@@ -342,13 +342,22 @@ def test_state_that_h5_reads_back_only_at_a_models_top_level_is_kept(tmp_path):
                                notebook.predict(picture), rtol=1e-4, atol=1e-6)
 
 
-def test_a_file_that_is_not_a_whole_model_is_refused_with_what_to_save(tmp_path, capsys):
+def test_a_file_that_is_not_a_whole_model_is_refused_with_what_to_save(tmp_path, capsys, monkeypatch):
     notebook = unit_scaled_notebook()
     notebook.save_weights(tmp_path / "colours.weights.h5")
     (tmp_path / "saved_model").mkdir()
     assert refused(["import", "colours.weights.h5", "--classes", CLASSES], capsys) == (
-        "error: Cannot read colours.weights.h5: it holds weights only, as save_weights writes: save the whole model in "
-        'the notebook, with model.save("name.keras")')
+        "error: colours.weights.h5 holds no Keras model, only weights or other data (as save_weights writes, or a "
+        "save that failed part-way): save the whole model with model.save(), or train one with python -m trainer")
+    # An .h5 is read through in a child process first, as the web app reads one.
+    notebook.save(tmp_path / "whole.h5")
+    whole = (tmp_path / "whole.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(whole[:len(whole) // 2])
+    assert refused(["import", "cut.h5", "--classes", CLASSES], capsys).startswith("error: cut.h5 is incomplete: ")
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert refused(["import", "whole.h5", "--classes", CLASSES], capsys) == (
+        "error: whole.h5 is damaged: reading it crashes HDF5 (signal 11); copy it again, or train it again")
+    assert not any((tmp_path / "models").iterdir())  # nothing saved
     assert refused(["import", "saved_model", "--classes", CLASSES], capsys) == (
         "error: saved_model is a folder, as TensorFlow 2's SavedModel is: Keras 3 reads .keras and .h5 files; save the "
         'model in the notebook with model.save("name.keras")')
@@ -490,7 +499,7 @@ def test_a_model_taken_apart_wrongly_is_refused_before_it_is_saved(tmp_path, mon
                       keras.layers.Dense(2, activation="softmax")]).save(tmp_path / "adapted.keras")
     assert refused(["import", "adapted.keras", "--classes", "a,b"], capsys).startswith(
         "error: The model answers otherwise without its augmentation and arithmetic on tensors")
-    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+    assert not any((tmp_path / "models").iterdir())  # nothing saved or not list((tmp_path / "models").iterdir())
 
 
 def test_a_notebook_that_standardized_pixels_by_its_own_statistics_is_given_them(tmp_path, capsys):

@@ -25,7 +25,7 @@ from trainer import card as cards
 from trainer.data import Dataset, digest, load_folder
 from trainer.formatting import filesize, plural, reason
 from trainer.metrics import format_report
-from trainer.model_file import keras_refusal
+from trainer import model_file
 from trainer.options import SCALINGS
 from trainer.predict import BadOutput
 from trainer.train import evaluate
@@ -274,14 +274,15 @@ def fixed_dense(kernel: np.ndarray, bias: np.ndarray) -> keras.layers.Dense:
 # --- The notebook's network, as .h5 holds it -----------------------------------------------------
 
 def read_notebook_model(path: Path) -> keras.Model:
+    # An .h5 is read through in a child process first, as the web app does: some damaged files
+    # crash HDF5 itself. That also tells weights alone (save_weights) from a whole model.
+    if path.suffix.lower() != ".keras" and (problem := model_file.problem(path, {})):
+        raise ImportRefused(problem)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a file that is not a Keras model fails in many ways
-        why = keras_refusal(error) or keras_words(error)
-        if "No model config found" in why:  # what model.save_weights writes
-            why = "it holds weights only, as save_weights writes: save the whole model in the notebook, with " \
-                  "model.save(\"name.keras\")"
-        elif why.startswith("File not found"):  # Keras's words for a .keras file that is no zip
+        why = model_file.keras_refusal(error) or keras_words(error)
+        if why.startswith("File not found"):  # Keras's words for a .keras file that is no zip
             why = "it is not a model file Keras can read: save the model in the notebook with " \
                   "model.save(\"name.keras\")"
         elif path.suffix != ".keras" and "arithmetic done on tensors" in why:  # which .keras holds
@@ -470,7 +471,7 @@ def reloaded(served: keras.Model, pictures: np.ndarray) -> keras.Model:
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:
-            why = keras_refusal(error) or keras_words(error)
+            why = model_file.keras_refusal(error) or keras_words(error)
             raise ImportRefused(f"The model does not read back from .h5 ({why}): {BY_HAND}") from None
     if not answers_alike(model, served, pictures):
         raise ImportRefused(f"The model answers otherwise once read back from .h5, as a layer of it keeps state .h5 "
