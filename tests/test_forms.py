@@ -70,6 +70,18 @@ def test_a_json_body_is_no_form(client, csrf_token, body):
         assert f"<p>{NOT_THE_FORM}</p>" in page
 
 
+@pytest.mark.parametrize("fields", [
+    lambda token: {"model": ["tiny", "small"]},  # tiny answered, small dropped
+    lambda token: {"model": (io.BytesIO(b"small"), "model.txt")},  # the default model answered
+    lambda token: {"explain": ["y", "y"]},
+    lambda token: {"csrf_token": (io.BytesIO(token.encode()), "token")},  # said to have expired
+], ids=["model-twice", "model-as-a-file", "explain-twice", "token-as-a-file"])
+def test_fields_not_sent_as_the_form_sends_them_are_refused(client, csrf_token, make_image, fields):
+    response = client.post("/predict", data={"csrf_token": csrf_token, "model": "tiny",
+                                             "image": (io.BytesIO(make_image()), "a.png"), **fields(csrf_token)})
+    assert response.status_code == 400 and "<form" in response.text and f"<p>{NOT_THE_FORM}</p>" in response.text
+
+
 def test_explaining_is_for_one_model_not_all(client, csrf_token, make_image):
     response = post_form(client, csrf_token, make_image(), model=ALL_MODELS, explain="y")
     page = response.get_data(as_text=True)

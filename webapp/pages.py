@@ -116,8 +116,8 @@ def predict_address():
 def predict():
     # Read before upload_form shows the default selected: with no model named, classify picks
     # it as for the API, and passes over it to a usable one if it fails to load.
-    if request.mimetype != "multipart/form-data":  # as the form sends it; Flask-WTF would read JSON as
-        raise UnreadableBody(NOT_THE_FORM)       # its fields, and fail (a 500) on one that is no object
+    if not sent_as_the_form():
+        raise UnreadableBody(NOT_THE_FORM)
     chosen = request.form.get("model") or None
     form = upload_form()
     if not form.validate_on_submit():
@@ -147,6 +147,15 @@ def predict():
     return render_template("predict.html", form=next_form, result=result, image_uri=jpeg_uri(picture, profile),
                            model_view=model_view(result.pixels, picture), spotlight_uri=spotlight_uri,
                            min_drop=MIN_DROP, sure_from=CONFIDENT)
+
+
+def sent_as_the_form() -> bool:
+    """Whether the body is as the upload form sends it: multipart, no file but the images, no
+    field twice. Flask-WTF would read JSON as the form's fields (and fail, a 500, on one that is
+    no object), keep the first of a field sent twice, and take a field sent as a file for none
+    sent (the default model answering, or a token said to have expired)."""
+    return (request.mimetype == "multipart/form-data" and set(request.files) <= {"image"}
+            and all(len(values) == 1 for values in request.form.listvalues()))
 
 
 def predict_all(form: UploadForm, data: bytes):
