@@ -6,6 +6,7 @@ import gzip
 import pytest
 
 from conftest import encode_image
+from webapp.uploads import NAMELESS
 
 BOUNDARY = "b0undary"
 
@@ -47,6 +48,17 @@ def test_a_multipart_body_that_does_not_parse_is_said_so(client, path, boundary)
     assert response.status_code == 400
     assert "The request's body is not valid multipart/form-data (its boundary missing or wrong, or the body cut " \
            "short?): check how the client sends it." in response.get_data(as_text=True).replace("&#39;", "'")
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/predict"])
+@pytest.mark.parametrize("head", [b'filename="notes.txt"', b""], ids=["file", "field"])
+def test_a_part_without_a_name_is_said_so(client, path, head):
+    # Beside a field of another name, the API's list of unknown fields was a 500.
+    parts = b"".join(b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\nx\r\n" % (BOUNDARY.encode(), disposition)
+                     for disposition in (head, b'name="note"'))
+    response = client.post(path, data=parts + multipart(None, b"photo.png", encode_image()),
+                           content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    assert response.status_code == 400 and NAMELESS in response.text.replace("&#39;", "'")
 
 
 @pytest.mark.parametrize("path", ["/api/predict", "/predict"])

@@ -11,6 +11,8 @@ from werkzeug.formparser import FormDataParser
 
 
 CHUNKS_ENDED = "The request's body ended before its last chunk (the connection closed?): send it again."
+NAMELESS = ("A part of the request's body has no name (its Content-Disposition header has no name parameter): "
+            "check how the client sends it.")
 
 
 class UnreadableBody(BadRequest):
@@ -26,7 +28,7 @@ class StrictFormDataParser(FormDataParser):
 
     def parse(self, stream, mimetype, *args, **kwargs):
         try:
-            return super().parse(stream, mimetype, *args, **kwargs)
+            stream, form, files = super().parse(stream, mimetype, *args, **kwargs)
         except UnicodeDecodeError:
             if mimetype != "multipart/form-data":
                 raise UnreadableBody("The form's fields are not UTF-8 text: send them as UTF-8.") from None
@@ -37,6 +39,10 @@ class StrictFormDataParser(FormDataParser):
         except ValueError:  # in Werkzeug's own words, such as "cannot parse beyond State.PREAMBLE"
             raise UnreadableBody("The request's body is not valid multipart/form-data (its boundary missing or "
                                  "wrong, or the body cut short?): check how the client sends it.") from None
+        # Werkzeug keys a part without a name None, which the API's field names do not sort with (a 500).
+        if None in form or None in files:
+            raise UnreadableBody(NAMELESS)
+        return stream, form, files
 
 
 class UploadRequest(Request):
