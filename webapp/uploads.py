@@ -55,10 +55,15 @@ class UploadRequest(Request):
 
 
 def refuse_encoded_body() -> None:
-    # Werkzeug does not decode a compressed body: it would be read as a form with no fields.
-    coding = request.content_encoding
-    if request.method == "POST" and coding and coding.lower() != "identity":
-        abort(415, description=f"A body in Content-Encoding {coding[:40]} cannot be read: send it uncompressed.")
+    # Werkzeug does not decode a compressed body: it would be read as a form with no fields. Nor
+    # does gunicorn, which takes gzip, deflate or compress before chunked and undoes only chunked:
+    # the compressed bytes were read as multipart that did not parse.
+    if request.method != "POST":
+        return
+    for header in ("Content-Encoding", "Transfer-Encoding"):
+        coding = request.headers.get(header, "")
+        if {name.strip().lower() for name in coding.split(",")} - {"", "identity", "chunked"}:
+            abort(415, description=f"A body in {header} {coding[:40]} cannot be read: send it uncompressed.")
 
 
 def init_app(app) -> None:
