@@ -62,8 +62,8 @@ def test_too_large_under_api_is_json(models_dir, limit, said):
 @pytest.mark.parametrize("length, message", [
     (10_000_001, "The request is too large: send images of at most 10 MB in all."),
     # Within the size limit, a request is refused for its form fields (MAX_FORM_PARTS, MAX_FORM_MEMORY_SIZE).
-    (10_000_000, "The request is too large: it has too many or too long form fields; send up to 30 images and no "
-                 "fields but model, top_k, compare and explain."),
+    (10_000_000, "The request is too large: it has too many or too long form fields or file names (or a wrong "
+                 "multipart boundary); send up to 30 images and no fields but model, top_k, compare and explain."),
 ])
 def test_a_413_says_which_limit_the_request_passed(app, length, message):
     with app.test_request_context("/api/predict", method="POST", environ_overrides={"CONTENT_LENGTH": str(length)}):

@@ -198,14 +198,22 @@ def test_hostile_upload(client, hostile_app, no_disk_writes, make, fields, statu
         ({"picture": (io.BytesIO(b"x"), "a.png")}, 400, "field named 'image'"),  # wrong field name
         ({"image": "not a file, a text field"}, 400, "field named 'image'"),
         ({f"field{i}": "x" for i in range(50)}, 413, "too many or too long form fields"),  # many parts
+        # A small image: its part's headers are what is too long.
+        ({"image": (io.BytesIO(encode_image()), "x" * 300_000 + ".png")}, 413, "too long form fields or file names"),
     ],
-    ids=["no-file", "wrong-field-name", "image-as-text-field", "many-parts"],
+    ids=["no-file", "wrong-field-name", "image-as-text-field", "many-parts", "long-file-name"],
 )
 def test_hostile_form(client, no_disk_writes, parts, status, message):
     response = post(client, parts)
     assert response.status_code == status
     assert message in response.get_json()["error"]
     assert_still_serving(client)
+
+
+def test_a_big_body_without_its_boundary_is_not_blamed_on_its_fields(client):
+    # A small one is "not valid multipart/form-data" (test_uploads.py); past MAX_FORM_MEMORY_SIZE, a 413.
+    response = client.post("/api/predict", data=bytes(300_000), content_type="multipart/form-data; boundary=elsewhere")
+    assert response.status_code == 413 and "(or a wrong multipart boundary)" in response.get_json()["error"]
 
 
 def test_body_that_is_not_multipart(client):

@@ -38,8 +38,10 @@ def message_for(error: HTTPException) -> str:
         limit = request.max_content_length or 0
         if request.content_length is not None and request.content_length <= limit:  # within size: the fields
             fields = f"no fields but {FIELDS_IN_WORDS}" if wants_json() else "at most a model name"
-            return (f"The request is too large: it has too many or too long form fields; send up to {MAX_PICTURES} "
-                    f"images and {fields}.")
+            # Werkzeug's parser holds a part's headers, and the body before its first boundary, within
+            # MAX_FORM_MEMORY_SIZE too: a long file name passes it, as does a boundary not in the body.
+            return (f"The request is too large: it has too many or too long form fields or file names (or a wrong "
+                    f"multipart boundary); send up to {MAX_PICTURES} images and {fields}.")
         return f"The request is too large: send images of at most {filesize(limit)} in all."
     # Our own abort() calls carry a specific description; Werkzeug's defaults are replaced.
     default = type(error).description
