@@ -70,6 +70,19 @@ def test_a_413_says_which_limit_the_request_passed(app, length, message):
         assert errors.message_for(RequestEntityTooLarge()) == message
 
 
+def test_a_413_of_a_chunked_body_says_which_limit_it_passed(models_dir, make_image):
+    client = create_app(make_config(models_dir, MAX_CONTENT_LENGTH=1_000_000)).test_client()
+    # As gunicorn passes a chunked body on: no length, its end told by the server.
+    chunked = {"headers": {"Transfer-Encoding": "chunked"}, "environ_overrides": {"wsgi.input_terminated": True}}
+    response = client.post("/api/predict", data={"image": (io.BytesIO(bytes(2_000_000)), "big.jpg")}, **chunked)
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "The request is too large: send images of at most 1.0 MB in all."}
+    response = client.post("/api/predict", data={"image": (io.BytesIO(make_image()), "x" * 300_000 + ".png")},
+                           **chunked)
+    assert response.status_code == 413
+    assert response.get_json()["error"].startswith("The request is too large: it has too many or too long form fields")
+
+
 def test_a_form_413_names_only_the_forms_own_field(app):
     with app.test_request_context("/predict", method="POST", environ_overrides={"CONTENT_LENGTH": "10000000"}):
         assert errors.message_for(RequestEntityTooLarge()).endswith("send up to 30 images and at most a model name.")

@@ -36,7 +36,7 @@ def wants_json() -> bool:
 def message_for(error: HTTPException) -> str:
     if error.code == 413:
         limit = request.max_content_length or 0
-        if request.content_length is not None and request.content_length <= limit:  # within size: the fields
+        if within_size(limit):  # the fields
             fields = f"no fields but {FIELDS_IN_WORDS}" if wants_json() else "at most a model name"
             # Werkzeug's parser holds a part's headers, and the body before its first boundary, within
             # MAX_FORM_MEMORY_SIZE too: a long file name passes it, as does a boundary not in the body.
@@ -48,6 +48,13 @@ def message_for(error: HTTPException) -> str:
     if error.description and error.description != default:
         return error.description
     return MESSAGES.get(error.code, error.name + ".")
+
+
+def within_size(limit: int) -> bool:
+    if request.content_length is None:
+        # A chunked body: read no further than the limit, so one refused short of it was for its form.
+        return not getattr(request.stream, "is_exhausted", True)
+    return request.content_length <= limit
 
 
 def handle_http_error(error: HTTPException):
