@@ -270,21 +270,27 @@ def test_html_form_with_csrf_across_workers(server):
         assert b"data:image/jpeg;base64," in page and b'href="/models/small"' in page
 
 
-def post_announcing_too_much(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-    """POST that declares the whole `body` but sends only its first kilobyte, then reads the
-    answer. The server refuses an over-limit body unread and closes the connection; a client
-    still busy sending the full body would race that close (a broken pipe, not an answer)."""
+def send_as_is(url: str, method: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+    """(status, body) of a request sent with exactly these headers and body bytes, which
+    urllib would otherwise set or check itself."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        connection.putrequest("POST", parts.path)
-        connection.putheader("Content-Type", content_type)
-        connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body[:1024])
+        connection.putrequest(method, parts.path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def post_announcing_too_much(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    """POST that declares the whole `body` but sends only its first kilobyte, then reads the
+    answer. The server refuses an over-limit body unread and closes the connection; a client
+    still busy sending the full body would race that close (a broken pipe, not an answer)."""
+    return send_as_is(url, "POST", {"Content-Type": content_type, "Content-Length": str(len(body))}, body[:1024])
 
 
 MALFORMED_CHUNKS = b"zz\r\nabc\r\n0\r\n\r\n"  # the first chunk's size is no number
@@ -293,17 +299,7 @@ MALFORMED_CHUNKS = b"zz\r\nabc\r\n0\r\n\r\n"  # the first chunk's size is no num
 def post_chunks(url: str, chunks: bytes, codings: str = "chunked",
                 content_type: str = "multipart/form-data; boundary=X") -> tuple[int, bytes]:
     """POST `chunks`, a body already in chunked framing, in Transfer-Encoding `codings`."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        connection.putrequest("POST", parts.path)
-        connection.putheader("Content-Type", content_type)
-        connection.putheader("Transfer-Encoding", codings)
-        connection.endheaders(chunks)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return send_as_is(url, "POST", {"Content-Type": content_type, "Transfer-Encoding": codings}, chunks)
 
 
 def post_chunks_ending_early(url: str) -> tuple[int, bytes]:
@@ -347,23 +343,11 @@ def test_errors_over_http(server):
     assert request(server["url"] + "/models")[0] == 200
 
 
-def get_under_prefix(url: str, path: str, prefix: str) -> tuple[int, bytes]:
-    """GET `path` as a proxy on 127.0.0.1 serving the app under `prefix` does (docs/web-app.md)."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        connection.request("GET", path, headers={"SCRIPT_NAME": prefix})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def test_a_path_prefix_set_by_the_proxy(server):
-    status, body = get_under_prefix(server["url"], "/classifier/", "/classifier")
+    status, body = send_as_is(server["url"] + "/classifier/", "GET", {"SCRIPT_NAME": "/classifier"})
     assert status == 200 and b'action="/classifier/predict"' in body
     # A path outside the prefix is not the app's: gunicorn's own answer was a 500.
-    status, body = get_under_prefix(server["url"], "/healthz", "/classifier")
+    status, body = send_as_is(server["url"] + "/healthz", "GET", {"SCRIPT_NAME": "/classifier"})
     assert status == 404 and b"does not start with SCRIPT_NAME &#x27;/classifier&#x27;" in body
     assert "Traceback" not in Path(server["log"]).read_text()
 
