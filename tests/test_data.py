@@ -514,9 +514,14 @@ def test_stratified_split_is_seeded_disjoint_and_per_class():
     assert (again == train).all() and not (other == train).all()
 
 
-def test_split_refuses_a_class_too_small_to_hold_out():
-    with pytest.raises(DataError, match=r"class pear has too few images \(1\) to hold out a share of 0.2 and train "
+def test_split_refuses_a_class_too_small_to_hold_out_saying_what_helps():
+    with pytest.raises(DataError, match=r"class pear has too few images \(2\) to hold out a share of 0.8 and train "
                                         r"on the rest: add images, or hold out less$"):
+        stratified_split(np.array([0, 0, 0, 0, 0, 1, 1]), 0.8, seed=0, classes=["apple", "pear"])
+    # At least one is held out: for a class of one, holding out less would not help.
+    with pytest.raises(DataError, match=r"class pear has too few images \(1\) to hold out a share of 0.2 and train "
+                                        r"on the rest: add images: one of every class is held out, so each needs two "
+                                        r"or more$"):
         stratified_split(np.array([0, 0, 0, 1]), 0.2, seed=0, classes=["apple", "pear"])
 
 

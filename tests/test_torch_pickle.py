@@ -173,7 +173,7 @@ def test_refuses_every_global_but_the_few_a_state_dict_needs(tmp_path, module, n
 
 
 @pytest.mark.parametrize("content", [pickle.dumps({"weights": [1, 2, 3]}),  # another pickle
-                                     b"\xff\xd8\xff\xe0 a JPEG", b"\x89HDF\r\n\x1a\n", b""])
+                                     b"\xff\xd8\xff\xe0 a JPEG", b"\x89HDF\r\n\x1a\n", b"\x89PNG\r\n\x1a\n", b""])
 def test_refuses_other_files_in_plain_words(tmp_path, content):
     path = tmp_path / "not_torch.pth"
     path.write_bytes(content)

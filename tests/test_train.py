@@ -273,8 +273,9 @@ def interrupt_while_saving(image_folder, tmp_path, monkeypatch, hp=TINY):
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module.cards, "save_model_and_card", interrupted)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as stopped:
             run(hp, image_folder, tmp_path)
+    assert stopped.value.trained  # so the command line says a rerun trains nothing again
 
 
 def test_a_run_interrupted_after_training_resumes_without_retraining(image_folder, tmp_path, monkeypatch, capsys):
@@ -664,12 +665,17 @@ def test_evaluation_batches_are_of_one_size_where_the_count_allows(images, large
     assert batches == math.ceil(images / largest)  # no more steps than with the largest size
 
 
-@pytest.mark.parametrize("images, warned", [(290, True), (999, True), (1000, False)])
-def test_few_images_for_a_scratch_net_bring_advice_to_fine_tune_a_pretrained_one(images, warned, capsys):
-    train_module._warn_if_few_for_scratch(images, classes=10)
+@pytest.mark.parametrize("counts, warned", [
+    ([29] * 10, "290 training images (29 a class)"),
+    ([100] * 9 + [99], "999 training images (99 to 100 a class)"),
+    ([190, 1], "191 training images (1 to 190 a class)"),  # not "95 a class"
+    ([100] * 10, None),
+])
+def test_few_images_for_a_scratch_net_bring_advice_to_fine_tune_a_pretrained_one(counts, warned, capsys):
+    train_module._warn_if_few_for_scratch(np.repeat(np.arange(len(counts)), counts), classes=len(counts))
     err = capsys.readouterr().err
-    assert (err.startswith(f"warning: {images} training images ({images // 10} a class) are few for a net trained "
-                           "from scratch.") and "try --arch efficientnet_lite0" in err) if warned else err == ""
+    assert (err.startswith(f"warning: {warned} are few for a net trained from scratch.")
+            and "try --arch efficientnet_lite0" in err) if warned else err == ""
 
 
 def test_a_save_that_fails_keeps_the_run_to_save_without_training_again(image_folder, tmp_path, monkeypatch, capsys):

@@ -697,15 +697,18 @@ def test_a_misspelled_option_is_answered_with_its_commands_usage(argv, usage, me
     assert len(err.splitlines()) == 2  # the usage in one line, then the error
 
 
-@pytest.mark.parametrize("backed_up, advice", [
-    (None, "resume from the last backed-up epoch (or to start over, if none had ended)"),
-    ((4, 12, "scratch"), "resume after epoch 4 of 12"),
-    ((3, 10, "fine_tune"), "resume after epoch 3 of 10 of the fine-tune phase"),
-    ((0, 5, "head"), "start over (no epoch had ended)"),
-    ((0, 10, "fine_tune"), "resume at the start of the fine-tune phase (none of its epochs had ended)"),
+@pytest.mark.parametrize("found, advice", [
+    ({}, "resume from the last backed-up epoch (or to start over, if none had ended)"),
+    ({"backed_up": (4, 12, "scratch")}, "resume after epoch 4 of 12"),
+    ({"backed_up": (3, 10, "fine_tune")}, "resume after epoch 3 of 10 of the fine-tune phase"),
+    ({"backed_up": (0, 5, "head")}, "start over (no epoch had ended)"),
+    ({"backed_up": (0, 10, "fine_tune")}, "resume at the start of the fine-tune phase (none of its epochs had ended)"),
+    ({"trained": True}, "score and save the model without training it again (every epoch had ended and is backed up)"),
 ])
-def test_a_ctrl_c_in_training_says_where_a_rerun_goes_on(backed_up, advice):
-    assert _resumed_from(backed_up) == advice
+def test_a_ctrl_c_in_training_says_where_a_rerun_goes_on(found, advice):
+    interrupt = KeyboardInterrupt()
+    interrupt.__dict__.update(found)
+    assert _resumed_from(interrupt) == advice
 
 
 class InterruptedImport(types.ModuleType):

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{stopped}, after {saved} was saved.", file=sys.stderr)
         elif args.command is _train:
             print(f"\n{stopped}: nothing was saved in the models folder. Run the same command again to "
-                  f"{_resumed_from(getattr(interrupt, 'backed_up', None))}.", file=sys.stderr)
+                  f"{_resumed_from(interrupt)}.", file=sys.stderr)
         else:
             print(f"\n{stopped}.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
@@ -102,9 +102,12 @@ def _unrecognized(unknown: list[str], parser: argparse.ArgumentParser) -> str:
     return "unrecognized arguments: " + " ".join(unknown) + did_you_mean(unknown[0].split("=")[0], options)
 
 
-def _resumed_from(backed_up: tuple[int, int, str] | None) -> str:
-    """Where a rerun goes on from, given the backup of the phase interrupted in training
-    (epochs backed up, the phase's epochs, its name), or None when not interrupted there."""
+def _resumed_from(interrupt: KeyboardInterrupt) -> str:
+    """Where a rerun of a training run stopped by `interrupt` goes on from: after training, or
+    in a phase, from its backup (`backed_up`: epochs backed up, the phase's epochs, its name)."""
+    if getattr(interrupt, "trained", False):
+        return "score and save the model without training it again (every epoch had ended and is backed up)"
+    backed_up = getattr(interrupt, "backed_up", None)
     if backed_up is None:
         return "resume from the last backed-up epoch (or to start over, if none had ended)"
     done, epochs, phase = backed_up

@@ -557,9 +557,9 @@ def open_tree(path: Path) -> Folder:
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int, classes: list[str] | None = None,
-                     advice: str = "add images, or hold out less") -> tuple[np.ndarray, np.ndarray]:
+                     advice: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held-out) with `fraction` of every class held out, at least one each;
-    DataError, ending in `advice`, for a class too small for that."""
+    DataError, ending in `advice` (by default what helps), for a class too small for that."""
     rng = np.random.default_rng(seed)
     train, held = [], []
     for label in np.unique(labels):
@@ -567,6 +567,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int, classes: li
         count = max(1, round(len(members) * fraction)) if fraction > 0 else 0
         if count >= len(members):
             name = classes[label] if classes else label
+            # One image a class is held out at the least: for a class of one, holding out less cannot help.
+            advice = advice or ("add images, or hold out less" if len(members) > 1 else
+                                "add images: one of every class is held out, so each needs two or more")
             raise DataError(f"class {name} has too few images ({len(members)}) to hold out a share of {fraction:g} "
                             f"and train on the rest: {advice}")
         held.append(members[:count])

@@ -137,12 +137,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 "tensors can be read from a .pth file") from None
 
     def persistent_load(self, saved_id):
-        # ('storage', storage_type, key, location, numel[, view_metadata])
+        # ('storage', storage_type, key, location, numel[, view_metadata]). Another is no danger,
+        # as nothing is called for it, but a damaged file, or no pickle (a PNG's "PNG\r\n" reads
+        # as one): said as such, not as unsafe.
         if not (isinstance(saved_id, tuple) and saved_id and saved_id[0] == "storage"):
-            raise UnsafePickleError(f"unexpected persistent id {saved_id!r}")
+            raise pickle.UnpicklingError(f"unexpected persistent id {saved_id!r}")
         dtype, key = saved_id[1:3]
         if not isinstance(dtype, type) or not issubclass(dtype, np.generic):
-            raise UnsafePickleError(f"storage {key!r} has no known element type")
+            raise pickle.UnpicklingError(f"storage {key!r} has no known element type")
         storage = self.storages.setdefault(key, _Storage(dtype))
         view = saved_id[5] if len(saved_id) > 5 else None
         if view is None:

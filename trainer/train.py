@@ -74,7 +74,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     training_pictures = picture_fingerprints(train_set.images)
     held_out_in_training, test_in_training = _copies_of_training_pictures(training_pictures, val_set, test)
     if hp["arch"] == "scratch":
-        _warn_if_few_for_scratch(len(train_set.labels), len(data.classes))
+        _warn_if_few_for_scratch(train_set.labels, len(data.classes))
 
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
@@ -82,51 +82,56 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     classifier, history, fit_images = _fit_model(hp, dtype_policy, train_set, val_set, run_dir)
     training_seconds = earlier_seconds + time.perf_counter() - started
 
-    model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
+    # Every epoch stays backed up until the model is saved: stopped from here, a rerun scores and saves it.
     try:
-        evaluation = evaluate(model, val_set)
-    except TrainingError:  # NaN outputs: a rerun would resume the same weights
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    print(format_report(evaluation, "Held out"))
-    _warn_if_one_answer(evaluation, data.classes)
-    test_evaluation = None
-    if test is not None:
-        test_evaluation = evaluate(model, test)
-        print(format_report(test_evaluation, "Test"))
+        model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
+        try:
+            evaluation = evaluate(model, val_set)
+        except TrainingError:  # NaN outputs: a rerun would resume the same weights
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        print(format_report(evaluation, "Held out"))
+        _warn_if_one_answer(evaluation, data.classes)
+        test_evaluation = None
+        if test is not None:
+            test_evaluation = evaluate(model, test)
+            print(format_report(test_evaluation, "Test"))
 
-    settings = _without_folders(hp)
-    card = {
-        "format": cards.CARD_FORMAT,
-        "name": name,
-        "architecture": hp["arch"],
-        "dataset": data.name,
-        "data_digest": data_digest,
-        "held_out_digest": digest(val_set.files),
-        "test_digest": None if test is None else digest(test.files),
-        "training_pixels_sketch": sketch(training_pictures),
-        "classes": data.classes,
-        "input_shape": list(model.input_shape[1:]),
-        "parameters": int(model.count_params()),
-        "file_size_bytes": None,  # these two filled in once the file is written
-        "file_sha256": None,
-        "weights": settings.get("weights", "none"),
-        "hyperparameters": settings,
-        "training_images": fit_images,
-        "epochs_run": len(history["loss"]),
-        "training_seconds": round(training_seconds, 1),
-        "training_precision": dtype_policy,
-        "backend": keras.backend.backend(),
-        "device": device,
-        "keras_version": keras.__version__,
-        "created": cards.now_iso(),
-        "history": history,
-        "evaluation": evaluation,
-        "test_evaluation": test_evaluation,
-        "held_out_in_training": held_out_in_training,
-        "test_in_training": test_in_training,
-    }
-    return _save(model, card, model_path, found_at_start, run_dir, replace)
+        settings = _without_folders(hp)
+        card = {
+            "format": cards.CARD_FORMAT,
+            "name": name,
+            "architecture": hp["arch"],
+            "dataset": data.name,
+            "data_digest": data_digest,
+            "held_out_digest": digest(val_set.files),
+            "test_digest": None if test is None else digest(test.files),
+            "training_pixels_sketch": sketch(training_pictures),
+            "classes": data.classes,
+            "input_shape": list(model.input_shape[1:]),
+            "parameters": int(model.count_params()),
+            "file_size_bytes": None,  # these two filled in once the file is written
+            "file_sha256": None,
+            "weights": settings.get("weights", "none"),
+            "hyperparameters": settings,
+            "training_images": fit_images,
+            "epochs_run": len(history["loss"]),
+            "training_seconds": round(training_seconds, 1),
+            "training_precision": dtype_policy,
+            "backend": keras.backend.backend(),
+            "device": device,
+            "keras_version": keras.__version__,
+            "created": cards.now_iso(),
+            "history": history,
+            "evaluation": evaluation,
+            "test_evaluation": test_evaluation,
+            "held_out_in_training": held_out_in_training,
+            "test_in_training": test_in_training,
+        }
+        return _save(model, card, model_path, found_at_start, run_dir, replace)
+    except KeyboardInterrupt as interrupt:
+        interrupt.trained = True  # for the command line's last words
+        raise
 
 
 def _copies_of_training_pictures(training_pictures, held_out: Dataset, test: Dataset | None):
@@ -273,9 +278,12 @@ def _warn_if_one_answer(evaluation: dict, classes: list[str]) -> None:
 FEW_FOR_SCRATCH = 100
 
 
-def _warn_if_few_for_scratch(images: int, classes: int) -> None:
-    if images < FEW_FOR_SCRATCH * classes:
-        print(f"warning: {images} training images ({images // classes} a class) are few for a net trained from "
+def _warn_if_few_for_scratch(labels: np.ndarray, classes: int) -> None:
+    if len(labels) < FEW_FOR_SCRATCH * classes:
+        counts = np.bincount(labels, minlength=classes)
+        # A mean would hide the class that is short of images.
+        each = f"{counts[0]} a class" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()} a class"
+        print(f"warning: {len(labels)} training images ({each}) are few for a net trained from "
               "scratch. A pretrained one learns far more from them: with 24 photos a class, EfficientNet-Lite0 "
               "scored 87% where the scratch CNN scored 48.5% (BENCHMARKS.md); try --arch efficientnet_lite0 "
               "(README.md, \"Pretrained weights\")", file=sys.stderr)
