@@ -325,8 +325,9 @@ function enhance(form) {
     }
   });
   // Escape stops the upload (the browser's stop button fires no event): the form can send again.
+  // Not while pictures are made smaller: no upload is under way, and the form must wait for them.
   window.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") ready();
+    if (event.key === "Escape" && !shrinking) ready();
   });
 }
 

@@ -978,6 +978,22 @@ def test_one_photo_too_large_is_made_smaller_to_send(browser, base_url, served_m
             (served_models / f"upright2{suffix}").unlink()
 
 
+def test_escape_while_a_photo_is_made_smaller_leaves_the_form_waiting_for_it(browser, base_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    photo = tmp_path / "green.jpg"
+    photo.write_bytes(big_photo((0, 250, 0), size=(4000, 3000)))
+    browser.get(base_url + "/")
+    browser.execute_script("window.createImageBitmap = function () { return new Promise(function () {}); };")
+    browser.find_element(By.ID, "image").send_keys(str(photo))
+    button = browser.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    assert button.text == "Making smaller\u2026"
+    # Escape stops an upload: none is under way, and the button once showed Classify, which did nothing.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    assert button.text == "Making smaller\u2026" and button.get_attribute("aria-disabled") == "true"
+
+
 def test_phone_width(browser, base_url, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -210,6 +210,15 @@ def test_a_resumed_download_gets_the_rest_and_a_range_not_understood_the_whole_f
         assert response.status_code == 200 and response.data == whole, asked
 
 
+def test_a_file_refused_by_its_conditions_is_closed(client, monkeypatch):
+    opened = []
+    open_file = Registry.open_file
+    monkeypatch.setattr(Registry, "open_file", lambda *args: opened.append(open_file(*args)) or opened[-1])
+    assert client.get("/models/tiny/model.h5", headers={"Range": "bytes=99999999-"}).status_code == 416
+    assert client.get("/models/tiny/model.h5", headers={"If-Match": '"another"'}).status_code == 412
+    assert len(opened) == 2 and all(file.closed for file in opened)
+
+
 def test_a_range_of_a_copy_that_is_current_gets_a_304_and_a_weak_if_range_the_whole_file(client, models_dir):
     whole = (models_dir / "tiny.h5").read_bytes()
     first = client.get("/models/tiny/model.h5")

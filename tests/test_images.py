@@ -198,11 +198,6 @@ def test_a_png_with_too_much_metadata_is_told_so_not_called_damaged():
         load_rgb(data)
 
 
-def test_a_missing_file_is_not_readable(tmp_path):
-    with pytest.raises(ImageError, match="Not a readable image"):
-        load_rgb(tmp_path / "gone.jpg")
-
-
 def test_a_bomb_past_pillows_own_limit_is_told_the_limit():
     with pytest.raises(ImageError, match="Image is too large; the limit is 50 megapixels."):
         load_rgb(png_header_only(12_000, 12_000))
@@ -288,12 +283,6 @@ def test_tiff_is_for_data_sets_not_uploads():
     with pytest.raises(ImageError):
         load_rgb(data)
     assert load_rgb(data, formats=DATASET_FORMATS).shape == (4, 4, 3)
-
-
-def test_reads_paths_too(tmp_path):
-    path = tmp_path / "photo.png"
-    Image.new("RGB", (5, 7), (1, 2, 3)).save(path)
-    assert load_rgb(path)[0, 0].tolist() == [1, 2, 3]
 
 
 def test_an_upload_format_is_read_from_content_not_name(make_image):

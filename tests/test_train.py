@@ -669,6 +669,7 @@ def test_evaluation_batches_are_of_one_size_where_the_count_allows(images, large
     ([29] * 10, "290 training images (29 a class)"),
     ([100] * 9 + [99], "999 training images (99 to 100 a class)"),
     ([190, 1], "191 training images (1 to 190 a class)"),  # not "95 a class"
+    ([300, 2], "302 training images (2 to 300 a class)"),  # more than 100 a class on average
     ([100] * 10, None),
 ])
 def test_few_images_for_a_scratch_net_bring_advice_to_fine_tune_a_pretrained_one(counts, warned, capsys):

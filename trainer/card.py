@@ -4,7 +4,8 @@ The card is the contract between the trainer and the web app. Its keys:
 
     format            always "image-classifier-card/1"
     name              the file stem, e.g. "cifar10_scratch"
-    architecture      "scratch", "vgg16", "efficientnet_lite0" (preset in hyperparameters)
+    architecture      "scratch", "vgg16", "efficientnet_lite0" (preset in hyperparameters),
+                      or "imported" (see below)
     dataset           what it was trained on, e.g. "cifar10" or a folder name
     data_digest       a fingerprint of the images read (trainer.data.digest): of their class
                       and path in the class folder, so a zip and its unzipped folder match
@@ -24,6 +25,7 @@ The card is the contract between the trainer and the web app. Its keys:
     file_sha256       its SHA-256, by which a card beside another file is told
                       (trainer.model_file.card_of_another_file; absent from older cards)
     weights           where the starting weights came from: "imagenet", "none" or a file name
+                      ("imported from <file>" for an imported model)
     hyperparameters   every setting of the run
     training_images   how many images the weights learned from: all but the held-out ones,
                       and for transfer models but the epoch-picking share too (absent from
@@ -48,6 +50,12 @@ The card is the contract between the trainer and the web app. Its keys:
     test_in_training  how many of those test images the model trained on too, the same pixels
                       (None without a test set; absent from cards written before it): a score
                       they flatter, by which the dashboard does not rank
+
+A model made by `python -m trainer import` (trainer.importing.imported_card) has a shorter card:
+format, name, architecture "imported", classes, input_shape, parameters, file_size_bytes,
+file_sha256, weights, created, hyperparameters (the file imported, the scaling put inside and
+how it was found, and --mean/--std if given), test_digest and test_evaluation (of --data, or
+None): what it trained on, and how, is not known here.
 
 Both files are written to temporary dotfiles in the same folder and renamed into place,
 so a crash or Ctrl-C never leaves a half-written model where the web app looks; those that a

@@ -1,7 +1,8 @@
 """Turning image files into RGB pixel arrays.
 
-The trainer (reading data sets) and the web app (reading uploads) both go through
-`load_rgb`, so a picture gets exactly the same pixels in evaluation and in serving.
+The trainer (reading data sets) goes through `load_rgb`, the web app (reading uploads)
+through its two steps, `decode` then `resized` (to cut several sizes from one decoding), so a
+picture gets exactly the same pixels in evaluation and in serving.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, PngImagePlugin
@@ -82,22 +81,22 @@ def jpeg_scans(data: bytes) -> int:
 
 
 def load_rgb(
-    source: str | os.PathLike | bytes,
+    data: bytes,
     size: tuple[int, int] | None = None,
     *,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
 ) -> np.ndarray:
-    """Decode an image file (a path or its bytes) into a uint8 array of shape (H, W, 3).
+    """Decode an image file's bytes into a uint8 array of shape (H, W, 3).
 
     EXIF orientation is applied, any mode (grayscale, palette, RGBA, CMYK, 16-bit) becomes
     RGB, animations give their first frame, and `size=(height, width)` resizes.
     """
-    image = decode(source, max(size) if size is not None else None, formats=formats)
+    image = decode(data, max(size) if size is not None else None, formats=formats)
     return resized(image, size) if size is not None else np.asarray(image, dtype=np.uint8)
 
 
 def decode(
-    source: str | os.PathLike | bytes,
+    data: bytes,
     side: int | None = None,
     *,
     formats: tuple[str, ...] = tuple(UPLOAD_FORMATS),
@@ -107,9 +106,7 @@ def decode(
     for a JPEG, at the smallest scale still no smaller than a square of `side`. Several sizes
     can then be cut from one decoding with `resized`. `scans`: the file's `jpeg_scans`, where
     the caller has counted them already."""
-    data = b""
     try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
         with opened_image(data, formats) as image:
             if refusal := _refusal(image, _scans(image, data, scans)):
                 raise ImageError(refusal)

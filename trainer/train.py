@@ -279,9 +279,9 @@ FEW_FOR_SCRATCH = 100
 
 
 def _warn_if_few_for_scratch(labels: np.ndarray, classes: int) -> None:
-    if len(labels) < FEW_FOR_SCRATCH * classes:
-        counts = np.bincount(labels, minlength=classes)
-        # A mean would hide the class that is short of images.
+    # By the class with fewest: a total, or a mean, would hide the one short of images.
+    counts = np.bincount(labels, minlength=classes)
+    if counts.min() < FEW_FOR_SCRATCH:
         each = f"{counts[0]} a class" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()} a class"
         print(f"warning: {len(labels)} training images ({each}) are few for a net trained from "
               "scratch. A pretrained one learns far more from them: with 24 photos a class, EfficientNet-Lite0 "

@@ -12,6 +12,7 @@ import os
 import re
 import unicodedata
 from datetime import datetime, timezone
+from typing import BinaryIO
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request, send_file, url_for
@@ -72,11 +73,18 @@ def send_model_file(name: str, suffix: str, mimetype: str):
         abort(503, description=f"Model '{name}' has just been replaced; ask again in a moment.")
     except OSError as error:
         abort(503, description=f"Model '{name}' cannot be read just now ({os_reason(error)}).")
+    try:
+        return _file_response(file, name, suffix, mimetype)
+    except BaseException:  # a 412 or a 416: no response sends the file, and closes it
+        file.close()
+        raise
+
+
+def _file_response(file: BinaryIO, name: str, suffix: str, mimetype: str):
     stat = os.fstat(file.fileno())
     # Of the version sent, and alike in every worker, so that asking again gets a 304.
     etag = hashlib.sha256(repr(stamp_of(stat)).encode()).hexdigest()[:20]
     if _precondition_failed(etag, datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)):
-        file.close()
         abort(412, description=f"Model '{name}' is no longer the version asked for: its file has changed since.")
     response = send_file(
         file, mimetype=mimetype, etag=etag, last_modified=stat.st_mtime,
