@@ -481,6 +481,20 @@ def test_a_system_set_to_dark_gets_dark_pages(browser, base_url, photo):
     assert browser.execute_script(MODEL_PAGE_COLOURS) == LIGHT_COLOURS
 
 
+def test_high_contrast_mode_underlines_the_pages_own_link_alone(browser, base_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/models")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "forced-colors", "value": "active"}]})
+    try:
+        underlines = {link.text: link.value_of_css_property("border-bottom-color")
+                      for link in browser.find_elements(By.CSS_SELECTOR, ".site-header nav a")}
+        background = browser.find_element(By.CSS_SELECTOR, ".site-header").value_of_css_property("background-color")
+        assert underlines["Models"] != background and underlines["Classify"] == background, underlines
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
 def test_form_works_with_javascript_off(base_url, photo, tmp_path_factory):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -1031,6 +1045,53 @@ def test_phone_width(browser, base_url, tmp_path):
         bars = browser.find_element(By.CSS_SELECTOR, ".bars")
         assert bars.rect["y"] + bars.rect["height"] <= browser.execute_script("return innerHeight")
         browser.save_screenshot(str(SHOTS / "9-phone-prediction.png"))  # that first screen only
+    finally:
+        browser.set_window_size(1280, 1000)
+
+
+# The words, in the elements `css` selects, that are broken across lines (each line a rectangle of its own).
+BROKEN_WORDS = """
+var broken = [];
+document.querySelectorAll(arguments[0]).forEach(function (element) {
+  var walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+    var pattern = /\\S+/g, match;
+    while ((match = pattern.exec(node.data))) {
+      var range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      if (range.getClientRects().length > 1) broken.push(match[0]);
+    }
+  }
+});
+return broken;"""
+
+
+def test_a_phone_with_text_twice_as_large_needs_no_sideways_scrolling(browser, base_url, photo):
+    """Text made larger alone (Chromium's font size setting, at 200% here) on a 320 px screen:
+    everything reflows (WCAG 1.4.4 and 1.4.10), the answer's bars keep a width, words stay whole."""
+    from selenium.webdriver.common.by import By
+
+    def larger_text(address):
+        browser.get(address)
+        browser.execute_script("document.documentElement.style.fontSize = '200%'")
+
+    def sideways():
+        return browser.execute_script(
+            "return document.scrollingElement.scrollWidth - document.documentElement.clientWidth")
+
+    browser.set_window_size(320, 700)
+    try:
+        larger_text(base_url + "/api")
+        assert sideways() <= 0
+        larger_text(base_url + "/")
+        assert browser.execute_script(BROKEN_WORDS, ".drop-zone") == [] and sideways() <= 0
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+        change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
+        wait_for(browser, ".verdict")
+        browser.execute_script("document.documentElement.style.fontSize = '200%'")
+        assert sideways() <= 0
+        assert all(bar.rect["width"] > 20 for bar in browser.find_elements(By.CSS_SELECTOR, "svg.bar"))
     finally:
         browser.set_window_size(1280, 1000)
 
