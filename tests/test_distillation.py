@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY, reload_in_fresh_process, run
+from conftest import TINY, reload_in_fresh_process, run, save_lambda_model
 from trainer.data import digest, load_folder, stratified_split
 from trainer.distillation import Distiller, load_teacher
 from trainer.models import WeightsError
@@ -91,6 +91,7 @@ def test_a_distilled_run_trains_and_saves_the_student_alone(image_folder, tmp_pa
     ("not a number", "(teacher.h5 holds NaN or infinite weights (in "),
     ("other size", "takes (8, 8, 3) images into 3 classes; this run needs (16, 16, 3) into 3"),
     ("other classes", "knows the classes ['red', 'green', 'blue']"),
+    ("Lambda", "(it holds a Lambda layer, Python code that Keras does not run from a file: build the model"),
 ])
 def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, split, problem, message):
     path = tmp_path / "teacher.h5"
@@ -103,6 +104,8 @@ def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, split, problem, mes
     elif problem == "other classes":
         constant_model([0.2, 0.3, 0.5]).save(path)
         path.with_suffix(".json").write_text(json.dumps({"classes": ["red", "green", "blue"], "input_shape": [16, 16, 3]}))
+    elif problem == "Lambda":
+        save_lambda_model(path)
     with pytest.raises(WeightsError, match=re.escape(message)):
         load_teacher(str(path), *split)
 

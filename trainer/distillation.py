@@ -82,7 +82,8 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
     try:
         teacher = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a missing or damaged file fails inside h5py or Keras in many ways
-        raise WeightsError(f"Cannot use the teacher {path} ({reason(error)}).") from None
+        raise WeightsError(f"Cannot use the teacher {path} ({model_file.keras_refusal(error) or reason(error)}).") \
+            from None
     if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != len(classes):
         raise WeightsError(
             f"The teacher {path} takes {tuple(teacher.input_shape[1:])} images into {teacher.output_shape[-1]} "
