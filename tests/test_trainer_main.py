@@ -581,9 +581,10 @@ def test_models_are_not_saved_into_the_run_folder_deleted_after_them(monkeypatch
                   "model is saved"
 
 
-def test_a_transfer_model_says_it_needs_three_images_a_class(tmp_path, capsys):
-    # One is held out, one picks the epoch: with two, "hold out less" could not help.
-    write_image_folder(tmp_path / "data", per_class=2)
+@pytest.mark.parametrize("per_class", [1, 2])
+def test_a_transfer_model_says_it_needs_three_images_a_class(tmp_path, capsys, per_class):
+    # One is held out, one picks the epoch: "hold out less" could not help, nor a second image a class.
+    write_image_folder(tmp_path / "data", per_class=per_class)
     err = refused(["train", "--arch", "vgg16", "--weights", "none", "--data", str(tmp_path / "data"), "--batch-size",
                    "1", "--image-size", "32", "--out", str(tmp_path / "models"), "--run-dir", str(tmp_path / "runs")],
                   capsys)

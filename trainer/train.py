@@ -58,11 +58,17 @@ def train(hp: dict, data: Dataset, test: Dataset | None, out_dir: Path, name: st
                                 "backup, or starts afresh if it has none.") from None
 
 
+# What a class too small for a transfer model's two splits needs, said at whichever refuses it.
+TRANSFER_NEEDS = ("add images: a transfer model holds out one a class or more, then sets aside one or more of the "
+                  "rest to pick its epoch, so it needs at least 3 a class")
+
+
 def _train(hp, data, test, out_dir, name, run_dir, replace):
     model_path = out_dir / f"{name}.h5"
     found_at_start = file_identity(model_path)
     # Split first: data too small to split leaves no run folder behind.
-    train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes)
+    train_idx, val_idx = stratified_split(data.labels, hp["validation_fraction"], hp["seed"], data.classes,
+                                          None if hp["arch"] == "scratch" else TRANSFER_NEEDS)
     data_digest = digest(data.files)
     _claim_run_dir(run_dir, hp, data, data_digest, model_path, replace)
     keras.utils.set_random_seed(hp["seed"])
@@ -195,10 +201,8 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
             return *_fit_scratch(hp, dtype_policy, train_set, val_set, run_dir), len(train_set.labels)
         # The epoch to keep, early stopping and the rate cuts go by a share of the training
         # images, so that the held-out ones score a model that was not picked on them.
-        fit_idx, pick_idx = stratified_split(
-            train_set.labels, hp["selection_fraction"], hp["seed"], train_set.classes,
-            "add images: a transfer model holds out one a class or more, then sets aside one or more of the rest "
-            "to pick its epoch, so it needs at least 3 a class")
+        fit_idx, pick_idx = stratified_split(train_set.labels, hp["selection_fraction"], hp["seed"], train_set.classes,
+                                             TRANSFER_NEEDS)
         print(f"Of the training images, {len(pick_idx)} pick the epoch to keep (Keras' val_ figures are theirs) "
               f"and {len(fit_idx)} train the model")
         _warn_if_one_batch(len(fit_idx), hp["batch_size"])

@@ -22,9 +22,11 @@ import os
 import socket
 import threading
 import time
+from datetime import timedelta
 
 from gunicorn import util
 from gunicorn.http.errors import ConfigurationProblem
+from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -53,8 +55,15 @@ class Worker(ThreadWorker):
         if not isinstance(exc, ConfigurationProblem):
             return super().handle_error(req, client, addr, exc)
         self.log.warning("Not found: %s", exc.info)
+        message = f"{exc.info}, the prefix the app is served under."
+        if req is not None:  # in the access log too, as gunicorn logs the errors it answers
+            host, port = addr or ("", -1)  # a unix socket's
+            environ = default_environ(req, client, self.cfg) | {"REMOTE_ADDR": host, "REMOTE_PORT": str(port)}
+            response = Response(req, client, self.cfg)
+            response.status, response.response_length = "404 Not Found", len(message)
+            self.log.access(response, req, environ, timedelta(0))
         try:
-            util.write_error(client, 404, "Not Found", f"{exc.info}, the prefix the app is served under.")
+            util.write_error(client, 404, "Not Found", message)
         except OSError:  # the client is gone
             pass
 
