@@ -124,6 +124,11 @@ def wait_for(driver, css: str):
     return WebDriverWait(driver, 20).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def sideways_scroll(driver) -> int:
+    """How many pixels the page is wider than the window: 0 or less where it need not scroll sideways."""
+    return driver.execute_script("return document.scrollingElement.scrollWidth - document.documentElement.clientWidth")
+
+
 def change_page(driver, action):
     """Calls `action` (a link's or a button's click, the driver's back) and returns once the
     page it was on is gone: until then, waiting for an element can find it on that page while it
@@ -266,8 +271,7 @@ def test_compare_every_model_on_one_picture(browser, base_url, served_models, ph
         screenshot(browser, "2c-compare")
         assert csp_violations(browser) == []
         browser.set_window_size(390, 844)
-        assert browser.execute_script(
-            "return document.scrollingElement.scrollWidth <= document.documentElement.clientWidth")
+        assert sideways_scroll(browser) <= 0
         screenshot(browser, "2d-phone-compare", width=390)
     finally:
         browser.set_window_size(1280, 1000)
@@ -575,8 +579,7 @@ def test_a_picture_taken_with_the_camera_is_classified(camera_browser, base_url)
     screenshot(browser, "13-camera")
     browser.set_window_size(390, 844)
     try:
-        assert browser.execute_script(
-            "return document.scrollingElement.scrollWidth <= document.documentElement.clientWidth")
+        assert sideways_scroll(browser) <= 0
         assert video.rect["width"] < 390
         screenshot(browser, "13b-phone-camera", width=390)
     finally:
@@ -1076,21 +1079,17 @@ def test_a_phone_with_text_twice_as_large_needs_no_sideways_scrolling(browser, b
         browser.get(address)
         browser.execute_script("document.documentElement.style.fontSize = '200%'")
 
-    def sideways():
-        return browser.execute_script(
-            "return document.scrollingElement.scrollWidth - document.documentElement.clientWidth")
-
     browser.set_window_size(320, 700)
     try:
         larger_text(base_url + "/api")
-        assert sideways() <= 0
+        assert sideways_scroll(browser) <= 0
         larger_text(base_url + "/")
-        assert browser.execute_script(BROKEN_WORDS, ".drop-zone") == [] and sideways() <= 0
+        assert browser.execute_script(BROKEN_WORDS, ".drop-zone") == [] and sideways_scroll(browser) <= 0
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
         change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         wait_for(browser, ".verdict")
         browser.execute_script("document.documentElement.style.fontSize = '200%'")
-        assert sideways() <= 0
+        assert sideways_scroll(browser) <= 0
         assert all(bar.rect["width"] > 20 for bar in browser.find_elements(By.CSS_SELECTOR, "svg.bar"))
     finally:
         browser.set_window_size(1280, 1000)
@@ -1099,15 +1098,10 @@ def test_a_phone_with_text_twice_as_large_needs_no_sideways_scrolling(browser, b
 def test_long_names_fit_a_phone(browser, base_url, photo):
     from selenium.webdriver.common.by import By
 
-    def assert_no_sideways_scrolling(page):
-        width, visible = browser.execute_script(
-            "return [document.scrollingElement.scrollWidth, document.documentElement.clientWidth]")
-        assert width <= visible, page
-
     browser.set_window_size(390, 844)
     try:
         browser.get(f"{base_url}/?model={LONG_NAME}")  # as the models page's "Try it" link asks
-        assert_no_sideways_scrolling("form")
+        assert sideways_scroll(browser) <= 0, "form"
         # The closed <select> cuts the name short (it cannot wrap); the line under it names the model in full.
         assert browser.find_element(By.ID, "model-classes").text.startswith(LONG_NAME + " recognises 4 classes:")
         file_input = browser.find_element(By.CSS_SELECTOR, "input[type=file]")
@@ -1124,7 +1118,7 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         not_an_image.write_text("notes")
         file_input.send_keys(str(not_an_image))
         assert browser.find_element(By.CSS_SELECTOR, ".errors").text == f"{not_an_image.name} is not an image."
-        assert_no_sideways_scrolling("an error naming a long file")
+        assert sideways_scroll(browser) <= 0, "an error naming a long file"
         browser.execute_script("arguments[0].value = ''", file_input)  # else the next file is added to it
         file_input.send_keys(str(photo))
         wait_for(browser, ".preview")
@@ -1133,18 +1127,18 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         # Named for what it holds; the preview and the formats hint are not part of its name.
         assert file_input.accessible_name == "Image: photo.png"
         assert browser.find_element(By.CSS_SELECTOR, ".preview").get_attribute("alt") == ""
-        assert_no_sideways_scrolling("form with a file chosen")
+        assert sideways_scroll(browser) <= 0, "form with a file chosen"
         change_page(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
         wait_for(browser, ".verdict")
         assert LONG_NAME in browser.find_element(By.CSS_SELECTOR, ".meta").text
         # Wrapped at its underscores on the screen, whole to a screen reader.
         assert browser.find_element(By.CSS_SELECTOR, ".meta a").accessible_name == LONG_NAME
-        assert_no_sideways_scrolling("prediction")
+        assert sideways_scroll(browser) <= 0, "prediction"
         screenshot(browser, "10-phone-long-names-prediction", width=390)
 
         browser.set_window_size(390, 844)
         browser.get(f"{base_url}/models/{LONG_NAME}")
-        assert_no_sideways_scrolling("model page")
+        assert sideways_scroll(browser) <= 0, "model page"
         assert browser.find_element(By.TAG_NAME, "h1").accessible_name == LONG_NAME
         # Below each chart, the epoch numbers and the word "epoch" do not run into each other.
         assert browser.execute_script("""return Array.from(document.querySelectorAll('.chart svg')).every(svg => {
@@ -1156,7 +1150,7 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
 
         browser.get(f"{base_url}/models")
         assert LONG_DATA_SET in browser.find_element(By.CSS_SELECTOR, "h2.data-set").text  # headed by it
-        assert_no_sideways_scrolling("dashboard")
+        assert sideways_scroll(browser) <= 0, "dashboard"
     finally:
         browser.set_window_size(1280, 1000)
 

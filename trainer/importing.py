@@ -22,10 +22,10 @@ import keras
 import numpy as np
 
 from trainer import card as cards
+from trainer import model_file
 from trainer.data import Dataset, digest, load_folder
 from trainer.formatting import filesize, plural, reason
 from trainer.metrics import format_report
-from trainer import model_file
 from trainer.options import SCALINGS
 from trainer.predict import BadOutput
 from trainer.train import evaluate

@@ -138,8 +138,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, saved_id):
         # ('storage', storage_type, key, location, numel[, view_metadata]). Another is no danger,
-        # as nothing is called for it, but a damaged file, or no pickle (a PNG's "PNG\r\n" reads
-        # as one): said as such, not as unsafe.
+        # as nothing is called for it, but a damaged file, or no pickle at all (a PNG's first bytes
+        # read as a persistent id): said as such, not as unsafe.
         if not (isinstance(saved_id, tuple) and saved_id and saved_id[0] == "storage"):
             raise pickle.UnpicklingError(f"unexpected persistent id {saved_id!r}")
         dtype, key = saved_id[1:3]
