@@ -230,7 +230,7 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert f"<dt>File size</dt><dd>{filesize((models_dir / 'small.h5').stat().st_size)}</dd>" in page
-    assert page.count("<svg") == 2  # loss and accuracy
+    assert page.count('<svg class="plot"') == 2  # loss and accuracy
     assert 'aria-label="True class in rows, predicted class in columns">true \\ predicted</th>' in page
     for chart in ("loss", "accuracy"):  # each described by the summary under it
         assert f'aria-describedby="{chart}-summary"' in page and f'<figcaption class="hint" id="{chart}-summary">' in page

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from trainer.formatting import is_number
 
-WIDTH, HEIGHT = 520, 296
-# Below the plot: two lines of text (tick labels, then "epoch"), placed in em by
-# _charts.html, with room for the larger text of a phone's chart.
-LEFT, RIGHT, TOP, BOTTOM = 64, WIDTH - 16, 40, HEIGHT - 56
+WIDTH, HEIGHT = 520, 256
+# Room around the plot for its tick labels at their largest: a narrow chart sets its text
+# in up to 24 of these units (style.css), so that it is drawn at a readable size.
+LEFT, RIGHT, TOP, BOTTOM = 84, WIDTH - 28, 16, HEIGHT - 40
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
-X_TICKS = 6  # about this many epochs labelled: room for the larger text of a phone's chart
+X_TICKS = 6  # about this many epochs labelled: room for the larger text of a narrow chart
 MAX_VALUE = 1e300  # beyond, a diverged run's figures: no chart
 
 
