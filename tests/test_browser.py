@@ -1174,6 +1174,12 @@ def test_long_names_fit_a_phone(browser, base_url, photo):
         browser.get(f"{base_url}/models/{LONG_NAME}")
         assert sideways_scroll(browser) <= 0, "model page"
         assert browser.find_element(By.TAG_NAME, "h1").accessible_name == LONG_NAME
+        # The confusion matrix's long class names wrap after underscores, shown whole, named whole.
+        headers = browser.find_elements(By.CSS_SELECTOR, "table.confusion th:not(.corner)")
+        assert [header.accessible_name for header in headers] == LONG_CLASSES * 2
+        assert browser.execute_script("""return Array.from(document.querySelectorAll('table.confusion th span'))
+            .filter(span => span.scrollWidth > span.clientWidth || span.scrollHeight > span.clientHeight)
+            .map(span => span.textContent)""") == []
         screenshot(browser, "11-phone-long-names-model", width=390)
 
         browser.get(f"{base_url}/models")

@@ -238,8 +238,8 @@ def test_model_page_has_card_curves_per_class_and_heat_map(client, models_dir):
     assert "training" in page and "validation" in page
     for label in SMALL_CLASSES:
         assert f'<th scope="row"><span class="long-name">{label}</span></th>' in page  # per-class table
-        assert f'<th scope="row"><span>{label}</span></th>' in page  # matrix rows
-        assert f'<span title="{label}">{label}</span>' in page  # matrix columns, cut short if long
+        assert f'<th scope="row" aria-label="{label}"><span>{label}</span></th>' in page  # matrix rows
+        assert f'<th scope="col" class="column-label" aria-label="{label}"><span>{label}</span></th>' in page
     assert len(re.findall(r'class="heat heat-\d+', page)) == len(SMALL_CLASSES) ** 2
     assert page.count(" diagonal") == len(SMALL_CLASSES)
     assert "batch_size" in page  # hyperparameters

@@ -131,10 +131,10 @@ def text(value) -> str:
 
 
 def breakable(value) -> Markup:
-    """A model name that a narrow page may wrap after its underscores, hyphens and dots
-    ("golden_<wbr>retriever"), rather than at any letter; escaped like any other text. For
-    links only (templates/_model_link.html), with the plain name as their aria-label: <wbr>
-    reads as a space to screen readers and voice control."""
+    """A model's or class's name that a narrow page may wrap after its underscores, hyphens
+    and dots ("golden_<wbr>retriever"), rather than at any letter; escaped like any other text.
+    Only where the element carries the plain name as its aria-label (model links, the confusion
+    matrix's headers): <wbr> reads as a space to screen readers and voice control."""
     return Markup("<wbr>").join(re.split(r"(?<=[_.-])(?=.)", str(value)))
 
 
