@@ -7,10 +7,11 @@ import types
 import numpy as np
 import pytest
 
-from conftest import (damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, read_csv, red_top_left,
-                      save_as, save_model_without_softmax, top_left_model, update_card)
+from conftest import (calls, damage, dark_top_left, nan_when_covered_model, overflow_model, post_api, read_csv,
+                      red_top_left, save_as, save_model_without_softmax, top_left_model, update_card)
 from webapp.batch import MAX_PICTURES
 from webapp.occlusion import STEPS
+from webapp.registry import Registry
 
 
 def test_predict_returns_ranked_predictions(client, make_image):
@@ -29,6 +30,14 @@ def test_the_time_taken_is_given_to_the_microsecond(client, make_image, monkeypa
     clock = iter([100.0, 100.0012345])  # the predictor's start and end
     monkeypatch.setattr("webapp.predictor.time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     assert post_api(client, make_image()).get_json()["elapsed_ms"] == 1.234
+
+
+def test_the_list_and_the_default_model_come_from_one_reading_of_the_models_folder(client, make_image, monkeypatch):
+    post_api(client, make_image())  # loads the default model
+    listed = calls(monkeypatch, Registry, "_files")
+    assert client.get("/api/models").status_code == 200
+    assert post_api(client, make_image()).status_code == 200
+    assert len(listed) == 2
 
 
 def test_predict_with_model_and_top_k(client, make_image):

@@ -19,7 +19,7 @@ from webapp import create_app
 from webapp.occlusion import DIM
 from webapp.pages import EXPIRED, NO_COOKIE
 from webapp.pictures import THUMBNAIL_SIDE
-from webapp.registry import registry_of
+from webapp.registry import Registry, registry_of
 
 
 def test_index_has_form_with_csrf_and_model_selector(client):
@@ -41,6 +41,14 @@ def test_index_has_form_with_csrf_and_model_selector(client):
     # Dropping a file is offered only once app.js handles drops (style.css shows the words then).
     assert '<strong>Choose an image</strong><span class="drop-hint">, drop it here or paste it</span>' in page
     assert re.search(r"<img(?![^>]*\bsrc=)", page) is None  # app.js adds the preview, with its picture
+
+
+def test_the_form_offers_and_preselects_from_one_reading_of_the_models_folder(client, monkeypatch):
+    """Read twice, a model put in or taken out between the readings could be preselected
+    without being offered."""
+    listed = calls(monkeypatch, Registry, "_files")
+    assert client.get("/").status_code == 200
+    assert len(listed) == 1
 
 
 def test_a_long_list_of_classes_is_cut_short():

@@ -10,7 +10,7 @@ from .comparison import compare
 from .dashboard import plain_spaces
 from .downloads import links
 from .predictor import PredictionError, Result, Upload, classify, parse_top_k
-from .registry import ModelInfo, get_info_or_404, get_registry, section
+from .registry import ModelInfo, default_of, get_info_or_404, get_registry, section
 
 bp = Blueprint("api", __name__)
 
@@ -135,8 +135,9 @@ def parse_switch(field: str, meaning: str) -> bool:
 
 @bp.get("/api/models")
 def models():
-    default = default_model()  # once: it reads the models folder as the listing does
-    return jsonify(models=[describe(info, full=False, default=default) for info in get_registry().models()])
+    listed = get_registry().models()
+    default = default_of(listed, current_app.config["DEFAULT_MODEL"])
+    return jsonify(models=[describe(info, full=False, default=default) for info in listed])
 
 
 @bp.get("/api/models/<name>")

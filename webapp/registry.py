@@ -286,17 +286,14 @@ class Registry:
 
     def default_name(self, preferred: str | None = None) -> str | None:
         """`preferred` when usable, else the best usable model (by `rank`)."""
-        usable = [info for info in self.models() if info.available]
-        if any(info.name == preferred for info in usable):
-            return preferred
-        return min(usable, key=rank).name if usable else None
+        return default_of(self.models(), preferred)
 
     def load_default(self, preferred: str | None = None) -> Classifier | None:
         """`preferred` when it loads, else the best model that does (None: none does). Called
         by gunicorn in each new worker, so that its first request does not wait for a load."""
-        while (name := self.default_name(preferred)) is not None:
+        while (name := default_of(listed := self.models(), preferred)) is not None:
             try:
-                model = self.load(name)
+                model = self.load_listed(next(info for info in listed if info.name == name))
             except (ModelUnavailable, UnknownModel):
                 continue  # now known unusable (logged), or gone: the next pick passes over it
             if self._default_served not in (None, name):  # the first is said at start
@@ -310,6 +307,15 @@ def section(card: dict, key: str) -> dict:
     """A part of a card that should be an object; {} when it is missing or is not one."""
     value = card.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def default_of(listed: list[ModelInfo], preferred: str | None = None) -> str | None:
+    """Of a listing, `preferred` when usable, else the best usable model (by `rank`): a page
+    that shows the listing picks from the same one, not from the folder read again."""
+    usable = [info for info in listed if info.available]
+    if any(info.name == preferred for info in usable):
+        return preferred
+    return min(usable, key=rank).name if usable else None
 
 
 def rank(info: ModelInfo) -> tuple:
