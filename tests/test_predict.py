@@ -10,7 +10,7 @@ import pytest
 from conftest import png
 from trainer import data as data_module
 from trainer import predict as predict_module
-from trainer.predict import Answer, BadOutput, image_files, predict, probabilities
+from trainer.predict import Answer, BadOutput, image_files, predict, probabilities, ranked
 
 CLASSES = ["dark", "bright"]
 
@@ -139,6 +139,12 @@ def test_image_files_read_each_file_while_its_folder_is_open(photos):
 def test_outputs_that_are_not_probabilities_are_refused(outputs, message):
     with pytest.raises(BadOutput, match=message.replace("(", r"\(").replace(")", r"\)")):
         probabilities(outputs)
+
+
+def test_ranked_puts_equal_probabilities_in_the_classes_order():
+    shares = np.array([0.2, 0.3, 0.2, 0.3])
+    assert ranked(["a", "b", "c", "d"], shares, 4) == [("b", 0.3), ("d", 0.3), ("a", 0.2), ("c", 0.2)]
+    assert ranked(["a", "b", "c", "d"], shares, 1)[0][0] == "abcd"[int(np.argmax(shares))]
 
 
 def test_probabilities_pass_as_float64_rows():

@@ -85,5 +85,6 @@ def _answers(model, classes: list[str], chunk: list[tuple[str, np.ndarray | str]
 
 
 def ranked(classes: list[str], probabilities: np.ndarray, top_k: int) -> list[tuple[str, float]]:
-    """The `top_k` most likely classes with their probabilities, most likely first."""
-    return [(classes[i], float(probabilities[i])) for i in np.argsort(probabilities)[::-1][:top_k]]
+    """The `top_k` most likely classes with their probabilities, most likely first; equal ones
+    in the classes' order, as np.argmax picks the first."""
+    return [(classes[i], float(probabilities[i])) for i in np.argsort(-probabilities, kind="stable")[:top_k]]

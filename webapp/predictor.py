@@ -143,7 +143,7 @@ def answer(model: Classifier, upload: Upload, top_k: int, explain: bool = False)
     pixels = upload.pixels(model.input_size)
     probabilities = probabilities_for(model, pixels[np.newaxis])[0]
     predictions = ranked(model.classes, probabilities, top_k)
-    best = int(np.argsort(probabilities)[-1])  # predictions[0]'s
+    best = int(np.argmax(probabilities))  # predictions[0]'s
     occlusion, occlusion_error = _explain(model, pixels, best) if explain else (None, None)
     elapsed_ms = (time.perf_counter() - started) * 1000
     return Result(model.name, predictions, elapsed_ms, len(model.classes), occlusion, occlusion_error, pixels,
