@@ -87,14 +87,29 @@ def test_ngrok_flag_or_environment_opens_tunnel(monkeypatch, models_dir):
     assert "tunnel" in calls and not isinstance(calls["app"].wsgi_app, ProxyFix)
 
 
+def serving_on_a_free_port(arguments: list[str], env: dict) -> tuple[subprocess.Popen, int]:
+    """`python -m webapp` with `arguments` on a free port, once it answers, and the port. A port
+    found free can be taken by another test's server before this one listens on it: then the
+    server says so, and another port is tried."""
+    for _ in range(3):
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "webapp", "--port", str(port), *arguments], cwd=ROOT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until_serving(process, f"http://127.0.0.1:{port}", timeout=30)
+            return process, port
+        except AssertionError:
+            process.kill()
+            if "cannot listen on" not in process.communicate(timeout=10)[1]:
+                raise
+    raise AssertionError("three free ports were taken before the server could listen on them")
+
+
 def test_real_process_without_token_says_one_line_and_serves(models_dir):
-    port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "NGROK_AUTHTOKEN"}
     env.update(IMAGEAPP_MODELS_DIR=str(models_dir), IMAGEAPP_SECRET_KEY="x", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "webapp", "--port", str(port), "--ngrok"], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process, port = serving_on_a_free_port(["--ngrok"], env)
     try:
-        wait_until_serving(process, f"http://127.0.0.1:{port}", timeout=30)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert json.load(response) == {"status": "ok", "models": 2}
     finally:
