@@ -117,3 +117,13 @@ def test_real_process_without_token_says_one_line_and_serves(models_dir):
         output = process.communicate(timeout=10)[0]
     ngrok_lines = [line for line in output.splitlines() if "ngrok" in line]
     assert ngrok_lines == [f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}."]
+
+
+def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use():
+    # As with `python3 -m webapp` typed for `.venv/bin/python -m webapp`.
+    code = "import sys; sys.modules['flask'] = None; import runpy; runpy.run_module('webapp', run_name='__main__')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 1 and result.stderr == (
+        f"python -m webapp: flask is not installed for {sys.executable}: run .venv/bin/python -m webapp, the "
+        "project's Python (make test or make serve installs it), or install requirements.txt into this one\n")
+

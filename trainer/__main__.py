@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from trainer.formatting import one_line, whole_number
+from trainer.formatting import not_installed, one_line, whole_number
 from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, class_names, did_you_mean, image_size,
                              model_name, numbers, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
@@ -65,9 +65,7 @@ def _run(args) -> int:
     except BackendError as error:
         return _error(error)
     except ModuleNotFoundError as error:  # another Python than the project's: Keras or Pillow is missing
-        return _error(f"{error.name} is not installed for {sys.executable}: run .venv/bin/python -m trainer, "
-                      "the project's Python (make test or make serve installs it), or install requirements.txt "
-                      "into this one")
+        return _error(not_installed(error, "trainer"))
 
     try:
         return args.command(args)

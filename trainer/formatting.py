@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import unicodedata
 
 DASH = "\u2014"
@@ -95,3 +96,10 @@ def os_reason(error: OSError) -> str:
     """Why a file could not be written or read, in a few words ("No space left on device"):
     h5py puts HDF5's whole report, over several lines, where Python puts those words."""
     return os.strerror(error.errno) if error.errno else error.strerror or reason(error)
+
+
+def not_installed(error: ModuleNotFoundError, program: str) -> str:
+    """Advice for `python3 -m program` typed for `.venv/bin/python -m program`: another Python
+    than the project's, without its packages."""
+    return (f"{error.name} is not installed for {sys.executable}: run .venv/bin/python -m {program}, the project's "
+            "Python (make test or make serve installs it), or install requirements.txt into this one")

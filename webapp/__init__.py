@@ -12,10 +12,17 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, Response, request
-from werkzeug.middleware.proxy_fix import ProxyFix
+from trainer.formatting import not_installed
 
-from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
+try:
+    from flask import Flask, Response, request
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
+except ModuleNotFoundError as error:  # another Python than the project's: one line, not a traceback
+    if error.name.startswith(f"{__name__}."):
+        raise
+    raise SystemExit(f"python -m webapp: {not_installed(error, 'webapp')}") from None
 
 
 def create_app(test_config: dict | None = None) -> Flask:
