@@ -172,7 +172,8 @@ def model_ceiling(folder: Path, name: str) -> None:
 
 def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args, pictures: int = 1) -> None:
     print("  a warm-up, so that every worker and thread has served (and loaded the models asked for):")
-    run_level(port, bodies, 4, 40, pictures)
+    warm = max(16, *args.concurrency)  # more clients than the default 2 workers x 4 threads
+    run_level(port, bodies, warm, 3 * warm, pictures)
     print(f"  workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
     for concurrency in args.concurrency:
         run_level(port, bodies, concurrency, args.requests, pictures)

@@ -30,8 +30,11 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--model", default="cifar10_scratch")
     parser.add_argument("--pictures", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=4,
+                        help="requests per format, the first not counted (it loads the model): 2 or more")
     args = parser.parse_args()
+    if args.requests < 2:
+        parser.error(f"--requests must be 2 or more (the first only loads the model), not {args.requests}")
     app = create_app({"MODELS_DIR": str(args.models), "DEFAULT_MODEL": args.model, "SECRET_KEY": uuid.uuid4().hex,
                       "WTF_CSRF_ENABLED": False})
     client = app.test_client()
@@ -47,7 +50,7 @@ def main() -> None:
             if answer.status_code != 200:
                 sys.exit(f"{fmt}: the page answered {answer.status_code}")
         print(f"{args.pictures} x {fmt} {side} x {side} ({len(picture) / 1e6:.1f} MB each): "
-              f"median {statistics.median(times[1:]) * 1000:.0f} ms a request of {len(times) - 1}")
+              f"median {statistics.median(times[1:]) * 1000:.0f} ms a request, of {len(times) - 1} after the first")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,20 +44,34 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = [parse_run(spec) for spec in args.runs]
+    rows = []
     try:
-        rows = train_all(runs, args.data, args.out)
+        for row in train_all(runs, args.data, args.out):
+            rows.append(row)
     except (DataError, WeightsError, TrainingError) as error:  # said as the command line says them
         raise SystemExit(f"error: {error}") from None
+    except KeyboardInterrupt:  # a run's checkpoints are in a temporary folder: nothing to resume
+        print_table(rows)
+        raise SystemExit(f"\nInterrupted after {len(rows)} of {len(runs)} runs; a benchmark run does not "
+                         "resume (its checkpoints were in a temporary folder): run it again.") from None
+    print_table(rows)
+    if args.out is None:
+        print("\n(The models were saved in a temporary folder, now deleted: --out DIR keeps them.)")
+
+
+def print_table(rows: list[str]) -> None:
+    if not rows:
+        return
     print("\n| run | parameters | first epoch | epoch | total | images/s | val accuracy |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(row)
 
 
-def train_all(runs: list[tuple[str, dict]], data_spec: str, out_dir: Path | None) -> list[str]:
-    """Train each run in turn, the data loaded once per image size; their table rows."""
+def train_all(runs: list[tuple[str, dict]], data_spec: str, out_dir: Path | None) -> Iterator[str]:
+    """Train each run in turn, the data loaded once per image size; yields each one's table row
+    as it ends."""
     datasets = {}
-    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         out = out_dir or Path(scratch)
         out.mkdir(parents=True, exist_ok=True)
@@ -69,8 +84,7 @@ def train_all(runs: list[tuple[str, dict]], data_spec: str, out_dir: Path | None
             data, test = datasets[size]
             print(f"\n=== run {index}/{len(runs)}: {spec}", flush=True)
             card = train(hp, data, test, out, f"bench{index}_{hp['preset']}", Path(scratch) / f"run{index}")
-            rows.append(report(spec, hp, card))
-    return rows
+            yield report(spec, hp, card)
 
 
 def parse_run(spec: str) -> tuple[str, dict]:
@@ -138,7 +152,9 @@ def report(spec: str, hp: dict, card: dict) -> str:
     its validation pass; a transfer run's median mixes its frozen and unfrozen epochs."""
     seconds = card["history"]["seconds"]
     train_images = card["training_images"]
-    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+    # One epoch has no epoch without compilation: its median and throughput would be the
+    # compiling epoch's, off by a factor of ten or more, so none is given.
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else None
     accuracy = card["evaluation"]["accuracy"]
     views = ""
     if hp.get("flip_tta"):
@@ -146,14 +162,19 @@ def report(spec: str, hp: dict, card: dict) -> str:
     print(f"\n{spec}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
           f"{card['training_precision']} training")
     print(f"first epoch       {seconds[0]:8.1f} s (includes compilation)")
-    print(f"epoch (median)    {steady:8.1f} s")
+    if steady is None:
+        print("epoch (median)         n/a (one epoch only: run two or more for the speed without compilation)")
+    else:
+        print(f"epoch (median)    {steady:8.1f} s (epochs after the first)")
     print(f"total training    {card['training_seconds']:8.1f} s for {card['epochs_run']} epochs")
-    print(f"throughput        {train_images / steady:8.0f} training images/s (validation included in the time)")
+    if steady is not None:
+        print(f"throughput        {train_images / steady:8.0f} training images/s (validation included in the time)")
     print(f"val accuracy      {accuracy:8.2%} on {card['evaluation']['samples']} held-out images{views}")
     print(f"device            {card['device']} ({card['backend']} backend, Keras {card['keras_version']})",
           flush=True)
-    return (f"| `{spec}` | {card['parameters']:,} | {seconds[0]:.1f} s | {steady:.2f} s | "
-            f"{card['training_seconds']:.1f} s | {train_images / steady:,.0f} | {accuracy:.2%} |")
+    epoch, speed = ("n/a", "n/a") if steady is None else (f"{steady:.2f} s", f"{train_images / steady:,.0f}")
+    return (f"| `{spec}` | {card['parameters']:,} | {seconds[0]:.1f} s | {epoch} | "
+            f"{card['training_seconds']:.1f} s | {speed} | {accuracy:.2%} |")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,28 @@ def test_missing_data_is_one_sentence_not_a_traceback(monkeypatch):
     with pytest.raises(SystemExit) as refused:
         bench.main()
     assert str(refused.value) == "error: No such data folder or zip: /no/such/data"
+
+
+CARD = {"history": {"seconds": [6.6]}, "training_images": 33, "evaluation": {"accuracy": 0.5, "samples": 3},
+        "parameters": 657_859, "file_size_bytes": 2_700_000, "training_precision": "float32",
+        "training_seconds": 7.0, "epochs_run": 1, "device": "cpu (2 cores)", "backend": "tensorflow",
+        "keras_version": "3"}
+
+
+def test_one_epoch_gives_no_speed_rather_than_the_compiling_epochs(capsys):
+    row = bench.report("scratch-small:epochs=1", {"flip_tta": False}, CARD)
+    assert row == "| `scratch-small:epochs=1` | 657,859 | 6.6 s | n/a | 7.0 s | n/a | 50.00% |"
+    assert "throughput" not in capsys.readouterr().out
+
+
+def test_ctrl_c_is_one_sentence_with_the_rows_of_the_runs_that_ended(monkeypatch, capsys):
+    def interrupted(runs, data, out):
+        yield "| `scratch-small` | 1 | 1.0 s | 1.00 s | 2.0 s | 10 | 50.00% |"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "train_all", interrupted)
+    monkeypatch.setattr("sys.argv", ["bench/train.py", "scratch-small", "scratch-large", "--data", "d"])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert "Interrupted after 1 of 2 runs" in str(stopped.value)
+    assert "| `scratch-small` |" in capsys.readouterr().out
