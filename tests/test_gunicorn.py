@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import copy_models, encode_image, gunicorn
-from webapp import security, tunnel
+from conftest import copy_models, damage, encode_image, gunicorn, make_config
+from webapp import create_app, security, tunnel
 from webapp.config import ROOT
 from webapp.registry import registry_of
 from webapp.uploads import CHUNKS_ENDED
@@ -87,6 +87,20 @@ def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
     loaded = registry_of(app).load_default(default)
     assert batches == [(1, *loaded.input_size, 3), (CHUNK, *loaded.input_size, 3)]
+
+
+@pytest.mark.parametrize("left", ["none", "damaged"])
+def test_a_worker_with_no_usable_model_starts_and_answers_that_it_has_none(models_dir, left):
+    # A fresh install's empty models folder: the worker must boot and say so on /healthz, not crash in make_ready.
+    if left == "damaged":
+        damage(models_dir, "broken")
+    for path in models_dir.iterdir():
+        if path.stem != "broken":
+            path.unlink()
+    app = create_app(make_config(models_dir))
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](types.SimpleNamespace(wsgi=app))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503 and response.get_json() == {"status": "no usable model", "models": 0}
 
 
 def test_a_worker_that_cannot_trace_for_batches_serves_on(app, monkeypatch, caplog):

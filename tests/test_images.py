@@ -108,6 +108,16 @@ def test_unreadable_exif_leaves_the_picture_as_stored():
     assert load_rgb(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]).shape == (10, 30, 3)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_exif_that_pillow_refuses_to_read_leaves_the_picture_as_stored(fmt):
+    # Pillow 13 swallows a JPEG's unreadable EXIF itself (the test above), but raises for a PNG's
+    # or WebP's: only these reach _upright's own `except`.
+    data = encode(Image.new("RGB", (30, 10)), fmt, exif=b"Exif\0\0XX*\0\x08\0\0\0")  # no TIFF byte order
+    with pytest.raises(SyntaxError, match="not a TIFF file"):
+        Image.open(io.BytesIO(data)).getexif()
+    assert load_rgb(data).shape == (10, 30, 3)
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

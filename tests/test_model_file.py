@@ -1,5 +1,7 @@
 """trainer.model_file: what is wrong with a .h5 file, found without opening it in this process."""
 
+import builtins
+import errno
 import os
 from pathlib import Path
 
@@ -178,3 +180,17 @@ def test_an_empty_file_and_a_keras_zip_are_named_as_such(built_models, tmp_path)
     renamed = (tmp_path / "tiny.keras").rename(tmp_path / "tiny.h5")
     assert model_file.problems({renamed: (renamed.stat().st_size, {})})[renamed] == (
         'tiny.h5 is a zip file, as Keras\'s .keras format is, not an HDF5 one: save the model with model.save("tiny.h5")')
+
+
+def test_a_file_this_process_may_not_read_is_named_not_a_traceback(built_models, tmp_path, monkeypatch):
+    # chmod 000 would not do: the tests may run as root. The server's user may not read a model copied in by another.
+    path = tmp_path / "locked.h5"
+    path.write_bytes((built_models / "tiny.h5").read_bytes())
+
+    def open_refused(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(model_file, "open", open_refused, raising=False)
+    assert model_file.problems({path: (path.stat().st_size, {})}) == {path: "locked.h5 cannot be read (Permission denied)"}

@@ -1,12 +1,14 @@
 """The train command's options (trainer/options.py), given on the command line: read,
 checked against their preset, and refused with one sentence before any data loads."""
 
+import argparse
 import sys
 
 import pytest
 
 from conftest import refused
 from trainer.__main__ import main
+from trainer.options import MAX_SIDE, class_names, image_size
 from trainer.presets import PRESETS
 
 
@@ -125,3 +127,22 @@ def test_a_model_name_too_long_for_its_files_is_refused(capsys):
         main(["train", "--data", "x", "--name", "é" * 51])
     assert stopped.value.code == 2 and "argument --name: must be at most 100 bytes long in UTF-8, not 102" in \
         capsys.readouterr().err
+
+
+def test_import_image_size_takes_a_side_or_height_x_width():
+    assert image_size("224") == (224, 224)  # a square's side
+    assert image_size("24x40") == (24, 40) and image_size("24X40") == (24, 40)
+    for bad in ("0", "24x", "x40", "24x40x3", "1.5", "abc"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be a side or HEIGHTxWIDTH"):
+            image_size(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"must be at most {MAX_SIDE} pixels a side"):
+        image_size(f"{MAX_SIDE + 1}x8")
+
+
+def test_import_classes_must_be_two_or_more_each_named_once():
+    assert class_names(" cat, dog ") == ["cat", "dog"]
+    for bad in ("cat", "cat,", "cat,,dog", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="must name two classes or more, comma-separated"):
+            class_names(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="must name each class once"):
+        class_names("cat,dog,cat")

@@ -648,3 +648,19 @@ def test_every_table_is_named_by_its_caption(client, csrf_token, models_dir, mak
     tables = [re.search(r"\s*<caption[^>]*>([^<]+)</caption>", page[match.end():])
               for page in pages for match in re.finditer(r"<table[^>]*>", page)]
     assert len(tables) == 10 and all(caption and caption.start() == 0 for caption in tables)
+
+
+@pytest.mark.parametrize("model, status, message", [
+    ("nope", 404, "<p>Unknown model &#39;nope&#39;.</p>"),
+    ("tiny", 503, "<p>Model &#39;tiny&#39; cannot be used: it gives outputs that are not probabilities"),
+])
+def test_several_pictures_for_a_model_that_cannot_answer_are_refused_on_the_form(client, csrf_token, models_dir,
+                                                                                 make_image, model, status, message):
+    save_model_without_softmax(models_dir / "tiny.h5")  # passes the file checks, offered, fails at load
+    pictures = [("a.png", make_image()), ("b.png", make_image(seed=1))]
+    response = post_several(client, csrf_token, pictures, model=model)
+    page = response.get_data(as_text=True)
+    assert response.status_code == status and "<form" in page and message in page
+    # As with one picture: the same status and reason.
+    single = post_form(client, csrf_token, pictures[0][1], model=model)
+    assert single.status_code == status and message in single.get_data(as_text=True)

@@ -782,3 +782,12 @@ def test_evaluate_says_a_lambda_layer_is_why_a_model_cannot_be_used(tmp_path, im
     err = refused(["evaluate", str(tmp_path / "lam.h5"), "--data", str(image_folder)], capsys)
     assert err == (f"error: Cannot use {tmp_path / 'lam.h5'}: it holds a Lambda layer, Python code that Keras does "
                    "not run from a file: build the model of Keras's own layers, without Lambda, and save it again")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_predict_refuses_a_top_k_that_is_not_a_whole_number_of_1_or_more(value, tmp_path, capsys):
+    # Refused by argparse, before the model or any image is read.
+    with pytest.raises(SystemExit) as stopped:
+        main(["predict", str(tmp_path / "tiny.h5"), str(tmp_path), "--top-k", value])
+    assert stopped.value.code == 2
+    assert f"argument --top-k: must be a whole number of 1 or more, not {value!r}" in capsys.readouterr().err

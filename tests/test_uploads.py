@@ -81,3 +81,11 @@ def test_form_fields_that_are_not_utf_8_are_said_so(client):
 def test_a_content_encoding_on_a_request_without_a_body_is_ignored(client):
     assert client.get("/healthz", headers={"Content-Encoding": "gzip"}).status_code == 200
 
+
+@pytest.mark.parametrize("coding", ["identity", "Identity", "identity, ", ""])
+def test_an_uncompressed_body_is_read_whatever_coding_names_it(client, coding):
+    # "identity" is the HTTP name for "no coding": some clients send it, and it must not be a 415.
+    body = multipart(None, b"photo.png", encode_image())
+    response = client.post("/api/predict", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}",
+                           headers={"Content-Encoding": coding})
+    assert response.status_code == 200 and response.get_json()["model"] == "tiny"
