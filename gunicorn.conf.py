@@ -6,7 +6,6 @@ core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_CLIENT_SECONDS (default
 IMAGEAPP_ACCESS_LOG (e.g. "-"), plus the app's own IMAGEAPP_* settings.
 """
 
-import errno
 import os
 import secrets
 import socket
@@ -16,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # read before --
 from webapp import tunnel  # noqa: E402  (no TensorFlow: safe in the master)
 from trainer.formatting import whole_number  # noqa: E402
 from webapp.config import settings_from_environment  # noqa: E402
+from webapp.ports import cannot_listen  # noqa: E402
 
 
 def _count(name: str, default: int) -> int:
@@ -97,13 +97,6 @@ if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as uns
           "then expire, and servers behind one address need the same key).", file=sys.stderr)
 
 
-# Why an address cannot be listened on, in words, by errno.
-BIND_ERRORS = {
-    errno.EADDRINUSE: "another program is listening there: stop it",
-    errno.EADDRNOTAVAIL: "that address is not one of this machine's",
-}
-
-
 def on_starting(server):
     """Try each address before gunicorn does: it would retry a busy port for 5 s and then stop
     without naming the setting to change. Not on a re-exec (USR2), which inherits its sockets."""
@@ -113,17 +106,9 @@ def on_starting(server):
         if not isinstance(address, tuple):  # a unix socket, which gunicorn replaces if stale, or fd://N
             continue
         host, port = address[:2]
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
-            try:
-                probe.bind(address)
-            except OSError as error:
-                why = BIND_ERRORS.get(error.errno, error.strerror)
-                if error.errno == errno.EACCES and port < 1024:
-                    why = "ports below 1024 need root"
-                raise SystemExit(f"gunicorn.conf.py: cannot listen on {tunnel.host_and_port(host, port)} ({why}); "
-                                 "set IMAGEAPP_BIND to another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve"
-                                 ) from None
+        if why := cannot_listen(host, port):
+            raise SystemExit(f"gunicorn.conf.py: cannot listen on {tunnel.host_and_port(host, port)} ({why}); "
+                             "set IMAGEAPP_BIND to another address, as in IMAGEAPP_BIND=127.0.0.1:8001 make serve")
 
 
 def post_worker_init(worker):

@@ -61,7 +61,7 @@ def test_a_port_in_use_is_one_sentence_naming_the_options_before_anything_starts
         port = other_server.getsockname()[1]
         with pytest.raises(SystemExit) as stopped:
             main_module.main(["--port", str(port), "--ngrok"])
-    assert stopped.value.code == (f"python -m webapp: cannot listen on 127.0.0.1:{port} (Address already in use): "
+    assert stopped.value.code == (f"python -m webapp: cannot listen on 127.0.0.1:{port} (another program is listening there: stop it): "
                                   "pass --port or --host, or set IMAGEAPP_PORT or IMAGEAPP_HOST, to another")
 
 

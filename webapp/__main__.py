@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 
 from trainer.formatting import whole_number
 
 from . import create_app, trust_proxies, tunnel
+from .ports import cannot_listen
 from .registry import make_ready
 
 
@@ -37,16 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _refuse_a_busy_port(host: str, port: int) -> None:
-    """Stop in one sentence where the address cannot be listened on: Werkzeug's own words name
-    neither option, and a tunnel would be opened first, to whatever holds the port."""
-    try:
-        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug's server does
-            probe.bind(address)
-    except OSError as error:  # socket.gaierror too: no such host
-        raise SystemExit(f"python -m webapp: cannot listen on {host}:{port} ({error.strerror}): pass --port or "
-                         "--host, or set IMAGEAPP_PORT or IMAGEAPP_HOST, to another") from None
+    """Stop in one sentence where the address cannot be listened on: a tunnel would be opened
+    first, to whatever holds the port."""
+    if why := cannot_listen(host, port):
+        raise SystemExit(f"python -m webapp: cannot listen on {tunnel.host_and_port(host, port)} ({why}): pass "
+                         "--port or --host, or set IMAGEAPP_PORT or IMAGEAPP_HOST, to another")
 
 
 def main(argv=None) -> None:
