@@ -106,6 +106,19 @@ def test_predict_field_errors(client, make_image, fields, status, message):
     assert response.is_json and message in response.get_json()["error"]
 
 
+def test_predict_refuses_unknown_fields_in_the_url(client, make_image):
+    # As in the form: a misspelt top_k in the URL is not a default quietly used.
+    image = {"image": (io.BytesIO(make_image()), "a.png")}
+    response = client.post("/api/predict?topk=1", data=image)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "Unknown field 'topk' in the URL: the API takes image, model, top_k, compare and explain, in the "
+                 "form data."}
+    image = {"image": (io.BytesIO(make_image()), "a.png")}
+    response = client.post("/api/predict?image=a.png&note=x", data=image)
+    assert response.status_code == 400 and "Unknown fields 'image', 'note' in the URL" in response.get_json()["error"]
+
+
 def test_predict_without_image(client):
     response = post_api(client, None, model="tiny")
     assert response.status_code == 400

@@ -46,13 +46,12 @@ def predict():
     pictures = [picture for picture in pictures if picture != ("", b"")]
     if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
-    if unknown := sorted((set(request.form) | set(request.files)) - TAKEN):  # a misspelt top_k, say
-        abort(400, description=f"Unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
-                               f"the API takes image, {FIELDS_IN_WORDS}.")
+    refuse_unknown((set(request.form) | set(request.files)) - TAKEN)
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
     if misplaced := [field for field in FIELDS if field in request.args]:
         abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
+    refuse_unknown(set(request.args) - set(FIELDS), in_url=True)
     if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
         abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
     try:
@@ -124,6 +123,15 @@ def noted(card_note: str | None) -> dict:
 
 def as_list(predictions: list[tuple[str, float]]) -> list[dict]:
     return [{"label": label, "probability": p} for label, p in predictions]
+
+
+def refuse_unknown(fields: set[str], in_url: bool = False) -> None:
+    """A 400 naming the fields the API does not take: a misspelt top_k, in the form or the URL,
+    would leave top_k quietly at its default."""
+    if unknown := sorted(fields):
+        where, how = (" in the URL", ", in the form data") if in_url else ("", "")
+        abort(400, description=f"Unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{where}: "
+                               f"the API takes image, {FIELDS_IN_WORDS}{how}.")
 
 
 def parse_switch(field: str, meaning: str) -> bool:
