@@ -127,3 +127,15 @@ def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use(
         f"python -m webapp: flask is not installed for {sys.executable}: run .venv/bin/python -m webapp, the "
         "project's Python (make test or make serve installs it), or install requirements.txt into this one\n")
 
+
+def test_a_module_that_our_own_code_fails_to_find_keeps_its_traceback():
+    # As a typo, `import numpyy` in webapp/cors.py (imported by config.py), would: not "not installed".
+    code = """import importlib.abc, sys
+class Typo(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "webapp.cors":
+            raise ModuleNotFoundError("No module named 'numpyy'", name="numpyy")
+sys.meta_path.insert(0, Typo())
+import runpy; runpy.run_module("webapp", run_name="__main__")"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "not installed" not in result.stderr

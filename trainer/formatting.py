@@ -98,8 +98,8 @@ def os_reason(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else error.strerror or reason(error)
 
 
-def not_installed(error: ModuleNotFoundError, program: str) -> str:
+def not_installed(package: str, program: str) -> str:
     """Advice for `python3 -m program` typed for `.venv/bin/python -m program`: another Python
     than the project's, without its packages."""
-    return (f"{error.name} is not installed for {sys.executable}: run .venv/bin/python -m {program}, the project's "
+    return (f"{package} is not installed for {sys.executable}: run .venv/bin/python -m {program}, the project's "
             "Python (make test or make serve installs it), or install requirements.txt into this one")

@@ -9,20 +9,23 @@ gunicorn master that reads this package never starts TF threads before forking w
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import secrets
 
 from trainer.formatting import not_installed
 
-try:
-    from flask import Flask, Response, request
-    from werkzeug.middleware.proxy_fix import ProxyFix
+# The installed packages (requirements.txt) that this package's modules import as they load:
+# looked for first, so that another Python than the project's is said in one line, while a
+# module that our own code fails to find (a typo) keeps its traceback.
+for _package in ("flask", "flask_wtf", "wtforms", "gunicorn", "numpy", "PIL"):
+    if importlib.util.find_spec(_package) is None:
+        raise SystemExit(f"python -m webapp: {not_installed(_package, 'webapp')}")
 
-    from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment
-except ModuleNotFoundError as error:  # another Python than the project's: one line, not a traceback
-    if error.name.startswith(f"{__name__}."):
-        raise
-    raise SystemExit(f"python -m webapp: {not_installed(error, 'webapp')}") from None
+from flask import Flask, Response, request  # noqa: E402
+from werkzeug.middleware.proxy_fix import ProxyFix  # noqa: E402
+
+from .config import DEFAULTS, ENV_PREFIX, ROOT, settings_from_environment  # noqa: E402
 
 
 def create_app(test_config: dict | None = None) -> Flask:
