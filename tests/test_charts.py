@@ -59,6 +59,9 @@ def test_epoch_ticks_are_round_and_label_the_last_epoch():
     assert epoch_ticks(12) == [1, 2, 4, 6, 8, 10, 12]
     assert epoch_ticks(37) == [1, 10, 20, 30, 37]
     assert epoch_ticks(101) == [1, 20, 40, 60, 80, 101]  # 100 would crowd 101
+    # Half a step from the end, but three digits apart at a narrow chart's largest text: 100 would run into them.
+    assert epoch_ticks(110) == [1, 20, 40, 60, 80, 110] and epoch_ticks(112) == [1, 20, 40, 60, 80, 112]
+    assert epoch_ticks(114) == [1, 20, 40, 60, 80, 100, 114]
 
 
 def test_best_and_final_values_for_the_text_summary():
@@ -66,3 +69,12 @@ def test_best_and_final_values_for_the_text_summary():
     assert loss.series[0].best == (2, 0.9) and loss.series[0].final == (5, 1.2)  # the first of equal bests
     accuracy = line_chart("Accuracy", {"validation": [0.5, None, 0.8, 0.7]}, percent=True, best=max)
     assert accuracy.series[0].best == (3, 0.8) and accuracy.series[0].final == (4, 0.7)
+
+
+def test_the_plot_leaves_room_for_six_character_labels():
+    # At a narrow chart's largest text (24 units), "0.0125" needs more than LEFT's 84 units.
+    for values, widest in (([0.0121, 0.0125], "0.0125"), ([210000, 250000], "250000")):
+        chart = line_chart("Loss", {"training": values})
+        assert widest in [label for _, label in chart.y_ticks] and chart.left > LEFT
+        assert chart.x_ticks[0][0] == chart.left
+    assert line_chart("Loss", {"training": [0.5, 0.9]}).left == LEFT

@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from trainer.formatting import is_number
 
 WIDTH, HEIGHT = 520, 256
-# Room around the plot for its tick labels at their largest: a narrow chart sets its text
-# in up to 24 of these units (style.css), so that it is drawn at a readable size.
+# Room around the plot for its tick labels at their largest: a narrow chart sets its text in up
+# to 24 of these units (style.css), so that it is drawn at a readable size. LEFT holds five
+# characters ("0.015", "100%"); a chart with wider labels moves its plot's left edge.
 LEFT, RIGHT, TOP, BOTTOM = 84, WIDTH - 28, 16, HEIGHT - 40
 MAX_DOTS = 40  # beyond this many epochs the markers only clutter the line
 X_TICKS = 6  # about this many epochs labelled: room for the larger text of a narrow chart
+# A digit's width at that largest text, in a wide font (DejaVu Sans's 0.64 em), and the other
+# characters of a tick label in digits.
+DIGIT = 0.64 * 24
+CHARACTER = {".": 0.5, "%": 1.5}
 MAX_VALUE = 1e300  # beyond, a diverged run's figures: no chart
 
 
@@ -68,12 +73,15 @@ def _label(value: float, step: float, percent: bool) -> str:
     return f"{value:.{digits}f}" + ("%" if percent else "")
 
 
-def epoch_ticks(epochs: int) -> list[int]:
-    """The first and last epochs and round ones between, none within half a step of either end."""
+def epoch_ticks(epochs: int, plot_width: float = RIGHT - LEFT) -> list[int]:
+    """The first and last epochs and round ones between, none within half a step of either end,
+    nor so near it that their labels, at their largest, would run together."""
     if epochs <= X_TICKS:
         return list(range(1, epochs + 1))
     step = int(nice_step((epochs - 1) / X_TICKS))
-    return [1, *(e for e in range(step, epochs, step) if e - 1 >= step / 2 and epochs - e >= step / 2), epochs]
+    # Two neighbours' labels need their centres a label's width apart: the last epoch's at most.
+    apart = max(step / 2, DIGIT * len(str(epochs)) * (epochs - 1) / plot_width)
+    return [1, *(e for e in range(step, epochs, step) if e - 1 >= apart and epochs - e >= apart), epochs]
 
 
 def line_chart(title: str, series: dict[str, list], percent: bool = False, best=min) -> LineChart | None:
@@ -92,17 +100,22 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
     epochs = max(epoch for points in drawn.values() for epoch, _ in points)
     y_values, y_step = nice_ticks(min(values), max(values))
     y_low, y_high = y_values[0], y_values[-1]
+    y_labels = [_label(v, y_step, percent) for v in y_values]
+    # Wider than LEFT where a label is ("0.0125", "250000"), as far as a third of the drawing;
+    # the labels end 12 units short of the plot (_charts.html), 2 more to spare.
+    widest = max(sum(CHARACTER.get(c, 1) for c in label) for label in y_labels) * DIGIT
+    left = min(WIDTH // 3, max(LEFT, math.ceil(widest) + 14))
 
     def x(epoch: int) -> float:
-        return (LEFT + RIGHT) / 2 if epochs == 1 else LEFT + (epoch - 1) / (epochs - 1) * (RIGHT - LEFT)
+        return (left + RIGHT) / 2 if epochs == 1 else left + (epoch - 1) / (epochs - 1) * (RIGHT - left)
 
     def y(value: float) -> float:
         return BOTTOM - (value - y_low) / (y_high - y_low) * (BOTTOM - TOP)
 
     return LineChart(
         title=title,
-        x_ticks=[(round(x(e), 1), str(e)) for e in epoch_ticks(epochs)],
-        y_ticks=[(round(y(v), 1), _label(v, y_step, percent)) for v in y_values],
+        x_ticks=[(round(x(e), 1), str(e)) for e in epoch_ticks(epochs, RIGHT - left)],
+        y_ticks=[(round(y(v), 1), label) for v, label in zip(y_values, y_labels)],
         series=[
             Series(
                 label=label,
@@ -116,4 +129,5 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
             if label in drawn
         ],
         percent=percent,
+        left=left,
     )
