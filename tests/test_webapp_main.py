@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.request
 
+import psutil
 import pytest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -97,11 +98,17 @@ def serving_on_a_free_port(arguments: list[str], env: dict) -> tuple[subprocess.
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_until_serving(process, f"http://127.0.0.1:{port}", timeout=30)
-            return process, port
         except AssertionError:
             process.kill()
             if "cannot listen on" not in process.communicate(timeout=10)[1]:
                 raise
+            continue
+        # What answered may be the other test's server, while this one is still starting.
+        if any(each.status == psutil.CONN_LISTEN and each.laddr.port == port
+               for each in psutil.Process(process.pid).net_connections("tcp")):
+            return process, port
+        process.kill()
+        process.communicate(timeout=10)
     raise AssertionError("three free ports were taken before the server could listen on them")
 
 

@@ -291,9 +291,10 @@ class Registry:
     def load_default(self, preferred: str | None = None) -> Classifier | None:
         """`preferred` when it loads, else the best model that does (None: none does). Called
         by gunicorn in each new worker, so that its first request does not wait for a load."""
-        while (name := default_of(listed := self.models(), preferred)) is not None:
+        while (info := default_info(self.models(), preferred)) is not None:
+            name = info.name
             try:
-                model = self.load_listed(next(info for info in listed if info.name == name))
+                model = self.load_listed(info)
             except (ModelUnavailable, UnknownModel):
                 continue  # now known unusable (logged), or gone: the next pick passes over it
             if self._default_served not in (None, name):  # the first is said at start
@@ -310,12 +311,17 @@ def section(card: dict, key: str) -> dict:
 
 
 def default_of(listed: list[ModelInfo], preferred: str | None = None) -> str | None:
-    """Of a listing, `preferred` when usable, else the best usable model (by `rank`): a page
-    that shows the listing picks from the same one, not from the folder read again."""
+    """Of a listing, the name of `preferred` when usable, else of the best usable model (by
+    `rank`): a page that shows the listing picks from the same one, not from the folder read again."""
+    info = default_info(listed, preferred)
+    return info.name if info else None
+
+
+def default_info(listed: list[ModelInfo], preferred: str | None = None) -> ModelInfo | None:
+    """`default_of`'s entry of the listing."""
     usable = [info for info in listed if info.available]
-    if any(info.name == preferred for info in usable):
-        return preferred
-    return min(usable, key=rank).name if usable else None
+    chosen = [info for info in usable if info.name == preferred]
+    return chosen[0] if chosen else min(usable, key=rank, default=None)
 
 
 def rank(info: ModelInfo) -> tuple:
