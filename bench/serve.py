@@ -172,7 +172,9 @@ def model_ceiling(folder: Path, name: str) -> None:
 
 def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args, pictures: int = 1) -> None:
     print("  a warm-up, so that every worker and thread has served (and loaded the models asked for):")
-    warm = max(16, *args.concurrency)  # more clients than the default 2 workers x 4 threads
+    # Twice as many clients as the workers have threads (gunicorn.conf.py: 4 each unless set).
+    threads = len(psutil.Process(process.pid).children()) * int(args.threads or os.environ.get("IMAGEAPP_THREADS", 4))
+    warm = max(2 * threads, *args.concurrency)
     run_level(port, bodies, warm, 3 * warm, pictures)
     print(f"  workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")
     for concurrency in args.concurrency:

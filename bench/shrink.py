@@ -115,7 +115,7 @@ def shrunk_in_the_form(driver, page: str, paths: list[Path]) -> list[bytes]:
     if "made smaller" in text:
         print(f"  {len(paths):3d} photos: {time.perf_counter() - start:5.2f} s, {text.rpartition('(')[2].rstrip(')')}")
     else:
-        print(f"  {len(paths):3d} photos: under the upload limit, sent as chosen")
+        print(f"  {len(paths):3d} photos: not made smaller (under the upload limit, or no smaller so), sent as chosen")
     made = driver.execute_async_script("""var done = arguments[arguments.length - 1];
         Promise.all(Array.from(document.getElementById('image').files, f => f.arrayBuffer()))
           .then(all => done(all.map(b => Array.from(new Uint8Array(b)))));""")
