@@ -115,8 +115,11 @@ def test_predict_refuses_unknown_fields_in_the_url(client, make_image):
         "error": "Unknown field 'topk' in the URL: the API takes image, model, top_k, compare and explain, in the "
                  "form data."}
     image = {"image": (io.BytesIO(make_image()), "a.png")}
-    response = client.post("/api/predict?image=a.png&note=x", data=image)
-    assert response.status_code == 400 and "Unknown fields 'image', 'note' in the URL" in response.get_json()["error"]
+    response = client.post("/api/predict?note=x&other=y", data=image)
+    assert response.status_code == 400 and "Unknown fields 'note', 'other' in the URL" in response.get_json()["error"]
+    image = {"image": (io.BytesIO(make_image()), "a.png")}
+    response = client.post("/api/predict?image=a.png&note=x", data=image)  # not "unknown", and then "takes image"
+    assert response.status_code == 400 and response.get_json()["error"] == "Send image in the form data, not in the URL."
 
 
 def test_predict_without_image(client):

@@ -2,7 +2,9 @@
 
 import math
 
-from webapp.charts import BOTTOM, LEFT, RIGHT, TOP, epoch_ticks, line_chart, nice_ticks
+import pytest
+
+from webapp.charts import BOTTOM, LEFT, RIGHT, TOP, WIDTH, epoch_ticks, line_chart, nice_ticks
 
 
 def test_nice_ticks_cover_the_range_with_round_steps():
@@ -78,3 +80,27 @@ def test_the_plot_leaves_room_for_six_character_labels():
         assert widest in [label for _, label in chart.y_ticks] and chart.left > LEFT
         assert chart.x_ticks[0][0] == chart.left
     assert line_chart("Loss", {"training": [0.5, 0.9]}).left == LEFT
+
+
+@pytest.mark.parametrize("epochs", [110, 999, 1000, 10000, 100000])
+def test_the_last_epochs_label_fits_right_of_the_plot(epochs):
+    # Centred on the plot's right edge, at a narrow chart's largest text (a digit 0.64 of 24 units).
+    chart = line_chart("Loss", {"training": [1.0] * epochs})
+    x, label = chart.x_ticks[-1]
+    assert label == str(epochs) and x == chart.right and x + len(label) * 0.64 * 24 / 2 <= WIDTH
+
+
+def test_labels_too_wide_for_a_third_of_the_drawing_are_written_in_powers_of_ten():
+    # A diverged run's loss or a tiny one, written out, would be cut even with the plot moved to WIDTH // 3.
+    for values, first, last in (([1e12, 2e12], "1.0e12", "2.0e12"), ([1e-8, 2e-8], "1.0e-8", "2.0e-8"),
+                                ([1, 3e20], "0", "3e20")):
+        labels = [label for _, label in line_chart("Loss", {"training": values}).y_ticks]
+        assert (labels[0], labels[-1]) == (first, last)
+        assert max(len(label) for label in labels) <= 6
+    assert [label for _, label in line_chart("Loss", {"training": [1.0, 5.0]}).y_ticks][0] == "1"  # as before
+
+
+def test_a_flat_accuracy_stays_between_0_and_100_percent():
+    for flat, ticks in ((1.0, ["40%", "60%", "80%", "100%"]), (0.0, ["0%", "20%", "40%", "60%"])):
+        chart = line_chart("Accuracy", {"training": [flat] * 5}, percent=True, best=max)
+        assert [label for _, label in chart.y_ticks] == ticks

@@ -410,3 +410,13 @@ def test_models_added_replaced_and_removed_while_serving(server):
     assert "Traceback" not in log and "oneDNN" not in log  # nor TensorFlow's start-up lines
     # The app writes to gunicorn's log in its format: the time, the worker's pid, the level.
     assert re.search(r"^\[[^]]+\] \[\d+\] \[WARNING\] model spare ", log, re.M), log[-2000:]
+
+
+def test_a_gunicorn_run_by_a_python_without_the_projects_packages_says_which_python_to_use():
+    # A gunicorn on PATH that is not the project's: its master reads the app through gunicorn.conf.py.
+    code = ("import sys; sys.modules['flask_wtf'] = None; sys.argv = ['gunicorn', '-c', 'gunicorn.conf.py', "
+            "'wsgi:app']; from gunicorn.app.wsgiapp import run; run()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
+        f"error: flask_wtf is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+        "(make test or make serve installs it), or install requirements.txt into this one")

@@ -128,5 +128,5 @@ def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use(
     result = subprocess.run([sys.executable, "-c", code, "evaluate", "models/cifar10_scratch.h5", "--data", cifar_folder],
                             capture_output=True, text=True, timeout=120, cwd=CHECKOUT)
     assert result.returncode == 2 and result.stderr == (
-        f"error: {missing} is not installed for {sys.executable}: run .venv/bin/python -m trainer, the project's "
-        "Python (make test or make serve installs it), or install requirements.txt into this one\n")
+        f"error: {missing} is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+        "(make test or make serve installs it), or install requirements.txt into this one\n")

@@ -131,8 +131,8 @@ def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use(
     code = "import sys; sys.modules['flask'] = None; import runpy; runpy.run_module('webapp', run_name='__main__')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 1 and result.stderr == (
-        f"python -m webapp: flask is not installed for {sys.executable}: run .venv/bin/python -m webapp, the "
-        "project's Python (make test or make serve installs it), or install requirements.txt into this one\n")
+        f"error: flask is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+        "(make test or make serve installs it), or install requirements.txt into this one\n")
 
 
 def test_a_module_that_our_own_code_fails_to_find_keeps_its_traceback():

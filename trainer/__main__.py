@@ -65,7 +65,7 @@ def _run(args) -> int:
     except BackendError as error:
         return _error(error)
     except ModuleNotFoundError as error:  # another Python than the project's: Keras or Pillow is missing
-        return _error(not_installed(error.name, "trainer"))
+        return _error(not_installed(error.name))
 
     try:
         return args.command(args)

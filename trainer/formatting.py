@@ -98,8 +98,8 @@ def os_reason(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else error.strerror or reason(error)
 
 
-def not_installed(package: str, program: str) -> str:
-    """Advice for `python3 -m program` typed for `.venv/bin/python -m program`: another Python
-    than the project's, without its packages."""
-    return (f"{package} is not installed for {sys.executable}: run .venv/bin/python -m {program}, the project's "
-            "Python (make test or make serve installs it), or install requirements.txt into this one")
+def not_installed(package: str) -> str:
+    """Advice for another Python than the project's, without its packages: `python3 -m trainer`
+    typed for `.venv/bin/python -m trainer`, say, or a gunicorn installed elsewhere."""
+    return (f"{package} is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+            "(make test or make serve installs it), or install requirements.txt into this one")

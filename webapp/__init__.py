@@ -20,7 +20,7 @@ from trainer.formatting import not_installed
 # module that our own code fails to find (a typo) keeps its traceback.
 for _package in ("flask", "flask_wtf", "wtforms", "gunicorn", "numpy", "PIL"):
     if importlib.util.find_spec(_package) is None:
-        raise SystemExit(f"python -m webapp: {not_installed(_package, 'webapp')}")
+        raise SystemExit(f"error: {not_installed(_package)}")  # python -m webapp's, or gunicorn's
 
 from flask import Flask, Response, request  # noqa: E402
 from werkzeug.middleware.proxy_fix import ProxyFix  # noqa: E402

@@ -49,9 +49,10 @@ def predict():
     refuse_unknown((set(request.form) | set(request.files)) - TAKEN)
     if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
         abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
-    if misplaced := [field for field in FIELDS if field in request.args]:
+    # The image too: "Unknown field 'image'" would contradict "the API takes image".
+    if misplaced := [field for field in ("image", *FIELDS) if field in request.args]:
         abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
-    refuse_unknown(set(request.args) - set(FIELDS), in_url=True)
+    refuse_unknown(set(request.args) - TAKEN, in_url=True)
     if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
         abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
     try:

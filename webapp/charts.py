@@ -73,6 +73,20 @@ def _label(value: float, step: float, percent: bool) -> str:
     return f"{value:.{digits}f}" + ("%" if percent else "")
 
 
+def _widest(labels: list[str]) -> float:
+    """The widest label's width at a narrow chart's largest text."""
+    return max(sum(CHARACTER.get(c, 1) for c in label) for label in labels) * DIGIT
+
+
+def _power_label(value: float, step: float) -> str:
+    """`value` in powers of ten ("1.2e12", "1.5e-7"), to the step's last digit."""
+    if value == 0:
+        return "0"
+    digits = max(0, math.floor(math.log10(abs(value))) - math.floor(math.log10(step) + 1e-9))
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def epoch_ticks(epochs: int, plot_width: float = RIGHT - LEFT) -> list[int]:
     """The first and last epochs and round ones between, none within half a step of either end,
     nor so near it that their labels, at their largest, would run together."""
@@ -99,22 +113,31 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
         return None
     epochs = max(epoch for points in drawn.values() for epoch, _ in points)
     y_values, y_step = nice_ticks(min(values), max(values))
+    if percent and 0 <= min(values) and max(values) <= 1:  # a flat 100% was drawn on an axis up to 160%
+        y_values = [v for v in y_values if -1e-9 <= v <= 1 + 1e-9]
     y_low, y_high = y_values[0], y_values[-1]
     y_labels = [_label(v, y_step, percent) for v in y_values]
     # Wider than LEFT where a label is ("0.0125", "250000"), as far as a third of the drawing;
     # the labels end 12 units short of the plot (_charts.html), 2 more to spare.
-    widest = max(sum(CHARACTER.get(c, 1) for c in label) for label in y_labels) * DIGIT
+    widest = _widest(y_labels)
+    if widest + 14 > WIDTH // 3:  # a diverged loss's 1000000000000 or a tiny 0.00000010: cut even at a third
+        powers = [_power_label(v, y_step) for v in y_values]
+        if _widest(powers) < widest:
+            y_labels, widest = powers, _widest(powers)
     left = min(WIDTH // 3, max(LEFT, math.ceil(widest) + 14))
+    # The last epoch's label is centred on the plot's right edge: half of it must fit beside it
+    # (RIGHT's 28 units hold three digits; "1000" and "10000" were cut on a phone).
+    right = min(RIGHT, WIDTH - math.ceil(DIGIT * len(str(epochs)) / 2) - 2)
 
     def x(epoch: int) -> float:
-        return (left + RIGHT) / 2 if epochs == 1 else left + (epoch - 1) / (epochs - 1) * (RIGHT - left)
+        return (left + right) / 2 if epochs == 1 else left + (epoch - 1) / (epochs - 1) * (right - left)
 
     def y(value: float) -> float:
         return BOTTOM - (value - y_low) / (y_high - y_low) * (BOTTOM - TOP)
 
     return LineChart(
         title=title,
-        x_ticks=[(round(x(e), 1), str(e)) for e in epoch_ticks(epochs, RIGHT - left)],
+        x_ticks=[(round(x(e), 1), str(e)) for e in epoch_ticks(epochs, right - left)],
         y_ticks=[(round(y(v), 1), label) for v, label in zip(y_values, y_labels)],
         series=[
             Series(
@@ -130,4 +153,5 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
         ],
         percent=percent,
         left=left,
+        right=right,
     )

@@ -15,9 +15,12 @@ BIND_ERRORS = {
 
 def cannot_listen(host: str, port: int) -> str | None:
     """Why a server cannot listen on host:port now, in words; None where it can."""
+    # As gunicorn and Werkzeug choose: IPv6 for a host with a colon, else IPv4, so a name such as
+    # localhost is tried at its first IPv4 address, as they bind it, even where ::1 comes first.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind) as probe:
+        address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0][4]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers' own sockets
             probe.bind(address)
     except OSError as error:  # socket.gaierror too: no such host
