@@ -418,5 +418,5 @@ def test_a_gunicorn_run_by_a_python_without_the_projects_packages_says_which_pyt
             "'wsgi:app']; from gunicorn.app.wsgiapp import run; run()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
-        f"error: flask_wtf is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+        f"error: flask-wtf is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
         "(make test or make serve installs it), or install requirements.txt into this one")

@@ -67,3 +67,9 @@ def test_failure_is_one_line_and_not_raised(capsys, monkeypatch):
     assert tunnel.open_tunnel(8000, environ={"NGROK_AUTHTOKEN": "tok"}) is None
     out = capsys.readouterr().out
     assert out == "ngrok: no tunnel (An error occurred while downloading ngrok); still serving on local port 8000.\n"
+
+
+@pytest.mark.parametrize("host, written", [("127.0.0.1", "127.0.0.1:8000"), ("::1", "[::1]:8000"),
+                                           ("[::1]", "[::1]:8000"), ("localhost", "localhost:8000")])
+def test_an_address_is_written_as_urls_write_it(host, written):
+    assert tunnel.host_and_port(host, 8000) == written

@@ -126,12 +126,13 @@ def test_real_process_without_token_says_one_line_and_serves(models_dir):
     assert ngrok_lines == [f"ngrok: no tunnel, NGROK_AUTHTOKEN is not set; still serving on local port {port}."]
 
 
-def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use():
-    # As with `python3 -m webapp` typed for `.venv/bin/python -m webapp`.
-    code = "import sys; sys.modules['flask'] = None; import runpy; runpy.run_module('webapp', run_name='__main__')"
+@pytest.mark.parametrize("module, package", [("flask", "flask"), ("PIL", "pillow")])
+def test_run_by_a_python_without_the_projects_packages_says_which_python_to_use(module, package):
+    # As with `python3 -m webapp` typed for `.venv/bin/python -m webapp`; the package by its pip name.
+    code = f"import sys; sys.modules[{module!r}] = None; import runpy; runpy.run_module('webapp', run_name='__main__')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 1 and result.stderr == (
-        f"error: flask is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
+        f"error: {package} is not installed for {sys.executable}: use .venv/bin/python, the project's Python "
         "(make test or make serve installs it), or install requirements.txt into this one\n")
 
 

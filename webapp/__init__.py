@@ -18,8 +18,9 @@ from trainer.formatting import not_installed
 # The installed packages (requirements.txt) that this package's modules import as they load:
 # looked for first, so that another Python than the project's is said in one line, while a
 # module that our own code fails to find (a typo) keeps its traceback.
-for _package in ("flask", "flask_wtf", "wtforms", "gunicorn", "numpy", "PIL"):
-    if importlib.util.find_spec(_package) is None:
+for _module, _package in (("flask", "flask"), ("flask_wtf", "flask-wtf"), ("wtforms", "wtforms"),
+                          ("gunicorn", "gunicorn"), ("numpy", "numpy"), ("PIL", "pillow")):
+    if importlib.util.find_spec(_module) is None:
         raise SystemExit(f"error: {not_installed(_package)}")  # python -m webapp's, or gunicorn's
 
 from flask import Flask, Response, request  # noqa: E402

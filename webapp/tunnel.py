@@ -41,7 +41,9 @@ EVERY_INTERFACE = ("", "0.0.0.0", "::", "localhost")
 
 
 def host_and_port(host: str, port: int) -> str:
-    """"127.0.0.1:8000", or "[::1]:8000" for an IPv6 host, as URLs, ngrok and IMAGEAPP_BIND write it."""
+    """"127.0.0.1:8000", or "[::1]:8000" for an IPv6 host (given bracketed or not), as URLs, ngrok
+    and IMAGEAPP_BIND write it."""
+    host = host.strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
