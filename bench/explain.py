@@ -61,12 +61,12 @@ def main() -> None:
           f"({'the card' if same else 'NOT the card'}'s held-out digest); explaining {count}")
     images = data.images[np.random.default_rng(0).choice(held_out, count, replace=False)]
 
+    # Trace the batch shape timed below (the app's workers do it at start), so that the first
+    # image's time is not a compilation's: CHUNK images a pass, whatever the setting.
+    occlusion.warm_up(classifier.predict, images.shape[1:3])
     for share in args.patch_share:
         for steps in args.steps:
             occlusion.PATCH_SHARE, occlusion.STEPS = share, steps
-            # Trace the batch shapes timed below (the app's workers do it at start), so that
-            # the first image's time is not a compilation's.
-            occlusion.warm_up(classifier.predict, images.shape[1:3])
             measure(classifier, images, f"patch share {share:g}, {steps}x{steps} squares")
 
 

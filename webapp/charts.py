@@ -22,6 +22,7 @@ X_TICKS = 6  # about this many epochs labelled: room for the larger text of a na
 # characters of a tick label in digits.
 DIGIT = 0.64 * 24
 CHARACTER = {".": 0.5, "%": 1.5}
+LABEL_ROOM = 14  # beside a value label's width: it ends 12 units short of the plot (_charts.html), 2 to spare
 MAX_VALUE = 1e300  # beyond, a diverged run's figures: no chart
 
 
@@ -117,14 +118,13 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
         y_values = [v for v in y_values if -1e-9 <= v <= 1 + 1e-9]
     y_low, y_high = y_values[0], y_values[-1]
     y_labels = [_label(v, y_step, percent) for v in y_values]
-    # Wider than LEFT where a label is ("0.0125", "250000"), as far as a third of the drawing;
-    # the labels end 12 units short of the plot (_charts.html), 2 more to spare.
+    # Wider than LEFT where a label is ("0.0125", "250000"), as far as a third of the drawing.
     widest = _widest(y_labels)
-    if widest + 14 > WIDTH // 3:  # a diverged loss's 1000000000000 or a tiny 0.00000010: cut even at a third
+    if widest + LABEL_ROOM > WIDTH // 3:  # a diverged loss's 1000000000000 or a tiny 0.00000010: cut even at a third
         powers = [_power_label(v, y_step) for v in y_values]
-        if _widest(powers) < widest:
-            y_labels, widest = powers, _widest(powers)
-    left = min(WIDTH // 3, max(LEFT, math.ceil(widest) + 14))
+        if (narrower := _widest(powers)) < widest:
+            y_labels, widest = powers, narrower
+    left = min(WIDTH // 3, max(LEFT, math.ceil(widest) + LABEL_ROOM))
     # The last epoch's label is centred on the plot's right edge: half of it must fit beside it
     # (RIGHT's 28 units hold three digits; "1000" and "10000" were cut on a phone).
     right = min(RIGHT, WIDTH - math.ceil(DIGIT * len(str(epochs)) / 2) - 2)
