@@ -2,7 +2,7 @@
 
 Run: gunicorn -c gunicorn.conf.py wsgi:app
 Environment: IMAGEAPP_BIND (default 127.0.0.1:8000), IMAGEAPP_WORKERS (default: one per
-core, at most 4), IMAGEAPP_THREADS (default 4), IMAGEAPP_CLIENT_SECONDS (default 60),
+core, at most 4), IMAGEAPP_THREADS (default webapp.worker.THREADS, 4), IMAGEAPP_CLIENT_SECONDS (default 60),
 IMAGEAPP_ACCESS_LOG (e.g. "-"), plus the app's own IMAGEAPP_* settings.
 """
 
@@ -16,6 +16,7 @@ from webapp import tunnel  # noqa: E402  (no TensorFlow: safe in the master)
 from trainer.formatting import whole_number  # noqa: E402
 from webapp.config import settings_from_environment  # noqa: E402
 from webapp.ports import cannot_listen  # noqa: E402
+from webapp.worker import THREADS  # noqa: E402
 
 
 def _count(name: str, default: int) -> int:
@@ -61,7 +62,7 @@ bind = _bind(os.environ.get("IMAGEAPP_BIND", "").strip() or "127.0.0.1:8000")
 # default: each worker holds its own TensorFlow and models (about 0.7 GB RSS).
 workers = _count("IMAGEAPP_WORKERS", min(os.cpu_count() or 1, 4))
 worker_class = "webapp.worker.Worker"  # gthread, with a limit on slow clients
-threads = _count("IMAGEAPP_THREADS", 4)
+threads = _count("IMAGEAPP_THREADS", THREADS)
 # How long a client may take to send its request, headers and body: a 10 MB upload in 60 s
 # needs 1.4 Mbit/s. The workers read it from the environment.
 os.environ["IMAGEAPP_CLIENT_SECONDS"] = str(_count("IMAGEAPP_CLIENT_SECONDS", 60))

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from webapp.config import DEFAULTS  # noqa: E402
 from webapp.registry import Registry  # noqa: E402  (reads cards only: no TensorFlow here)
+from webapp.worker import THREADS  # noqa: E402
 
 
 def parse_args():
@@ -172,8 +173,9 @@ def model_ceiling(folder: Path, name: str) -> None:
 
 def measure(process: subprocess.Popen, port: int, bodies: list[tuple[bytes, str]], args, pictures: int = 1) -> None:
     print("  a warm-up, so that every worker and thread has served (and loaded the models asked for):")
-    # Twice as many clients as the workers have threads (gunicorn.conf.py: 4 each unless set).
-    threads = len(psutil.Process(process.pid).children()) * int(args.threads or os.environ.get("IMAGEAPP_THREADS", 4))
+    # Twice as many clients as the workers have threads.
+    threads = len(psutil.Process(process.pid).children()) * int(args.threads or os.environ.get("IMAGEAPP_THREADS")
+                                                                or THREADS)
     warm = max(2 * threads, *args.concurrency)
     run_level(port, bodies, warm, 3 * warm, pictures)
     print(f"  workers' RSS after the warm-up (MB): {workers_rss_mb(process)}")

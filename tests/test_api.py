@@ -37,7 +37,8 @@ def test_the_list_and_the_default_model_come_from_one_reading_of_the_models_fold
     listed = calls(monkeypatch, Registry, "_files")
     assert client.get("/api/models").status_code == 200
     assert post_api(client, make_image()).status_code == 200
-    assert len(listed) == 2
+    assert client.get("/api/models/small").get_json()["default"] is False
+    assert len(listed) == 3
 
 
 def test_predict_with_model_and_top_k(client, make_image):
@@ -126,6 +127,15 @@ def test_predict_without_image(client):
     response = post_api(client, None, model="tiny")
     assert response.status_code == 400
     assert "field named 'image'" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("files", [[], [(io.BytesIO(b"\x89PNG"), "a.png")]])
+def test_an_image_sent_as_text_is_refused_with_or_without_files_beside_it(client, files):
+    # curl -F image=@a.png -F image=b.png: the second is its name as text, and would go unanswered.
+    response = client.post("/api/predict", data={"image": [*files, "b.png"]}, content_type="multipart/form-data")
+    assert response.status_code == 400 and response.get_json()["error"] == (
+        "An 'image' field came as plain text, not as a file: send each image as a file "
+        "(with curl, -F image=@cat.jpg: the @ sends the file).")
 
 
 def post_several(client, pictures: list[tuple[str, bytes]], **fields):
@@ -381,6 +391,8 @@ def test_one_model_in_full(client):
     assert body["card"]["history"]["loss"]
     assert len(body["card"]["evaluation"]["confusion_matrix"]) == 4
     assert client.get("/api/models/nope").get_json() == {"error": "Unknown model 'nope'."}
+    misspelt = client.get("/api/models/tiny.h5")
+    assert misspelt.status_code == 404 and misspelt.get_json()["error"] == "Unknown model 'tiny.h5' (did you mean tiny?)."
 
 
 def test_health(client, models_dir):

@@ -1,10 +1,12 @@
 """Server-side SVG chart geometry."""
 
 import math
+from functools import partial
 
 import pytest
 
-from webapp.charts import BOTTOM, LEFT, RIGHT, TOP, WIDTH, epoch_ticks, line_chart, nice_ticks
+from webapp.charts import (BOTTOM, LEFT, RIGHT, TOP, WIDTH, epoch_ticks, line_chart, nice_ticks,
+                           side_by_side)
 
 
 def test_nice_ticks_cover_the_range_with_round_steps():
@@ -80,6 +82,16 @@ def test_the_plot_leaves_room_for_six_character_labels():
         assert widest in [label for _, label in chart.y_ticks] and chart.left > LEFT
         assert chart.x_ticks[0][0] == chart.left
     assert line_chart("Loss", {"training": [0.5, 0.9]}).left == LEFT
+
+
+def test_charts_side_by_side_start_their_plots_at_the_same_place():
+    wide_loss = partial(line_chart, "Loss", {"training": [0.0121, 0.0125]})
+    accuracy = partial(line_chart, "Accuracy", {"training": [0.5, 0.9]}, percent=True)
+    nothing = partial(line_chart, "Nothing", {"training": []})
+    loss_chart, accuracy_chart = side_by_side([wide_loss, nothing, accuracy])
+    assert loss_chart.left == accuracy_chart.left == wide_loss().left > LEFT
+    assert accuracy_chart.x_ticks[0][0] == accuracy_chart.left  # its line drawn from there too
+    assert side_by_side([accuracy])[0].left == LEFT and side_by_side([nothing]) == []
 
 
 @pytest.mark.parametrize("epochs", [110, 999, 1000, 10000, 100000])

@@ -10,7 +10,7 @@ from .comparison import compare
 from .dashboard import plain_spaces
 from .downloads import links
 from .predictor import PredictionError, Result, Upload, classify, parse_top_k
-from .registry import ModelInfo, default_of, get_info_or_404, get_registry, section
+from .registry import ModelInfo, default_of, get_registry, listed_or_404, section
 
 bp = Blueprint("api", __name__)
 
@@ -44,6 +44,9 @@ def predict():
     # A part with neither a name nor a byte is a form's file input left empty: not sent, as on the page.
     pictures = [(upload.filename or "", upload.read()) for upload in request.files.getlist("image")]
     pictures = [picture for picture in pictures if picture != ("", b"")]
+    if "image" in request.form:  # curl's -F image=cat.jpg, without the @, sends the name as text
+        abort(400, description="An 'image' field came as plain text, not as a file: send each image as a file "
+                               "(with curl, -F image=@cat.jpg: the @ sends the file).")
     if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
     refuse_unknown((set(request.form) | set(request.files)) - TAKEN)
@@ -151,13 +154,9 @@ def models():
 
 @bp.get("/api/models/<name>")
 def model(name: str):
-    return jsonify(describe(get_info_or_404(name), full=True, default=default_model()))
-
-
-def default_model() -> str | None:
-    """The model that answers a request naming none: the configured one, or while it cannot be
-    used, the most accurate usable one."""
-    return get_registry().default_name(current_app.config["DEFAULT_MODEL"])
+    listed = get_registry().models()  # read once, for the entry and for which model is the default
+    default = default_of(listed, current_app.config["DEFAULT_MODEL"])
+    return jsonify(describe(listed_or_404(listed, name), full=True, default=default))
 
 
 @bp.get("/healthz")

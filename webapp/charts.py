@@ -7,6 +7,7 @@ escaped by Jinja like every other page. Colours come from classes in static/styl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer.formatting import is_number
@@ -99,9 +100,11 @@ def epoch_ticks(epochs: int, plot_width: float = RIGHT - LEFT) -> list[int]:
     return [1, *(e for e in range(step, epochs, step) if e - 1 >= apart and epochs - e >= apart), epochs]
 
 
-def line_chart(title: str, series: dict[str, list], percent: bool = False, best=min) -> LineChart | None:
+def line_chart(title: str, series: dict[str, list], percent: bool = False, best=min,
+               least_left: int = LEFT) -> LineChart | None:
     """One line per named list of per-epoch values; None when there is nothing to draw.
-    `best` picks the best value of a line (min for a loss, max for an accuracy)."""
+    `best` picks the best value of a line (min for a loss, max for an accuracy); the plot starts
+    at `least_left` or, for wider value labels, further right."""
     clean = {
         label: [(epoch, float(v)) for epoch, v in enumerate(values if isinstance(values, list) else [], start=1)
                 if is_number(v)]
@@ -124,7 +127,7 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
         powers = [_power_label(v, y_step) for v in y_values]
         if (narrower := _widest(powers)) < widest:
             y_labels, widest = powers, narrower
-    left = min(WIDTH // 3, max(LEFT, math.ceil(widest) + LABEL_ROOM))
+    left = min(WIDTH // 3, max(least_left, math.ceil(widest) + LABEL_ROOM))
     # The last epoch's label is centred on the plot's right edge: half of it must fit beside it
     # (RIGHT's 28 units hold three digits; "1000" and "10000" were cut on a phone).
     right = min(RIGHT, WIDTH - math.ceil(DIGIT * len(str(epochs)) / 2) - 2)
@@ -155,3 +158,11 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
         left=left,
         right=right,
     )
+
+
+def side_by_side(drawings: list[Callable[..., LineChart | None]]) -> list[LineChart]:
+    """The charts of `drawings` (line_chart with its arguments bound) that have something to draw,
+    their plots starting at the same distance from the left: in a row, one whose wider labels
+    moved it 16 units in looked out of line with its neighbour."""
+    left = max((chart.left for drawing in drawings if (chart := drawing())), default=LEFT)
+    return [chart for drawing in drawings if (chart := drawing(least_left=left))]

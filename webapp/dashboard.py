@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from flask import Blueprint, abort, render_template
 
 from trainer.formatting import DASH, filesize, is_number, is_share, plural
 
-from .charts import line_chart
+from .charts import line_chart, side_by_side
 from .exports import Column, csv_file, markdown_file
 from .forms import ALL_MODELS
 from .formatting import card_time, day, decimal, duration, percent, text, thousands
@@ -317,21 +318,17 @@ def detail(name: str):
     card = info.card or {}
     history = section(card, "history")
     evaluation = section(card, "evaluation")
-    charts = [
-        line_chart("Loss", {"training": history.get("loss"), "validation": history.get("val_loss")}),
-        line_chart(
-            "Accuracy",
-            {"training": history.get("accuracy"), "validation": history.get("val_accuracy")},
-            percent=True,
-            best=max,
-        ),
-    ]
+    charts = side_by_side([
+        partial(line_chart, "Loss", {"training": history.get("loss"), "validation": history.get("val_loss")}),
+        partial(line_chart, "Accuracy", {"training": history.get("accuracy"), "validation": history.get("val_accuracy")},
+                percent=True, best=max),
+    ])
     confusion = heat_map(detailed_figures(card).get("confusion_matrix"), card.get("classes", []))
     return render_template(
         "model.html",
         info=info,
         card=card,
-        charts=[chart for chart in charts if chart is not None],
+        charts=charts,
         evaluations=[(title, figures) for title, figures in
                      ((figures_heading(card, "held_out_in_training", "Held-out images"), evaluation),
                       (figures_heading(card, "test_in_training", "Test images"), section(card, "test_evaluation")))

@@ -380,3 +380,11 @@ def get_info_or_404(name: str) -> ModelInfo:
         return get_registry().info(name)
     except UnknownModel as error:
         raise ModelNotFound(str(error)) from None
+
+
+def listed_or_404(listed: list[ModelInfo], name: str) -> ModelInfo:
+    """`get_info_or_404` for an answer that also needs the whole listing it picks from."""
+    for info in listed:
+        if info.name == name:
+            return info
+    raise ModelNotFound(str(UnknownModel(name, [info.name for info in listed])))

@@ -29,6 +29,10 @@ from gunicorn.http.errors import ConfigurationProblem
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import ThreadWorker
 
+# Threads per worker unless IMAGEAPP_THREADS says otherwise (gunicorn.conf.py; bench/serve.py
+# counts them to warm every one up).
+THREADS = 4
+
 
 class Worker(ThreadWorker):
     def __init__(self, *args, **kwargs):
