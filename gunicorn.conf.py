@@ -89,7 +89,7 @@ errorlog = "-"
 # Set here, in the master, so that every worker inherits them before importing TensorFlow.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # over keras.json's, as webapp.registry does
 
 # Every worker must sign forms with the same key, or a form from one fails in another.
 if not os.environ.get("IMAGEAPP_SECRET_KEY", "").strip():  # blank counts as unset, as in the app

@@ -439,25 +439,25 @@ def _open_model(path: Path, card: dict):
     return model
 
 
-def _held_out(data, card: dict, model_name: str):
+def _held_out(data, card: dict, file_name: str):
     """The images of `data` that the model's run held out, found by the split the card records."""
     from trainer.data import digest, stratified_split
 
     settings = card.get("hyperparameters")
     fraction, seed = (settings.get("validation_fraction"), settings.get("seed")) if isinstance(settings, dict) else (None, None)
     if not (isinstance(fraction, float) and 0 < fraction < 1 and isinstance(seed, int) and seed >= 0):
-        raise UsageError(f"The card of {model_name} does not say how its run split its data "
+        raise UsageError(f"The card of {file_name} does not say how its run split its data "
                          "(hyperparameters validation_fraction and seed)")
     if "data_digest" not in card:  # cards of runs before digests were kept
-        print(f"warning: the card of {model_name} has no data_digest, so nothing checks that {data.name} holds "
+        print(f"warning: the card of {file_name} has no data_digest, so nothing checks that {data.name} holds "
               "the very images it was trained on", file=sys.stderr)
     elif card["data_digest"] != digest(data.files):
-        raise UsageError(f"{data.name} is not the data {model_name} was trained on: its images differ from those the "
+        raise UsageError(f"{data.name} is not the data {file_name} was trained on: its images differ from those the "
                          "card's data_digest records, so the held-out ones cannot be found in it")
     held_out = data.subset(stratified_split(data.labels, fraction, seed, data.classes)[1])
     found = digest(held_out.files)
     if card.get("held_out_digest", found) != found:
-        raise UsageError(f"This trainer splits {data.name} unlike the one that trained {model_name}: the images it "
+        raise UsageError(f"This trainer splits {data.name} unlike the one that trained {file_name}: the images it "
                          "holds out differ from those the card's held_out_digest records")
     return held_out
 

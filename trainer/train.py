@@ -85,19 +85,13 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     dtype_policy = training_precision(hp)
     earlier_seconds = resume.seconds_kept_from_earlier_processes(run_dir)
     started = time.perf_counter()
-    classifier, history, fit_images = _fit_model(hp, dtype_policy, train_set, val_set, run_dir)
+    classifier, history, images_learned_from = _fit_model(hp, dtype_policy, train_set, val_set, run_dir)
     training_seconds = earlier_seconds + time.perf_counter() - started
 
     # Every epoch stays backed up until the model is saved: stopped from here, a rerun scores and saves it.
     try:
         model = models.with_test_time_augmentation(classifier, hp["translate_tta"]) if hp["flip_tta"] else classifier
-        try:
-            evaluation = evaluate(model, val_set)
-        except TrainingError:  # NaN outputs: a rerun would resume the same weights
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        print(format_report(evaluation, "Held out"))
-        _warn_if_one_answer(evaluation, data.classes)
+        evaluation = _evaluate_held_out(model, val_set, run_dir)
         test_evaluation = None
         if test is not None:
             test_evaluation = evaluate(model, test)
@@ -120,7 +114,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
             "file_sha256": None,
             "weights": settings.get("weights", "none"),
             "hyperparameters": settings,
-            "training_images": fit_images,
+            "training_images": images_learned_from,
             "epochs_run": len(history["loss"]),
             "training_seconds": round(training_seconds, 1),
             "training_precision": dtype_policy,
@@ -138,6 +132,20 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
     except KeyboardInterrupt as interrupt:
         interrupt.trained = True  # for the command line's last words
         raise
+
+
+def _evaluate_held_out(model, val_set: Dataset, run_dir: Path) -> dict:
+    """The held-out evaluation, printed, with a warning for a model that answers one class to
+    all. A model whose outputs are NaN takes its run folder with it: a rerun would resume the
+    same weights."""
+    try:
+        evaluation = evaluate(model, val_set)
+    except TrainingError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    print(format_report(evaluation, "Held out"))
+    _warn_if_one_answer(evaluation, val_set.classes)
+    return evaluation
 
 
 def _copies_of_training_pictures(training_pictures, held_out: Dataset, test: Dataset | None):
@@ -192,6 +200,13 @@ def file_identity(path: Path) -> tuple[int, int, int] | None:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
+def _without_folders(hp: dict) -> dict:
+    """The settings as the card keeps them: files (starting weights, a teacher) by name alone,
+    as the web app shows cards to anyone, and a path would tell where and whose they are."""
+    files = {key: Path(hp[key]).name for key in ("weights", "teacher") if hp.get(key) not in (None, "imagenet", "none")}
+    return hp | files
+
+
 def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Model, dict, int]:
     """The trained classifier, its history, and how many images it learned from. The run
     folder goes when nothing in it is worth resuming."""
@@ -216,13 +231,6 @@ def _fit_model(hp, dtype_policy, train_set, val_set, run_dir) -> tuple[keras.Mod
         if run_dir.is_dir() and not any(entry.name != "settings.json" for entry in run_dir.iterdir()):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-def _without_folders(hp: dict) -> dict:
-    """The settings as the card keeps them: files (starting weights, a teacher) by name alone,
-    as the web app shows cards to anyone, and a path would tell where and whose they are."""
-    files = {key: Path(hp[key]).name for key in ("weights", "teacher") if hp.get(key) not in (None, "imagenet", "none")}
-    return hp | files
 
 
 def _fit_scratch(hp, dtype_policy, train_set, val_set, run_dir):
@@ -250,53 +258,6 @@ def _scratch_optimizer(hp, total_steps):
         schedule, total_steps, hp["bias_lr_scale"], hp["lookahead_every"],
         momentum=hp["momentum"], nesterov=True, weight_decay=hp["weight_decay"],
     )
-
-
-def even_batch_size(images: int, largest: int) -> int:
-    """The batch size up to `largest` that cuts `images` into batches of one size where it can
-    (5,000 into five of 1,000, not four of 1,024 and one of 904): on JAX each other size is one
-    more compilation, 6 s for the six-view model's predictions on an H200."""
-    return math.ceil(images / math.ceil(images / largest)) if images else largest
-
-
-def _warn_if_one_batch(images: int, batch_size: int) -> None:
-    if 1 < images <= batch_size:  # the optimizer then takes as many steps as there are epochs, and learns little
-        smaller = 2 ** int(math.log2(max(images // 4, 1)))
-        print(f"warning: the {images} training images make a single batch (--batch-size {batch_size}), so an epoch "
-              f"is one step; --batch-size {smaller} would make it {math.ceil(images / smaller)}", file=sys.stderr)
-
-
-def _warn_if_one_answer(evaluation: dict, classes: list[str]) -> None:
-    """A model that gives every held-out image one class has learned nothing to tell them apart
-    (after a few steps, its batch norm may still hold its first batches' statistics): its
-    answers would read as a broken app, "butterfly, 100%" for any picture."""
-    answered = np.asarray(evaluation["confusion_matrix"]).sum(axis=0)
-    if evaluation["samples"] > 1 and np.count_nonzero(answered) == 1:
-        print(f"warning: the model answers {classes[int(answered.argmax())]!r} for every one of the "
-              f"{evaluation['samples']} held-out images: it has not learned to tell the classes apart. Train it "
-              "longer (more epochs), or start from a pretrained base", file=sys.stderr)
-
-
-# Training images a class under which a scratch net is worth a warning: on Animals-10's photos,
-# 24 a class gave it 48.5% and a pretrained net 87% (BENCHMARKS.md).
-FEW_FOR_SCRATCH = 100
-
-
-def _warn_if_few_for_scratch(labels: np.ndarray, classes: int) -> None:
-    # By the class with fewest: a total, or a mean, would hide the one short of images.
-    counts = np.bincount(labels, minlength=classes)
-    if counts.min() < FEW_FOR_SCRATCH:
-        each = f"{counts[0]} a class" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()} a class"
-        print(f"warning: {len(labels)} training images ({each}) are few for a net trained from "
-              "scratch. A pretrained one learns far more from them: with 24 photos a class, EfficientNet-Lite0 "
-              "scored 87% where the scratch CNN scored 48.5% (BENCHMARKS.md); try --arch efficientnet_lite0 "
-              "(README.md, \"Pretrained weights\")", file=sys.stderr)
-
-
-def training_precision(hp) -> str:
-    """bfloat16 compute (with float32 weights) where the preset asks for it (scratch presets
-    only) and a GPU runs it: GPUs have fast bfloat16 units, most CPUs do not."""
-    return "mixed_bfloat16" if hp.get("mixed_precision") and _device_kind() == "gpu" else "float32"
 
 
 def _fit_transfer(hp, fit_set, pick_set, run_dir):
@@ -461,6 +422,53 @@ class StopOnNaN(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not all(math.isfinite((logs or {}).get(key, 0.0)) for key in ("loss", "val_loss")):
             self.model.stop_training = True
+
+
+def even_batch_size(images: int, largest: int) -> int:
+    """The batch size up to `largest` that cuts `images` into batches of one size where it can
+    (5,000 into five of 1,000, not four of 1,024 and one of 904): on JAX each other size is one
+    more compilation, 6 s for the six-view model's predictions on an H200."""
+    return math.ceil(images / math.ceil(images / largest)) if images else largest
+
+
+def _warn_if_one_batch(images: int, batch_size: int) -> None:
+    if 1 < images <= batch_size:  # the optimizer then takes as many steps as there are epochs, and learns little
+        smaller = 2 ** int(math.log2(max(images // 4, 1)))
+        print(f"warning: the {images} training images make a single batch (--batch-size {batch_size}), so an epoch "
+              f"is one step; --batch-size {smaller} would make it {math.ceil(images / smaller)}", file=sys.stderr)
+
+
+def _warn_if_one_answer(evaluation: dict, classes: list[str]) -> None:
+    """A model that gives every held-out image one class has learned nothing to tell them apart
+    (after a few steps, its batch norm may still hold its first batches' statistics): its
+    answers would read as a broken app, "butterfly, 100%" for any picture."""
+    answered = np.asarray(evaluation["confusion_matrix"]).sum(axis=0)
+    if evaluation["samples"] > 1 and np.count_nonzero(answered) == 1:
+        print(f"warning: the model answers {classes[int(answered.argmax())]!r} for every one of the "
+              f"{evaluation['samples']} held-out images: it has not learned to tell the classes apart. Train it "
+              "longer (more epochs), or start from a pretrained base", file=sys.stderr)
+
+
+# Training images a class under which a scratch net is worth a warning: on Animals-10's photos,
+# 24 a class gave it 48.5% and a pretrained net 87% (BENCHMARKS.md).
+FEW_FOR_SCRATCH = 100
+
+
+def _warn_if_few_for_scratch(labels: np.ndarray, classes: int) -> None:
+    # By the class with fewest: a total, or a mean, would hide the one short of images.
+    counts = np.bincount(labels, minlength=classes)
+    if counts.min() < FEW_FOR_SCRATCH:
+        each = f"{counts[0]} a class" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()} a class"
+        print(f"warning: {len(labels)} training images ({each}) are few for a net trained from "
+              "scratch. A pretrained one learns far more from them: with 24 photos a class, EfficientNet-Lite0 "
+              "scored 87% where the scratch CNN scored 48.5% (BENCHMARKS.md); try --arch efficientnet_lite0 "
+              "(README.md, \"Pretrained weights\")", file=sys.stderr)
+
+
+def training_precision(hp) -> str:
+    """bfloat16 compute (with float32 weights) where the preset asks for it (scratch presets
+    only) and a GPU runs it: GPUs have fast bfloat16 units, most CPUs do not."""
+    return "mixed_bfloat16" if hp.get("mixed_precision") and _device_kind() == "gpu" else "float32"
 
 
 def evaluate(model: keras.Model, data: Dataset) -> dict:

@@ -49,15 +49,7 @@ def predict():
                                "(with curl, -F image=@cat.jpg: the @ sends the file).")
     if not pictures:
         abort(400, description="Send the image as a multipart/form-data file field named 'image'.")
-    refuse_unknown((set(request.form) | set(request.files)) - TAKEN)
-    if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
-        abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
-    # The image too: "Unknown field 'image'" would contradict "the API takes image".
-    if misplaced := [field for field in ("image", *FIELDS) if field in request.args]:
-        abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
-    refuse_unknown(set(request.args) - TAKEN, in_url=True)
-    if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
-        abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
+    refuse_misplaced_fields()
     try:
         top_k = parse_top_k(request.form.get("top_k"))
         explain = parse_switch("explain", "show what the answer rests on")
@@ -127,6 +119,19 @@ def noted(card_note: str | None) -> dict:
 
 def as_list(predictions: list[tuple[str, float]]) -> list[dict]:
     return [{"label": label, "probability": p} for label, p in predictions]
+
+
+def refuse_misplaced_fields() -> None:
+    """A 400 for a field the API does not take, or one sent twice, in the URL or as a file."""
+    refuse_unknown((set(request.form) | set(request.files)) - TAKEN)
+    if repeated := [field for field in FIELDS if len(request.form.getlist(field)) > 1]:
+        abort(400, description=f"Send {' and '.join(repeated)} once; this request has more than one.")
+    # The image too: "Unknown field 'image'" would contradict "the API takes image".
+    if misplaced := [field for field in ("image", *FIELDS) if field in request.args]:
+        abort(400, description=f"Send {' and '.join(misplaced)} in the form data, not in the URL.")
+    refuse_unknown(set(request.args) - TAKEN, in_url=True)
+    if as_files := [field for field in FIELDS if field in request.files]:  # else read as not sent at all
+        abort(400, description=f"Send {' and '.join(as_files)} as a plain form field, not as a file.")
 
 
 def refuse_unknown(fields: set[str], in_url: bool = False) -> None:

@@ -30,22 +30,22 @@ def compare(upload: Upload, top_k: int) -> list[Answer]:
     reason in its place, and the others still answer."""
     registry = get_registry()
     listed = {info.name: info for info in registry.models()}  # once for the whole comparison
-    ranked = [(each, row, listed[row["name"]]) for each in usable_by_data_set(list(listed.values()))
-              for row in each.rows]
+    ranked = [(group, row, listed[row["name"]]) for group in usable_by_data_set(list(listed.values()))
+              for row in group.rows]
     if not ranked:
         raise NoModel()
     # Once for each input size, before any model is loaded: an image none can read is refused once.
     for side in {max(info.card["input_shape"][:2]) for _, _, info in ranked}:
         upload.decode_for(side)
     answers = []
-    for each, row, info in ranked:
+    for group, row, info in ranked:
         result = error = None
         try:
             result = answer(registry.load_listed(info), upload, top_k)
         except (ModelUnavailable, UnknownModel, PredictionError) as failure:
             error = str(failure)
-        answers.append(Answer(info.name, each.heading, frozenset(info.card["classes"]), row["accuracy"],
-                              row["test_accuracy"] if each.shared_test else None, result, error))
+        answers.append(Answer(info.name, group.heading, frozenset(info.card["classes"]), row["accuracy"],
+                              row["test_accuracy"] if group.shared_test else None, result, error))
     return answers
 
 

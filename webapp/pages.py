@@ -114,10 +114,10 @@ def predict_address():
 
 @bp.post("/predict")
 def predict():
-    # Read before upload_form shows the default selected: with no model named, classify picks
-    # it as for the API, and passes over it to a usable one if it fails to load.
     if not sent_as_the_form():
         raise UnreadableBody(NOT_THE_FORM)
+    # Read before upload_form shows the default selected: with no model named, classify picks
+    # it as for the API, and passes over it to a usable one if it fails to load.
     chosen = request.form.get("model") or None
     form = upload_form()
     if not form.validate_on_submit():

@@ -37,7 +37,7 @@ EXTENSION = "imageapp.registry"  # the app.extensions key it is kept under
 # model_file.stamp of the .h5 (its size None for a link to nothing), then of the card: any
 # change means "check and load again".
 Stamp = tuple[int | None, ...]
-NO_CARD = (-1, 0, 0, 0)
+NO_CARD = (-1, 0, 0, 0)  # a Stamp's card half where there is no card: no file has size -1
 
 
 class ModelNotFound(NotFound):
@@ -160,19 +160,21 @@ def _check_files(files: dict[str, Path], stamps: dict[str, Stamp]) -> dict[str, 
 
 
 def _load_keras_model(path: Path):
+    # The backend requirements.txt installs, even where ~/.keras/keras.json names another (a
+    # machine that also trains on JAX); KERAS_BACKEND set by hand still wins.
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     keras = import_keras()  # here, in the worker, never in a forking parent
     return keras.saving.load_model(path, compile=False)
 
 
 def _stamp(path: Path) -> Stamp | None:
-    h5_stat = model_file.stamp(path)
-    if h5_stat is None:
+    h5_stamp = model_file.stamp(path)
+    if h5_stamp is None:
         if not model_file.is_dangling_link(path):
             return None  # removed since the folder was listed, or out of reach
         # A link to a file gone: listed, as unusable, not left out as if removed. No size: the link's is no model's.
-        h5_stat = (None, *model_file.stamp_of(path.lstat())[1:])
-    return h5_stat + (model_file.stamp(path.with_suffix(".json")) or NO_CARD)
+        h5_stamp = (None, *model_file.stamp_of(path.lstat())[1:])
+    return h5_stamp + (model_file.stamp(path.with_suffix(".json")) or NO_CARD)
 
 
 class Registry:
