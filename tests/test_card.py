@@ -309,3 +309,19 @@ def test_a_card_that_cannot_be_read_says_why_without_its_folder(tmp_path, monkey
     with pytest.raises(ValueError) as refused:
         cards.load_card(path)
     assert str(refused.value) == "metrics card m.json cannot be read (Permission denied)"
+
+
+def test_the_summary_names_ten_classes_counts_the_rest_and_says_each_score_with_its_copies():
+    scored = {"samples": 2000, "confusion_matrix": [[900, 100], [50, 950]]}
+    card = {"architecture": "efficientnet_lite0", "weights": "imagenet", "dataset": "photos",
+            "classes": [f"c{n}" for n in range(12)], "input_shape": [224, 192, 3], "evaluation": scored,
+            "held_out_in_training": 3, "test_evaluation": scored, "test_in_training": 0}
+    assert cards.in_words(card) == (
+        "EfficientNet-Lite0 fine-tuned from ImageNet weights on photos. It takes an RGB picture of 224 x 192 pixels "
+        "(values 0-255) and gives a probability for each of its 12 classes, in this order: c0, c1, c2, c3, c4, c5, "
+        "c6, c7, c8, c9 and 2 more. On 2,000 images of photos held out from its training (3 of them copies of "
+        "pictures it learned from), it was right 92.5% of the time (1,850 of 2,000). On 2,000 test images, it was "
+        "right 92.5% of the time (1,850 of 2,000).")
+    assert cards.in_words(card | {"architecture": "vgg16", "weights": "vgg16_notop.h5", "evaluation": None,
+                                  "test_evaluation": None}).startswith(
+        "VGG16 fine-tuned from the weights in vgg16_notop.h5 on photos. It takes")

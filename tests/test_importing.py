@@ -68,6 +68,10 @@ def test_a_notebook_model_is_imported_with_the_scaling_that_scores_best_and_its_
                                        "scaling_found_by": "the lowest loss on data"}
     assert card["test_evaluation"]["accuracy"] == 1.0 and card["test_evaluation"]["per_class"]["red"]["support"] == 10
     assert card["test_digest"] and card["file_sha256"]
+    assert card["summary"] == (
+        "A Keras model imported from colours.h5; what it learned from, and how, is not known here. It takes an RGB "
+        "picture of 16 x 16 pixels (values 0-255) and gives a probability for each of its 3 classes, in this order: "
+        f"{', '.join(sorted(DATASET_CLASSES))}. On 30 test images, it was right 100.0% of the time (30 of 30).")
     picture = pixels()
     np.testing.assert_allclose(served(tmp_path / "models", "colours", picture), notebook.predict(picture / 255),
                                rtol=1e-5, atol=1e-6)

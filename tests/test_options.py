@@ -129,6 +129,17 @@ def test_a_model_name_too_long_for_its_files_is_refused(capsys):
         capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["my_model.h5", "my_model.H5"])
+def test_a_model_name_given_as_its_file_name_is_taken_without_h5(name, monkeypatch, image_folder, tmp_path):
+    # Saved as my_model.h5.h5, with a card my_model.h5.json, and served as a model "my_model.h5".
+    seen = {}
+    monkeypatch.setattr("trainer.train.train", lambda hp, data, test, out, name, run_dir, **kwargs:
+                        seen.update(name=name, run_dir=run_dir))
+    assert main(["train", "--data", str(image_folder), "--name", name, "--out", str(tmp_path / "models"),
+                 "--run-dir", str(tmp_path / "runs")]) == 0
+    assert seen == {"name": "my_model", "run_dir": tmp_path / "runs" / "my_model"}
+
+
 def test_import_image_size_takes_a_side_or_height_x_width():
     assert image_size("224") == (224, 224)  # a square's side
     assert image_size("24x40") == (24, 40) and image_size("24X40") == (24, 40)

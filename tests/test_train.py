@@ -289,6 +289,18 @@ def test_a_run_interrupted_after_training_resumes_without_retraining(image_folde
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
+def test_the_card_says_in_words_what_the_model_takes_gives_and_how_often_it_was_right(image_folder, tmp_path):
+    # Its keys alone ("evaluation", "input_shape") are explained only in trainer/card.py, which
+    # whoever downloads the card from the web app does not have.
+    card = run(TINY, image_folder, tmp_path)
+    right = int(np.trace(np.asarray(card["evaluation"]["confusion_matrix"])))
+    assert card["summary"] == (
+        "A CNN trained from scratch on data. It takes an RGB picture of 16 x 16 pixels (values 0-255) and gives a "
+        "probability for each of its 3 classes, in this order: blue, green, red. On 6 images of data held out from "
+        f"its training, it was right {right / 6:.1%} of the time ({right} of 6).")
+    assert next(iter(json.loads((tmp_path / "models" / "tiny.json").read_text()).items())) == ("summary", card["summary"])
+
+
 def test_phases_that_stopped_early_are_not_trained_again_on_resuming(image_folder, narrow_vgg16_base, tmp_path,
                                                                      monkeypatch, capsys):
     class StopAfterTwoEpochs(keras.callbacks.Callback):
@@ -469,6 +481,36 @@ def test_a_resumed_phase_keeps_the_best_weights_from_before_the_interruption(ima
     val_loss = card["history"]["val_loss"]
     assert val_loss[2] > max(val_loss[:2])  # the scrambled epoch was the worst
     assert not scrambled_weights_saved(tmp_path)
+
+
+@pytest.mark.parametrize("fine_tune_losses, fine_tune_epochs, said", [
+    # Never below the head's best: stopped after the third, and the head's weights are kept.
+    ([0.9, 1.0, 1.1], 4, ["Stopped early, after epoch 3 of 4: val_loss had not improved for 2 epochs",
+                          "Keeping the head phase's weights (its epoch 2, val_loss 0.5000): no epoch of this phase "
+                          "did better"]),
+    # Its best in the middle, run to its end: that epoch is kept, and said.
+    ([0.9, 0.4, 0.45], 3, ["Keeping the weights of epoch 2, this phase's best (val_loss 0.4000)"]),
+])
+def test_a_phase_says_why_it_stopped_early_and_which_epoch_it_keeps(image_folder, narrow_vgg16_base, tmp_path,
+                                                                    monkeypatch, capsys, fine_tune_losses,
+                                                                    fine_tune_epochs, said):
+    """Otherwise "Epoch 3/4" is followed by the scores without a word, and a fine-tuning phase
+    whose every epoch was worse than the head's best is dropped unseen."""
+    scripted = iter([1.0, 0.5] + fine_tune_losses)  # the head's two epochs, then fine-tuning's
+
+    class Scripted(train_module.EpochLogger):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            logs["val_loss"] = next(scripted)
+
+    monkeypatch.setattr(train_module, "EpochLogger", Scripted)
+    hp = TINY_VGG16 | {"head_epochs": 2, "fine_tune_epochs": fine_tune_epochs, "patience": 2}
+    card = run(hp, image_folder, tmp_path)
+    out = capsys.readouterr().out
+    assert card["epochs_run"] == 2 + len(fine_tune_losses)
+    fine_tuning = out[out.index("Fine-tuning"):]
+    assert [line for line in fine_tuning.splitlines() if line.startswith(("Stopped", "Keeping"))] == said
+    assert "Stopped" not in out[:out.index("Fine-tuning")] and "Keeping" not in out[:out.index("Fine-tuning")]
 
 
 def test_best_weights_damaged_on_disk_are_reported_not_a_traceback(image_folder, narrow_vgg16_base, tmp_path,

@@ -2,6 +2,8 @@
 
 The card is the contract between the trainer and the web app. Its keys:
 
+    summary           first in the file: the card in words (in_words), what the model is,
+                      takes and gives, and how often it was right (absent from older cards)
     format            always "image-classifier-card/1"
     name              the file stem, e.g. "cifar10_scratch"
     architecture      "scratch", "vgg16", "efficientnet_lite0" (preset in hyperparameters),
@@ -52,7 +54,7 @@ The card is the contract between the trainer and the web app. Its keys:
                       they flatter, by which the dashboard does not rank
 
 A model made by `python -m trainer import` (trainer.importing.imported_card) has a shorter card:
-format, name, architecture "imported", classes, input_shape, parameters, file_size_bytes,
+summary, format, name, architecture "imported", classes, input_shape, parameters, file_size_bytes,
 file_sha256, weights, created, hyperparameters (the file imported, the scaling put inside and
 how it was found, and --mean/--std if given), test_digest and test_evaluation (of --data, or
 None): what it trained on, and how, is not known here.
@@ -82,6 +84,36 @@ from trainer import locks, model_file
 from trainer.formatting import filesize, is_utf8, os_reason, plural
 
 CARD_FORMAT = "image-classifier-card/1"
+
+ARCHITECTURE_NAMES = {"scratch": "A CNN", "vgg16": "VGG16", "efficientnet_lite0": "EfficientNet-Lite0"}
+CLASSES_NAMED = 10  # in the summary; the rest are counted
+
+
+def in_words(card: dict[str, Any]) -> str:
+    """The card's `summary`: what the model is, takes and gives, and how often it was right on
+    images it did not learn from, in sentences for whoever has the JSON file without this
+    project (the web app offers it for download beside the model)."""
+    weights, data_set = card["weights"], card.get("dataset")
+    if card["architecture"] == "imported":
+        made = f"A Keras model {weights}; what it learned from, and how, is not known here."
+    else:
+        start = {"none": "trained from scratch", "imagenet": "fine-tuned from ImageNet weights"}.get(
+            weights, f"fine-tuned from the weights in {weights}")
+        made = f"{ARCHITECTURE_NAMES.get(card['architecture'], card['architecture'])} {start} on {data_set}."
+    classes, (height, width, _) = card["classes"], card["input_shape"]
+    named = ", ".join(classes[:CLASSES_NAMED]) + (f" and {len(classes) - CLASSES_NAMED:,} more"
+                                                  if len(classes) > CLASSES_NAMED else "")
+    text = (f"{made} It takes an RGB picture of {height} x {width} pixels (values 0-255) and gives a probability "
+            f"for each of its {len(classes)} classes, in this order: {named}.")
+    for key, copies_key, images in (("evaluation", "held_out_in_training", f"images of {data_set} held out from its training"),
+                                    ("test_evaluation", "test_in_training", "test images")):
+        if scored := card.get(key):
+            samples, copies = scored["samples"], card.get(copies_key)
+            right = sum(row[i] for i, row in enumerate(scored["confusion_matrix"]))
+            learned = f" ({copies:,} of them copies of pictures it learned from)" if copies else ""
+            text += (f" On {samples:,} {images}{learned}, it was right {right / samples:.1%} of the time "
+                     f"({right:,} of {samples:,}).")
+    return text
 
 
 class _NoHdf5Advice(logging.Filter):

@@ -501,7 +501,7 @@ def imported_card(served: keras.Model, source: Path, name: str, classes: list[st
                   evaluation: dict | None) -> dict:
     """The card of an imported model: what it is, and how it scored on the pictures given (its
     test figures, as the pictures it trained on are not known here)."""
-    return {
+    card = {
         "format": cards.CARD_FORMAT,
         "name": name,
         "architecture": "imported",
@@ -517,3 +517,4 @@ def imported_card(served: keras.Model, source: Path, name: str, classes: list[st
         "test_digest": digest(data.files) if data else None,
         "test_evaluation": evaluation,
     }
+    return {"summary": cards.in_words(card)} | card

@@ -118,7 +118,9 @@ def model_name(text: str) -> str:
     size = len(text.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_NAME_BYTES} bytes long in UTF-8, not {size}")
-    return text
+    # NAME.h5 is the model's file: a name given as that file's (--name my_model.h5) means it
+    # without the extension, which was saved as my_model.h5.h5 and served as "my_model.h5".
+    return text[:-len(".h5")] if text.lower().endswith(".h5") else text
 
 
 MIN_IMAGE_SIZE = 16  # the scratch nets shrink it by a 2x2 stem, then halve it three times

@@ -128,7 +128,7 @@ def _train(hp, data, test, out_dir, name, run_dir, replace):
             "held_out_in_training": held_out_in_training,
             "test_in_training": test_in_training,
         }
-        return _save(model, card, model_path, found_at_start, run_dir, replace)
+        return _save(model, {"summary": cards.in_words(card)} | card, model_path, found_at_start, run_dir, replace)
     except KeyboardInterrupt as interrupt:
         interrupt.trained = True  # for the command line's last words
         raise
@@ -385,8 +385,35 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
     if diverged:  # checked here, so that a diverged first phase does not go on to the second
         raise Diverged(diverged[0])
     if keep_best:
+        _say_how_the_phase_ended(history["val_loss"], epochs, callbacks, earlier_losses, earlier_phase)
         _restore_best(model, best_path, earlier_phase)
     return history
+
+
+def _say_how_the_phase_ended(val_losses: list[float], epochs: int, callbacks, earlier_losses: list[float],
+                             earlier_phase: Path | None) -> None:
+    """Say why a phase ran fewer epochs than asked, and which epoch's weights it keeps where
+    that is not its last: otherwise "Epoch 6/10" is followed by the scores without a word, and
+    a fine-tuning phase that never beat the head's best is dropped unseen. (Picked as
+    resume.AtomicBackupAndRestore keeps them: the lowest val_loss, an earlier one on a tie.)"""
+    run = len(val_losses)
+    if not run:
+        return
+    if run < epochs:
+        patience = next((callback.patience for callback in callbacks
+                         if isinstance(callback, keras.callbacks.EarlyStopping)), None)
+        why = f": val_loss had not improved for {plural(patience, 'epoch')}" if patience else ""
+        print(f"Stopped early, after epoch {run} of {epochs}{why}")
+    best = min(range(run), key=val_losses.__getitem__)
+    finite_earlier = [loss for loss in earlier_losses if math.isfinite(loss)]
+    if finite_earlier and not val_losses[best] < min(finite_earlier):
+        earlier_best = min(range(len(earlier_losses)), key=lambda epoch: (
+            earlier_losses[epoch] if math.isfinite(earlier_losses[epoch]) else math.inf))
+        phase = earlier_phase.name.replace("_", " ") if earlier_phase else "earlier"
+        print(f"Keeping the {phase} phase's weights (its epoch {earlier_best + 1}, val_loss "
+              f"{earlier_losses[earlier_best]:.4f}): no epoch of this phase did better")
+    elif best + 1 < run:
+        print(f"Keeping the weights of epoch {best + 1}, this phase's best (val_loss {val_losses[best]:.4f})")
 
 
 def _restore_best(model, best_path: Path, earlier_phase: Path | None) -> None:
