@@ -89,15 +89,15 @@ def test_a_default_model_that_cannot_be_used_is_logged_with_the_one_served(model
     assert "default model" not in caplog.text
     best = registry_of(create_app(make_config(models_dir, DEFAULT_MODEL="nosuch"))).default_name()
     assert "The default model nosuch cannot be used (nosuch.h5 is not in the models folder): " in caplog.text
-    assert f"serving {best} instead." in caplog.text
+    assert f"serving {best} instead; IMAGEAPP_DEFAULT_MODEL=NAME sets the default." in caplog.text
 
     (models_dir / "tiny.json").unlink()
     create_app(make_config(models_dir, DEFAULT_MODEL="tiny"))
-    assert "The default model tiny cannot be used (no metrics card (tiny.json)): serving small instead." in caplog.text
+    assert "The default model tiny cannot be used (no metrics card (tiny.json)): serving small instead;" in caplog.text
 
     (tmp_path / "empty").mkdir()
     create_app(make_config(tmp_path / "empty", DEFAULT_MODEL="tiny"))
-    assert "(tiny.h5 is not in the models folder): no model is usable." in caplog.text
+    assert "(tiny.h5 is not in the models folder): no model is usable;" in caplog.text
 
 
 def test_production_app_never_debugs(monkeypatch, models_dir):

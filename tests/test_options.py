@@ -55,6 +55,17 @@ def test_impossible_option_values_are_refused_before_anything_loads(option, valu
     assert stopped.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("option", "value", "guess"), [
+    ("--preset", "scratch_small", "scratch-small"),  # the presets' names mix _ and -
+    ("--arch", "efficientnet-lite0", "efficientnet_lite0"),
+    ("--fine-tune-schedule", "cosin", "cosine"),
+])
+def test_a_slip_in_a_choice_is_refused_with_the_closest_choice(option, value, guess, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "nowhere", option, value])
+    assert f"argument {option}: invalid choice: {value!r} (did you mean {guess}?); choose from " in capsys.readouterr().err
+
+
 def test_a_preset_for_another_architecture_is_refused(capsys):
     assert "preset vgg16 is for --arch vgg16" in refused(["train", "--arch", "scratch", "--preset", "vgg16",
                                                           "--data", "x"], capsys)

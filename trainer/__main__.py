@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from trainer.formatting import not_installed, one_line, whole_number
-from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, class_names, did_you_mean, image_size,
-                             model_name, numbers, recipe)
+from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, choice_of, class_names, did_you_mean,
+                             image_size, model_name, numbers, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -126,16 +126,16 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Train a model; writes MODELS/NAME.h5 and MODELS/NAME.json.",
                                 epilog="Options left out keep the preset's values, shown in brackets "
                                        "(all of them in trainer/presets.py).")
-    train.add_argument("--arch", choices=sorted(DEFAULT_PRESET),
+    train.add_argument("--arch", **choice_of(sorted(DEFAULT_PRESET)),
                        help="architecture (default: the preset's, else scratch)")
-    train.add_argument("--preset", choices=sorted(PRESETS),
+    train.add_argument("--preset", **choice_of(sorted(PRESETS)),
                        help="named recipe (default: the architecture's own: " +
                        ", ".join(f"{a} -> {p}" for a, p in DEFAULT_PRESET.items()) + ")")
     train.add_argument("--data", required=True,
                        help="'cifar10' (downloads it) or a folder / .zip of class subfolders")
     train.add_argument("--test-data", help="a separate labelled folder / .zip to score at the end")
     for name, (kind, text) in OVERRIDES.items():
-        read = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
+        read = choice_of(kind) if isinstance(kind, tuple) else {"type": kind}
         train.add_argument("--" + name.replace("_", "-"), help=text + _presets_values(name), **read)
     train.add_argument("--name", type=model_name, help="model name (default: DATA_ARCH, e.g. cifar10_scratch)")
     train.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models)")
@@ -179,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--classes", type=class_names,
                           help="the classes, comma-separated, in the order of the model's outputs (default: DATA's "
                                "class folders in name order, as Keras's image_dataset_from_directory takes them)")
-    imported.add_argument("--scaling", choices=SCALINGS,
+    imported.add_argument("--scaling", **choice_of(SCALINGS),
                           help="what the notebook did to pixels before the model: " +
                                "; ".join(f"{kind}: {what}" for kind, what in SCALINGS.items()) +
                                " (default: found from the model's own arithmetic, or its first layer, or by "

@@ -168,6 +168,19 @@ def did_you_mean(word: str, known) -> str:
     return f" (did you mean {guesses[0]}?)" if guesses else ""
 
 
+def choice_of(names) -> dict:
+    """add_argument's keywords for a choice among `names`: as argparse's `choices`, with the
+    closest name to a slip (--preset scratch_small) said too."""
+    names = list(names)
+
+    def parse(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r}{did_you_mean(text, names)}; choose from "
+                                             f"{', '.join(names)}")
+        return text
+    return {"type": parse, "metavar": "{" + ",".join(names) + "}"}
+
+
 def recipe(args) -> dict:
     """The preset's hyperparameters with the options given, once they are known to fit it."""
     preset = args.preset or DEFAULT_PRESET[args.arch or "scratch"]

@@ -363,8 +363,9 @@ def init_app(app: Flask) -> None:
         problem = f"{default}.h5 is not in the models folder"
     if problem:
         served = registry.default_name(default)
-        app.logger.warning("The default model %s cannot be used (%s): %s.", default, problem,
-                           f"serving {served} instead" if served else "no model is usable")
+        # The setting named: serving a folder of one's own models, the shipped default is not in it.
+        app.logger.warning("The default model %s cannot be used (%s): %s; IMAGEAPP_DEFAULT_MODEL=NAME sets the "
+                           "default.", default, problem, f"serving {served} instead" if served else "no model is usable")
 
 
 def registry_of(app: Flask) -> Registry:
