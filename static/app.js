@@ -16,6 +16,14 @@ function enhance(form) {
   var explain = form.querySelector("input[data-not-with]");
   var explainNote = document.getElementById("explain-note");
   var button = form.querySelector("button[type=submit]");
+  // What the busy button and the zone show while the form works (making pictures smaller, sending
+  // them), said to screen readers too, who are not on the button when Enter in the check box sent
+  // the form, and for whom the input's name leaves out the zone's note. A live region there from
+  // the start (one added as it is filled is not read), after the form: not inside its aria-busy.
+  var status = document.createElement("p");
+  status.className = "visually-hidden";
+  status.setAttribute("role", "status");
+  form.parentNode.insertBefore(status, form.nextSibling);
 
   // From here the zone shows the chosen file and offers dropping one (style.css): the native
   // input is hidden from sight.
@@ -165,7 +173,9 @@ function enhance(form) {
     shrinking = true;
     button.setAttribute("aria-disabled", "true");
     button.textContent = "Making smaller\u2026";
-    showPreview(files, " (making " + (files.length > 1 ? "them" : "it") + " smaller to send\u2026)");
+    var them = files.length > 1 ? "them" : "it";
+    status.textContent = "Making " + them + " smaller to send\u2026";
+    showPreview(files, " (making " + them + " smaller to send\u2026)");
     recheck();
     smaller(files).then(function (made) {
       if (choice !== choices) return;
@@ -175,6 +185,7 @@ function enhance(form) {
       if (after < before) {
         input.files = made;
         note = " (made smaller to send: " + megabytes(before) + " to " + megabytes(after) + ")";
+        status.textContent = "Made smaller to send: " + megabytes(before) + " to " + megabytes(after) + ".";
       }
       showPreview(input.files);
       recheck();
@@ -303,12 +314,14 @@ function enhance(form) {
     // a keyboard or screen reader user on nothing while the image was sent.
     button.setAttribute("aria-disabled", "true");
     button.textContent = "Classifying\u2026";
+    status.textContent = button.textContent;
     form.setAttribute("aria-busy", "true");
     stopCamera(); // the page is left only once the answer comes
   });
   var ready = function () {
     button.removeAttribute("aria-disabled");
     button.textContent = buttonText;
+    status.textContent = "";
     form.removeAttribute("aria-busy");
   };
   // Back from the answer, the back/forward cache restores the page as it was left: busy. Without

@@ -1051,6 +1051,39 @@ def test_escape_while_a_photo_is_made_smaller_leaves_the_form_waiting_for_it(bro
     assert button.text == "Making smaller\u2026" and button.get_attribute("aria-disabled") == "true"
 
 
+def test_what_the_form_is_doing_is_said_to_screen_readers(browser, base_url, photo, tmp_path):
+    """What the busy button and the zone show, said in a live region outside the busy form: sent
+    with Enter in the check box, the focus is not on the button that says "Classifying…"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def said():
+        return browser.find_element(By.CSS_SELECTOR, "form.upload + [role=status]").get_attribute("textContent")
+
+    browser.get(base_url + "/")
+    assert said() == ""
+    # Kept from leaving the page, which the answer would replace before it is read here.
+    browser.execute_script("document.querySelector('form.upload').addEventListener('submit', function (event) {"
+                           " event.preventDefault(); })")
+    browser.find_element(By.ID, "image").send_keys(str(photo))
+    browser.find_element(By.ID, "explain").send_keys(Keys.ENTER)
+    assert browser.find_element(By.CSS_SELECTOR, "button[type=submit]").text == "Classifying\u2026"
+    assert said() == "Classifying\u2026"
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)  # stopped: nothing under way
+    assert said() == ""
+
+    large = tmp_path / "green.jpg"
+    large.write_bytes(big_photo((0, 250, 0), size=(4000, 3000)))
+    browser.get(base_url + "/")
+    browser.execute_script("window.createImageBitmap = function () { return new Promise(function () {}); };")
+    browser.find_element(By.ID, "image").send_keys(str(large))
+    assert said() == "Making it smaller to send\u2026"
+    browser.get(base_url + "/")
+    browser.find_element(By.ID, "image").send_keys(str(large))
+    checked(browser)
+    assert said().startswith("Made smaller to send: ") and said().endswith(" MB.")
+
+
 def test_phone_width(browser, base_url, tmp_path):
     from selenium.webdriver.common.by import By
 
