@@ -325,3 +325,6 @@ def test_the_summary_names_ten_classes_counts_the_rest_and_says_each_score_with_
     assert cards.in_words(card | {"architecture": "vgg16", "weights": "vgg16_notop.h5", "evaluation": None,
                                   "test_evaluation": None}).startswith(
         "VGG16 fine-tuned from the weights in vgg16_notop.h5 on photos. It takes")
+    # One mistake in 2,500 is not "right 100.0% of the time".
+    almost = card | {"evaluation": {"samples": 2500, "confusion_matrix": [[1249, 1], [0, 1250]]}, "test_evaluation": None}
+    assert cards.in_words(almost).endswith("it was right >99.9% of the time (2,499 of 2,500).")

@@ -568,3 +568,28 @@ def test_the_per_class_table_downloads_as_csv(client, models_dir):
     response = client.get("/models/small/per_class.csv")
     assert response.status_code == 404
     assert "Model &#39;small&#39; has no card that can be read, so no per-class figures." in response.get_data(as_text=True)
+
+
+def test_a_class_with_no_images_and_no_predictions_has_dashes_not_zeros(client, models_dir):
+    # An imported 4-class model scored on apples and pears only: plum was predicted once, fig neither shown nor
+    # predicted. Its 0/0 figures are no 0%: the macro averages (over apple, pear and plum) leave fig out.
+    figures = {"apple": (2 / 3, 1.0, 0.8, 2), "pear": (1.0, 0.5, 2 / 3, 4), "plum": (0.0, 0.0, 0.0, 0),
+               "fig": (0.0, 0.0, 0.0, 0)}
+    update_card(models_dir, "small", {
+        "confusion_matrix": [[2, 0, 0, 0], [1, 2, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+        "per_class": {label: dict(zip(("precision", "recall", "f1", "support"), row)) for label, row in figures.items()},
+    })
+    page = text_of(client.get("/models/small").get_data(as_text=True))
+    row = '<tr> <th scope="row"><span class="long-name">{}</span></th> <td class="number">{}</td> ' \
+          '<td class="number">{}</td> <td class="number">{}</td> <td class="number">{}</td> </tr>'
+    assert row.format("apple", "66.7%", "100.0%", "80.0%", "2") in page
+    assert row.format("plum", "0.0%", "0.0%", "0.0%", "0") in page  # predicted once, wrongly: a real 0 precision
+    assert row.format("fig", "\u2014", "\u2014", "\u2014", "0") in page
+    assert "A dash: neither, so nothing to score" in page and "zero_division=0" in page
+    header, *rows = read_csv(client.get("/models/small/per_class.csv").get_data(as_text=True))
+    assert rows[SMALL_CLASSES.index("fig")] == ["fig", "", "", "", 0]
+    assert rows[SMALL_CLASSES.index("plum")] == ["plum", 0.0, 0.0, 0.0, 0]
+    # A confusion matrix in which every class has images or predictions: no dashes, and none explained.
+    update_card(models_dir, "small", {"confusion_matrix": [[2, 0, 0, 0], [1, 2, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1]]})
+    page = text_of(client.get("/models/small").get_data(as_text=True))
+    assert "A dash" not in page and row.format("fig", "0.0%", "0.0%", "0.0%", "0") in page

@@ -57,3 +57,10 @@ def test_a_long_reason_leads_with_its_first_clause():
     assert split_reason("tiny.h5 is not an HDF5 model file") == ("tiny.h5 is not an HDF5 model file", None)
     just_short = "a: " + "x" * (SHORT_REASON - 3)
     assert split_reason(just_short) == (just_short, None)
+
+
+def test_a_share_short_of_perfect_or_above_nil_is_not_rounded_to_it():
+    # 2,499 of 2,500 right is not "100.0%", and 1 of 2,500 images taken for another class not "0.0%".
+    assert percent(2499 / 2500) == ">99.9%" and percent(0.9995) == ">99.9%" and percent(0.99949) == "99.9%"
+    assert percent(1 / 2500) == "<0.1%" and percent(0.0005) == "0.1%"
+    assert percent(1.0) == "100.0%" and percent(0.0) == "0.0%" and percent(19_999 / 20_000, 2) == ">99.99%"

@@ -342,7 +342,7 @@ def test_the_answer_shows_the_part_it_rests_on(client, csrf_token, models_dir):
     assert pixels[4, 4, 0] > 200 and abs(pixels[-5, -5] - 90 * DIM).max() < 6
     caption = " ".join(re.search(r'class="card occlusion".*?<figcaption[^>]*>(.*?)</figcaption>', page, re.S)[1].split())
     assert re.fullmatch(r"Each part of the image was covered in turn\. The lit parts are those the model needed most: "
-                        r"covering the most telling one lowers cat from \d+\.\d% to \d+\.\d%\.", caption)
+                        r"covering the most telling one lowers cat from (&gt;)?\d+\.\d% to \d+\.\d%\.", caption)
     # The form under the answer asks again, for the next image.
     assert 'checked data-not-with="/all" id="explain" name="explain" type="checkbox" value="y"' in page
 

@@ -53,3 +53,18 @@ def test_a_name_prints_on_one_line_with_its_spaces_and_accents_as_they_are():
     assert one_line("red\x1b[31m\u2028.png") == "red\\x1b[31m\\u2028.png"  # nor a terminal's colour
     for name in ("Screenshot at 10.00.00\u202fAM.png", "\u5199\u771f\u30001.jpg", "cafe\u0301 au lait.png"):
         assert one_line(name) == name  # macOS's narrow no-break space, an ideographic space, an accent
+
+
+def test_accuracy_short_of_perfect_is_not_printed_as_perfect():
+    import numpy as np
+
+    from trainer.formatting import percentage
+    from trainer.metrics import classification_report, format_report
+
+    assert percentage(19_999 / 20_000, 2) == ">99.99%" and percentage(1 / 30_000, 2) == "<0.01%"
+    assert percentage(1.0, 2) == "100.00%" and percentage(0.0) == "0.0%" and percentage(1.0000001) == "100.0%"
+    labels = np.zeros(20_000, dtype=np.int64)
+    predicted = labels.copy()
+    predicted[0] = 1  # one mistake in 20,000
+    report = classification_report(labels, np.eye(2)[predicted], ["a", "b"])
+    assert "accuracy >99.99%" in format_report(report)

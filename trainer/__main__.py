@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from trainer.formatting import not_installed, one_line, whole_number
+from trainer.formatting import not_installed, one_line, percentage, whole_number
 from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, choice_of, class_names, did_you_mean,
                              image_size, model_name, numbers, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
@@ -343,7 +343,8 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
         elif answer.error:
             print(f"{one_line(answer.name)}: not labelled: {answer.error}", file=sys.stderr, flush=True)
         else:
-            print(f"{one_line(answer.name)}: " + ", ".join(f"{label} {p:.1%}" for label, p in answer.predictions), flush=True)
+            shares = ", ".join(f"{label} {percentage(p)}" for label, p in answer.predictions)
+            print(f"{one_line(answer.name)}: {shares}", flush=True)
         failed += bool(answer.error)
         answered += not answer.error
     return answered, failed

@@ -45,7 +45,8 @@ The card is the contract between the trainer and the web app. Its keys:
                       figures on mixed images), one view scored, val_* on
                       the held-out images (scratch) or the epoch-picking share (transfer)
     evaluation        on the held-out split, of the saved model (test-time views averaged;
-                      plain cross-entropy): see trainer.metrics.classification_report
+                      plain cross-entropy, each true class's probability clipped at 1e-7 as
+                      Keras clips it, so at most 16.12): see trainer.metrics.classification_report
     held_out_in_training  how many of the held-out images are pictures it trained on too, the
                       same pixels (copies in the data set; absent from cards written before it)
     test_evaluation   the same on a separate test set, when one was given
@@ -81,7 +82,7 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any, Iterator
 
 from trainer import locks, model_file
-from trainer.formatting import filesize, is_utf8, os_reason, plural
+from trainer.formatting import filesize, is_utf8, os_reason, percentage, plural
 
 CARD_FORMAT = "image-classifier-card/1"
 
@@ -105,13 +106,14 @@ def in_words(card: dict[str, Any]) -> str:
                                                   if len(classes) > CLASSES_NAMED else "")
     text = (f"{made} It takes an RGB picture of {height} x {width} pixels (values 0-255) and gives a probability "
             f"for each of its {len(classes)} classes, in this order: {named}.")
-    for key, copies_key, images in (("evaluation", "held_out_in_training", f"images of {data_set} held out from its training"),
-                                    ("test_evaluation", "test_in_training", "test images")):
+    for key, copies_key, images in (
+            ("evaluation", "held_out_in_training", f"images of {data_set} held out from its training"),
+            ("test_evaluation", "test_in_training", "test images")):
         if scored := card.get(key):
             samples, copies = scored["samples"], card.get(copies_key)
             right = sum(row[i] for i, row in enumerate(scored["confusion_matrix"]))
             learned = f" ({copies:,} of them copies of pictures it learned from)" if copies else ""
-            text += (f" On {samples:,} {images}{learned}, it was right {right / samples:.1%} of the time "
+            text += (f" On {samples:,} {images}{learned}, it was right {percentage(right / samples)} of the time "
                      f"({right:,} of {samples:,}).")
     return text
 

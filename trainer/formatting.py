@@ -29,6 +29,18 @@ def is_share(value) -> bool:
     return is_number(value) and -1e-6 <= value <= 1 + 1e-6
 
 
+def percentage(share: float, digits: int = 1) -> str:
+    """A share as a percentage that rounding never makes perfect or nil: 2,499 right of 2,500
+    (0.9996) is ">99.9%", not "100.0%", and 1 of 2,500 is "<0.1%", not "0.0%". Exactly 1 and 0
+    (and float32's hair over 1) are "100.0%" and "0.0%"."""
+    shown = f"{share:.{digits}%}"
+    if shown == f"{1:.{digits}%}" and share < 1:
+        return f">{100 - 10 ** -digits:.{digits}f}%"
+    if shown == f"{0:.{digits}%}" and share > 0:
+        return f"<{10 ** -digits:.{digits}f}%"
+    return shown
+
+
 def is_utf8(text: str) -> bool:
     """False for text holding lone surrogates: Python's stand-ins for a file name's bytes that
     are not UTF-8, and what JSON's "\udc80" reads as. No page or JSON answer can carry them."""

@@ -24,7 +24,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import model_file
 from trainer.data import Dataset, digest, load_folder
-from trainer.formatting import filesize, plural, reason
+from trainer.formatting import filesize, percentage, plural, reason
 from trainer.metrics import format_report
 from trainer.options import SCALINGS
 from trainer.predict import BadOutput
@@ -138,7 +138,7 @@ def scores_by_scaling(network: keras.Model, shape: tuple[int, int, int], head: l
     scores = {}
     for kind in scalings_for(shape[2]):
         scores[kind] = score(served_model(network, scaling_layers(kind), shape, head), data)
-        print(f"  {kind:<6} {scores[kind]['accuracy']:7.2%} {scores[kind]['loss']:8.4f}  {SCALINGS[kind]}",
+        print(f"  {kind:<6} {percentage(scores[kind]['accuracy'], 2):>7} {scores[kind]['loss']:8.4f}  {SCALINGS[kind]}",
               flush=True)
     return scores
 
@@ -172,13 +172,14 @@ def warn_of_doubts(scores: dict[str, dict], kind: str, data: Dataset) -> None:
     right at a higher loss (as for a notebook that did none of them), or where the one taken
     scores about chance."""
     figures, most_right = scores[kind], max(scores, key=lambda each: scores[each]["accuracy"])
+    right = {each: percentage(scores[each]["accuracy"], 2) for each in scores}
     if better := far_better(scores, kind, data):
-        print(f"warning: {better} scores far better than {kind} on {data.name} ({scores[better]['accuracy']:.2%} right "
-              f"at a loss of {scores[better]['loss']:.4f}, against {figures['accuracy']:.2%} at "
+        print(f"warning: {better} scores far better than {kind} on {data.name} ({right[better]} right "
+              f"at a loss of {scores[better]['loss']:.4f}, against {right[kind]} at "
               f"{figures['loss']:.4f}): pass --scaling {better} if that is what the notebook did", file=sys.stderr)
     elif more_right(scores, most_right, kind, data):
-        print(f"warning: {most_right} gets more pictures right ({scores[most_right]['accuracy']:.2%}) than {kind} "
-              f"({figures['accuracy']:.2%}), but at a higher loss; if the notebook standardized pixels by their own "
+        print(f"warning: {most_right} gets more pictures right ({right[most_right]}) than {kind} "
+              f"({right[kind]}), but at a higher loss; if the notebook standardized pixels by their own "
               "means and deviations, it did none of the five: pass those as --mean and --std", file=sys.stderr)
     if about_chance(figures, data):
         print(f"warning: {kind} scores about chance on {data.name}: are these the pictures the model learned to tell "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.formatting import plural
+from trainer.formatting import percentage, plural
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
     width = min(max([14] + [len(label) + 1 for label, _ in rows]), MAX_LABEL_WIDTH)
     lines = [
         f"{title} ({report['samples']:,} images)",
-        f"  loss {report['loss']:.4f}   accuracy {report['accuracy']:.2%}",
+        f"  loss {report['loss']:.4f}   accuracy {percentage(report['accuracy'], 2)}",
         f"  {'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
     for label, row in rows:

@@ -27,7 +27,7 @@ from trainer import locks, models, resume
 from trainer.augment import AugmentedBatches
 from trainer.data import Dataset, digest, picture_fingerprints, shared_pictures, sketch, stratified_split
 from trainer.distillation import Distiller, load_teacher
-from trainer.formatting import filesize, os_reason, plural, reason
+from trainer.formatting import filesize, os_reason, percentage, plural, reason
 from trainer.metrics import classification_report, format_report
 from trainer.optimizers import AirbenchSGD, WarmupCosine
 from trainer.predict import probabilities as checked_probabilities
@@ -183,7 +183,7 @@ def _save(model, card: dict, model_path: Path, found_at_start, run_dir: Path, re
         shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
         print(f"\nSaved {model_path} ({filesize(card['file_size_bytes'])}, {card['parameters']:,} parameters) "
               f"after {plural(card['epochs_run'], 'epoch')} in {card['training_seconds']:.0f} s; "
-              f"held-out accuracy {card['evaluation']['accuracy']:.2%}")
+              f"held-out accuracy {percentage(card['evaluation']['accuracy'], 2)}")
     except KeyboardInterrupt as interrupt:
         interrupt.saved = model_path  # for the command line's last words: not "nothing was saved"
         raise

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 from flask import Blueprint, abort, render_template
 
 from trainer.formatting import DASH, filesize, is_number, is_share, plural
+from trainer.metrics import averaged_classes
 
 from .charts import line_chart, side_by_side
 from .exports import Column, csv_file, markdown_file
@@ -101,17 +103,19 @@ def share(value) -> float | None:
     return value if is_share(value) else None
 
 
-def heat_map(matrix, classes: list[str]) -> list[dict] | None:
-    """Confusion-matrix rows with a shade per cell, by the share of the true class's images."""
-    size = len(classes)
-    valid = (
-        size <= MAX_HEAT_MAP_CLASSES
-        and isinstance(matrix, list)
+def is_counts(matrix, size: int) -> bool:
+    """Whether a card's confusion matrix is one: `size` rows of `size` counts."""
+    return (
+        isinstance(matrix, list)
         and len(matrix) == size
         and all(isinstance(row, list) and len(row) == size for row in matrix)
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for row in matrix for n in row)
     )
-    if not valid:
+
+
+def heat_map(matrix, classes: list[str]) -> list[dict] | None:
+    """Confusion-matrix rows with a shade per cell, by the share of the true class's images."""
+    if len(classes) > MAX_HEAT_MAP_CLASSES or not is_counts(matrix, len(classes)):
         return None
     rows = []
     for label, counts in zip(classes, matrix):
@@ -288,9 +292,23 @@ def detailed_figures(card: dict) -> dict:
 
 
 def per_class_figures(card: dict) -> list[tuple[str, dict]]:
-    """(class, its figures) for each of the card's classes that has them, in the card's order."""
-    per_class = section(detailed_figures(card), "per_class")
-    return [(label, per_class[label]) for label in card.get("classes", []) if isinstance(per_class.get(label), dict)]
+    """(class, its figures) for each of the card's classes that has them, in the card's order. A
+    class with no images and no predictions (an imported model scored on some of its classes) has
+    no precision, recall or F1: the card's 0s are 0/0, which the macro averages leave out, so
+    they are None here, a dash on the page and an empty cell in the CSV."""
+    figures = detailed_figures(card)
+    per_class, classes = section(figures, "per_class"), card.get("classes", [])
+    unscored = unscored_classes(figures.get("confusion_matrix"), classes)
+    return [(label, per_class[label] | (dict.fromkeys(("precision", "recall", "f1")) if label in unscored else {}))
+            for label in classes if isinstance(per_class.get(label), dict)]
+
+
+def unscored_classes(matrix, classes: list[str]) -> set[str]:
+    """The classes the macro averages leave out, with neither images nor predictions, by the
+    confusion matrix (none where it is not one)."""
+    if not is_counts(matrix, len(classes)):
+        return set()
+    return {label for label, averaged in zip(classes, averaged_classes(np.asarray(matrix))) if not averaged}
 
 
 @bp.get("/models")

@@ -10,11 +10,11 @@ import re
 from jinja2 import Undefined
 from markupsafe import Markup
 
-from trainer.formatting import DASH, filesize, is_number, is_share
+from trainer.formatting import DASH, filesize, is_number, is_share, percentage
 
 
 def percent(value, digits: int = 1) -> str:
-    return f"{value:.{digits}%}" if is_share(value) else DASH
+    return percentage(value, digits) if is_share(value) else DASH
 
 
 # Beyond, fixed digits run to hundreds of characters (a hand-edited or diverged loss).
