@@ -524,3 +524,23 @@ def test_a_notebook_that_standardized_pixels_by_its_own_statistics_is_given_them
         "error: --std must be above 0, not 0")
     assert refused(["import", "standardized.h5", "--classes", "a,b", "--mean", "1,2", "--std", "1", "--name", "x"],
                    capsys) == "error: --mean and --std take one value, or one for each of the model's 3 channels"
+
+
+def test_a_resizing_notebook_called_plainly_answers_as_predict_does(tmp_path):
+    # Keras's Resizing defaults to training=True and hands it on to the layers after it: the
+    # imported model called as model(x) normalised by the batch, and updated its batch norm's
+    # moving statistics, on every backend.
+    notebook = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Resizing(8, 8), keras.layers.Conv2D(4, 3),
+                                 keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(2, activation="softmax")])
+    batch_norm = notebook.layers[2]
+    batch_norm.set_weights([np.ones(4), np.zeros(4), np.full(4, 40.0), np.full(4, 900.0)])  # of pixels 0-255
+    notebook.save(tmp_path / "resizing.keras")
+    assert main(["import", "resizing.keras", "--classes", "a,b", "--scaling", "none"]) == 0
+    model = keras.saving.load_model(tmp_path / "models" / "resizing.h5")  # plainly, as the guide promises
+    picture = pixels(12)
+    expected = model.predict(picture, verbose=0)
+    np.testing.assert_allclose(expected, notebook.predict(picture, verbose=0), rtol=1e-4, atol=1e-6)
+    for _ in range(3):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(model(picture)), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.predict(picture, verbose=0), expected, rtol=1e-4, atol=1e-6)

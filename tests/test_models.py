@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import models
+from trainer import card, models
 from trainer.presets import PRESETS
 
 RNG = np.random.default_rng(0)
@@ -228,3 +228,21 @@ def test_training_fits_the_logits_behind_the_softmax_with_the_same_weights(build
     probabilities = keras.ops.convert_to_numpy(classifier(pixels))
     logits = keras.ops.convert_to_numpy(learner(pixels))
     assert np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(logits)), probabilities, atol=1e-6)
+
+
+def test_a_saved_transfer_model_called_plainly_answers_as_predict_does(tmp_path):
+    # Keras's Resizing defaults to training=True and hands it on, through its call context, to
+    # the layers after it: called as model(x), the saved model ran its batch norm on the batch's
+    # statistics (updating the moving ones) and its dropout at random, on every backend.
+    model, _ = models.transfer_model("efficientnet_lite0", (16, 16, 3), 3, 32, "none", dense_units=8, dropout=0.5)
+    wrapped = models.with_test_time_augmentation(model)
+    card.save_h5(wrapped, tmp_path / "model.h5")
+    loaded = keras.saving.load_model(tmp_path / "model.h5")
+    x = raw_pixels(4, 16)
+    for each in model, wrapped, loaded:
+        expected = each.predict(x, verbose=0)
+        for _ in range(2):
+            assert np.allclose(keras.ops.convert_to_numpy(each(x)), expected, atol=1e-5)
+    # Training still reaches the layers after the resizing (fit calls the model with training=True).
+    trained = keras.ops.convert_to_numpy(model(x, training=True))
+    assert not np.allclose(trained, model.predict(x, verbose=0), atol=1e-3)

@@ -42,7 +42,7 @@ RAW_PIXEL_MEANS = 2  # a Normalization layer of means above this was adapted to 
 # A scaling that gets more pictures right than the one chosen, by this many (or by this share of
 # them), is named as what the notebook may have done instead.
 CLOSE_PICTURES, CLOSE_SHARE = 3, 0.01
-# Layers that do nothing when a model answers (as do Random* layers but RandomCrop, which crops then too).
+# Layers that do nothing when a model answers (as do Random* layers, but RandomCrop is kept: _augmentation).
 AUGMENTATION = ("RandAugment", "AugMix", "CutMix", "MixUp", "Solarization")
 BY_HAND = 'build it of Keras\'s own layers, as docs/web-app.md shows ("A model trained elsewhere"), and save it again'
 
@@ -382,8 +382,9 @@ def _servable_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
 
 
 def _augmentation(step) -> bool:
-    """A layer that does nothing when a model answers (RandomFlip, RandAugment... but RandomCrop,
-    which crops then too), or a block of them."""
+    """A layer that does nothing when a model answers (RandomFlip, RandAugment...), or a block of
+    them; not RandomCrop, kept as geometry, so that the model answers as the notebook's does
+    whatever Keras makes of it then (3.15 passes pictures through it uncropped)."""
     inner = getattr(step, "layers", [step])
     return bool(inner) and all(
         (type(each).__name__.startswith("Random") and not isinstance(each, keras.layers.RandomCrop))
@@ -396,7 +397,18 @@ def served_model(network: keras.Model, scaling: list, shape: tuple[int, int, int
     """The network as the web app takes it: RGB pixels 0-255 of its size in (made grey for a
     network of one channel), then the layers `scaling` that do the notebook's preprocessing, and
     after the network the layers `head` that make its outputs a probability per class."""
-    return keras.Sequential([keras.Input((*shape[:2], 3)), *grey_layers(shape[2]), *scaling, network, *head])
+    # The network called with training=False, which holds only where its caller gives none (fit's
+    # training=True still reaches it): a Resizing, CenterCrop or RandomCrop in it defaults to
+    # training=True and hands that on to the layers after it, so the model called as model(x)
+    # ran its batch norm on the batch (updating its moving statistics) and its dropout.
+    inputs = keras.Input((*shape[:2], 3))
+    x = inputs
+    for layer in [*grey_layers(shape[2]), *scaling]:
+        x = layer(x)
+    x = network(x, training=False)
+    for layer in head:
+        x = layer(x)
+    return keras.Model(inputs, x)
 
 
 def grey_layers(channels: int) -> list[keras.layers.Layer]:

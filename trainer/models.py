@@ -159,7 +159,10 @@ def transfer_model(arch, input_shape, num_classes, upscale_size, weights, dense_
     inputs = keras.Input(input_shape, name="pixels")
     x = inputs
     if tuple(input_shape[:2]) != (upscale_size, upscale_size):
-        x = layers.Resizing(upscale_size, upscale_size, name="upscale")(x)
+        # training=False: Keras's Resizing defaults to training=True and hands that on to the
+        # layers after it, so a saved model called as model(x) ran its batch norm and dropout as
+        # in training; fit's training=True still reaches them past it.
+        x = layers.Resizing(upscale_size, upscale_size, name="upscale")(x, training=False)
     if arch == "vgg16":
         x = _vgg16_preprocess()(x)
     elif arch == "efficientnet_lite0":
