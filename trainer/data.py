@@ -260,7 +260,7 @@ def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str
         if not members:
             raise DataError(f"{path} has no class subfolders with images in them")
         found = sorted(members)
-        _check_class_names(path, found, training=classes is None)
+        _check_class_names(path, found, named_by_folders=classes is None)
         if _split_folders(members):
             unzip = "unzip it and pass" if path.is_file() else "pass"  # a .zip (check_tree)
             raise DataError(f"{path} holds {' and '.join(found)} folders of class subfolders, not classes: {unzip} "
@@ -310,9 +310,10 @@ def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str
                    np.asarray(files))
 
 
-def _check_class_names(path: Path, labels: list[str], training: bool) -> None:
+def _check_class_names(path: Path, labels: list[str], named_by_folders: bool) -> None:
     """Raises DataError for class folder names that a model's card, pages and answers could not
-    carry, or, for a model to train, two that its answers would name alike."""
+    carry, or, where the folders name a model's classes (training, or an import without
+    --classes), two that its answers would name alike."""
     undecodable = [label.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                    for label in labels if not is_utf8(label)]
     if undecodable:  # a model's classes go into its card, its pages and its JSON answers
@@ -321,7 +322,7 @@ def _check_class_names(path: Path, labels: list[str], training: bool) -> None:
     if unprintable := [label for label in labels if not label.isprintable()]:  # a line break, say
         raise DataError(f"{path} has class folder names with control characters, which would break the lines "
                         f"that name them: {', '.join(map(repr, unprintable))}; rename them")
-    if training and (alike := _alike(labels)):  # a model's answers would name two classes alike
+    if named_by_folders and (alike := _alike(labels)):  # a model's answers would name two classes alike
         raise DataError(f"{path} has class folders whose names differ only in case or spaces: "
                         f"{'; '.join(' and '.join(map(repr, names)) for names in alike)}; merge or rename them")
 
