@@ -8,9 +8,10 @@ import re
 import numpy as np
 from PIL import Image, ImageCms
 
-from conftest import post_form
+from conftest import calls, post_form
+from trainer import images
 from trainer.images import load_rgb
-from webapp.pictures import MAX_PROFILE_BYTES, PREVIEW_SIDE
+from webapp.pictures import MAX_PROFILE_BYTES, PREVIEW_LEAST, PREVIEW_SIDE
 
 
 def test_the_picture_shown_is_a_small_copy_without_the_photos_metadata(client, csrf_token, make_image):
@@ -71,3 +72,16 @@ def test_a_cmyk_photos_colour_profile_is_not_put_on_its_rgb_picture(client, csrf
     shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
     with Image.open(io.BytesIO(shown)) as picture:
         assert picture.mode == "RGB" and "icc_profile" not in picture.info
+
+
+def test_a_phone_photo_is_shown_from_the_models_decoding_not_decoded_again(client, csrf_token, make_image, monkeypatch):
+    decoded = calls(monkeypatch, images, "_to_rgb")  # the last step of every decoding
+    page = post_form(client, csrf_token, make_image("JPEG", size=(4000, 3000)), model="small").get_data(as_text=True)
+    shown = base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1))
+    with Image.open(io.BytesIO(shown)) as picture:
+        assert picture.size == (500, 375) and max(picture.size) >= PREVIEW_LEAST  # the 24 px model's, at 1/8
+    assert len(decoded) == 1
+    # One whose model decoding is smaller is decoded again for a sharp picture.
+    decoded.clear()
+    page = post_form(client, csrf_token, make_image("JPEG", size=(3000, 2000)), model="small").get_data(as_text=True)
+    assert len(decoded) == 2

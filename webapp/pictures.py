@@ -16,6 +16,10 @@ from .predictor import Upload
 
 # Longest side of the picture shown with the answer, in pixels: sharp at the page's widths.
 PREVIEW_SIDE = 640
+# Least longer side of a decoding made for a model that the picture is taken from rather than
+# decoding the upload again: a 12-megapixel JPEG decoded at 1/8 for a 32 px model is 433-504
+# px, shown as it is, where decoding it again at 1/4 for 640 px took 29-53 ms more a page.
+PREVIEW_LEAST = 400
 # The same for each of several pictures, shown at most 14rem high: a page of 30 stays light.
 THUMBNAIL_SIDE = 320
 # Largest colour profile passed on to the pictures shown: Display P3's is 536 bytes, sRGB's
@@ -28,9 +32,10 @@ MODEL_VIEW_SIDE = 96
 
 def preview(upload: Upload) -> tuple[np.ndarray, bytes | None]:
     """The upload as the answer shows it, shrunk to fit PREVIEW_SIDE (the upload itself, up to 10 MB
-    and a third more in base64, would make a page slow to load on a phone), and its colour profile;
-    BadImage where the decoding it needs fails."""
-    return upload.picture(PREVIEW_SIDE), colour_profile(upload.data)
+    and a third more in base64, would make a page slow to load on a phone), or as a model's decoding
+    had it where that is at least PREVIEW_LEAST, and its colour profile; BadImage where the decoding
+    it needs fails."""
+    return upload.picture(PREVIEW_SIDE, PREVIEW_LEAST), colour_profile(upload.data)
 
 
 def colour_profile(data: bytes) -> bytes | None:

@@ -107,10 +107,16 @@ class Upload:
         """Its pixels at `size`, (height, width), as a model of that input size alone gets them."""
         return resized(self.decode_for(max(size)), size)
 
-    def picture(self, side: int) -> np.ndarray:
+    def picture(self, side: int, least: int | None = None) -> np.ndarray:
         """Its pixels shrunk in proportion to fit a square of `side`, to be shown, from the decoding
         a model's input came from where that is the one `side` needs (any picture but a JPEG at
-        another scale)."""
+        another scale), or, given `least`, where that decoding is at least `least` pixels at its
+        longer side: a 12-megapixel JPEG decoded at 1/8 for the model (about 500 px) is not
+        decoded again at 1/4 (BENCHMARKS.md)."""
+        if least is not None and self.draft(side) not in self.decoded:
+            large = [image for image in self.decoded.values() if max(image.size) >= least]
+            if large:
+                return shrunk(max(large, key=lambda image: image.width * image.height), side)
         return shrunk(self.decode_for(side), side)
 
 
