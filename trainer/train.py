@@ -404,16 +404,19 @@ def _say_how_the_phase_ended(val_losses: list[float], epochs: int, callbacks, ea
                          if isinstance(callback, keras.callbacks.EarlyStopping)), None)
         why = f": val_loss had not improved for {plural(patience, 'epoch')}" if patience else ""
         print(f"Stopped early, after epoch {run} of {epochs}{why}")
-    best = min(range(run), key=val_losses.__getitem__)
-    finite_earlier = [loss for loss in earlier_losses if math.isfinite(loss)]
-    if finite_earlier and not val_losses[best] < min(finite_earlier):
-        earlier_best = min(range(len(earlier_losses)), key=lambda epoch: (
-            earlier_losses[epoch] if math.isfinite(earlier_losses[epoch]) else math.inf))
+    best, earlier_best = _lowest(val_losses), _lowest(earlier_losses)
+    if earlier_best is not None and not val_losses[best] < earlier_losses[earlier_best]:
         phase = earlier_phase.name.replace("_", " ") if earlier_phase else "earlier"
         print(f"Keeping the {phase} phase's weights (its epoch {earlier_best + 1}, val_loss "
               f"{earlier_losses[earlier_best]:.4f}): no epoch of this phase did better")
     elif best + 1 < run:
         print(f"Keeping the weights of epoch {best + 1}, this phase's best (val_loss {val_losses[best]:.4f})")
+
+
+def _lowest(losses: list[float]) -> int | None:
+    """The epoch index of the lowest finite loss, the first of equal ones; None if none is finite."""
+    return min((epoch for epoch, loss in enumerate(losses) if math.isfinite(loss)), key=losses.__getitem__,
+               default=None)
 
 
 def _restore_best(model, best_path: Path, earlier_phase: Path | None) -> None:

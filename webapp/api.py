@@ -3,14 +3,14 @@ answers its errors in JSON)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 from .batch import classify_many, failed_status
 from .comparison import compare
 from .dashboard import plain_spaces
 from .downloads import links
 from .predictor import PredictionError, Result, Upload, classify, parse_top_k
-from .registry import ModelInfo, default_of, get_registry, listed_or_404, section
+from .registry import ModelInfo, get_registry, listed_or_404, listing_and_default, section
 
 bp = Blueprint("api", __name__)
 
@@ -152,15 +152,13 @@ def parse_switch(field: str, meaning: str) -> bool:
 
 @bp.get("/api/models")
 def models():
-    listed = get_registry().models()
-    default = default_of(listed, current_app.config["DEFAULT_MODEL"])
+    listed, default = listing_and_default()
     return jsonify(models=[describe(info, full=False, default=default) for info in listed])
 
 
 @bp.get("/api/models/<name>")
 def model(name: str):
-    listed = get_registry().models()  # read once, for the entry and for which model is the default
-    default = default_of(listed, current_app.config["DEFAULT_MODEL"])
+    listed, default = listing_and_default()
     return jsonify(describe(listed_or_404(listed, name), full=True, default=default))
 
 

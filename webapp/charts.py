@@ -96,7 +96,7 @@ def epoch_ticks(epochs: int, plot_width: float = RIGHT - LEFT) -> list[int]:
         return list(range(1, epochs + 1))
     step = int(nice_step((epochs - 1) / X_TICKS))
     # Two neighbours' labels need their centres a label's width apart: the last epoch's at most.
-    apart = max(step / 2, DIGIT * len(str(epochs)) * (epochs - 1) / plot_width)
+    apart = max(step / 2, _widest([str(epochs)]) * (epochs - 1) / plot_width)
     return [1, *(e for e in range(step, epochs, step) if e - 1 >= apart and epochs - e >= apart), epochs]
 
 
@@ -130,7 +130,7 @@ def line_chart(title: str, series: dict[str, list], percent: bool = False, best=
     left = min(WIDTH // 3, max(least_left, math.ceil(widest) + LABEL_ROOM))
     # The last epoch's label is centred on the plot's right edge: half of it must fit beside it
     # (RIGHT's 28 units hold three digits; "1000" and "10000" were cut on a phone).
-    right = min(RIGHT, WIDTH - math.ceil(DIGIT * len(str(epochs)) / 2) - 2)
+    right = min(RIGHT, WIDTH - math.ceil(_widest([str(epochs)]) / 2) - 2)
 
     def x(epoch: int) -> float:
         return (left + right) / 2 if epochs == 1 else left + (epoch - 1) / (epochs - 1) * (right - left)
@@ -164,5 +164,7 @@ def side_by_side(drawings: list[Callable[..., LineChart | None]]) -> list[LineCh
     """The charts of `drawings` (line_chart with its arguments bound) that have something to draw,
     their plots starting at the same distance from the left: in a row, one whose wider labels
     moved it 16 units in looked out of line with its neighbour."""
-    left = max((chart.left for drawing in drawings if (chart := drawing())), default=LEFT)
-    return [chart for drawing in drawings if (chart := drawing(least_left=left))]
+    drawn = [(drawing, chart) for drawing in drawings if (chart := drawing())]
+    left = max((chart.left for _, chart in drawn), default=LEFT)
+    # Drawn again only where its plot started further left.
+    return [chart if chart.left == left else drawing(least_left=left) for drawing, chart in drawn]

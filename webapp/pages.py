@@ -14,7 +14,7 @@ from .formatting import split_reason
 from .occlusion import MIN_DROP, PATCH_SHARE, STEPS, spotlight
 from .pictures import THUMBNAIL_SIDE, colour_profile, jpeg_uri, model_view, preview
 from .predictor import MAX_TOP_K, ModelError, NoModel, PredictionError, Upload, classify
-from .registry import UnknownModel, default_of, get_registry
+from .registry import UnknownModel, get_registry, listing_and_default
 from .uploads import UnreadableBody
 
 bp = Blueprint("pages", __name__)
@@ -50,7 +50,7 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     form = UploadForm(**kwargs)
     # Each choice's value, words, and line under the selector (its classes); app.js shows the
     # chosen one's line from data-classes, the page has the selected one's.
-    listed = get_registry().models()
+    listed, default = listing_and_default()
     usable = [info for info in listed if info.available]
     choices = [(info.name, info.name, classes_text(info.name, info.card["classes"])) for info in usable]
     if len(usable) > 1:  # one model has none to be compared with
@@ -61,7 +61,7 @@ def upload_form(requested: str | None = None, **kwargs) -> UploadForm:
     form.model.choices = [SelectChoice(value, label, render_kw={"data-classes": line}) for value, label, line in choices]
     lines = {value: line for value, _, line in choices}
     if not form.model.data:
-        form.model.data = requested if requested in lines else default_of(listed, current_app.config["DEFAULT_MODEL"])
+        form.model.data = requested if requested in lines else default
     form.model.description = lines.get(form.model.data, "")
     return form
 

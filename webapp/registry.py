@@ -377,6 +377,13 @@ def get_registry() -> Registry:
     return registry_of(current_app)
 
 
+def listing_and_default() -> tuple[list[ModelInfo], str | None]:
+    """The models of the request's app, and which of them answers a request naming none: from
+    one reading of the folder, so that a page or answer never names a default it does not list."""
+    listed = get_registry().models()
+    return listed, default_of(listed, current_app.config["DEFAULT_MODEL"])
+
+
 def get_info_or_404(name: str) -> ModelInfo:
     """The model a page or an API answer is about; an unknown name is a 404 that says so."""
     try:
