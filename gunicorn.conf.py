@@ -80,6 +80,11 @@ if os.path.isdir("/dev/shm"):
 # No gunicornc control socket: nothing uses it, and it would be one shared path in $HOME.
 control_socket_disable = True
 
+# The scheme from X-Forwarded-Proto alone, the one header the nginx set-up in docs/web-app.md
+# replaces: gunicorn's default also believes X-Forwarded-Ssl and X-Forwarded-Protocol, which
+# nginx passes on from the client, and answers 400 when they disagree.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+
 accesslog = os.environ.get("IMAGEAPP_ACCESS_LOG", "").strip() or None  # e.g. "-" for stdout; off by default
 errorlog = "-"
 

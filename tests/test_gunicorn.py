@@ -366,6 +366,18 @@ def test_a_path_prefix_set_by_the_proxy(server):
     assert '"GET /healthz HTTP/1.1" 404 ' in Path(server["log"]).read_text()  # logged as it was answered
 
 
+def test_only_x_forwarded_proto_names_the_scheme(server):
+    # nginx as docs/web-app.md sets it replaces X-Forwarded-Proto but passes on what else a client
+    # sent: gunicorn, believing three such headers, answered their contradiction with a 400.
+    address = server["url"].split("//")[1].encode()
+    for sent in ({"X-Forwarded-Ssl": "on"}, {"X-Forwarded-Protocol": "ssl"}):
+        status, body = send_as_is(server["url"] + "/api", "GET", {"X-Forwarded-Proto": "http", **sent})
+        assert status == 200, body[:300]
+        assert b"http://" + address + b"/api/predict" in body
+    status, body = send_as_is(server["url"] + "/api", "GET", {"X-Forwarded-Proto": "https"})
+    assert status == 200 and b"https://" + address + b"/api/predict" in body
+
+
 def test_a_model_downloads_whole_and_alike_from_every_worker(server):
     # gunicorn sends the open file itself (sendfile); enough requests to reach both workers.
     answers = [request(server["url"] + "/models/small/model.h5") for _ in range(6)]

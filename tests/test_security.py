@@ -80,3 +80,11 @@ def test_a_static_files_address_changes_with_its_content_even_at_the_same_mtime(
         os.utime(style, ns=(mtime, mtime))
         assert url_for("static", filename="style.css") != before
         assert url_for("static", filename="nowhere.css") == "/static/nowhere.css"
+
+
+@pytest.mark.parametrize("scheme, secure", [("http", False), ("https", True)])
+def test_the_session_cookie_is_secure_over_https(client, scheme, secure):
+    response = client.get("/", base_url=f"{scheme}://localhost")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("imageapp_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("; Secure" in cookie) is secure

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 from flask import current_app, request
+from flask.sessions import SecureCookieSessionInterface
 
 from trainer import model_file
 
@@ -66,6 +67,16 @@ def _content_hash(path: Path, stamp: tuple) -> str:
         return hashlib.sha256(file.read()).hexdigest()[:12]
 
 
+class SessionCookie(SecureCookieSessionInterface):
+    """The session cookie (it holds the form's CSRF token) is marked Secure when the page came
+    over https, directly or as a believed proxy says: never sent back over plain http then. A
+    server reached over http keeps a cookie it can use."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return super().get_cookie_secure(app) or request.is_secure
+
+
 def init_app(app) -> None:
     app.after_request(set_headers)
+    app.session_interface = SessionCookie()
     app.url_defaults(static_version)
