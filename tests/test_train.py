@@ -261,6 +261,7 @@ def test_a_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_training(image_
         run(TINY, image_folder, tmp_path)
     out = capsys.readouterr().out
     assert "Epoch 2/3" in out and "Epoch 3/3" not in out
+    assert out.count("val_loss: ") == 2  # the stopped epoch's figures are shown, as the others'
     assert len((tmp_path / "runs" / "tiny" / "scratch" / "history.csv").read_text().splitlines()) == 1 + 2
     assert not (tmp_path / "models").exists()
     assert signal.getsignal(signal.SIGINT) is handler

@@ -371,7 +371,9 @@ def _fit(model, batches, monitor_set, epochs, phase_dir: Path, callbacks, keep_b
                 keras.callbacks.CSVLogger(str(log_path), append=True),
                 *callbacks,  # before the backup: it keeps a rate they cut, and what they counted
                 backup,
-                stop_on_interrupt,  # last: an epoch that ended is backed up and logged first
+                # Keras adds its own after these, where an epoch stopped by Ctrl-C never got its line.
+                keras.callbacks.ProgbarLogger(),
+                stop_on_interrupt,  # last: an epoch that ended is backed up, logged and shown first
             ],
             # A line per epoch into a file or pipe (a log, `| tee`, CI): a bar's redraws would fill it.
             verbose=1 if sys.stdout.isatty() else 2,
