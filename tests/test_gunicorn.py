@@ -74,6 +74,17 @@ def test_config_suits_tensorflow_on_a_small_machine(monkeypatch):
     assert len(environ["IMAGEAPP_SECRET_KEY"]) == 64  # one key shared by all workers
 
 
+def test_the_master_imports_none_of_the_code_that_answers_requests():
+    # kill -HUP forks new workers from the master: a module it holds is served as it was when
+    # the server started, whatever was changed since.
+    script = "import runpy, sys; runpy.run_path('gunicorn.conf.py'); import webapp.worker; print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+                            env=os.environ | {"IMAGEAPP_SECRET_KEY": "x"}).stdout.split()
+    ours = {module for module in loaded if module.split(".")[0] in ("webapp", "trainer")}
+    assert ours == {"trainer", "trainer.formatting", "webapp", "webapp.config", "webapp.ports", "webapp.tunnel",
+                    "webapp.worker"}
+
+
 @pytest.mark.parametrize("default", ["tiny", "nowhere"])
 def test_each_worker_loads_the_default_model_and_traces_it_for_explaining_before_any_request(app, monkeypatch,
                                                                                           default):

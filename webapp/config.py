@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 from flask import current_app
 
 from trainer.formatting import whole_number
-
-from .cors import parse_origins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +51,32 @@ def yes_or_no(text: str) -> bool:
     if word not in YES + NO:
         raise ValueError(text)
     return word in YES
+
+
+# IMAGEAPP_API_ORIGINS (webapp.cors): any site, or these.
+ANY = "*"
+# As a browser writes an origin: a host name, an IPv4 or a bracketed IPv6 address; no path.
+ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]+))?", re.I)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """IMAGEAPP_API_ORIGINS: "*", or origins separated by commas, each rewritten as a browser
+    sends it (scheme and host in lower case, no default port) so that a request's Origin
+    matches by comparison. ValueError for anything else: an entry with a path, even a trailing
+    slash, would never match."""
+    if text == ANY:
+        return (ANY,)
+    return tuple(_origin(entry.strip()) for entry in text.split(","))
+
+
+def _origin(text: str) -> str:
+    match = ORIGIN.fullmatch(text)
+    if not match:
+        raise ValueError(text)
+    scheme, host, port = match["scheme"].lower(), match["host"].lower(), match["port"]
+    number = whole_number(port, 1, 65535) if port else DEFAULT_PORTS[scheme]
+    return f"{scheme}://{host}" if number == DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{number}"
 
 
 # Settings read from IMAGEAPP_<NAME>, with how to parse each one and what it must be.

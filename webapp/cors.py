@@ -8,43 +8,17 @@ no cookie, so such a page can do with it only what any program can. The pages, t
 
 from __future__ import annotations
 
-import re
-
 from flask import current_app, request
 
-from trainer.formatting import whole_number
-
+from .config import ANY
 from .errors import wants_json
 
-ANY = "*"
-# As a browser writes an origin: a host name, an IPv4 or a bracketed IPv6 address; no path.
-ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]+))?", re.I)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 METHODS = ["GET", "POST"]
 # FormData's multipart type needs no permission: Content-Type is allowed so that a page that
 # sends another (JSON, say) reads the API's 400 saying what to send, not a CORS error. ngrok's
 # free addresses may answer a browser with a warning page, skipped for a request with its header.
 HEADERS = ["Content-Type", "ngrok-skip-browser-warning"]
 MAX_AGE = 7200  # Chromium's ceiling: one preflight per two hours, not one per upload
-
-
-def parse_origins(text: str) -> tuple[str, ...]:
-    """IMAGEAPP_API_ORIGINS: "*", or origins separated by commas, each rewritten as a browser
-    sends it (scheme and host in lower case, no default port) so that a request's Origin
-    matches by comparison. ValueError for anything else: an entry with a path, even a trailing
-    slash, would never match."""
-    if text == ANY:
-        return (ANY,)
-    return tuple(_origin(entry.strip()) for entry in text.split(","))
-
-
-def _origin(text: str) -> str:
-    match = ORIGIN.fullmatch(text)
-    if not match:
-        raise ValueError(text)
-    scheme, host, port = match["scheme"].lower(), match["host"].lower(), match["port"]
-    number = whole_number(port, 1, 65535) if port else DEFAULT_PORTS[scheme]
-    return f"{scheme}://{host}" if number == DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{number}"
 
 
 def add_headers(response):
