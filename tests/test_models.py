@@ -159,6 +159,15 @@ def test_vgg16_transfer_model_upscales_and_unfreezes_only_the_top_block():
     assert len(model.trainable_weights) == frozen_trainable + 6
 
 
+def test_an_architecture_without_a_base_is_refused_not_built_as_efficientnet_lite0():
+    # A preset added for a new base, its branch in _pretrained_base forgotten: its weights, and the
+    # layer names --unfreeze-blocks is checked against, were EfficientNet-Lite0's.
+    for check in (lambda: models.check_weights("mobilenet_v2", "imagenet"),
+                  lambda: models.unfreeze_problem("mobilenet_v2", ["block_16"])):
+        with pytest.raises(ValueError, match="unknown transfer architecture 'mobilenet_v2'"):
+            check()
+
+
 def test_flip_averaging_averages_the_image_and_its_mirror():
     model = default_cnn(3)
     wrapped = models.with_test_time_augmentation(model)

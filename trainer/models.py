@@ -197,24 +197,29 @@ class WeightsError(Exception):
 
 def check_weights(arch: str, weights: str) -> None:
     """Raise WeightsError now if `arch`'s `weights` cannot be had (a failed download, a damaged
-    file), not once the data has loaded. A base of the smallest size both nets take is enough:
+    file), not once the data has loaded. A base of the smallest size the nets take is enough:
     their weights fit any size."""
     if weights != "none":
         _pretrained_base(arch, 32, weights)
 
 
 def _pretrained_base(arch, size, weights):
+    """The backbone of transfer architecture `arch` (a new one needs its branch here, its
+    preprocessing in `transfer_model`, and a preset: docs/training.md, "Adding a base network")."""
     try:
         if arch == "vgg16":
             # Keras reads "imagenet" (a download) or a path to a weights file itself.
             source = None if weights == "none" else weights
             return keras.applications.VGG16(include_top=False, weights=source, input_shape=(size, size, 3))
-        return efficientnet_lite.build_base(size, weights)
+        if arch == "efficientnet_lite0":
+            return efficientnet_lite.build_base(size, weights)
     except Exception as error:  # a failed download, a missing package, a damaged file
         raise WeightsError(
             f"Cannot load the {arch} weights {weights!r} ({reason(error)}); "
             "pass --weights PATH with a local weights file, or --weights none."
         ) from None
+    # No falling through to the last branch: another base's weights and layer names would pass for this one's.
+    raise ValueError(f"unknown transfer architecture {arch!r}")
 
 
 def _vgg16_preprocess() -> layers.Layer:
@@ -232,10 +237,7 @@ def _vgg16_preprocess() -> layers.Layer:
 def unfreeze_problem(arch: str, prefixes: list[str]) -> str | None:
     """Why `unfreeze` would not do what `prefixes` ask of the pretrained base (None: it would):
     a misspelt prefix unfreezes nothing, and phase 2 would train the head alone."""
-    if arch == "vgg16":  # the names, read off a small untrained copy
-        base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
-    else:
-        base = efficientnet_lite.build_base(32, "none")
+    base = _pretrained_base(arch, 32, "none")  # the names, read off a small untrained copy
     names = [layer.name for layer in base.layers if layer.weights and not isinstance(layer, layers.BatchNormalization)]
     idle = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
     if not idle:
