@@ -14,7 +14,9 @@ TRANSFER = [name for name, hp in PRESETS.items() if hp["arch"] != "scratch"]
 
 
 def test_every_preset_is_in_the_readmes_table():
-    assert sorted(re.findall(r"^\| `([\w-]+)` \|", TABLE, re.MULTILINE)) == sorted(PRESETS)
+    listed = re.findall(r"^\| `([\w-]+)` \|", TABLE, re.MULTILINE)
+    assert sorted(listed) == sorted(PRESETS), (f"README's presets table lacks {sorted(set(PRESETS) - set(listed))}, "
+                                                f"or lists {sorted(set(listed) - set(PRESETS))} that are none")
 
 
 def test_the_scratch_presets_epochs_and_image_size_are_the_readmes():
