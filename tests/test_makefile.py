@@ -33,15 +33,24 @@ def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
         "as in: make PYTHON=python3.12 serve\n")
 
 
+
+def test_a_python_newer_than_the_tensorflow_wheels_is_refused_before_making_the_venv(tmp_path):
+    # Runs, passes the 3.11 check, and answers as Python 3.14 would.
+    new_python = fake_python(tmp_path, "python3.14",
+                             'case "$2" in *"(3, 14)"*) exit 1;; *python_version*) echo 3.14.0;; esac\n')
+    assert make_serve(tmp_path, str(new_python)).stderr.startswith(
+        f"make: {new_python} is Python 3.14.0, newer than the 3.13 that TensorFlow 2.21 has wheels for; "
+        "name an older one, as in: make PYTHON=python3.13 serve\n")
+
 def test_a_python_that_does_not_run_is_said_not_to_run_not_to_be_too_old(tmp_path):
     # As pyenv's shim answers for a version it does not have.
     shim = fake_python(tmp_path, "python3.12", "echo 'pyenv: python3.12: command not found' >&2\nexit 127\n")
     assert make_serve(tmp_path, str(shim)).stderr.startswith(
-        f"make: {shim} is here but does not run (a pyenv shim of a version not installed?); name a Python 3.11 or "
-        "newer that runs, as in: make PYTHON=/usr/bin/python3.11 serve\n")
+        f"make: {shim} is here but does not run (a pyenv shim of a version not installed?); name a Python 3.11 to "
+        "3.13 that runs, as in: make PYTHON=/usr/bin/python3.11 serve\n")
 
 
 def test_a_python_not_installed_is_said_to_be_missing_not_too_old(tmp_path):
     assert make_serve(tmp_path, "python3.99").stderr.startswith(
-        "make: there is no python3.99 here; name a Python 3.11 or newer that is installed, as in: "
+        "make: there is no python3.99 here; name a Python 3.11 to 3.13 that is installed, as in: "
         "make PYTHON=/usr/bin/python3.11 serve\n")
