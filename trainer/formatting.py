@@ -43,7 +43,7 @@ def percentage(share: float, digits: int = 1) -> str:
 
 def is_utf8(text: str) -> bool:
     """False for text holding lone surrogates: Python's stand-ins for a file name's bytes that
-    are not UTF-8, and what JSON's "\udc80" reads as. No page or JSON answer can carry them."""
+    are not UTF-8, and what JSON's "\\udc80" reads as. No page or JSON answer can carry them."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
