@@ -1,8 +1,11 @@
 """The README's set-up commands: `make serve` and `make test` on a fresh machine."""
 
+import ast
 import shutil
 import subprocess
 from pathlib import Path
+
+from trainer.formatting import is_utf8
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +36,6 @@ def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
         "as in: make PYTHON=python3.12 serve\n")
 
 
-
 def test_a_python_newer_than_the_tensorflow_wheels_is_refused_before_making_the_venv(tmp_path):
     # Runs, passes the 3.11 check, and answers as Python 3.14 would.
     new_python = fake_python(tmp_path, "python3.14",
@@ -41,6 +43,7 @@ def test_a_python_newer_than_the_tensorflow_wheels_is_refused_before_making_the_
     assert make_serve(tmp_path, str(new_python)).stderr.startswith(
         f"make: {new_python} is Python 3.14.0, newer than the 3.13 that TensorFlow 2.21 has wheels for; "
         "name an older one, as in: make PYTHON=python3.13 serve\n")
+
 
 def test_a_python_that_does_not_run_is_said_not_to_run_not_to_be_too_old(tmp_path):
     # As pyenv's shim answers for a version it does not have.
@@ -54,3 +57,16 @@ def test_a_python_not_installed_is_said_to_be_missing_not_too_old(tmp_path):
     assert make_serve(tmp_path, "python3.99").stderr.startswith(
         "make: there is no python3.99 here; name a Python 3.11 to 3.13 that is installed, as in: "
         "make PYTHON=/usr/bin/python3.11 serve\n")
+
+
+def test_every_docstring_compiles_on_python_3_13():
+    # From 3.13 the compiler encodes each docstring as UTF-8: a lone surrogate in one (a "\\udc80"
+    # written with its backslash not doubled) and its module no longer imports, nor the web app.
+    sources = subprocess.run(["git", "ls-files", "*.py"], cwd=CHECKOUT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert len(sources) > 50
+    unencodable = [(source, node.lineno if hasattr(node, "lineno") else 1)
+                   for source in sources for node in ast.walk(ast.parse((CHECKOUT / source).read_bytes()))
+                   if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                   and (text := ast.get_docstring(node, clean=False)) is not None and not is_utf8(text)]
+    assert unencodable == []

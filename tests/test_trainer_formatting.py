@@ -1,10 +1,7 @@
-import ast
 import errno
-from pathlib import Path
 
 import pytest
 
-from trainer import formatting
 from trainer.formatting import (DASH, filesize, first_line, is_number, one_line, os_reason, plural, reason,
                                 whole_number)
 
@@ -72,11 +69,3 @@ def test_accuracy_short_of_perfect_is_not_printed_as_perfect():
     report = classification_report(labels, np.eye(2)[predicted], ["a", "b"])
     assert "accuracy >99.99%" in format_report(report)
 
-
-def test_every_docstring_is_utf8_as_python_3_13_compiles_them():
-    # From 3.13 the compiler encodes each docstring as UTF-8: one lone surrogate (a "\\udc80"
-    # written without its backslash doubled) and the module, so the web app, does not import.
-    tree = ast.parse(Path(formatting.__file__).read_text(encoding="utf-8"))
-    docstrings = [ast.get_docstring(node, clean=False) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
-    assert [text for text in docstrings if text is not None and not formatting.is_utf8(text)] == []
