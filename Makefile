@@ -31,7 +31,8 @@ $(VENV)/.installed: requirements.txt
 		"newer than the 3.13 that TensorFlow 2.21 has wheels for; name an older one, as in: make PYTHON=python3.13 $(MAKECMDGOALS)" >&2; \
 		exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+# setuptools too: a 3.11 venv starts with the 65.5 it bundles, which security scanners flag (CVE-2024-6345).
+	$(BIN)/pip install -q --upgrade pip setuptools
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
