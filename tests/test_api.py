@@ -371,8 +371,9 @@ def test_each_usable_model_says_where_to_download_it(client, client_without_down
                                "card": "http://localhost/models/tiny/card.json"},
                       "small": None}
     assert client.get("/api/models/tiny").get_json()["downloads"] == listed["tiny"]
-    assert client.get(listed["tiny"]["model"]).data == (models_dir / "tiny.h5").read_bytes()
-    assert client.get(listed["tiny"]["card"]).data == (models_dir / "tiny.json").read_bytes()
+    with client.get(listed["tiny"]["model"]) as model, client.get(listed["tiny"]["card"]) as card:  # open files
+        assert model.data == (models_dir / "tiny.h5").read_bytes()
+        assert card.data == (models_dir / "tiny.json").read_bytes()
     assert client_without_downloads.get("/api/models/tiny").get_json()["downloads"] is None
 
 

@@ -507,7 +507,8 @@ def test_predict_piped_into_a_reader_that_stops_early_ends_quietly(built_models,
     assert json.loads(process.stdout.readline())["file"] == f"{folder}/0000.png"
     process.stdout.close()
     assert process.wait(timeout=120) == 128 + signal.SIGPIPE
-    assert process.stderr.read() == b""
+    with process.stderr:
+        assert process.stderr.read() == b""
 
 
 def test_a_ctrl_c_once_the_command_is_done_is_ignored_while_python_shuts_down():
