@@ -194,3 +194,18 @@ def test_a_file_this_process_may_not_read_is_named_not_a_traceback(built_models,
 
     monkeypatch.setattr(model_file, "open", open_refused, raising=False)
     assert model_file.problems({path: (path.stat().st_size, {})}) == {path: "locked.h5 cannot be read (Permission denied)"}
+
+
+def test_a_full_temporary_folder_leaves_the_check_to_go_on(files, monkeypatch):
+    sizes_and_cards, _ = files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(model_file.tempfile, "TemporaryFile", full)
+    found = {path.name: problem for path, problem in model_file.problems(sizes_and_cards).items()}
+    assert found["whole.h5"] is None and found["cut.h5"].startswith("cut.h5 is incomplete")
+    monkeypatch.setattr(model_file, "HDF5_READ_CHECK", "import sys; sys.exit('the reason, unkept')")
+    whole = next(path for path in sizes_and_cards if path.name == "whole.h5")
+    assert model_file.problems({whole: sizes_and_cards[whole]})[whole] == (
+        f"whole.h5 cannot be read: exit code 1; {REMEDY}")

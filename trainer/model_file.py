@@ -222,7 +222,7 @@ def _read_in_child(paths: list[Path]) -> dict[Path, dict | None]:
     found: dict[Path, dict | None] = {}
     # Unbuffered, the pipe's readline() reads no further than the line, so the selector sees the
     # next one; stderr goes to a file, which never fills up as a pipe would and stop the child.
-    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
+    with _stderr_file() as stderr, subprocess.Popen(
         [sys.executable, "-c", HDF5_READ_CHECK, *map(str, paths)], stdout=subprocess.PIPE, stderr=stderr, bufsize=0
     ) as child, selectors.DefaultSelector() as selector:
         selector.register(child.stdout, selectors.EVENT_READ)
@@ -235,6 +235,16 @@ def _read_in_child(paths: list[Path]) -> dict[Path, dict | None]:
                 return found | {path: _end_reason(child.wait(), stderr)}
             found[path] = json.loads(line)
     return found
+
+
+def _stderr_file() -> BinaryIO:
+    """A temporary file for the child's stderr; where the temporary folder is full or cannot be
+    written, none: the check goes on without the child's last words (a full /tmp made every page
+    that lists a model not checked yet a 500)."""
+    try:
+        return tempfile.TemporaryFile()
+    except OSError:
+        return open(os.devnull, "w+b")
 
 
 def _end_reason(returncode: int, stderr: BinaryIO) -> dict:
