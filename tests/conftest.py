@@ -457,6 +457,18 @@ def full_disk_in_h5py(filepath, **kwargs):
                                 f"filename = '{filepath}', errno = 28)")
 
 
+def full_disk_in_h5py_close(filepath, **kwargs):
+    """A save on a disk that fills as HDF5 flushes the file's last bytes: h5py's close fails,
+    as RuntimeError, with the errno only in the error before it."""
+    with open(filepath, "wb") as part:
+        part.write(b"\x89HDF part of a file")
+    try:
+        raise RuntimeError("Unable to flush file (file write failed: time = ...\n, "
+                           f"filename = '{filepath}', errno = 28, error message = 'No space left on device')")
+    except RuntimeError:
+        raise RuntimeError("Slist already enabled? (slist already enabled?)") from None
+
+
 def refused(argv, capsys) -> str:
     """The one-line error of a `python -m trainer` command refused with exit status 2."""
     assert trainer_main(argv) == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import pytest
 
+from conftest import full_disk_in_h5py_close
 from trainer import card as cards
 
 
@@ -65,6 +66,26 @@ def test_an_interrupted_save_keeps_the_old_pair_and_leaves_no_debris(tmp_path, m
         cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m.json"]
     assert (tmp_path / "m.h5").read_text() == "the old model" and (tmp_path / "m.json").read_text() == "the old card"
+
+
+def test_a_disk_that_fills_as_h5py_closes_the_model_is_a_full_disk_and_keeps_the_old_pair(tmp_path, monkeypatch):
+    (tmp_path / "m.h5").write_text("the old model")
+    (tmp_path / "m.json").write_text("the old card")
+    monkeypatch.setattr(keras.Model, "save", lambda self, path, **kwargs: full_disk_in_h5py_close(path))
+    with pytest.raises(OSError) as raised:
+        cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
+    assert raised.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m.json"]
+    assert (tmp_path / "m.h5").read_text() == "the old model"
+
+
+def test_an_h5py_error_that_names_no_errno_is_left_as_it_is(tmp_path, monkeypatch):
+    def refused(self, path, **kwargs):
+        raise RuntimeError("Unable to create attribute (object header message is too large)")
+
+    monkeypatch.setattr(keras.Model, "save", refused)
+    with pytest.raises(RuntimeError, match="too large"):
+        cards.save_model_and_card(tiny_model(), {"name": "m"}, tmp_path / "m.h5")
 
 
 def test_temporary_files_are_hidden_from_the_web_app(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import full_disk_in_h5py
+from conftest import full_disk_in_h5py, full_disk_in_h5py_close
 from trainer import resume
 
 
@@ -174,12 +174,14 @@ def test_damaged_files_of_a_run_are_named_not_a_traceback(tmp_path):
         resume.read_log(log)
 
 
-def test_a_backup_that_a_full_disk_stops_leaves_the_previous_one_and_no_partial_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("full_disk", [full_disk_in_h5py, full_disk_in_h5py_close])
+def test_a_backup_that_a_full_disk_stops_leaves_the_previous_one_and_no_partial_files(tmp_path, monkeypatch,
+                                                                                     full_disk):
     backup, model = backup_of_a_toy_model(tmp_path, every_seconds=0)
     backup.on_epoch_end(0)
     saved = (tmp_path / "latest.weights.h5").read_bytes()
 
-    monkeypatch.setattr(model, "save_weights", full_disk_in_h5py)
+    monkeypatch.setattr(model, "save_weights", full_disk)
     with pytest.raises(OSError):
         backup.on_epoch_end(1)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
@@ -230,7 +232,9 @@ def test_a_backup_stopped_before_its_first_rename_is_not_completed(tmp_path):
     assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
 
 
-def test_best_weights_that_a_full_disk_stops_leave_the_previous_ones_and_no_partial_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("full_disk", [full_disk_in_h5py, full_disk_in_h5py_close])
+def test_best_weights_that_a_full_disk_stops_leave_the_previous_ones_and_no_partial_file(tmp_path, monkeypatch,
+                                                                                       full_disk):
     best_path = tmp_path / "best.weights.h5"
     backup, model = backup_of_a_toy_model(tmp_path / "backup", every_seconds=0, best_path=best_path)
     backup.set_params({"epochs": 9})
@@ -240,7 +244,7 @@ def test_best_weights_that_a_full_disk_stops_leave_the_previous_ones_and_no_part
     def full_disk_for_the_best(filepath, **kwargs):
         if "best" not in os.path.basename(filepath):
             return save_weights(filepath, **kwargs)
-        full_disk_in_h5py(filepath)
+        full_disk(filepath)
 
     monkeypatch.setattr(model, "save_weights", full_disk_for_the_best)
     with pytest.raises(OSError):

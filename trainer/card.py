@@ -233,7 +233,8 @@ def save_h5(model, path: Path) -> None:
     absl_log, no_advice = logging.getLogger("absl"), _NoHdf5Advice()
     absl_log.addFilter(no_advice)
     try:
-        model.save(path, include_optimizer=False)
+        with model_file.writing_h5():
+            model.save(path, include_optimizer=False)
     finally:
         absl_log.removeFilter(no_advice)
 

@@ -15,8 +15,9 @@ import selectors
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from trainer.formatting import filesize, is_number
 
@@ -63,6 +64,8 @@ REMEDY = "copy it again, or train it again"  # for a file that is damaged or cut
 UNKNOWN_LAYER = re.compile(r"(?:Unknown layer: |Could not locate class )'([^']+)'")
 # How HDF5 tells a file shorter than its own header says it is.
 TRUNCATED = re.compile(r"truncated file: eof = \d+, .*stored_eof = (\d+)")
+# How HDF5 tells the errno of a write that failed.
+WRITE_ERRNO = re.compile(r"\berrno = (\d+)")
 
 
 def problems(files: dict[Path, tuple[int, dict]]) -> dict[Path, str | None]:
@@ -258,6 +261,23 @@ def _end_reason(returncode: int, stderr: BinaryIO) -> dict:
 
 def _cannot_read(path: Path, reason: str) -> str:
     return f"{path.name} cannot be read: {without_folder(reason, path)[:200]}; {REMEDY}"
+
+
+@contextmanager
+def writing_h5() -> Iterator[None]:
+    """h5py's RuntimeError from a write that failed, as the OSError it is: a disk that fills as
+    HDF5 flushes a file's last bytes fails it in h5py's close, as RuntimeError ("Slist already
+    enabled?", with the errno only in the error before it), which passed the savers' handling of
+    a full disk as a traceback."""
+    try:
+        yield
+    except RuntimeError as error:
+        cause = error
+        while cause is not None and not (match := WRITE_ERRNO.search(str(cause))):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise OSError(int(match[1]), os.strerror(int(match[1]))) from error
 
 
 def stamp(path: Path) -> tuple[int, int, int, int] | None:

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from trainer.formatting import os_reason, reason
+from trainer.model_file import writing_h5
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 LOG, BEST_WEIGHTS = "history.csv", "best.weights.h5"  # a phase's, in its folder of the run's
@@ -163,7 +164,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.best = val_loss
             partial = self.best_path.with_name("partial_" + self.best_path.name)
             try:
-                self.model.save_weights(str(partial))
+                with writing_h5():
+                    self.model.save_weights(str(partial))
             except OSError:  # a full disk, say: the best weights so far stay whole
                 discard(partial)
                 raise
@@ -188,7 +190,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                    os.path.join(self.backup_dir, "partial_metadata.json"))
         self._weights_path, self._training_metadata_path = partial
         try:
-            super()._save_model()
+            with writing_h5():
+                super()._save_model()
             metadata = json.loads(Path(partial[1]).read_text())
             metadata["seed_states"] = [keras.ops.convert_to_numpy(state).tolist() for state in _seed_states(self.model)]
             metadata["callback_states"] = [{key: _plain(getattr(callback, key)) for key in CALLBACK_STATE
