@@ -1,5 +1,6 @@
 """`python -m trainer import`: notebook models made into ones the web app serves."""
 
+import errno
 import json
 
 import keras
@@ -544,3 +545,23 @@ def test_a_resizing_notebook_called_plainly_answers_as_predict_does(tmp_path):
     for _ in range(3):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(model(picture)), expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.predict(picture, verbose=0), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_full_disk_is_said_in_one_sentence_and_keeps_the_model_there(tmp_path, monkeypatch, capsys):
+    unit_scaled_notebook().save(tmp_path / "colours.h5")
+    assert main(["import", "colours.h5", "--classes", CLASSES, "--scaling", "unit"]) == 0
+    saved = (tmp_path / "models" / "colours.h5").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Can't close file (file write failed: time = ...\n, errno = 28)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(importing.cards, "save_model_and_card", full_disk)
+        assert refused(["import", "colours.h5", "--classes", CLASSES, "--scaling", "tf", "--replace"], capsys) == (
+            "error: Cannot save models/colours.h5 (No space left on device)")
+    assert (tmp_path / "models" / "colours.h5").read_bytes() == saved
+    # The copy read back from the temporary folder: the disk's fault, not the model's, which was blamed.
+    monkeypatch.setattr(importing.cards, "save_h5", full_disk)
+    with pytest.raises(ImportRefused, match=(r"^Cannot write the model in the temporary folder .* to read it back "
+                                             r"\(No space left on device\): make room there, or set TMPDIR")):
+        reloaded(unit_scaled_notebook(), pixels())

@@ -24,7 +24,7 @@ import numpy as np
 from trainer import card as cards
 from trainer import model_file
 from trainer.data import Dataset, digest, load_folder
-from trainer.formatting import filesize, percentage, plural, reason
+from trainer.formatting import filesize, os_reason, percentage, plural, reason
 from trainer.metrics import format_report
 from trainer.options import SCALINGS
 from trainer.predict import BadOutput
@@ -84,9 +84,11 @@ def import_model(source: Path, model_path: Path, data_path: Path | None, classes
         evaluation = scores.get(kind) or score(served, data)
         warn_of_doubts(scores | {kind: evaluation}, kind, data)
         print(format_report(evaluation, f"{model_path.stem} on {data.name}"))
-    card = cards.save_model_and_card(
-        served, imported_card(served, source, model_path.stem, classes, kind, found_by, standardized, data, evaluation),
-        model_path)
+    try:
+        card = cards.save_model_and_card(served, imported_card(served, source, model_path.stem, classes, kind, found_by,
+                                                               standardized, data, evaluation), model_path)
+    except OSError as error:  # a full disk, a folder made read-only meanwhile: the old pair, if any, is kept
+        raise ImportRefused(f"Cannot save {model_path} ({os_reason(error)})") from None
     if standardized:
         inside = f"with the scaling {kind}, then its means and deviations, as its first layers"
     else:
@@ -479,6 +481,9 @@ def reloaded(served: keras.Model, pictures: np.ndarray) -> keras.Model:
         path = Path(folder) / "served.h5"
         try:
             cards.save_h5(served, path)
+        except OSError as error:  # the disk's fault, not the model's
+            raise ImportRefused(f"Cannot write the model in the temporary folder {Path(folder).parent} to read it "
+                                f"back ({os_reason(error)}): make room there, or set TMPDIR to another folder") from None
         except Exception as error:  # a layer whose settings .h5 cannot hold
             raise ImportRefused(f"The model cannot be saved to .h5 ({keras_words(error)}): {BY_HAND}") from None
         try:
