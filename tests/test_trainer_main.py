@@ -511,6 +511,17 @@ def test_predict_piped_into_a_reader_that_stops_early_ends_quietly(built_models,
         assert process.stderr.read() == b""
 
 
+def test_predict_into_a_full_disk_says_so_in_one_line(built_models, tmp_path):
+    """As `python -m trainer predict ... > answers.txt` on a full disk: /dev/full fails every write so."""
+    (tmp_path / "a.png").write_bytes(encode_image(size=(4, 4)))
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "trainer", "predict", str(built_models / "tiny.h5"),
+                                 str(tmp_path / "a.png")], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                                cwd=CHECKOUT)
+    assert (result.returncode, result.stderr) == (
+        2, "error: Cannot write the answers to standard output (No space left on device)\n")
+
+
 def test_a_ctrl_c_once_the_command_is_done_is_ignored_while_python_shuts_down():
     # As a Ctrl-C after "Saved ..." lands in an exit handler while TensorFlow shuts down (a
     # traceback), or after Python's own signal handling has ended (status 130 for a saved model).

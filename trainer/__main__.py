@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from trainer.formatting import not_installed, one_line, percentage, whole_number
+from trainer.formatting import not_installed, one_line, os_reason, percentage, whole_number
 from trainer.options import (MAX_NAME_BYTES, OVERRIDES, SCALINGS, UsageError, choice_of, class_names, did_you_mean,
                              image_size, model_name, numbers, recipe)
 from trainer.presets import DEFAULT_PRESET, PRESETS
@@ -339,15 +339,25 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
         if as_json:
             found = {"error": answer.error} if answer.error else \
                 {"predictions": [{"label": label, "probability": p} for label, p in answer.predictions]}
-            print(json.dumps({"file": answer.name, **found}, ensure_ascii=False), flush=True)
+            _print_answer(json.dumps({"file": answer.name, **found}, ensure_ascii=False))
         elif answer.error:
             print(f"{one_line(answer.name)}: not labelled: {answer.error}", file=sys.stderr, flush=True)
         else:
             shares = ", ".join(f"{label} {percentage(p)}" for label, p in answer.predictions)
-            print(f"{one_line(answer.name)}: {shares}", flush=True)
+            _print_answer(f"{one_line(answer.name)}: {shares}")
         failed += bool(answer.error)
         answered += not answer.error
     return answered, failed
+
+
+def _print_answer(line: str) -> None:
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:  # a reader that stopped early: main stops quietly
+        raise
+    except OSError as error:  # a file on a full disk (`> answers.txt`), say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's exit tries it once more
+        raise UsageError(f"Cannot write the answers to standard output ({os_reason(error)})") from None
 
 
 def _import(args) -> int:
