@@ -3,8 +3,11 @@
 In-memory uploads are checked for real, with every write watched, in test_hostile_input.py.
 """
 
+import errno
 import logging
+import os
 import time
+from pathlib import Path
 
 import pytest
 from flask import request
@@ -75,6 +78,29 @@ def test_behind_two_proxies_the_client_is_the_address_the_outer_one_saw(models_d
 def test_a_missing_models_folder_is_logged(tmp_path, caplog):
     create_app({"SECRET_KEY": "x", "MODELS_DIR": str(tmp_path / "nowhere")})
     assert f"The models folder {tmp_path / 'nowhere'} does not exist" in caplog.text
+
+
+def test_a_models_folder_the_server_may_not_read_is_logged_once_not_as_empty(models_dir, monkeypatch, caplog):
+    scandir = os.scandir  # refused by hand: chmod 000 would not do, as the tests may run as root
+
+    def refused(path="."):
+        if Path(path) == models_dir:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    with caplog.at_level(logging.WARNING):
+        app = create_app(make_config(models_dir))
+        for _ in range(2):
+            app.test_client().get("/")
+    unreadable = (f"The models folder {models_dir} cannot be read (Permission denied): no model is served until it "
+                  "can be")
+    assert [record.getMessage() for record in caplog.records] == [unreadable]  # not "the default is not in it" too
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert registry_of(app).models() and registry_of(app).unreadable is None
+    monkeypatch.setattr(os, "scandir", refused)
+    registry_of(app).models()
+    assert [record.getMessage() for record in caplog.records] == [unreadable] * 2  # again, once it is again
 
 
 def test_test_config_ignores_environment(monkeypatch, models_dir):

@@ -1,12 +1,14 @@
 """The HTML pages: upload form, prediction page, errors shown on the form."""
 
 import base64
+import errno
 import html
 import io
 import os
 import re
 import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -539,6 +541,20 @@ def test_no_model_notice_says_when_the_folder_is_not_there(models_dir):
     (models_dir.parent / "mistyped").mkdir()  # there, and empty
     page = " ".join(app.test_client().get("/").get_data(as_text=True).split())
     assert "No model is available yet" in page and "does not exist yet" not in page
+
+
+def test_no_model_notice_says_when_the_server_may_not_read_the_folder(models_dir, monkeypatch):
+    app, scandir = create_app(make_config(models_dir)), os.scandir
+
+    def refused(path="."):
+        if Path(path) == models_dir:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    page = " ".join(app.test_client().get("/").get_data(as_text=True).split())
+    assert ("names, which the server may not read: let its user read it, as the log says; or</li>" in page
+            and "Permission denied" not in page)
 
 
 def test_no_model_notice_names_the_default_folder_as_the_readme_does(app):

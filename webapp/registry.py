@@ -23,7 +23,7 @@ from werkzeug.exceptions import NotFound
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
-from trainer.formatting import first_line, is_number, is_share, is_utf8, reason
+from trainer.formatting import first_line, is_number, is_share, is_utf8, os_reason, reason
 from trainer.keras_import import import_keras
 from trainer.options import did_you_mean
 from trainer.predict import BadOutput, probabilities
@@ -185,12 +185,21 @@ class Registry:
         self._checked: dict[str, Checked] = {}
         self._attempts: dict[str, LoadAttempt] = {}
         self._default_served: str | None = None  # what load_default last gave, to log a change
+        self.unreadable: str | None = None  # why the folder could not be listed last time, as for a chmod
 
     def _files(self) -> dict[str, Path]:
         try:
             entries = list(os.scandir(self.folder))
-        except OSError:
+        except OSError as error:
+            # Served as empty. One not there is said at start; one the server may not read (a
+            # chmod, another user's copy) is said once each time it becomes so, else nowhere.
+            why = None if isinstance(error, (FileNotFoundError, NotADirectoryError)) else os_reason(error)
+            if why and why != self.unreadable:
+                log.warning("The models folder %s cannot be read (%s): no model is served until it can be",
+                            self.folder, why)
+            self.unreadable = why
             return {}
+        self.unreadable = None
         # Dotfiles are models still being written by the trainer. A name that is not UTF-8 (some
         # zip tools leave such names) could not be shown in pages or URLs.
         named = [Path(entry.path) for entry in entries if not entry.name.startswith(".") and is_utf8(entry.name)]
@@ -354,12 +363,15 @@ def init_app(app: Flask) -> None:
     cannot be used (requests then fall back to the most accurate usable one)."""
     folder, default = app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"]
     registry = app.extensions[EXTENSION] = Registry(folder)
+    app.add_template_global(models_folder_unreadable)  # for the no-model notice, beside config's
     if not os.path.isdir(folder):  # served anyway: models may be copied in later
         app.logger.warning("The models folder %s does not exist or is not a folder: no model to serve.", folder)
         return
     try:
         problem = registry.info(default).error
     except UnknownModel:
+        if registry.unreadable:  # said already; the default may well be in it
+            return
         problem = f"{default}.h5 is not in the models folder"
     if problem:
         served = registry.default_name(default)
@@ -375,6 +387,12 @@ def registry_of(app: Flask) -> Registry:
 def get_registry() -> Registry:
     """The registry of the app handling the request."""
     return registry_of(current_app)
+
+
+def models_folder_unreadable() -> bool:
+    """Whether the models folder could not be listed as the request listed it (its user may not
+    read it), which the no-model notice says: not "put a model there" beside the models it holds."""
+    return bool(get_registry().unreadable)
 
 
 def listing_and_default() -> tuple[list[ModelInfo], str | None]:
