@@ -5,6 +5,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from trainer.formatting import is_utf8
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -27,22 +29,18 @@ def fake_python(folder: Path, name: str, script: str) -> Path:
     return path
 
 
-def test_a_python_too_old_for_the_pins_is_refused_in_one_sentence(tmp_path):
+@pytest.mark.parametrize("version, check, refusal", [
     # Runs, and answers as Python 3.10 would.
-    old_python = fake_python(tmp_path, "python3.10",
-                             'case "$2" in *version_info*) exit 1;; *python_version*) echo 3.10.12;; esac\n')
-    assert make_serve(tmp_path, str(old_python)).stderr.startswith(
-        f"make: {old_python} is Python 3.10.12, older than the 3.11 the pinned packages need; name a newer one, "
-        "as in: make PYTHON=python3.12 serve\n")
-
-
-def test_a_python_newer_than_the_tensorflow_wheels_is_refused_before_making_the_venv(tmp_path):
+    ("3.10.12", "version_info < (3, 11)",
+     "older than the 3.11 the pinned packages need; name a newer one, as in: make PYTHON=python3.12 serve"),
     # Runs, passes the 3.11 check, and answers as Python 3.14 would.
-    new_python = fake_python(tmp_path, "python3.14",
-                             'case "$2" in *"(3, 14)"*) exit 1;; *python_version*) echo 3.14.0;; esac\n')
-    assert make_serve(tmp_path, str(new_python)).stderr.startswith(
-        f"make: {new_python} is Python 3.14.0, newer than the 3.13 that TensorFlow 2.21 has wheels for; "
-        "name an older one, as in: make PYTHON=python3.13 serve\n")
+    ("3.14.0", "version_info >= (3, 14)",
+     "newer than the 3.13 that TensorFlow 2.21 has wheels for; name an older one, as in: make PYTHON=python3.13 serve"),
+])
+def test_a_python_the_pins_do_not_fit_is_refused_in_one_sentence(tmp_path, version, check, refusal):
+    python = fake_python(tmp_path, f"python{version[:4]}",
+                         f'case "$2" in *"{check}"*) exit 1;; *python_version*) echo {version};; esac\n')
+    assert make_serve(tmp_path, str(python)).stderr.startswith(f"make: {python} is Python {version}, {refusal}\n")
 
 
 def test_a_python_that_does_not_run_is_said_not_to_run_not_to_be_too_old(tmp_path):
