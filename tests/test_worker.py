@@ -74,3 +74,40 @@ def test_an_answer_slower_than_the_limit_is_still_sent(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+REFUSING_APP = """
+def app(environ, start_response):
+    # As Werkzeug answers a body over MAX_CONTENT_LENGTH: at once, without reading it.
+    start_response("413 Request Entity Too Large", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"big"]
+"""
+
+
+def test_a_body_refused_unread_closes_the_connection_as_announced(tmp_path):
+    # gunicorn drains 64 kB of a body left unread, then closed the connection after saying
+    # "Connection: keep-alive": a client's next request on it then failed unanswered.
+    (tmp_path / "refusing_app.py").write_text(REFUSING_APP)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--worker-class", "webapp.worker.Worker", "--threads", "1",
+         "--bind", "127.0.0.1:0", "--no-control-socket", "refusing_app:app"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "IMAGEAPP_CLIENT_SECONDS": "60"},
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:
+            if listening := re.search(r"Listening at: (http://\S+)", line):
+                break
+        else:
+            raise AssertionError(f"gunicorn exited with {process.wait()} before listening")
+        body = b"x" * 1_000_000
+        connection = stalled(listening.group(1), b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        try:
+            connection.sendall(body)
+        except OSError:  # closed as soon as answered: the answer is still there to read
+            pass
+        head = connection.makefile("rb").read().split(b"\r\n\r\n")[0].lower()
+        connection.close()
+        assert head.startswith(b"http/1.1 413 ") and b"connection: close" in head
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

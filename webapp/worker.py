@@ -41,6 +41,23 @@ class Worker(ThreadWorker):
         self.deadlines = {}  # connection -> when its thread stops waiting for it
         self.deadlines_lock = threading.Lock()  # handle() runs in the pool's threads, the rest in the main loop
 
+    def run(self):
+        # Wrapped here, after post_worker_init has readied the Flask app itself (gunicorn.conf.py).
+        app = self.wsgi
+
+        def closing_after_413(environ, start_response):
+            def start(status, headers, exc_info=None):
+                if status.startswith("413"):
+                    # The body was refused unread, and gunicorn drains at most 64 kB of it before
+                    # the next request: past that it closed the connection after announcing
+                    # keep-alive, and a client's next request on it failed unanswered.
+                    start_response.__self__.force_close()  # gunicorn's Response: "Connection: close"
+                return start_response(status, headers, exc_info)
+            return app(environ, start)
+
+        self.wsgi = closing_after_413
+        super().run()
+
     def handle(self, conn):
         # From when a thread takes the request, not from its accept: time queued for a busy
         # pool is the server's, not the client's.
