@@ -122,6 +122,8 @@ def test_italian_animals10_names_become_english(tmp_path):
         (tmp_path / "raw-img" / italian).mkdir(parents=True)
         Image.new("RGB", (20, 30)).save(tmp_path / "raw-img" / italian / "x.jpeg")
     assert load_folder(tmp_path / "raw-img", 8).classes == ["cat", "dog", "spider"]
+    # A notebook's model numbers them as its folders sort: cane, gatto, ragno.
+    assert load_folder(tmp_path / "raw-img", 8, folder_order=True).classes == ["dog", "cat", "spider"]
 
 
 def test_zip_with_a_wrapper_folder_and_a_loose_file_at_its_root(tmp_path):

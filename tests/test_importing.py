@@ -22,7 +22,7 @@ def in_a_scratch_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def unit_scaled_notebook(size: int = 16) -> keras.Model:
+def unit_scaled_notebook(size: int = 16, classes: list[str] = DATASET_CLASSES) -> keras.Model:
     """A notebook's model of the fixture folder's classes, trained on pixels / 255: a class's
     colour averages about 0.7 there, the others about 0.23 (conftest.write_image_folder). It
     answers by a bump at 0.7, so that no other scaling does as well: raw pixels put the class's
@@ -34,7 +34,7 @@ def unit_scaled_notebook(size: int = 16) -> keras.Model:
     model = keras.Model(inputs, outputs)
     model.layers[2].set_weights([np.hstack([np.eye(3), np.eye(3)]), np.array([-0.6] * 3 + [-0.8] * 3)])
     # Its outputs in the classes' name order, as Keras's image_dataset_from_directory gives them.
-    colours = np.eye(3)[:, [DATASET_CLASSES.index(name) for name in sorted(DATASET_CLASSES)]].T
+    colours = np.eye(3)[:, [classes.index(name) for name in sorted(classes)]].T
     model.layers[3].set_weights([50 * np.vstack([colours, -2 * colours]), np.zeros(3)])
     return model
 
@@ -76,6 +76,17 @@ def test_a_notebook_model_is_imported_with_the_scaling_that_scores_best_and_its_
     picture = pixels()
     np.testing.assert_allclose(served(tmp_path / "models", "colours", picture), notebook.predict(picture / 255),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_animals10_classes_are_named_in_the_order_of_the_notebooks_italian_folders(tmp_path):
+    # Sorted in English (cat, dog, spider), a notebook's outputs for cane, gatto, ragno were named wrongly
+    # and scored as a third right.
+    folders = ["gatto", "cane", "ragno"]  # red, green and blue pictures
+    write_image_folder(tmp_path / "raw-img", classes=folders)
+    unit_scaled_notebook(classes=folders).save(tmp_path / "animals.h5")
+    assert main(["import", "animals.h5", "--data", "raw-img"]) == 0
+    card = json.loads((tmp_path / "models" / "animals.json").read_text())
+    assert card["classes"] == ["dog", "cat", "spider"] and card["test_evaluation"]["accuracy"] == 1.0
 
 
 def tutorial_notebook(augmentation_first: bool) -> keras.Model:

@@ -235,14 +235,18 @@ def _first_bytes(path: Path) -> bytes:
         return b""
 
 
-def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str] | None = None) -> Dataset:
+def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str] | None = None,
+                folder_order: bool = False) -> Dataset:
     """Read a folder or .zip whose subfolders are the classes, its images resized to
     `image_size`: a side, or (height, width) for a model of another shape.
 
     Wrapping folders (`train/`, `raw-img/`) are looked through; Italian Animals-10 names
     become English when every class has one; empty folders are left out, and a class whose
     files are all unreadable is an error. With `classes` given (evaluating a trained model),
-    labels follow that order and unknown folders are an error.
+    labels follow that order and unknown folders are an error. Without, the classes are in
+    name order, or with `folder_order` in their folders' name order, as Keras's
+    image_dataset_from_directory numbers a notebook's outputs: Animals-10's dog, horse,
+    elephant... (cane, cavallo, elefante...).
     """
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     check_tree(path)
@@ -274,7 +278,7 @@ def load_folder(path: Path, image_size: int | tuple[int, int], classes: list[str
                   f"({'; '.join(f'{one_line(label)}/: {_some(names)}' for label, names in inner.items())}): "
                   f"if those are the classes, pass one of {', '.join(map(one_line, found))} as --data instead",
                   file=sys.stderr)
-        classes = classes or found
+        classes = classes or (list(members) if folder_order else found)
         unknown = sorted(set(found) - set(classes))
         if unknown:
             # Quoted: a space at a name's end ("dog ") is what tells it from the model's.
@@ -452,7 +456,7 @@ def _spelled_as(members: dict[str, list[tuple[str, str]]],
     for label, files in members.items():
         written = unicodedata.normalize("NFC", label)
         spelled.setdefault(spellings.get(written, written), []).extend(files)
-    return {label: _in_order(files) for label, files in spelled.items()}
+    return {label: _in_order(files) for label, files in sorted(spelled.items())}  # in name order, kept by _in_english
 
 
 def _in_english(members: dict[str, list[tuple[str, str]]],

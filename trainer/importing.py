@@ -67,7 +67,7 @@ def import_model(source: Path, model_path: Path, data_path: Path | None, classes
         raise ImportRefused("The model scales pixels itself by its arithmetic on tensors: leave --mean and --std out")
     standardization = standardization_layers(standardized, shape[2])
     network = servable_network(notebook, shape, from_arithmetic)
-    data = load_folder(data_path, shape[:2], classes) if data_path else None
+    data = load_folder(data_path, shape[:2], classes, folder_order=True) if data_path else None
     classes = classes or data.classes
     head = probability_layers(network, len(classes), shape)  # refused now, before any scoring
     scores = scores_by_scaling(network, shape, head, data) if data and not (from_arithmetic or standardized) else {}
