@@ -354,6 +354,21 @@ def test_the_same_files_from_another_place_are_not_called_other_data(tmp_path):
     assert train_module._changes(tmp_path / "settings.json", json.dumps(settings | {"files": "abd"})) == "other data"
 
 
+def test_an_older_trainers_run_folder_is_said_to_be_one_not_other_settings_or_data(tmp_path):
+    settings = tmp_path / "settings.json"
+    now = json.dumps({"hyperparameters": TINY | {"cutmix": 0.0}, "data": "tiny", "files": "abc",
+                      "classes": ["cat", "dog"]})
+    assert train_module._changes(settings, now) == "no record of its settings (an older trainer's run)"
+    # As a trainer wrote it before runs recorded their files' digest and before cutmix was a setting
+    # (and while another, since dropped, was one).
+    older = {key: value for key, value in TINY.items() if key != "cutmix"} | {"dropped": 4}
+    settings.write_text(json.dumps({"hyperparameters": older, "data": "tiny", "images": 24,
+                                    "classes": ["cat", "dog"]}))
+    assert train_module._changes(settings, now) == (
+        "other settings (cutmix not recorded, now 0.0; dropped 4, now not a setting) "
+        "and no record of its image files (an older trainer's run)")
+
+
 def test_a_renamed_image_starts_afresh_though_count_and_classes_are_the_same(image_folder, tmp_path, monkeypatch,
                                                                              capsys):
     interrupt_while_saving(image_folder, tmp_path, monkeypatch)

@@ -612,16 +612,23 @@ def _claim_run_dir(run_dir: Path, hp: dict, data: Dataset, data_digest: str, mod
 
 
 def _changes(settings: Path, wanted: str) -> str:
-    """What differs between a run folder's settings and this run's, in words."""
+    """What differs between a run folder's settings and this run's, in words. An older trainer's
+    run folder may lack settings.json or some of its entries: said as such, not as settings of
+    null or as other data, which the same command rerun after an upgrade would read as wrong."""
+    if not settings.exists():
+        return "no record of its settings (an older trainer's run)"
     try:
         then, now = json.loads(settings.read_text()), json.loads(wanted)  # both as JSON has them: lists, not tuples
         hp_then, hp_now = then["hyperparameters"], now["hyperparameters"]
-    except (OSError, ValueError, TypeError, KeyError):  # none, or unreadable
+    except (OSError, ValueError, TypeError, KeyError):  # unreadable
         return "other settings or data"
-    changes = [f"{key} {json.dumps(hp_then.get(key))}, now {json.dumps(hp_now.get(key))}"
-               for key in sorted(hp_then.keys() | hp_now.keys()) if hp_then.get(key) != hp_now.get(key)]
+    changes = [f"{key} {json.dumps(hp_then[key]) if key in hp_then else 'not recorded'}, "
+               f"now {json.dumps(hp_now[key]) if key in hp_now else 'not a setting'}"
+               for key in sorted(hp_then.keys() | hp_now.keys()) if hp_then.get(key, ...) != hp_now.get(key, ...)]
     parts = [f"other settings ({'; '.join(changes)})"] if changes else []
-    if any(then.get(key) != now[key] for key in ("files", "classes")):
+    if "files" not in then:
+        parts.append("no record of its image files (an older trainer's run)")
+    elif any(then.get(key) != now[key] for key in ("files", "classes")):
         parts.append("other data")
     elif then.get("data") != now["data"]:  # a folder, then its zip: the same files, read from elsewhere
         parts.append(f"the same files from data named {json.dumps(then.get('data'))}, now {json.dumps(now['data'])}")
