@@ -114,11 +114,15 @@ def test_an_unusable_teacher_is_one_clear_sentence(tmp_path, split, problem, mes
         load_teacher(str(path), *split)
 
 
-def test_a_teacher_whose_card_matches_is_accepted(tmp_path, split):
+def test_a_teacher_whose_card_matches_is_accepted_with_a_word_on_what_it_cannot_check(tmp_path, split, capsys):
+    """A card from before cards recorded a run's images (nor its data's digest): nothing can be checked."""
     path = tmp_path / "teacher.h5"
     constant_model([0.2, 0.3, 0.5]).save(path)
     path.with_suffix(".json").write_text(json.dumps({"classes": CLASSES, "input_shape": [16, 16, 3]}))
     assert load_teacher(str(path), *split).output_shape == (None, 3)
+    assert capsys.readouterr().err.startswith(f"warning: nothing says which images the teacher {path} trained on "
+                                              "(its card is from before cards recorded them), so nothing checks that "
+                                              "it left out the ones this run holds out")
 
 
 def test_a_teacher_whose_card_has_no_sketch_is_checked_by_its_digests(tmp_path, split):
@@ -180,8 +184,9 @@ def test_a_teacher_of_the_same_split_is_taken_when_the_data_holds_copies_of_pict
         run(TINY | {"teacher": teacher_path, "seed": 1}, image_folder, tmp_path / "other")
 
 
-def test_a_teacher_without_a_card_is_taken_on_its_shapes(tmp_path, split):
+def test_a_teacher_without_a_card_is_taken_on_its_shapes(tmp_path, split, capsys):
     """A model file without its card (one made elsewhere): nothing says what it trained on."""
     path = tmp_path / "teacher.h5"
     constant_model([0.2, 0.3, 0.5]).save(path)
     assert load_teacher(str(path), *split).output_shape == (None, 3)
+    assert "(it has no card), so nothing checks" in capsys.readouterr().err

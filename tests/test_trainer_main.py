@@ -266,6 +266,18 @@ def test_evaluate_warns_from_the_digest_of_a_card_without_a_sketch_or_whose_sket
                                                    "its run held out")
 
 
+def test_evaluate_warns_that_a_card_from_before_cards_recorded_images_cannot_tell(trained, capsys):
+    model, image_folder = trained
+    card_path = model.with_suffix(".json")
+    recorded = {"training_pixels_sketch", "training_sketch", "data_digest", "held_out_digest"}
+    card_path.write_text(json.dumps({k: v for k, v in json.loads(card_path.read_text()).items() if k not in recorded}))
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(image_folder)]) == 0
+    assert capsys.readouterr().err.strip() == ("warning: the card of tiny.h5 does not say which images it was trained "
+                                               "on, so nothing checks whether data holds some of them (which would "
+                                               "count images it learned from)")
+
+
 @pytest.mark.parametrize("change, message", [
     ("another image", "data is not the data tiny.h5 was trained on: its images differ"),
     ("another split", "This trainer splits data unlike the one that trained tiny.h5"),
@@ -370,7 +382,8 @@ def test_evaluate_refuses_a_model_that_gives_nan(built_models, tmp_path, make_im
         (tmp_path / "data" / label).mkdir(parents=True)
         (tmp_path / "data" / label / "1.png").write_bytes(make_image())
     assert main(["evaluate", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "data")]) == 2
-    assert capsys.readouterr().err.strip().startswith(message)
+    # After the warning that this card (without a record of its images) cannot tell what the model trained on.
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
 
 
 def test_predict_gives_the_web_apps_answers(models_dir, client, tmp_path, capsys):
@@ -772,9 +785,10 @@ def test_evaluate_refuses_a_model_whose_outputs_are_not_probabilities(tmp_path, 
     save_model_without_softmax(tmp_path / "logits.h5")
     (tmp_path / "logits.json").write_text(json.dumps({"classes": sorted(DATASET_CLASSES), "input_shape": [16, 16, 3]}))
     assert keras.saving.load_model(tmp_path / "logits.h5").output_shape == (None, 3)
-    err = refused(["evaluate", str(tmp_path / "logits.h5"), "--data", str(image_folder)], capsys)
-    assert err.endswith("error: logits.h5 gives outputs that are not probabilities (its last layer needs a softmax): "
-                        "retrain or replace it")
+    assert main(["evaluate", str(tmp_path / "logits.h5"), "--data", str(image_folder)]) == 2
+    # After the warning that this card (without a record of its images) cannot tell what the model trained on.
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: logits.h5 gives outputs that are not probabilities (its last layer needs a softmax): retrain or replace it")
 
 
 def test_evaluate_reads_images_at_the_height_and_width_of_a_model_of_another_shape(tmp_path, image_folder, capsys):
