@@ -121,7 +121,7 @@ def test_a_teacher_whose_card_matches_is_accepted_with_a_word_on_what_it_cannot_
     path.with_suffix(".json").write_text(json.dumps({"classes": CLASSES, "input_shape": [16, 16, 3]}))
     assert load_teacher(str(path), *split).output_shape == (None, 3)
     assert capsys.readouterr().err.startswith(f"warning: nothing says which images the teacher {path} trained on "
-                                              "(its card is from before cards recorded them), so nothing checks that "
+                                              "(its card does not record them), so nothing checks that "
                                               "it left out the ones this run holds out")
 
 

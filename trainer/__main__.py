@@ -293,7 +293,7 @@ def _evaluate(args) -> int:
     elif card.get("data_digest") == digest(data.files):
         print(f"warning: {data.name} is the data {args.model.name} was trained on, so this score counts the images "
               "it learned from; --held-out scores only those its run held out", file=sys.stderr)
-    elif found is None and "data_digest" not in card:  # a card from before cards recorded their images
+    elif found is None and "data_digest" not in card:  # an imported model's card, or one from before cards recorded images
         print(f"warning: the card of {args.model.name} does not say which images it was trained on, so nothing "
               f"checks whether {data.name} holds some of them (which would count images it learned from)",
               file=sys.stderr)

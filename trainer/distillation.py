@@ -100,8 +100,8 @@ def load_teacher(path: str, train_set: Dataset, held_out: Dataset) -> keras.Mode
                            "--validation-fraction, or on data without them.")
     # Of the same data, the same images must be held out: all a card from before samples can tell,
     # and a check that holds where a sample misses (another Pillow may decode the images otherwise).
-    if found is None and "data_digest" not in (card or {}):  # no card, or one from before cards recorded images
-        why = "it has no card" if card is None else "its card is from before cards recorded them"
+    if found is None and "data_digest" not in (card or {}):  # no card, an imported model's, or one from before
+        why = "it has no card" if card is None else "its card does not record them"
         print(f"warning: nothing says which images the teacher {path} trained on ({why}), so nothing checks that "
               "it left out the ones this run holds out: if it trained on them, it passes on what it learned of "
               "them and the held-out score comes out too high", file=sys.stderr)
