@@ -2,6 +2,7 @@
 
 import errno
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -447,6 +448,27 @@ def test_predict_prints_a_name_with_control_characters_on_its_one_line(built_mod
     assert err.splitlines()[0].startswith(f"{folder}/red\\x1b[31m.png: not labelled: ")
     assert main(["predict", str(built_models / "tiny.h5"), str(folder), "--json"]) == 1
     assert json.loads(capsys.readouterr().out.splitlines()[0])["file"] == f"{folder}/ok\nfake.png: cat 99.9%"
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_predict_writes_names_its_output_cannot_encode_escaped(built_models, tmp_path, capsys, monkeypatch, encoding):
+    """As `predict ... > answers.txt` on Windows (cp1252) or under LC_ALL=C with PYTHONUTF8=0:
+    a name the file's encoding cannot write was a UnicodeEncodeError's traceback."""
+    folder = tmp_path / "写真"
+    folder.mkdir()
+    (folder / "été 🐟.png").write_bytes(encode_image())
+    model = str(built_models / "tiny.h5")
+    for extra in ([], ["--json"]):
+        written = io.BytesIO()
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written, encoding=encoding))
+        assert main(["predict", model, str(folder), *extra]) == 0
+        sys.stdout.flush()
+        out = written.getvalue().decode(encoding)
+        if extra:
+            assert json.loads(out)["file"] == f"{folder}/été 🐟.png"
+        else:
+            assert out.startswith(str(folder).replace("写真", "\\u5199\\u771f") + "/")
+    assert capsys.readouterr().err == ""
 
 
 def test_predict_refuses_what_it_cannot_read_before_loading_the_model(built_models, tmp_path, capsys, monkeypatch):

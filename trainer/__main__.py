@@ -26,6 +26,10 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Output into a file on Windows is cp1252, on some servers Latin-1 or ASCII: a class or file
+    # name it cannot write ("猫") is escaped, as on stderr, not a traceback after an hour's training.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would answer with the top-level usage, not the command's
@@ -336,14 +340,12 @@ def _bad_output(path: Path, error: Exception) -> UsageError:
 
 def _print_answers(answers, as_json: bool) -> tuple[int, int]:
     """Each answer as it comes, a line each; returns how many images were labelled and how many not."""
-    import json
-
     answered = failed = 0
     for answer in answers:
         if as_json:
             found = {"error": answer.error} if answer.error else \
                 {"predictions": [{"label": label, "probability": p} for label, p in answer.predictions]}
-            _print_answer(json.dumps({"file": answer.name, **found}, ensure_ascii=False))
+            _print_answer(_json_line({"file": answer.name, **found}))
         elif answer.error:
             print(f"{one_line(answer.name)}: not labelled: {answer.error}", file=sys.stderr, flush=True)
         else:
@@ -352,6 +354,19 @@ def _print_answers(answers, as_json: bool) -> tuple[int, int]:
         failed += bool(answer.error)
         answered += not answer.error
     return answered, failed
+
+
+def _json_line(value: dict) -> str:
+    """`value` as JSON, its names escaped ("\\u732b") where the output's encoding cannot write
+    them: backslashreplace's "\\U0001f41f" or "\\xe9" would not be JSON."""
+    import json
+
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return line
 
 
 def _print_answer(line: str) -> None:
