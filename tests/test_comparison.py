@@ -50,6 +50,16 @@ def test_the_sentence_says_so_where_the_models_know_different_classes(parts, sen
     assert agreement([answer(f"m{n}", label, classes) for n, (label, classes) in enumerate(parts)]) == sentence
 
 
+def test_a_class_spelled_as_macos_names_folders_is_the_same_class():
+    """A card whose "café" is "e" and an accent (NFD: an import's --classes pasted from macOS's
+    Finder, a model trained on a macOS zip before names were read as NFC) said "2 say café, 1 says café"."""
+    typed, macos = ["café", "dog"], ["cafe\u0301", "dog"]
+    assert agreement([answer("m0", "café", typed), answer("m1", "cafe\u0301", macos)]) == (
+        "The 2 models agree: each says café.")
+    assert agreement([answer("m0", "café", typed), answer("m1", "dog", macos)]) == (
+        "The 2 models disagree: 1 says café, 1 says dog.")
+
+
 def test_every_model_answers_best_first_each_at_its_own_size(app, make_image):
     image = make_image("JPEG", size=(37, 23))
     with app.app_context():
