@@ -168,3 +168,5 @@ def test_import_classes_must_be_two_or_more_each_named_once():
             class_names(bad)
     with pytest.raises(argparse.ArgumentTypeError, match="must name each class once"):
         class_names("cat,dog,cat")
+    with pytest.raises(argparse.ArgumentTypeError, match="must name each class once"):
+        class_names("café,dog,cafe\u0301")  # a card would list "café" twice

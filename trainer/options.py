@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import unicodedata
 from pathlib import Path
 
 from trainer.formatting import whole_number
@@ -71,7 +72,8 @@ def class_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     if len(names) < 2 or not all(names):
         raise argparse.ArgumentTypeError(f"must name two classes or more, comma-separated, not {text!r}")
-    if len(set(names)) < len(names):
+    # "café" typed and pasted from macOS's Finder ("e" and an accent) are one class, as folders are.
+    if len({unicodedata.normalize("NFC", name) for name in names}) < len(names):
         raise argparse.ArgumentTypeError(f"must name each class once, not {text!r}")
     return names
 
