@@ -9,9 +9,9 @@ from PIL import Image
 
 from conftest import DATASET_CLASSES, encode_image, write_image_folder
 from trainer import data as data_module
-from trainer.data import (SKETCH_SIZE, DataError, class_weights, digest, load_dataset, load_folder, name_fingerprints,
-                          natural_size, overlap, overlap_words, picture_fingerprints, shared_pictures, sketch,
-                          stratified_split, trained_on)
+from trainer.data import (SKETCH_SIZE, DataError, class_weights, data_name, digest, load_dataset, load_folder,
+                          name_fingerprints, natural_size, overlap, overlap_words, picture_fingerprints, shared_pictures,
+                          sketch, stratified_split, trained_on)
 
 
 def test_folder_of_class_subfolders(image_folder):
@@ -201,6 +201,17 @@ def test_class_names_that_read_alike_are_one_class_spelled_as_the_model_spells_i
     assert load_folder(tmp_path / "typed", 8, classes=[nfd, "the\u0301"]).classes == [nfd, "the\u0301"]  # an older card's
     both = load_folder(tmp_path / "both", 8, classes=[nfc, "tea"])
     assert both.classes == [nfc, "tea"] and both.labels.tolist() == [0, 0]
+
+
+def test_a_data_set_named_on_macos_goes_by_its_name_as_typed(tmp_path):
+    # Its card's, and the default model name's: donne_es_scratch, split at the accent.
+    nfd = tmp_path / "Donne\u0301es"
+    for label in ("cat", "dog"):
+        (nfd / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(nfd / label / "1.png")
+    shutil.make_archive(str(tmp_path / "E\u0301te\u0301"), "zip", nfd)
+    assert data_name(str(nfd)) == load_folder(nfd, 8).name == "Donn\u00e9es"
+    assert data_name(str(tmp_path / "E\u0301te\u0301.zip")) == "\u00c9t\u00e9"
 
 
 def test_a_folder_and_its_zip_made_on_macos_give_the_same_images_in_the_same_order(tmp_path):

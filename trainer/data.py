@@ -172,7 +172,9 @@ def data_name(spec: str) -> str:
     if spec == "cifar10":
         return spec
     path = Path(spec)
-    return path.stem if path.is_file() else path.resolve().name
+    # As typed: a folder named on macOS writes "é" as "e" and an accent (NFD), which a default
+    # model name split at ("donne_es_scratch") and the dashboard listed beside "Données".
+    return unicodedata.normalize("NFC", path.stem if path.is_file() else path.resolve().name)
 
 
 def load_dataset(spec: str, image_size: int) -> tuple[Dataset, Dataset | None]:
