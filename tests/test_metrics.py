@@ -94,3 +94,15 @@ def test_long_class_names_stay_whole_and_the_columns_aligned():
     assert [row.split()[0] for row in rows[:2]] == names[:2]
     assert rows[2].split()[0] == "x" * 39 + "\u2026"  # cut, within the column
     assert len({len(line) for line in text.splitlines()[2:]}) == 1  # header, classes, averages: aligned
+
+
+def test_the_columns_stay_aligned_for_names_a_terminal_shows_wider_or_narrower():
+    # Chinese and Japanese characters and emoji take two columns; a combining accent none.
+    dog = "\u72ac"
+    names = ["\u732b", "\u30b4\u30fc\u30eb\u30c7\u30f3", "\U0001f41ffish", "cafe\u0301", dog * 30]
+    text = format_report(classification_report(np.arange(5), np.eye(5), names))
+    rows = text.splitlines()[3:8]
+    # The column is 41 wide: padded to it by the columns each name takes on screen.
+    for row, name, columns in zip(rows, names, [2, 10, 6, 4]):
+        assert row.startswith(f"  {name}{' ' * (41 - columns)}     1.000")
+    assert rows[4].startswith(f"  {dog * 19}\u2026       1.000")  # cut to 39 columns, within it

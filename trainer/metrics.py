@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from trainer.formatting import percentage, plural
@@ -71,7 +73,7 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes
     }
 
 
-MAX_LABEL_WIDTH = 41  # characters of the table's class column, its space included
+MAX_LABEL_WIDTH = 41  # columns of the table's class column, its space included
 
 
 def format_report(report: dict, title: str = "Evaluation") -> str:
@@ -80,16 +82,20 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
     shown = averaged_classes(np.asarray(report["confusion_matrix"]))
     rows = [(label, row) for (label, row), show in zip(report["per_class"].items(), shown) if show]
     # As wide as the longest name, within reason: golden_retriever_puppy and _adult must differ.
-    width = min(max([14] + [len(label) + 1 for label, _ in rows]), MAX_LABEL_WIDTH)
+    width = min(max([14] + [_columns(label) + 1 for label, _ in rows]), MAX_LABEL_WIDTH)
     lines = [
         f"{title} ({report['samples']:,} images)",
         f"  loss {report['loss']:.4f}   accuracy {percentage(report['accuracy'], 2)}",
         f"  {'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
     for label, row in rows:
-        label = label if len(label) < width else label[:width - 2] + "\u2026"
+        if _columns(label) >= width:
+            while _columns(label) > width - 2:
+                label = label[:-1]
+            label += "\u2026"
+        label += " " * (width - _columns(label))
         lines.append(
-            f"  {label:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
+            f"  {label}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}"
         )
     for kind in ("macro", "weighted"):
         lines.append(
@@ -100,3 +106,9 @@ def format_report(report: dict, title: str = "Evaluation") -> str:
     if absent:
         lines.append(f"  ({plural(absent, 'class')} of the model left out: no images here, never predicted)")
     return "\n".join(lines)
+
+
+def _columns(text: str) -> int:
+    """How many columns a terminal gives `text`: two for a Chinese or Japanese character or an
+    emoji, none for a combining accent (macOS's "e" and accent), which str's padding counts as one."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
