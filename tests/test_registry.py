@@ -20,7 +20,7 @@ from conftest import post_api, save_as, save_lambda_model, save_model_without_so
 from trainer import model_file
 from webapp import registry as registry_module
 from trainer.formatting import filesize
-from webapp.registry import FileChanged, ModelUnavailable, Registry, UnknownModel
+from webapp.registry import FileChanged, ModelUnavailable, Registry, UnknownModel, listed_or_404
 
 
 @pytest.fixture
@@ -610,6 +610,15 @@ def test_loading_the_default_model_loads_only_it(registry, monkeypatch):
     monkeypatch.setattr(registry_module, "_load_keras_model", lambda path: calls.append(path.name) or real(path))
     registry.load_default("small")
     assert calls == ["small.h5"]
+
+
+def test_a_model_named_on_macos_is_found_by_its_name_as_typed(registry, models_dir):
+    # Copied from a Mac, "modèle.h5" is written "e" and an accent (NFD); typed, "è" is one character.
+    for suffix in (".h5", ".json"):
+        shutil.copy2(models_dir / f"tiny{suffix}", models_dir / f"mode\u0300le{suffix}")
+    assert registry.info("mod\u00e8le").name == registry.load("mod\u00e8le").name == "mode\u0300le"
+    assert registry.default_name("mod\u00e8le") == "mode\u0300le"  # IMAGEAPP_DEFAULT_MODEL, typed
+    assert listed_or_404(registry.models(), "mod\u00e8le").name == "mode\u0300le"
 
 
 def test_unknown_names_never_touch_the_file_system_outside(registry):

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -50,6 +51,15 @@ class UnknownModel(LookupError):
     def __init__(self, name: str, known=()):
         # The likely slip named: "my_photos.h5" or "My_Photos" for my_photos.
         super().__init__(f"Unknown model '{name[:80]}'{did_you_mean(name[:80], known)}.")
+
+
+def as_listed(name: str, listed) -> str:
+    """`name` as the model of `listed` spells it that reads alike: typed "modèle" for a file named
+    on macOS, whose "è" is "e" and an accent (NFD), was "Unknown model 'modèle' (did you mean modèle?)"."""
+    if name in listed:
+        return name
+    typed = unicodedata.normalize("NFC", name)
+    return next((each for each in listed if unicodedata.normalize("NFC", each) == typed), name)
 
 
 class ModelUnavailable(RuntimeError):
@@ -228,6 +238,7 @@ class Registry:
 
     def info(self, name: str) -> ModelInfo:
         files = self._files()
+        name = as_listed(name, files)
         checks = self._checks({name: files[name]}) if name in files else {}
         if name not in checks:
             raise UnknownModel(name, files)
@@ -345,6 +356,7 @@ def default_of(listed: list[ModelInfo], preferred: str | None = None) -> str | N
 def default_info(listed: list[ModelInfo], preferred: str | None = None) -> ModelInfo | None:
     """`default_of`'s entry of the listing."""
     usable = [info for info in listed if info.available]
+    preferred = preferred and as_listed(preferred, [info.name for info in usable])
     chosen = [info for info in usable if info.name == preferred]
     return chosen[0] if chosen else min(usable, key=rank, default=None)
 
@@ -426,6 +438,7 @@ def get_info_or_404(name: str) -> ModelInfo:
 
 def listed_or_404(listed: list[ModelInfo], name: str) -> ModelInfo:
     """`get_info_or_404` for an answer that also needs the whole listing it picks from."""
+    name = as_listed(name, [info.name for info in listed])
     for info in listed:
         if info.name == name:
             return info
