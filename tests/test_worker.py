@@ -3,6 +3,7 @@ back after IMAGEAPP_CLIENT_SECONDS, and an answer slower than that is still sent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,27 @@ def stalled(url: str, start: bytes) -> socket.socket:
     connection = socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port), timeout=30)
     connection.sendall(start)
     return connection
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, app_source: str, client_seconds: str):
+    """The address of gunicorn with this worker, one thread, serving the WSGI `app` of `app_source`."""
+    (tmp_path / "one_app.py").write_text(app_source)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--worker-class", "webapp.worker.Worker", "--threads", "1",
+         "--bind", "127.0.0.1:0", "--no-control-socket", "one_app:app"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "IMAGEAPP_CLIENT_SECONDS": client_seconds},
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:
+            if listening := re.search(r"Listening at: (http://\S+)", line):
+                break
+        else:
+            raise AssertionError(f"gunicorn exited with {process.wait()} before listening")
+        yield listening.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_a_client_that_stops_sending_frees_its_thread(built_models, tmp_path):
@@ -56,24 +78,9 @@ def app(environ, start_response):
 
 def test_an_answer_slower_than_the_limit_is_still_sent(tmp_path):
     # Only reading is shut at the limit: the answer the app then computes goes out whole.
-    (tmp_path / "slow_app.py").write_text(SLOW_APP)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--worker-class", "webapp.worker.Worker", "--threads", "1",
-         "--bind", "127.0.0.1:0", "--no-control-socket", "slow_app:app"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "IMAGEAPP_CLIENT_SECONDS": "1"},
-        stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stderr:
-            if listening := re.search(r"Listening at: (http://\S+)", line):
-                break
-        else:
-            raise AssertionError(f"gunicorn exited with {process.wait()} before listening")
-        request = urllib.request.Request(listening.group(1), data=b"hello")
-        with urllib.request.urlopen(request, timeout=30) as response:
+    with serving(tmp_path, SLOW_APP, client_seconds="1") as url:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"hello"), timeout=30) as response:
             assert response.read() == b"5 bytes, then 3 s of work"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 REFUSING_APP = """
@@ -87,20 +94,9 @@ def app(environ, start_response):
 def test_a_body_refused_unread_closes_the_connection_as_announced(tmp_path):
     # gunicorn drains 64 kB of a body left unread, then closed the connection after saying
     # "Connection: keep-alive": a client's next request on it then failed unanswered.
-    (tmp_path / "refusing_app.py").write_text(REFUSING_APP)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--worker-class", "webapp.worker.Worker", "--threads", "1",
-         "--bind", "127.0.0.1:0", "--no-control-socket", "refusing_app:app"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "IMAGEAPP_CLIENT_SECONDS": "60"},
-        stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stderr:
-            if listening := re.search(r"Listening at: (http://\S+)", line):
-                break
-        else:
-            raise AssertionError(f"gunicorn exited with {process.wait()} before listening")
+    with serving(tmp_path, REFUSING_APP, client_seconds="60") as url:
         body = b"x" * 1_000_000
-        connection = stalled(listening.group(1), b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        connection = stalled(url, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         try:
             connection.sendall(body)
         except OSError:  # closed as soon as answered: the answer is still there to read
@@ -108,6 +104,3 @@ def test_a_body_refused_unread_closes_the_connection_as_announced(tmp_path):
         head = connection.makefile("rb").read().split(b"\r\n\r\n")[0].lower()
         connection.close()
         assert head.startswith(b"http/1.1 413 ") and b"connection: close" in head
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
