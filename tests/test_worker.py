@@ -84,10 +84,13 @@ def test_an_answer_slower_than_the_limit_is_still_sent(tmp_path):
 
 
 REFUSING_APP = """
+STATUSES = {"/413": "413 Request Entity Too Large", "/404": "404 Not Found", "/405": "405 Method Not Allowed"}
+
+
 def app(environ, start_response):
-    # As Werkzeug answers a body over MAX_CONTENT_LENGTH: at once, without reading it.
-    start_response("413 Request Entity Too Large", [("Content-Type", "text/plain"), ("Content-Length", "3")])
-    return [b"big"]
+    # As Werkzeug answers a body over MAX_CONTENT_LENGTH, or Flask a POST to no route: at once, without reading it.
+    start_response(STATUSES[environ["PATH_INFO"]], [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"no"]
 """
 
 
@@ -95,12 +98,18 @@ def test_a_body_refused_unread_closes_the_connection_as_announced(tmp_path):
     # gunicorn drains 64 kB of a body left unread, then closed the connection after saying
     # "Connection: keep-alive": a client's next request on it then failed unanswered.
     with serving(tmp_path, REFUSING_APP, client_seconds="60") as url:
-        body = b"x" * 1_000_000
-        connection = stalled(url, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
-        try:
-            connection.sendall(body)
-        except OSError:  # closed as soon as answered: the answer is still there to read
-            pass
-        head = connection.makefile("rb").read().split(b"\r\n\r\n")[0].lower()
+        for code in (b"413", b"404", b"405"):
+            body = b"x" * 1_000_000
+            connection = stalled(url, b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (code, len(body)))
+            try:
+                connection.sendall(body)
+            except OSError:  # closed as soon as answered: the answer is still there to read
+                pass
+            head = connection.makefile("rb").read().split(b"\r\n\r\n")[0].lower()
+            connection.close()
+            assert head.startswith(b"http/1.1 %s " % code) and b"connection: close" in head, code
+        # Without a body nothing is left unread: the connection is kept.
+        connection = stalled(url, b"GET /404 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = connection.recv(1000).split(b"\r\n\r\n")[0].lower()
         connection.close()
-        assert head.startswith(b"http/1.1 413 ") and b"connection: close" in head
+        assert head.startswith(b"http/1.1 404 ") and b"connection: keep-alive" in head

@@ -45,17 +45,20 @@ class Worker(ThreadWorker):
         # Wrapped here, after post_worker_init has readied the Flask app itself (gunicorn.conf.py).
         app = self.wsgi
 
-        def closing_after_413(environ, start_response):
+        def closing_after_errors(environ, start_response):
+            # An error may be answered with the body unread (a 413; a 404 or 405 for a POST; the API's
+            # 400 for a body not multipart), and gunicorn drains at most 64 kB of it before the next
+            # request: past that it closed the connection after announcing keep-alive, and a
+            # client's next request on it failed unanswered.
+            sent_body = bool(environ.get("CONTENT_LENGTH", "").lstrip("0")) or "HTTP_TRANSFER_ENCODING" in environ
+
             def start(status, headers, exc_info=None):
-                if status.startswith("413"):
-                    # The body was refused unread, and gunicorn drains at most 64 kB of it before
-                    # the next request: past that it closed the connection after announcing
-                    # keep-alive, and a client's next request on it failed unanswered.
+                if sent_body and status[0] in "45":
                     start_response.__self__.force_close()  # gunicorn's Response: "Connection: close"
                 return start_response(status, headers, exc_info)
             return app(environ, start)
 
-        self.wsgi = closing_after_413
+        self.wsgi = closing_after_errors
         super().run()
 
     def handle(self, conn):
