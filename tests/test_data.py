@@ -126,6 +126,16 @@ def test_italian_animals10_names_become_english(tmp_path):
     assert load_folder(tmp_path / "raw-img", 8, folder_order=True).classes == ["dog", "cat", "spider"]
 
 
+def test_folder_order_is_that_of_the_folders_as_named_on_macos(tmp_path):
+    # A notebook's model numbers its outputs as the folders' names sort: "e" and an accent (NFD)
+    # put "école" before "zèbre", where spelled as typed (NFC) "é" sorts after "z".
+    for folder in ("chat", "e\u0301cole", "ze\u0300bre"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (20, 30)).save(tmp_path / folder / "x.jpeg")
+    assert load_folder(tmp_path, 8, folder_order=True).classes == ["chat", "\u00e9cole", "z\u00e8bre"]
+    assert load_folder(tmp_path, 8).classes == ["chat", "z\u00e8bre", "\u00e9cole"]  # training's own order: as typed
+
+
 def test_zip_with_a_wrapper_folder_and_a_loose_file_at_its_root(tmp_path):
     archive = tmp_path / "myphotos.zip"
     with zipfile.ZipFile(archive, "w") as z:

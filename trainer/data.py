@@ -455,10 +455,12 @@ def _spelled_as(members: dict[str, list[tuple[str, str]]],
     reader, which a model that learned "café" must know."""
     spellings = {unicodedata.normalize("NFC", label): label for label in classes or []}
     spelled: dict[str, list[tuple[str, str]]] = {}
-    for label, files in members.items():
+    # In the order of the folders' own names, kept by _in_english, as image_dataset_from_directory
+    # numbers them: a Mac's "école" ("e" and an accent) before "zèbre", where typed it sorts after.
+    for label, files in sorted(members.items()):
         written = unicodedata.normalize("NFC", label)
         spelled.setdefault(spellings.get(written, written), []).extend(files)
-    return {label: _in_order(files) for label, files in sorted(spelled.items())}  # in name order, kept by _in_english
+    return {label: _in_order(files) for label, files in spelled.items()}
 
 
 def _in_english(members: dict[str, list[tuple[str, str]]],
