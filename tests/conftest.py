@@ -41,37 +41,10 @@ from trainer.keras_import import import_keras  # noqa: E402
 
 import_keras()  # as the trainer and the web app import it, without TensorFlow's log lines
 
-from trainer import train as train_module  # noqa: E402
 from trainer.__main__ import main as trainer_main  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import ROOT  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def scratch_nets_without_xla():
-    """The trainer compiles its scratch nets with XLA on TensorFlow's CPU, where it trains a
-    real run faster; but a test's run is a few steps of a new model, and XLA's compilation
-    took it from some 3.3 s to 6-8 s. So tests compile as the trainer does, then turn XLA off
-    (session-wide, so module fixtures that train are covered too). Tests marked `xla` keep the
-    trainer's choice, as does every `python -m trainer` run in a subprocess."""
-    real_compile = train_module._compile
-
-    def compile_without_xla(model, optimizer, hp):
-        real_compile(model, optimizer, hp)
-        model.jit_compile = False
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "_compile", compile_without_xla)
-        yield real_compile
-
-
-@pytest.fixture(autouse=True)
-def xla_where_marked(request, scratch_nets_without_xla, monkeypatch):
-    """The trainer's own compile, XLA and all, for a test marked `xla`."""
-    if request.node.get_closest_marker("xla"):
-        monkeypatch.setattr(train_module, "_compile", scratch_nets_without_xla)
-
 
 TINY_CLASSES = ["cat", "dog", "ship"]
 SMALL_CLASSES = ["apple", "pear", "plum", "fig"]

@@ -309,14 +309,12 @@ def _stopping_callbacks(hp):
 
 
 def _compile(model, optimizer, hp):
-    # Keras turns XLA off on TensorFlow's CPU. There XLA trains the scratch nets 1.5x faster
-    # but EfficientNet-Lite0 8x slower (BENCHMARKS.md); elsewhere "auto" is right.
-    xla = hp["arch"] == "scratch" and keras.backend.backend() == "tensorflow"
+    # XLA as Keras chooses ("auto"): on under JAX and on a GPU, off on TensorFlow's CPU, where it
+    # trained scratch-small 1.5x slower on an Intel box and EfficientNet-Lite0 8x (BENCHMARKS.md).
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=hp["label_smoothing"]),
         metrics=["accuracy"],
-        jit_compile=True if xla else "auto",
     )
 
 
