@@ -8,7 +8,6 @@ import os
 import re
 import stat
 import sys
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from trainer.formatting import filesize, is_utf8, one_line, plural, reason
+from trainer.formatting import as_typed, filesize, is_utf8, one_line, plural, reason
 from trainer.images import DATASET_FORMATS, ImageError, load_rgb
 
 CIFAR10_CLASSES = [
@@ -174,7 +173,7 @@ def data_name(spec: str) -> str:
     path = Path(spec)
     # As typed: a folder named on macOS writes "é" as "e" and an accent (NFD), which a default
     # model name split at ("donne_es_scratch") and the dashboard listed beside "Données".
-    return unicodedata.normalize("NFC", path.stem if path.is_file() else path.resolve().name)
+    return as_typed(path.stem if path.is_file() else path.resolve().name)
 
 
 def load_dataset(spec: str, image_size: int) -> tuple[Dataset, Dataset | None]:
@@ -389,7 +388,7 @@ def _class_members(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     for p, name in entries:
         files = members.setdefault(p[0], [])
         if not name.endswith("/"):
-            files.append((name, unicodedata.normalize("NFC", "/".join(p[1:]))))
+            files.append((name, as_typed("/".join(p[1:]))))
     return {label: _in_order(files) for label, files in members.items()}
 
 
@@ -453,12 +452,12 @@ def _spelled_as(members: dict[str, list[tuple[str, str]]],
     """Class names as Unicode's NFC spells them, or, for a model to score (`classes`), as it
     does: macOS writes "é" in a zip's names as "e" and an accent (NFD), the same name to a
     reader, which a model that learned "café" must know."""
-    spellings = {unicodedata.normalize("NFC", label): label for label in classes or []}
+    spellings = {as_typed(label): label for label in classes or []}
     spelled: dict[str, list[tuple[str, str]]] = {}
     # In the order of the folders' own names, kept by _in_english, as image_dataset_from_directory
     # numbers them: a Mac's "école" ("e" and an accent) before "zèbre", where typed it sorts after.
     for label, files in sorted(members.items()):
-        written = unicodedata.normalize("NFC", label)
+        written = as_typed(label)
         spelled.setdefault(spellings.get(written, written), []).extend(files)
     return {label: _in_order(files) for label, files in spelled.items()}
 

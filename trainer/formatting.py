@@ -86,6 +86,12 @@ def plural(number: int, noun: str) -> str:
 UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
+def as_typed(text: str) -> str:
+    """`text` spelled as typed (Unicode NFC): macOS names files and folders with "é" as "e" and an
+    accent (NFD), which reads alike but compares unequal."""
+    return unicodedata.normalize("NFC", text)
+
+
 def one_line(name: str) -> str:
     """A file's name to print on a line of its own: its control characters (a line break that
     would fake another line, a terminal's escape sequence) written as Python writes them, "\\n"."""

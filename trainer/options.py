@@ -7,10 +7,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import unicodedata
 from pathlib import Path
 
-from trainer.formatting import whole_number
+from trainer.formatting import as_typed, whole_number
 from trainer.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -73,7 +72,7 @@ def class_names(text: str) -> list[str]:
     if len(names) < 2 or not all(names):
         raise argparse.ArgumentTypeError(f"must name two classes or more, comma-separated, not {text!r}")
     # "café" typed and pasted from macOS's Finder ("e" and an accent) are one class, as folders are.
-    if len({unicodedata.normalize("NFC", name) for name in names}) < len(names):
+    if len(set(map(as_typed, names))) < len(names):
         raise argparse.ArgumentTypeError(f"must name each class once, not {text!r}")
     return names
 

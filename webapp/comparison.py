@@ -3,9 +3,10 @@ answer the same photo."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+
+from trainer.formatting import as_typed
 
 from .dashboard import usable_by_data_set
 from .predictor import NoModel, PredictionError, Result, Upload, answer
@@ -54,7 +55,7 @@ def agreement(answers: list[Answer]) -> str:
     """One sentence: whether the models that answered agree on the most likely class."""
     answered = [answer for answer in answers if answer.result]
     # One class however its card spells it: "café" typed, or as macOS names a folder ("e" and an accent).
-    votes = Counter(_nfc(answer.result.predictions[0][0]) for answer in answered)
+    votes = Counter(as_typed(answer.result.predictions[0][0]) for answer in answered)
     if not answered:
         return "No model could answer."
     if len(answered) == 1:
@@ -65,10 +66,7 @@ def agreement(answers: list[Answer]) -> str:
     # Most votes first; a tie in the order the best models gave them.
     counts = ", ".join(f"{count} {'says' if count == 1 else 'say'} {label}" for label, count in votes.most_common())
     # A model cannot be said to disagree by not naming a class it was never taught.
-    verb = "know different classes" if len({frozenset(map(_nfc, answer.classes)) for answer in answered}) > 1 \
+    verb = "know different classes" if len({frozenset(map(as_typed, answer.classes)) for answer in answered}) > 1 \
         else "disagree"
     return f"{subject} {verb}: {counts}."
 
-
-def _nfc(label: str) -> str:
-    return unicodedata.normalize("NFC", label)

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -25,7 +24,7 @@ from werkzeug.exceptions import NotFound
 
 from trainer import model_file
 from trainer.card import load_card, mismatch
-from trainer.formatting import first_line, is_number, is_share, is_utf8, os_reason, reason
+from trainer.formatting import as_typed, first_line, is_number, is_share, is_utf8, os_reason, reason
 from trainer.keras_import import import_keras
 from trainer.options import did_you_mean
 from trainer.predict import BadOutput, probabilities
@@ -58,8 +57,8 @@ def as_listed(name: str, listed) -> str:
     on macOS, whose "è" is "e" and an accent (NFD), was "Unknown model 'modèle' (did you mean modèle?)"."""
     if name in listed:
         return name
-    typed = unicodedata.normalize("NFC", name)
-    return next((each for each in listed if unicodedata.normalize("NFC", each) == typed), name)
+    typed = as_typed(name)
+    return next((each for each in listed if as_typed(each) == typed), name)
 
 
 class ModelUnavailable(RuntimeError):
