@@ -442,6 +442,19 @@ def full_disk_in_h5py_close(filepath, **kwargs):
         raise RuntimeError("Slist already enabled? (slist already enabled?)") from None
 
 
+def scandir_refusing(folder: Path):
+    """os.scandir, refusing `folder` as to a user who may not read it: chmod 000 would not do,
+    as the tests may run as root."""
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if Path(path) == folder:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return scandir(path)
+
+    return refusing
+
+
 def refused(argv, capsys) -> str:
     """The one-line error of a `python -m trainer` command refused with exit status 2."""
     assert trainer_main(argv) == 2

@@ -3,16 +3,14 @@
 In-memory uploads are checked for real, with every write watched, in test_hostile_input.py.
 """
 
-import errno
 import logging
 import os
 import time
-from pathlib import Path
 
 import pytest
 from flask import request
 
-from conftest import make_config, post_form
+from conftest import make_config, post_form, scandir_refusing
 from webapp import create_app
 from webapp.config import DEFAULTS, ROOT
 from webapp.registry import registry_of
@@ -81,13 +79,7 @@ def test_a_missing_models_folder_is_logged(tmp_path, caplog):
 
 
 def test_a_models_folder_the_server_may_not_read_is_logged_once_not_as_empty(models_dir, monkeypatch, caplog):
-    scandir = os.scandir  # refused by hand: chmod 000 would not do, as the tests may run as root
-
-    def refused(path="."):
-        if Path(path) == models_dir:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return scandir(path)
-
+    scandir, refused = os.scandir, scandir_refusing(models_dir)
     monkeypatch.setattr(os, "scandir", refused)
     with caplog.at_level(logging.WARNING):
         app = create_app(make_config(models_dir))

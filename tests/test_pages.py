@@ -1,21 +1,19 @@
 """The HTML pages: upload form, prediction page, errors shown on the form."""
 
 import base64
-import errno
 import html
 import io
 import os
 import re
 import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import (calls, damage, dark_top_left, make_config, nan_when_covered_model, overflow_model, png, post_form,
-                      red_top_left, save_as, save_model_without_softmax, top_left_model, update_card)
+                      red_top_left, save_as, save_model_without_softmax, scandir_refusing, top_left_model, update_card)
 from webapp.batch import MAX_PICTURES
 from webapp import create_app
 from webapp.occlusion import DIM
@@ -544,14 +542,8 @@ def test_no_model_notice_says_when_the_folder_is_not_there(models_dir):
 
 
 def test_no_model_notice_says_when_the_server_may_not_read_the_folder(models_dir, monkeypatch):
-    app, scandir = create_app(make_config(models_dir)), os.scandir
-
-    def refused(path="."):
-        if Path(path) == models_dir:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refused)
+    app = create_app(make_config(models_dir))
+    monkeypatch.setattr(os, "scandir", scandir_refusing(models_dir))
     page = " ".join(app.test_client().get("/").get_data(as_text=True).split())
     assert ("names, which the server may not read: let its user read it, as the log says; or</li>" in page
             and "Permission denied" not in page)
